@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * consts.h: numbers both sides of the dataplane ABI agree on.
+ *
+ * Everything here is mirrored in fib-ebpf/src/abi.rs; the layout test compares them.
+ * Bump FIB_ABI_VERSION whenever a map key, value or meaning changes: a loader that finds
+ * pinned maps with another version refuses to reuse them instead of misreading them.
+ */
+#ifndef FIB_CONSTS_H
+#define FIB_CONSTS_H
+
+#define FIB_ABI_VERSION 1
+
+/* DIR-24-8: tbl24 has 2^24 u32 entries packed 16 per array element (ARRAY values are
+ * rounded up to 8 bytes, so one u32 per element would double the memory and break a
+ * dense mmap). tbl8 groups hold 256 u32 entries, one group per array element. */
+#define DIR24_ENTRIES_PER_ROW 16
+#define DIR24_ROWS ((1u << 24) / DIR24_ENTRIES_PER_ROW)
+#define DIR8_ENTRIES 256
+#define DIR8_MAX_GROUPS 65536
+/* An entry with this bit set is a tbl8 group index, otherwise a path-list id. */
+#define DIR_ENTRY_TBL8 0x80000000u
+
+/* Reserved path-list ids: route kinds without next-hops, so one u32 says everything. */
+#define PL_NO_ROUTE 0   /* no entry: XDP_PASS, the kernel answers (ICMP unreachable) */
+#define PL_BLACKHOLE 1  /* XDP_DROP */
+#define PL_PASS 2       /* pass to kernel (local delivery, routes the kernel must handle) */
+#define PL_LOCAL 3      /* destination is an address of this box: XDP_PASS */
+#define PL_FIRST_DYNAMIC 16
+#define PATHLIST_MAX (1u << 20)
+
+/* Nexthop groups: immutable bucket tables; a flow hash picks one bucket. */
+#define NHG_PASS 0      /* the "pass to kernel" group: next-hop unresolved */
+#define NHG_MAX_BUCKETS 256
+#define NHG_MAX 65536
+#define NH_MAX 65536
+
+/* fib4/fib6 value flags */
+#define FIB_F_NONE 0
+
+/* nh flags */
+#define NH_F_VLAN 0x1   /* push/set an 802.1Q tag with nh.vlan on egress */
+
+/* Per-CPU statistics: one counter pair per reason. */
+enum fib_stat_reason {
+	STAT_FORWARDED = 0,   /* redirected to a next-hop */
+	STAT_PASS_LOCAL,      /* destination local to this box */
+	STAT_PASS_TTL,        /* TTL / hop limit <= 1: the kernel sends ICMP time exceeded */
+	STAT_PASS_IP_OPTIONS, /* IPv4 header with options */
+	STAT_PASS_NO_ROUTE,   /* no matching route */
+	STAT_PASS_KERNEL,     /* route flagged pass-to-kernel */
+	STAT_PASS_UNRESOLVED, /* next-hop not resolved yet */
+	STAT_PASS_NON_IP,     /* ARP, LLDP, anything not IPv4/IPv6 */
+	STAT_PASS_ND,         /* IPv6 neighbour discovery */
+	STAT_PASS_MCAST,      /* multicast / broadcast destination */
+	STAT_PASS_FRAGMENT_OR_EXT, /* IPv6 extension headers */
+	STAT_DROP_BLACKHOLE,  /* blackhole route */
+	STAT_DROP_MALFORMED,  /* truncated or inconsistent headers */
+	STAT_REDIRECT_FAILED, /* bpf_redirect_map found no tx port */
+	STAT_MAX,
+};
+
+#endif

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * structs.h: map keys and values shared with userspace (fib-ebpf/src/abi.rs mirrors them).
+ * Fixed-width types and explicit padding only; the layout test checks sizes and offsets.
+ */
+#ifndef FIB_STRUCTS_H
+#define FIB_STRUCTS_H
+
+#include <linux/types.h>
+#include "consts.h"
+
+/* stats: per reason and per next-hop tx */
+struct stat_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* dir24: one row = 16 consecutive /24 entries */
+struct dir24_row {
+	__u32 e[DIR24_ENTRIES_PER_ROW];
+};
+
+/* dir8: one group = the 256 host entries under one /24 */
+struct dir8_group {
+	__u32 e[DIR8_ENTRIES];
+};
+
+/* fib4/fib6: LPM trie keys (prefixlen first, as the kernel requires) */
+struct fib4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct fib6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct fib_val {
+	__u32 pl_id;
+	__u32 flags;
+};
+
+/* nhg: immutable once published; n_buckets <= NHG_MAX_BUCKETS */
+struct nhg {
+	__u32 n_buckets;
+	__u32 _pad;
+	__u32 bucket[NHG_MAX_BUCKETS]; /* nh ids */
+};
+
+/* nh: immutable once published */
+struct nh {
+	__u32 ifindex;
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u16 vlan;
+	__u16 flags;
+	__u32 _pad;
+};
+
+/* route_cache: per-CPU LRU, keyed by destination address */
+struct route_cache_key {
+	__u8 family; /* 4 or 6 */
+	__u8 _pad[3];
+	__u8 addr[16];
+};
+
+struct route_cache_val {
+	__u32 pl_id;
+	__u32 _pad;
+	__u64 generation;
+};
+
+/* meta: single-element ARRAY with the ABI version and the FIB generation */
+struct fib_meta {
+	__u32 abi_version;
+	__u32 _pad;
+	__u64 generation;
+};
+
+#endif

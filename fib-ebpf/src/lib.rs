@@ -1,0 +1,25 @@
+//! fib-ebpf: the XDP forwarder and everything userspace needs to drive it.
+//!
+//! ```text
+//!   bpf/*.bpf.c ──clang -target bpf (build.rs)──► OUT_DIR/forward.bpf.o ──embedded──► FORWARD_OBJ
+//!                                                                                      │
+//!   fib-sync ──typed map writes──► pinned maps (/sys/fs/bpf/<instance>/) ◄──reads── XDP forwarder
+//!                                         ▲                                          (per interface)
+//!                                     loader (aya 0.14): load, pin, attach/take over, stats
+//! ```
+//!
+//! The map ABI is defined once in `bpf/consts.h` + `bpf/structs.h`; [`abi`] mirrors it with `#[repr(C)]`
+//! types whose sizes and offsets are checked against the C compiler's view at build time.
+
+pub mod abi;
+pub mod bpffs;
+pub mod loader;
+
+pub use loader::{AttachMode, Forwarder, LoaderError};
+
+/// The compiled forwarder object, embedded so nothing is looked up on disk at run time.
+pub static FORWARD_OBJ: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/forward.bpf.o"));
+
+/// Name of the XDP entry point in [`FORWARD_OBJ`].
+pub const XDP_PROGRAM: &str = "xdp_forward";

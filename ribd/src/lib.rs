@@ -1,0 +1,11 @@
+//! ribd: the routing daemon.
+//!
+//! ```text
+//!   bgp sessions ──routes──► rib (Adj-RIB-In → policy → Loc-RIB → best/multipath) ──FibDelta──► fib-sync
+//!                                  └─ export policy ─► Adj-RIB-Out ─► bgp sessions
+//!   config (TOML) ─► reload diff        control API (axum, Unix socket) ─► ribctl        /metrics
+//! ```
+//!
+//! The API model types live in [`api`] and are all the CLI links against (feature `daemon` off).
+
+pub mod api;

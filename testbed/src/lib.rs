@@ -1,0 +1,10 @@
+//! testbed: builds network-namespace topologies, runs real peers and traffic in them, and tears
+//! everything down again, also on panic and Ctrl-C.
+//!
+//! ```text
+//!   Topology ──creates──► netns "tb<pid>-<n>-<role>" ──veth──► netns ...
+//!      │  Drop / signal ──► kill processes, delete namespaces
+//!      └─ in_netns(ns, f): run f on a thread that setns()'d into ns (bpffs stays visible, unlike `ip netns exec`)
+//! ```
+
+pub mod netns;
