@@ -8,3 +8,5 @@
 //! ```
 
 pub mod netns;
+pub mod peers;
+pub mod topo;
