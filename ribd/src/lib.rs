@@ -9,3 +9,5 @@
 //! The API model types live in [`api`] and are all the CLI links against (feature `daemon` off).
 
 pub mod api;
+#[cfg(feature = "daemon")]
+pub mod rib;

@@ -1,0 +1,785 @@
+//! The routing information base: candidate paths per prefix, best path and multipath selection, and
+//! the FIB deltas that follow from them.
+//!
+//! ```text
+//!   import (after policy) ──announce/withdraw──► Table<Ipv4Net> / Table<Ipv6Net>
+//!        peer up/down, End-of-RIB, GR stale ──►      │  per prefix: paths best-first, multipath count
+//!   next-hop tracking (fib-sync) ──set_nexthop──►    │  (re-runs selection only where the next-hop is used)
+//!                                                    ▼
+//!                                     FibDelta { prefix, Option<FibEntry> }  (only when forwarding changes)
+//! ```
+//!
+//! Protocol-independent: attributes are the RIB's own [`attrs::Attrs`], interned once per distinct set;
+//! peers are described by [`decision::PeerInfo`]. Nothing here touches sockets, BGP messages or eBPF.
+
+pub mod attrs;
+pub mod decision;
+pub mod table;
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rustc_hash::FxBuildHasher;
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use attrs::{AttrRef, AttrStore, Attrs};
+use decision::{Candidate, DecisionConfig, PeerInfo, PeerKind, Selection, Step};
+use table::{Entry, Path, PeerId, PrefixKey, Table, flags};
+
+/// Reachability of a BGP next-hop, as next-hop tracking reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NhState {
+    pub reachable: bool,
+    pub igp_cost: u32,
+}
+
+/// One next-hop of a forwarding entry with its relative weight (UCMP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FibNextHop {
+    pub addr: IpAddr,
+    pub weight: u32,
+}
+
+/// An interned, sorted set of next-hops; every prefix forwarding over the same set shares one.
+pub type NhSet = Arc<[FibNextHop]>;
+
+/// What the dataplane should do with a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FibEntry {
+    Forward(NhSet),
+    Blackhole,
+}
+
+/// A change of the forwarding result for one prefix; `None` removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FibDelta {
+    pub prefix: IpNet,
+    pub entry: Option<FibEntry>,
+}
+
+/// RIB configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RibConfig {
+    pub ipv4: DecisionConfig,
+    pub ipv6: DecisionConfig,
+    /// Treat next-hops that next-hop tracking has not reported yet as reachable (cost 0).
+    pub nexthop_default_reachable: bool,
+}
+
+impl Default for RibConfig {
+    fn default() -> Self {
+        RibConfig {
+            ipv4: DecisionConfig::default(),
+            ipv6: DecisionConfig::default(),
+            nexthop_default_reachable: true,
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RibStats {
+    pub selections: u64,
+    pub fib_deltas: u64,
+}
+
+/// A candidate with its explanation, for `show route PREFIX`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExplainedPath {
+    pub peer: String,
+    pub path_id: u32,
+    pub attrs: Attrs,
+    pub best: bool,
+    pub multipath: bool,
+    pub reachable: bool,
+    pub igp_cost: u32,
+    pub stale: bool,
+    /// Why the best path won over this one (`None` for the best itself).
+    pub lost_at: Option<Step>,
+    pub reason: Option<String>,
+}
+
+/// The routing information base.
+#[derive(Debug)]
+pub struct Rib {
+    cfg: RibConfig,
+    peers: Vec<Option<PeerInfo>>,
+    attrs: AttrStore,
+    nhsets: HashSet<NhSet, FxBuildHasher>,
+    nhsets_gc_at: usize,
+    v4: Table<Ipv4Net>,
+    v6: Table<Ipv6Net>,
+    nht: HashMap<IpAddr, NhState, FxBuildHasher>,
+    seq: u32,
+    deltas: Vec<FibDelta>,
+    stats: RibStats,
+}
+
+/// Everything selection needs besides the table, borrowed disjointly from the RIB.
+struct Ctx<'a> {
+    peers: &'a [Option<PeerInfo>],
+    nht: &'a HashMap<IpAddr, NhState, FxBuildHasher>,
+    default_reachable: bool,
+    cfg: &'a DecisionConfig,
+}
+
+type FwdKey = SmallVec<[FibNextHop; 4]>;
+
+impl Ctx<'_> {
+    fn nh_state(&self, nh: Option<IpAddr>) -> NhState {
+        match nh {
+            None => NhState {
+                reachable: true,
+                igp_cost: 0,
+            },
+            Some(a) => self.nht.get(&a).copied().unwrap_or(NhState {
+                reachable: self.default_reachable,
+                igp_cost: 0,
+            }),
+        }
+    }
+
+    fn candidate<'p>(&'p self, p: &'p Path) -> Option<Candidate<'p>> {
+        let peer = self.peers.get(p.peer as usize)?.as_ref()?;
+        let nh = self.nh_state(p.attrs.next_hop);
+        Some(Candidate {
+            peer,
+            attrs: &p.attrs,
+            reachable: nh.reachable,
+            igp_cost: nh.igp_cost,
+            llgr_stale: p.flags & flags::LLGR_STALE != 0,
+            seq: p.seq,
+            path_id: p.path_id,
+        })
+    }
+
+    /// Orders `e.paths` best first and sets the multipath count.
+    fn reselect(&self, e: &mut Entry) -> Option<Selection> {
+        if e.paths.len() == 1 {
+            let reachable = self.candidate(&e.paths[0]).is_some_and(|c| c.reachable);
+            e.multipath = u8::from(reachable);
+            return None;
+        }
+        let cands: SmallVec<[Candidate<'_>; 4]> =
+            e.paths.iter().filter_map(|p| self.candidate(p)).collect();
+        if cands.len() != e.paths.len() {
+            // A path of an unknown peer cannot happen (peers are removed with their paths); stay safe.
+            e.multipath = 0;
+            return None;
+        }
+        let sel = decision::select(&cands, self.cfg);
+        drop(cands);
+        let mut old: SmallVec<[Option<Path>; 4]> = e.paths.drain(..).map(Some).collect();
+        for &i in &sel.order {
+            if let Some(p) = old[i].take() {
+                e.paths.push(p);
+            }
+        }
+        e.multipath = sel.multipath.min(u8::MAX as usize) as u8;
+        Some(sel)
+    }
+
+    /// The forwarding result of an entry, as a comparable key (no heap for ≤ 4 next-hops).
+    fn forwarding(&self, e: &Entry) -> (bool, FwdKey) {
+        let fwd = e.forwarding();
+        let mut out = FwdKey::new();
+        let Some(best) = fwd.first() else {
+            return (false, out);
+        };
+        let local = self
+            .peers
+            .get(best.peer as usize)
+            .and_then(|p| p.as_ref())
+            .is_some_and(|p| p.kind == PeerKind::Local);
+        if local && best.attrs.next_hop.is_none() {
+            return (true, out); // blackhole
+        }
+        let bws: SmallVec<[Option<f32>; 4]> =
+            fwd.iter().map(|p| p.attrs.link_bandwidth()).collect();
+        let ucmp = fwd.len() > 1 && bws.iter().all(Option::is_some);
+        let min_bw = bws.iter().flatten().copied().fold(f32::INFINITY, f32::min);
+        for (p, bw) in fwd.iter().zip(bws) {
+            let Some(addr) = p.attrs.next_hop else {
+                continue;
+            };
+            let weight = match (ucmp, bw) {
+                (true, Some(bw)) => ((bw / min_bw).round() as u32).clamp(1, 1 << 16),
+                _ => 1,
+            };
+            match out.iter_mut().find(|n| n.addr == addr) {
+                Some(n) => n.weight += weight,
+                None => out.push(FibNextHop { addr, weight }),
+            }
+        }
+        out.sort_unstable();
+        if ucmp {
+            let g = out.iter().fold(0, |g, n| gcd(g, n.weight));
+            if g > 1 {
+                out.iter_mut().for_each(|n| n.weight /= g);
+            }
+        }
+        (false, out)
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Where the forwarding results of a batch go: the delta list plus the next-hop set interner.
+struct Sink<'a> {
+    deltas: &'a mut Vec<FibDelta>,
+    nhsets: &'a mut HashSet<NhSet, FxBuildHasher>,
+    stats: &'a mut RibStats,
+}
+
+impl Sink<'_> {
+    fn emit(&mut self, prefix: IpNet, old: &(bool, FwdKey), new: (bool, FwdKey)) {
+        if *old == new {
+            return;
+        }
+        let entry = match new {
+            (true, _) => Some(FibEntry::Blackhole),
+            (false, k) if k.is_empty() => None,
+            (false, k) => Some(FibEntry::Forward(self.intern(&k))),
+        };
+        self.stats.fib_deltas += 1;
+        self.deltas.push(FibDelta { prefix, entry });
+    }
+
+    fn intern(&mut self, k: &[FibNextHop]) -> NhSet {
+        if let Some(s) = self.nhsets.get(k) {
+            return s.clone();
+        }
+        let s: NhSet = Arc::from(k);
+        self.nhsets.insert(s.clone());
+        s
+    }
+}
+
+impl Default for Rib {
+    fn default() -> Self {
+        Rib::new(RibConfig::default())
+    }
+}
+
+macro_rules! with_table {
+    ($self:ident, $prefix:expr, |$t:ident, $k:ident, $cfg:ident| $body:expr) => {
+        match $prefix {
+            IpNet::V4(n) => {
+                let $k = n.trunc();
+                let $t = &mut $self.v4;
+                let $cfg = &$self.cfg.ipv4;
+                $body
+            }
+            IpNet::V6(n) => {
+                let $k = n.trunc();
+                let $t = &mut $self.v6;
+                let $cfg = &$self.cfg.ipv6;
+                $body
+            }
+        }
+    };
+}
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Self {
+        Rib {
+            cfg,
+            peers: Vec::new(),
+            attrs: AttrStore::new(),
+            nhsets: HashSet::default(),
+            nhsets_gc_at: 1024,
+            v4: Table::default(),
+            v6: Table::default(),
+            nht: HashMap::default(),
+            seq: 0,
+            deltas: Vec::new(),
+            stats: RibStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &RibConfig {
+        &self.cfg
+    }
+
+    /// Registers a peer (or a local origin such as static routes).
+    pub fn add_peer(&mut self, info: PeerInfo) -> PeerId {
+        if let Some(i) = self.peers.iter().position(Option::is_none) {
+            self.peers[i] = Some(info);
+            return i as PeerId;
+        }
+        self.peers.push(Some(info));
+        (self.peers.len() - 1) as PeerId
+    }
+
+    pub fn peer(&self, id: PeerId) -> Option<&PeerInfo> {
+        self.peers.get(id as usize).and_then(|p| p.as_ref())
+    }
+
+    /// Withdraws every path of the peer and forgets it.
+    pub fn remove_peer(&mut self, id: PeerId) {
+        self.flush_peer(id, |_| true);
+        if let Some(p) = self.peers.get_mut(id as usize) {
+            *p = None;
+        }
+    }
+
+    /// Shares one copy of `attrs` between all paths that carry it.
+    pub fn intern(&mut self, attrs: Attrs) -> AttrRef {
+        self.attrs.intern(attrs)
+    }
+
+    /// Adds or replaces the path `(peer, path_id)` for `prefix`.
+    pub fn announce(&mut self, peer: PeerId, prefix: IpNet, path_id: u32, attrs: AttrRef) {
+        self.seq = self.seq.wrapping_add(1);
+        let path = Path {
+            peer,
+            path_id,
+            attrs,
+            seq: self.seq,
+            flags: 0,
+        };
+        let released = with_table!(self, prefix, |t, k, cfg| {
+            let ctx = Ctx {
+                peers: &self.peers,
+                nht: &self.nht,
+                default_reachable: self.cfg.nexthop_default_reachable,
+                cfg,
+            };
+            let mut sink = Sink {
+                deltas: &mut self.deltas,
+                nhsets: &mut self.nhsets,
+                stats: &mut self.stats,
+            };
+            upsert(t, k, path, &ctx, &mut sink)
+        });
+        if let Some(a) = released {
+            self.attrs.release(a);
+        }
+    }
+
+    /// Removes the path `(peer, path_id)` for `prefix`. Returns whether it existed.
+    pub fn withdraw(&mut self, peer: PeerId, prefix: IpNet, path_id: u32) -> bool {
+        let released = with_table!(self, prefix, |t, k, cfg| {
+            let ctx = Ctx {
+                peers: &self.peers,
+                nht: &self.nht,
+                default_reachable: self.cfg.nexthop_default_reachable,
+                cfg,
+            };
+            let mut sink = Sink {
+                deltas: &mut self.deltas,
+                nhsets: &mut self.nhsets,
+                stats: &mut self.stats,
+            };
+            remove(
+                t,
+                k,
+                |p| p.peer == peer && p.path_id == path_id,
+                &ctx,
+                &mut sink,
+            )
+        });
+        let found = !released.is_empty();
+        for a in released {
+            self.attrs.release(a);
+        }
+        found
+    }
+
+    /// Session down. With graceful restart (RFC 4724 §4.2) the peer's paths stay, marked stale, until
+    /// End-of-RIB or [`Rib::flush_stale`]; otherwise they are withdrawn now.
+    pub fn peer_down(&mut self, peer: PeerId, graceful: bool) {
+        if !graceful {
+            self.flush_peer(peer, |_| true);
+            return;
+        }
+        for t in [&mut self.v4.map as &mut dyn MarkStale, &mut self.v6.map] {
+            t.mark_stale(peer, flags::STALE);
+        }
+    }
+
+    /// Long-lived graceful restart (RFC 9494): the peer's stale paths become LLGR-stale (least preferred).
+    pub fn peer_llgr_stale(&mut self, peer: PeerId) {
+        for t in [&mut self.v4.map as &mut dyn MarkStale, &mut self.v6.map] {
+            t.mark_stale(peer, flags::LLGR_STALE);
+        }
+        self.reselect_peer(peer);
+    }
+
+    /// End-of-RIB from a restarting peer, or the restart/stale timer expired: drop what was not refreshed.
+    pub fn flush_stale(&mut self, peer: PeerId) {
+        self.flush_peer(peer, |p| p.flags & (flags::STALE | flags::LLGR_STALE) != 0);
+    }
+
+    fn flush_peer(&mut self, peer: PeerId, pred: impl Fn(&Path) -> bool + Copy) {
+        let mut released = Vec::new();
+        {
+            let keys: Vec<Ipv4Net> = self
+                .v4
+                .map
+                .iter()
+                .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer && pred(p)))
+                .map(|(k, _)| *k)
+                .collect();
+            let ctx = Ctx {
+                peers: &self.peers,
+                nht: &self.nht,
+                default_reachable: self.cfg.nexthop_default_reachable,
+                cfg: &self.cfg.ipv4,
+            };
+            let mut sink = Sink {
+                deltas: &mut self.deltas,
+                nhsets: &mut self.nhsets,
+                stats: &mut self.stats,
+            };
+            for k in keys {
+                released.extend(remove(
+                    &mut self.v4,
+                    k,
+                    |p| p.peer == peer && pred(p),
+                    &ctx,
+                    &mut sink,
+                ));
+            }
+        }
+        {
+            let keys: Vec<Ipv6Net> = self
+                .v6
+                .map
+                .iter()
+                .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer && pred(p)))
+                .map(|(k, _)| *k)
+                .collect();
+            let ctx = Ctx {
+                peers: &self.peers,
+                nht: &self.nht,
+                default_reachable: self.cfg.nexthop_default_reachable,
+                cfg: &self.cfg.ipv6,
+            };
+            let mut sink = Sink {
+                deltas: &mut self.deltas,
+                nhsets: &mut self.nhsets,
+                stats: &mut self.stats,
+            };
+            for k in keys {
+                released.extend(remove(
+                    &mut self.v6,
+                    k,
+                    |p| p.peer == peer && pred(p),
+                    &ctx,
+                    &mut sink,
+                ));
+            }
+        }
+        for a in released {
+            self.attrs.release(a);
+        }
+    }
+
+    fn reselect_peer(&mut self, peer: PeerId) {
+        let keys4: Vec<Ipv4Net> = self
+            .v4
+            .map
+            .iter()
+            .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer))
+            .map(|(k, _)| *k)
+            .collect();
+        let keys6: Vec<Ipv6Net> = self
+            .v6
+            .map
+            .iter()
+            .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer))
+            .map(|(k, _)| *k)
+            .collect();
+        self.reselect_keys(&keys4, &keys6);
+    }
+
+    fn reselect_keys(&mut self, keys4: &[Ipv4Net], keys6: &[Ipv6Net]) {
+        let ctx = Ctx {
+            peers: &self.peers,
+            nht: &self.nht,
+            default_reachable: self.cfg.nexthop_default_reachable,
+            cfg: &self.cfg.ipv4,
+        };
+        let mut sink = Sink {
+            deltas: &mut self.deltas,
+            nhsets: &mut self.nhsets,
+            stats: &mut self.stats,
+        };
+        for k in keys4 {
+            reselect_one(&mut self.v4, *k, &ctx, &mut sink);
+        }
+        let ctx = Ctx {
+            cfg: &self.cfg.ipv6,
+            ..ctx
+        };
+        for k in keys6 {
+            reselect_one(&mut self.v6, *k, &ctx, &mut sink);
+        }
+    }
+
+    /// Next-hop tracking: a BGP next-hop's reachability or IGP cost changed. Selection re-runs only for
+    /// the prefixes that have a path through it.
+    pub fn set_nexthop(&mut self, nh: IpAddr, state: NhState) {
+        let default = NhState {
+            reachable: self.cfg.nexthop_default_reachable,
+            igp_cost: 0,
+        };
+        let old = self.nht.insert(nh, state).unwrap_or(default);
+        if old == state {
+            return;
+        }
+        let keys4 = self.v4.nh_prefixes(nh);
+        let keys6 = self.v6.nh_prefixes(nh);
+        self.reselect_keys(&keys4, &keys6);
+    }
+
+    /// Next-hops in use, for next-hop tracking to resolve.
+    pub fn nexthops(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .v4
+            .nh_users
+            .keys()
+            .chain(self.v6.nh_users.keys())
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Takes the FIB deltas accumulated since the last call, in order.
+    pub fn take_fib_deltas(&mut self) -> Vec<FibDelta> {
+        if self.nhsets.len() > self.nhsets_gc_at {
+            self.nhsets.retain(|s| Arc::strong_count(s) > 1);
+            self.nhsets_gc_at = (self.nhsets.len() * 2).max(1024);
+        }
+        std::mem::take(&mut self.deltas)
+    }
+
+    /// The full forwarding table as the RIB sees it (for reconcile and consistency checks).
+    pub fn fib(&self) -> Vec<(IpNet, FibEntry)> {
+        let mut out = Vec::with_capacity(self.v4.len() + self.v6.len());
+        let ctx4 = Ctx {
+            peers: &self.peers,
+            nht: &self.nht,
+            default_reachable: self.cfg.nexthop_default_reachable,
+            cfg: &self.cfg.ipv4,
+        };
+        let mut nhsets: HashSet<NhSet, FxBuildHasher> = HashSet::default();
+        let mut push = |prefix: IpNet, fwd: (bool, FwdKey)| {
+            let entry = match fwd {
+                (true, _) => FibEntry::Blackhole,
+                (false, k) if k.is_empty() => return,
+                (false, k) => {
+                    let s = match nhsets.get(&k[..]) {
+                        Some(s) => s.clone(),
+                        None => {
+                            let s: NhSet = Arc::from(&k[..]);
+                            nhsets.insert(s.clone());
+                            s
+                        }
+                    };
+                    FibEntry::Forward(s)
+                }
+            };
+            out.push((prefix, entry));
+        };
+        for (k, e) in self.v4.iter() {
+            push((*k).into(), ctx4.forwarding(e));
+        }
+        let ctx6 = Ctx {
+            cfg: &self.cfg.ipv6,
+            ..ctx4
+        };
+        for (k, e) in self.v6.iter() {
+            push((*k).into(), ctx6.forwarding(e));
+        }
+        out
+    }
+
+    pub fn ipv4(&self) -> &Table<Ipv4Net> {
+        &self.v4
+    }
+
+    pub fn ipv6(&self) -> &Table<Ipv6Net> {
+        &self.v6
+    }
+
+    /// Number of distinct interned attribute sets.
+    pub fn attr_sets(&self) -> usize {
+        self.attrs.len()
+    }
+
+    pub fn stats(&self) -> RibStats {
+        self.stats
+    }
+
+    /// All candidates of `prefix`, best first, each with the step at which the best beat it.
+    pub fn explain(&self, prefix: IpNet) -> Vec<ExplainedPath> {
+        match prefix {
+            IpNet::V4(n) => self.explain_in(&self.v4, n.trunc(), &self.cfg.ipv4),
+            IpNet::V6(n) => self.explain_in(&self.v6, n.trunc(), &self.cfg.ipv6),
+        }
+    }
+
+    fn explain_in<K: PrefixKey>(
+        &self,
+        t: &Table<K>,
+        k: K,
+        cfg: &DecisionConfig,
+    ) -> Vec<ExplainedPath> {
+        let Some(e) = t.get(&k) else {
+            return Vec::new();
+        };
+        let ctx = Ctx {
+            peers: &self.peers,
+            nht: &self.nht,
+            default_reachable: self.cfg.nexthop_default_reachable,
+            cfg,
+        };
+        let cands: Vec<Candidate<'_>> = e.paths.iter().filter_map(|p| ctx.candidate(p)).collect();
+        if cands.len() != e.paths.len() {
+            return Vec::new();
+        }
+        let sel = Selection {
+            order: (0..cands.len()).collect(),
+            multipath: e.multipath as usize,
+        };
+        let lost: HashMap<usize, Step> = decision::explain(&cands, &sel, cfg).into_iter().collect();
+        e.paths
+            .iter()
+            .zip(&cands)
+            .enumerate()
+            .map(|(i, (p, c))| {
+                let lost_at = lost.get(&i).copied();
+                ExplainedPath {
+                    peer: c.peer.name.clone(),
+                    path_id: p.path_id,
+                    attrs: (*p.attrs).clone(),
+                    best: i == 0 && e.multipath > 0,
+                    multipath: i < e.multipath as usize,
+                    reachable: c.reachable,
+                    igp_cost: c.igp_cost,
+                    stale: p.flags != 0,
+                    lost_at,
+                    reason: lost_at.map(|s| format!("best won: {}", s.describe())),
+                }
+            })
+            .collect()
+    }
+}
+
+trait MarkStale {
+    fn mark_stale(&mut self, peer: PeerId, flag: u8);
+}
+
+impl<K> MarkStale for HashMap<K, Entry, FxBuildHasher> {
+    fn mark_stale(&mut self, peer: PeerId, flag: u8) {
+        for e in self.values_mut() {
+            for p in e.paths.iter_mut().filter(|p| p.peer == peer) {
+                p.flags |= flag;
+            }
+        }
+    }
+}
+
+/// Inserts or replaces a path; returns the attribute set it replaced, for release.
+fn upsert<K: PrefixKey>(
+    t: &mut Table<K>,
+    k: K,
+    path: Path,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<AttrRef> {
+    let new_nh = path.attrs.next_hop;
+    let e = t.map.entry(k).or_default();
+    let before = ctx.forwarding(e);
+    let mut replaced = None;
+    match e
+        .paths
+        .iter_mut()
+        .find(|p| p.peer == path.peer && p.path_id == path.path_id)
+    {
+        Some(old) => {
+            let prev = std::mem::replace(old, path);
+            replaced = Some(prev.attrs);
+        }
+        None => e.paths.push(path),
+    }
+    ctx.reselect(e);
+    sink.stats.selections += 1;
+    let after = ctx.forwarding(e);
+    sink.emit(k.into(), &before, after);
+    let old_nh = replaced.as_ref().map(|a| a.next_hop);
+    if old_nh != Some(new_nh) {
+        if let Some(nh) = new_nh {
+            t.note_nh_use(nh, k);
+        }
+        if let Some(Some(nh)) = old_nh {
+            t.note_nh_unuse(nh);
+        }
+    }
+    replaced
+}
+
+/// Removes the paths matching `pred`; returns their attribute sets, for release.
+fn remove<K: PrefixKey>(
+    t: &mut Table<K>,
+    k: K,
+    pred: impl Fn(&Path) -> bool,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) -> Vec<AttrRef> {
+    let Some(e) = t.map.get_mut(&k) else {
+        return Vec::new();
+    };
+    if !e.paths.iter().any(&pred) {
+        return Vec::new();
+    }
+    let before = ctx.forwarding(e);
+    let mut removed = Vec::new();
+    let mut i = 0;
+    while i < e.paths.len() {
+        if pred(&e.paths[i]) {
+            removed.push(e.paths.remove(i).attrs);
+        } else {
+            i += 1;
+        }
+    }
+    let after = if e.paths.is_empty() {
+        e.multipath = 0;
+        (false, FwdKey::new())
+    } else {
+        ctx.reselect(e);
+        sink.stats.selections += 1;
+        ctx.forwarding(e)
+    };
+    if e.paths.is_empty() {
+        t.map.remove(&k);
+    }
+    sink.emit(k.into(), &before, after);
+    for a in &removed {
+        if let Some(nh) = a.next_hop {
+            t.note_nh_unuse(nh);
+        }
+    }
+    removed
+}
+
+fn reselect_one<K: PrefixKey>(t: &mut Table<K>, k: K, ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let Some(e) = t.map.get_mut(&k) else { return };
+    let before = ctx.forwarding(e);
+    ctx.reselect(e);
+    sink.stats.selections += 1;
+    let after = ctx.forwarding(e);
+    sink.emit(k.into(), &before, after);
+}
+#[cfg(test)]
+mod tests;

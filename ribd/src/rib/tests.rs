@@ -1,0 +1,578 @@
+//! Decision-process tables (one case per tie-break step) and RIB behaviour tests.
+
+use std::cmp::Ordering;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::attrs::{AsPath, Attrs, Origin, Segment, SegmentKind};
+use super::decision::{Candidate, DecisionConfig, PeerInfo, PeerKind, Step, compare, select};
+use super::*;
+
+fn peer(n: u8, kind: PeerKind, remote_as: u32) -> PeerInfo {
+    PeerInfo {
+        name: format!("p{n}"),
+        addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
+        router_id: Ipv4Addr::new(10, 0, 0, n),
+        remote_as,
+        local_as: 65000,
+        kind,
+        confed: false,
+    }
+}
+
+fn attrs(path: &[u32]) -> Attrs {
+    Attrs {
+        as_path: AsPath::sequence(path.to_vec()),
+        next_hop: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1))),
+        ..Attrs::default()
+    }
+}
+
+fn cand<'a>(p: &'a PeerInfo, a: &'a Attrs) -> Candidate<'a> {
+    Candidate {
+        peer: p,
+        attrs: a,
+        reachable: true,
+        igp_cost: 0,
+        llgr_stale: false,
+        seq: 0,
+        path_id: 0,
+    }
+}
+
+/// One row: a preferred path, a worse one, the step that must decide.
+struct Case {
+    name: &'static str,
+    step: Step,
+    setup: fn(&mut Candidate<'_>, &mut Candidate<'_>),
+    attrs: fn(&mut Attrs, &mut Attrs),
+    cfg: fn(&mut DecisionConfig),
+}
+
+fn none_c(_: &mut Candidate<'_>, _: &mut Candidate<'_>) {}
+fn none_a(_: &mut Attrs, _: &mut Attrs) {}
+fn none_cfg(_: &mut DecisionConfig) {}
+
+#[test]
+fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
+    let cases = [
+        Case {
+            name: "unreachable next-hop loses (9.1.2.1)",
+            step: Step::NextHopReachability,
+            setup: |_, b| b.reachable = false,
+            attrs: |a, b| {
+                a.local_pref = Some(50);
+                b.local_pref = Some(500)
+            },
+            cfg: none_cfg,
+        },
+        Case {
+            name: "LLGR-stale path loses (RFC 9494 4.3)",
+            step: Step::LlgrStale,
+            setup: |_, b| b.llgr_stale = true,
+            attrs: |_, b| b.local_pref = Some(500),
+            cfg: none_cfg,
+        },
+        Case {
+            name: "higher weight wins",
+            step: Step::Weight,
+            setup: none_c,
+            attrs: |a, b| {
+                a.weight = 10;
+                b.local_pref = Some(500)
+            },
+            cfg: none_cfg,
+        },
+        Case {
+            name: "higher LOCAL_PREF wins (9.1.2.2 preamble)",
+            step: Step::LocalPref,
+            setup: none_c,
+            attrs: |a, b| {
+                a.local_pref = Some(200);
+                b.as_path = AsPath::default()
+            },
+            cfg: none_cfg,
+        },
+        Case {
+            name: "missing LOCAL_PREF uses the default",
+            step: Step::LocalPref,
+            setup: none_c,
+            attrs: |_, b| b.local_pref = Some(99),
+            cfg: none_cfg,
+        },
+        Case {
+            name: "shorter AS_PATH wins (9.1.2.2 a)",
+            step: Step::AsPathLength,
+            setup: none_c,
+            attrs: |a, b| {
+                a.as_path = AsPath::sequence(vec![1]);
+                b.origin = Origin::Igp;
+                a.origin = Origin::Incomplete
+            },
+            cfg: none_cfg,
+        },
+        Case {
+            name: "AS_SET counts one (9.1.2.2 a)",
+            step: Step::AsPathLength,
+            setup: none_c,
+            attrs: |a, b| {
+                a.as_path = AsPath {
+                    segments: vec![
+                        Segment {
+                            kind: SegmentKind::Sequence,
+                            asns: vec![1],
+                        },
+                        Segment {
+                            kind: SegmentKind::Set,
+                            asns: vec![7, 8, 9],
+                        },
+                    ],
+                };
+                b.as_path = AsPath::sequence(vec![1, 2, 3])
+            },
+            cfg: none_cfg,
+        },
+        Case {
+            name: "ignore-as-path-len skips to ORIGIN",
+            step: Step::Origin,
+            setup: none_c,
+            attrs: |a, b| {
+                a.as_path = AsPath::sequence(vec![1, 2, 3, 4]);
+                b.origin = Origin::Egp
+            },
+            cfg: |c| c.ignore_as_path_len = true,
+        },
+        Case {
+            name: "lower ORIGIN wins (9.1.2.2 b)",
+            step: Step::Origin,
+            setup: none_c,
+            attrs: |_, b| b.origin = Origin::Incomplete,
+            cfg: none_cfg,
+        },
+        Case {
+            name: "lower MED wins within the same neighbour AS (9.1.2.2 c)",
+            step: Step::Med,
+            setup: none_c,
+            attrs: |a, b| {
+                a.med = Some(10);
+                b.med = Some(20)
+            },
+            cfg: none_cfg,
+        },
+        Case {
+            name: "missing MED is best by default",
+            step: Step::Med,
+            setup: none_c,
+            attrs: |_, b| b.med = Some(1),
+            cfg: none_cfg,
+        },
+        Case {
+            name: "missing MED as worst",
+            step: Step::Med,
+            setup: none_c,
+            attrs: |a, _| a.med = Some(1_000_000),
+            cfg: |c| c.med_missing_as_worst = true,
+        },
+        Case {
+            name: "always-compare-med compares across neighbour ASes",
+            step: Step::Med,
+            setup: none_c,
+            attrs: |a, b| {
+                a.as_path = AsPath::sequence(vec![9, 2]);
+                a.med = Some(1);
+                b.med = Some(2)
+            },
+            cfg: |c| c.always_compare_med = true,
+        },
+        Case {
+            name: "MED ignored across neighbour ASes: eBGP over iBGP decides",
+            step: Step::EbgpOverIbgp,
+            setup: |a, b| {
+                a.peer = Box::leak(Box::new(peer(1, PeerKind::Ebgp, 1)));
+                b.peer = Box::leak(Box::new(peer(2, PeerKind::Ibgp, 65000)))
+            },
+            attrs: |a, b| {
+                a.as_path = AsPath::sequence(vec![9, 2]);
+                a.med = Some(100);
+                b.med = Some(1)
+            },
+            cfg: none_cfg,
+        },
+        Case {
+            name: "lower IGP cost wins (9.1.2.2 e)",
+            step: Step::IgpCost,
+            setup: |a, b| {
+                a.igp_cost = 5;
+                b.igp_cost = 10
+            },
+            attrs: none_a,
+            cfg: none_cfg,
+        },
+        Case {
+            name: "oldest eBGP path wins when configured (RFC 5004)",
+            step: Step::Oldest,
+            setup: |a, b| {
+                a.seq = 1;
+                b.seq = 2;
+                a.peer = Box::leak(Box::new(peer(9, PeerKind::Ebgp, 1)))
+            },
+            attrs: none_a,
+            cfg: |c| c.prefer_oldest_ebgp = true,
+        },
+        Case {
+            name: "lower router-id wins (9.1.2.2 f)",
+            step: Step::RouterId,
+            setup: |a, b| {
+                a.peer = Box::leak(Box::new(peer(3, PeerKind::Ebgp, 1)));
+                b.peer = Box::leak(Box::new(peer(1, PeerKind::Ebgp, 1)))
+            },
+            attrs: |a, _| a.originator_id = Some(Ipv4Addr::new(1, 1, 1, 1)),
+            cfg: none_cfg,
+        },
+        Case {
+            name: "shorter CLUSTER_LIST wins (RFC 4456 9)",
+            step: Step::ClusterListLength,
+            setup: none_c,
+            attrs: |_, b| b.cluster_list = vec![Ipv4Addr::new(9, 9, 9, 9)],
+            cfg: none_cfg,
+        },
+        Case {
+            name: "lower peer address wins (9.1.2.2 g)",
+            step: Step::PeerAddress,
+            setup: |a, b| {
+                let mut pa = peer(1, PeerKind::Ebgp, 1);
+                pa.router_id = Ipv4Addr::new(10, 0, 0, 7);
+                let mut pb = peer(2, PeerKind::Ebgp, 1);
+                pb.router_id = Ipv4Addr::new(10, 0, 0, 7);
+                a.peer = Box::leak(Box::new(pa));
+                b.peer = Box::leak(Box::new(pb))
+            },
+            attrs: none_a,
+            cfg: none_cfg,
+        },
+        Case {
+            name: "lower ADD-PATH id from one peer breaks the last tie",
+            step: Step::PathId,
+            setup: |a, b| {
+                a.path_id = 1;
+                b.path_id = 2
+            },
+            attrs: none_a,
+            cfg: none_cfg,
+        },
+    ];
+    let pe = peer(1, PeerKind::Ebgp, 1);
+    for case in cases {
+        let mut cfg = DecisionConfig::default();
+        (case.cfg)(&mut cfg);
+        let mut aa = attrs(&[1, 2]);
+        let mut ab = attrs(&[1, 2]);
+        (case.attrs)(&mut aa, &mut ab);
+        let mut a = cand(&pe, &aa);
+        let mut b = cand(&pe, &ab);
+        (case.setup)(&mut a, &mut b);
+        assert_eq!(
+            compare(&a, &b, &cfg),
+            (Ordering::Less, case.step),
+            "{}: a must beat b",
+            case.name
+        );
+        assert_eq!(
+            compare(&b, &a, &cfg),
+            (Ordering::Greater, case.step),
+            "{}: symmetric",
+            case.name
+        );
+        let sel = select(&[b, a], &cfg);
+        assert_eq!(sel.order[0], 1, "{}: select picks a", case.name);
+    }
+}
+
+#[test]
+fn locally_originated_route_beats_learned_ones() {
+    let pl = peer(0, PeerKind::Local, 65000);
+    let pe = peer(1, PeerKind::Ebgp, 1);
+    let al = Attrs {
+        as_path: AsPath::default(),
+        ..attrs(&[])
+    };
+    let ae = attrs(&[1]);
+    let cfg = DecisionConfig::default();
+    assert_eq!(
+        compare(&cand(&pl, &al), &cand(&pe, &ae), &cfg),
+        (Ordering::Less, Step::LocallyOriginated)
+    );
+}
+
+#[test]
+fn deterministic_med_is_independent_of_arrival_order() {
+    // Classic MED intransitivity: A(AS1, MED 10) beats B(AS1, MED 20) on MED; C(AS2) beats A on router-id
+    // but loses to B; pairwise comparison in arrival order can pick any of them.
+    let p1 = peer(3, PeerKind::Ebgp, 1);
+    let p2 = peer(1, PeerKind::Ebgp, 2);
+    let p3 = peer(2, PeerKind::Ebgp, 1);
+    let a = Attrs {
+        med: Some(10),
+        ..attrs(&[1, 5])
+    };
+    let b = Attrs {
+        med: Some(20),
+        ..attrs(&[1, 5])
+    };
+    let c = attrs(&[2, 5]);
+    let cfg = DecisionConfig::default();
+    let ca = cand(&p1, &a);
+    let cb = cand(&p3, &b);
+    let cc = cand(&p2, &c);
+    let perms: [[Candidate<'_>; 3]; 6] = [
+        [ca, cb, cc],
+        [ca, cc, cb],
+        [cb, ca, cc],
+        [cb, cc, ca],
+        [cc, ca, cb],
+        [cc, cb, ca],
+    ];
+    let winners: Vec<String> = perms
+        .iter()
+        .map(|p| {
+            let s = select(p, &cfg);
+            format!("{}/{:?}", p[s.order[0]].peer.name, p[s.order[0]].attrs.med)
+        })
+        .collect();
+    assert!(
+        winners.iter().all(|w| w == &winners[0]),
+        "winners differ by arrival order: {winners:?}"
+    );
+}
+
+fn rib_with_peers(n: u8) -> (Rib, Vec<PeerId>) {
+    let mut rib = Rib::default();
+    let ids = (1..=n)
+        .map(|i| rib.add_peer(peer(i, PeerKind::Ebgp, 64500 + i as u32)))
+        .collect();
+    (rib, ids)
+}
+
+fn nh(i: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(203, 0, 113, i))
+}
+
+fn path_attrs(asn: u32, nexthop: u8) -> Attrs {
+    Attrs {
+        as_path: AsPath::sequence(vec![asn, 15169]),
+        next_hop: Some(nh(nexthop)),
+        ..Attrs::default()
+    }
+}
+
+#[test]
+fn equal_paths_from_two_ebgp_peers_form_an_ecmp_set_only_with_as_path_relax() {
+    let mut rib = Rib::default();
+    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
+    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let p: IpNet = "198.51.100.0/24".parse().unwrap();
+    let x = rib.intern(path_attrs(64501, 1));
+    let y = rib.intern(path_attrs(64502, 2));
+    rib.announce(a, p, 0, x.clone());
+    rib.announce(b, p, 0, y.clone());
+    let d = rib.take_fib_deltas();
+    assert_eq!(
+        d.len(),
+        1,
+        "second path with a different AS path is not multipath: no forwarding change"
+    );
+
+    let mut cfg = RibConfig::default();
+    cfg.ipv4.as_path_relax = true;
+    let mut rib = Rib::new(cfg);
+    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
+    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let x = rib.intern(path_attrs(64501, 1));
+    let y = rib.intern(path_attrs(64502, 2));
+    rib.announce(a, p, 0, x);
+    rib.announce(b, p, 0, y);
+    let d = rib.take_fib_deltas();
+    assert_eq!(d.len(), 2);
+    match &d[1].entry {
+        Some(FibEntry::Forward(set)) => {
+            assert_eq!(
+                &set[..],
+                &[
+                    FibNextHop {
+                        addr: nh(1),
+                        weight: 1
+                    },
+                    FibNextHop {
+                        addr: nh(2),
+                        weight: 1
+                    }
+                ]
+            )
+        }
+        other => panic!("expected ECMP over two next-hops, got {other:?}"),
+    }
+}
+
+#[test]
+fn link_bandwidth_gives_ucmp_weights() {
+    let mut cfg = RibConfig::default();
+    cfg.ipv4.as_path_relax = true;
+    let mut rib = Rib::new(cfg);
+    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
+    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let p: IpNet = "198.51.100.0/24".parse().unwrap();
+    let lb = |bw: f32| {
+        let b = bw.to_be_bytes();
+        [0x40, 0x04, 0, 1, b[0], b[1], b[2], b[3]]
+    };
+    let x = rib.intern(Attrs {
+        ext_communities: vec![lb(1.25e9)],
+        ..path_attrs(64501, 1)
+    });
+    let y = rib.intern(Attrs {
+        ext_communities: vec![lb(3.75e9)],
+        ..path_attrs(64502, 2)
+    });
+    rib.announce(a, p, 0, x);
+    rib.announce(b, p, 0, y);
+    let d = rib.take_fib_deltas();
+    let Some(FibEntry::Forward(set)) = &d.last().unwrap().entry else {
+        panic!("no forward entry")
+    };
+    assert_eq!(
+        &set[..],
+        &[
+            FibNextHop {
+                addr: nh(1),
+                weight: 1
+            },
+            FibNextHop {
+                addr: nh(2),
+                weight: 3
+            }
+        ]
+    );
+}
+
+#[test]
+fn attribute_change_that_keeps_forwarding_emits_no_fib_delta() {
+    let (mut rib, ids) = rib_with_peers(1);
+    let p: IpNet = "198.51.100.0/24".parse().unwrap();
+    let x = rib.intern(path_attrs(64501, 1));
+    rib.announce(ids[0], p, 0, x);
+    assert_eq!(rib.take_fib_deltas().len(), 1);
+    let y = rib.intern(Attrs {
+        med: Some(5),
+        communities: vec![1],
+        ..path_attrs(64501, 1)
+    });
+    rib.announce(ids[0], p, 0, y);
+    assert!(
+        rib.take_fib_deltas().is_empty(),
+        "same next-hop: the FIB is not touched"
+    );
+    assert_eq!(rib.attr_sets(), 1, "the replaced attribute set was freed");
+}
+
+#[test]
+fn unreachable_next_hop_reselects_only_prefixes_using_it() {
+    let (mut rib, ids) = rib_with_peers(2);
+    let x = rib.intern(path_attrs(64501, 1));
+    let y = rib.intern(path_attrs(64502, 2));
+    let shared: IpNet = "198.51.100.0/24".parse().unwrap();
+    let only_b: IpNet = "192.0.2.0/24".parse().unwrap();
+    rib.announce(ids[0], shared, 0, x);
+    rib.announce(ids[1], shared, 0, y.clone());
+    rib.announce(ids[1], only_b, 0, y);
+    rib.take_fib_deltas();
+    let before = rib.stats().selections;
+    rib.set_nexthop(
+        nh(1),
+        NhState {
+            reachable: false,
+            igp_cost: 0,
+        },
+    );
+    let d = rib.take_fib_deltas();
+    assert_eq!(
+        rib.stats().selections - before,
+        1,
+        "only the prefix with a path via 203.0.113.1 re-ran"
+    );
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].prefix, shared);
+    assert!(matches!(&d[0].entry, Some(FibEntry::Forward(s)) if s[0].addr == nh(2)));
+    rib.set_nexthop(
+        nh(2),
+        NhState {
+            reachable: false,
+            igp_cost: 0,
+        },
+    );
+    let d = rib.take_fib_deltas();
+    assert_eq!(d.len(), 2);
+    assert!(
+        d.iter().all(|d| d.entry.is_none()),
+        "no usable path: prefixes leave the FIB"
+    );
+}
+
+#[test]
+fn graceful_restart_keeps_stale_paths_until_end_of_rib_rfc4724_4_2() {
+    let (mut rib, ids) = rib_with_peers(1);
+    let x = rib.intern(path_attrs(64501, 1));
+    let kept: IpNet = "198.51.100.0/24".parse().unwrap();
+    let gone: IpNet = "192.0.2.0/24".parse().unwrap();
+    rib.announce(ids[0], kept, 0, x.clone());
+    rib.announce(ids[0], gone, 0, x.clone());
+    rib.take_fib_deltas();
+    rib.peer_down(ids[0], true);
+    assert!(
+        rib.take_fib_deltas().is_empty(),
+        "stale paths keep forwarding"
+    );
+    rib.announce(ids[0], kept, 0, x);
+    rib.flush_stale(ids[0]);
+    let d = rib.take_fib_deltas();
+    assert_eq!(
+        d,
+        vec![FibDelta {
+            prefix: gone,
+            entry: None
+        }]
+    );
+    assert_eq!(rib.ipv4().len(), 1);
+}
+
+#[test]
+fn static_blackhole_route_is_a_blackhole_fib_entry() {
+    let mut rib = Rib::default();
+    let local = rib.add_peer(peer(0, PeerKind::Local, 65000));
+    let a = rib.intern(Attrs::default());
+    let p: IpNet = "2001:db8::/32".parse().unwrap();
+    rib.announce(local, p, 0, a);
+    assert_eq!(
+        rib.take_fib_deltas(),
+        vec![FibDelta {
+            prefix: p,
+            entry: Some(FibEntry::Blackhole)
+        }]
+    );
+}
+
+#[test]
+fn explain_says_why_the_best_won() {
+    let (mut rib, ids) = rib_with_peers(2);
+    let p: IpNet = "198.51.100.0/24".parse().unwrap();
+    let x = rib.intern(Attrs {
+        local_pref: Some(200),
+        ..path_attrs(64501, 1)
+    });
+    let y = rib.intern(path_attrs(64502, 2));
+    rib.announce(ids[1], p, 0, y);
+    rib.announce(ids[0], p, 0, x);
+    let e = rib.explain(p);
+    assert_eq!(e.len(), 2);
+    assert!(e[0].best && e[0].peer == "p1");
+    assert_eq!(e[1].lost_at, Some(Step::LocalPref));
+    assert_eq!(e[1].reason.as_deref(), Some("best won: higher local-pref"));
+}

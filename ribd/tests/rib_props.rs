@@ -1,0 +1,222 @@
+//! Property tests of the RIB: selection does not depend on arrival order, the FIB delta stream always
+//! reproduces the RIB's forwarding table, and withdrawing everything leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use proptest::prelude::*;
+use ribd::rib::attrs::{AsPath, Attrs, Origin};
+use ribd::rib::decision::{PeerInfo, PeerKind};
+use ribd::rib::{FibEntry, NhState, Rib, RibConfig};
+
+#[derive(Debug, Clone)]
+struct Ann {
+    peer: usize,
+    prefix: usize,
+    path_id: u32,
+    attrs: usize,
+}
+
+fn prefixes() -> Vec<IpNet> {
+    let mut v: Vec<IpNet> = (0..12u8)
+        .map(|i| {
+            IpNet::new(IpAddr::V4(Ipv4Addr::new(10, i, 0, 0)), 16 + i)
+                .unwrap()
+                .trunc()
+        })
+        .collect();
+    v.extend((0..4u16).map(|i| {
+        IpNet::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 0)),
+            48,
+        )
+        .unwrap()
+    }));
+    v
+}
+
+fn attr_pool() -> Vec<Attrs> {
+    let mut v = Vec::new();
+    for i in 0..16u32 {
+        let nh = if i % 2 == 0 {
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, (i % 5) as u8 + 1))
+        } else {
+            IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0xffff,
+                0,
+                0,
+                0,
+                0,
+                (i % 5) as u16 + 1,
+            ))
+        };
+        v.push(Attrs {
+            origin: if i % 7 == 0 {
+                Origin::Incomplete
+            } else {
+                Origin::Igp
+            },
+            as_path: AsPath::sequence(vec![64500 + i % 3, 15169 + i % 2]),
+            next_hop: Some(nh),
+            med: (i % 3 != 0).then_some(i % 4 * 10),
+            local_pref: (i % 5 == 0).then_some(150),
+            communities: vec![i],
+            ..Attrs::default()
+        });
+    }
+    v
+}
+
+fn new_rib(relax: bool) -> (Rib, Vec<u32>) {
+    let mut cfg = RibConfig::default();
+    cfg.ipv4.as_path_relax = relax;
+    cfg.ipv6.as_path_relax = relax;
+    cfg.ipv4.max_paths_ibgp = 4;
+    let mut rib = Rib::new(cfg);
+    let peers = (0..5u8)
+        .map(|i| {
+            rib.add_peer(PeerInfo {
+                name: format!("p{i}"),
+                addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, i + 1)),
+                router_id: Ipv4Addr::new(10, 255, 0, 5 - i),
+                remote_as: if i < 3 { 64500 + i as u32 } else { 65000 },
+                local_as: 65000,
+                kind: if i < 3 {
+                    PeerKind::Ebgp
+                } else {
+                    PeerKind::Ibgp
+                },
+                confed: false,
+            })
+        })
+        .collect();
+    (rib, peers)
+}
+
+fn apply(
+    rib: &mut Rib,
+    peers: &[u32],
+    pool: &[Attrs],
+    anns: &[Ann],
+    model: &mut BTreeMap<IpNet, FibEntry>,
+) {
+    let pfx = prefixes();
+    for a in anns {
+        let attrs = rib.intern(pool[a.attrs].clone());
+        rib.announce(peers[a.peer], pfx[a.prefix], a.path_id, attrs);
+    }
+    drain(rib, model);
+}
+
+fn drain(rib: &mut Rib, model: &mut BTreeMap<IpNet, FibEntry>) {
+    for d in rib.take_fib_deltas() {
+        match d.entry {
+            Some(e) => model.insert(d.prefix, e),
+            None => model.remove(&d.prefix),
+        };
+    }
+}
+
+fn rib_fib(rib: &Rib) -> BTreeMap<IpNet, FibEntry> {
+    rib.fib().into_iter().collect()
+}
+
+fn best_table(rib: &Rib) -> BTreeMap<IpNet, (String, u32)> {
+    prefixes()
+        .into_iter()
+        .filter_map(|p| {
+            let e = rib.explain(p);
+            let b = e.into_iter().find(|x| x.best)?;
+            Some((p, (b.peer, b.path_id)))
+        })
+        .collect()
+}
+
+fn anns() -> impl Strategy<Value = Vec<Ann>> {
+    prop::collection::vec((0..5usize, 0..16usize, 0..2u32, 0..16usize), 1..80).prop_map(|v| {
+        // One path per (peer, prefix, path id): later duplicates dropped, so the set is order-free.
+        let mut seen = std::collections::HashSet::new();
+        v.into_iter()
+            .filter(|(p, x, id, _)| seen.insert((*p, *x, *id)))
+            .map(|(peer, prefix, path_id, attrs)| Ann {
+                peer,
+                prefix,
+                path_id,
+                attrs,
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn best_and_multipath_do_not_depend_on_arrival_order(anns in anns(), seed in any::<u64>(), relax in any::<bool>()) {
+        let pool = attr_pool();
+        let (mut r1, p1) = new_rib(relax);
+        let mut m1 = BTreeMap::new();
+        apply(&mut r1, &p1, &pool, &anns, &mut m1);
+
+        let mut shuffled = anns.clone();
+        let mut s = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let (mut r2, p2) = new_rib(relax);
+        let mut m2 = BTreeMap::new();
+        apply(&mut r2, &p2, &pool, &shuffled, &mut m2);
+
+        prop_assert_eq!(best_table(&r1), best_table(&r2));
+        prop_assert_eq!(rib_fib(&r1), rib_fib(&r2));
+        prop_assert_eq!(&m1, &rib_fib(&r1), "the delta stream reproduces the FIB");
+        prop_assert_eq!(&m2, &rib_fib(&r2));
+    }
+
+    #[test]
+    fn withdraw_all_leaves_empty_tables_and_no_attribute_sets(anns in anns(), unreachable in prop::collection::vec(1..6u8, 0..3)) {
+        let pool = attr_pool();
+        let (mut rib, peers) = new_rib(true);
+        let mut model = BTreeMap::new();
+        apply(&mut rib, &peers, &pool, &anns, &mut model);
+        for nh in unreachable {
+            rib.set_nexthop(IpAddr::V4(Ipv4Addr::new(203, 0, 113, nh)), NhState { reachable: false, igp_cost: 0 });
+        }
+        drain(&mut rib, &mut model);
+        prop_assert_eq!(&model, &rib_fib(&rib));
+        let pfx = prefixes();
+        for a in &anns {
+            prop_assert!(rib.withdraw(peers[a.peer], pfx[a.prefix], a.path_id));
+        }
+        drain(&mut rib, &mut model);
+        prop_assert!(rib.ipv4().is_empty() && rib.ipv6().is_empty());
+        prop_assert_eq!(rib.attr_sets(), 0, "every interned attribute set was released");
+        prop_assert!(model.is_empty(), "the FIB delta stream ends empty: {:?}", model);
+        prop_assert!(rib.nexthops().is_empty(), "no next-hop left tracked");
+    }
+
+    #[test]
+    fn peer_down_equals_withdrawing_its_paths(anns in anns(), victim in 0..5usize) {
+        let pool = attr_pool();
+        let (mut a, pa) = new_rib(true);
+        let (mut b, pb) = new_rib(true);
+        let mut ma = BTreeMap::new();
+        let mut mb = BTreeMap::new();
+        apply(&mut a, &pa, &pool, &anns, &mut ma);
+        apply(&mut b, &pb, &pool, &anns, &mut mb);
+        a.peer_down(pa[victim], false);
+        let pfx = prefixes();
+        for x in anns.iter().filter(|x| x.peer == victim) {
+            b.withdraw(pb[victim], pfx[x.prefix], x.path_id);
+        }
+        drain(&mut a, &mut ma);
+        drain(&mut b, &mut mb);
+        prop_assert_eq!(&ma, &mb);
+        prop_assert_eq!(rib_fib(&a), rib_fib(&b));
+        prop_assert_eq!(a.attr_sets(), b.attr_sets());
+    }
+}
