@@ -5,3 +5,5 @@
 //! ```
 //!
 //! This crate depends on no other workspace crate; `wire` and `fsm` never touch sockets, tokio or clocks.
+
+pub mod wire;

@@ -1,0 +1,658 @@
+//! Path attributes (RFC 4271 §4.3, §5) and their RFC 7606 error handling.
+//!
+//! ```text
+//!  0                   1
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5
+//! +---------------+---------------+------------------------------+
+//! |  Attr. Flags  |Attr. Type Code| Length (1 octet, or 2 with   |
+//! +---------------+---------------+ the Extended Length flag)    |
+//! |  O T P E 0 0 0 0                                             |
+//! +--------------------------------------------------------------+
+//! ```
+//! (O = optional, T = transitive, P = partial, E = extended length.)
+//!
+//! [`decode`] walks the attribute field once and fills a [`PathAttributes`]; MP_REACH_NLRI/MP_UNREACH_NLRI go
+//! to the UPDATE itself. Each malformed attribute is handled as RFC 7606 §7 says for its type:
+//!
+//! | attribute | malformed → |
+//! |---|---|
+//! | ORIGIN, AS_PATH, NEXT_HOP, MED, LOCAL_PREF, COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, EXTENDED_COMMUNITIES, LARGE_COMMUNITIES | treat-as-withdraw |
+//! | ATOMIC_AGGREGATE, AGGREGATOR, AS4_PATH, AS4_AGGREGATOR (RFC 6793 §6) | attribute discard |
+//! | MP_REACH_NLRI, MP_UNREACH_NLRI, duplicate MP attribute, unrecognized well-known | session reset |
+//!
+//! A repeated attribute other than MP_* is discarded (all but the first, §3 g). An attribute header or length
+//! that overruns the field is treat-as-withdraw when the UPDATE's prefixes can still be located (§4), and a
+//! session reset otherwise.
+
+pub mod as_path;
+pub mod community;
+pub mod mp;
+
+use crate::wire::{AS_TRANS, Context, EncodeError, Error};
+use as_path::AsPath;
+use bytes::{BufMut, BytesMut};
+use community::{Community, ExtCommunity, LargeCommunity};
+use mp::{MpError, MpReach, MpUnreach};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// Attribute flag bits (RFC 4271 §4.3).
+pub mod flags {
+    pub const OPTIONAL: u8 = 0x80;
+    pub const TRANSITIVE: u8 = 0x40;
+    pub const PARTIAL: u8 = 0x20;
+    pub const EXTENDED_LENGTH: u8 = 0x10;
+}
+
+/// Attribute type codes (IANA "BGP Path Attributes").
+pub mod code {
+    pub const ORIGIN: u8 = 1;
+    pub const AS_PATH: u8 = 2;
+    pub const NEXT_HOP: u8 = 3;
+    pub const MULTI_EXIT_DISC: u8 = 4;
+    pub const LOCAL_PREF: u8 = 5;
+    pub const ATOMIC_AGGREGATE: u8 = 6;
+    pub const AGGREGATOR: u8 = 7;
+    pub const COMMUNITIES: u8 = 8;
+    pub const ORIGINATOR_ID: u8 = 9;
+    pub const CLUSTER_LIST: u8 = 10;
+    pub const MP_REACH_NLRI: u8 = 14;
+    pub const MP_UNREACH_NLRI: u8 = 15;
+    pub const EXTENDED_COMMUNITIES: u8 = 16;
+    pub const AS4_PATH: u8 = 17;
+    pub const AS4_AGGREGATOR: u8 = 18;
+    pub const LARGE_COMMUNITIES: u8 = 32;
+}
+
+/// ORIGIN values (RFC 4271 §5.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Origin {
+    Igp = 0,
+    Egp = 1,
+    Incomplete = 2,
+}
+
+/// AGGREGATOR / AS4_AGGREGATOR (RFC 4271 §5.1.7, RFC 6793 §3), always with a 4-octet AS here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Aggregator {
+    pub asn: u32,
+    pub address: Ipv4Addr,
+}
+
+/// An attribute this codec does not interpret, kept verbatim (flags as received).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RawAttribute {
+    pub flags: u8,
+    pub type_code: u8,
+    pub value: Vec<u8>,
+}
+
+/// How the attributes looked on the wire, kept so that re-encoding a received UPDATE gives the same octets:
+/// which types used the Extended Length flag although short, and whether the MP attribute came first
+/// (FRR and GoBGP put it first, BIRD in type order). Ignored by equality and hashing.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct WireHints {
+    /// Bit `t` set: attribute type `t` (< 64) had the Extended Length flag.
+    pub ext_len: u64,
+    /// MP_REACH_NLRI / MP_UNREACH_NLRI was the first attribute.
+    pub mp_first: bool,
+}
+
+impl PartialEq for WireHints {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for WireHints {}
+impl std::hash::Hash for WireHints {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+/// The path attributes of one UPDATE, decoded once (MP_REACH/MP_UNREACH excluded: see [`crate::wire::Update`]).
+///
+/// ASes are always 4-octet: a 2-octet peer's AS_PATH/AS4_PATH and AGGREGATOR/AS4_AGGREGATOR are merged on
+/// decode (RFC 6793 §4.2.3) and split again when encoding for a 2-octet peer. Empty vectors mean "absent".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PathAttributes {
+    pub origin: Option<Origin>,
+    pub as_path: Option<AsPath>,
+    pub next_hop: Option<Ipv4Addr>,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub atomic_aggregate: bool,
+    pub aggregator: Option<Aggregator>,
+    pub communities: Vec<Community>,
+    pub originator_id: Option<Ipv4Addr>,
+    pub cluster_list: Vec<Ipv4Addr>,
+    pub ext_communities: Vec<ExtCommunity>,
+    pub large_communities: Vec<LargeCommunity>,
+    /// Unrecognized optional attributes in the order received (RFC 4271 §5: transitive ones are passed on).
+    pub unknown: Vec<RawAttribute>,
+    pub hints: WireHints,
+}
+
+/// RFC 7606 approach for one malformed attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Approach {
+    Withdraw,
+    Discard,
+    Reset,
+}
+
+fn approach(t: u8) -> Approach {
+    match t {
+        code::ATOMIC_AGGREGATE | code::AGGREGATOR | code::AS4_PATH | code::AS4_AGGREGATOR => {
+            Approach::Discard
+        }
+        code::MP_REACH_NLRI | code::MP_UNREACH_NLRI => Approach::Reset,
+        _ => Approach::Withdraw,
+    }
+}
+
+/// The O and T bits each known type must have (RFC 4271 §5, RFC 4760, RFC 4456, RFC 4360, RFC 6793, RFC 8092).
+fn expected_ot(t: u8) -> Option<u8> {
+    use flags::{OPTIONAL as O, TRANSITIVE as T};
+    Some(match t {
+        code::ORIGIN
+        | code::AS_PATH
+        | code::NEXT_HOP
+        | code::LOCAL_PREF
+        | code::ATOMIC_AGGREGATE => T,
+        code::MULTI_EXIT_DISC
+        | code::ORIGINATOR_ID
+        | code::CLUSTER_LIST
+        | code::MP_REACH_NLRI
+        | code::MP_UNREACH_NLRI => O,
+        code::AGGREGATOR
+        | code::COMMUNITIES
+        | code::EXTENDED_COMMUNITIES
+        | code::AS4_PATH
+        | code::AS4_AGGREGATOR
+        | code::LARGE_COMMUNITIES => O | T,
+        _ => return None,
+    })
+}
+
+/// Everything the attribute field yielded.
+#[derive(Debug, Default)]
+pub(crate) struct Decoded {
+    pub attrs: PathAttributes,
+    pub mp_reach: Option<MpReach>,
+    pub mp_unreach: Option<MpUnreach>,
+    pub treat_as_withdraw: Option<Error>,
+    pub discarded: Vec<Error>,
+    /// The field could not be walked to its end (RFC 7606 §4 overrun).
+    pub overrun: bool,
+}
+
+impl Decoded {
+    fn malformed(&mut self, t: u8, e: Error) -> Result<(), Error> {
+        match approach(t) {
+            Approach::Reset => return Err(e),
+            Approach::Withdraw => {
+                if self.treat_as_withdraw.is_none() {
+                    self.treat_as_withdraw = Some(e);
+                }
+            }
+            Approach::Discard => self.discarded.push(e),
+        }
+        Ok(())
+    }
+}
+
+fn u32_of(v: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(v.try_into().ok()?))
+}
+
+/// Decodes an attribute field. `Err` is a session reset; other errors are recorded in the result.
+pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
+    let mut d = Decoded::default();
+    let mut seen = [0u64; 4];
+    let mut as4_path: Option<AsPath> = None;
+    let mut as4_aggregator: Option<Aggregator> = None;
+    let mut first = true;
+    while !buf.is_empty() {
+        // Header: flags, type, 1- or 2-octet length.
+        let (fl, t) = match buf {
+            [f, t, ..] => (*f, *t),
+            _ => {
+                d.overrun = true;
+                break;
+            }
+        };
+        let ext = fl & flags::EXTENDED_LENGTH != 0;
+        let hlen = if ext { 4 } else { 3 };
+        let len = match (ext, buf.get(2..hlen)) {
+            (true, Some(l)) => usize::from(u16::from_be_bytes([l[0], l[1]])),
+            (false, Some(l)) => usize::from(l[0]),
+            _ => {
+                d.overrun = true;
+                break;
+            }
+        };
+        let Some(whole) = buf.get(..hlen + len) else {
+            d.overrun = true;
+            // The attribute that overruns is itself malformed: report it with what is there.
+            let e = Error::AttributeLengthError(buf.to_vec());
+            if matches!(t, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) {
+                return Err(Error::MalformedAttributeList);
+            }
+            d.malformed(t, e)?;
+            break;
+        };
+        let v = &whole[hlen..];
+        buf = &buf[hlen + len..];
+        let was_first = std::mem::replace(&mut first, false);
+
+        // Duplicates (RFC 7606 §3 g): MP_* duplicates reset the session, others keep the first.
+        let (w, bit) = (usize::from(t / 64), 1u64 << (t % 64));
+        if seen[w] & bit != 0 {
+            if matches!(t, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) {
+                return Err(Error::MalformedAttributeList);
+            }
+            d.discarded.push(Error::MalformedAttributeList);
+            continue;
+        }
+        seen[w] |= bit;
+        if ext && t < 64 {
+            d.attrs.hints.ext_len |= 1 << t;
+        }
+
+        let Some(ot) = expected_ot(t) else {
+            if fl & flags::OPTIONAL == 0 {
+                return Err(Error::UnrecognizedWellKnownAttribute(whole.to_vec()));
+            }
+            d.attrs.unknown.push(RawAttribute {
+                flags: fl & !flags::EXTENDED_LENGTH,
+                type_code: t,
+                value: v.to_vec(),
+            });
+            if ext {
+                // Keep the flag for unknowns in their flags (hint bitmask covers only t < 64).
+                if let Some(u) = d.attrs.unknown.last_mut() {
+                    u.flags |= flags::EXTENDED_LENGTH;
+                }
+            }
+            continue;
+        };
+        if fl & (flags::OPTIONAL | flags::TRANSITIVE) != ot {
+            d.malformed(t, Error::AttributeFlagsError(whole.to_vec()))?;
+            continue;
+        }
+        let len_err = || Error::AttributeLengthError(whole.to_vec());
+        let a = &mut d.attrs;
+        let r: Result<(), Error> = match t {
+            code::ORIGIN => match v {
+                [o @ 0..=2] => {
+                    a.origin =
+                        Some([Origin::Igp, Origin::Egp, Origin::Incomplete][usize::from(*o)]);
+                    Ok(())
+                }
+                [_] => Err(Error::InvalidOriginAttribute(whole.to_vec())),
+                _ => Err(len_err()),
+            },
+            code::AS_PATH => match AsPath::decode(v, if ctx.four_octet_as { 4 } else { 2 }) {
+                Ok(p) => {
+                    a.as_path = Some(p);
+                    Ok(())
+                }
+                Err(_) => Err(Error::MalformedAsPath),
+            },
+            code::NEXT_HOP => match v {
+                [a0, a1, a2, a3] => {
+                    a.next_hop = Some(Ipv4Addr::new(*a0, *a1, *a2, *a3));
+                    Ok(())
+                }
+                _ => Err(len_err()),
+            },
+            code::MULTI_EXIT_DISC => u32_of(v).map(|x| a.med = Some(x)).ok_or_else(len_err),
+            code::LOCAL_PREF => u32_of(v)
+                .map(|x| a.local_pref = Some(x))
+                .ok_or_else(len_err),
+            code::ATOMIC_AGGREGATE => {
+                if v.is_empty() {
+                    a.atomic_aggregate = true;
+                    Ok(())
+                } else {
+                    Err(len_err())
+                }
+            }
+            code::AGGREGATOR => match (ctx.four_octet_as, v.len()) {
+                (true, 8) => {
+                    let asn = u32_of(&v[..4]).unwrap_or(0);
+                    a.aggregator = Some(Aggregator {
+                        asn,
+                        address: Ipv4Addr::from(u32_of(&v[4..]).unwrap_or(0)),
+                    });
+                    Ok(())
+                }
+                (false, 6) => {
+                    let asn = u32::from(u16::from_be_bytes([v[0], v[1]]));
+                    a.aggregator = Some(Aggregator {
+                        asn,
+                        address: Ipv4Addr::from(u32_of(&v[2..]).unwrap_or(0)),
+                    });
+                    Ok(())
+                }
+                _ => Err(len_err()),
+            },
+            code::AS4_AGGREGATOR => match v.len() {
+                8 => {
+                    let asn = u32_of(&v[..4]).unwrap_or(0);
+                    as4_aggregator = Some(Aggregator {
+                        asn,
+                        address: Ipv4Addr::from(u32_of(&v[4..]).unwrap_or(0)),
+                    });
+                    Ok(())
+                }
+                _ => Err(len_err()),
+            },
+            code::COMMUNITIES => {
+                if v.is_empty() || v.len() % 4 != 0 {
+                    Err(len_err())
+                } else {
+                    a.communities = v
+                        .chunks_exact(4)
+                        .map(|c| Community(u32_of(c).unwrap_or(0)))
+                        .collect();
+                    Ok(())
+                }
+            }
+            code::ORIGINATOR_ID => u32_of(v)
+                .map(|x| a.originator_id = Some(Ipv4Addr::from(x)))
+                .ok_or_else(len_err),
+            code::CLUSTER_LIST => {
+                if v.is_empty() || v.len() % 4 != 0 {
+                    Err(len_err())
+                } else {
+                    a.cluster_list = v
+                        .chunks_exact(4)
+                        .map(|c| Ipv4Addr::from(u32_of(c).unwrap_or(0)))
+                        .collect();
+                    Ok(())
+                }
+            }
+            code::EXTENDED_COMMUNITIES => {
+                if v.is_empty() || v.len() % 8 != 0 {
+                    Err(len_err())
+                } else {
+                    a.ext_communities = v
+                        .chunks_exact(8)
+                        .map(|c| ExtCommunity(c.try_into().unwrap_or([0; 8])))
+                        .collect();
+                    Ok(())
+                }
+            }
+            code::LARGE_COMMUNITIES => {
+                if v.is_empty() || v.len() % 12 != 0 {
+                    Err(len_err())
+                } else {
+                    a.large_communities = v
+                        .chunks_exact(12)
+                        .map(|c| LargeCommunity {
+                            global: u32_of(&c[..4]).unwrap_or(0),
+                            local1: u32_of(&c[4..8]).unwrap_or(0),
+                            local2: u32_of(&c[8..]).unwrap_or(0),
+                        })
+                        .collect();
+                    Ok(())
+                }
+            }
+            code::AS4_PATH => match AsPath::decode(v, 4) {
+                Ok(p) => {
+                    as4_path = Some(p);
+                    Ok(())
+                }
+                Err(_) => Err(Error::OptionalAttributeError(whole.to_vec())),
+            },
+            code::MP_REACH_NLRI => {
+                a.hints.mp_first |= was_first;
+                match MpReach::decode(v, ctx) {
+                    Ok(m) => {
+                        d.mp_reach = Some(m);
+                        Ok(())
+                    }
+                    Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
+                    Err(MpError::Nlri) => Err(Error::InvalidNetworkField),
+                }
+            }
+            code::MP_UNREACH_NLRI => {
+                a.hints.mp_first |= was_first;
+                match MpUnreach::decode(v, ctx) {
+                    Ok(m) => {
+                        d.mp_unreach = Some(m);
+                        Ok(())
+                    }
+                    Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
+                    Err(MpError::Nlri) => Err(Error::InvalidNetworkField),
+                }
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            d.malformed(t, e)?;
+        }
+    }
+
+    // RFC 6793 §4.2.3: merge what a 2-octet speaker sent. A 4-octet speaker's AS4_* are ignored (§4.1).
+    if !ctx.four_octet_as {
+        let agg_is_trans = d.attrs.aggregator.is_none_or(|a| a.asn == AS_TRANS);
+        if agg_is_trans {
+            if let (Some(a4), Some(_)) = (as4_aggregator, d.attrs.aggregator) {
+                d.attrs.aggregator = Some(a4);
+            }
+            if let (Some(p4), Some(p)) = (as4_path, d.attrs.as_path.take()) {
+                d.attrs.as_path = Some(AsPath::reconstruct(p, p4));
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// MP attributes to write among the others, each with the prefixes to put in it (a slice when splitting).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct MpPart<'a> {
+    pub reach: Option<(&'a MpReach, &'a [crate::wire::Nlri])>,
+    pub unreach: Option<(&'a MpUnreach, &'a [crate::wire::Nlri])>,
+}
+
+/// Starts an attribute with a 2-octet length; [`end_attr`] shrinks it to 1 octet when allowed.
+fn begin_attr(buf: &mut BytesMut, fl: u8, t: u8) -> usize {
+    buf.put_u8(fl | flags::EXTENDED_LENGTH);
+    buf.put_u8(t);
+    buf.put_u16(0);
+    buf.len()
+}
+
+fn end_attr(buf: &mut BytesMut, value_at: usize, keep_ext: bool) -> Result<(), EncodeError> {
+    let len = buf.len() - value_at;
+    if len > usize::from(u16::MAX) {
+        return Err(EncodeError::Unencodable(
+            "attribute longer than 65535 octets",
+        ));
+    }
+    if keep_ext || len > 255 {
+        buf[value_at - 2..value_at].copy_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        buf[value_at - 4] &= !flags::EXTENDED_LENGTH;
+        buf[value_at - 2] = len as u8;
+        buf.copy_within(value_at.., value_at - 1);
+        buf.truncate(buf.len() - 1);
+    }
+    Ok(())
+}
+
+impl PathAttributes {
+    /// Appends the attributes (no MP attribute).
+    pub fn encode(&self, ctx: &Context, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.encode_with(ctx, MpPart::default(), buf)
+    }
+
+    /// For re-advertisement (RFC 4271 §5, §9.1.3): unknown optional non-transitive attributes are dropped and
+    /// unknown optional transitive ones get the Partial bit.
+    pub fn prepare_readvertisement(&mut self) {
+        self.unknown.retain(|u| u.flags & flags::TRANSITIVE != 0);
+        for u in &mut self.unknown {
+            u.flags |= flags::PARTIAL;
+        }
+    }
+
+    pub(crate) fn encode_with(
+        &self,
+        ctx: &Context,
+        mp: MpPart<'_>,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        use flags::{OPTIONAL as O, TRANSITIVE as T};
+        let hint = |t: u8| t < 64 && self.hints.ext_len & (1 << t) != 0;
+        let mut unknown = self.unknown.iter().peekable();
+        let mut emit_unknown_below = |buf: &mut BytesMut, t: u16| -> Result<(), EncodeError> {
+            while let Some(u) = unknown.next_if(|u| u16::from(u.type_code) < t) {
+                let at = begin_attr(buf, u.flags & !flags::EXTENDED_LENGTH, u.type_code);
+                buf.put_slice(&u.value);
+                end_attr(buf, at, u.flags & flags::EXTENDED_LENGTH != 0)?;
+            }
+            Ok(())
+        };
+        let write_mp = |buf: &mut BytesMut| -> Result<(), EncodeError> {
+            if let Some((m, nlri)) = mp.reach {
+                {
+                    let at = begin_attr(buf, O, code::MP_REACH_NLRI);
+                    m.encode_header(buf);
+                    let ap = ctx.add_path_send(m.afi_safi);
+                    for n in nlri {
+                        n.encode(ap, buf);
+                    }
+                    buf.put_slice(&m.opaque_nlri);
+                    end_attr(buf, at, hint(code::MP_REACH_NLRI))?;
+                }
+            }
+            if let Some((m, w)) = mp.unreach {
+                {
+                    let at = begin_attr(buf, O, code::MP_UNREACH_NLRI);
+                    buf.put_u16(m.afi_safi.afi.0);
+                    buf.put_u8(m.afi_safi.safi.0);
+                    let ap = ctx.add_path_send(m.afi_safi);
+                    for n in w {
+                        n.encode(ap, buf);
+                    }
+                    buf.put_slice(&m.opaque_withdrawn);
+                    end_attr(buf, at, hint(code::MP_UNREACH_NLRI))?;
+                }
+            }
+            Ok(())
+        };
+        if self.hints.mp_first {
+            write_mp(buf)?;
+        }
+        macro_rules! attr {
+            ($fl:expr, $t:expr, $body:expr) => {{
+                emit_unknown_below(buf, u16::from($t))?;
+                let at = begin_attr(buf, $fl, $t);
+                #[allow(clippy::redundant_closure_call)]
+                ($body)(&mut *buf)?;
+                end_attr(buf, at, hint($t))?;
+            }};
+        }
+        let ok = |_: &mut BytesMut| -> Result<(), EncodeError> { Ok(()) };
+        if let Some(o) = self.origin {
+            attr!(T, code::ORIGIN, |b: &mut BytesMut| {
+                b.put_u8(o as u8);
+                ok(b)
+            });
+        }
+        let as_size = if ctx.four_octet_as { 4 } else { 2 };
+        if let Some(p) = &self.as_path {
+            attr!(T, code::AS_PATH, |b: &mut BytesMut| p.encode(as_size, b));
+        }
+        if let Some(nh) = self.next_hop {
+            attr!(T, code::NEXT_HOP, |b: &mut BytesMut| {
+                b.put_slice(&nh.octets());
+                ok(b)
+            });
+        }
+        if let Some(m) = self.med {
+            attr!(O, code::MULTI_EXIT_DISC, |b: &mut BytesMut| {
+                b.put_u32(m);
+                ok(b)
+            });
+        }
+        if let Some(l) = self.local_pref {
+            attr!(T, code::LOCAL_PREF, |b: &mut BytesMut| {
+                b.put_u32(l);
+                ok(b)
+            });
+        }
+        if self.atomic_aggregate {
+            attr!(T, code::ATOMIC_AGGREGATE, ok);
+        }
+        if let Some(ag) = self.aggregator {
+            attr!(O | T, code::AGGREGATOR, |b: &mut BytesMut| {
+                if ctx.four_octet_as {
+                    b.put_u32(ag.asn);
+                } else {
+                    b.put_u16(u16::try_from(ag.asn).unwrap_or(AS_TRANS as u16));
+                }
+                b.put_slice(&ag.address.octets());
+                ok(b)
+            });
+        }
+        if !self.communities.is_empty() {
+            attr!(O | T, code::COMMUNITIES, |b: &mut BytesMut| {
+                self.communities.iter().for_each(|c| b.put_u32(c.0));
+                ok(b)
+            });
+        }
+        if let Some(id) = self.originator_id {
+            attr!(O, code::ORIGINATOR_ID, |b: &mut BytesMut| {
+                b.put_slice(&id.octets());
+                ok(b)
+            });
+        }
+        if !self.cluster_list.is_empty() {
+            attr!(O, code::CLUSTER_LIST, |b: &mut BytesMut| {
+                self.cluster_list
+                    .iter()
+                    .for_each(|c| b.put_slice(&c.octets()));
+                ok(b)
+            });
+        }
+        if !self.hints.mp_first {
+            emit_unknown_below(buf, u16::from(code::MP_REACH_NLRI))?;
+            write_mp(buf)?;
+        }
+        if !self.ext_communities.is_empty() {
+            attr!(O | T, code::EXTENDED_COMMUNITIES, |b: &mut BytesMut| {
+                self.ext_communities.iter().for_each(|c| b.put_slice(&c.0));
+                ok(b)
+            });
+        }
+        if !ctx.four_octet_as {
+            // RFC 6793 §4.2.2: a 2-octet peer gets the real ASes in AS4_PATH / AS4_AGGREGATOR.
+            if let Some(p) = self.as_path.as_ref().filter(|p| p.has_four_octet()) {
+                attr!(O | T, code::AS4_PATH, |b: &mut BytesMut| p
+                    .encode_filtered(4, true, b));
+            }
+            if let Some(ag) = self.aggregator.filter(|a| a.asn > 0xffff) {
+                attr!(O | T, code::AS4_AGGREGATOR, |b: &mut BytesMut| {
+                    b.put_u32(ag.asn);
+                    b.put_slice(&ag.address.octets());
+                    ok(b)
+                });
+            }
+        }
+        if !self.large_communities.is_empty() {
+            attr!(O | T, code::LARGE_COMMUNITIES, |b: &mut BytesMut| {
+                for c in &self.large_communities {
+                    b.put_u32(c.global);
+                    b.put_u32(c.local1);
+                    b.put_u32(c.local2);
+                }
+                ok(b)
+            });
+        }
+        emit_unknown_below(buf, 256)?;
+        Ok(())
+    }
+}
