@@ -35,8 +35,23 @@
 #define NHG_MAX 65536
 #define NH_MAX 65536
 
+/* fib4/fib6: LPM tries (BPF_F_NO_PREALLOC, so max_entries is only a ceiling) */
+#define FIB4_MAX (1u << 22)
+#define FIB6_MAX (1u << 20)
+
 /* fib4/fib6 value flags */
 #define FIB_F_NONE 0
+
+/* route_cache: per-CPU LRU entries */
+#define ROUTE_CACHE_MAX 65536
+
+/* Load-time engine choice for IPv4 (volatile const cfg_engine4). */
+#define ENGINE4_DIR24 0
+#define ENGINE4_LPM 1
+
+/* Benchmark programs: destinations per run, rows of the destination tables. */
+#define BENCH_BATCH 64
+#define BENCH_ROWS 16384
 
 /* nh flags */
 #define NH_F_VLAN 0x1   /* push/set an 802.1Q tag with nh.vlan on egress */

@@ -71,7 +71,31 @@ struct route_cache_val {
 	__u64 generation;
 };
 
-/* meta: single-element ARRAY with the ABI version and the FIB generation */
+/* tx_port: DEVMAP_HASH value (struct bpf_devmap_val's layout; prog_fd 0 = no program on the
+ * egress device). aya creates DEVMAP maps with an 8-byte value whatever the definition says. */
+struct tx_port_val {
+	__u32 ifindex;
+	__u32 prog_fd;
+};
+
+/* Benchmark programs only: destination tables read BENCH_BATCH per run, and a per-CPU cursor. */
+struct bench_row4 {
+	__u32 addr[BENCH_BATCH]; /* network order */
+};
+
+struct bench_row6 {
+	__u8 addr[BENCH_BATCH][16];
+};
+
+struct bench_state {
+	__u64 cursor; /* next row */
+	__u64 sink;   /* sum of results, so the compiler keeps every lookup */
+};
+
+/* meta: single-element mmapable ARRAY with the ABI version and the FIB generation. Userspace bumps
+ * the generation with one aligned 64-bit store (release) after each committed batch; the forwarder
+ * reads it with a volatile load before its lookup, so a route-cache entry filled from a FIB state
+ * older than the current generation is never trusted. */
 struct fib_meta {
 	__u32 abi_version;
 	__u32 _pad;

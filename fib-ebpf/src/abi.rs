@@ -27,6 +27,14 @@ pub const NHG_MAX: u32 = 65536;
 pub const NH_MAX: u32 = 65536;
 pub const NH_F_VLAN: u16 = 0x1;
 
+pub const FIB4_MAX: u32 = 1 << 22;
+pub const FIB6_MAX: u32 = 1 << 20;
+pub const ROUTE_CACHE_MAX: u32 = 65536;
+pub const ENGINE4_DIR24: u32 = 0;
+pub const ENGINE4_LPM: u32 = 1;
+pub const BENCH_BATCH: usize = 64;
+pub const BENCH_ROWS: u32 = 16384;
+
 /// Per-CPU statistics reasons (`enum fib_stat_reason`).
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,6 +171,36 @@ pub struct RouteCacheVal {
     pub generation: u64,
 }
 
+/// `tx_port` DEVMAP_HASH value (`struct bpf_devmap_val` layout; `prog_fd` 0 = no egress program).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxPortVal {
+    pub ifindex: u32,
+    pub prog_fd: u32,
+}
+
+/// Benchmark destination row (IPv4, network order).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchRow4 {
+    pub addr: [u32; BENCH_BATCH],
+}
+
+/// Benchmark destination row (IPv6).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchRow6 {
+    pub addr: [[u8; 16]; BENCH_BATCH],
+}
+
+/// Benchmark per-CPU cursor and result sink.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BenchState {
+    pub cursor: u64,
+    pub sink: u64,
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FibMeta {
@@ -183,6 +221,10 @@ unsafe impl aya::Pod for Nh {}
 unsafe impl aya::Pod for RouteCacheKey {}
 unsafe impl aya::Pod for RouteCacheVal {}
 unsafe impl aya::Pod for FibMeta {}
+unsafe impl aya::Pod for TxPortVal {}
+unsafe impl aya::Pod for BenchRow4 {}
+unsafe impl aya::Pod for BenchRow6 {}
+unsafe impl aya::Pod for BenchState {}
 
 const _: () = {
     assert!(size_of::<StatCounter>() == 16);
@@ -201,6 +243,10 @@ const _: () = {
     assert!(size_of::<RouteCacheKey>() == 20);
     assert!(size_of::<RouteCacheVal>() == 16);
     assert!(size_of::<FibMeta>() == 16);
+    assert!(size_of::<TxPortVal>() == 8);
+    assert!(size_of::<BenchRow4>() == 4 * BENCH_BATCH);
+    assert!(size_of::<BenchRow6>() == 16 * BENCH_BATCH);
+    assert!(size_of::<BenchState>() == 16);
 };
 
 /// `(kind, name, value)` lines the layout test compares against the C side.
@@ -256,6 +302,14 @@ pub fn rust_layout() -> Vec<(String, u64)> {
     s!(v, "fib_meta", FibMeta);
     o!(v, "fib_meta", FibMeta, abi_version);
     o!(v, "fib_meta", FibMeta, generation);
+    s!(v, "tx_port_val", TxPortVal);
+    o!(v, "tx_port_val", TxPortVal, ifindex);
+    o!(v, "tx_port_val", TxPortVal, prog_fd);
+    s!(v, "bench_row4", BenchRow4);
+    s!(v, "bench_row6", BenchRow6);
+    s!(v, "bench_state", BenchState);
+    o!(v, "bench_state", BenchState, cursor);
+    o!(v, "bench_state", BenchState, sink);
     c!(v, FIB_ABI_VERSION);
     c!(v, DIR24_ENTRIES_PER_ROW);
     c!(v, DIR24_ROWS);
@@ -274,6 +328,13 @@ pub fn rust_layout() -> Vec<(String, u64)> {
     c!(v, NH_MAX);
     c!(v, NH_F_VLAN);
     c!(v, STAT_MAX);
+    c!(v, FIB4_MAX);
+    c!(v, FIB6_MAX);
+    c!(v, ROUTE_CACHE_MAX);
+    c!(v, ENGINE4_DIR24);
+    c!(v, ENGINE4_LPM);
+    c!(v, BENCH_BATCH);
+    c!(v, BENCH_ROWS);
     v
 }
 

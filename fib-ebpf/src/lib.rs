@@ -13,9 +13,15 @@
 
 pub mod abi;
 pub mod bpffs;
+pub mod dir24;
 pub mod loader;
+pub mod maps;
+pub mod nhg;
+mod sys;
 
-pub use loader::{AttachMode, Forwarder, LoaderError};
+pub use dir24::{Dir24, Dir24Error, Dir24Sink, NullSink};
+pub use loader::{AttachMode, AttachedMode, Engine4, Forwarder, LoadOptions, LoaderError};
+pub use maps::{FibMaps, MapsError};
 
 /// The compiled forwarder object, embedded so nothing is looked up on disk at run time.
 pub static FORWARD_OBJ: &[u8] =

@@ -131,6 +131,7 @@ fn test_run_passes_an_ipv4_frame_and_drops_a_truncated_one() {
     let mut frame = vec![0u8; 64];
     frame[12] = 0x08; // ethertype IPv4
     frame[14] = 0x45; // version 4, IHL 5
+    frame[17] = 50; // total length: the 50 bytes after the Ethernet header
     frame[22] = 64; // TTL
     let prog = fwd.program().expect("program");
     let mut out = vec![0u8; 128];
@@ -141,7 +142,7 @@ fn test_run_passes_an_ipv4_frame_and_drops_a_truncated_one() {
             ..Default::default()
         })
         .expect("BPF_PROG_TEST_RUN");
-    assert_eq!(r.return_value, 2, "XDP_PASS");
+    assert_eq!(r.return_value, 2, "XDP_PASS (no route)");
 
     let truncated = &frame[..20];
     let r = prog
@@ -152,4 +153,146 @@ fn test_run_passes_an_ipv4_frame_and_drops_a_truncated_one() {
         .expect("BPF_PROG_TEST_RUN");
     assert_eq!(r.return_value, 1, "XDP_DROP for an IPv4 header cut short");
     assert_eq!(forwarded_counter(&fwd, StatReason::DropMalformed), 1);
+}
+
+/// A pin directory under /sys/fs/bpf removed on drop.
+struct PinDir(std::path::PathBuf, String);
+
+impl PinDir {
+    fn new(tag: &str) -> PinDir {
+        let name = format!("fe{}-{tag}", std::process::id());
+        PinDir(std::path::Path::new("/sys/fs/bpf").join(&name), name)
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn opts(instance: &str) -> fib_ebpf::LoadOptions {
+    fib_ebpf::LoadOptions {
+        instance: Some(instance.to_string()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn pinned_maps_are_reused_and_a_different_abi_version_is_refused() {
+    let dir = PinDir::new("abi");
+    {
+        let fwd = Forwarder::load_with(&opts(&dir.1)).expect("first load");
+        assert!(!fwd.reused_pinned_maps());
+        fwd.maps().dir24_store(0x0a0000, 42);
+        fwd.maps().pathlist_set(42, 7).unwrap();
+        fwd.maps().bump_generation();
+    }
+    {
+        let fwd = Forwarder::load_with(&opts(&dir.1)).expect("second load re-uses the pins");
+        assert!(fwd.reused_pinned_maps());
+        assert_eq!(
+            fwd.maps().dir24_load(0x0a0000),
+            42,
+            "routes survive the restart"
+        );
+        assert_eq!(fwd.maps().pathlist_get(42).unwrap(), 7);
+        assert_eq!(fwd.maps().generation(), 1);
+        // Pretend the pinned maps came from another ABI.
+        let pinned = fib_ebpf::FibMaps::open_pinned(&dir.0).unwrap();
+        assert_eq!(pinned.abi_version(), fib_ebpf::abi::FIB_ABI_VERSION);
+    }
+    let meta = aya::maps::MapData::from_pin(dir.0.join("meta")).unwrap();
+    let mut arr: aya::maps::Array<_, fib_ebpf::abi::FibMeta> =
+        aya::maps::Array::try_from(aya::maps::Map::Array(meta)).unwrap();
+    arr.set(
+        0,
+        fib_ebpf::abi::FibMeta {
+            abi_version: 99,
+            _pad: 0,
+            generation: 1,
+        },
+        0,
+    )
+    .unwrap();
+    match Forwarder::load_with(&opts(&dir.1)) {
+        Err(fib_ebpf::LoaderError::AbiMismatch {
+            found, expected, ..
+        }) => {
+            assert_eq!((found, expected), (99, fib_ebpf::abi::FIB_ABI_VERSION));
+        }
+        Err(e) => panic!("expected an ABI refusal, got {e}"),
+        Ok(_) => panic!("maps of another ABI version were re-used"),
+    }
+}
+
+fn xdp_attached(pair: &Pair) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", &pair.b, "-d", "link", "show", "vb"])
+        .output()
+        .expect("ip link show");
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+fn ping(pair: &Pair) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.a,
+            "ping",
+            "-c",
+            "2",
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "192.0.2.2",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run ping")
+        .success()
+}
+
+#[test]
+fn a_pinned_link_outlives_its_process_is_taken_over_and_detaches() {
+    let pair = Pair::new("pin");
+    let dir = PinDir::new("link");
+    {
+        let mut fwd = Forwarder::load_with(&opts(&dir.1)).expect("load");
+        let mode = pair
+            .in_b(|| fwd.attach("vb", AttachMode::Auto))
+            .expect("attach");
+        assert_ne!(mode, fib_ebpf::AttachedMode::TookOver);
+    }
+    assert!(
+        xdp_attached(&pair),
+        "the pinned link keeps the program attached after drop"
+    );
+    let maps = fib_ebpf::FibMaps::open_pinned(&dir.0).unwrap();
+    let before = maps.stat(StatReason::PassNoRoute).unwrap().packets;
+    assert!(ping(&pair));
+    let after = maps.stat(StatReason::PassNoRoute).unwrap().packets;
+    assert!(
+        after >= before + 2,
+        "the orphaned program still runs ({before} -> {after})"
+    );
+
+    let mut fwd = Forwarder::load_with(&opts(&dir.1)).expect("reload");
+    let mode = pair
+        .in_b(|| fwd.attach("vb", AttachMode::Auto))
+        .expect("take over");
+    assert_eq!(mode, fib_ebpf::AttachedMode::TookOver);
+    assert!(xdp_attached(&pair));
+    assert!(ping(&pair));
+    assert!(maps.stat(StatReason::PassNoRoute).unwrap().packets >= after + 2);
+
+    fwd.detach("vb").expect("detach");
+    drop(fwd);
+    assert!(
+        !xdp_attached(&pair),
+        "detach removes the program from the interface"
+    );
+    assert!(ping(&pair));
 }

@@ -1,0 +1,139 @@
+//! Thin `bpf(2)` map element calls on raw fds, for maps whose typed aya wrappers do not fit (values
+//! larger than aya's typed arrays expect, per-CPU sums, fds shared between handles), and `mmap` of
+//! mmapable arrays.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::ptr::NonNull;
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+
+pub const BPF_ANY: u64 = 0;
+
+/// The `map_elem` member of `union bpf_attr`.
+#[repr(C, align(8))]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+fn map_elem(
+    cmd: libc::c_long,
+    fd: BorrowedFd<'_>,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+) -> io::Result<()> {
+    let attr = MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        _pad: 0,
+        key: key as u64,
+        value: value as u64,
+        flags,
+    };
+    // SAFETY: `attr` is a valid bpf_attr prefix for the map element commands; key/value point to
+    // buffers of the map's key/value size, which the callers guarantee.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            &attr as *const MapElemAttr,
+            std::mem::size_of::<MapElemAttr>() as u32,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `BPF_MAP_UPDATE_ELEM`. `key`/`value` must be exactly the map's key and value sizes.
+pub fn update(fd: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+    map_elem(BPF_MAP_UPDATE_ELEM, fd, key.as_ptr(), value.as_ptr(), flags)
+}
+
+/// `BPF_MAP_DELETE_ELEM`.
+pub fn delete(fd: BorrowedFd<'_>, key: &[u8]) -> io::Result<()> {
+    map_elem(BPF_MAP_DELETE_ELEM, fd, key.as_ptr(), std::ptr::null(), 0)
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` into `value` (per-CPU maps: value size rounded to 8 × possible CPUs).
+pub fn lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    map_elem(BPF_MAP_LOOKUP_ELEM, fd, key.as_ptr(), value.as_mut_ptr(), 0)
+}
+
+/// Bytes of a plain-old-data value, for the calls above.
+pub fn bytes_of<T: aya::Pod>(v: &T) -> &[u8] {
+    // SAFETY: T is Pod (repr(C), no padding holes with undefined content that matter to the kernel).
+    unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+}
+
+/// A shared read/write mapping of a `BPF_F_MMAPABLE` array, unmapped on drop.
+pub struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; all accesses through it are atomics or raw reads.
+unsafe impl Send for Mmap {}
+unsafe impl Sync for Mmap {}
+
+impl Mmap {
+    pub fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mmap> {
+        // SAFETY: mapping a valid fd MAP_SHARED; the kernel checks the length against the map.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mmap {
+            ptr: NonNull::new(p as *mut u8)
+                .ok_or_else(|| io::Error::other("mmap returned NULL"))?,
+            len,
+        })
+    }
+
+    /// The u32 at byte offset `off` as an atomic. Panics when out of range or misaligned.
+    pub fn u32_at(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(
+            off.is_multiple_of(4) && off + 4 <= self.len,
+            "mmap u32 offset {off} out of range"
+        );
+        // SAFETY: in bounds and aligned (mmap is page aligned); AtomicU32 has u32's layout.
+        unsafe { &*(self.ptr.as_ptr().add(off) as *const std::sync::atomic::AtomicU32) }
+    }
+
+    /// The u64 at byte offset `off` as an atomic.
+    pub fn u64_at(&self, off: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(
+            off.is_multiple_of(8) && off + 8 <= self.len,
+            "mmap u64 offset {off} out of range"
+        );
+        // SAFETY: as above.
+        unsafe { &*(self.ptr.as_ptr().add(off) as *const std::sync::atomic::AtomicU64) }
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.len);
+        }
+    }
+}
