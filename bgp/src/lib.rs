@@ -6,4 +6,7 @@
 //!
 //! This crate depends on no other workspace crate; `wire` and `fsm` never touch sockets, tokio or clocks.
 
+pub mod fsm;
+#[cfg(feature = "session")]
+pub mod session;
 pub mod wire;

@@ -1,0 +1,554 @@
+//! Single-machine behaviour tests: each drives one `Fsm` with hand-written inputs on virtual time.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::*;
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn cfg() -> FsmConfig {
+    FsmConfig::new(65001, 65002, Ipv4Addr::new(10, 0, 0, 1))
+}
+
+fn peer_open(asn: u32, hold: u16) -> Open {
+    Open {
+        version: 4,
+        my_as: u16::try_from(asn).unwrap_or(AS_TRANS),
+        hold_time: hold,
+        bgp_id: Ipv4Addr::new(10, 0, 0, 2),
+        caps: default_capabilities(asn, &[Family::IPV4_UNICAST]),
+        unsupported_params: Vec::new(),
+    }
+}
+
+fn sent(out: &[Output]) -> Vec<&Msg> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(_, m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+fn notification(out: &[Output]) -> Option<&Notification> {
+    sent(out).into_iter().find_map(|m| match m {
+        Msg::Notification(n) => Some(n),
+        _ => None,
+    })
+}
+
+fn timer(out: &[Output], t: TimerId) -> Option<Option<Time>> {
+    out.iter().rev().find_map(|o| match o {
+        Output::Timer(id, d) if *id == t => Some(*d),
+        _ => None,
+    })
+}
+
+/// Start, connect, exchange OPEN and KEEPALIVE: returns the FSM Established on connection 1.
+fn established(cfg: FsmConfig, peer: Open) -> (Fsm, ConnId) {
+    let mut f = Fsm::new(cfg);
+    let out = f.handle(S(0), Input::Start);
+    let id = match out[0] {
+        Output::Connect(id) => id,
+        ref o => panic!("expected Connect first, got {o:?}"),
+    };
+    f.handle(S(0), Input::Connected(id));
+    assert_eq!(f.state(), State::OpenSent);
+    f.handle(S(0), Input::Received(id, Msg::Open(peer)));
+    assert_eq!(f.state(), State::OpenConfirm);
+    let out = f.handle(S(0), Input::Received(id, Msg::Keepalive));
+    assert!(out.iter().any(|o| matches!(o, Output::Established(..))));
+    assert_eq!(f.state(), State::Established);
+    (f, id)
+}
+
+#[test]
+fn manual_start_connects_and_arms_connect_retry_rfc4271_8_2_2() {
+    let mut f = Fsm::new(cfg());
+    let out = f.handle(S(0), Input::Start);
+    assert!(matches!(out[0], Output::Connect(_)));
+    assert_eq!(timer(&out, TimerId::ConnectRetry), Some(Some(S(30))));
+    assert_eq!(f.state(), State::Connect);
+}
+
+#[test]
+fn passive_peer_waits_in_active_without_connecting_rfc4271_8_2_2() {
+    let mut c = cfg();
+    c.passive = true;
+    let mut f = Fsm::new(c);
+    let out = f.handle(S(0), Input::Start);
+    assert!(!out.iter().any(|o| matches!(o, Output::Connect(_))));
+    assert_eq!(f.state(), State::Active);
+}
+
+#[test]
+fn idle_refuses_incoming_connections_rfc4271_8_2_2() {
+    let mut f = Fsm::new(cfg());
+    assert_eq!(f.handle(S(0), Input::Incoming), vec![Output::Refuse]);
+}
+
+#[test]
+fn connect_retry_expiry_opens_a_new_connection_rfc4271_8_2_2() {
+    let mut f = Fsm::new(cfg());
+    let out = f.handle(S(0), Input::Start);
+    let Output::Connect(first) = out[0] else {
+        panic!()
+    };
+    f.handle(S(1), Input::ConnectFailed(first));
+    assert_eq!(f.state(), State::Active);
+    let out = f.handle(S(30), Input::Timer(TimerId::ConnectRetry));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Connect(id) if *id != first))
+    );
+    assert_eq!(f.state(), State::Connect);
+}
+
+#[test]
+fn hold_time_negotiates_to_minimum_rfc4271_4_2() {
+    let (f, _) = established(cfg(), peer_open(65002, 30));
+    let n = f.status().negotiated.clone().unwrap();
+    assert_eq!(n.hold_time, 30);
+    assert_eq!(n.keepalive, 10);
+    let mut c = cfg();
+    c.hold_time = 9;
+    let (f, _) = established(c, peer_open(65002, 180));
+    assert_eq!(f.status().negotiated.clone().unwrap().hold_time, 9);
+}
+
+#[test]
+fn hold_time_zero_disables_hold_and_keepalive_timers_rfc4271_4_2() {
+    let mut f = Fsm::new(cfg());
+    let out = f.handle(S(0), Input::Start);
+    let Output::Connect(id) = out[0] else {
+        panic!()
+    };
+    f.handle(S(0), Input::Connected(id));
+    let out = f.handle(S(1), Input::Received(id, Msg::Open(peer_open(65002, 0))));
+    assert_eq!(timer(&out, TimerId::Hold(id)), Some(None));
+    assert_eq!(timer(&out, TimerId::Keepalive(id)), Some(None));
+    f.handle(S(1), Input::Received(id, Msg::Keepalive));
+    assert_eq!(f.state(), State::Established);
+    // Nothing expires, however long the silence.
+    assert!(
+        f.handle(S(100_000), Input::Timer(TimerId::Hold(id)))
+            .is_empty()
+    );
+    assert_eq!(f.state(), State::Established);
+}
+
+#[test]
+fn hold_time_of_one_or_two_seconds_is_refused_rfc4271_6_2() {
+    for hold in [1, 2] {
+        let mut f = Fsm::new(cfg());
+        let out = f.handle(S(0), Input::Start);
+        let Output::Connect(id) = out[0] else {
+            panic!()
+        };
+        f.handle(S(0), Input::Connected(id));
+        let out = f.handle(S(0), Input::Received(id, Msg::Open(peer_open(65002, hold))));
+        let n = notification(&out).expect("NOTIFICATION");
+        assert_eq!(
+            (n.code, n.subcode),
+            (code::OPEN, code::open::UNACCEPTABLE_HOLD_TIME)
+        );
+        assert_eq!(f.state(), State::Idle);
+    }
+}
+
+fn open_error_for(open: Open, cfg: FsmConfig) -> Notification {
+    let mut f = Fsm::new(cfg);
+    let out = f.handle(S(0), Input::Start);
+    let Output::Connect(id) = out[0] else {
+        panic!()
+    };
+    f.handle(S(0), Input::Connected(id));
+    let out = f.handle(S(0), Input::Received(id, Msg::Open(open)));
+    assert!(out.contains(&Output::Close(id)));
+    notification(&out).cloned().expect("NOTIFICATION")
+}
+
+#[test]
+fn wrong_peer_as_gets_bad_peer_as_rfc4271_6_2() {
+    let n = open_error_for(peer_open(65099, 90), cfg());
+    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_PEER_AS));
+}
+
+#[test]
+fn four_octet_peer_as_behind_as_trans_is_accepted_rfc6793_4_1() {
+    let mut c = cfg();
+    c.peer_as = Some(4_200_000_002);
+    let (f, _) = established(c, peer_open(4_200_000_002, 90));
+    let n = f.status().negotiated.clone().unwrap();
+    assert_eq!(n.peer_as, 4_200_000_002);
+    assert!(n.four_octet_as);
+}
+
+#[test]
+fn as_trans_without_four_octet_capability_is_bad_peer_as_rfc6793_4_1() {
+    let mut o = peer_open(65002, 90);
+    o.my_as = AS_TRANS;
+    o.caps.four_octet_as = None;
+    let n = open_error_for(o, cfg());
+    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_PEER_AS));
+}
+
+#[test]
+fn two_octet_field_disagreeing_with_capability_is_bad_peer_as_rfc6793_4_1() {
+    let mut o = peer_open(65002, 90);
+    o.my_as = 65003;
+    let n = open_error_for(o, cfg());
+    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_PEER_AS));
+}
+
+#[test]
+fn zero_or_own_ibgp_identifier_is_bad_bgp_identifier_rfc6286_2_1() {
+    let mut o = peer_open(65002, 90);
+    o.bgp_id = Ipv4Addr::UNSPECIFIED;
+    let n = open_error_for(o, cfg());
+    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_BGP_ID));
+
+    let mut c = cfg();
+    c.peer_as = Some(65001);
+    let mut o = peer_open(65001, 90);
+    o.bgp_id = c.router_id;
+    let n = open_error_for(o, c);
+    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_BGP_ID));
+}
+
+#[test]
+fn unsupported_version_answers_with_our_version_rfc4271_6_2() {
+    let mut o = peer_open(65002, 90);
+    o.version = 3;
+    let n = open_error_for(o, cfg());
+    assert_eq!(
+        (n.code, n.subcode, n.data.as_slice()),
+        (code::OPEN, 1, &[0u8, 4][..])
+    );
+}
+
+#[test]
+fn unsupported_optional_parameter_is_refused_rfc4271_6_2() {
+    let mut o = peer_open(65002, 90);
+    o.unsupported_params = vec![1];
+    let n = open_error_for(o, cfg());
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::OPEN, code::open::UNSUPPORTED_OPTIONAL_PARAM)
+    );
+}
+
+#[test]
+fn missing_required_capability_is_unsupported_capability_with_data_rfc5492_5() {
+    let mut c = cfg();
+    c.required_capabilities = vec![cap_code::FOUR_OCTET_AS];
+    let mut o = peer_open(65002, 90);
+    o.caps.four_octet_as = None;
+    let n = open_error_for(o, c);
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::OPEN, code::open::UNSUPPORTED_CAPABILITY)
+    );
+    assert_eq!(n.data, vec![65, 4, 0, 0, 0xfd, 0xe9]);
+}
+
+#[test]
+fn keepalive_in_opensent_is_an_fsm_error_rfc6608_4() {
+    let mut f = Fsm::new(cfg());
+    let out = f.handle(S(0), Input::Start);
+    let Output::Connect(id) = out[0] else {
+        panic!()
+    };
+    f.handle(S(0), Input::Connected(id));
+    let out = f.handle(S(0), Input::Received(id, Msg::Keepalive));
+    let n = notification(&out).unwrap();
+    assert_eq!((n.code, n.subcode), (code::FSM, code::fsm::IN_OPENSENT));
+}
+
+#[test]
+fn update_before_established_is_an_fsm_error_rfc6608_4() {
+    let mut f = Fsm::new(cfg());
+    let out = f.handle(S(0), Input::Start);
+    let Output::Connect(id) = out[0] else {
+        panic!()
+    };
+    f.handle(S(0), Input::Connected(id));
+    f.handle(S(0), Input::Received(id, Msg::Open(peer_open(65002, 90))));
+    let out = f.handle(S(0), Input::Received(id, Msg::Update));
+    let n = notification(&out).unwrap();
+    assert_eq!((n.code, n.subcode), (code::FSM, code::fsm::IN_OPENCONFIRM));
+}
+
+#[test]
+fn hold_timer_expiry_sends_notification_and_goes_idle_rfc4271_6_5() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 9));
+    // A message at t=5 pushes the deadline from 9 to 14.
+    f.handle(S(5), Input::Received(id, Msg::Keepalive));
+    let out = f.handle(S(9), Input::Timer(TimerId::Hold(id)));
+    assert_eq!(out, vec![Output::Timer(TimerId::Hold(id), Some(S(14)))]);
+    let out = f.handle(S(14), Input::Timer(TimerId::Hold(id)));
+    let n = notification(&out).unwrap();
+    assert_eq!(n.code, code::HOLD_TIMER_EXPIRED);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Down(Cause::Sent(_))))
+    );
+    assert_eq!(f.state(), State::Idle);
+    assert_eq!(f.status().flaps, 1);
+}
+
+#[test]
+fn alive_while_back_pressured_keeps_the_hold_timer_satisfied() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 9));
+    f.handle(S(8), Input::Alive(id));
+    let out = f.handle(S(9), Input::Timer(TimerId::Hold(id)));
+    assert_eq!(out, vec![Output::Timer(TimerId::Hold(id), Some(S(17)))]);
+    assert_eq!(f.state(), State::Established);
+}
+
+#[test]
+fn keepalive_timer_sends_keepalive_every_third_of_hold_rfc4271_4_4() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 90));
+    let out = f.handle(S(30), Input::Timer(TimerId::Keepalive(id)));
+    assert_eq!(sent(&out), vec![&Msg::Keepalive]);
+    assert_eq!(timer(&out, TimerId::Keepalive(id)), Some(Some(S(60))));
+}
+
+#[test]
+fn peer_notification_tears_down_and_restarts_after_idle_hold_rfc4271_6_4() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 90));
+    let n = Notification::cease_with_message(code::cease::ADMIN_SHUTDOWN, Some("maintenance"));
+    let out = f.handle(S(10), Input::Received(id, Msg::Notification(n.clone())));
+    assert!(out.contains(&Output::Close(id)));
+    assert!(out.contains(&Output::Down(Cause::Received(n))));
+    assert_eq!(f.state(), State::Idle);
+    assert_eq!(timer(&out, TimerId::IdleHold), Some(Some(S(11))));
+    // Incoming connections are refused while idle-holding.
+    assert_eq!(f.handle(S(10), Input::Incoming), vec![Output::Refuse]);
+    let out = f.handle(S(11), Input::Timer(TimerId::IdleHold));
+    assert!(matches!(out[0], Output::Connect(_)));
+}
+
+#[test]
+fn consecutive_failures_double_idle_hold_up_to_the_cap() {
+    let mut c = cfg();
+    c.idle_hold_max = S(5);
+    let mut f = Fsm::new(c);
+    let mut now = S(0);
+    let mut delays = Vec::new();
+    let out = f.handle(now, Input::Start);
+    let Output::Connect(mut id) = out[0] else {
+        panic!()
+    };
+    for _ in 0..5 {
+        f.handle(now, Input::Connected(id));
+        let out = f.handle(now, Input::Closed(id));
+        let Some(Some(at)) = timer(&out, TimerId::IdleHold) else {
+            panic!("no idle hold in {out:?}")
+        };
+        delays.push((at - now).as_secs());
+        now = at;
+        let out = f.handle(now, Input::Timer(TimerId::IdleHold));
+        let Output::Connect(next) = out[0] else {
+            panic!()
+        };
+        id = next;
+    }
+    assert_eq!(delays, vec![1, 2, 4, 5, 5]);
+}
+
+#[test]
+fn session_stable_for_stable_time_resets_back_off() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 90));
+    f.handle(S(100), Input::Closed(id));
+    assert_eq!(f.status().failures, 1);
+    assert_eq!(f.backoff_delay(), S(1));
+}
+
+#[test]
+fn manual_stop_sends_cease_admin_shutdown_with_message_rfc8203() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 90));
+    let out = f.handle(
+        S(5),
+        Input::Stop {
+            message: Some("upgrade to v2 — back soon".into()),
+        },
+    );
+    let n = notification(&out).unwrap();
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::CEASE, code::cease::ADMIN_SHUTDOWN)
+    );
+    assert_eq!(
+        n.shutdown_message().as_deref(),
+        Some("upgrade to v2 — back soon")
+    );
+    assert!(out.contains(&Output::Close(id)));
+    assert_eq!(f.state(), State::Idle);
+    assert_eq!(
+        timer(&out, TimerId::IdleHold),
+        None,
+        "a manual stop does not restart"
+    );
+}
+
+#[test]
+fn shutdown_message_is_cut_at_255_octets_on_a_char_boundary_rfc9003_2() {
+    let long = "é".repeat(200);
+    let n = Notification::cease_with_message(code::cease::ADMIN_SHUTDOWN, Some(&long));
+    assert_eq!(n.data[0], 254);
+    assert_eq!(n.shutdown_message().unwrap().chars().count(), 127);
+}
+
+#[test]
+fn admin_reset_sends_cease_reset_and_reconnects_rfc4486_4() {
+    let (mut f, _) = established(cfg(), peer_open(65002, 90));
+    let out = f.handle(S(5), Input::Reset { message: None });
+    let n = notification(&out).unwrap();
+    assert_eq!((n.code, n.subcode), (code::CEASE, code::cease::ADMIN_RESET));
+    assert!(out.iter().any(|o| matches!(o, Output::Connect(_))));
+    assert_eq!(f.state(), State::Connect);
+}
+
+#[test]
+fn delay_open_waits_for_timer_before_sending_open_rfc4271_8_1_1() {
+    let mut c = cfg();
+    c.delay_open = Some(S(5));
+    let mut f = Fsm::new(c);
+    let out = f.handle(S(0), Input::Start);
+    let Output::Connect(id) = out[0] else {
+        panic!()
+    };
+    let out = f.handle(S(0), Input::Connected(id));
+    assert!(sent(&out).is_empty());
+    assert_eq!(timer(&out, TimerId::DelayOpen(id)), Some(Some(S(5))));
+    assert_eq!(f.state(), State::Connect);
+    let out = f.handle(S(5), Input::Timer(TimerId::DelayOpen(id)));
+    assert!(matches!(sent(&out)[..], [Msg::Open(_)]));
+    assert_eq!(f.state(), State::OpenSent);
+}
+
+#[test]
+fn delay_open_answers_an_early_peer_open_with_open_and_keepalive_rfc4271_8_2_2() {
+    let mut c = cfg();
+    c.delay_open = Some(S(5));
+    c.passive = true;
+    let mut f = Fsm::new(c);
+    f.handle(S(0), Input::Start);
+    let out = f.handle(S(0), Input::Incoming);
+    let Output::Accept(id) = out[0] else { panic!() };
+    assert_eq!(f.state(), State::Active);
+    let out = f.handle(S(1), Input::Received(id, Msg::Open(peer_open(65002, 90))));
+    let msgs = sent(&out);
+    assert!(matches!(msgs[..], [Msg::Open(_), Msg::Keepalive]));
+    assert_eq!(timer(&out, TimerId::DelayOpen(id)), Some(None));
+    assert_eq!(f.state(), State::OpenConfirm);
+}
+
+#[test]
+fn incoming_connection_while_established_is_refused_rfc4271_6_8() {
+    let (mut f, _) = established(cfg(), peer_open(65002, 90));
+    assert_eq!(f.handle(S(1), Input::Incoming), vec![Output::Refuse]);
+}
+
+#[test]
+fn capabilities_negotiate_to_the_intersection_rfc5492() {
+    let mut c = cfg();
+    c.capabilities.families = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+    c.capabilities.add_path = vec![
+        (Family::IPV4_UNICAST, AddPathMode::Both),
+        (Family::IPV6_UNICAST, AddPathMode::Receive),
+    ];
+    c.capabilities.extended_next_hop = vec![(Family::IPV4_UNICAST, 2)];
+    c.capabilities.graceful_restart = Some(GracefulRestart {
+        restarting: false,
+        restart_time: 120,
+        families: vec![],
+    });
+    let mut o = peer_open(65002, 90);
+    o.caps.families = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+    o.caps.add_path = vec![
+        (Family::IPV4_UNICAST, AddPathMode::Send),
+        (Family::IPV6_UNICAST, AddPathMode::Receive),
+    ];
+    o.caps.extended_next_hop = vec![(Family::IPV4_UNICAST, 2)];
+    o.caps.extended_message = false;
+    o.caps.graceful_restart = Some(GracefulRestart {
+        restarting: true,
+        restart_time: 90,
+        families: vec![(Family::IPV4_UNICAST, true)],
+    });
+    let (f, _) = established(c, o);
+    let n = f.status().negotiated.clone().unwrap();
+    assert_eq!(n.families, vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]);
+    assert_eq!(n.add_path_rx, vec![Family::IPV4_UNICAST]);
+    assert_eq!(n.add_path_tx, Vec::<Family>::new());
+    assert_eq!(n.extended_next_hop, vec![(Family::IPV4_UNICAST, 2)]);
+    assert!(!n.extended_message);
+    assert_eq!(n.max_message_len(), 4096);
+    assert!(n.route_refresh);
+    assert_eq!(n.graceful_restart.unwrap().restart_time, 90);
+}
+
+#[test]
+fn peer_without_multiprotocol_capability_speaks_ipv4_unicast_rfc4760_8() {
+    let mut c = cfg();
+    c.capabilities.families = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+    let mut o = peer_open(65002, 90);
+    o.caps.families.clear();
+    let (f, _) = established(c, o);
+    assert_eq!(
+        f.status().negotiated.clone().unwrap().families,
+        vec![Family::IPV4_UNICAST]
+    );
+}
+
+#[test]
+fn route_refresh_is_sent_only_when_the_peer_supports_it_rfc2918_3() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 90));
+    let out = f.handle(S(1), Input::Refresh(Family::IPV4_UNICAST));
+    assert_eq!(
+        out,
+        vec![Output::Send(
+            id,
+            Msg::RouteRefresh {
+                family: Family::IPV4_UNICAST,
+                subtype: 0
+            }
+        )]
+    );
+    let mut o = peer_open(65002, 90);
+    o.caps.route_refresh = false;
+    let (mut f, _) = established(cfg(), o);
+    assert!(
+        f.handle(S(1), Input::Refresh(Family::IPV4_UNICAST))
+            .is_empty()
+    );
+}
+
+#[test]
+fn peer_route_refresh_is_reported_to_the_driver_rfc2918_4() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 90));
+    let out = f.handle(
+        S(1),
+        Input::Received(
+            id,
+            Msg::RouteRefresh {
+                family: Family::IPV6_UNICAST,
+                subtype: 0,
+            },
+        ),
+    );
+    assert_eq!(out, vec![Output::RouteRefresh(Family::IPV6_UNICAST, 0)]);
+}
+
+#[test]
+fn malformed_message_sends_its_notification_and_closes_rfc4271_6_1() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 90));
+    let n = Notification::new(code::UPDATE, 1, Vec::new());
+    let out = f.handle(S(1), Input::Malformed(id, n.clone()));
+    assert_eq!(out[0], Output::Send(id, Msg::Notification(n)));
+    assert!(out.contains(&Output::Close(id)));
+    assert_eq!(f.state(), State::Idle);
+}
