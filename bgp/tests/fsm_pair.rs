@@ -332,7 +332,9 @@ fn simultaneous_open_keeps_the_connection_of_the_higher_identifier_rfc4271_6_8()
         let collisions = |s| {
             p.sent_notifications(s)
                 .iter()
-                .filter(|n| (n.code, n.subcode) == (code::CEASE, code::cease::CONNECTION_COLLISION))
+                .filter(|n| {
+                    (n.code, n.subcode) == (code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION)
+                })
                 .count()
         };
         assert!(
@@ -364,7 +366,7 @@ fn collision_detected_by_the_side_that_started_second_rfc4271_6_8() {
             .filter(|&s| {
                 p.sent_notifications(s)
                     .iter()
-                    .any(|n| n.subcode == code::cease::CONNECTION_COLLISION)
+                    .any(|n| n.subcode == cease::CONNECTION_COLLISION_RESOLUTION)
             })
             .collect();
         assert!(
@@ -423,7 +425,10 @@ fn peer_shutdown_notification_tears_down_and_peer_reconnects_after_restart_rfc82
         None => panic!("B has no last error"),
     }
     let received_msg = p.outputs(Side::B).iter().find_map(|(_, o)| match o {
-        Output::Down(Cause::Received(n)) => n.shutdown_message(),
+        Output::Down(Cause::Received(n)) => n
+            .shutdown_communication()
+            .and_then(Result::ok)
+            .map(str::to_owned),
         _ => None,
     });
     assert_eq!(received_msg.as_deref(), Some("planned maintenance"));
@@ -451,14 +456,14 @@ fn capability_mismatch_refuses_the_session_with_growing_back_off_rfc5492_5() {
     assert_eq!(p.fsm(Side::A).status().established, 0);
     assert_eq!(p.fsm(Side::B).status().established, 0);
     assert!(
-        p.sent_notifications(Side::A)
-            .iter()
-            .all(|n| (n.code, n.subcode) == (code::OPEN, code::open::UNSUPPORTED_CAPABILITY)),
+        p.sent_notifications(Side::A).iter().all(
+            |n| (n.code, n.subcode) == (code::OPEN_MESSAGE, open_error::UNSUPPORTED_CAPABILITY)
+        ),
         "{:?}",
         p.sent_notifications(Side::A)
     );
     match &p.fsm(Side::B).status().last_error {
-        Some(Cause::Received(n)) => assert_eq!(n.subcode, code::open::UNSUPPORTED_CAPABILITY),
+        Some(Cause::Received(n)) => assert_eq!(n.subcode, open_error::UNSUPPORTED_CAPABILITY),
         other => panic!("B's last error: {other:?}"),
     }
     // Each consecutive failure doubles the idle hold: 1, 2, 4, 8, 16 s ...
@@ -483,7 +488,7 @@ fn wrong_as_on_one_side_never_establishes_and_reports_bad_peer_as_rfc4271_6_2() 
     assert!(
         p.sent_notifications(Side::A)
             .iter()
-            .any(|n| (n.code, n.subcode) == (code::OPEN, code::open::BAD_PEER_AS))
+            .any(|n| (n.code, n.subcode) == (code::OPEN_MESSAGE, open_error::BAD_PEER_AS))
     );
 }
 

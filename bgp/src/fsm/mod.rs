@@ -26,10 +26,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use msg::{
-    AS_TRANS, AddPathMode, Capabilities, Family, GracefulRestart, LongLivedGr, Msg, Notification,
-    Open, cap_code, code,
-};
+pub use crate::wire::capability::code as cap_code;
+pub use crate::wire::notification::{cease, code, fsm as fsm_error, open as open_error};
+pub use crate::wire::{AS_TRANS, Notification, Open};
+pub use msg::{AddPathMode, Capabilities, Family, GracefulRestart, LongLivedGr, Msg};
 pub use negotiate::{Negotiated, default_capabilities, local_open, negotiate, validate_open};
 
 /// A point in time on the driver's monotonic clock (virtual in tests).
@@ -326,7 +326,7 @@ impl Fsm {
             Input::Stop { message } => {
                 self.shutdown(
                     now,
-                    code::cease::ADMIN_SHUTDOWN,
+                    cease::ADMINISTRATIVE_SHUTDOWN,
                     message.as_deref(),
                     &mut out,
                 );
@@ -334,7 +334,12 @@ impl Fsm {
                 self.status.failures = 0;
             }
             Input::Reset { message } => {
-                self.shutdown(now, code::cease::ADMIN_RESET, message.as_deref(), &mut out);
+                self.shutdown(
+                    now,
+                    cease::ADMINISTRATIVE_RESET,
+                    message.as_deref(),
+                    &mut out,
+                );
                 self.started = true;
                 self.begin_connecting(now, &mut out);
             }
@@ -563,7 +568,7 @@ impl Fsm {
                 let others = self.conns.len() > 1;
                 let benign = others
                     && n.code == code::CEASE
-                    && n.subcode == code::cease::CONNECTION_COLLISION;
+                    && n.subcode == cease::CONNECTION_COLLISION_RESOLUTION;
                 self.drop_conn(now, id, Some(Cause::Received(n)), !benign, out);
             }
         }
@@ -599,7 +604,11 @@ impl Fsm {
                     id
                 }
             };
-            let n = Notification::new(code::CEASE, code::cease::CONNECTION_COLLISION, Vec::new());
+            let n = Notification::new(
+                code::CEASE,
+                cease::CONNECTION_COLLISION_RESOLUTION,
+                Vec::new(),
+            );
             out.push(Output::Send(loser, Msg::Notification(n.clone())));
             self.drop_conn(now, loser, Some(Cause::Sent(n)), false, out);
             if loser == id {
@@ -647,10 +656,10 @@ impl Fsm {
 
     fn fsm_error(&mut self, now: Time, id: ConnId, phase: Phase, out: &mut Out) {
         let sub = match phase {
-            Phase::OpenSent => code::fsm::IN_OPENSENT,
-            Phase::OpenConfirm => code::fsm::IN_OPENCONFIRM,
-            Phase::Established => code::fsm::IN_ESTABLISHED,
-            _ => code::fsm::UNSPECIFIED,
+            Phase::OpenSent => fsm_error::UNEXPECTED_IN_OPENSENT,
+            Phase::OpenConfirm => fsm_error::UNEXPECTED_IN_OPENCONFIRM,
+            Phase::Established => fsm_error::UNEXPECTED_IN_ESTABLISHED,
+            _ => fsm_error::UNSPECIFIED,
         };
         self.fail(now, id, Notification::new(code::FSM, sub, Vec::new()), out);
     }
@@ -663,7 +672,10 @@ impl Fsm {
 
     /// Closes every connection with a Cease NOTIFICATION (those that got our OPEN) and stops all timers.
     fn shutdown(&mut self, now: Time, subcode: u8, message: Option<&str>, out: &mut Out) {
-        let n = Notification::cease_with_message(subcode, message);
+        let n = match message {
+            Some(m) => Notification::shutdown(subcode, m),
+            None => Notification::cease(subcode),
+        };
         let ids: Vec<(ConnId, Phase)> = self.conns.iter().map(|c| (c.id, c.phase)).collect();
         for (id, phase) in ids {
             if phase >= Phase::OpenSent {

@@ -1,52 +1,17 @@
-//! The FSM's view of BGP messages: what the state machine reads from an OPEN and a NOTIFICATION, and what
-//! it asks the driver to send. The driver converts to and from `wire` types at the edge; UPDATE contents
-//! never pass through the FSM (only the fact that one arrived, for the hold timer and the state check).
-
-use std::net::Ipv4Addr;
+//! The FSM's view of BGP messages. OPEN and NOTIFICATION are the codec's types; the capabilities of an OPEN
+//! are read into a [`Capabilities`] set for validation and negotiation. UPDATE contents never pass through
+//! the FSM (only the fact that one arrived, for the hold timer and the state check).
 
 use serde::{Deserialize, Serialize};
 
-/// AS_TRANS (RFC 6793 §9): the 2-octet placeholder for a 4-octet AS.
-pub const AS_TRANS: u16 = 23456;
+use crate::wire::capability::{self, Capability, code as cap_code};
+use crate::wire::{AddPathDirection, AfiSafi, Notification, Open};
 
-/// An address family / subsequent address family pair (RFC 4760).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Family {
-    pub afi: u16,
-    pub safi: u8,
-}
+/// An address family / subsequent address family pair (RFC 4760): the codec's type.
+pub type Family = AfiSafi;
 
-impl Family {
-    pub const IPV4_UNICAST: Family = Family { afi: 1, safi: 1 };
-    pub const IPV6_UNICAST: Family = Family { afi: 2, safi: 1 };
-}
-
-impl std::fmt::Display for Family {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            Family::IPV4_UNICAST => f.write_str("ipv4-unicast"),
-            Family::IPV6_UNICAST => f.write_str("ipv6-unicast"),
-            Family { afi, safi } => write!(f, "afi{afi}/safi{safi}"),
-        }
-    }
-}
-
-/// ADD-PATH send/receive flags for one family (RFC 7911 §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AddPathMode {
-    Receive,
-    Send,
-    Both,
-}
-
-impl AddPathMode {
-    pub fn can_receive(self) -> bool {
-        matches!(self, AddPathMode::Receive | AddPathMode::Both)
-    }
-    pub fn can_send(self) -> bool {
-        matches!(self, AddPathMode::Send | AddPathMode::Both)
-    }
-}
+/// ADD-PATH send/receive flags for one family (RFC 7911 §4): the codec's type.
+pub type AddPathMode = AddPathDirection;
 
 /// Graceful restart capability (RFC 4724 §3) as advertised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,19 +28,6 @@ pub struct GracefulRestart {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LongLivedGr {
     pub families: Vec<(Family, bool, u32)>,
-}
-
-/// Capability codes (IANA "Capability Codes").
-pub mod cap_code {
-    pub const MULTIPROTOCOL: u8 = 1;
-    pub const ROUTE_REFRESH: u8 = 2;
-    pub const EXTENDED_NEXT_HOP: u8 = 5;
-    pub const EXTENDED_MESSAGE: u8 = 6;
-    pub const GRACEFUL_RESTART: u8 = 64;
-    pub const FOUR_OCTET_AS: u8 = 65;
-    pub const ADD_PATH: u8 = 69;
-    pub const ENHANCED_ROUTE_REFRESH: u8 = 70;
-    pub const LONG_LIVED_GR: u8 = 71;
 }
 
 /// The set of capabilities one side advertises in its OPEN (RFC 5492), in semantic form.
@@ -110,9 +62,146 @@ impl Capabilities {
             cap_code::FOUR_OCTET_AS => self.four_octet_as.is_some(),
             cap_code::ADD_PATH => !self.add_path.is_empty(),
             cap_code::ENHANCED_ROUTE_REFRESH => self.enhanced_route_refresh,
-            cap_code::LONG_LIVED_GR => self.long_lived_gr.is_some(),
+            cap_code::LONG_LIVED_GRACEFUL_RESTART => self.long_lived_gr.is_some(),
             other => self.unknown.iter().any(|(c, _)| *c == other),
         }
+    }
+
+    /// Reads the capabilities of an OPEN (all optional parameters, in order; RFC 5492 §4).
+    pub fn from_open(open: &Open) -> Self {
+        let mut c = Capabilities::default();
+        for cap in open.capabilities() {
+            match cap {
+                Capability::Multiprotocol(f) => {
+                    if !c.families.contains(f) {
+                        c.families.push(*f);
+                    }
+                }
+                Capability::RouteRefresh => c.route_refresh = true,
+                Capability::EnhancedRouteRefresh => c.enhanced_route_refresh = true,
+                Capability::FourOctetAs(a) => c.four_octet_as = Some(*a),
+                Capability::ExtendedMessage => c.extended_message = true,
+                Capability::AddPath(v) => {
+                    c.add_path
+                        .extend(v.iter().map(|a| (a.afi_safi, a.direction)));
+                }
+                Capability::ExtendedNextHop(v) => {
+                    for e in v {
+                        if let Ok(safi) = u8::try_from(e.safi) {
+                            let f = AfiSafi::new(e.afi, crate::wire::Safi(safi));
+                            c.extended_next_hop.push((f, e.next_hop_afi.0));
+                        }
+                    }
+                }
+                Capability::GracefulRestart(g) => {
+                    c.graceful_restart = Some(GracefulRestart {
+                        restarting: g.flags & 0x8 != 0,
+                        restart_time: g.restart_time,
+                        families: g
+                            .families
+                            .iter()
+                            .map(|f| (f.afi_safi, f.flags & 0x80 != 0))
+                            .collect(),
+                    });
+                }
+                Capability::LongLivedGracefulRestart(v) => {
+                    c.long_lived_gr = Some(LongLivedGr {
+                        families: v
+                            .iter()
+                            .map(|f| (f.afi_safi, f.flags & 0x80 != 0, f.stale_time))
+                            .collect(),
+                    });
+                }
+                other => {
+                    let mut b = bytes::BytesMut::new();
+                    let value = match other.encode(&mut b) {
+                        Ok(()) if b.len() >= 2 => b[2..].to_vec(),
+                        _ => Vec::new(),
+                    };
+                    c.unknown.push((other.code(), value));
+                }
+            }
+        }
+        c
+    }
+
+    /// The capability TLVs to advertise for this set (RFC 5492 §4).
+    pub fn to_wire(&self) -> Vec<Capability> {
+        let mut v: Vec<Capability> = self
+            .families
+            .iter()
+            .map(|f| Capability::Multiprotocol(*f))
+            .collect();
+        if self.route_refresh {
+            v.push(Capability::RouteRefresh);
+        }
+        if self.enhanced_route_refresh {
+            v.push(Capability::EnhancedRouteRefresh);
+        }
+        if !self.extended_next_hop.is_empty() {
+            v.push(Capability::ExtendedNextHop(
+                self.extended_next_hop
+                    .iter()
+                    .map(|(f, nh)| capability::ExtendedNextHop {
+                        afi: f.afi,
+                        safi: u16::from(f.safi.0),
+                        next_hop_afi: crate::wire::Afi(*nh),
+                    })
+                    .collect(),
+            ));
+        }
+        if self.extended_message {
+            v.push(Capability::ExtendedMessage);
+        }
+        if let Some(g) = &self.graceful_restart {
+            v.push(Capability::GracefulRestart(capability::GracefulRestart {
+                flags: if g.restarting { 0x8 } else { 0 },
+                restart_time: g.restart_time.min(0x0fff),
+                families: g
+                    .families
+                    .iter()
+                    .map(|(f, fwd)| capability::GrFamily {
+                        afi_safi: *f,
+                        flags: if *fwd { 0x80 } else { 0 },
+                    })
+                    .collect(),
+            }));
+        }
+        if let Some(a) = self.four_octet_as {
+            v.push(Capability::FourOctetAs(a));
+        }
+        if !self.add_path.is_empty() {
+            v.push(Capability::AddPath(
+                self.add_path
+                    .iter()
+                    .map(|(f, d)| capability::AddPath {
+                        afi_safi: *f,
+                        direction: *d,
+                    })
+                    .collect(),
+            ));
+        }
+        if let Some(l) = &self.long_lived_gr {
+            v.push(Capability::LongLivedGracefulRestart(
+                l.families
+                    .iter()
+                    .map(|(f, fwd, stale)| capability::LlgrFamily {
+                        afi_safi: *f,
+                        flags: if *fwd { 0x80 } else { 0 },
+                        stale_time: (*stale).min(0x00ff_ffff),
+                    })
+                    .collect(),
+            ));
+        }
+        v.extend(
+            self.unknown
+                .iter()
+                .map(|(code, value)| Capability::Unknown {
+                    code: *code,
+                    value: value.clone(),
+                }),
+        );
+        v
     }
 
     /// Families the speaker supports: its MP capabilities, or IPv4 unicast alone if it sent none
@@ -123,150 +212,6 @@ impl Capabilities {
         } else {
             self.families.clone()
         }
-    }
-}
-
-/// An OPEN message as the FSM sees it (RFC 4271 §4.2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Open {
-    pub version: u8,
-    /// "My Autonomous System": AS_TRANS when the real AS does not fit 2 octets.
-    pub my_as: u16,
-    pub hold_time: u16,
-    pub bgp_id: Ipv4Addr,
-    pub caps: Capabilities,
-    /// Optional parameter types other than Capabilities (2), which this speaker does not support.
-    pub unsupported_params: Vec<u8>,
-}
-
-impl Open {
-    /// The sender's AS: the 4-octet capability's value when present, else the 2-octet field.
-    pub fn asn(&self) -> u32 {
-        self.caps.four_octet_as.unwrap_or(u32::from(self.my_as))
-    }
-}
-
-/// NOTIFICATION error codes and subcodes (RFC 4271 §4.5, RFC 4486, RFC 6608, RFC 8203, RFC 9003).
-pub mod code {
-    pub const HEADER: u8 = 1;
-    pub const OPEN: u8 = 2;
-    pub const UPDATE: u8 = 3;
-    pub const HOLD_TIMER_EXPIRED: u8 = 4;
-    pub const FSM: u8 = 5;
-    pub const CEASE: u8 = 6;
-    pub const ROUTE_REFRESH: u8 = 7;
-
-    /// OPEN Message Error subcodes.
-    pub mod open {
-        pub const UNSUPPORTED_VERSION: u8 = 1;
-        pub const BAD_PEER_AS: u8 = 2;
-        pub const BAD_BGP_ID: u8 = 3;
-        pub const UNSUPPORTED_OPTIONAL_PARAM: u8 = 4;
-        pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
-        pub const UNSUPPORTED_CAPABILITY: u8 = 7;
-    }
-
-    /// Finite State Machine Error subcodes (RFC 6608).
-    pub mod fsm {
-        pub const UNSPECIFIED: u8 = 0;
-        pub const IN_OPENSENT: u8 = 1;
-        pub const IN_OPENCONFIRM: u8 = 2;
-        pub const IN_ESTABLISHED: u8 = 3;
-    }
-
-    /// Cease subcodes (RFC 4486).
-    pub mod cease {
-        pub const MAX_PREFIXES: u8 = 1;
-        pub const ADMIN_SHUTDOWN: u8 = 2;
-        pub const PEER_DECONFIGURED: u8 = 3;
-        pub const ADMIN_RESET: u8 = 4;
-        pub const CONNECTION_REJECTED: u8 = 5;
-        pub const OTHER_CONFIG_CHANGE: u8 = 6;
-        pub const CONNECTION_COLLISION: u8 = 7;
-        pub const OUT_OF_RESOURCES: u8 = 8;
-        pub const HARD_RESET: u8 = 9;
-    }
-}
-
-/// A NOTIFICATION message (RFC 4271 §4.5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notification {
-    pub code: u8,
-    pub subcode: u8,
-    pub data: Vec<u8>,
-}
-
-impl Notification {
-    pub fn new(code: u8, subcode: u8, data: Vec<u8>) -> Self {
-        Notification {
-            code,
-            subcode,
-            data,
-        }
-    }
-
-    /// Cease with a shutdown communication (RFC 8203 / RFC 9003): one length octet, then up to 255
-    /// octets of UTF-8, cut at a character boundary.
-    pub fn cease_with_message(subcode: u8, message: Option<&str>) -> Self {
-        let mut data = Vec::new();
-        if let Some(m) = message.filter(|m| !m.is_empty()) {
-            let mut end = m.len().min(255);
-            while !m.is_char_boundary(end) {
-                end -= 1;
-            }
-            data.push(end as u8);
-            data.extend_from_slice(&m.as_bytes()[..end]);
-        }
-        Notification::new(code::CEASE, subcode, data)
-    }
-
-    /// The shutdown communication of an administrative shutdown/reset Cease, if it carries a valid one.
-    pub fn shutdown_message(&self) -> Option<String> {
-        if self.code != code::CEASE
-            || !matches!(
-                self.subcode,
-                code::cease::ADMIN_SHUTDOWN | code::cease::ADMIN_RESET
-            )
-        {
-            return None;
-        }
-        let (&len, rest) = self.data.split_first()?;
-        let text = rest.get(..usize::from(len))?;
-        std::str::from_utf8(text).ok().map(str::to_owned)
-    }
-}
-
-impl std::fmt::Display for Notification {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match (self.code, self.subcode) {
-            (code::HEADER, _) => "message header error",
-            (code::OPEN, code::open::UNSUPPORTED_VERSION) => "OPEN: unsupported version",
-            (code::OPEN, code::open::BAD_PEER_AS) => "OPEN: bad peer AS",
-            (code::OPEN, code::open::BAD_BGP_ID) => "OPEN: bad BGP identifier",
-            (code::OPEN, code::open::UNSUPPORTED_OPTIONAL_PARAM) => {
-                "OPEN: unsupported optional parameter"
-            }
-            (code::OPEN, code::open::UNACCEPTABLE_HOLD_TIME) => "OPEN: unacceptable hold time",
-            (code::OPEN, code::open::UNSUPPORTED_CAPABILITY) => "OPEN: unsupported capability",
-            (code::OPEN, _) => "OPEN message error",
-            (code::UPDATE, _) => "UPDATE message error",
-            (code::HOLD_TIMER_EXPIRED, _) => "hold timer expired",
-            (code::FSM, _) => "finite state machine error",
-            (code::CEASE, code::cease::ADMIN_SHUTDOWN) => "cease: administrative shutdown",
-            (code::CEASE, code::cease::ADMIN_RESET) => "cease: administrative reset",
-            (code::CEASE, code::cease::CONNECTION_COLLISION) => {
-                "cease: connection collision resolution"
-            }
-            (code::CEASE, code::cease::MAX_PREFIXES) => "cease: maximum number of prefixes reached",
-            (code::CEASE, _) => "cease",
-            (code::ROUTE_REFRESH, _) => "ROUTE-REFRESH message error",
-            _ => "unknown error",
-        };
-        write!(f, "{name} ({}/{})", self.code, self.subcode)?;
-        if let Some(m) = self.shutdown_message() {
-            write!(f, ": \"{m}\"")?;
-        }
-        Ok(())
     }
 }
 

@@ -6,10 +6,10 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::FsmConfig;
-use super::msg::{
-    AS_TRANS, AddPathMode, Capabilities, Family, GracefulRestart, LongLivedGr, Notification, Open,
-    cap_code, code,
-};
+use super::msg::{AddPathMode, Capabilities, Family, GracefulRestart, LongLivedGr};
+use crate::wire::capability::code as cap_code;
+use crate::wire::notification::{code, open as open_err};
+use crate::wire::{AS_TRANS, AfiSafiSet, Context, Notification, Open};
 
 /// What both sides agreed on; computed once per session when the peer's OPEN is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,10 +53,28 @@ impl Negotiated {
     pub fn is_ebgp(&self) -> bool {
         self.local_as != self.peer_as
     }
+
+    /// The codec context for this session (what changes the wire format).
+    pub fn context(&self) -> Context {
+        let set = |v: &[Family]| v.iter().fold(AfiSafiSet::EMPTY, |s, f| s.with(*f));
+        let enh: Vec<Family> = self
+            .extended_next_hop
+            .iter()
+            .filter(|(_, nh)| *nh == 2)
+            .map(|(f, _)| *f)
+            .collect();
+        Context {
+            four_octet_as: self.four_octet_as,
+            add_path_rx: set(&self.add_path_rx),
+            add_path_tx: set(&self.add_path_tx),
+            max_message_len: self.max_message_len(),
+            extended_next_hop: set(&enh),
+        }
+    }
 }
 
 fn open_error(subcode: u8, data: Vec<u8>) -> Notification {
-    Notification::new(code::OPEN, subcode, data)
+    Notification::new(code::OPEN_MESSAGE, subcode, data)
 }
 
 /// Encodes one capability TLV the way it appears in an OPEN, for the data of an "Unsupported
@@ -67,8 +85,8 @@ fn capability_tlv(code_: u8, local: &Capabilities) -> Vec<u8> {
             .families
             .first()
             .map(|f| {
-                let a = f.afi.to_be_bytes();
-                vec![a[0], a[1], 0, f.safi]
+                let a = f.afi.0.to_be_bytes();
+                vec![a[0], a[1], 0, f.safi.0]
             })
             .unwrap_or_default(),
         cap_code::FOUR_OCTET_AS => local
@@ -87,53 +105,54 @@ pub fn validate_open(cfg: &FsmConfig, open: &Open) -> Result<(), Notification> {
     // RFC 4271 §6.2: version; the data is the largest version we support.
     if open.version != 4 {
         return Err(open_error(
-            code::open::UNSUPPORTED_VERSION,
+            open_err::UNSUPPORTED_VERSION_NUMBER,
             4u16.to_be_bytes().to_vec(),
         ));
     }
-    // Optional parameters other than Capabilities (RFC 5492 §4 / RFC 4271 §6.2).
-    if !open.unsupported_params.is_empty() {
-        return Err(open_error(
-            code::open::UNSUPPORTED_OPTIONAL_PARAM,
-            Vec::new(),
-        ));
-    }
+    // Optional parameters other than Capabilities are refused by the codec (2/4) before we get here.
+    let caps = Capabilities::from_open(open);
     // Peer AS (RFC 4271 §6.2, RFC 6793 §4.1/§9).
-    if let Some(as4) = open.caps.four_octet_as {
+    if let Some(as4) = caps.four_octet_as {
         let consistent = if as4 > u32::from(u16::MAX) {
-            open.my_as == AS_TRANS
+            u32::from(open.my_as) == AS_TRANS
         } else {
-            u32::from(open.my_as) == as4 || open.my_as == AS_TRANS
+            u32::from(open.my_as) == as4 || u32::from(open.my_as) == AS_TRANS
         };
         if !consistent {
-            return Err(open_error(code::open::BAD_PEER_AS, Vec::new()));
+            return Err(open_error(open_err::BAD_PEER_AS, Vec::new()));
         }
     }
     if let Some(expected) = cfg.peer_as
         && open.asn() != expected
     {
-        return Err(open_error(code::open::BAD_PEER_AS, Vec::new()));
+        return Err(open_error(open_err::BAD_PEER_AS, Vec::new()));
     }
     // A peer whose AS needs 4 octets must also be reachable through a 4-octet AS session on our side.
+    if caps.four_octet_as.is_none()
+        && u32::from(open.my_as) == AS_TRANS
+        && cfg.peer_as != Some(AS_TRANS)
+    {
+        return Err(open_error(open_err::BAD_PEER_AS, Vec::new()));
+    }
     if open.asn() > u32::from(u16::MAX) && cfg.capabilities.four_octet_as.is_none() {
-        return Err(open_error(code::open::BAD_PEER_AS, Vec::new()));
+        return Err(open_error(open_err::BAD_PEER_AS, Vec::new()));
     }
     // Hold time: 0 or at least 3 seconds (RFC 4271 §4.2, §6.2).
     if matches!(open.hold_time, 1 | 2) {
-        return Err(open_error(code::open::UNACCEPTABLE_HOLD_TIME, Vec::new()));
+        return Err(open_error(open_err::UNACCEPTABLE_HOLD_TIME, Vec::new()));
     }
     // BGP Identifier: non-zero, not a multicast/broadcast-looking value; for iBGP distinct from ours
     // (RFC 6286 §2.1 allows equal identifiers between different ASes).
     let id = u32::from(open.bgp_id);
     let ibgp = open.asn() == cfg.local_as;
     if id == 0 || id == u32::MAX || (ibgp && open.bgp_id == cfg.router_id) {
-        return Err(open_error(code::open::BAD_BGP_ID, Vec::new()));
+        return Err(open_error(open_err::BAD_BGP_IDENTIFIER, Vec::new()));
     }
     // Capabilities we insist on (RFC 5492 §5): the data lists what was missing.
     for &c in &cfg.required_capabilities {
-        if !open.caps.has(c) {
+        if !caps.has(c) {
             return Err(open_error(
-                code::open::UNSUPPORTED_CAPABILITY,
+                open_err::UNSUPPORTED_CAPABILITY,
                 capability_tlv(c, &cfg.capabilities),
             ));
         }
@@ -144,7 +163,7 @@ pub fn validate_open(cfg: &FsmConfig, open: &Open) -> Result<(), Notification> {
 /// Combines our capabilities with the peer's accepted OPEN.
 pub fn negotiate(cfg: &FsmConfig, open: &Open) -> Negotiated {
     let local = &cfg.capabilities;
-    let peer = &open.caps;
+    let peer = &Capabilities::from_open(open);
     let hold_time = cfg.hold_time.min(open.hold_time);
     let keepalive = if hold_time == 0 {
         0
@@ -211,15 +230,12 @@ pub fn negotiate(cfg: &FsmConfig, open: &Open) -> Negotiated {
 
 /// Our OPEN for a configuration (RFC 4271 §4.2, RFC 6793 §3: AS_TRANS when the AS needs 4 octets).
 pub fn local_open(cfg: &FsmConfig) -> Open {
-    let my_as = u16::try_from(cfg.local_as).unwrap_or(AS_TRANS);
-    Open {
-        version: 4,
-        my_as,
-        hold_time: cfg.hold_time,
-        bgp_id: cfg.router_id,
-        caps: cfg.capabilities.clone(),
-        unsupported_params: Vec::new(),
-    }
+    Open::new(
+        cfg.local_as,
+        cfg.hold_time,
+        cfg.router_id,
+        cfg.capabilities.to_wire(),
+    )
 }
 
 /// Convenience for configurations: the usual set of capabilities for a speaker of `local_as` that

@@ -11,14 +11,36 @@ fn cfg() -> FsmConfig {
     FsmConfig::new(65001, 65002, Ipv4Addr::new(10, 0, 0, 1))
 }
 
-fn peer_open(asn: u32, hold: u16) -> Open {
-    Open {
+/// The fields of a peer's OPEN, editable before encoding them as the codec's `Open`.
+#[derive(Clone)]
+struct PeerOpen {
+    version: u8,
+    my_as: u16,
+    hold_time: u16,
+    bgp_id: Ipv4Addr,
+    caps: Capabilities,
+}
+
+impl PeerOpen {
+    fn wire(self) -> Open {
+        let mut o = Open::new(
+            u32::from(self.my_as),
+            self.hold_time,
+            self.bgp_id,
+            self.caps.to_wire(),
+        );
+        o.version = self.version;
+        o
+    }
+}
+
+fn peer_open(asn: u32, hold: u16) -> PeerOpen {
+    PeerOpen {
         version: 4,
-        my_as: u16::try_from(asn).unwrap_or(AS_TRANS),
+        my_as: u16::try_from(asn).unwrap_or(AS_TRANS as u16),
         hold_time: hold,
         bgp_id: Ipv4Addr::new(10, 0, 0, 2),
         caps: default_capabilities(asn, &[Family::IPV4_UNICAST]),
-        unsupported_params: Vec::new(),
     }
 }
 
@@ -46,7 +68,7 @@ fn timer(out: &[Output], t: TimerId) -> Option<Option<Time>> {
 }
 
 /// Start, connect, exchange OPEN and KEEPALIVE: returns the FSM Established on connection 1.
-fn established(cfg: FsmConfig, peer: Open) -> (Fsm, ConnId) {
+fn established(cfg: FsmConfig, peer: PeerOpen) -> (Fsm, ConnId) {
     let mut f = Fsm::new(cfg);
     let out = f.handle(S(0), Input::Start);
     let id = match out[0] {
@@ -55,7 +77,7 @@ fn established(cfg: FsmConfig, peer: Open) -> (Fsm, ConnId) {
     };
     f.handle(S(0), Input::Connected(id));
     assert_eq!(f.state(), State::OpenSent);
-    f.handle(S(0), Input::Received(id, Msg::Open(peer)));
+    f.handle(S(0), Input::Received(id, Msg::Open(peer.wire())));
     assert_eq!(f.state(), State::OpenConfirm);
     let out = f.handle(S(0), Input::Received(id, Msg::Keepalive));
     assert!(out.iter().any(|o| matches!(o, Output::Established(..))));
@@ -125,7 +147,10 @@ fn hold_time_zero_disables_hold_and_keepalive_timers_rfc4271_4_2() {
         panic!()
     };
     f.handle(S(0), Input::Connected(id));
-    let out = f.handle(S(1), Input::Received(id, Msg::Open(peer_open(65002, 0))));
+    let out = f.handle(
+        S(1),
+        Input::Received(id, Msg::Open(peer_open(65002, 0).wire())),
+    );
     assert_eq!(timer(&out, TimerId::Hold(id)), Some(None));
     assert_eq!(timer(&out, TimerId::Keepalive(id)), Some(None));
     f.handle(S(1), Input::Received(id, Msg::Keepalive));
@@ -147,24 +172,27 @@ fn hold_time_of_one_or_two_seconds_is_refused_rfc4271_6_2() {
             panic!()
         };
         f.handle(S(0), Input::Connected(id));
-        let out = f.handle(S(0), Input::Received(id, Msg::Open(peer_open(65002, hold))));
+        let out = f.handle(
+            S(0),
+            Input::Received(id, Msg::Open(peer_open(65002, hold).wire())),
+        );
         let n = notification(&out).expect("NOTIFICATION");
         assert_eq!(
             (n.code, n.subcode),
-            (code::OPEN, code::open::UNACCEPTABLE_HOLD_TIME)
+            (code::OPEN_MESSAGE, open_error::UNACCEPTABLE_HOLD_TIME)
         );
         assert_eq!(f.state(), State::Idle);
     }
 }
 
-fn open_error_for(open: Open, cfg: FsmConfig) -> Notification {
+fn open_error_for(open: PeerOpen, cfg: FsmConfig) -> Notification {
     let mut f = Fsm::new(cfg);
     let out = f.handle(S(0), Input::Start);
     let Output::Connect(id) = out[0] else {
         panic!()
     };
     f.handle(S(0), Input::Connected(id));
-    let out = f.handle(S(0), Input::Received(id, Msg::Open(open)));
+    let out = f.handle(S(0), Input::Received(id, Msg::Open(open.wire())));
     assert!(out.contains(&Output::Close(id)));
     notification(&out).cloned().expect("NOTIFICATION")
 }
@@ -172,7 +200,10 @@ fn open_error_for(open: Open, cfg: FsmConfig) -> Notification {
 #[test]
 fn wrong_peer_as_gets_bad_peer_as_rfc4271_6_2() {
     let n = open_error_for(peer_open(65099, 90), cfg());
-    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_PEER_AS));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::OPEN_MESSAGE, open_error::BAD_PEER_AS)
+    );
 }
 
 #[test]
@@ -188,10 +219,13 @@ fn four_octet_peer_as_behind_as_trans_is_accepted_rfc6793_4_1() {
 #[test]
 fn as_trans_without_four_octet_capability_is_bad_peer_as_rfc6793_4_1() {
     let mut o = peer_open(65002, 90);
-    o.my_as = AS_TRANS;
+    o.my_as = AS_TRANS as u16;
     o.caps.four_octet_as = None;
     let n = open_error_for(o, cfg());
-    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_PEER_AS));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::OPEN_MESSAGE, open_error::BAD_PEER_AS)
+    );
 }
 
 #[test]
@@ -199,7 +233,10 @@ fn two_octet_field_disagreeing_with_capability_is_bad_peer_as_rfc6793_4_1() {
     let mut o = peer_open(65002, 90);
     o.my_as = 65003;
     let n = open_error_for(o, cfg());
-    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_PEER_AS));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::OPEN_MESSAGE, open_error::BAD_PEER_AS)
+    );
 }
 
 #[test]
@@ -207,14 +244,20 @@ fn zero_or_own_ibgp_identifier_is_bad_bgp_identifier_rfc6286_2_1() {
     let mut o = peer_open(65002, 90);
     o.bgp_id = Ipv4Addr::UNSPECIFIED;
     let n = open_error_for(o, cfg());
-    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_BGP_ID));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::OPEN_MESSAGE, open_error::BAD_BGP_IDENTIFIER)
+    );
 
     let mut c = cfg();
     c.peer_as = Some(65001);
     let mut o = peer_open(65001, 90);
     o.bgp_id = c.router_id;
     let n = open_error_for(o, c);
-    assert_eq!((n.code, n.subcode), (code::OPEN, code::open::BAD_BGP_ID));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::OPEN_MESSAGE, open_error::BAD_BGP_IDENTIFIER)
+    );
 }
 
 #[test]
@@ -224,18 +267,7 @@ fn unsupported_version_answers_with_our_version_rfc4271_6_2() {
     let n = open_error_for(o, cfg());
     assert_eq!(
         (n.code, n.subcode, n.data.as_slice()),
-        (code::OPEN, 1, &[0u8, 4][..])
-    );
-}
-
-#[test]
-fn unsupported_optional_parameter_is_refused_rfc4271_6_2() {
-    let mut o = peer_open(65002, 90);
-    o.unsupported_params = vec![1];
-    let n = open_error_for(o, cfg());
-    assert_eq!(
-        (n.code, n.subcode),
-        (code::OPEN, code::open::UNSUPPORTED_OPTIONAL_PARAM)
+        (code::OPEN_MESSAGE, 1, &[0u8, 4][..])
     );
 }
 
@@ -248,7 +280,7 @@ fn missing_required_capability_is_unsupported_capability_with_data_rfc5492_5() {
     let n = open_error_for(o, c);
     assert_eq!(
         (n.code, n.subcode),
-        (code::OPEN, code::open::UNSUPPORTED_CAPABILITY)
+        (code::OPEN_MESSAGE, open_error::UNSUPPORTED_CAPABILITY)
     );
     assert_eq!(n.data, vec![65, 4, 0, 0, 0xfd, 0xe9]);
 }
@@ -263,7 +295,10 @@ fn keepalive_in_opensent_is_an_fsm_error_rfc6608_4() {
     f.handle(S(0), Input::Connected(id));
     let out = f.handle(S(0), Input::Received(id, Msg::Keepalive));
     let n = notification(&out).unwrap();
-    assert_eq!((n.code, n.subcode), (code::FSM, code::fsm::IN_OPENSENT));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::FSM, fsm_error::UNEXPECTED_IN_OPENSENT)
+    );
 }
 
 #[test]
@@ -274,10 +309,16 @@ fn update_before_established_is_an_fsm_error_rfc6608_4() {
         panic!()
     };
     f.handle(S(0), Input::Connected(id));
-    f.handle(S(0), Input::Received(id, Msg::Open(peer_open(65002, 90))));
+    f.handle(
+        S(0),
+        Input::Received(id, Msg::Open(peer_open(65002, 90).wire())),
+    );
     let out = f.handle(S(0), Input::Received(id, Msg::Update));
     let n = notification(&out).unwrap();
-    assert_eq!((n.code, n.subcode), (code::FSM, code::fsm::IN_OPENCONFIRM));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::FSM, fsm_error::UNEXPECTED_IN_OPENCONFIRM)
+    );
 }
 
 #[test]
@@ -318,7 +359,7 @@ fn keepalive_timer_sends_keepalive_every_third_of_hold_rfc4271_4_4() {
 #[test]
 fn peer_notification_tears_down_and_restarts_after_idle_hold_rfc4271_6_4() {
     let (mut f, id) = established(cfg(), peer_open(65002, 90));
-    let n = Notification::cease_with_message(code::cease::ADMIN_SHUTDOWN, Some("maintenance"));
+    let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, "maintenance");
     let out = f.handle(S(10), Input::Received(id, Msg::Notification(n.clone())));
     assert!(out.contains(&Output::Close(id)));
     assert!(out.contains(&Output::Down(Cause::Received(n))));
@@ -378,11 +419,11 @@ fn manual_stop_sends_cease_admin_shutdown_with_message_rfc8203() {
     let n = notification(&out).unwrap();
     assert_eq!(
         (n.code, n.subcode),
-        (code::CEASE, code::cease::ADMIN_SHUTDOWN)
+        (code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN)
     );
     assert_eq!(
-        n.shutdown_message().as_deref(),
-        Some("upgrade to v2 — back soon")
+        n.shutdown_communication(),
+        Some(Ok("upgrade to v2 — back soon"))
     );
     assert!(out.contains(&Output::Close(id)));
     assert_eq!(f.state(), State::Idle);
@@ -396,9 +437,12 @@ fn manual_stop_sends_cease_admin_shutdown_with_message_rfc8203() {
 #[test]
 fn shutdown_message_is_cut_at_255_octets_on_a_char_boundary_rfc9003_2() {
     let long = "é".repeat(200);
-    let n = Notification::cease_with_message(code::cease::ADMIN_SHUTDOWN, Some(&long));
+    let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, &long);
     assert_eq!(n.data[0], 254);
-    assert_eq!(n.shutdown_message().unwrap().chars().count(), 127);
+    assert_eq!(
+        n.shutdown_communication().unwrap().unwrap().chars().count(),
+        127
+    );
 }
 
 #[test]
@@ -406,7 +450,10 @@ fn admin_reset_sends_cease_reset_and_reconnects_rfc4486_4() {
     let (mut f, _) = established(cfg(), peer_open(65002, 90));
     let out = f.handle(S(5), Input::Reset { message: None });
     let n = notification(&out).unwrap();
-    assert_eq!((n.code, n.subcode), (code::CEASE, code::cease::ADMIN_RESET));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::CEASE, cease::ADMINISTRATIVE_RESET)
+    );
     assert!(out.iter().any(|o| matches!(o, Output::Connect(_))));
     assert_eq!(f.state(), State::Connect);
 }
@@ -439,7 +486,10 @@ fn delay_open_answers_an_early_peer_open_with_open_and_keepalive_rfc4271_8_2_2()
     let out = f.handle(S(0), Input::Incoming);
     let Output::Accept(id) = out[0] else { panic!() };
     assert_eq!(f.state(), State::Active);
-    let out = f.handle(S(1), Input::Received(id, Msg::Open(peer_open(65002, 90))));
+    let out = f.handle(
+        S(1),
+        Input::Received(id, Msg::Open(peer_open(65002, 90).wire())),
+    );
     let msgs = sent(&out);
     assert!(matches!(msgs[..], [Msg::Open(_), Msg::Keepalive]));
     assert_eq!(timer(&out, TimerId::DelayOpen(id)), Some(None));
@@ -546,9 +596,52 @@ fn peer_route_refresh_is_reported_to_the_driver_rfc2918_4() {
 #[test]
 fn malformed_message_sends_its_notification_and_closes_rfc4271_6_1() {
     let (mut f, id) = established(cfg(), peer_open(65002, 90));
-    let n = Notification::new(code::UPDATE, 1, Vec::new());
+    let n = Notification::new(code::UPDATE_MESSAGE, 1, Vec::new());
     let out = f.handle(S(1), Input::Malformed(id, n.clone()));
     assert_eq!(out[0], Output::Send(id, Msg::Notification(n)));
     assert!(out.contains(&Output::Close(id)));
     assert_eq!(f.state(), State::Idle);
+}
+
+#[test]
+fn capability_set_survives_the_codec_round_trip_rfc5492_4() {
+    let mut caps =
+        default_capabilities(4_200_000_001, &[Family::IPV4_UNICAST, Family::IPV6_UNICAST]);
+    caps.enhanced_route_refresh = true;
+    caps.add_path = vec![(Family::IPV4_UNICAST, AddPathMode::Both)];
+    caps.extended_next_hop = vec![(Family::IPV4_UNICAST, 2)];
+    caps.graceful_restart = Some(GracefulRestart {
+        restarting: true,
+        restart_time: 120,
+        families: vec![(Family::IPV6_UNICAST, true)],
+    });
+    caps.long_lived_gr = Some(LongLivedGr {
+        families: vec![(Family::IPV4_UNICAST, false, 3600)],
+    });
+    caps.unknown = vec![(200, vec![1, 2, 3])];
+    let open = Open::new(4_200_000_001, 90, Ipv4Addr::new(1, 2, 3, 4), caps.to_wire());
+    let bytes = crate::wire::Message::Open(open)
+        .to_bytes(&crate::wire::Context::default())
+        .unwrap();
+    let crate::wire::Message::Open(back) =
+        crate::wire::Message::decode(&bytes, &crate::wire::Context::default()).unwrap()
+    else {
+        panic!("not an OPEN");
+    };
+    assert_eq!(u32::from(back.my_as), crate::wire::AS_TRANS);
+    assert_eq!(Capabilities::from_open(&back), caps);
+}
+
+#[test]
+fn negotiated_session_gives_the_codec_context_rfc7911_4() {
+    let mut c = cfg();
+    c.capabilities.add_path = vec![(Family::IPV4_UNICAST, AddPathMode::Receive)];
+    let mut o = peer_open(65002, 90);
+    o.caps.add_path = vec![(Family::IPV4_UNICAST, AddPathMode::Send)];
+    let (f, _) = established(c, o);
+    let ctx = f.status().negotiated.as_ref().unwrap().context();
+    assert!(ctx.four_octet_as);
+    assert!(ctx.add_path_receive(Family::IPV4_UNICAST));
+    assert!(!ctx.add_path_send(Family::IPV4_UNICAST));
+    assert_eq!(ctx.max_message_len, 65535);
 }
