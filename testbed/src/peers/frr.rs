@@ -224,6 +224,8 @@ impl Frr {
         let _ = writeln!(s, "hostname bgpd-{}", self.ns);
         let _ = writeln!(s, "log file {} debugging", self.path("bgpd.log").display());
         let _ = writeln!(s, "log timestamp precision 3");
+        // Session events and UPDATEs in bgpd.log: what a failing test needs to show.
+        let _ = writeln!(s, "debug bgp neighbor-events\ndebug bgp updates");
         for r in &c.routes {
             let _ = writeln!(s, "route-map {} permit 10", map_name(&r.prefix));
             for l in set_lines(r) {

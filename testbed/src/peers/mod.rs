@@ -15,11 +15,14 @@
 //! expires, fail with [`BgpPeer::diagnostics`]: namespace, processes, file paths and the log tail.
 
 pub mod bird;
+pub mod exabgp;
 pub mod frr;
+pub mod gobgp;
 
 use std::fmt;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,7 +31,9 @@ use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
 
 pub use bird::Bird;
+pub use exabgp::ExaBgp;
 pub use frr::Frr;
+pub use gobgp::GoBgp;
 
 /// Address family (AFI/SAFI) of a session or route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -563,6 +568,7 @@ pub struct Daemon {
     pub child: Child,
     /// File receiving the process's stdout and stderr.
     pub output: PathBuf,
+    reaped: bool,
 }
 
 impl Daemon {
@@ -582,8 +588,10 @@ impl Daemon {
             .with_context(|| format!("opening {}", output.display()))?;
         let err = out.try_clone()?;
         let mut cmd = ns_command(ns, program);
+        // Own process group, so kill() also reaches helpers the daemon starts (ExaBGP's API processes).
         cmd.args(args)
             .envs(envs.iter().copied())
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -595,6 +603,7 @@ impl Daemon {
             ns: ns.to_string(),
             child,
             output: output.to_path_buf(),
+            reaped: false,
         })
     }
 
@@ -604,16 +613,18 @@ impl Daemon {
 
     /// `Some(status)` once the process has exited.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        let st = self.child.try_wait().ok().flatten();
+        self.reaped |= st.is_some();
+        st
     }
 
-    /// SIGKILL and reap.
+    /// SIGKILL to the process group and reap.
     pub fn kill(&mut self) {
-        if self.exited().is_none() {
-            // SIGCONT first: a stopped process still dies on SIGKILL, but be explicit for its children.
-            let _ = signal(self.pid(), libc::SIGCONT);
-            let _ = self.child.kill();
+        if !self.reaped {
+            // Not reaped yet, so the pid (and the group id it names) is still ours.
+            let _ = signal(-self.pid(), libc::SIGKILL);
         }
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
