@@ -63,7 +63,7 @@ fn attr_pool() -> Vec<Attrs> {
             next_hop: Some(nh),
             med: (i % 3 != 0).then_some(i % 4 * 10),
             local_pref: (i % 5 == 0).then_some(150),
-            communities: vec![i],
+            communities: Box::new([i]),
             ..Attrs::default()
         });
     }
@@ -152,7 +152,7 @@ fn anns() -> impl Strategy<Value = Vec<Ann>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn best_and_multipath_do_not_depend_on_arrival_order(anns in anns(), seed in any::<u64>(), relax in any::<bool>()) {

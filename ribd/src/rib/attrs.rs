@@ -37,13 +37,13 @@ pub enum SegmentKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Segment {
     pub kind: SegmentKind,
-    pub asns: Vec<u32>,
+    pub asns: Box<[u32]>,
 }
 
 /// A 4-octet AS_PATH (AS4_PATH already merged by the codec per RFC 6793 §4.2.3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct AsPath {
-    pub segments: Vec<Segment>,
+    pub segments: Box<[Segment]>,
 }
 
 impl AsPath {
@@ -54,10 +54,10 @@ impl AsPath {
             return AsPath::default();
         }
         AsPath {
-            segments: vec![Segment {
+            segments: Box::new([Segment {
                 kind: SegmentKind::Sequence,
-                asns,
-            }],
+                asns: asns.into(),
+            }]),
         }
     }
 
@@ -118,18 +118,22 @@ impl AsPath {
         if times == 0 {
             return;
         }
-        match self.segments.first_mut() {
+        let mut segs: Vec<Segment> = std::mem::take(&mut self.segments).into_vec();
+        match segs.first_mut() {
             Some(s) if s.kind == SegmentKind::Sequence && s.asns.len() + times <= 255 => {
-                s.asns.splice(0..0, std::iter::repeat_n(asn, times));
+                let mut asns = vec![asn; times];
+                asns.extend_from_slice(&s.asns);
+                s.asns = asns.into();
             }
-            _ => self.segments.insert(
+            _ => segs.insert(
                 0,
                 Segment {
                     kind: SegmentKind::Sequence,
-                    asns: vec![asn; times],
+                    asns: vec![asn; times].into(),
                 },
             ),
         }
+        self.segments = segs.into();
     }
 }
 
@@ -171,7 +175,7 @@ impl std::fmt::Display for AsPath {
 pub struct RawAttr {
     pub flags: u8,
     pub type_code: u8,
-    pub value: Vec<u8>,
+    pub value: Box<[u8]>,
 }
 
 /// A large community (RFC 8092).
@@ -195,13 +199,13 @@ pub struct Attrs {
     pub local_pref: Option<u32>,
     pub atomic_aggregate: bool,
     pub aggregator: Option<(u32, Ipv4Addr)>,
-    pub communities: Vec<u32>,
-    pub ext_communities: Vec<[u8; 8]>,
-    pub large_communities: Vec<LargeCommunity>,
+    pub communities: Box<[u32]>,
+    pub ext_communities: Box<[[u8; 8]]>,
+    pub large_communities: Box<[LargeCommunity]>,
     pub originator_id: Option<Ipv4Addr>,
-    pub cluster_list: Vec<Ipv4Addr>,
+    pub cluster_list: Box<[Ipv4Addr]>,
     /// Optional transitive attributes not understood, re-advertised with the Partial bit set.
-    pub unknown: Vec<RawAttr>,
+    pub unknown: Box<[RawAttr]>,
     /// Local weight set by import policy (not a BGP attribute, never advertised); higher wins first.
     pub weight: u32,
 }
@@ -319,20 +323,20 @@ mod tests {
     #[test]
     fn as_path_length_counts_set_as_one_and_confed_as_zero_rfc4271_9_1_2_2_a() {
         let p = AsPath {
-            segments: vec![
+            segments: Box::new([
                 Segment {
                     kind: SegmentKind::ConfedSequence,
-                    asns: vec![65001, 65002],
+                    asns: Box::new([65001, 65002]),
                 },
                 Segment {
                     kind: SegmentKind::Sequence,
-                    asns: vec![1, 2, 3],
+                    asns: Box::new([1, 2, 3]),
                 },
                 Segment {
                     kind: SegmentKind::Set,
-                    asns: vec![4, 5, 6],
+                    asns: Box::new([4, 5, 6]),
                 },
-            ],
+            ]),
         };
         assert_eq!(p.selection_len(), 4);
         assert_eq!(p.neighbor_as(), Some(1));
@@ -371,7 +375,7 @@ mod tests {
     fn link_bandwidth_is_read_from_the_extended_community() {
         let bw = 125_000_000f32.to_be_bytes();
         let a = Attrs {
-            ext_communities: vec![[0x40, 0x04, 0xFD, 0xE8, bw[0], bw[1], bw[2], bw[3]]],
+            ext_communities: Box::new([[0x40, 0x04, 0xFD, 0xE8, bw[0], bw[1], bw[2], bw[3]]]),
             ..Default::default()
         };
         assert_eq!(a.link_bandwidth(), Some(125_000_000.0));

@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::attrs::Attrs;
 
@@ -237,18 +238,21 @@ pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>, cfg: &DecisionConfig) -> (O
     compare_with(a, b, cfg, with_med)
 }
 
+/// Candidate indices (no heap for up to 8 candidates).
+pub type Order = SmallVec<[usize; 8]>;
+
 /// Result of selecting over the candidates of one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     /// Candidate indices, most preferred first.
-    pub order: Vec<usize>,
+    pub order: Order,
     /// How many of the first entries of `order` form the multipath set (0 when nothing is usable).
     pub multipath: usize,
 }
 
 /// Orders the candidates and computes the multipath set.
 pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
-    let mut order: Vec<usize> = (0..cands.len()).collect();
+    let mut order: Order = (0..cands.len()).collect();
     if cands.is_empty() {
         return Selection {
             order,
@@ -265,11 +269,13 @@ pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
                 .cmp(&med_group(&cands[b]))
                 .then_with(|| compare_with(&cands[a], &cands[b], cfg, true).0)
         });
-        let mut groups: Vec<&[usize]> = order
+        let mut groups: SmallVec<[&[usize]; 8]> = order
             .chunk_by(|&a, &b| med_group(&cands[a]) == med_group(&cands[b]))
             .collect();
         groups.sort_by(|ga, gb| compare_with(&cands[ga[0]], &cands[gb[0]], cfg, false).0);
-        order = groups.concat();
+        let regrouped: Order = groups.iter().flat_map(|g| g.iter().copied()).collect();
+        drop(groups);
+        order = regrouped;
     } else {
         // RFC 4271 as written: compare in arrival order, MED only within the same neighbouring AS.
         let mut by_arrival = order.clone();
@@ -285,7 +291,7 @@ pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
                 }
             })
             .unwrap_or(0);
-        order.retain(|&i| i != best);
+        order.retain(|i| *i != best);
         order.sort_by(|&a, &b| compare_with(&cands[a], &cands[b], cfg, false).0);
         order.insert(0, best);
     }
@@ -305,8 +311,9 @@ pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
     .max(1);
     // Paths that tie with the best through the IGP-cost step move directly behind it, in order. With
     // deterministic MED they need not be adjacent yet: another neighbouring AS's group may sit between.
-    let mut members = vec![order[0]];
-    let mut rest = Vec::with_capacity(order.len());
+    let mut members: Order = SmallVec::new();
+    members.push(order[0]);
+    let mut rest: Order = SmallVec::new();
     for &i in &order[1..] {
         if members.len() < max && multipath_eligible(best, &cands[i], cfg) {
             members.push(i);

@@ -27,7 +27,7 @@ use smallvec::SmallVec;
 
 use attrs::{AttrRef, AttrStore, Attrs};
 use decision::{Candidate, DecisionConfig, PeerInfo, PeerKind, Selection, Step};
-use table::{Entry, Path, PeerId, PrefixKey, Table, flags};
+use table::{Path, Paths, PeerId, PrefixKey, Table, flags};
 
 /// Reachability of a BGP next-hop, as next-hop tracking reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,34 +157,31 @@ impl Ctx<'_> {
         })
     }
 
-    /// Orders `e.paths` best first and sets the multipath count.
-    fn reselect(&self, e: &mut Entry) -> Option<Selection> {
-        if e.paths.len() == 1 {
-            let reachable = self.candidate(&e.paths[0]).is_some_and(|c| c.reachable);
-            e.multipath = u8::from(reachable);
-            return None;
+    /// Orders the paths best first and sets the multipath count.
+    fn reselect(&self, e: &mut Paths) {
+        if e.len() == 1 {
+            let reachable = self
+                .candidate(&e.as_slice()[0])
+                .is_some_and(|c| c.reachable);
+            e.set_multipath(usize::from(reachable));
+            return;
         }
         let cands: SmallVec<[Candidate<'_>; 4]> =
-            e.paths.iter().filter_map(|p| self.candidate(p)).collect();
-        if cands.len() != e.paths.len() {
+            e.iter().filter_map(|p| self.candidate(p)).collect();
+        if cands.len() != e.len() {
             // A path of an unknown peer cannot happen (peers are removed with their paths); stay safe.
-            e.multipath = 0;
-            return None;
+            drop(cands);
+            e.set_multipath(0);
+            return;
         }
         let sel = decision::select(&cands, self.cfg);
         drop(cands);
-        let mut old: SmallVec<[Option<Path>; 4]> = e.paths.drain(..).map(Some).collect();
-        for &i in &sel.order {
-            if let Some(p) = old[i].take() {
-                e.paths.push(p);
-            }
-        }
-        e.multipath = sel.multipath.min(u8::MAX as usize) as u8;
-        Some(sel)
+        e.permute(&sel.order);
+        e.set_multipath(sel.multipath);
     }
 
     /// The forwarding result of an entry, as a comparable key (no heap for ≤ 4 next-hops).
-    fn forwarding(&self, e: &Entry) -> (bool, FwdKey) {
+    fn forwarding(&self, e: &Paths) -> (bool, FwdKey) {
         let fwd = e.forwarding();
         let mut out = FwdKey::new();
         let Some(best) = fwd.first() else {
@@ -337,13 +334,7 @@ impl Rib {
     /// Adds or replaces the path `(peer, path_id)` for `prefix`.
     pub fn announce(&mut self, peer: PeerId, prefix: IpNet, path_id: u32, attrs: AttrRef) {
         self.seq = self.seq.wrapping_add(1);
-        let path = Path {
-            peer,
-            path_id,
-            attrs,
-            seq: self.seq,
-            flags: 0,
-        };
+        let path = Path::new(peer, path_id, attrs, self.seq);
         let released = with_table!(self, prefix, |t, k, cfg| {
             let ctx = Ctx {
                 peers: &self.peers,
@@ -399,16 +390,14 @@ impl Rib {
             self.flush_peer(peer, |_| true);
             return;
         }
-        for t in [&mut self.v4.map as &mut dyn MarkStale, &mut self.v6.map] {
-            t.mark_stale(peer, flags::STALE);
-        }
+        mark_stale(&mut self.v4, peer, flags::STALE);
+        mark_stale(&mut self.v6, peer, flags::STALE);
     }
 
     /// Long-lived graceful restart (RFC 9494): the peer's stale paths become LLGR-stale (least preferred).
     pub fn peer_llgr_stale(&mut self, peer: PeerId) {
-        for t in [&mut self.v4.map as &mut dyn MarkStale, &mut self.v6.map] {
-            t.mark_stale(peer, flags::LLGR_STALE);
-        }
+        mark_stale(&mut self.v4, peer, flags::LLGR_STALE);
+        mark_stale(&mut self.v6, peer, flags::LLGR_STALE);
         self.reselect_peer(peer);
     }
 
@@ -422,9 +411,8 @@ impl Rib {
         {
             let keys: Vec<Ipv4Net> = self
                 .v4
-                .map
                 .iter()
-                .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer && pred(p)))
+                .filter(|(_, e)| e.iter().any(|p| p.peer == peer && pred(p)))
                 .map(|(k, _)| *k)
                 .collect();
             let ctx = Ctx {
@@ -451,9 +439,8 @@ impl Rib {
         {
             let keys: Vec<Ipv6Net> = self
                 .v6
-                .map
                 .iter()
-                .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer && pred(p)))
+                .filter(|(_, e)| e.iter().any(|p| p.peer == peer && pred(p)))
                 .map(|(k, _)| *k)
                 .collect();
             let ctx = Ctx {
@@ -485,16 +472,14 @@ impl Rib {
     fn reselect_peer(&mut self, peer: PeerId) {
         let keys4: Vec<Ipv4Net> = self
             .v4
-            .map
             .iter()
-            .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer))
+            .filter(|(_, e)| e.iter().any(|p| p.peer == peer))
             .map(|(k, _)| *k)
             .collect();
         let keys6: Vec<Ipv6Net> = self
             .v6
-            .map
             .iter()
-            .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer))
+            .filter(|(_, e)| e.iter().any(|p| p.peer == peer))
             .map(|(k, _)| *k)
             .collect();
         self.reselect_keys(&keys4, &keys6);
@@ -612,6 +597,14 @@ impl Rib {
         &self.v6
     }
 
+    /// Returns spare capacity to the allocator (call after a full table has been loaded, e.g. at
+    /// End-of-RIB).
+    pub fn shrink(&mut self) {
+        self.v4.shrink();
+        self.v6.shrink();
+        self.deltas.shrink_to_fit();
+    }
+
     /// Number of distinct interned attribute sets.
     pub fn attr_sets(&self) -> usize {
         self.attrs.len()
@@ -644,17 +637,16 @@ impl Rib {
             default_reachable: self.cfg.nexthop_default_reachable,
             cfg,
         };
-        let cands: Vec<Candidate<'_>> = e.paths.iter().filter_map(|p| ctx.candidate(p)).collect();
-        if cands.len() != e.paths.len() {
+        let cands: Vec<Candidate<'_>> = e.iter().filter_map(|p| ctx.candidate(p)).collect();
+        if cands.len() != e.len() {
             return Vec::new();
         }
         let sel = Selection {
-            order: (0..cands.len()).collect(),
-            multipath: e.multipath as usize,
+            order: (0..cands.len()).collect::<decision::Order>(),
+            multipath: e.multipath(),
         };
         let lost: HashMap<usize, Step> = decision::explain(&cands, &sel, cfg).into_iter().collect();
-        e.paths
-            .iter()
+        e.iter()
             .zip(&cands)
             .enumerate()
             .map(|(i, (p, c))| {
@@ -663,8 +655,8 @@ impl Rib {
                     peer: c.peer.name.clone(),
                     path_id: p.path_id,
                     attrs: (*p.attrs).clone(),
-                    best: i == 0 && e.multipath > 0,
-                    multipath: i < e.multipath as usize,
+                    best: i == 0 && e.multipath() > 0,
+                    multipath: i < e.multipath(),
                     reachable: c.reachable,
                     igp_cost: c.igp_cost,
                     stale: p.flags != 0,
@@ -676,16 +668,10 @@ impl Rib {
     }
 }
 
-trait MarkStale {
-    fn mark_stale(&mut self, peer: PeerId, flag: u8);
-}
-
-impl<K> MarkStale for HashMap<K, Entry, FxBuildHasher> {
-    fn mark_stale(&mut self, peer: PeerId, flag: u8) {
-        for e in self.values_mut() {
-            for p in e.paths.iter_mut().filter(|p| p.peer == peer) {
-                p.flags |= flag;
-            }
+fn mark_stale<K: PrefixKey>(t: &mut Table<K>, peer: PeerId, flag: u8) {
+    for e in t.values_mut() {
+        for p in e.as_mut_slice().iter_mut().filter(|p| p.peer == peer) {
+            p.flags |= flag;
         }
     }
 }
@@ -699,24 +685,30 @@ fn upsert<K: PrefixKey>(
     sink: &mut Sink<'_>,
 ) -> Option<AttrRef> {
     let new_nh = path.attrs.next_hop;
-    let e = t.map.entry(k).or_default();
-    let before = ctx.forwarding(e);
     let mut replaced = None;
-    match e
-        .paths
-        .iter_mut()
-        .find(|p| p.peer == path.peer && p.path_id == path.path_id)
-    {
-        Some(old) => {
-            let prev = std::mem::replace(old, path);
-            replaced = Some(prev.attrs);
+    match t.get_mut(&k) {
+        None => {
+            let mut e = Paths::One(path);
+            ctx.reselect(&mut e);
+            sink.emit(k.into(), &(false, FwdKey::new()), ctx.forwarding(&e));
+            *t.get_or_insert(k) = e;
         }
-        None => e.paths.push(path),
+        Some(e) => {
+            let before = ctx.forwarding(e);
+            match e
+                .as_mut_slice()
+                .iter_mut()
+                .find(|p| p.peer == path.peer && p.path_id == path.path_id)
+            {
+                Some(old) => replaced = Some(std::mem::replace(old, path).attrs),
+                None => e.push(path),
+            }
+            ctx.reselect(e);
+            let after = ctx.forwarding(e);
+            sink.emit(k.into(), &before, after);
+        }
     }
-    ctx.reselect(e);
     sink.stats.selections += 1;
-    let after = ctx.forwarding(e);
-    sink.emit(k.into(), &before, after);
     let old_nh = replaced.as_ref().map(|a| a.next_hop);
     if old_nh != Some(new_nh) {
         if let Some(nh) = new_nh {
@@ -737,44 +729,35 @@ fn remove<K: PrefixKey>(
     ctx: &Ctx<'_>,
     sink: &mut Sink<'_>,
 ) -> Vec<AttrRef> {
-    let Some(e) = t.map.get_mut(&k) else {
+    match t.get(&k) {
+        Some(e) if e.iter().any(&pred) => {}
+        _ => return Vec::new(),
+    }
+    let Some(e) = t.take(&k) else {
         return Vec::new();
     };
-    if !e.paths.iter().any(&pred) {
-        return Vec::new();
-    }
-    let before = ctx.forwarding(e);
-    let mut removed = Vec::new();
-    let mut i = 0;
-    while i < e.paths.len() {
-        if pred(&e.paths[i]) {
-            removed.push(e.paths.remove(i).attrs);
-        } else {
-            i += 1;
-        }
-    }
-    let after = if e.paths.is_empty() {
-        e.multipath = 0;
-        (false, FwdKey::new())
-    } else {
-        ctx.reselect(e);
+    let before = ctx.forwarding(&e);
+    let (removed, kept) = e.extract(&pred);
+    let kept = kept.map(|mut e| {
+        ctx.reselect(&mut e);
         sink.stats.selections += 1;
-        ctx.forwarding(e)
-    };
-    if e.paths.is_empty() {
-        t.map.remove(&k);
-    }
+        e
+    });
+    let after = kept.as_ref().map(|e| ctx.forwarding(e)).unwrap_or_default();
     sink.emit(k.into(), &before, after);
-    for a in &removed {
-        if let Some(nh) = a.next_hop {
+    t.put(k, kept);
+    let mut attrs = Vec::with_capacity(removed.len());
+    for p in removed {
+        if let Some(nh) = p.attrs.next_hop {
             t.note_nh_unuse(nh);
         }
+        attrs.push(p.attrs);
     }
-    removed
+    attrs
 }
 
 fn reselect_one<K: PrefixKey>(t: &mut Table<K>, k: K, ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
-    let Some(e) = t.map.get_mut(&k) else { return };
+    let Some(e) = t.get_mut(&k) else { return };
     let before = ctx.forwarding(e);
     ctx.reselect(e);
     sink.stats.selections += 1;

@@ -1,17 +1,20 @@
 //! Per-AFI prefix tables: each prefix holds its candidate paths (the post-policy Adj-RIB-In of every
 //! peer, shared in one place) ordered best first, plus how many lead the multipath set.
 //!
-//! Memory per prefix is what the product competes on, so an entry is small: the key (5 or 17 bytes),
-//! one path inline (peer, path id, interned attribute pointer, arrival sequence, flags) and the
-//! multipath count. Paths beyond the first spill to the heap.
+//! Memory per prefix is what the product competes on, so the layout is deliberate:
+//! - a table is 65,536 buckets of sorted vectors of `(prefix, Paths)` (bucketed by the top 16 address
+//!   bits for IPv4, which keeps address order; by a hash of the top 32 bits for IPv6). No hash table
+//!   load-factor slack, no per-entry allocation, and ordered walks for `--longer` queries;
+//! - [`Paths`] is 24 bytes: one path inline (the common case: one path per peer per prefix), or a boxed
+//!   slice when several peers announce the prefix;
+//! - a path is an interned attribute pointer plus peer, path id, arrival sequence and flags.
+//!
+//! An IPv4 entry costs 32 bytes plus the interned attribute set's share.
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use rustc_hash::FxBuildHasher;
-use smallvec::SmallVec;
+use rustc_hash::FxHashMap;
 
 use super::attrs::AttrRef;
 
@@ -29,37 +32,143 @@ pub mod flags {
 /// One candidate path for a prefix.
 #[derive(Debug, Clone)]
 pub struct Path {
+    pub attrs: AttrRef,
     pub peer: PeerId,
     pub path_id: u32,
-    pub attrs: AttrRef,
     pub seq: u32,
     pub flags: u8,
+    /// Multipath count of the entry; meaningful only in the first path (see [`Paths::multipath`]).
+    mp: u8,
 }
 
-/// All candidates for one prefix, best first.
-#[derive(Debug, Clone, Default)]
-pub struct Entry {
-    pub paths: SmallVec<[Path; 1]>,
+impl Path {
+    pub fn new(peer: PeerId, path_id: u32, attrs: AttrRef, seq: u32) -> Path {
+        Path {
+            attrs,
+            peer,
+            path_id,
+            seq,
+            flags: 0,
+            mp: 0,
+        }
+    }
+}
+
+/// All candidates of one prefix, best first.
+#[derive(Debug, Clone)]
+pub enum Paths {
+    One(Path),
+    Many(Box<[Path]>),
+}
+
+impl Paths {
+    pub fn as_slice(&self) -> &[Path] {
+        match self {
+            Paths::One(p) => std::slice::from_ref(p),
+            Paths::Many(v) => v,
+        }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [Path] {
+        match self {
+            Paths::One(p) => std::slice::from_mut(p),
+            Paths::Many(v) => v,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
     /// Number of leading paths forming the multipath (forwarding) set; 0 = nothing usable.
-    pub multipath: u8,
-}
+    pub fn multipath(&self) -> usize {
+        self.as_slice()[0].mp as usize
+    }
 
-impl Entry {
+    pub fn set_multipath(&mut self, n: usize) {
+        let s = self.as_mut_slice();
+        for p in s.iter_mut() {
+            p.mp = 0;
+        }
+        s[0].mp = n.min(u8::MAX as usize) as u8;
+    }
+
     pub fn best(&self) -> Option<&Path> {
-        (self.multipath > 0).then(|| &self.paths[0])
+        (self.multipath() > 0).then(|| &self.as_slice()[0])
     }
 
     pub fn forwarding(&self) -> &[Path] {
-        &self.paths[..self.multipath as usize]
+        &self.as_slice()[..self.multipath()]
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Path> {
+        self.as_slice().iter()
+    }
+
+    pub fn push(&mut self, p: Path) {
+        let mut v: Vec<Path> = std::mem::take(self).into_vec();
+        v.push(p);
+        *self = Paths::Many(v.into_boxed_slice());
+    }
+
+    /// Removes the paths matching `pred`, returning them; `None` in the result's second place means the
+    /// entry is now empty.
+    pub fn extract(self, pred: impl Fn(&Path) -> bool) -> (Vec<Path>, Option<Paths>) {
+        let (removed, kept): (Vec<Path>, Vec<Path>) =
+            self.into_vec().into_iter().partition(|p| pred(p));
+        (removed, Paths::from_vec(kept))
+    }
+
+    pub fn into_vec(self) -> Vec<Path> {
+        match self {
+            Paths::One(p) => vec![p],
+            Paths::Many(v) => v.into_vec(),
+        }
+    }
+
+    pub fn from_vec(mut v: Vec<Path>) -> Option<Paths> {
+        match v.len() {
+            0 => None,
+            1 => v.pop().map(Paths::One),
+            _ => Some(Paths::Many(v.into_boxed_slice())),
+        }
+    }
+
+    /// Reorders the paths: `order[i]` is the index of the path that goes to position i.
+    pub fn permute(&mut self, order: &[usize]) {
+        if let Paths::Many(v) = self {
+            let old: Vec<Path> = std::mem::take(v).into_vec();
+            let mut slots: Vec<Option<Path>> = old.into_iter().map(Some).collect();
+            let new: Vec<Path> = order
+                .iter()
+                .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+                .collect();
+            *v = new.into_boxed_slice();
+        }
+    }
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths::Many(Box::new([]))
     }
 }
 
 /// A prefix type usable as a table key.
-pub trait PrefixKey: Copy + Eq + Hash + Ord + std::fmt::Debug + Into<IpNet> {
+pub trait PrefixKey: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug + Into<IpNet> {
     fn from_net(n: IpNet) -> Option<Self>;
+    /// Bucket index in `0..BUCKETS`.
+    fn bucket(&self) -> usize;
     /// True when `self` is `other` or more specific inside it.
     fn within(&self, other: &Self) -> bool;
 }
+
+/// Buckets per table.
+pub const BUCKETS: usize = 1 << 16;
 
 impl PrefixKey for Ipv4Net {
     fn from_net(n: IpNet) -> Option<Self> {
@@ -67,6 +176,9 @@ impl PrefixKey for Ipv4Net {
             IpNet::V4(n) => Some(n.trunc()),
             IpNet::V6(_) => None,
         }
+    }
+    fn bucket(&self) -> usize {
+        (u32::from(self.addr()) >> 16) as usize
     }
     fn within(&self, other: &Self) -> bool {
         other.contains(self)
@@ -80,6 +192,10 @@ impl PrefixKey for Ipv6Net {
             IpNet::V4(_) => None,
         }
     }
+    fn bucket(&self) -> usize {
+        let top = (u128::from(self.addr()) >> 96) as u32;
+        (top.wrapping_mul(0x9E37_79B1) >> 16) as usize
+    }
     fn within(&self, other: &Self) -> bool {
         other.contains(self)
     }
@@ -88,9 +204,10 @@ impl PrefixKey for Ipv6Net {
 /// A prefix table.
 #[derive(Debug)]
 pub struct Table<K: PrefixKey> {
-    pub(crate) map: HashMap<K, Entry, FxBuildHasher>,
-    /// next-hop → prefixes that had a path through it (lazily pruned; see `Nht`).
-    pub(crate) nh_users: HashMap<IpAddr, NhUsers<K>, FxBuildHasher>,
+    buckets: Vec<Vec<(K, Paths)>>,
+    len: usize,
+    /// next-hop → prefixes that had a path through it (lazily pruned).
+    pub(crate) nh_users: FxHashMap<IpAddr, NhUsers<K>>,
 }
 
 /// Prefixes using a next-hop. `refs` counts live (prefix, path) uses; `list` may hold stale or duplicate
@@ -104,34 +221,94 @@ pub(crate) struct NhUsers<K> {
 impl<K: PrefixKey> Default for Table<K> {
     fn default() -> Self {
         Table {
-            map: HashMap::default(),
-            nh_users: HashMap::default(),
+            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            len: 0,
+            nh_users: FxHashMap::default(),
         }
     }
 }
 
 impl<K: PrefixKey> Table<K> {
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 
-    pub fn get(&self, k: &K) -> Option<&Entry> {
-        self.map.get(k)
+    pub fn get(&self, k: &K) -> Option<&Paths> {
+        let b = &self.buckets[k.bucket()];
+        b.binary_search_by(|(x, _)| x.cmp(k)).ok().map(|i| &b[i].1)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &Entry)> {
-        self.map.iter()
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut Paths> {
+        let b = &mut self.buckets[k.bucket()];
+        match b.binary_search_by(|(x, _)| x.cmp(k)) {
+            Ok(i) => Some(&mut b[i].1),
+            Err(_) => None,
+        }
+    }
+
+    /// The entry for `k`, inserted empty when absent (callers fill it before anyone else looks).
+    pub(crate) fn get_or_insert(&mut self, k: K) -> &mut Paths {
+        let b = &mut self.buckets[k.bucket()];
+        let i = match b.binary_search_by(|(x, _)| x.cmp(&k)) {
+            Ok(i) => i,
+            Err(i) => {
+                b.insert(i, (k, Paths::default()));
+                self.len += 1;
+                i
+            }
+        };
+        &mut b[i].1
+    }
+
+    pub(crate) fn take(&mut self, k: &K) -> Option<Paths> {
+        let b = &mut self.buckets[k.bucket()];
+        let i = b.binary_search_by(|(x, _)| x.cmp(k)).ok()?;
+        self.len -= 1;
+        Some(b.remove(i).1)
+    }
+
+    /// Puts `v` back under `k` (after [`Table::take`]), or leaves the prefix absent when `None`.
+    pub(crate) fn put(&mut self, k: K, v: Option<Paths>) {
+        if let Some(v) = v {
+            *self.get_or_insert(k) = v;
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &Paths)> {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Paths> {
+        self.buckets
+            .iter_mut()
+            .flat_map(|b| b.iter_mut().map(|(_, v)| v))
     }
 
     /// Prefixes in address order (for display and stable pagination).
     pub fn sorted_keys(&self) -> Vec<K> {
-        let mut keys: Vec<K> = self.map.keys().copied().collect();
+        let mut keys: Vec<K> = self.iter().map(|(k, _)| *k).collect();
         keys.sort_unstable();
         keys
+    }
+
+    /// Returns spare capacity to the allocator (after a full table has been loaded).
+    pub fn shrink(&mut self) {
+        for b in &mut self.buckets {
+            if b.capacity() > b.len() + b.len() / 8 + 2 {
+                b.shrink_to_fit();
+            }
+        }
+        for u in self.nh_users.values_mut() {
+            u.list.sort_unstable();
+            u.list.dedup();
+            u.list.shrink_to_fit();
+        }
     }
 
     pub(crate) fn note_nh_use(&mut self, nh: IpAddr, k: K) {
@@ -142,13 +319,16 @@ impl<K: PrefixKey> Table<K> {
         u.refs += 1;
         u.list.push(k);
         if u.list.len() > 2 * u.refs + 16 {
-            let map = &self.map;
-            u.list.sort_unstable();
-            u.list.dedup();
-            u.list.retain(|p| {
-                map.get(p)
-                    .is_some_and(|e| e.paths.iter().any(|x| x.attrs.next_hop == Some(nh)))
+            let mut list = std::mem::take(&mut u.list);
+            list.sort_unstable();
+            list.dedup();
+            list.retain(|p| {
+                self.get(p)
+                    .is_some_and(|e| e.iter().any(|x| x.attrs.next_hop == Some(nh)))
             });
+            if let Some(u) = self.nh_users.get_mut(&nh) {
+                u.list = list;
+            }
         }
     }
 
@@ -171,5 +351,24 @@ impl<K: PrefixKey> Table<K> {
             }
             None => Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_24_bytes_and_an_ipv4_entry_32() {
+        assert_eq!(std::mem::size_of::<Paths>(), 24);
+        assert_eq!(std::mem::size_of::<(Ipv4Net, Paths)>(), 32);
+    }
+
+    #[test]
+    fn ipv4_buckets_keep_address_order() {
+        let a: Ipv4Net = "10.0.0.0/8".parse().unwrap();
+        let b: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+        let c: Ipv4Net = "192.0.2.0/24".parse().unwrap();
+        assert!(a.bucket() <= b.bucket() && b.bucket() < c.bucket());
     }
 }

@@ -116,16 +116,16 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             setup: none_c,
             attrs: |a, b| {
                 a.as_path = AsPath {
-                    segments: vec![
+                    segments: Box::new([
                         Segment {
                             kind: SegmentKind::Sequence,
-                            asns: vec![1],
+                            asns: Box::new([1]),
                         },
                         Segment {
                             kind: SegmentKind::Set,
-                            asns: vec![7, 8, 9],
+                            asns: Box::new([7, 8, 9]),
                         },
-                    ],
+                    ]),
                 };
                 b.as_path = AsPath::sequence(vec![1, 2, 3])
             },
@@ -232,7 +232,7 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             name: "shorter CLUSTER_LIST wins (RFC 4456 9)",
             step: Step::ClusterListLength,
             setup: none_c,
-            attrs: |_, b| b.cluster_list = vec![Ipv4Addr::new(9, 9, 9, 9)],
+            attrs: |_, b| b.cluster_list = Box::new([Ipv4Addr::new(9, 9, 9, 9)]),
             cfg: none_cfg,
         },
         Case {
@@ -425,11 +425,11 @@ fn link_bandwidth_gives_ucmp_weights() {
         [0x40, 0x04, 0, 1, b[0], b[1], b[2], b[3]]
     };
     let x = rib.intern(Attrs {
-        ext_communities: vec![lb(1.25e9)],
+        ext_communities: Box::new([lb(1.25e9)]),
         ..path_attrs(64501, 1)
     });
     let y = rib.intern(Attrs {
-        ext_communities: vec![lb(3.75e9)],
+        ext_communities: Box::new([lb(3.75e9)]),
         ..path_attrs(64502, 2)
     });
     rib.announce(a, p, 0, x);
@@ -462,7 +462,7 @@ fn attribute_change_that_keeps_forwarding_emits_no_fib_delta() {
     assert_eq!(rib.take_fib_deltas().len(), 1);
     let y = rib.intern(Attrs {
         med: Some(5),
-        communities: vec![1],
+        communities: Box::new([1]),
         ..path_attrs(64501, 1)
     });
     rib.announce(ids[0], p, 0, y);
