@@ -1,0 +1,275 @@
+//! One TCP connection: a reader task (framing, decoding, delivery to the consumer) and a writer task
+//! (batched writes). Both are owned by the peer task, which aborts them when the FSM closes the connection.
+//!
+//! ```text
+//!   socket ─read 256 KiB─► frame() ─┬─ UPDATE, Established ─► decode with the session Context ─► batch ─► consumer
+//!                                   └─ anything else ─► peer task (FSM) ─ack(mode, events)─┘   (bounded: a full
+//!                                                                                                channel stops reads)
+//!   peer task ─control (unbounded)─┐
+//!   PeerHandle ─data (bounded)─────┴─► writer: drain both, one write for many messages ─► socket
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Counters, Event, PeerId};
+use crate::fsm::{ConnId, Msg};
+use crate::wire::{self, Context, Message, MessageType, Notification};
+
+/// How the reader handles what follows a control message.
+#[derive(Debug)]
+pub(crate) enum Mode {
+    /// Keep handing every message to the peer task.
+    Control,
+    /// The session is up: decode UPDATEs inline with this context.
+    Established(Context),
+    /// Stop reading (the connection is being closed).
+    Stop,
+}
+
+/// The peer task's answer to a control message: the reader's next mode and events to deliver first.
+#[derive(Debug)]
+pub(crate) struct Ack {
+    pub mode: Mode,
+    pub events: Vec<Event>,
+}
+
+/// What a reader tells the peer task.
+#[derive(Debug)]
+pub(crate) enum FromReader {
+    Control(ConnId, Msg, oneshot::Sender<Ack>),
+    Malformed(ConnId, Notification),
+    Closed(ConnId),
+}
+
+/// State the reader shares with the peer task (for the hold timer under back-pressure).
+#[derive(Debug, Default)]
+pub(crate) struct ReaderState {
+    /// Milliseconds (on the peer task's clock) of the last read that returned data.
+    pub last_rx_ms: AtomicU64,
+    /// The reader is waiting for the consumer (bounded channel full).
+    pub paused: AtomicBool,
+}
+
+/// Converts a decoded message to the FSM's view (UPDATE contents stay behind).
+pub(crate) fn to_fsm(m: Message) -> Msg {
+    match m {
+        Message::Open(o) => Msg::Open(o),
+        Message::Update(_) => Msg::Update,
+        Message::Notification(n) => Msg::Notification(n),
+        Message::Keepalive => Msg::Keepalive,
+        Message::RouteRefresh(r) => Msg::RouteRefresh {
+            family: r.afi_safi,
+            subtype: r.subtype,
+        },
+    }
+}
+
+const READ_CHUNK: usize = 256 * 1024;
+/// UPDATEs per batch handed to the consumer (a batch is also cut at the end of each read).
+const BATCH: usize = 1024;
+
+pub(crate) struct Reader {
+    pub peer: PeerId,
+    pub conn: ConnId,
+    pub sock: OwnedReadHalf,
+    pub to_task: mpsc::UnboundedSender<FromReader>,
+    pub events: mpsc::Sender<Event>,
+    pub counters: Arc<Counters>,
+    pub state: Arc<ReaderState>,
+    pub clock: tokio::time::Instant,
+}
+
+impl Reader {
+    pub async fn run(mut self) {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut mode = Mode::Control;
+        let mut batch: Vec<wire::Update> = Vec::new();
+        loop {
+            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
+            }
+            match self.sock.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let ms = self.clock.elapsed().as_millis() as u64;
+                    self.state.last_rx_ms.store(ms, Ordering::Relaxed);
+                }
+            }
+            loop {
+                let max = match &mode {
+                    Mode::Established(ctx) => ctx.max_message_len,
+                    _ => wire::MAX_MESSAGE_LEN,
+                };
+                let len = match wire::frame(&buf, max) {
+                    Ok(Some(len)) => len,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.flush(&mut batch).await;
+                        let _ = self
+                            .to_task
+                            .send(FromReader::Malformed(self.conn, e.notification()));
+                        return;
+                    }
+                };
+                let ty = buf[18];
+                self.counters.count_in(ty);
+                let frame = buf.split_to(len);
+                if let (Mode::Established(ctx), Some(MessageType::Update)) =
+                    (&mode, MessageType::from_u8(ty))
+                {
+                    match Message::decode(&frame, ctx) {
+                        Ok(Message::Update(u)) => {
+                            batch.push(u);
+                            if batch.len() >= BATCH {
+                                self.flush(&mut batch).await;
+                            }
+                            continue;
+                        }
+                        Ok(_) => unreachable!("type checked above"),
+                        Err(e) => {
+                            self.flush(&mut batch).await;
+                            let _ = self
+                                .to_task
+                                .send(FromReader::Malformed(self.conn, e.notification()));
+                            return;
+                        }
+                    }
+                }
+                // Everything else goes through the FSM, in order with the UPDATEs before it.
+                self.flush(&mut batch).await;
+                let ctx = match &mode {
+                    Mode::Established(ctx) => *ctx,
+                    _ => Context::default(),
+                };
+                let msg = match Message::decode(&frame, &ctx) {
+                    Ok(m) => to_fsm(m),
+                    Err(e) => {
+                        let _ = self
+                            .to_task
+                            .send(FromReader::Malformed(self.conn, e.notification()));
+                        return;
+                    }
+                };
+                let (tx, rx) = oneshot::channel();
+                if self
+                    .to_task
+                    .send(FromReader::Control(self.conn, msg, tx))
+                    .is_err()
+                {
+                    return;
+                }
+                let Ok(ack) = rx.await else { return };
+                for ev in ack.events {
+                    if self.events.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                match ack.mode {
+                    Mode::Stop => return,
+                    Mode::Control => {}
+                    m @ Mode::Established(_) => mode = m,
+                }
+            }
+            self.flush(&mut batch).await;
+        }
+        self.flush(&mut batch).await;
+        let _ = self.to_task.send(FromReader::Closed(self.conn));
+    }
+
+    /// Hands the batch to the consumer, waiting (and so not reading the socket) while its channel is full.
+    async fn flush(&mut self, batch: &mut Vec<wire::Update>) {
+        if batch.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(batch);
+        let ev = Event::Updates {
+            peer: self.peer,
+            updates,
+        };
+        match self.events.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                self.state.paused.store(true, Ordering::Relaxed);
+                let _ = self.events.send(ev).await;
+                self.state.paused.store(false, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// Commands for a writer.
+#[derive(Debug)]
+pub(crate) enum WriteCmd {
+    Bytes(Bytes),
+    /// Write what is queued, then shut the connection down.
+    Close,
+}
+
+/// Largest amount gathered into one write.
+const WRITE_BATCH: usize = 1 << 20;
+
+pub(crate) async fn writer(
+    mut sock: OwnedWriteHalf,
+    mut control: mpsc::UnboundedReceiver<WriteCmd>,
+    mut data: mpsc::Receiver<Bytes>,
+) {
+    let mut buf = BytesMut::new();
+    let mut data_open = true;
+    loop {
+        // Control first (KEEPALIVE, NOTIFICATION, close), then UPDATE data.
+        let cmd = tokio::select! {
+            biased;
+            c = control.recv() => match c {
+                Some(c) => c,
+                None => return,
+            },
+            d = data.recv(), if data_open => match d {
+                Some(b) => WriteCmd::Bytes(b),
+                None => {
+                    data_open = false;
+                    continue;
+                }
+            },
+        };
+        let mut closing = false;
+        match cmd {
+            WriteCmd::Bytes(b) => buf.extend_from_slice(&b),
+            WriteCmd::Close => closing = true,
+        }
+        // Gather whatever else is already queued into the same write.
+        while !closing && buf.len() < WRITE_BATCH {
+            match control.try_recv() {
+                Ok(WriteCmd::Bytes(b)) => {
+                    buf.extend_from_slice(&b);
+                    continue;
+                }
+                Ok(WriteCmd::Close) => {
+                    closing = true;
+                    break;
+                }
+                Err(_) => {}
+            }
+            match data.try_recv() {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(_) => break,
+            }
+        }
+        if !buf.is_empty() {
+            if sock.write_all(&buf).await.is_err() {
+                return;
+            }
+            buf.clear();
+        }
+        if closing {
+            let _ = sock.shutdown().await;
+            return;
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Two of our own speakers over loopback TCP (127.0.0.1 ↔ 127.0.0.2): establishment, UPDATEs both ways,
+//! shutdown communication, back-pressure without loss, refusal of unknown sources.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::fsm::{Cause, Family, FsmConfig, State, cease};
+use crate::wire::attr::Origin;
+use crate::wire::attr::as_path::AsPath;
+use crate::wire::{Nlri, PathAttributes, Update};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Speaker {
+    listener: Listener,
+    handle: PeerHandle,
+    events: mpsc::Receiver<Event>,
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+/// Speakers A (127.0.0.1, AS 65001) and B (127.0.0.2, AS 65002) configured for each other.
+async fn pair(hold: u16, b_events: usize) -> (Speaker, Speaker) {
+    let la = Listener::bind(&[SocketAddr::new(ip(1), 0)]).unwrap();
+    let lb = Listener::bind(&[SocketAddr::new(ip(2), 0)]).unwrap();
+    let mk = |id: u32, asn: u32, peer_as: u32, me: u8, remote: SocketAddr| {
+        let mut f = FsmConfig::new(asn, peer_as, Ipv4Addr::new(10, 0, 0, me));
+        f.hold_time = hold;
+        f.connect_retry = Duration::from_secs(1);
+        f.idle_hold = Duration::from_millis(200);
+        f.capabilities.families = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+        let mut c = PeerConfig::new(PeerId(id), remote, f);
+        c.socket.local_addr = Some(ip(me));
+        c
+    };
+    let (ta, ra) = mpsc::channel(1024);
+    let (tb, rb) = mpsc::channel(b_events);
+    let ha = PeerHandle::spawn(mk(1, 65001, 65002, 1, lb.local_addrs()[0]), Some(&la), ta).unwrap();
+    let hb = PeerHandle::spawn(mk(2, 65002, 65001, 2, la.local_addrs()[0]), Some(&lb), tb).unwrap();
+    (
+        Speaker {
+            listener: la,
+            handle: ha,
+            events: ra,
+        },
+        Speaker {
+            listener: lb,
+            handle: hb,
+            events: rb,
+        },
+    )
+}
+
+async fn established(s: &Speaker) {
+    tokio::time::timeout(WAIT, s.handle.wait_for(State::Established))
+        .await
+        .expect("Established in time");
+}
+
+fn update(prefixes: impl IntoIterator<Item = ipnet::IpNet>) -> Update {
+    Update {
+        attrs: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence([65001])),
+            next_hop: Some(Ipv4Addr::new(127, 0, 0, 1)),
+            ..PathAttributes::default()
+        },
+        nlri: prefixes.into_iter().map(Nlri::new).collect(),
+        ..Update::default()
+    }
+}
+
+fn prefixes(n: u32) -> impl Iterator<Item = ipnet::IpNet> {
+    (0..n).map(|i| {
+        ipnet::IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap())
+    })
+}
+
+/// Receives until `n` announced prefixes arrived; returns the events seen on the way.
+async fn collect_prefixes(rx: &mut mpsc::Receiver<Event>, n: usize) -> (usize, Vec<Event>) {
+    let mut got = 0;
+    let mut other = Vec::new();
+    while got < n {
+        match tokio::time::timeout(WAIT, rx.recv()).await {
+            Ok(Some(Event::Updates { updates, .. })) => {
+                got += updates.iter().map(|u| u.announced().count()).sum::<usize>()
+            }
+            Ok(Some(e)) => other.push(e),
+            _ => break,
+        }
+    }
+    (got, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_speakers_establish_and_exchange_updates_rfc4271_8() {
+    let (mut a, mut b) = pair(9, 1024).await;
+    a.handle.start();
+    b.handle.start();
+    established(&a).await;
+    established(&b).await;
+    // Both sides see Established first, with the negotiated parameters.
+    match tokio::time::timeout(WAIT, b.events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Event::Established { negotiated, .. } => {
+            assert_eq!(negotiated.peer_as, 65001);
+            assert_eq!(negotiated.hold_time, 9);
+            assert_eq!(
+                negotiated.families,
+                vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+            );
+        }
+        e => panic!("first event {e:?}"),
+    }
+    a.handle
+        .send_updates(&[update(prefixes(5000))])
+        .await
+        .unwrap();
+    let (got, _) = collect_prefixes(&mut b.events, 5000).await;
+    assert_eq!(got, 5000);
+    b.handle
+        .send_updates(&[update(prefixes(10))])
+        .await
+        .unwrap();
+    let (got, _) = collect_prefixes(&mut a.events, 10).await;
+    assert_eq!(got, 10);
+    let st = a.handle.status();
+    assert_eq!(st.state, State::Established);
+    assert!(st.messages.sent[2] >= 1, "{st:?}");
+    assert!(st.messages.received[2] >= 1, "{st:?}");
+    assert!(st.messages.sent[1] >= 1 && st.messages.received[1] >= 1);
+    assert!(st.uptime.is_some());
+    assert!(a.listener.accepted() + b.listener.accepted() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_sends_shutdown_communication_and_peer_reports_it_rfc8203() {
+    let (a, mut b) = pair(9, 1024).await;
+    a.handle.start();
+    b.handle.start();
+    established(&b).await;
+    a.handle.stop(Some("maintenance window 42"));
+    let mut down = None;
+    while let Ok(Some(e)) = tokio::time::timeout(WAIT, b.events.recv()).await {
+        if let Event::Down { cause, .. } = e {
+            down = Some(cause);
+            break;
+        }
+    }
+    match down {
+        Some(Cause::Received(n)) => {
+            assert_eq!((n.code, n.subcode), (6, cease::ADMINISTRATIVE_SHUTDOWN));
+            assert_eq!(
+                n.shutdown_communication(),
+                Some(Ok("maintenance window 42"))
+            );
+        }
+        other => panic!("B's Down: {other:?}"),
+    }
+    assert_eq!(a.handle.state(), State::Idle);
+    // A restarts on request; B has kept trying with back-off and the session comes back.
+    a.handle.start();
+    established(&a).await;
+    established(&b).await;
+    assert_eq!(b.handle.status().flaps, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_pauses_reading_without_loss_or_hold_expiry() {
+    // B's consumer channel holds one batch and is not read for longer than the hold time (3 s).
+    let (a, mut b) = pair(3, 1).await;
+    a.handle.start();
+    b.handle.start();
+    established(&a).await;
+    established(&b).await;
+    let Some(Event::Established { .. }) = b.events.recv().await else {
+        panic!("first event")
+    };
+    const N: u32 = 200_000;
+    let all: Vec<ipnet::IpNet> = prefixes(N).collect();
+    let sender = {
+        let h = a.handle.clone();
+        tokio::spawn(async move {
+            for chunk in all.chunks(1000) {
+                h.send_updates(&[update(chunk.iter().copied())])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(a.handle.state(), State::Established);
+    assert_eq!(b.handle.state(), State::Established);
+    let (got, other) = collect_prefixes(&mut b.events, N as usize).await;
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!(got, N as usize);
+    sender.await.unwrap();
+    assert_eq!(b.handle.status().flaps, 0);
+    assert_eq!(a.handle.status().flaps, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_source_is_refused_without_reading() {
+    let (a, b) = pair(9, 16).await;
+    a.handle.start();
+    b.handle.start();
+    established(&b).await;
+    let target = b.listener.local_addrs()[0];
+    for _ in 0..200 {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(SocketAddr::new(ip(3), 0)).unwrap();
+        if let Ok(mut c) = s.connect(target).await {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 64];
+            // Refused with a reset or a close: never a byte of BGP.
+            let n = tokio::time::timeout(WAIT, c.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            assert_eq!(n, 0);
+        }
+    }
+    assert!(b.listener.refused() >= 200);
+    assert_eq!(b.handle.state(), State::Established);
+    assert_eq!(a.handle.status().flaps, 0);
+}
