@@ -130,3 +130,60 @@ impl Context {
         self.add_path_tx.contains(af)
     }
 }
+
+impl Context {
+    /// The context two OPENs negotiate, from the point of view of the speaker that sent `local` (RFC 6793 §4,
+    /// RFC 7911 §4, RFC 8654 §3, RFC 8950 §3): each feature both sides advertise, ADD-PATH per direction.
+    pub fn negotiate(local: &super::Open, remote: &super::Open) -> Context {
+        use super::capability::Capability as C;
+        let has = |o: &super::Open, f: &dyn Fn(&C) -> bool| o.capabilities().any(f);
+        let four_octet_as = has(local, &|c| matches!(c, C::FourOctetAs(_)))
+            && has(remote, &|c| matches!(c, C::FourOctetAs(_)));
+        let ext_msg = has(local, &|c| matches!(c, C::ExtendedMessage))
+            && has(remote, &|c| matches!(c, C::ExtendedMessage));
+        let add_path = |o: &super::Open, af: AfiSafi, want: fn(AddPathDirection) -> bool| {
+            o.capabilities().any(|c| match c {
+                C::AddPath(v) => v.iter().any(|e| e.afi_safi == af && want(e.direction)),
+                _ => false,
+            })
+        };
+        let enh = |o: &super::Open, af: AfiSafi| {
+            o.capabilities().any(|c| match c {
+                C::ExtendedNextHop(v) => v.iter().any(|e| {
+                    e.afi == af.afi
+                        && e.safi == u16::from(af.safi.0)
+                        && e.next_hop_afi == super::Afi::IPV6
+                }),
+                _ => false,
+            })
+        };
+        let mut ctx = Context {
+            four_octet_as,
+            ..Context::default()
+        };
+        if ext_msg {
+            ctx.max_message_len = super::MAX_EXTENDED_MESSAGE_LEN;
+        }
+        for af in [
+            AfiSafi::IPV4_UNICAST,
+            AfiSafi::IPV6_UNICAST,
+            AfiSafi::IPV4_MULTICAST,
+            AfiSafi::IPV6_MULTICAST,
+        ] {
+            if add_path(local, af, AddPathDirection::can_receive)
+                && add_path(remote, af, AddPathDirection::can_send)
+            {
+                ctx.add_path_rx.insert(af);
+            }
+            if add_path(local, af, AddPathDirection::can_send)
+                && add_path(remote, af, AddPathDirection::can_receive)
+            {
+                ctx.add_path_tx.insert(af);
+            }
+            if enh(local, af) && enh(remote, af) {
+                ctx.extended_next_hop.insert(af);
+            }
+        }
+        ctx
+    }
+}

@@ -89,15 +89,36 @@ pub struct RawAttribute {
 }
 
 /// How the attributes looked on the wire, kept so that re-encoding a received UPDATE gives the same octets:
-/// which types used the Extended Length flag although short, and whether the MP attribute came first
-/// (FRR and GoBGP put it first, BIRD in type order). Ignored by equality and hashing.
+/// the order of the attribute types (GoBGP, for one, does not sort them) and which types used the Extended
+/// Length flag although short (FRR does for MP_REACH_NLRI). Ignored by equality and hashing.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct WireHints {
     /// Bit `t` set: attribute type `t` (< 64) had the Extended Length flag.
     pub ext_len: u64,
-    /// MP_REACH_NLRI / MP_UNREACH_NLRI was the first attribute.
-    pub mp_first: bool,
+    /// The first `order_len` attribute types in the order received; others follow in type order.
+    pub order: [u8; 24],
+    pub order_len: u8,
 }
+
+/// Type order used for attributes without a received order.
+const CANONICAL: [u8; 16] = [
+    code::ORIGIN,
+    code::AS_PATH,
+    code::NEXT_HOP,
+    code::MULTI_EXIT_DISC,
+    code::LOCAL_PREF,
+    code::ATOMIC_AGGREGATE,
+    code::AGGREGATOR,
+    code::COMMUNITIES,
+    code::ORIGINATOR_ID,
+    code::CLUSTER_LIST,
+    code::MP_REACH_NLRI,
+    code::MP_UNREACH_NLRI,
+    code::EXTENDED_COMMUNITIES,
+    code::AS4_PATH,
+    code::AS4_AGGREGATOR,
+    code::LARGE_COMMUNITIES,
+];
 
 impl PartialEq for WireHints {
     fn eq(&self, _: &Self) -> bool {
@@ -211,7 +232,6 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
     let mut seen = [0u64; 4];
     let mut as4_path: Option<AsPath> = None;
     let mut as4_aggregator: Option<Aggregator> = None;
-    let mut first = true;
     while !buf.is_empty() {
         // Header: flags, type, 1- or 2-octet length.
         let (fl, t) = match buf {
@@ -243,7 +263,6 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
         };
         let v = &whole[hlen..];
         buf = &buf[hlen + len..];
-        let was_first = std::mem::replace(&mut first, false);
 
         // Duplicates (RFC 7606 §3 g): MP_* duplicates reset the session, others keep the first.
         let (w, bit) = (usize::from(t / 64), 1u64 << (t % 64));
@@ -257,6 +276,11 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
         seen[w] |= bit;
         if ext && t < 64 {
             d.attrs.hints.ext_len |= 1 << t;
+        }
+        let h = &mut d.attrs.hints;
+        if let Some(slot) = h.order.get_mut(usize::from(h.order_len)) {
+            *slot = t;
+            h.order_len += 1;
         }
 
         let Some(ot) = expected_ot(t) else {
@@ -406,28 +430,22 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
                 }
                 Err(_) => Err(Error::OptionalAttributeError(whole.to_vec())),
             },
-            code::MP_REACH_NLRI => {
-                a.hints.mp_first |= was_first;
-                match MpReach::decode(v, ctx) {
-                    Ok(m) => {
-                        d.mp_reach = Some(m);
-                        Ok(())
-                    }
-                    Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
-                    Err(MpError::Nlri) => Err(Error::InvalidNetworkField),
+            code::MP_REACH_NLRI => match MpReach::decode(v, ctx) {
+                Ok(m) => {
+                    d.mp_reach = Some(m);
+                    Ok(())
                 }
-            }
-            code::MP_UNREACH_NLRI => {
-                a.hints.mp_first |= was_first;
-                match MpUnreach::decode(v, ctx) {
-                    Ok(m) => {
-                        d.mp_unreach = Some(m);
-                        Ok(())
-                    }
-                    Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
-                    Err(MpError::Nlri) => Err(Error::InvalidNetworkField),
+                Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
+                Err(MpError::Nlri) => Err(Error::InvalidNetworkField),
+            },
+            code::MP_UNREACH_NLRI => match MpUnreach::decode(v, ctx) {
+                Ok(m) => {
+                    d.mp_unreach = Some(m);
+                    Ok(())
                 }
-            }
+                Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
+                Err(MpError::Nlri) => Err(Error::InvalidNetworkField),
+            },
             _ => Ok(()),
         };
         if let Err(e) = r {
@@ -442,7 +460,9 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
             if let (Some(a4), Some(_)) = (as4_aggregator, d.attrs.aggregator) {
                 d.attrs.aggregator = Some(a4);
             }
-            if let (Some(p4), Some(p)) = (as4_path, d.attrs.as_path.take()) {
+            if let Some(p4) = as4_path
+                && let Some(p) = d.attrs.as_path.take()
+            {
                 d.attrs.as_path = Some(AsPath::reconstruct(p, p4));
             }
         }
@@ -504,33 +524,142 @@ impl PathAttributes {
         mp: MpPart<'_>,
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        use flags::{OPTIONAL as O, TRANSITIVE as T};
-        let hint = |t: u8| t < 64 && self.hints.ext_len & (1 << t) != 0;
-        let mut unknown = self.unknown.iter().peekable();
-        let mut emit_unknown_below = |buf: &mut BytesMut, t: u16| -> Result<(), EncodeError> {
-            while let Some(u) = unknown.next_if(|u| u16::from(u.type_code) < t) {
-                let at = begin_attr(buf, u.flags & !flags::EXTENDED_LENGTH, u.type_code);
-                buf.put_slice(&u.value);
-                end_attr(buf, at, u.flags & flags::EXTENDED_LENGTH != 0)?;
+        // Received order first (so a decoded UPDATE re-encodes to its own octets), then the rest in type order.
+        let mut done = [0u64; 4];
+        let order =
+            &self.hints.order[..usize::from(self.hints.order_len).min(self.hints.order.len())];
+        for &t in order {
+            let (w, bit) = (usize::from(t / 64), 1u64 << (t % 64));
+            if done[w] & bit == 0 {
+                done[w] |= bit;
+                self.emit(t, ctx, mp, buf)?;
             }
-            Ok(())
+        }
+        let mut unknown = self.unknown.iter().map(|u| u.type_code).peekable();
+        for &t in &CANONICAL {
+            while let Some(u) = unknown.next_if(|&u| u < t) {
+                self.emit_once(u, &mut done, ctx, mp, buf)?;
+            }
+            self.emit_once(t, &mut done, ctx, mp, buf)?;
+        }
+        for u in unknown {
+            self.emit_once(u, &mut done, ctx, mp, buf)?;
+        }
+        Ok(())
+    }
+
+    fn emit_once(
+        &self,
+        t: u8,
+        done: &mut [u64; 4],
+        ctx: &Context,
+        mp: MpPart<'_>,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let (w, bit) = (usize::from(t / 64), 1u64 << (t % 64));
+        if done[w] & bit == 0 {
+            done[w] |= bit;
+            self.emit(t, ctx, mp, buf)?;
+        }
+        Ok(())
+    }
+
+    /// Writes attribute `t` if this set has it.
+    fn emit(
+        &self,
+        t: u8,
+        ctx: &Context,
+        mp: MpPart<'_>,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        use flags::{OPTIONAL as O, TRANSITIVE as T};
+        let ext = t < 64 && self.hints.ext_len & (1 << t) != 0;
+        let simple = |buf: &mut BytesMut, fl: u8, value: &[u8]| -> Result<(), EncodeError> {
+            let at = begin_attr(buf, fl, t);
+            buf.put_slice(value);
+            end_attr(buf, at, ext)
         };
-        let write_mp = |buf: &mut BytesMut| -> Result<(), EncodeError> {
-            if let Some((m, nlri)) = mp.reach {
-                {
-                    let at = begin_attr(buf, O, code::MP_REACH_NLRI);
+        match t {
+            code::ORIGIN => {
+                if let Some(o) = self.origin {
+                    simple(buf, T, &[o as u8])?;
+                }
+            }
+            code::AS_PATH => {
+                if let Some(p) = &self.as_path {
+                    let at = begin_attr(buf, T, t);
+                    p.encode(if ctx.four_octet_as { 4 } else { 2 }, buf)?;
+                    end_attr(buf, at, ext)?;
+                }
+            }
+            code::NEXT_HOP => {
+                if let Some(nh) = self.next_hop {
+                    simple(buf, T, &nh.octets())?;
+                }
+            }
+            code::MULTI_EXIT_DISC => {
+                if let Some(m) = self.med {
+                    simple(buf, O, &m.to_be_bytes())?;
+                }
+            }
+            code::LOCAL_PREF => {
+                if let Some(l) = self.local_pref {
+                    simple(buf, T, &l.to_be_bytes())?;
+                }
+            }
+            code::ATOMIC_AGGREGATE => {
+                if self.atomic_aggregate {
+                    simple(buf, T, &[])?;
+                }
+            }
+            code::AGGREGATOR => {
+                if let Some(ag) = self.aggregator {
+                    let at = begin_attr(buf, O | T, t);
+                    if ctx.four_octet_as {
+                        buf.put_u32(ag.asn);
+                    } else {
+                        buf.put_u16(u16::try_from(ag.asn).unwrap_or(AS_TRANS as u16));
+                    }
+                    buf.put_slice(&ag.address.octets());
+                    end_attr(buf, at, ext)?;
+                }
+            }
+            code::COMMUNITIES => {
+                if !self.communities.is_empty() {
+                    let at = begin_attr(buf, O | T, t);
+                    self.communities.iter().for_each(|c| buf.put_u32(c.0));
+                    end_attr(buf, at, ext)?;
+                }
+            }
+            code::ORIGINATOR_ID => {
+                if let Some(id) = self.originator_id {
+                    simple(buf, O, &id.octets())?;
+                }
+            }
+            code::CLUSTER_LIST => {
+                if !self.cluster_list.is_empty() {
+                    let at = begin_attr(buf, O, t);
+                    self.cluster_list
+                        .iter()
+                        .for_each(|c| buf.put_slice(&c.octets()));
+                    end_attr(buf, at, ext)?;
+                }
+            }
+            code::MP_REACH_NLRI => {
+                if let Some((m, nlri)) = mp.reach {
+                    let at = begin_attr(buf, O, t);
                     m.encode_header(buf);
                     let ap = ctx.add_path_send(m.afi_safi);
                     for n in nlri {
                         n.encode(ap, buf);
                     }
                     buf.put_slice(&m.opaque_nlri);
-                    end_attr(buf, at, hint(code::MP_REACH_NLRI))?;
+                    end_attr(buf, at, ext)?;
                 }
             }
-            if let Some((m, w)) = mp.unreach {
-                {
-                    let at = begin_attr(buf, O, code::MP_UNREACH_NLRI);
+            code::MP_UNREACH_NLRI => {
+                if let Some((m, w)) = mp.unreach {
+                    let at = begin_attr(buf, O, t);
                     buf.put_u16(m.afi_safi.afi.0);
                     buf.put_u8(m.afi_safi.safi.0);
                     let ap = ctx.add_path_send(m.afi_safi);
@@ -538,121 +667,60 @@ impl PathAttributes {
                         n.encode(ap, buf);
                     }
                     buf.put_slice(&m.opaque_withdrawn);
-                    end_attr(buf, at, hint(code::MP_UNREACH_NLRI))?;
+                    end_attr(buf, at, ext)?;
                 }
             }
-            Ok(())
-        };
-        if self.hints.mp_first {
-            write_mp(buf)?;
-        }
-        macro_rules! attr {
-            ($fl:expr, $t:expr, $body:expr) => {{
-                emit_unknown_below(buf, u16::from($t))?;
-                let at = begin_attr(buf, $fl, $t);
-                #[allow(clippy::redundant_closure_call)]
-                ($body)(&mut *buf)?;
-                end_attr(buf, at, hint($t))?;
-            }};
-        }
-        let ok = |_: &mut BytesMut| -> Result<(), EncodeError> { Ok(()) };
-        if let Some(o) = self.origin {
-            attr!(T, code::ORIGIN, |b: &mut BytesMut| {
-                b.put_u8(o as u8);
-                ok(b)
-            });
-        }
-        let as_size = if ctx.four_octet_as { 4 } else { 2 };
-        if let Some(p) = &self.as_path {
-            attr!(T, code::AS_PATH, |b: &mut BytesMut| p.encode(as_size, b));
-        }
-        if let Some(nh) = self.next_hop {
-            attr!(T, code::NEXT_HOP, |b: &mut BytesMut| {
-                b.put_slice(&nh.octets());
-                ok(b)
-            });
-        }
-        if let Some(m) = self.med {
-            attr!(O, code::MULTI_EXIT_DISC, |b: &mut BytesMut| {
-                b.put_u32(m);
-                ok(b)
-            });
-        }
-        if let Some(l) = self.local_pref {
-            attr!(T, code::LOCAL_PREF, |b: &mut BytesMut| {
-                b.put_u32(l);
-                ok(b)
-            });
-        }
-        if self.atomic_aggregate {
-            attr!(T, code::ATOMIC_AGGREGATE, ok);
-        }
-        if let Some(ag) = self.aggregator {
-            attr!(O | T, code::AGGREGATOR, |b: &mut BytesMut| {
-                if ctx.four_octet_as {
-                    b.put_u32(ag.asn);
-                } else {
-                    b.put_u16(u16::try_from(ag.asn).unwrap_or(AS_TRANS as u16));
+            code::EXTENDED_COMMUNITIES => {
+                if !self.ext_communities.is_empty() {
+                    let at = begin_attr(buf, O | T, t);
+                    self.ext_communities
+                        .iter()
+                        .for_each(|c| buf.put_slice(&c.0));
+                    end_attr(buf, at, ext)?;
                 }
-                b.put_slice(&ag.address.octets());
-                ok(b)
-            });
-        }
-        if !self.communities.is_empty() {
-            attr!(O | T, code::COMMUNITIES, |b: &mut BytesMut| {
-                self.communities.iter().for_each(|c| b.put_u32(c.0));
-                ok(b)
-            });
-        }
-        if let Some(id) = self.originator_id {
-            attr!(O, code::ORIGINATOR_ID, |b: &mut BytesMut| {
-                b.put_slice(&id.octets());
-                ok(b)
-            });
-        }
-        if !self.cluster_list.is_empty() {
-            attr!(O, code::CLUSTER_LIST, |b: &mut BytesMut| {
-                self.cluster_list
-                    .iter()
-                    .for_each(|c| b.put_slice(&c.octets()));
-                ok(b)
-            });
-        }
-        if !self.hints.mp_first {
-            emit_unknown_below(buf, u16::from(code::MP_REACH_NLRI))?;
-            write_mp(buf)?;
-        }
-        if !self.ext_communities.is_empty() {
-            attr!(O | T, code::EXTENDED_COMMUNITIES, |b: &mut BytesMut| {
-                self.ext_communities.iter().for_each(|c| b.put_slice(&c.0));
-                ok(b)
-            });
-        }
-        if !ctx.four_octet_as {
+            }
             // RFC 6793 §4.2.2: a 2-octet peer gets the real ASes in AS4_PATH / AS4_AGGREGATOR.
-            if let Some(p) = self.as_path.as_ref().filter(|p| p.has_four_octet()) {
-                attr!(O | T, code::AS4_PATH, |b: &mut BytesMut| p
-                    .encode_filtered(4, true, b));
-            }
-            if let Some(ag) = self.aggregator.filter(|a| a.asn > 0xffff) {
-                attr!(O | T, code::AS4_AGGREGATOR, |b: &mut BytesMut| {
-                    b.put_u32(ag.asn);
-                    b.put_slice(&ag.address.octets());
-                    ok(b)
-                });
-            }
-        }
-        if !self.large_communities.is_empty() {
-            attr!(O | T, code::LARGE_COMMUNITIES, |b: &mut BytesMut| {
-                for c in &self.large_communities {
-                    b.put_u32(c.global);
-                    b.put_u32(c.local1);
-                    b.put_u32(c.local2);
+            code::AS4_PATH => {
+                if let Some(p) = self
+                    .as_path
+                    .as_ref()
+                    .filter(|p| !ctx.four_octet_as && p.has_four_octet())
+                {
+                    let at = begin_attr(buf, O | T, t);
+                    p.encode_filtered(4, true, buf)?;
+                    end_attr(buf, at, ext)?;
                 }
-                ok(b)
-            });
+            }
+            code::AS4_AGGREGATOR => {
+                if let Some(ag) = self
+                    .aggregator
+                    .filter(|a| !ctx.four_octet_as && a.asn > 0xffff)
+                {
+                    let at = begin_attr(buf, O | T, t);
+                    buf.put_u32(ag.asn);
+                    buf.put_slice(&ag.address.octets());
+                    end_attr(buf, at, ext)?;
+                }
+            }
+            code::LARGE_COMMUNITIES => {
+                if !self.large_communities.is_empty() {
+                    let at = begin_attr(buf, O | T, t);
+                    for c in &self.large_communities {
+                        buf.put_u32(c.global);
+                        buf.put_u32(c.local1);
+                        buf.put_u32(c.local2);
+                    }
+                    end_attr(buf, at, ext)?;
+                }
+            }
+            _ => {
+                if let Some(u) = self.unknown.iter().find(|u| u.type_code == t) {
+                    let at = begin_attr(buf, u.flags & !flags::EXTENDED_LENGTH, t);
+                    buf.put_slice(&u.value);
+                    end_attr(buf, at, u.flags & flags::EXTENDED_LENGTH != 0)?;
+                }
+            }
         }
-        emit_unknown_below(buf, 256)?;
         Ok(())
     }
 }
