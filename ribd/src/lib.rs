@@ -10,4 +10,6 @@
 
 pub mod api;
 #[cfg(feature = "daemon")]
+pub mod policy;
+#[cfg(feature = "daemon")]
 pub mod rib;
