@@ -216,15 +216,20 @@ impl AsPath {
                 }
             }
         }
-        for s in as4_path
+        let cut = n_path > n_as4;
+        for (i, s) in as4_path
             .segments
             .into_iter()
             .filter(|s| !s.kind.is_confed())
+            .enumerate()
         {
-            // Join a cut sequence with a following sequence, as the original path had them.
-            match (segments.last_mut(), s.kind) {
-                (Some(last), SegmentType::Sequence)
-                    if last.kind == SegmentType::Sequence
+            // Where AS_PATH's leading part was cut, rejoin the two halves of the sequence it came from.
+            match segments.last_mut() {
+                Some(last)
+                    if cut
+                        && i == 0
+                        && last.kind == SegmentType::Sequence
+                        && s.kind == SegmentType::Sequence
                         && last.asns.len() + s.asns.len() <= 255 =>
                 {
                     last.asns.extend(s.asns)
