@@ -10,6 +10,8 @@
 
 pub mod api;
 #[cfg(feature = "daemon")]
+pub mod config;
+#[cfg(feature = "daemon")]
 pub mod policy;
 #[cfg(feature = "daemon")]
 pub mod rib;

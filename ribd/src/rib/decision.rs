@@ -49,7 +49,7 @@ impl PeerInfo {
 
 /// Knobs of the decision process (per AFI).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DecisionConfig {
     /// Skip the AS_PATH length step.
     pub ignore_as_path_len: bool,

@@ -62,7 +62,7 @@ pub struct FibDelta {
 
 /// RIB configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RibConfig {
     pub ipv4: DecisionConfig,
     pub ipv6: DecisionConfig,

@@ -1,0 +1,111 @@
+//! Config parsing and validation: what operators get told when something is wrong.
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../examples/ribd.toml");
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text, "ribd.toml")
+        .expect_err("must be rejected")
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn the_example_config_is_valid_and_groups_merge() {
+    let l = parse(EXAMPLE, "example.toml").unwrap_or_else(|e| panic!("{:#?}", e));
+    assert_eq!(l.neighbors.len(), 3);
+    let a = l.neighbors.iter().find(|n| n.name == "transit-a").unwrap();
+    assert_eq!(
+        a.import.as_deref(),
+        Some(&["SANE-IMPORT".to_string(), "FROM-TRANSIT".to_string()][..])
+    );
+    assert_eq!(a.max_prefix.as_ref().map(|m| m.limit), Some(1_200_000));
+    assert_eq!(a.ttl_security, Some(1));
+    assert!(a.is_ebgp());
+    let rr = l.neighbors.iter().find(|n| n.name == "core-rr").unwrap();
+    assert!(!rr.is_ebgp() && rr.route_reflector_client);
+    assert_eq!(l.config.statics.len(), 1);
+}
+
+#[test]
+fn unknown_keys_are_errors_with_file_line_and_field() {
+    let text = "router-id = \"192.0.2.1\"\nlocal-as = 65000\n\n[peer.a]\naddress = \"192.0.2.2\"\nremote-as = 1\nholdtime = 3\n";
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("ribd.toml:7: holdtime: "), "{}", e[0]);
+    assert!(e[0].contains("unknown field `holdtime`"), "{}", e[0]);
+}
+
+#[test]
+fn bad_values_say_what_is_expected() {
+    let e = errors("router-id = \"192.0.2.1\"\nlocal-as = \"sixty-five thousand\"\n");
+    assert!(e[0].starts_with("ribd.toml:2: local-as: "), "{}", e[0]);
+    assert!(e[0].contains("u32") || e[0].contains("integer"), "{}", e[0]);
+    let e = errors("router-id = \"192.0.2.300\"\nlocal-as = 1\n");
+    assert!(e[0].starts_with("ribd.toml:1: router-id: "), "{}", e[0]);
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_their_lines() {
+    let text = r#"router-id = "192.0.2.1"
+local-as = 65000
+
+[peer.a]
+address = "192.0.2.2"
+remote-as = 64500
+hold-time = 2
+import = ["NOPE"]
+
+[peer.b]
+address = "192.0.2.2"
+group = "missing"
+
+[peer.c]
+address = "2001:db8::1"
+remote-as = 64501
+local-address = "192.0.2.1"
+multihop = 2
+ttl-security = 1
+
+[[static]]
+prefix = "10.0.0.1/8"
+"#;
+    let e = errors(text).join("\n");
+    for want in [
+        "ribd.toml:7: peer.a.hold-time: expected 0 or 3-65535 seconds",
+        "ribd.toml:8: peer.a.import: unknown policy \"NOPE\"",
+        "ribd.toml:11: peer.b.address: 192.0.2.2 is already used by another peer",
+        "ribd.toml:12: peer.b.group: unknown peer group \"missing\"",
+        "peer.b.remote-as: missing",
+        "ribd.toml:17: peer.c.local-address: 192.0.2.1 is not of the same family",
+        "ribd.toml:19: peer.c.ttl-security: cannot be combined with multihop",
+        "static[0].prefix: 10.0.0.1/8 has host bits set",
+        "static[0]: needs a next-hop or blackhole = true",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn policy_errors_point_at_the_policy() {
+    let text = "router-id = \"192.0.2.1\"\nlocal-as = 65000\n\n[[policy.P.term]]\nname = \"x\"\nmatch.prefix-list = [\"NOPE\"]\n";
+    let e = errors(text);
+    assert!(e[0].starts_with("ribd.toml:4: policy.P: policy P: term 1 (\"x\"): match.prefix-list: unknown prefix list"), "{}", e[0]);
+}
+
+#[test]
+fn password_file_is_read_and_trimmed() {
+    let dir = std::env::temp_dir().join(format!("ribd-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("key");
+    std::fs::write(&f, "hunter2\n").unwrap();
+    let text = format!(
+        "router-id = \"192.0.2.1\"\nlocal-as = 65000\n[peer.a]\naddress = \"192.0.2.2\"\nremote-as = 1\npassword-file = \"{}\"\n",
+        f.display()
+    );
+    let l = parse(&text, "x").unwrap();
+    assert_eq!(l.neighbors[0].password.as_deref(), Some("hunter2"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
