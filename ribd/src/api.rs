@@ -1,14 +1,269 @@
 //! Control API model: the JSON types exchanged between ribd and its clients (ribctl, scripts).
-//! Stable: fields are only ever added.
+//!
+//! Stable: fields are only ever added. Everything here builds without the `daemon` feature, so the CLI
+//! links only this module. Endpoints (HTTP over the Unix socket, or TCP with a bearer token):
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/v1/summary` | [`Summary`] |
+//! | GET | `/v1/peers`, `/v1/peers/{name}` | `Vec<`[`Peer`]`>`, [`Peer`] |
+//! | GET | `/v1/rib/{ipv4,ipv6}?prefix=P&match=exact\|longer\|shorter&peer=N&community=C&as-path=RE&limit=N&after=P` | [`RibPage`] |
+//! | GET | `/v1/route/{prefix}` (prefix with `/` written as `_` or URL-encoded) | [`RouteDetail`] |
+//! | GET | `/v1/fib?prefix=P&limit=N&after=P` | [`FibPage`] |
+//! | GET | `/v1/lookup/{address}` | [`Lookup`] |
+//! | GET | `/v1/dataplane/stats` | [`DataplaneStats`] |
+//! | GET | `/v1/fib/check` | [`CheckReport`] |
+//! | POST | `/v1/peers/{name}/{enable,disable,reset,refresh}` | [`ActionResult`] |
+//! | POST | `/v1/reload` | [`ActionResult`] |
+//! | GET | `/metrics` | Prometheus text |
+//!
+//! Errors are 4xx/5xx with an [`ErrorBody`].
+
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 /// Default path of the control socket.
 pub const DEFAULT_SOCKET: &str = "/run/ribd/ribd.sock";
 
-/// Daemon identity, returned by `GET /v1/version`.
+/// API version prefix.
+pub const V1: &str = "/v1";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Version {
-    pub name: String,
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub ok: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
     pub version: String,
+    pub router_id: String,
+    pub local_as: u32,
+    pub uptime_secs: u64,
+    pub config_file: String,
+    pub peers_configured: usize,
+    pub peers_established: usize,
+    pub rib: Vec<AfiCount>,
+    pub attribute_sets: usize,
+    pub fib: Vec<AfiCount>,
+    pub dataplane: DataplaneSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfiCount {
+    pub afi: String,
+    pub prefixes: u64,
+    pub paths: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataplaneSummary {
+    pub enabled: bool,
+    pub instance: String,
+    pub interfaces: Vec<Interface>,
+    /// Set when the dataplane could not be programmed; the RIB keeps working.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    pub name: String,
+    pub ifindex: u32,
+    /// "native" or "generic", or "down" when not attached.
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peer {
+    pub name: String,
+    pub address: IpAddr,
+    pub remote_as: u32,
+    pub local_as: u32,
+    pub description: String,
+    /// "ebgp" or "ibgp".
+    pub kind: String,
+    pub enabled: bool,
+    /// Idle, Connect, Active, OpenSent, OpenConfirm, Established.
+    pub state: String,
+    pub uptime_secs: Option<u64>,
+    pub flaps: u64,
+    pub last_error: Option<String>,
+    pub router_id: Option<String>,
+    pub hold_time: Option<u16>,
+    pub keepalive: Option<u16>,
+    /// Negotiated capabilities in words ("4-octet AS", "route refresh", "add-path rx ipv4-unicast", ...).
+    pub capabilities: Vec<String>,
+    pub families: Vec<PeerFamily>,
+    pub messages: MessageCounts,
+    pub import: Vec<String>,
+    pub export: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerFamily {
+    pub afi: String,
+    pub received: u64,
+    pub accepted: u64,
+    pub advertised: u64,
+}
+
+/// Messages by type: open, update, notification, keepalive, route-refresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageCounts {
+    pub received: [u64; 5],
+    pub sent: [u64; 5],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RibPage {
+    pub afi: String,
+    /// Prefixes in the table (all, not only this page).
+    pub total: u64,
+    /// Prefixes matching the filters.
+    pub matched: u64,
+    pub routes: Vec<RibRoute>,
+    /// Pass as `after=` to get the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RibRoute {
+    pub prefix: String,
+    pub paths: Vec<RibPath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RibPath {
+    pub peer: String,
+    pub path_id: u32,
+    pub best: bool,
+    pub multipath: bool,
+    pub next_hop: Option<IpAddr>,
+    pub as_path: String,
+    pub origin: String,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub communities: Vec<String>,
+    pub large_communities: Vec<String>,
+    pub ext_communities: Vec<String>,
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteDetail {
+    pub prefix: String,
+    pub candidates: Vec<Candidate>,
+    pub fib: Option<FibRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub path: RibPath,
+    pub reachable: bool,
+    pub igp_cost: u32,
+    /// The decision step at which the best path won over this one (`None` for the best).
+    pub lost_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FibPage {
+    pub total: u64,
+    pub routes: Vec<FibRoute>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FibRoute {
+    pub prefix: String,
+    /// "forward", "blackhole", "pass" (to the kernel) or "local".
+    pub kind: String,
+    pub nexthops: Vec<FibNextHop>,
+    /// Dataplane ids, when the dataplane holds the route.
+    pub pathlist: Option<u32>,
+    pub group: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FibNextHop {
+    pub address: IpAddr,
+    pub weight: u32,
+    /// Resolved egress: interface, neighbour MAC; `None` until resolved (traffic goes to the kernel).
+    pub interface: Option<String>,
+    pub mac: Option<String>,
+    pub resolved: bool,
+    /// Share of the group's buckets.
+    pub buckets: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lookup {
+    pub address: IpAddr,
+    /// The longest match in the RIB and what the dataplane does with it.
+    pub rib: Option<RibRoute>,
+    pub fib: Option<FibRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataplaneStats {
+    pub reasons: Vec<ReasonCounter>,
+    pub nexthops: Vec<NextHopCounter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCounter {
+    pub reason: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextHopCounter {
+    pub id: u32,
+    pub interface: String,
+    pub mac: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub checked: u64,
+    pub differences: Vec<String>,
+}
+
+/// Query of `GET /v1/rib/{afi}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RibQuery {
+    pub prefix: Option<String>,
+    /// "exact" (default with a prefix), "longer" (the prefix and more specifics), "shorter" (covering).
+    #[serde(rename = "match")]
+    pub match_: Option<String>,
+    pub peer: Option<String>,
+    pub community: Option<String>,
+    pub as_path: Option<String>,
+    pub limit: Option<usize>,
+    pub after: Option<String>,
+    /// Only best paths.
+    pub best: Option<bool>,
+}
+
+/// Writes `prefix` for a URL path segment (`/` becomes `_`).
+pub fn prefix_to_path(prefix: &str) -> String {
+    prefix.replace('/', "_")
+}
+
+/// Reads a prefix from a URL path segment written by [`prefix_to_path`] (or URL-encoded `%2F`).
+pub fn prefix_from_path(seg: &str) -> String {
+    seg.replace('_', "/")
+        .replace("%2F", "/")
+        .replace("%2f", "/")
 }

@@ -1,0 +1,395 @@
+//! From BGP UPDATEs to RIB operations: attribute conversion (once per UPDATE), RFC 7606 outcomes,
+//! loop detection, route-reflection checks and the import policy chain (per prefix).
+//!
+//! ```text
+//!   bgp::wire::Update ──to_attrs()──► rib::Attrs (per family next-hop) ──checks──► policy chain ─► Ops
+//! ```
+//! The result is a list of operations for the RIB, so the logic is testable without sessions.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bgp::wire::attr::as_path::SegmentType;
+use bgp::wire::attr::mp::NextHop;
+use bgp::wire::attr::{Origin as WireOrigin, PathAttributes};
+use bgp::wire::{AfiSafi, Nlri, Update};
+use ipnet::IpNet;
+
+use crate::policy::{Policy, RouteCtx, RpkiState, Verdict, evaluate};
+use crate::rib::attrs::{AsPath, Attrs, LargeCommunity, Origin, RawAttr, Segment, SegmentKind};
+
+/// What the import path needs to know about the session.
+#[derive(Debug, Clone)]
+pub struct ImportCtx {
+    pub local_as: u32,
+    pub peer_as: u32,
+    pub peer_addr: IpAddr,
+    pub local_addr: Option<IpAddr>,
+    pub router_id: std::net::Ipv4Addr,
+    pub ebgp: bool,
+    /// How often our own AS may appear in a received path (allowas-in).
+    pub allowas_in: u8,
+    /// The import chain; `None` = no policy configured (RFC 8212: eBGP rejects, iBGP accepts).
+    pub policy: Option<Vec<Arc<Policy>>>,
+}
+
+/// One RIB operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Announce {
+        prefix: IpNet,
+        path_id: u32,
+        attrs: Attrs,
+    },
+    Withdraw {
+        prefix: IpNet,
+        path_id: u32,
+    },
+}
+
+/// Counts for the peer's statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub received: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub withdrawn: u64,
+    pub treat_as_withdraw: u64,
+}
+
+/// Converts the codec's path attributes to the RIB's, with `next_hop` chosen by the caller per family.
+pub fn to_attrs(
+    a: &PathAttributes,
+    next_hop: Option<IpAddr>,
+    next_hop_ll: Option<std::net::Ipv6Addr>,
+) -> Attrs {
+    let as_path = a
+        .as_path
+        .as_ref()
+        .map(|p| AsPath {
+            segments: p
+                .segments
+                .iter()
+                .map(|s| Segment {
+                    kind: match s.kind {
+                        SegmentType::Set => SegmentKind::Set,
+                        SegmentType::Sequence => SegmentKind::Sequence,
+                        SegmentType::ConfedSequence => SegmentKind::ConfedSequence,
+                        SegmentType::ConfedSet => SegmentKind::ConfedSet,
+                    },
+                    asns: s.asns.clone().into(),
+                })
+                .collect(),
+        })
+        .unwrap_or_default();
+    Attrs {
+        origin: match a.origin {
+            Some(WireOrigin::Igp) | None => Origin::Igp,
+            Some(WireOrigin::Egp) => Origin::Egp,
+            Some(WireOrigin::Incomplete) => Origin::Incomplete,
+        },
+        as_path,
+        next_hop,
+        next_hop_ll,
+        med: a.med,
+        local_pref: a.local_pref,
+        atomic_aggregate: a.atomic_aggregate,
+        aggregator: a.aggregator.map(|g| (g.asn, g.address)),
+        communities: a.communities.iter().map(|c| c.0).collect(),
+        ext_communities: a.ext_communities.iter().map(|c| c.0).collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|c| LargeCommunity {
+                global: c.global,
+                local1: c.local1,
+                local2: c.local2,
+            })
+            .collect(),
+        originator_id: a.originator_id,
+        cluster_list: a.cluster_list.clone().into(),
+        unknown: a
+            .unknown
+            .iter()
+            .map(|u| RawAttr {
+                flags: u.flags,
+                type_code: u.type_code,
+                value: u.value.clone().into(),
+            })
+            .collect(),
+        weight: 0,
+    }
+}
+
+fn prefixes(v: &[Nlri]) -> impl Iterator<Item = (IpNet, u32)> + '_ {
+    v.iter().map(|n| (n.prefix, n.path_id.unwrap_or(0)))
+}
+
+/// Why a received path is not even offered to import policy.
+fn rejected_before_policy(ctx: &ImportCtx, a: &Attrs) -> Option<&'static str> {
+    if a.as_path.count(ctx.local_as) > ctx.allowas_in as usize {
+        return Some("AS_PATH loop (own AS)");
+    }
+    if !ctx.ebgp && a.originator_id == Some(ctx.router_id) {
+        return Some("ORIGINATOR_ID is ours (RFC 4456 §8)");
+    }
+    if !ctx.ebgp && a.cluster_list.contains(&ctx.router_id) {
+        return Some("CLUSTER_LIST loop (RFC 4456 §8)");
+    }
+    None
+}
+
+/// Turns one UPDATE into RIB operations. Returns the operations and what happened, for counters.
+pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, ImportCounts) {
+    let mut ops = Vec::new();
+    let mut n = ImportCounts::default();
+    let withdraw_all =
+        |ops: &mut Vec<Op>, n: &mut ImportCounts, it: &mut dyn Iterator<Item = (IpNet, u32)>| {
+            for (prefix, path_id) in it {
+                ops.push(Op::Withdraw { prefix, path_id });
+                n.withdrawn += 1;
+            }
+        };
+    withdraw_all(&mut ops, &mut n, &mut prefixes(&u.withdrawn));
+    if let Some(mu) = &u.mp_unreach {
+        withdraw_all(&mut ops, &mut n, &mut prefixes(&mu.withdrawn));
+    }
+    if u.treat_as_withdraw.is_some() {
+        // RFC 7606 §2: the UPDATE's announcements become withdrawals.
+        n.treat_as_withdraw += 1;
+        withdraw_all(&mut ops, &mut n, &mut prefixes(&u.nlri));
+        if let Some(mr) = &u.mp_reach {
+            withdraw_all(&mut ops, &mut n, &mut prefixes(&mr.nlri));
+        }
+        return (ops, n);
+    }
+
+    let mut families: Vec<(Option<IpAddr>, Option<std::net::Ipv6Addr>, &[Nlri])> = Vec::new();
+    if !u.nlri.is_empty() {
+        families.push((u.attrs.next_hop.map(IpAddr::V4), None, &u.nlri));
+    }
+    if let Some(mr) = &u.mp_reach {
+        if mr.afi_safi == AfiSafi::IPV4_UNICAST || mr.afi_safi == AfiSafi::IPV6_UNICAST {
+            let (nh, ll) = match &mr.next_hop {
+                NextHop::Ipv4(a) => (Some(IpAddr::V4(*a)), None),
+                NextHop::Ipv6 { global, link_local } => (Some(IpAddr::V6(*global)), *link_local),
+                _ => (None, None),
+            };
+            families.push((nh, ll, &mr.nlri));
+        }
+    }
+    for (nh, ll, nlri) in families {
+        let mut base = to_attrs(&u.attrs, nh, ll);
+        if ctx.ebgp {
+            // RFC 4271 §5.1.5: LOCAL_PREF is not sent to (and is ignored from) external peers.
+            base.local_pref = None;
+        }
+        if let Some(_why) = rejected_before_policy(ctx, &base) {
+            for (prefix, path_id) in prefixes(nlri) {
+                n.received += 1;
+                n.rejected += 1;
+                ops.push(Op::Withdraw { prefix, path_id });
+            }
+            continue;
+        }
+        for (prefix, path_id) in prefixes(nlri) {
+            n.received += 1;
+            let verdict = match &ctx.policy {
+                None if ctx.ebgp => Verdict::Reject,
+                None => Verdict::Accept(None),
+                Some(chain) => {
+                    let r = RouteCtx {
+                        prefix,
+                        peer_addr: ctx.peer_addr,
+                        peer_as: ctx.peer_as,
+                        local_as: ctx.local_as,
+                        local_addr: ctx.local_addr,
+                        rpki,
+                    };
+                    evaluate(chain, &r, &base)
+                }
+            };
+            match verdict {
+                Verdict::Accept(changed) => {
+                    n.accepted += 1;
+                    ops.push(Op::Announce {
+                        prefix,
+                        path_id,
+                        attrs: changed.unwrap_or_else(|| base.clone()),
+                    });
+                }
+                Verdict::Reject => {
+                    n.rejected += 1;
+                    // A previously accepted path of the same prefix must go.
+                    ops.push(Op::Withdraw { prefix, path_id });
+                }
+            }
+        }
+    }
+    (ops, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use bgp::wire::attr::as_path::{AsPath as WAsPath, Segment as WSegment};
+    use bgp::wire::attr::community::Community;
+    use bgp::wire::attr::mp::MpReach;
+
+    use super::*;
+    use crate::policy::{PolicyDefs, PolicySet};
+
+    fn ctx(ebgp: bool, policy: Option<&str>) -> ImportCtx {
+        let policy = policy.map(|text| {
+            let defs: PolicyDefs = toml::from_str(text).unwrap();
+            let set = PolicySet::compile(&defs).unwrap();
+            set.chain(&["P".to_string()]).unwrap()
+        });
+        ImportCtx {
+            local_as: 65000,
+            peer_as: if ebgp { 3320 } else { 65000 },
+            peer_addr: "192.0.2.1".parse().unwrap(),
+            local_addr: Some("192.0.2.2".parse().unwrap()),
+            router_id: Ipv4Addr::new(10, 0, 0, 1),
+            ebgp,
+            allowas_in: 0,
+            policy,
+        }
+    }
+
+    fn update(path: Vec<u32>) -> Update {
+        let mut u = Update::default();
+        u.attrs.origin = Some(WireOrigin::Igp);
+        u.attrs.as_path = Some(WAsPath {
+            segments: vec![WSegment {
+                kind: SegmentType::Sequence,
+                asns: path,
+            }],
+        });
+        u.attrs.next_hop = Some(Ipv4Addr::new(192, 0, 2, 1));
+        u.attrs.local_pref = Some(500);
+        u.attrs.communities = vec![Community(0xFDE8_0001)];
+        u.nlri = vec![Nlri::new("198.51.100.0/24".parse().unwrap())];
+        u
+    }
+
+    const ACCEPT: &str = "[[policy.P.term]]\nname = \"all\"\naction = \"accept\"\n";
+
+    #[test]
+    fn ebgp_without_policy_imports_nothing_rfc8212() {
+        let (ops, n) = import_update(
+            &ctx(true, None),
+            &update(vec![3320, 15169]),
+            RpkiState::NotFound,
+        );
+        assert_eq!(n.rejected, 1);
+        assert!(matches!(ops[0], Op::Withdraw { .. }));
+        let (ops, _) = import_update(&ctx(false, None), &update(vec![15169]), RpkiState::NotFound);
+        assert!(
+            matches!(ops[0], Op::Announce { .. }),
+            "iBGP without policy accepts"
+        );
+    }
+
+    #[test]
+    fn ebgp_local_pref_is_ignored_rfc4271_5_1_5() {
+        let (ops, _) = import_update(
+            &ctx(true, Some(ACCEPT)),
+            &update(vec![3320, 15169]),
+            RpkiState::NotFound,
+        );
+        let Op::Announce { attrs, .. } = &ops[0] else {
+            panic!()
+        };
+        assert_eq!(attrs.local_pref, None);
+        assert_eq!(attrs.next_hop, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(&*attrs.communities, &[0xFDE8_0001]);
+        assert_eq!(attrs.as_path.to_string(), "3320 15169");
+    }
+
+    #[test]
+    fn own_as_in_path_is_a_loop_rfc4271_9_1_2() {
+        let (ops, n) = import_update(
+            &ctx(true, Some(ACCEPT)),
+            &update(vec![3320, 65000, 15169]),
+            RpkiState::NotFound,
+        );
+        assert_eq!((n.received, n.rejected), (1, 1));
+        assert!(matches!(ops[0], Op::Withdraw { .. }));
+        let mut c = ctx(true, Some(ACCEPT));
+        c.allowas_in = 1;
+        let (ops, _) = import_update(&c, &update(vec![3320, 65000, 15169]), RpkiState::NotFound);
+        assert!(
+            matches!(ops[0], Op::Announce { .. }),
+            "allowas-in 1 accepts one occurrence"
+        );
+    }
+
+    #[test]
+    fn reflected_route_with_our_originator_id_is_dropped_rfc4456_8() {
+        let mut u = update(vec![15169]);
+        u.attrs.originator_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+        let (_, n) = import_update(&ctx(false, None), &u, RpkiState::NotFound);
+        assert_eq!(n.rejected, 1);
+        let mut u = update(vec![15169]);
+        u.attrs.cluster_list = vec![Ipv4Addr::new(10, 0, 0, 1)];
+        let (_, n) = import_update(&ctx(false, None), &u, RpkiState::NotFound);
+        assert_eq!(n.rejected, 1);
+    }
+
+    #[test]
+    fn treat_as_withdraw_withdraws_every_announced_prefix_rfc7606_2() {
+        let mut u = update(vec![3320, 15169]);
+        u.treat_as_withdraw = Some(bgp::wire::Error::MalformedAttributeList);
+        let (ops, n) = import_update(&ctx(true, Some(ACCEPT)), &u, RpkiState::NotFound);
+        assert_eq!(n.treat_as_withdraw, 1);
+        assert_eq!(
+            ops,
+            vec![Op::Withdraw {
+                prefix: "198.51.100.0/24".parse().unwrap(),
+                path_id: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn mp_reach_ipv6_uses_the_global_next_hop_and_keeps_the_link_local() {
+        let mut u = update(vec![3320, 15169]);
+        u.nlri.clear();
+        u.attrs.next_hop = None;
+        u.mp_reach = Some(MpReach {
+            afi_safi: AfiSafi::IPV6_UNICAST,
+            next_hop: NextHop::Ipv6 {
+                global: "2001:db8::1".parse().unwrap(),
+                link_local: Some("fe80::1".parse().unwrap()),
+            },
+            nlri: vec![Nlri {
+                prefix: "2001:db8:1::/48".parse().unwrap(),
+                path_id: Some(7),
+            }],
+            opaque_nlri: vec![],
+        });
+        let (ops, _) = import_update(&ctx(true, Some(ACCEPT)), &u, RpkiState::NotFound);
+        let Op::Announce {
+            prefix,
+            path_id,
+            attrs,
+        } = &ops[0]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (prefix.to_string().as_str(), *path_id),
+            ("2001:db8:1::/48", 7)
+        );
+        assert_eq!(
+            attrs.next_hop,
+            Some(IpAddr::V6("2001:db8::1".parse().unwrap()))
+        );
+        assert_eq!(
+            attrs.next_hop_ll,
+            Some("fe80::1".parse::<Ipv6Addr>().unwrap())
+        );
+    }
+}
