@@ -168,15 +168,15 @@ pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, 
     if !u.nlri.is_empty() {
         families.push((u.attrs.next_hop.map(IpAddr::V4), None, &u.nlri));
     }
-    if let Some(mr) = &u.mp_reach {
-        if mr.afi_safi == AfiSafi::IPV4_UNICAST || mr.afi_safi == AfiSafi::IPV6_UNICAST {
-            let (nh, ll) = match &mr.next_hop {
-                NextHop::Ipv4(a) => (Some(IpAddr::V4(*a)), None),
-                NextHop::Ipv6 { global, link_local } => (Some(IpAddr::V6(*global)), *link_local),
-                _ => (None, None),
-            };
-            families.push((nh, ll, &mr.nlri));
-        }
+    if let Some(mr) = &u.mp_reach
+        && (mr.afi_safi == AfiSafi::IPV4_UNICAST || mr.afi_safi == AfiSafi::IPV6_UNICAST)
+    {
+        let (nh, ll) = match &mr.next_hop {
+            NextHop::Ipv4(a) => (Some(IpAddr::V4(*a)), None),
+            NextHop::Ipv6 { global, link_local } => (Some(IpAddr::V6(*global)), *link_local),
+            _ => (None, None),
+        };
+        families.push((nh, ll, &mr.nlri));
     }
     for (nh, ll, nlri) in families {
         let mut base = to_attrs(&u.attrs, nh, ll);
