@@ -357,7 +357,7 @@ impl PeerConfig {
 
 /// What every peer driver can do. Every method takes `&self` (drivers lock their mutable state), so
 /// tests can hold several peers in a [`PanicReport`] and still drive them.
-pub trait BgpPeer {
+pub trait BgpPeer: Send + Sync {
     fn kind(&self) -> Kind;
     /// Name of the namespace the peer runs in.
     fn netns(&self) -> &str;
@@ -485,6 +485,26 @@ pub trait BgpPeer {
                 self.diagnostics()
             )
         })
+    }
+}
+
+/// Starts implementation `kind` in namespace `ns` (for matrices over every implementation).
+pub fn start(kind: Kind, ns: &str, cfg: PeerConfig) -> Result<Box<dyn BgpPeer>> {
+    Ok(match kind {
+        Kind::Bird => Box::new(Bird::start(ns, cfg)?),
+        Kind::Frr => Box::new(Frr::start(ns, cfg)?),
+        Kind::GoBgp => Box::new(GoBgp::start(ns, cfg)?),
+        Kind::ExaBgp => Box::new(ExaBgp::start(ns, cfg)?),
+    })
+}
+
+impl Kind {
+    /// Every implementation, in the order the interop matrix prints them.
+    pub const ALL: [Kind; 4] = [Kind::Bird, Kind::Frr, Kind::GoBgp, Kind::ExaBgp];
+
+    /// Whether a locally set MED reaches eBGP neighbours (BIRD does not send it).
+    pub fn sends_local_med(self) -> bool {
+        self != Kind::Bird
     }
 }
 
