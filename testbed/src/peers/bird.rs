@@ -368,6 +368,23 @@ impl BgpPeer for Bird {
         Ok(parse_show_route_all(&text, &protos))
     }
 
+    fn received_count(&self, family: Family) -> Result<usize> {
+        let table = match family {
+            Family::Ipv4Unicast => "master4",
+            Family::Ipv6Unicast => "master6",
+        };
+        let text = self.birdc(&[
+            "show", "route", "table", table, "where", "source", "=", "RTS_BGP", "count",
+        ])?;
+        // "N of M routes for K networks in table master4"
+        text.lines()
+            .find_map(|l| {
+                l.split_once(" of ")
+                    .and_then(|(n, _)| n.trim().parse().ok())
+            })
+            .with_context(|| format!("no route count in: {text}"))
+    }
+
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState> {
         let name = self.proto_name(neighbor)?;
         let text = self.birdc(&["show", "protocols", "all", &name])?;

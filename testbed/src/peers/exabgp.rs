@@ -10,7 +10,8 @@
 //! `"type": "state"` event of the neighbour, and the received table is the replay of every UPDATE since
 //! the last `down`. Routes given at start become `static` routes; a [`Route::prepend`] becomes an
 //! explicit `as-path [ LOCAL-AS … ]` (ExaBGP does not prepend its AS to an explicit path), which assumes
-//! eBGP. [`BgpPeer::shutdown_neighbor`] sends a NOTIFICATION Cease (`teardown 2`); ExaBGP reconnects on
+//! eBGP. ExaBGP does no AS-path loop detection: [`BgpPeer::received`] also lists routes that carry its
+//! own AS (FRR, for one, sends a route back to the AS it came from). [`BgpPeer::shutdown_neighbor`] sends a NOTIFICATION Cease (`teardown 2`); ExaBGP reconnects on
 //! its own afterwards, so [`BgpPeer::enable_neighbor`] has nothing to do.
 
 use std::collections::BTreeMap;
@@ -352,7 +353,15 @@ impl Replay {
                             route.from = Some(peer);
                             route.next_hop = nh.parse().ok();
                             route.path_id = id;
-                            self.routes.insert((peer, prefix, id.unwrap_or(0)), route);
+                            // An IPv6 next hop pair is listed as two entries (global, link-local):
+                            // the global one wins.
+                            let link_local = matches!(route.next_hop, Some(IpAddr::V6(a)) if a.is_unicast_link_local());
+                            let key = (peer, prefix, id.unwrap_or(0));
+                            if link_local {
+                                self.routes.entry(key).or_insert(route);
+                            } else {
+                                self.routes.insert(key, route);
+                            }
                         }
                     }
                 }

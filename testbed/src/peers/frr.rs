@@ -438,6 +438,20 @@ impl BgpPeer for Frr {
         parse_show_bgp_json(&text)
     }
 
+    fn received_count(&self, family: Family) -> Result<usize> {
+        let text = self.vtysh(&[&format!(
+            "show bgp {} unicast summary json",
+            afi_word(family)
+        )])?;
+        let v: Value = serde_json::from_str(&text).context("parsing FRR summary JSON")?;
+        Ok(v.get("peers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, p)| p.get("pfxRcd").and_then(Value::as_u64))
+            .sum::<u64>() as usize)
+    }
+
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState> {
         Frr::neighbor_exists(&lock(&self.state), neighbor)?;
         let text = self.vtysh(&[&format!("show bgp neighbors {neighbor} json")])?;

@@ -384,6 +384,30 @@ impl BgpPeer for GoBgp {
         parse_rib_json(&self.gobgp(&["global", "rib", "-a", afi(family), "-j"])?)
     }
 
+    fn received_count(&self, family: Family) -> Result<usize> {
+        let want = match family {
+            Family::Ipv4Unicast => 1,
+            Family::Ipv6Unicast => 2,
+        };
+        let text = self.gobgp(&["neighbor", "-j"])?;
+        let v: Value = serde_json::from_str(&text).context("parsing GoBGP neighbours JSON")?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|n| {
+                n.get("afi_safis")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|a| {
+                a.pointer("/state/family/afi").and_then(Value::as_u64) == Some(want)
+                    && a.pointer("/state/family/safi").and_then(Value::as_u64) == Some(1)
+            })
+            .filter_map(|a| a.pointer("/state/received").and_then(Value::as_u64))
+            .sum::<u64>() as usize)
+    }
+
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState> {
         self.neighbor_exists(neighbor)?;
         let text = self.gobgp(&["neighbor", &neighbor.to_string(), "-j"])?;

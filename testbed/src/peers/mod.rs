@@ -367,6 +367,11 @@ pub trait BgpPeer: Send + Sync {
     fn withdraw(&self, prefix: IpNet) -> Result<()>;
     /// Routes received from neighbours (not the peer's own), in `family`.
     fn received(&self, family: Family) -> Result<Vec<ReceivedRoute>>;
+    /// Number of paths received from neighbours in `family` (what [`BgpPeer::received`] would return),
+    /// from the implementation's counters where it has them: cheap enough for full tables.
+    fn received_count(&self, family: Family) -> Result<usize> {
+        Ok(self.received(family)?.len())
+    }
     /// State of the session with `neighbor`.
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState>;
     /// Administratively shuts the session down (the peer sends a NOTIFICATION Cease).
@@ -460,6 +465,22 @@ pub trait BgpPeer: Send + Sync {
         .with_context(|| {
             format!(
                 "{} still has {prefix} after {timeout:?}\n{}",
+                self.kind(),
+                self.diagnostics()
+            )
+        })
+    }
+
+    /// Waits until at least `n` paths have been received in `family`; returns the count.
+    fn wait_received_count(&self, family: Family, n: usize, timeout: Duration) -> Result<usize> {
+        let mut last = 0;
+        wait_until(timeout, || {
+            last = self.received_count(family)?;
+            Ok((last >= n).then_some(last))
+        })
+        .with_context(|| {
+            format!(
+                "{} has {last} of {n} paths in {family:?} after {timeout:?}\n{}",
                 self.kind(),
                 self.diagnostics()
             )
@@ -694,9 +715,11 @@ pub fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// Creates the driver's temporary directory, named after the implementation and namespace.
+/// With `TESTBED_KEEP` set in the environment the directory (configs, logs) survives the test.
 fn temp_dir(kind: &str, ns: &str) -> Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(&format!("tb-{kind}-{ns}-"))
+        .disable_cleanup(std::env::var_os("TESTBED_KEEP").is_some())
         .tempdir()
         .context("creating a temporary directory")
 }
