@@ -1,15 +1,11 @@
 //! GoBGP loads a generated table from the MRT writer (`gobgp mrt inject global`) and passes it to FRR
 //! over a real session: the same table the benchmarks feed, through a third-party MRT reader.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use testbed::mrt::Peer;
-use testbed::peers::{
-    BgpPeer, Family, Frr, GoBgp, Neighbor, PanicReport, PeerConfig, ns_output, wait_until,
-};
+use testbed::peers::{BgpPeer, Family, Frr, GoBgp, Neighbor, PanicReport, PeerConfig, wait_until};
 use testbed::tablegen::{Config, generate};
 use testbed::topo::Topology;
 
@@ -26,23 +22,6 @@ fn gobgp_injects_the_generated_mrt_and_frr_receives_it() -> Result<()> {
         ..Config::default()
     })?;
 
-    let dir = tempfile::tempdir()?;
-    let mrt = dir.path().join("table.mrt");
-    table.write_mrt(
-        &mrt,
-        &Peer {
-            bgp_id: "10.255.9.1".parse()?,
-            addr: g4,
-            asn: 65001,
-        },
-    )?;
-    // GoBGP 3.10 drops the last routes of a file (its reader is never closed): append the file to itself.
-    let once = std::fs::read(&mrt)?;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&mrt)?
-        .write_all(&once)?;
-
     let gobgp = GoBgp::start(
         topo.ns_name("gobgp")?,
         PeerConfig::new(65001, "10.255.9.1".parse()?)
@@ -56,23 +35,7 @@ fn gobgp_injects_the_generated_mrt_and_frr_receives_it() -> Result<()> {
     let _report = PanicReport::new(&[&gobgp, &frr]);
     frr.wait_established(g4, Duration::from_secs(30))?;
 
-    let mrt_path = mrt.display().to_string();
-    ns_output(
-        gobgp.netns(),
-        "gobgp",
-        &[
-            "-p",
-            "50051",
-            "mrt",
-            "inject",
-            "global",
-            "--only-best",
-            "--nexthop",
-            &g4.to_string(),
-            &mrt_path,
-        ],
-    )
-    .context("gobgp mrt inject")?;
+    gobgp.inject_table(&table, g4)?;
     let n = wait_until(Duration::from_secs(60), || {
         let n = frr.received(Family::Ipv4Unicast)?.len();
         Ok((n >= table.len()).then_some(n))

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -164,6 +165,39 @@ impl GoBgp {
             &prefix.to_string(),
         ])
         .map(|_| ())
+    }
+
+    /// Loads a generated table into the global RIB with `gobgp mrt inject global --only-best`, every
+    /// route with `next_hop` (receivers reject the table's own next hops otherwise). This is the fast
+    /// way to give a neighbour a full table. GoBGP 3.10 drops the last routes of a file (its reader
+    /// is never closed), so the MRT file is written twice over; the duplicates replace themselves.
+    pub fn inject_table(&self, table: &crate::tablegen::Table, next_hop: IpAddr) -> Result<()> {
+        let path = self.path("inject.mrt");
+        let st = lock(&self.state);
+        let peer = crate::mrt::Peer {
+            bgp_id: st.cfg.router_id,
+            addr: next_hop,
+            asn: st.cfg.local_as,
+        };
+        drop(st);
+        table.write_mrt(&path, &peer)?;
+        let once = std::fs::read(&path)?;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)?
+            .write_all(&once)?;
+        let (file, nh) = (path.display().to_string(), next_hop.to_string());
+        self.gobgp(&[
+            "mrt",
+            "inject",
+            "global",
+            "--only-best",
+            "--nexthop",
+            &nh,
+            &file,
+        ])
+        .map(|_| ())
+        .context("gobgp mrt inject")
     }
 
     fn neighbor_exists(&self, neighbor: IpAddr) -> Result<()> {
