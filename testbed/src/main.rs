@@ -26,6 +26,12 @@ enum Cmd {
     },
     /// Remove namespaces left behind by testbed processes that no longer exist.
     Sweep,
+    /// Open a BGP session and announce a table as fast as the peer accepts it, then hold it.
+    Feed(testbed::feed::FeedArgs),
+    /// Accept a BGP session and count (or record) what arrives; report at End-of-RIB or N prefixes.
+    Collect(testbed::collect::CollectArgs),
+    /// Feed the real 513k table into our collector, BIRD 2 and GoBGP; print prefixes/s and ratios.
+    SessionBench(testbed::feed::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -35,6 +41,9 @@ fn main() -> Result<()> {
     let result = match cli.cmd {
         Cmd::Demo { keep } => demo::run(keep),
         Cmd::Sweep => Ok(()),
+        Cmd::Feed(a) => testbed::feed::run(a),
+        Cmd::Collect(a) => testbed::collect::run(a),
+        Cmd::SessionBench(a) => testbed::feed::bench(a),
     };
     testbed::netns::delete_all_live();
     result
