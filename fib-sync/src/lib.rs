@@ -3,9 +3,35 @@
 //! kernel's routes and neighbours.
 //!
 //! ```text
-//!   ribd::rib ──FibDelta batches──► fib-sync ──nh, nhg, pathlist, dir24/dir8/fib6 writes──► fib-ebpf maps
-//!                                      ▲
-//!                          netlink: links, addresses, routes, neighbours
+//!   ribd::rib ──Route batches──► FibSync ──nh, nhg, pathlist, dir24/dir8/fib6 writes──► fib-ebpf maps
+//!                                   ▲  │
+//!            (addr, Option<NhL2>)   │  └── check(): expected FIB vs maps
+//!                                   │
+//!   netlink ──links, addresses, routes, neighbours──► Resolver ──NhtUpdate{addr, reachable, cost}──► RIB
 //! ```
+//!
+//! Modules: [`types`] (input/output), [`ids`] (quarantined id pools), [`sync`] (the engine and its
+//! batches), [`check`] (consistency check), [`maps`] (pinned map handles).
 
+pub mod check;
+pub mod ids;
+pub mod maps;
+pub mod sync;
+pub mod types;
+
+pub use check::Mismatch;
 pub use fib_ebpf;
+pub use maps::PinnedMaps;
+pub use sync::{BatchReport, FibSync, SyncConfig, WriteCounts};
+pub use types::{NhL2, NhSet, NhtUpdate, Route, RouteAction};
+
+/// Errors of the sync engine.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Map(String),
+    #[error("all {0} ids are in use or in quarantine")]
+    IdsExhausted(&'static str),
+    #[error("netlink: {0}")]
+    Netlink(String),
+}

@@ -1,0 +1,766 @@
+//! The sync engine: path-lists, nexthop groups and next-hops with reference counts and quarantined
+//! ids, and the ordered batches that write them into the live maps.
+//!
+//! ```text
+//!   routes ─┐                          ┌─► nh (new ids)        1
+//!           ├─► plan (ids, refcounts) ─┼─► nhg (new ids)       2
+//!   nexthop │                          ├─► pathlist flips      3   one u32 each
+//!   changes ┘                          ├─► fib inserts/updates 4   dir24/dir8 (+fib4), fib6
+//!                                      ├─► fib deletes         5
+//!                                      └─► retire ids          6   quarantine, generation bump
+//! ```
+//!
+//! Objects:
+//! - a path-list per distinct [`NhSet`] (BGP next-hops with weights), id stable while any prefix
+//!   uses the set; it points at a group (or the pass-to-kernel group while no member resolves);
+//! - a group per distinct bucket table (immutable; a change of members builds a new table
+//!   resiliently from the path-list's old one, so only the buckets of a removed member move);
+//! - a next-hop per distinct [`NhL2`] (egress port, MACs, VLAN).
+//!
+//! Every object is reference-counted (prefixes → path-list, path-lists → group, groups →
+//! next-hop, next-hops → tx port) and its id is quarantined when the count drops to zero.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fib_ebpf::abi::*;
+use fib_ebpf::dir24::{Dir24, Dir24Sink, NullSink};
+use fib_ebpf::{Engine4, nhg as buckets};
+use ipnet::IpNet;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::SyncError;
+use crate::ids::IdPool;
+use crate::maps::PinnedMaps;
+use crate::types::{NhL2, NhSet, Route, RouteAction};
+
+/// Settings of the sync engine.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// The IPv4 engine the forwarder was loaded with: with [`Engine4::Lpm`] IPv4 prefixes also go
+    /// into the `fib4` trie (DIR-24-8 is always kept, it is the shadow the check compares with).
+    pub engine4: Engine4,
+    /// Minimum time a freed id waits before reuse (besides two batches).
+    pub quarantine: Duration,
+    /// Buckets per nexthop group (fixed for the group's life).
+    pub buckets: usize,
+    /// An initial batch of at least this many IPv4 routes into empty maps is built in memory and
+    /// copied into the maps in one pass.
+    pub bulk_threshold: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            engine4: Engine4::Dir24,
+            quarantine: Duration::from_secs(1),
+            buckets: NHG_MAX_BUCKETS,
+            bulk_threshold: 4096,
+        }
+    }
+}
+
+/// Map writes of one batch, by map.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub nh: u64,
+    pub nhg: u64,
+    pub pathlist: u64,
+    pub dir24: u64,
+    pub dir8: u64,
+    pub fib4: u64,
+    pub fib6: u64,
+    pub tx_port: u64,
+}
+
+impl WriteCounts {
+    pub fn total(&self) -> u64 {
+        self.nh
+            + self.nhg
+            + self.pathlist
+            + self.dir24
+            + self.dir8
+            + self.fib4
+            + self.fib6
+            + self.tx_port
+    }
+
+    pub fn add(&mut self, o: &WriteCounts) {
+        self.nh += o.nh;
+        self.nhg += o.nhg;
+        self.pathlist += o.pathlist;
+        self.dir24 += o.dir24;
+        self.dir8 += o.dir8;
+        self.fib4 += o.fib4;
+        self.fib6 += o.fib6;
+        self.tx_port += o.tx_port;
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub writes: WriteCounts,
+    /// Prefixes inserted, changed or deleted.
+    pub prefixes: u64,
+    /// Path-lists pointed at another group.
+    pub pathlist_flips: u64,
+    /// The batch's number (committed).
+    pub batch: u64,
+}
+
+/// Stores into the live DIR-24-8 arrays, counting.
+pub(crate) struct CountingSink<'a> {
+    pub maps: &'a fib_ebpf::FibMaps,
+    pub c: &'a mut WriteCounts,
+}
+
+impl Dir24Sink for CountingSink<'_> {
+    fn store24(&mut self, idx: u32, value: u32) {
+        self.c.dir24 += 1;
+        self.maps.dir24_store(idx, value)
+    }
+    fn store8(&mut self, group: u32, j: u8, value: u32) {
+        self.c.dir8 += 1;
+        self.maps.dir8_store(group, j, value)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PathList {
+    pub set: NhSet,
+    pub refs: u64,
+    pub nhg: u32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub refs: u32,
+    pub table: Arc<[u32]>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NextHop {
+    pub refs: u32,
+    pub l2: NhL2,
+}
+
+/// Writes planned for one batch, applied in the order DESIGN.md requires.
+#[derive(Default)]
+struct Plan {
+    tx_ports: Vec<u32>,
+    nh: Vec<(u32, NhL2)>,
+    nhg: Vec<(u32, Arc<[u32]>)>,
+    pathlist: Vec<(u32, u32)>,
+    /// Prefix → its value before the batch (first touch only).
+    touched: FxHashMap<IpNet, Option<u32>>,
+    order: Vec<IpNet>,
+    dead_pls: Vec<u32>,
+    dead_groups: Vec<u32>,
+    dead_nhs: Vec<u32>,
+}
+
+/// The sync engine over one pinned forwarder instance.
+pub struct FibSync {
+    pub(crate) maps: PinnedMaps,
+    pub(crate) cfg: SyncConfig,
+    pub(crate) dir24: Dir24,
+    pub(crate) routes: FxHashMap<IpNet, u32>,
+    pub(crate) pls: FxHashMap<u32, PathList>,
+    pub(crate) pl_of_set: FxHashMap<NhSet, u32>,
+    pub(crate) pls_of_addr: FxHashMap<IpAddr, FxHashSet<u32>>,
+    pub(crate) groups: FxHashMap<u32, Group>,
+    pub(crate) group_of_table: FxHashMap<Arc<[u32]>, u32>,
+    pub(crate) nhs: FxHashMap<u32, NextHop>,
+    pub(crate) nh_of_l2: FxHashMap<NhL2, u32>,
+    pub(crate) resolution: FxHashMap<IpAddr, NhL2>,
+    pub(crate) ports: FxHashMap<u32, u32>,
+    pub(crate) pl_ids: IdPool,
+    pub(crate) nhg_ids: IdPool,
+    pub(crate) nh_ids: IdPool,
+    pub(crate) batch: u64,
+    pub(crate) total: WriteCounts,
+}
+
+impl FibSync {
+    /// A sync engine over maps that hold no routes yet (a fresh instance). Use
+    /// [`FibSync::restart`](crate::reconcile) when the pinned maps may hold a previous process's state.
+    pub fn new(maps: PinnedMaps, cfg: SyncConfig) -> FibSync {
+        let mut dir24 = Dir24::new(maps.fib.dir8_groups());
+        dir24.set_quarantine_time(cfg.quarantine);
+        let q = cfg.quarantine;
+        FibSync {
+            maps,
+            dir24,
+            routes: FxHashMap::default(),
+            pls: FxHashMap::default(),
+            pl_of_set: FxHashMap::default(),
+            pls_of_addr: FxHashMap::default(),
+            groups: FxHashMap::default(),
+            group_of_table: FxHashMap::default(),
+            nhs: FxHashMap::default(),
+            nh_of_l2: FxHashMap::default(),
+            resolution: FxHashMap::default(),
+            ports: FxHashMap::default(),
+            pl_ids: IdPool::new("path-list", PL_FIRST_DYNAMIC, PATHLIST_MAX, q),
+            nhg_ids: IdPool::new("nexthop group", NHG_PASS + 1, NHG_MAX, q),
+            nh_ids: IdPool::new("next-hop", 1, NH_MAX, q),
+            batch: 0,
+            total: WriteCounts::default(),
+            cfg,
+        }
+    }
+
+    pub fn maps(&self) -> &PinnedMaps {
+        &self.maps
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.cfg
+    }
+
+    /// Prefixes held.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Map writes since start.
+    pub fn total_writes(&self) -> WriteCounts {
+        self.total
+    }
+
+    /// Committed batches.
+    pub fn batches(&self) -> u64 {
+        self.batch
+    }
+
+    /// (path-lists, groups, next-hops) in use.
+    pub fn ids_in_use(&self) -> (usize, usize, usize) {
+        (
+            self.pl_ids.in_use(),
+            self.nhg_ids.in_use(),
+            self.nh_ids.in_use(),
+        )
+    }
+
+    /// (path-lists, groups, next-hops, tbl8 groups) waiting in quarantine.
+    pub fn ids_quarantined(&self) -> (usize, usize, usize, usize) {
+        (
+            self.pl_ids.quarantined(),
+            self.nhg_ids.quarantined(),
+            self.nh_ids.quarantined(),
+            self.dir24.groups_quarantined(),
+        )
+    }
+
+    /// tbl8 groups linked.
+    pub fn tbl8_in_use(&self) -> usize {
+        self.dir24.groups_in_use()
+    }
+
+    /// The path-list id a prefix has (reserved ids included).
+    pub fn route(&self, prefix: &IpNet) -> Option<u32> {
+        self.routes.get(&prefix.trunc()).copied()
+    }
+
+    /// The path-list id of a next-hop set, while some prefix uses it.
+    pub fn pathlist_of(&self, set: &NhSet) -> Option<u32> {
+        self.pl_of_set.get(set).copied()
+    }
+
+    /// The group a path-list points at.
+    pub fn group_of(&self, pl: u32) -> Option<u32> {
+        self.pls.get(&pl).map(|p| p.nhg)
+    }
+
+    /// The next-hop id of an L2 next-hop, while some group uses it.
+    pub fn nh_id(&self, l2: &NhL2) -> Option<u32> {
+        self.nh_of_l2.get(l2).copied()
+    }
+
+    /// The current resolution of a BGP next-hop.
+    pub fn resolution(&self, addr: &IpAddr) -> Option<NhL2> {
+        self.resolution.get(addr).copied()
+    }
+
+    /// Whether `id` is a path-list id in quarantine (tests).
+    pub fn pl_id_quarantined(&self, id: u32) -> bool {
+        self.pl_ids.is_quarantined(id)
+    }
+
+    /// Whether `id` is a group id in quarantine (tests).
+    pub fn nhg_id_quarantined(&self, id: u32) -> bool {
+        self.nhg_ids.is_quarantined(id)
+    }
+
+    /// One batch of route changes (the RIB's FIB deltas). A prefix named twice takes its last value.
+    pub fn apply(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
+        let mut plan = Plan::default();
+        let mut err = None;
+        let bulk = self.routes.is_empty()
+            && self.dir24.is_empty()
+            && routes.iter().filter(|r| r.prefix.addr().is_ipv4()).count()
+                >= self.cfg.bulk_threshold;
+        for r in routes {
+            if let Err(e) = self.plan_route(r, &mut plan) {
+                err = Some(e);
+                break;
+            }
+        }
+        let report = self.execute(plan, bulk);
+        match err {
+            Some(e) => Err(e),
+            None => report,
+        }
+    }
+
+    /// One batch of next-hop changes: `Some(l2)` resolved (or moved to another port or MAC), `None`
+    /// unresolved or gone. Only the path-lists containing a changed next-hop are rewritten, one
+    /// u32 store each (prefix-independent convergence); no prefix entry is touched.
+    pub fn set_nexthops(
+        &mut self,
+        changes: &[(IpAddr, Option<NhL2>)],
+    ) -> Result<BatchReport, SyncError> {
+        let mut plan = Plan::default();
+        let mut affected: Vec<u32> = Vec::new();
+        for &(addr, l2) in changes {
+            let old = match l2 {
+                Some(l2) => self.resolution.insert(addr, l2),
+                None => self.resolution.remove(&addr),
+            };
+            if old != l2
+                && let Some(pls) = self.pls_of_addr.get(&addr)
+            {
+                affected.extend(pls.iter().copied());
+            }
+        }
+        affected.sort_unstable();
+        affected.dedup();
+        let mut err = None;
+        for pl in affected {
+            if let Err(e) = self.regroup(pl, &mut plan) {
+                err = Some(e);
+                break;
+            }
+        }
+        let report = self.execute(plan, false);
+        match err {
+            Some(e) => Err(e),
+            None => report,
+        }
+    }
+
+    /// Recomputes a path-list's group from the current resolutions and plans the flip.
+    fn regroup(&mut self, pl: u32, plan: &mut Plan) -> Result<(), SyncError> {
+        let Some(p) = self.pls.get(&pl) else {
+            return Ok(());
+        };
+        let (set, old) = (p.set.clone(), p.nhg);
+        let old_table = self.groups.get(&old).map(|g| g.table.clone());
+        let new = self.group_for(&set, old_table.as_deref(), plan)?;
+        if new == old {
+            return Ok(());
+        }
+        if let Some(g) = self.groups.get_mut(&new) {
+            g.refs += 1;
+        }
+        self.unref_group(old, plan);
+        if let Some(p) = self.pls.get_mut(&pl) {
+            p.nhg = new;
+        }
+        plan.pathlist.push((pl, new));
+        Ok(())
+    }
+
+    fn plan_route(&mut self, r: &Route, plan: &mut Plan) -> Result<(), SyncError> {
+        let prefix = r.prefix.trunc();
+        let new = match &r.action {
+            None => None,
+            Some(RouteAction::Forward(set)) if set.is_empty() => Some(PL_PASS),
+            Some(RouteAction::Forward(set)) => Some(self.pl_for(set, plan)?),
+            Some(RouteAction::Blackhole) => Some(PL_BLACKHOLE),
+            Some(RouteAction::PassToKernel) => Some(PL_PASS),
+            Some(RouteAction::Local) => Some(PL_LOCAL),
+        };
+        let old = self.routes.get(&prefix).copied();
+        if old == new {
+            return Ok(());
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = plan.touched.entry(prefix) {
+            e.insert(old);
+            plan.order.push(prefix);
+        }
+        match new {
+            Some(id) => {
+                self.routes.insert(prefix, id);
+                if let Some(p) = self.pls.get_mut(&id) {
+                    p.refs += 1;
+                }
+            }
+            None => {
+                self.routes.remove(&prefix);
+            }
+        }
+        if let Some(old) = old
+            && let Some(p) = self.pls.get_mut(&old)
+        {
+            p.refs -= 1;
+            if p.refs == 0 {
+                plan.dead_pls.push(old);
+            }
+        }
+        Ok(())
+    }
+
+    /// The path-list of `set`, created (with its group) when new.
+    fn pl_for(&mut self, set: &NhSet, plan: &mut Plan) -> Result<u32, SyncError> {
+        if let Some(&id) = self.pl_of_set.get(set) {
+            return Ok(id);
+        }
+        let nhg = self.group_for(set, None, plan)?;
+        let id = self
+            .pl_ids
+            .alloc()
+            .ok_or(SyncError::IdsExhausted("path-list"))?;
+        if let Some(g) = self.groups.get_mut(&nhg) {
+            g.refs += 1;
+        }
+        self.pls.insert(
+            id,
+            PathList {
+                set: set.clone(),
+                refs: 0,
+                nhg,
+            },
+        );
+        self.pl_of_set.insert(set.clone(), id);
+        for a in set.addrs() {
+            self.pls_of_addr.entry(a).or_default().insert(id);
+        }
+        plan.pathlist.push((id, nhg));
+        plan.dead_pls.push(id);
+        Ok(id)
+    }
+
+    /// Members of a group for `set` under the current resolutions: (nh id, weight), merged per
+    /// next-hop, sorted.
+    fn members(&mut self, set: &NhSet, plan: &mut Plan) -> Result<Vec<(u32, u32)>, SyncError> {
+        let mut m: Vec<(u32, u32)> = Vec::with_capacity(set.members().len());
+        for &(a, w) in set.members() {
+            if let Some(l2) = self.resolution.get(&a).copied() {
+                m.push((self.nh_for(l2, plan)?, w));
+            }
+        }
+        m.sort_unstable();
+        let mut out: Vec<(u32, u32)> = Vec::with_capacity(m.len());
+        for (id, w) in m {
+            match out.last_mut() {
+                Some((l, lw)) if *l == id => *lw = lw.saturating_add(w),
+                _ => out.push((id, w)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The group for `set`: [`NHG_PASS`] when no member resolves, else the interned bucket table
+    /// (derived resiliently from `old` when given).
+    fn group_for(
+        &mut self,
+        set: &NhSet,
+        old: Option<&[u32]>,
+        plan: &mut Plan,
+    ) -> Result<u32, SyncError> {
+        let members = self.members(set, plan)?;
+        if members.is_empty() {
+            return Ok(NHG_PASS);
+        }
+        let table: Arc<[u32]> = match old {
+            Some(t) if !t.is_empty() => buckets::resilient(t, &members).into(),
+            _ => buckets::buckets(&members, self.cfg.buckets).into(),
+        };
+        if let Some(&id) = self.group_of_table.get(&table) {
+            return Ok(id);
+        }
+        let id = self
+            .nhg_ids
+            .alloc()
+            .ok_or(SyncError::IdsExhausted("nexthop group"))?;
+        let mut distinct: Vec<u32> = table.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for nh in distinct {
+            if let Some(n) = self.nhs.get_mut(&nh) {
+                n.refs += 1;
+            }
+        }
+        self.groups.insert(
+            id,
+            Group {
+                refs: 0,
+                table: table.clone(),
+            },
+        );
+        self.group_of_table.insert(table.clone(), id);
+        plan.nhg.push((id, table));
+        plan.dead_groups.push(id);
+        Ok(id)
+    }
+
+    fn nh_for(&mut self, l2: NhL2, plan: &mut Plan) -> Result<u32, SyncError> {
+        if let Some(&id) = self.nh_of_l2.get(&l2) {
+            return Ok(id);
+        }
+        let id = self
+            .nh_ids
+            .alloc()
+            .ok_or(SyncError::IdsExhausted("next-hop"))?;
+        self.nhs.insert(id, NextHop { refs: 0, l2 });
+        self.nh_of_l2.insert(l2, id);
+        let port = self.ports.entry(l2.ifindex).or_insert(0);
+        if *port == 0 {
+            plan.tx_ports.push(l2.ifindex);
+        }
+        *port += 1;
+        plan.nh.push((id, l2));
+        plan.dead_nhs.push(id);
+        Ok(id)
+    }
+
+    fn unref_group(&mut self, id: u32, plan: &mut Plan) {
+        if let Some(g) = self.groups.get_mut(&id) {
+            g.refs -= 1;
+            if g.refs == 0 {
+                plan.dead_groups.push(id);
+            }
+        }
+    }
+
+    /// Applies a plan in order, then retires what lost its last reference and commits.
+    fn execute(&mut self, plan: Plan, bulk: bool) -> Result<BatchReport, SyncError> {
+        let mut c = WriteCounts::default();
+        let mut first_err: Option<SyncError> = None;
+        let m = &self.maps.fib;
+        for &ifindex in &plan.tx_ports {
+            c.tx_port += 1;
+            note_err(&mut first_err, m.tx_port_add(ifindex));
+        }
+        // 1. next-hops, 2. groups: fresh ids nothing points at yet.
+        for (id, l2) in &plan.nh {
+            c.nh += 1;
+            note_err(&mut first_err, m.nh_write(*id, &nh_value(l2)));
+        }
+        for (id, table) in &plan.nhg {
+            c.nhg += 1;
+            note_err(&mut first_err, m.nhg_write(*id, table));
+        }
+        // 3. path-list flips: one aligned u32 each.
+        for &(pl, nhg) in &plan.pathlist {
+            c.pathlist += 1;
+            note_err(&mut first_err, m.pathlist_set(pl, nhg));
+        }
+        // 4. inserts/updates, 5. deletes.
+        let lpm4 = self.cfg.engine4 == Engine4::Lpm;
+        let mut prefixes = 0u64;
+        let mut deletes: Vec<IpNet> = Vec::new();
+        if bulk {
+            for p in &plan.order {
+                if let (IpNet::V4(n), Some(&v)) = (p, self.routes.get(p)) {
+                    self.dir24
+                        .insert(&mut NullSink, n.network(), n.prefix_len(), v)
+                        .map_err(|e| SyncError::Map(e.to_string()))?;
+                }
+            }
+            self.dir24
+                .sync_all(&mut CountingSink { maps: m, c: &mut c });
+        }
+        for p in &plan.order {
+            let before = plan.touched.get(p).copied().flatten();
+            let now = self.routes.get(p).copied();
+            if before == now {
+                continue;
+            }
+            prefixes += 1;
+            let Some(v) = now else {
+                deletes.push(*p);
+                continue;
+            };
+            let val = FibVal { pl_id: v, flags: 0 };
+            match p {
+                IpNet::V4(n) => {
+                    if !bulk {
+                        let mut sink = CountingSink { maps: m, c: &mut c };
+                        if let Err(e) = self.dir24.insert(&mut sink, n.network(), n.prefix_len(), v)
+                            && first_err.is_none()
+                        {
+                            first_err = Some(SyncError::Map(e.to_string()));
+                        }
+                    }
+                    if lpm4 {
+                        c.fib4 += 1;
+                        note_err(
+                            &mut first_err,
+                            m.fib4_insert(n.network(), n.prefix_len(), val),
+                        );
+                    }
+                }
+                IpNet::V6(n) => {
+                    c.fib6 += 1;
+                    note_err(
+                        &mut first_err,
+                        m.fib6_insert(n.network(), n.prefix_len(), val),
+                    );
+                }
+            }
+        }
+        for p in &deletes {
+            match p {
+                IpNet::V4(n) => {
+                    let mut sink = CountingSink { maps: m, c: &mut c };
+                    if let Err(e) = self.dir24.delete(&mut sink, n.network(), n.prefix_len())
+                        && first_err.is_none()
+                    {
+                        first_err = Some(SyncError::Map(e.to_string()));
+                    }
+                    if lpm4 {
+                        c.fib4 += 1;
+                        note_err(&mut first_err, m.fib4_remove(n.network(), n.prefix_len()));
+                    }
+                }
+                IpNet::V6(n) => {
+                    c.fib6 += 1;
+                    note_err(&mut first_err, m.fib6_remove(n.network(), n.prefix_len()));
+                }
+            }
+        }
+        // 6. retire what lost its last reference.
+        let now = Instant::now();
+        let mut dead_groups = plan.dead_groups;
+        for pl in plan.dead_pls {
+            let Some(p) = self.pls.get(&pl) else { continue };
+            if p.refs > 0 {
+                continue;
+            }
+            let p = self.pls.remove(&pl).expect("present");
+            self.pl_of_set.remove(&p.set);
+            for a in p.set.addrs() {
+                if let Some(s) = self.pls_of_addr.get_mut(&a) {
+                    s.remove(&pl);
+                    if s.is_empty() {
+                        self.pls_of_addr.remove(&a);
+                    }
+                }
+            }
+            if let Some(g) = self.groups.get_mut(&p.nhg) {
+                g.refs -= 1;
+                if g.refs == 0 {
+                    dead_groups.push(p.nhg);
+                }
+            }
+            self.pl_ids.retire(pl, self.batch, now);
+        }
+        let mut dead_nhs = plan.dead_nhs;
+        for id in dead_groups {
+            let Some(g) = self.groups.get(&id) else {
+                continue;
+            };
+            if g.refs > 0 {
+                continue;
+            }
+            let g = self.groups.remove(&id).expect("present");
+            self.group_of_table.remove(&g.table);
+            let mut distinct: Vec<u32> = g.table.to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for nh in distinct {
+                if let Some(n) = self.nhs.get_mut(&nh) {
+                    n.refs -= 1;
+                    if n.refs == 0 {
+                        dead_nhs.push(nh);
+                    }
+                }
+            }
+            self.nhg_ids.retire(id, self.batch, now);
+        }
+        for id in dead_nhs {
+            let Some(n) = self.nhs.get(&id) else { continue };
+            if n.refs > 0 {
+                continue;
+            }
+            let n = self.nhs.remove(&id).expect("present");
+            self.nh_of_l2.remove(&n.l2);
+            if let Some(port) = self.ports.get_mut(&n.l2.ifindex) {
+                *port -= 1;
+                if *port == 0 {
+                    self.ports.remove(&n.l2.ifindex);
+                    c.tx_port += 1;
+                    note_err(&mut first_err, m.tx_port_remove(n.l2.ifindex));
+                }
+            }
+            self.nh_ids.retire(id, self.batch, now);
+        }
+        // Commit: route-cache entries of older generations stop being trusted.
+        if prefixes > 0 || !plan.pathlist.is_empty() {
+            m.bump_generation();
+        }
+        self.commit(now);
+        self.total.add(&c);
+        let report = BatchReport {
+            writes: c,
+            prefixes,
+            pathlist_flips: plan.pathlist.len() as u64,
+            batch: self.batch,
+        };
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    pub(crate) fn commit(&mut self, now: Instant) {
+        self.batch += 1;
+        self.dir24.commit();
+        self.pl_ids.release(self.batch, now);
+        self.nhg_ids.release(self.batch, now);
+        self.nh_ids.release(self.batch, now);
+    }
+
+    /// Commits an empty batch (lets quarantined ids age; ribd calls it on a timer when idle).
+    pub fn tick(&mut self) {
+        self.commit(Instant::now());
+    }
+}
+
+fn note_err(first: &mut Option<SyncError>, r: Result<(), fib_ebpf::MapsError>) {
+    if let Err(e) = r
+        && first.is_none()
+    {
+        *first = Some(SyncError::Map(e.to_string()));
+    }
+}
+
+/// The `nh` map value of an L2 next-hop.
+pub(crate) fn nh_value(l2: &NhL2) -> Nh {
+    Nh {
+        ifindex: l2.ifindex,
+        smac: l2.smac,
+        dmac: l2.dmac,
+        vlan: l2.vlan.unwrap_or(0),
+        flags: if l2.vlan.is_some() { NH_F_VLAN } else { 0 },
+        _pad: 0,
+    }
+}
+
+/// The L2 next-hop an `nh` map value describes.
+pub(crate) fn nh_l2(nh: &Nh) -> NhL2 {
+    NhL2 {
+        ifindex: nh.ifindex,
+        smac: nh.smac,
+        dmac: nh.dmac,
+        vlan: (nh.flags & NH_F_VLAN != 0).then_some(nh.vlan),
+    }
+}

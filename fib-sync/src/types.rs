@@ -1,0 +1,103 @@
+//! fib-sync's input and output types. They do not depend on `ribd`: the RIB converts its
+//! `FibDelta`s into [`Route`]s and consumes [`NhtUpdate`]s.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// A set of BGP next-hops with weights, sorted by address, without duplicates. Path-lists are keyed
+/// by it, so equal sets share one path-list id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NhSet(Arc<[(IpAddr, u32)]>);
+
+impl NhSet {
+    /// Canonicalises `members`: sorted by address, duplicate addresses merged (weights added).
+    /// Weight 0 counts as 1 (the bucket builder does the same).
+    pub fn new(members: impl IntoIterator<Item = (IpAddr, u32)>) -> NhSet {
+        let mut v: Vec<(IpAddr, u32)> = members.into_iter().map(|(a, w)| (a, w.max(1))).collect();
+        v.sort_unstable();
+        let mut out: Vec<(IpAddr, u32)> = Vec::with_capacity(v.len());
+        for (a, w) in v {
+            match out.last_mut() {
+                Some((la, lw)) if *la == a => *lw = lw.saturating_add(w),
+                _ => out.push((a, w)),
+            }
+        }
+        NhSet(out.into())
+    }
+
+    pub fn members(&self) -> &[(IpAddr, u32)] {
+        &self.0
+    }
+
+    pub fn addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.0.iter().map(|&(a, _)| a)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What a prefix does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RouteAction {
+    /// Forward over these BGP next-hops (ECMP/UCMP by weight).
+    Forward(NhSet),
+    /// Drop.
+    Blackhole,
+    /// Hand the packet to the kernel.
+    PassToKernel,
+    /// A destination of this box (handed to the kernel).
+    Local,
+}
+
+/// One FIB change: `action` `None` withdraws the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub prefix: IpNet,
+    pub action: Option<RouteAction>,
+}
+
+impl Route {
+    pub fn forward(prefix: IpNet, nhs: impl IntoIterator<Item = (IpAddr, u32)>) -> Route {
+        let set = NhSet::new(nhs);
+        Route {
+            prefix: prefix.trunc(),
+            action: if set.is_empty() {
+                Some(RouteAction::PassToKernel)
+            } else {
+                Some(RouteAction::Forward(set))
+            },
+        }
+    }
+
+    pub fn withdraw(prefix: IpNet) -> Route {
+        Route {
+            prefix: prefix.trunc(),
+            action: None,
+        }
+    }
+}
+
+/// Where a resolved BGP next-hop sends frames: the egress port the XDP program redirects to, the
+/// MACs it writes and the VLAN tag it pushes. One dataplane next-hop id exists per distinct value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NhL2 {
+    /// Physical egress interface (the parent when the route points at a VLAN device).
+    pub ifindex: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    /// 802.1Q VLAN id to tag frames with, when the route's device is a VLAN device.
+    pub vlan: Option<u16>,
+}
+
+/// Next-hop tracking output for the RIB: whether a BGP next-hop is reachable through the kernel's
+/// routes, and at what IGP cost (the kernel route's metric) when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NhtUpdate {
+    pub addr: IpAddr,
+    pub reachable: bool,
+    pub igp_cost: Option<u32>,
+}

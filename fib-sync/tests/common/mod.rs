@@ -1,0 +1,142 @@
+//! Shared by the integration tests: a forwarder loaded into a uniquely named pin directory (removed
+//! on drop), frames, BPF_PROG_TEST_RUN lookups, namespaces.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use aya::programs::{TestRun, TestRunOptions};
+use fib_ebpf::{Engine4, Forwarder, LoadOptions};
+use fib_sync::{FibSync, NhL2, PinnedMaps, SyncConfig};
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+
+/// A pin directory under /sys/fs/bpf, removed on drop (after the forwarder using it).
+pub struct Instance {
+    pub name: String,
+    pub dir: PathBuf,
+    pub fwd: Option<Forwarder>,
+}
+
+impl Instance {
+    pub fn new(tag: &str, engine4: Engine4) -> Instance {
+        let name = format!("fs{}-{tag}", std::process::id());
+        let dir = PathBuf::from("/sys/fs/bpf").join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut inst = Instance {
+            name: name.clone(),
+            dir,
+            fwd: None,
+        };
+        inst.fwd = Some(
+            Forwarder::load_with(&LoadOptions {
+                instance: Some(name),
+                engine4,
+                ..Default::default()
+            })
+            .expect("load the forwarder"),
+        );
+        inst
+    }
+
+    pub fn sync(&self, cfg: SyncConfig) -> FibSync {
+        FibSync::new(PinnedMaps::open(&self.dir).expect("open pins"), cfg)
+    }
+
+    pub fn fwd(&mut self) -> &mut Forwarder {
+        self.fwd.as_mut().expect("loaded")
+    }
+
+    /// Runs a TCP frame to `dst` through the XDP program: (action, dmac of the output frame).
+    pub fn send(&mut self, dst: IpAddr, sport: u16) -> (u32, [u8; 6]) {
+        let frame = tcp_frame(dst, sport);
+        let prog = self.fwd().program().expect("program");
+        let mut out = vec![0u8; frame.len() + 64];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(&frame),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        let mut dmac = [0u8; 6];
+        dmac.copy_from_slice(&out[..6]);
+        (r.return_value, dmac)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.fwd = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An L2 next-hop on `lo` (ifindex 1, always a valid redirect target) with dmac 02:00:00:00:00:n.
+pub fn lo_nh(n: u8) -> NhL2 {
+    NhL2 {
+        ifindex: 1,
+        smac: [0x02, 0, 0, 0, 0xff, 0],
+        dmac: [0x02, 0, 0, 0, 0, n],
+        vlan: None,
+    }
+}
+
+pub fn tcp_frame(dst: IpAddr, sport: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0xee];
+    let mut l4 = Vec::new();
+    l4.extend_from_slice(&sport.to_be_bytes());
+    l4.extend_from_slice(&80u16.to_be_bytes());
+    l4.extend_from_slice(&[0u8; 16]);
+    match dst {
+        IpAddr::V4(d) => {
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            let mut h = vec![0u8; 20];
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+            h[8] = 64;
+            h[9] = 6;
+            h[12..16].copy_from_slice(&Ipv4Addr::new(100, 100, 0, 1).octets());
+            h[16..20].copy_from_slice(&d.octets());
+            let mut sum: u32 = h
+                .chunks(2)
+                .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+                .sum();
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+            f.extend_from_slice(&h);
+        }
+        IpAddr::V6(d) => {
+            f.extend_from_slice(&0x86ddu16.to_be_bytes());
+            let mut h = vec![0u8; 40];
+            h[0] = 0x60;
+            h[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+            h[6] = 6;
+            h[7] = 64;
+            h[8..24].copy_from_slice(&"2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap().octets());
+            h[24..40].copy_from_slice(&d.octets());
+            f.extend_from_slice(&h);
+        }
+    }
+    f.extend_from_slice(&l4);
+    f
+}
+
+/// Runs `ip` with `args`, panicking with its stderr on failure.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,230 @@
+//! The sync engine against the real maps of a loaded forwarder, answers checked through the XDP
+//! program itself (BPF_PROG_TEST_RUN). Needs root (CAP_BPF).
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fib_ebpf::Engine4;
+use fib_ebpf::abi::{PL_BLACKHOLE, PL_FIRST_DYNAMIC};
+use fib_sync::{NhSet, Route, RouteAction, SyncConfig};
+use ipnet::IpNet;
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+fn addr(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+
+#[test]
+fn ecmp_routes_forward_through_both_next_hops_and_the_maps_check_clean() {
+    let mut inst = Instance::new("ecmp", Engine4::Dir24);
+    let mut s = inst.sync(SyncConfig::default());
+    s.set_nexthops(&[(addr(A), Some(lo_nh(1))), (addr(B), Some(lo_nh(2)))])
+        .unwrap();
+    let routes = vec![
+        Route::forward(net("10.0.0.0/8"), [(addr(A), 1), (addr(B), 1)]),
+        Route::forward(net("10.1.0.0/16"), [(addr(B), 1)]),
+        Route::forward(net("10.1.2.128/25"), [(addr(A), 1)]),
+        Route::forward(net("2001:db8::/32"), [(addr(A), 1), (addr(B), 1)]),
+        Route {
+            prefix: net("192.0.2.0/24"),
+            action: Some(RouteAction::Blackhole),
+        },
+    ];
+    let r = s.apply(&routes).unwrap();
+    assert_eq!(r.prefixes, 5);
+    assert_eq!(
+        r.writes.nh, 2,
+        "one next-hop per distinct (ifindex, MAC, VLAN)"
+    );
+    assert_eq!(r.writes.nhg, 3, "{{A,B}}, {{B}}, {{A}}");
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+
+    let mut macs = HashSet::new();
+    for port in 0..64 {
+        let (act, dmac) = inst.send(addr("10.9.9.9"), 1000 + port);
+        assert_eq!(act, XDP_REDIRECT);
+        macs.insert(dmac[5]);
+    }
+    assert_eq!(
+        macs,
+        HashSet::from([1, 2]),
+        "flows spread over both next-hops"
+    );
+    assert_eq!(inst.send(addr("10.1.9.9"), 1).1[5], 2);
+    assert_eq!(inst.send(addr("10.1.2.200"), 1).1[5], 1);
+    assert_eq!(inst.send(addr("10.1.2.1"), 1).1[5], 2);
+    assert_eq!(inst.send(addr("192.0.2.7"), 1).0, XDP_DROP);
+    assert_eq!(inst.send(addr("11.0.0.1"), 1).0, XDP_PASS);
+    let (act, _) = inst.send(addr("2001:db8::1"), 1);
+    assert_eq!(act, XDP_REDIRECT);
+
+    // Withdraw everything: nothing is left in use, ids wait in quarantine, the maps are empty.
+    let withdraw: Vec<Route> = routes.iter().map(|r| Route::withdraw(r.prefix)).collect();
+    s.apply(&withdraw).unwrap();
+    assert_eq!(s.ids_in_use(), (0, 0, 0));
+    assert_eq!(s.tbl8_in_use(), 0);
+    assert_eq!(s.check(&[]).unwrap(), vec![]);
+    assert_eq!(inst.send(addr("10.9.9.9"), 1).0, XDP_PASS);
+}
+
+#[test]
+fn unresolved_next_hops_pass_to_the_kernel_until_they_resolve() {
+    let mut inst = Instance::new("unres", Engine4::Dir24);
+    let mut s = inst.sync(SyncConfig::default());
+    let routes = vec![Route::forward(net("198.51.100.0/24"), [(addr(A), 1)])];
+    s.apply(&routes).unwrap();
+    assert_eq!(inst.send(addr("198.51.100.1"), 1).0, XDP_PASS);
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+    let r = s.set_nexthops(&[(addr(A), Some(lo_nh(7)))]).unwrap();
+    assert_eq!((r.writes.pathlist, r.prefixes), (1, 0));
+    assert_eq!(
+        inst.send(addr("198.51.100.1"), 1),
+        (XDP_REDIRECT, lo_nh(7).dmac)
+    );
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+}
+
+/// 200k prefixes over two next-hops; one dies. The work is one store per path-list containing it,
+/// independent of the number of prefixes, and every flow then uses the survivor.
+#[test]
+fn a_next_hop_death_rewrites_only_its_path_lists_prefix_independent() {
+    let mut inst = Instance::new("pic", Engine4::Dir24);
+    let mut s = inst.sync(SyncConfig::default());
+    s.set_nexthops(&[(addr(A), Some(lo_nh(1))), (addr(B), Some(lo_nh(2)))])
+        .unwrap();
+    let sets = [
+        vec![(addr(A), 1), (addr(B), 1)],
+        vec![(addr(A), 1)],
+        vec![(addr(B), 1)],
+        vec![(addr(A), 3), (addr(B), 1)],
+    ];
+    let mut routes = Vec::new();
+    for i in 0..200_000u32 {
+        // 200k distinct /24s from 20.0.0.0 on, spread over the four sets.
+        let p = IpNet::new(IpAddr::V4((0x1400_0000 + (i << 8)).into()), 24).unwrap();
+        routes.push(Route::forward(p, sets[i as usize % 4].clone()));
+    }
+    s.apply(&routes).unwrap();
+    assert_eq!(s.len(), 200_000);
+    let t = Instant::now();
+    let r = s.set_nexthops(&[(addr(A), None)]).unwrap();
+    let map_work = t.elapsed();
+    eprintln!(
+        "next-hop death with 200k prefixes: {:?} writes, {map_work:?} of map work",
+        r.writes
+    );
+    assert_eq!(r.prefixes, 0);
+    assert_eq!(
+        r.writes.dir24 + r.writes.dir8 + r.writes.fib4 + r.writes.fib6,
+        0
+    );
+    assert_eq!(
+        r.writes.pathlist, 3,
+        "the three path-lists containing A, one store each"
+    );
+    assert!(
+        r.writes.nhg <= 2,
+        "new groups: {{B}} (resilient from {{A,B}}), not per prefix"
+    );
+    let t = Instant::now();
+    for i in (0..200_000u32).step_by(997) {
+        let d = IpAddr::V4((0x1400_0000 + (i << 8) + 9).into());
+        let (act, dmac) = inst.send(d, i as u16);
+        if i % 4 == 1 {
+            assert_eq!(act, XDP_PASS, "{d}: only A, now unresolved");
+        } else {
+            assert_eq!((act, dmac[5]), (XDP_REDIRECT, 2), "{d} uses the survivor");
+        }
+    }
+    eprintln!(
+        "all sampled flows checked on the survivor {:?} after the batch",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+    eprintln!("consistency check of 200k prefixes: {:?}", t.elapsed());
+}
+
+#[test]
+fn freed_ids_are_not_reused_within_the_quarantine_window() {
+    let inst = Instance::new("quar", Engine4::Dir24);
+    let mut s = inst.sync(SyncConfig {
+        quarantine: Duration::from_millis(300),
+        ..Default::default()
+    });
+    s.set_nexthops(&[(addr(A), Some(lo_nh(1))), (addr(B), Some(lo_nh(2)))])
+        .unwrap();
+    let p = net("203.0.113.0/24");
+    s.apply(&[Route::forward(p, [(addr(A), 1)])]).unwrap();
+    let pl = s.route(&p).unwrap();
+    assert_eq!(pl, PL_FIRST_DYNAMIC);
+    let nhg = s.group_of(pl).unwrap();
+    s.apply(&[Route::withdraw(p)]).unwrap();
+    assert!(s.pl_id_quarantined(pl) && s.nhg_id_quarantined(nhg));
+    // Batches go by but the time has not: a new set gets fresh ids.
+    for _ in 0..3 {
+        s.tick();
+    }
+    s.apply(&[Route::forward(p, [(addr(B), 1)])]).unwrap();
+    let pl2 = s.route(&p).unwrap();
+    assert_ne!(pl2, pl);
+    assert_ne!(s.group_of(pl2).unwrap(), nhg);
+    s.apply(&[Route::withdraw(p)]).unwrap();
+    // Time goes by but not two batches: still quarantined.
+    std::thread::sleep(Duration::from_millis(350));
+    s.apply(&[Route::forward(
+        net("203.0.114.0/24"),
+        [(addr(A), 2), (addr(B), 1)],
+    )])
+    .unwrap();
+    assert!(
+        s.pl_id_quarantined(pl2),
+        "one batch after the retirement of pl2"
+    );
+    assert!(
+        !s.pl_id_quarantined(pl),
+        "pl: long enough and many batches ago"
+    );
+    s.tick();
+    assert!(!s.pl_id_quarantined(pl) && !s.pl_id_quarantined(pl2));
+    s.apply(&[Route::forward(p, [(addr(A), 1)])]).unwrap();
+    let pl3 = s.route(&p).unwrap();
+    assert!(pl3 == pl || pl3 == pl2, "released ids are reused");
+    assert_eq!(
+        s.route(&net("203.0.114.0/24")).map(|x| x > PL_BLACKHOLE),
+        Some(true)
+    );
+}
+
+#[test]
+fn the_lpm_engine_gets_the_same_answers() {
+    let mut inst = Instance::new("lpm", Engine4::Lpm);
+    let mut s = inst.sync(SyncConfig {
+        engine4: Engine4::Lpm,
+        ..Default::default()
+    });
+    s.set_nexthops(&[(addr(A), Some(lo_nh(1))), (addr(B), Some(lo_nh(2)))])
+        .unwrap();
+    let routes = vec![
+        Route::forward(net("10.0.0.0/8"), [(addr(A), 1)]),
+        Route::forward(net("10.1.2.3/32"), [(addr(B), 1)]),
+    ];
+    s.apply(&routes).unwrap();
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+    assert_eq!(inst.send(addr("10.1.2.3"), 1).1[5], 2);
+    assert_eq!(inst.send(addr("10.1.2.4"), 1).1[5], 1);
+    let same: Vec<Route> = vec![Route::withdraw(net("10.1.2.3/32"))];
+    s.apply(&same).unwrap();
+    assert_eq!(inst.send(addr("10.1.2.3"), 1).1[5], 1);
+    assert_eq!(s.check(&routes[..1]).unwrap(), vec![]);
+    let _ = NhSet::new([(addr(A), 1)]);
+}
