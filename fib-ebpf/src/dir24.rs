@@ -29,6 +29,7 @@ use thiserror::Error;
 use crate::abi::{DIR_ENTRY_TBL8, DIR8_ENTRIES, PL_NO_ROUTE};
 
 const TBL24_ENTRIES: usize = 1 << 24;
+const NO_GROUP: u32 = u32::MAX;
 
 /// Where the entries go. [`crate::maps::FibMaps`] stores them into the live maps.
 pub trait Dir24Sink {
@@ -64,7 +65,9 @@ struct Group {
 pub struct Dir24 {
     val24: Vec<u32>,
     depth24: Vec<u8>,
-    group_of: HashMap<u32, u32>,
+    /// tbl8 group linked under each /24, or NO_GROUP (a flat array: range updates touch millions).
+    grp24: Vec<u32>,
+    linked: usize,
     groups: Vec<Option<Box<Group>>>,
     free: Vec<u32>,
     quarantine: VecDeque<(u32, u64, Instant)>,
@@ -88,7 +91,8 @@ impl Dir24 {
         Dir24 {
             val24: vec![PL_NO_ROUTE; TBL24_ENTRIES],
             depth24: vec![0; TBL24_ENTRIES],
-            group_of: HashMap::new(),
+            grp24: vec![NO_GROUP; TBL24_ENTRIES],
+            linked: 0,
             groups: Vec::new(),
             free: Vec::new(),
             quarantine: VecDeque::new(),
@@ -115,7 +119,7 @@ impl Dir24 {
 
     /// tbl8 groups linked from tbl24 right now.
     pub fn groups_in_use(&self) -> usize {
-        self.group_of.len()
+        self.linked
     }
 
     /// Groups waiting in quarantine.
@@ -127,17 +131,24 @@ impl Dir24 {
     pub fn lookup(&self, addr: Ipv4Addr) -> u32 {
         let a = u32::from(addr);
         let i = (a >> 8) as usize;
-        match self.group_of.get(&(i as u32)) {
-            Some(&g) => self.group(g).val[(a & 0xff) as usize],
+        match self.group_at(i as u32) {
+            Some(g) => self.group(g).val[(a & 0xff) as usize],
             None => self.val24[i],
         }
     }
 
     /// The tbl24 entry as the maps hold it.
     pub fn entry24(&self, idx: u32) -> u32 {
-        match self.group_of.get(&idx) {
-            Some(&g) => DIR_ENTRY_TBL8 | g,
+        match self.group_at(idx) {
+            Some(g) => DIR_ENTRY_TBL8 | g,
             None => self.val24[idx as usize],
+        }
+    }
+
+    fn group_at(&self, i: u32) -> Option<u32> {
+        match self.grp24[i as usize] {
+            NO_GROUP => None,
+            g => Some(g),
         }
     }
 
@@ -200,15 +211,15 @@ impl Dir24 {
             self.fill24(sink, a, len, |d| d == len, pval, pdepth);
         } else {
             let i = a >> 8;
-            let g = *self
-                .group_of
-                .get(&i)
+            let g = self
+                .group_at(i)
                 .expect("a prefix longer than /24 has a group");
             self.fill8(sink, g, a, len, |d| d == len, pval, pdepth);
             if self.group(g).depth.iter().all(|&d| d <= 24) {
                 // Uniform again: tbl24 takes the covering value, the group waits in quarantine.
                 sink.store24(i, self.val24[i as usize]);
-                self.group_of.remove(&i);
+                self.grp24[i as usize] = NO_GROUP;
+                self.linked -= 1;
                 self.quarantine.push_back((g, self.batch, Instant::now()));
             }
         }
@@ -233,8 +244,12 @@ impl Dir24 {
     /// Writes the whole table into `sink`: every linked group, then every tbl24 entry. Used after
     /// a bulk build into a fresh map set.
     pub fn sync_all(&self, sink: &mut impl Dir24Sink) {
-        for &g in self.group_of.values() {
-            let grp = self.group(g);
+        for (g, grp) in self.groups.iter().enumerate() {
+            let g = g as u32;
+            let Some(grp) = grp.as_deref() else { continue };
+            if self.grp24[grp.idx24 as usize] != g {
+                continue; // quarantined, not linked
+            }
             for (j, &v) in grp.val.iter().enumerate() {
                 sink.store8(g, j as u8, v);
             }
@@ -271,8 +286,8 @@ impl Dir24 {
             }
             self.val24[i] = value;
             self.depth24[i] = depth;
-            match self.group_of.get(&(i as u32)) {
-                Some(&g) => {
+            match self.group_at(i as u32) {
+                Some(g) => {
                     let grp = self.group_mut(g);
                     for j in 0..DIR8_ENTRIES {
                         if owned(grp.depth[j]) {
@@ -312,7 +327,7 @@ impl Dir24 {
 
     /// The group under /24 `i`, allocated, filled from the covering value and linked if absent.
     fn ensure_group(&mut self, sink: &mut impl Dir24Sink, i: u32) -> Result<u32, Dir24Error> {
-        if let Some(&g) = self.group_of.get(&i) {
+        if let Some(g) = self.group_at(i) {
             return Ok(g);
         }
         let g = match self.free.pop() {
@@ -334,7 +349,8 @@ impl Dir24 {
         }
         // Linked only after every entry of the group is stored (Release stores in the sink).
         sink.store24(i, DIR_ENTRY_TBL8 | g);
-        self.group_of.insert(i, g);
+        self.grp24[i as usize] = g;
+        self.linked += 1;
         debug_assert_eq!(self.group(g).idx24, i);
         Ok(g)
     }
