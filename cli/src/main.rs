@@ -1,17 +1,31 @@
-//! ribctl: the operator's command line for ribd. It talks to the daemon's control API only.
+//! ribctl: the operator's command line for ribd (see the library's module docs).
+
+use std::io::{self, Write};
 
 use clap::Parser;
-
-#[derive(Debug, Parser)]
-#[command(name = "ribctl", version, about = "Inspect and operate ribd")]
-struct Cli {
-    /// Control socket of the daemon.
-    #[arg(long, default_value = ribd::api::DEFAULT_SOCKET, global = true)]
-    socket: String,
-}
+use ribctl::args::Cli;
+use ribctl::commands::{Failure, run};
 
 fn main() {
     let cli = Cli::parse();
-    eprintln!("ribctl: no command given (daemon socket {})", cli.socket);
-    std::process::exit(2);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = run(&cli, &mut out);
+    let flushed = out.flush();
+    let code = match (result, flushed) {
+        (Ok(code), Ok(())) => code,
+        // Output cut short by the reader (`ribctl show rib | head`): nothing to report.
+        (Ok(_), Err(e)) | (Err(Failure::Output(e)), _) if e.kind() == io::ErrorKind::BrokenPipe => {
+            0
+        }
+        (Ok(_), Err(e)) | (Err(Failure::Output(e)), _) => {
+            eprintln!("ribctl: writing output: {e}");
+            ribctl::error::EXIT_API
+        }
+        (Err(Failure::Error(e)), _) => {
+            eprintln!("ribctl: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
 }
