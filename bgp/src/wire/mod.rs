@@ -311,3 +311,149 @@ pub(crate) fn finish(buf: &mut BytesMut, start: usize, max: usize) -> Result<(),
     buf[start + 16..start + 18].copy_from_slice(&(len as u16).to_be_bytes());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(len: u16, ty: u8) -> Vec<u8> {
+        let mut b = vec![0xff; 16];
+        b.extend_from_slice(&len.to_be_bytes());
+        b.push(ty);
+        b
+    }
+
+    #[test]
+    fn frame_waits_for_whole_message_rfc4271_4_1() {
+        let k = Keepalive::BYTES;
+        assert_eq!(frame(&k[..10], MAX_MESSAGE_LEN), Ok(None));
+        assert_eq!(frame(&k, MAX_MESSAGE_LEN), Ok(Some(19)));
+        let mut two = k.to_vec();
+        two.extend_from_slice(&k[..5]);
+        assert_eq!(frame(&two, MAX_MESSAGE_LEN), Ok(Some(19)));
+        let mut u = header(30, 2);
+        assert_eq!(frame(&u, MAX_MESSAGE_LEN), Ok(None));
+        u.resize(30, 0);
+        assert_eq!(frame(&u, MAX_MESSAGE_LEN), Ok(Some(30)));
+    }
+
+    #[test]
+    fn frame_header_errors_rfc4271_6_1() {
+        let mut bad = header(19, 4);
+        bad[3] = 0;
+        assert_eq!(
+            frame(&bad[..5], MAX_MESSAGE_LEN),
+            Err(Error::ConnectionNotSynchronized)
+        );
+        assert_eq!(
+            frame(&header(18, 4), MAX_MESSAGE_LEN),
+            Err(Error::BadMessageLength(18))
+        );
+        assert_eq!(
+            frame(&header(20, 4), MAX_MESSAGE_LEN),
+            Err(Error::BadMessageLength(20))
+        );
+        assert_eq!(
+            frame(&header(22, 2), MAX_MESSAGE_LEN),
+            Err(Error::BadMessageLength(22))
+        );
+        assert_eq!(
+            frame(&header(4097, 2), MAX_MESSAGE_LEN),
+            Err(Error::BadMessageLength(4097))
+        );
+        assert_eq!(
+            frame(&header(19, 6), MAX_MESSAGE_LEN),
+            Err(Error::BadMessageType(6))
+        );
+        let n = Error::BadMessageLength(4097).notification();
+        assert_eq!((n.code, n.subcode, n.data), (1, 2, vec![0x10, 0x01]));
+    }
+
+    #[test]
+    fn extended_message_applies_to_update_not_open_rfc8654_4() {
+        assert_eq!(frame(&header(5000, 2), MAX_EXTENDED_MESSAGE_LEN), Ok(None));
+        assert_eq!(
+            frame(&header(5000, 1), MAX_EXTENDED_MESSAGE_LEN),
+            Err(Error::BadMessageLength(5000))
+        );
+        assert_eq!(
+            frame(&header(5000, 4), MAX_EXTENDED_MESSAGE_LEN),
+            Err(Error::BadMessageLength(5000))
+        );
+    }
+
+    #[test]
+    fn negotiated_context_rfc6793_rfc7911_rfc8654() {
+        use capability::{AddPath, Capability as C};
+        use std::net::Ipv4Addr;
+        let ours = Open::new(
+            65001,
+            90,
+            Ipv4Addr::new(1, 1, 1, 1),
+            vec![
+                C::FourOctetAs(65001),
+                C::ExtendedMessage,
+                C::AddPath(vec![AddPath {
+                    afi_safi: AfiSafi::IPV4_UNICAST,
+                    direction: AddPathDirection::Receive,
+                }]),
+            ],
+        );
+        let theirs = Open::new(
+            4_200_000_000,
+            90,
+            Ipv4Addr::new(2, 2, 2, 2),
+            vec![
+                C::FourOctetAs(4_200_000_000),
+                C::ExtendedMessage,
+                C::AddPath(vec![AddPath {
+                    afi_safi: AfiSafi::IPV4_UNICAST,
+                    direction: AddPathDirection::Both,
+                }]),
+            ],
+        );
+        let c = Context::negotiate(&ours, &theirs);
+        assert!(c.four_octet_as);
+        assert_eq!(c.max_message_len, MAX_EXTENDED_MESSAGE_LEN);
+        assert!(c.add_path_receive(AfiSafi::IPV4_UNICAST));
+        assert!(!c.add_path_send(AfiSafi::IPV4_UNICAST));
+        let back = Context::negotiate(&theirs, &ours);
+        assert_eq!(back, c.mirrored());
+        let plain = Context::negotiate(
+            &Open::new(65001, 90, Ipv4Addr::new(1, 1, 1, 1), vec![]),
+            &theirs,
+        );
+        assert_eq!(plain, Context::default());
+    }
+
+    #[test]
+    fn ipv4_nlri_with_ipv6_next_hop_needs_extended_next_hop_rfc8950_4() {
+        use attr::mp::{MpReach, NextHop};
+        let reach = MpReach {
+            afi_safi: AfiSafi::IPV4_UNICAST,
+            next_hop: NextHop::Ipv6 {
+                global: "2001:db8::1".parse().unwrap(),
+                link_local: None,
+            },
+            nlri: vec![Nlri::new("192.0.2.0/24".parse().unwrap())],
+            opaque_nlri: vec![],
+        };
+        let u = Update {
+            attrs: PathAttributes {
+                origin: Some(attr::Origin::Igp),
+                as_path: Some(attr::as_path::AsPath::sequence([65001])),
+                ..Default::default()
+            },
+            mp_reach: Some(reach),
+            ..Default::default()
+        };
+        let ctx = Context {
+            extended_next_hop: AfiSafiSet::EMPTY.with(AfiSafi::IPV4_UNICAST),
+            ..Context::four_octet()
+        };
+        let b = Message::Update(u.clone()).to_bytes(&ctx).unwrap();
+        assert_eq!(Message::decode(&b, &ctx), Ok(Message::Update(u)));
+        let e = Message::decode(&b, &Context::four_octet()).unwrap_err();
+        assert!(matches!(e, Error::OptionalAttributeError(_)));
+    }
+}
