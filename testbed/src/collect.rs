@@ -227,3 +227,239 @@ pub fn run(a: CollectArgs) -> Result<()> {
         Ok(())
     })
 }
+
+/// What an [`NsSpeaker`] has learned, as a minimal RIB would keep it.
+#[derive(Debug, Clone, Default)]
+pub struct Rib {
+    /// Routes per (peer, prefix): the AS path and the next hop.
+    pub routes: std::collections::BTreeMap<
+        (bgp::session::PeerId, ipnet::IpNet),
+        (Vec<u32>, Option<IpAddr>),
+    >,
+    pub updates: u64,
+    pub established: u64,
+    pub downs: Vec<(bgp::session::PeerId, bgp::fsm::Cause)>,
+    /// ROUTE-REFRESH requests received from peers (each answered by announcing again).
+    pub refresh_requests: u64,
+    pub end_of_rib: u64,
+}
+
+impl Rib {
+    /// The route for `prefix` from any peer.
+    pub fn get(&self, prefix: ipnet::IpNet) -> Option<&(Vec<u32>, Option<IpAddr>)> {
+        self.routes
+            .iter()
+            .find(|((_, p), _)| *p == prefix)
+            .map(|(_, v)| v)
+    }
+}
+
+fn as_path_of(u: &bgp::wire::Update) -> Vec<u32> {
+    use bgp::wire::attr::as_path::SegmentType;
+    u.attrs
+        .as_path
+        .as_ref()
+        .map(|p| {
+            p.segments
+                .iter()
+                .filter(|s| s.kind == SegmentType::Sequence)
+                .flat_map(|s| s.asns.iter().copied())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn next_hop_of(u: &bgp::wire::Update, f: bgp::fsm::Family) -> Option<IpAddr> {
+    use bgp::wire::attr::mp::NextHop;
+    if f == bgp::fsm::Family::IPV4_UNICAST && u.mp_reach.is_none() {
+        return u.attrs.next_hop.map(IpAddr::V4);
+    }
+    match &u.mp_reach.as_ref()?.next_hop {
+        NextHop::Ipv4(a) => Some(IpAddr::V4(*a)),
+        NextHop::Ipv6 { global, .. } => Some(IpAddr::V6(*global)),
+        NextHop::Other(_) => None,
+    }
+}
+
+/// Our speaker running inside a namespace (a tokio runtime whose threads live there), with a consumer
+/// that keeps a [`Rib`], announces each peer's routes when its session comes up and again when the peer
+/// sends ROUTE-REFRESH. For interop and robustness tests.
+pub struct NsSpeaker {
+    rt: tokio::runtime::Runtime,
+    pub handles: Vec<PeerHandle>,
+    rib: std::sync::Arc<std::sync::Mutex<Rib>>,
+    listener: std::sync::Arc<Listener>,
+}
+
+impl NsSpeaker {
+    /// Starts a listener on `listen` and one peer per `(config, routes to announce)`, all started.
+    pub fn start(
+        ns: &crate::netns::Netns,
+        listen: &[SocketAddr],
+        peers: Vec<(bgp::session::PeerConfig, Vec<bgp::wire::Update>)>,
+    ) -> Result<NsSpeaker> {
+        use std::sync::{Arc, Mutex};
+        // Worker threads are created here, inside the namespace, and stay in it.
+        let rt = ns.run_in(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        })??;
+        let listen = listen.to_vec();
+        let rib = Arc::new(Mutex::new(Rib::default()));
+        let rib2 = rib.clone();
+        // Everything that opens sockets runs on the runtime's (namespaced) threads.
+        let (listener, handles) = rt.block_on(rt.spawn(async move {
+            let listener = Arc::new(Listener::bind(&listen)?);
+            let (tx, mut rx) = mpsc::channel::<Event>(1024);
+            let mut handles = Vec::new();
+            let mut routes = std::collections::HashMap::new();
+            for (cfg, ann) in peers {
+                routes.insert(cfg.id, ann);
+                handles.push(PeerHandle::spawn(cfg, Some(&listener), tx.clone())?);
+            }
+            let by_id: std::collections::HashMap<_, _> =
+                handles.iter().map(|h| (h.id(), h.clone())).collect();
+            let mut families: std::collections::HashMap<
+                bgp::session::PeerId,
+                Vec<bgp::fsm::Family>,
+            > = std::collections::HashMap::new();
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    let announce = {
+                        let mut r = rib2.lock().unwrap_or_else(|e| e.into_inner());
+                        match ev {
+                            Event::Established { peer, negotiated } => {
+                                families.insert(peer, negotiated.families.clone());
+                                r.established += 1;
+                                Some(peer)
+                            }
+                            Event::RouteRefresh { peer, .. } => {
+                                r.refresh_requests += 1;
+                                Some(peer)
+                            }
+                            Event::Down { peer, cause } => {
+                                r.routes.retain(|(p, _), _| *p != peer);
+                                r.downs.push((peer, cause));
+                                None
+                            }
+                            Event::Updates { peer, updates } => {
+                                for u in &updates {
+                                    r.updates += 1;
+                                    if u.end_of_rib_family().is_some() {
+                                        r.end_of_rib += 1;
+                                    }
+                                    for (_, n) in u.withdrawn_routes() {
+                                        r.routes.remove(&(peer, n.prefix));
+                                    }
+                                    let path = as_path_of(u);
+                                    for (f, n) in u.announced() {
+                                        r.routes.insert(
+                                            (peer, n.prefix),
+                                            (path.clone(), next_hop_of(u, f)),
+                                        );
+                                    }
+                                }
+                                None
+                            }
+                        }
+                    };
+                    if let (Some(peer), Some(h)) = (announce, announce.and_then(|p| by_id.get(&p)))
+                    {
+                        let ann: Vec<bgp::wire::Update> =
+                            routes.get(&peer).cloned().unwrap_or_default();
+                        let fams = families.get(&peer).cloned().unwrap_or_default();
+                        let h = h.clone();
+                        tokio::spawn(async move {
+                            // A RIB sends only what was negotiated (RFC 4760 §7 for the others).
+                            let mut all = ann;
+                            for f in fams {
+                                all.push(bgp::wire::Update::end_of_rib(f));
+                            }
+                            let _ = h.send_updates(&all).await;
+                        });
+                    }
+                }
+            });
+            for h in &handles {
+                h.start();
+            }
+            anyhow::Ok((listener, handles))
+        }))??;
+        Ok(NsSpeaker {
+            rt,
+            handles,
+            rib,
+            listener,
+        })
+    }
+
+    pub fn rib(&self) -> Rib {
+        self.rib.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn listener(&self) -> &Listener {
+        &self.listener
+    }
+
+    /// Polls the RIB every 50 ms until `f` returns `Some`, or fails after `timeout` saying `what`.
+    pub fn wait<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        f: impl Fn(&Rib) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f(&self.rib()) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                let st: Vec<String> = self
+                    .handles
+                    .iter()
+                    .map(|h| format!("{:?}", h.status()))
+                    .collect();
+                bail!(
+                    "ours: {what} not seen within {timeout:?}; peers: {st:?}; rib: {:?}",
+                    self.rib()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until peer `i`'s session is Established.
+    pub fn wait_established(&self, i: usize, timeout: Duration) -> Result<()> {
+        let h = &self.handles[i];
+        let deadline = Instant::now() + timeout;
+        while h.state() != bgp::fsm::State::Established {
+            if Instant::now() > deadline {
+                bail!(
+                    "ours: peer {i} not Established within {timeout:?}: {:?}",
+                    h.status()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the runtime (for async handle calls).
+    pub fn block_on<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T> {
+        Ok(self.rt.block_on(self.rt.spawn(f))?)
+    }
+}
+
+impl Drop for NsSpeaker {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.stop(Some("test over"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
