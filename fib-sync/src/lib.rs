@@ -16,13 +16,17 @@
 pub mod check;
 pub mod ids;
 pub mod maps;
+pub mod resolve;
 pub mod sync;
+pub mod syncer;
 pub mod types;
 
 pub use check::Mismatch;
 pub use fib_ebpf;
 pub use maps::PinnedMaps;
+pub use resolve::{Resolution, Resolver, ResolverConfig};
 pub use sync::{BatchReport, FibSync, SyncConfig, WriteCounts};
+pub use syncer::Syncer;
 pub use types::{NhL2, NhSet, NhtUpdate, Route, RouteAction};
 
 /// Errors of the sync engine.

@@ -283,6 +283,11 @@ impl FibSync {
         self.nh_of_l2.get(l2).copied()
     }
 
+    /// Whether some path-list contains `addr`.
+    pub fn uses_nexthop(&self, addr: &IpAddr) -> bool {
+        self.pls_of_addr.contains_key(addr)
+    }
+
     /// The current resolution of a BGP next-hop.
     pub fn resolution(&self, addr: &IpAddr) -> Option<NhL2> {
         self.resolution.get(addr).copied()

@@ -23,6 +23,12 @@ pub struct Instance {
 
 impl Instance {
     pub fn new(tag: &str, engine4: Engine4) -> Instance {
+        Self::with(tag, engine4, false)
+    }
+
+    /// With `bench`, the object's `xdp_pass` program is loaded too (for the far ends of veths:
+    /// a redirect into a veth needs an XDP program on the receiving peer).
+    pub fn with(tag: &str, engine4: Engine4, bench: bool) -> Instance {
         let name = format!("fs{}-{tag}", std::process::id());
         let dir = PathBuf::from("/sys/fs/bpf").join(&name);
         let _ = std::fs::remove_dir_all(&dir);
@@ -35,6 +41,7 @@ impl Instance {
             Forwarder::load_with(&LoadOptions {
                 instance: Some(name),
                 engine4,
+                bench,
                 ..Default::default()
             })
             .expect("load the forwarder"),
@@ -139,4 +146,128 @@ pub fn ip(args: &[&str]) {
         "ip {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A network namespace named after the test process, deleted on drop.
+pub struct Ns {
+    pub name: String,
+}
+
+impl Ns {
+    pub fn new(tag: &str) -> Ns {
+        let ns = Ns {
+            name: format!("fs{}-{tag}", std::process::id()),
+        };
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns.name])
+            .stderr(Stdio::null())
+            .status();
+        ip(&["netns", "add", &ns.name]);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.sysctl("net.ipv4.ip_forward", "1");
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+        ns
+    }
+
+    pub fn ip(&self, args: &[&str]) {
+        let mut v = vec!["-n", self.name.as_str()];
+        v.extend_from_slice(args);
+        ip(&v);
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let out = self.exec("sysctl", &["-qw", &format!("{key}={value}")]);
+        assert!(
+            out.status.success(),
+            "sysctl {key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs a program inside the namespace (`ip netns exec`: no bpffs there, fine for ping).
+    pub fn exec(&self, prog: &str, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, prog])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip netns exec")
+    }
+
+    /// Runs `f` on a thread that entered the namespace (sockets it opens stay in it).
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsRawFd;
+        let file =
+            std::fs::File::open(format!("/var/run/netns/{}", self.name)).expect("open netns");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on a valid namespace fd; affects only this thread.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    /// The MAC of `iface`.
+    pub fn mac(&self, iface: &str) -> [u8; 6] {
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-br", "link", "show", iface])
+            .output()
+            .expect("ip link show");
+        let s = String::from_utf8_lossy(&out.stdout);
+        let field = s.split_whitespace().nth(2).expect("mac field");
+        let mut mac = [0u8; 6];
+        for (i, b) in field.split(':').enumerate() {
+            mac[i] = u8::from_str_radix(b, 16).expect("hex");
+        }
+        mac
+    }
+
+    /// The ifindex of `iface`.
+    pub fn ifindex(&self, iface: &str) -> u32 {
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-o", "link", "show", iface])
+            .output()
+            .expect("ip link show");
+        let s = String::from_utf8_lossy(&out.stdout);
+        s.split(':')
+            .next()
+            .expect("index")
+            .trim()
+            .parse()
+            .expect("ifindex")
+    }
+
+    pub fn ping(&self, dst: &str, count: u32) -> bool {
+        self.exec(
+            "ping",
+            &["-c", &count.to_string(), "-i", "0.05", "-W", "1", dst],
+        )
+        .status
+        .success()
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A veth between `a` and `b`.
+pub fn veth(a: &Ns, a_if: &str, b: &Ns, b_if: &str) {
+    ip(&[
+        "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
+        &b.name,
+    ]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
 }

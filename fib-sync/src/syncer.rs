@@ -1,0 +1,136 @@
+//! [`Syncer`]: the engine and the resolver together, as ribd drives them.
+//!
+//! ```text
+//!   RIB ──apply(routes)──► track new next-hops (resolve now) ─► FibSync::set_nexthops ─► FibSync::apply
+//!   RIB ◄──NhtUpdate────── poll(): kernel events ─► re-resolve ─► FibSync::set_nexthops (PIC)
+//! ```
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::SyncError;
+use crate::resolve::{Resolution, Resolver};
+use crate::sync::{BatchReport, FibSync};
+use crate::types::{NhL2, NhtUpdate, Route, RouteAction};
+
+pub struct Syncer {
+    pub sync: FibSync,
+    pub resolver: Resolver,
+    /// Next-hops the RIB asked to track whether or not a route uses them.
+    rib_tracked: FxHashSet<IpAddr>,
+    /// Last (reachable, cost) reported per next-hop.
+    reported: FxHashMap<IpAddr, (bool, Option<u32>)>,
+}
+
+impl Syncer {
+    pub fn new(sync: FibSync, resolver: Resolver) -> Syncer {
+        Syncer {
+            sync,
+            resolver,
+            rib_tracked: FxHashSet::default(),
+            reported: FxHashMap::default(),
+        }
+    }
+
+    fn note(&mut self, addr: IpAddr, r: &Resolution, out: &mut Vec<NhtUpdate>) {
+        let v = (r.reachable, r.igp_cost);
+        if self.reported.insert(addr, v) != Some(v) {
+            out.push(r.nht(addr));
+        }
+    }
+
+    /// Tracks `addr` for the RIB (next-hop tracking) and returns its state now.
+    pub fn track(&mut self, addr: IpAddr) -> Result<NhtUpdate, SyncError> {
+        self.rib_tracked.insert(addr);
+        let r = self.resolver.track(addr)?;
+        self.sync.set_nexthops(&[(addr, r.l2)])?;
+        self.reported.insert(addr, (r.reachable, r.igp_cost));
+        Ok(r.nht(addr))
+    }
+
+    pub fn untrack(&mut self, addr: IpAddr) -> Result<(), SyncError> {
+        self.rib_tracked.remove(&addr);
+        if !self.sync.uses_nexthop(&addr) {
+            self.reported.remove(&addr);
+            self.resolver.untrack(addr)?;
+        }
+        Ok(())
+    }
+
+    /// One batch of routes. New next-hops are resolved first, so a route over a next-hop whose
+    /// neighbour is known forwards from its first packet. Returns the batch report and the
+    /// reachability of next-hops seen for the first time.
+    pub fn apply(&mut self, routes: &[Route]) -> Result<(BatchReport, Vec<NhtUpdate>), SyncError> {
+        let mut new: Vec<IpAddr> = Vec::new();
+        for r in routes {
+            if let Some(RouteAction::Forward(set)) = &r.action {
+                for a in set.addrs() {
+                    if self.resolver.get(&a).is_none() {
+                        new.push(a);
+                    }
+                }
+            }
+        }
+        new.sort_unstable();
+        new.dedup();
+        let mut nht = Vec::new();
+        let mut res: Vec<(IpAddr, Option<NhL2>)> = Vec::new();
+        for a in new {
+            let r = self.resolver.track(a)?;
+            res.push((a, r.l2));
+            self.note(a, &r, &mut nht);
+        }
+        if !res.is_empty() {
+            self.sync.set_nexthops(&res)?;
+        }
+        let report = self.sync.apply(routes)?;
+        // Next-hops no route uses any more and the RIB does not track: stop resolving them.
+        let unused: Vec<IpAddr> = self
+            .resolver
+            .tracked()
+            .map(|(a, _)| a)
+            .filter(|a| !self.rib_tracked.contains(a) && !self.sync.uses_nexthop(a))
+            .collect();
+        for a in unused {
+            self.reported.remove(&a);
+            self.resolver.untrack(a)?;
+            self.sync.set_nexthops(&[(a, None)])?;
+        }
+        Ok((report, nht))
+    }
+
+    /// Waits up to `timeout` for kernel changes; applies changed resolutions (only the path-lists
+    /// containing a changed next-hop are rewritten) and returns the batch (if any) and the
+    /// reachability changes for the RIB.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<(Option<BatchReport>, Vec<NhtUpdate>), SyncError> {
+        let changes = self.resolver.poll(timeout)?;
+        self.absorb(changes)
+    }
+
+    /// Re-resolves every tracked next-hop now (after a restart, or periodically as a safety net).
+    pub fn refresh(&mut self) -> Result<(Option<BatchReport>, Vec<NhtUpdate>), SyncError> {
+        let changes = self.resolver.refresh()?;
+        self.absorb(changes)
+    }
+
+    fn absorb(
+        &mut self,
+        changes: Vec<(IpAddr, Resolution)>,
+    ) -> Result<(Option<BatchReport>, Vec<NhtUpdate>), SyncError> {
+        if changes.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let mut nht = Vec::new();
+        let l2: Vec<(IpAddr, Option<NhL2>)> = changes.iter().map(|(a, r)| (*a, r.l2)).collect();
+        for (a, r) in &changes {
+            self.note(*a, r, &mut nht);
+        }
+        let report = self.sync.set_nexthops(&l2)?;
+        Ok((Some(report), nht))
+    }
+}
