@@ -12,6 +12,8 @@ pub mod api;
 #[cfg(feature = "daemon")]
 pub mod config;
 #[cfg(feature = "daemon")]
+pub mod daemon;
+#[cfg(feature = "daemon")]
 pub mod import;
 #[cfg(feature = "daemon")]
 pub mod policy;

@@ -117,6 +117,7 @@ pub struct Rib {
     seq: u32,
     deltas: Vec<FibDelta>,
     stats: RibStats,
+    fib_len: [usize; 2],
 }
 
 /// Everything selection needs besides the table, borrowed disjointly from the RIB.
@@ -230,6 +231,7 @@ fn gcd(a: u32, b: u32) -> u32 {
 /// Where the forwarding results of a batch go: the delta list plus the next-hop set interner.
 struct Sink<'a> {
     deltas: &'a mut Vec<FibDelta>,
+    fib_len: &'a mut [usize; 2],
     nhsets: &'a mut HashSet<NhSet, FxBuildHasher>,
     stats: &'a mut RibStats,
 }
@@ -238,6 +240,13 @@ impl Sink<'_> {
     fn emit(&mut self, prefix: IpNet, old: &(bool, FwdKey), new: (bool, FwdKey)) {
         if *old == new {
             return;
+        }
+        let present = |f: &(bool, FwdKey)| f.0 || !f.1.is_empty();
+        let afi = usize::from(!prefix.addr().is_ipv4());
+        match (present(old), present(&new)) {
+            (false, true) => self.fib_len[afi] += 1,
+            (true, false) => self.fib_len[afi] -= 1,
+            _ => {}
         }
         let entry = match new {
             (true, _) => Some(FibEntry::Blackhole),
@@ -297,6 +306,7 @@ impl Rib {
             seq: 0,
             deltas: Vec::new(),
             stats: RibStats::default(),
+            fib_len: [0, 0],
         }
     }
 
@@ -331,8 +341,8 @@ impl Rib {
         self.attrs.intern(attrs)
     }
 
-    /// Adds or replaces the path `(peer, path_id)` for `prefix`.
-    pub fn announce(&mut self, peer: PeerId, prefix: IpNet, path_id: u32, attrs: AttrRef) {
+    /// Adds or replaces the path `(peer, path_id)` for `prefix`. Returns true when the path is new.
+    pub fn announce(&mut self, peer: PeerId, prefix: IpNet, path_id: u32, attrs: AttrRef) -> bool {
         self.seq = self.seq.wrapping_add(1);
         let path = Path::new(peer, path_id, attrs, self.seq);
         let released = with_table!(self, prefix, |t, k, cfg| {
@@ -344,13 +354,18 @@ impl Rib {
             };
             let mut sink = Sink {
                 deltas: &mut self.deltas,
+                fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
                 stats: &mut self.stats,
             };
             upsert(t, k, path, &ctx, &mut sink)
         });
-        if let Some(a) = released {
-            self.attrs.release(a);
+        match released {
+            Some(a) => {
+                self.attrs.release(a);
+                false
+            }
+            None => true,
         }
     }
 
@@ -365,6 +380,7 @@ impl Rib {
             };
             let mut sink = Sink {
                 deltas: &mut self.deltas,
+                fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
                 stats: &mut self.stats,
             };
@@ -423,6 +439,7 @@ impl Rib {
             };
             let mut sink = Sink {
                 deltas: &mut self.deltas,
+                fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
                 stats: &mut self.stats,
             };
@@ -451,6 +468,7 @@ impl Rib {
             };
             let mut sink = Sink {
                 deltas: &mut self.deltas,
+                fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
                 stats: &mut self.stats,
             };
@@ -494,6 +512,7 @@ impl Rib {
         };
         let mut sink = Sink {
             deltas: &mut self.deltas,
+            fib_len: &mut self.fib_len,
             nhsets: &mut self.nhsets,
             stats: &mut self.stats,
         };
@@ -603,6 +622,49 @@ impl Rib {
         self.v4.shrink();
         self.v6.shrink();
         self.deltas.shrink_to_fit();
+    }
+
+    /// Prefixes with a forwarding entry: `[ipv4, ipv6]`.
+    pub fn fib_len(&self) -> [usize; 2] {
+        self.fib_len
+    }
+
+    /// Updates what the RIB knows of a peer (e.g. its router id once the session is up), keeping its paths.
+    pub fn set_peer_info(&mut self, id: PeerId, info: PeerInfo) {
+        if let Some(slot) = self.peers.get_mut(id as usize) {
+            *slot = Some(info);
+        }
+        self.reselect_peer(id);
+    }
+
+    /// The forwarding entry of one prefix, as [`Rib::fib`] would list it.
+    pub fn fib_entry_of(&self, prefix: IpNet) -> Option<FibEntry> {
+        let (fwd, _) = match prefix {
+            IpNet::V4(n) => {
+                let e = self.v4.get(&n.trunc())?;
+                let ctx = self.ctx(&self.cfg.ipv4);
+                (ctx.forwarding(e), ())
+            }
+            IpNet::V6(n) => {
+                let e = self.v6.get(&n.trunc())?;
+                let ctx = self.ctx(&self.cfg.ipv6);
+                (ctx.forwarding(e), ())
+            }
+        };
+        match fwd {
+            (true, _) => Some(FibEntry::Blackhole),
+            (false, k) if k.is_empty() => None,
+            (false, k) => Some(FibEntry::Forward(Arc::from(&k[..]))),
+        }
+    }
+
+    fn ctx<'a>(&'a self, cfg: &'a DecisionConfig) -> Ctx<'a> {
+        Ctx {
+            peers: &self.peers,
+            nht: &self.nht,
+            default_reachable: self.cfg.nexthop_default_reachable,
+            cfg,
+        }
     }
 
     /// Number of distinct interned attribute sets.

@@ -1,0 +1,1005 @@
+//! The daemon's state and the handlers that change it. Owned by one task; see the module above.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bgp::fsm::{Cause, Family as BgpFamily, FsmConfig, State, default_capabilities};
+use bgp::session::{self, Event, Listener, PeerHandle, SocketOptions, TtlMode};
+use bgp::wire::{AddPathDirection, AfiSafi};
+use ipnet::IpNet;
+use tokio::sync::{mpsc, oneshot};
+
+use super::Options;
+use crate::api;
+use crate::config::{self, AddPath, Family, Loaded, MaxPrefixAction, Neighbor};
+use crate::import::{self, ImportCtx, Op};
+use crate::policy::RpkiState;
+use crate::rib::attrs::Attrs;
+use crate::rib::decision::{PeerInfo, PeerKind};
+use crate::rib::{FibEntry, Rib};
+
+/// An API request and where to send the answer.
+pub struct Request {
+    pub kind: RequestKind,
+    pub reply: oneshot::Sender<Response>,
+}
+
+#[derive(Debug)]
+pub enum RequestKind {
+    Summary,
+    Peers(Option<String>),
+    Rib(IpFamily, api::RibQuery),
+    Route(IpNet),
+    Fib(Option<IpNet>, usize, Option<String>),
+    Lookup(IpAddr),
+    Stats,
+    Check,
+    PeerAction(String, PeerAction),
+    Reload,
+    Metrics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    V4,
+    V6,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAction {
+    Enable,
+    Disable,
+    Reset,
+    Refresh,
+}
+
+/// An API answer: JSON (or text for metrics), or an HTTP status with a message.
+#[derive(Debug)]
+pub enum Response {
+    Json(serde_json::Value),
+    Text(String),
+    Error(u16, String),
+}
+
+impl Response {
+    fn json<T: serde::Serialize>(v: &T) -> Response {
+        match serde_json::to_value(v) {
+            Ok(v) => Response::Json(v),
+            Err(e) => Response::Error(500, format!("serialising the answer failed: {e}")),
+        }
+    }
+}
+
+/// Per-family import statistics of a peer.
+#[derive(Debug, Clone, Copy, Default)]
+struct FamilyCounts {
+    received: u64,
+    /// Prefix-paths of this peer currently in the RIB.
+    accepted: u64,
+    advertised: u64,
+}
+
+struct PeerRt {
+    nb: Neighbor,
+    handle: PeerHandle,
+    rib_id: crate::rib::table::PeerId,
+    import: ImportCtx,
+    v4: FamilyCounts,
+    v6: FamilyCounts,
+    established: bool,
+    /// Stale routes (graceful restart) are flushed at this time unless End-of-RIB comes first.
+    stale_deadline: Option<Instant>,
+    /// Torn down by max-prefix; restart at this time.
+    restart_at: Option<Instant>,
+    max_prefix_warned: bool,
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub updates_in: u64,
+    pub prefixes_announced: u64,
+    pub prefixes_withdrawn: u64,
+    pub fib_batches: u64,
+    pub fib_deltas: u64,
+    pub sync_seconds: Vec<f64>,
+}
+
+pub struct Core {
+    loaded: Loaded,
+    opts: Options,
+    listener: Listener,
+    events: mpsc::Sender<Event>,
+    rib: Rib,
+    peers: BTreeMap<String, PeerRt>,
+    by_session: HashMap<u32, String>,
+    next_session_id: u32,
+    static_peer: crate::rib::table::PeerId,
+    started: Instant,
+    pub counters: Counters,
+}
+
+fn family_of(f: Family) -> BgpFamily {
+    match f {
+        Family::Ipv4Unicast => AfiSafi::IPV4_UNICAST,
+        Family::Ipv6Unicast => AfiSafi::IPV6_UNICAST,
+    }
+}
+
+impl Core {
+    pub fn new(
+        loaded: Loaded,
+        opts: Options,
+        listener: Listener,
+        events: mpsc::Sender<Event>,
+    ) -> anyhow::Result<Core> {
+        let mut rib = Rib::new(loaded.config.rib.clone());
+        let static_peer = rib.add_peer(PeerInfo {
+            name: "static".into(),
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            router_id: loaded.config.router_id,
+            remote_as: loaded.config.local_as,
+            local_as: loaded.config.local_as,
+            kind: PeerKind::Local,
+            confed: false,
+        });
+        let mut core = Core {
+            loaded,
+            opts,
+            listener,
+            events,
+            rib,
+            peers: BTreeMap::new(),
+            by_session: HashMap::new(),
+            next_session_id: 1,
+            static_peer,
+            started: Instant::now(),
+            counters: Counters::default(),
+        };
+        core.apply_statics();
+        Ok(core)
+    }
+
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn apply_statics(&mut self) {
+        let statics = self.loaded.config.statics.clone();
+        for st in statics {
+            let attrs = Attrs {
+                next_hop: st.next_hop,
+                communities: st
+                    .communities
+                    .iter()
+                    .filter_map(|c| crate::policy::community::parse_community(c).ok())
+                    .collect(),
+                large_communities: st
+                    .large_communities
+                    .iter()
+                    .filter_map(|c| crate::policy::community::parse_large(c).ok())
+                    .collect(),
+                ..Attrs::default()
+            };
+            let a = self.rib.intern(attrs);
+            self.rib.announce(self.static_peer, st.prefix, 0, a);
+        }
+        self.flush();
+    }
+
+    /// Spawns a session task for every configured neighbour.
+    pub fn start_peers(&mut self) {
+        let nbs = self.loaded.neighbors.clone();
+        for nb in nbs {
+            if let Err(e) = self.add_peer(nb.clone()) {
+                tracing::error!(peer = %nb.name, error = %e, "cannot start peer");
+            }
+        }
+    }
+
+    fn session_config(&self, nb: &Neighbor, id: u32) -> session::PeerConfig {
+        let cfg = &self.loaded.config;
+        let families: Vec<BgpFamily> = nb.families.iter().map(|f| family_of(*f)).collect();
+        let mut fsm = FsmConfig::new(nb.local_as, nb.remote_as, cfg.router_id);
+        fsm.hold_time = nb.hold_time;
+        fsm.keepalive = nb.keepalive;
+        fsm.connect_retry = Duration::from_secs(nb.connect_retry);
+        fsm.passive = nb.passive;
+        let mut caps = default_capabilities(nb.local_as, &families);
+        if let Some(ap) = nb.add_path {
+            let dir = match ap {
+                AddPath::Receive => AddPathDirection::Receive,
+                AddPath::Send => AddPathDirection::Send,
+                AddPath::Both => AddPathDirection::Both,
+            };
+            caps.add_path = families.iter().map(|f| (*f, dir)).collect();
+        }
+        if nb.graceful_restart {
+            caps.graceful_restart = Some(bgp::fsm::GracefulRestart {
+                restarting: false,
+                restart_time: nb.restart_time.min(4095),
+                families: families.iter().map(|f| (*f, true)).collect(),
+            });
+        }
+        // RFC 8950: carry IPv4 routes over an IPv6 session and vice versa when both families run.
+        fsm.capabilities = caps;
+        let socket = SocketOptions {
+            md5_key: nb.password.as_ref().map(|p| p.as_bytes().to_vec()),
+            ttl: match (nb.multihop, nb.ttl_security) {
+                (_, Some(h)) => TtlMode::Gtsm { hops: h },
+                (Some(t), None) => TtlMode::Multihop(t),
+                (None, None) => TtlMode::Default,
+            },
+            local_addr: nb.local_address,
+            recv_buffer: None,
+            send_buffer: None,
+        };
+        let mut pc =
+            session::PeerConfig::new(session::PeerId(id), SocketAddr::new(nb.address, 179), fsm);
+        pc.socket = socket;
+        pc
+    }
+
+    fn import_ctx(&self, nb: &Neighbor) -> ImportCtx {
+        let policy = nb
+            .import
+            .as_ref()
+            .map(|names| self.loaded.policies.chain(names).unwrap_or_default());
+        ImportCtx {
+            local_as: nb.local_as,
+            peer_as: nb.remote_as,
+            peer_addr: nb.address,
+            local_addr: nb.local_address,
+            router_id: self.loaded.config.router_id,
+            ebgp: nb.is_ebgp(),
+            allowas_in: nb.allowas_in,
+            policy,
+        }
+    }
+
+    fn add_peer(&mut self, nb: Neighbor) -> anyhow::Result<()> {
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let pc = self.session_config(&nb, id);
+        let handle = PeerHandle::spawn(pc, Some(&self.listener), self.events.clone())?;
+        let rib_id = self.rib.add_peer(PeerInfo {
+            name: nb.name.clone(),
+            addr: nb.address,
+            router_id: Ipv4Addr::UNSPECIFIED,
+            remote_as: nb.remote_as,
+            local_as: nb.local_as,
+            kind: if nb.is_ebgp() {
+                PeerKind::Ebgp
+            } else {
+                PeerKind::Ibgp
+            },
+            confed: false,
+        });
+        if nb.enabled {
+            handle.start();
+        }
+        let import = self.import_ctx(&nb);
+        tracing::info!(peer = %nb.name, address = %nb.address, remote_as = nb.remote_as, "peer configured");
+        self.by_session.insert(id, nb.name.clone());
+        self.peers.insert(
+            nb.name.clone(),
+            PeerRt {
+                nb,
+                handle,
+                rib_id,
+                import,
+                v4: FamilyCounts::default(),
+                v6: FamilyCounts::default(),
+                established: false,
+                stale_deadline: None,
+                restart_at: None,
+                max_prefix_warned: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, name: &str, why: &str) {
+        if let Some(p) = self.peers.remove(name) {
+            p.handle.stop(Some(why));
+            self.by_session.retain(|_, n| n != name);
+            self.rib.remove_peer(p.rib_id);
+            self.flush();
+            tracing::info!(peer = %name, "peer removed: {why}");
+        }
+    }
+
+    /// One event from a session.
+    pub fn on_event(&mut self, ev: Event) {
+        let sid = match &ev {
+            Event::Established { peer, .. }
+            | Event::Updates { peer, .. }
+            | Event::RouteRefresh { peer, .. }
+            | Event::Down { peer, .. } => peer.0,
+        };
+        let Some(name) = self.by_session.get(&sid).cloned() else {
+            return;
+        };
+        match ev {
+            Event::Established { negotiated, .. } => {
+                let Some(p) = self.peers.get_mut(&name) else {
+                    return;
+                };
+                p.established = true;
+                p.stale_deadline = None;
+                tracing::info!(peer = %name, peer_id = %negotiated.peer_id, hold = negotiated.hold_time, "session established");
+                let mut info = self
+                    .rib
+                    .peer(p.rib_id)
+                    .cloned()
+                    .unwrap_or_else(|| PeerInfo {
+                        name: name.clone(),
+                        addr: p.nb.address,
+                        router_id: negotiated.peer_id,
+                        remote_as: p.nb.remote_as,
+                        local_as: p.nb.local_as,
+                        kind: PeerKind::Ebgp,
+                        confed: false,
+                    });
+                info.router_id = negotiated.peer_id;
+                // Re-register the peer with its real router id, keeping (stale) paths: GR restart.
+                self.rib.set_peer_info(p.rib_id, info);
+            }
+            Event::Updates { updates, .. } => {
+                let Some(p) = self.peers.get_mut(&name) else {
+                    return;
+                };
+                for u in &updates {
+                    self.counters.updates_in += 1;
+                    if let Some(fam) = u.end_of_rib_family() {
+                        tracing::info!(peer = %name, family = %fam, "End-of-RIB");
+                        if p.stale_deadline.is_some() {
+                            self.rib.flush_stale(p.rib_id);
+                            p.stale_deadline = None;
+                        }
+                        continue;
+                    }
+                    let (ops, n) = import::import_update(&p.import, u, RpkiState::NotFound);
+                    for op in ops {
+                        match op {
+                            Op::Announce {
+                                prefix,
+                                path_id,
+                                attrs,
+                            } => {
+                                let a = self.rib.intern(attrs);
+                                let fc = if prefix.addr().is_ipv4() {
+                                    &mut p.v4
+                                } else {
+                                    &mut p.v6
+                                };
+                                fc.received += 1;
+                                if self.rib.announce(p.rib_id, prefix, path_id, a) {
+                                    fc.accepted += 1;
+                                }
+                                self.counters.prefixes_announced += 1;
+                            }
+                            Op::Withdraw { prefix, path_id } => {
+                                if self.rib.withdraw(p.rib_id, prefix, path_id) {
+                                    let fc = if prefix.addr().is_ipv4() {
+                                        &mut p.v4
+                                    } else {
+                                        &mut p.v6
+                                    };
+                                    fc.accepted = fc.accepted.saturating_sub(1);
+                                }
+                                self.counters.prefixes_withdrawn += 1;
+                            }
+                        }
+                    }
+                    if n.treat_as_withdraw > 0 {
+                        tracing::warn!(peer = %name, error = ?u.treat_as_withdraw, "malformed UPDATE treated as withdraw (RFC 7606)");
+                    }
+                }
+                self.check_max_prefix(&name);
+            }
+            Event::RouteRefresh { family, .. } => {
+                tracing::info!(peer = %name, %family, "route refresh requested (nothing exported yet)");
+            }
+            Event::Down { cause, .. } => {
+                let Some(p) = self.peers.get_mut(&name) else {
+                    return;
+                };
+                p.established = false;
+                let graceful = p.nb.graceful_restart
+                    && p.handle
+                        .status()
+                        .negotiated
+                        .as_ref()
+                        .is_some_and(|n| n.graceful_restart.is_some())
+                    && !matches!(cause, Cause::Sent(_) | Cause::Received(_));
+                tracing::info!(peer = %name, %cause, graceful, "session down");
+                if graceful {
+                    let restart = p
+                        .handle
+                        .status()
+                        .negotiated
+                        .and_then(|n| n.graceful_restart)
+                        .map(|g| g.restart_time)
+                        .unwrap_or(120);
+                    p.stale_deadline =
+                        Some(Instant::now() + Duration::from_secs(restart.max(1) as u64));
+                    self.rib.peer_down(p.rib_id, true);
+                } else {
+                    self.rib.peer_down(p.rib_id, false);
+                    p.v4.accepted = 0;
+                    p.v6.accepted = 0;
+                }
+            }
+        }
+    }
+
+    fn check_max_prefix(&mut self, name: &str) {
+        let Some(p) = self.peers.get_mut(name) else {
+            return;
+        };
+        let Some(mp) = p.nb.max_prefix.clone() else {
+            return;
+        };
+        let total = p.v4.accepted + p.v6.accepted;
+        let warn_at = mp.limit as u64 * mp.warning_percent as u64 / 100;
+        if total >= warn_at && !p.max_prefix_warned {
+            p.max_prefix_warned = true;
+            tracing::warn!(peer = %name, prefixes = total, limit = mp.limit, "max-prefix warning threshold reached");
+        }
+        if total > mp.limit as u64 {
+            match mp.action {
+                MaxPrefixAction::Warn => {}
+                MaxPrefixAction::Discard => {
+                    tracing::warn!(peer = %name, "over max-prefix: discarding prefixes beyond the limit");
+                }
+                MaxPrefixAction::Teardown => {
+                    tracing::error!(peer = %name, prefixes = total, limit = mp.limit, "max-prefix exceeded: tearing the session down");
+                    p.handle.stop(Some("maximum number of prefixes reached"));
+                    if mp.restart_after > 0 {
+                        p.restart_at = Some(Instant::now() + Duration::from_secs(mp.restart_after));
+                    }
+                    self.rib.peer_down(p.rib_id, false);
+                    p.v4.accepted = 0;
+                    p.v6.accepted = 0;
+                }
+            }
+        }
+    }
+
+    /// Pushes accumulated FIB deltas to the dataplane.
+    pub fn flush(&mut self) {
+        let t = Instant::now();
+        let deltas = self.rib.take_fib_deltas();
+        if deltas.is_empty() {
+            return;
+        }
+        self.counters.fib_batches += 1;
+        self.counters.fib_deltas += deltas.len() as u64;
+        self.counters.sync_seconds.push(t.elapsed().as_secs_f64());
+        if self.counters.sync_seconds.len() > 4096 {
+            self.counters.sync_seconds.drain(..2048);
+        }
+    }
+
+    pub fn on_tick(&mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self.peers.keys().cloned().collect();
+        for name in names {
+            let Some(p) = self.peers.get_mut(&name) else {
+                continue;
+            };
+            if p.stale_deadline.is_some_and(|d| d <= now) {
+                tracing::info!(peer = %name, "graceful restart timer expired: removing stale routes");
+                p.stale_deadline = None;
+                self.rib.flush_stale(p.rib_id);
+            }
+            if p.restart_at.is_some_and(|d| d <= now) {
+                p.restart_at = None;
+                p.max_prefix_warned = false;
+                tracing::info!(peer = %name, "restarting after max-prefix teardown");
+                p.handle.start();
+            }
+        }
+        self.flush();
+    }
+
+    /// Re-reads the config file; an invalid file changes nothing.
+    pub fn reload(&mut self) -> String {
+        let path = self.opts.config_path.clone();
+        let new = match config::load(&path) {
+            Ok(l) => l,
+            Err(errs) => {
+                let text = errs
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::error!("reload rejected, running config kept: {text}");
+                return format!("reload rejected, running config kept: {text}");
+            }
+        };
+        let old: BTreeMap<String, Neighbor> = self
+            .peers
+            .iter()
+            .map(|(k, p)| (k.clone(), p.nb.clone()))
+            .collect();
+        let mut added = 0;
+        let mut removed = 0;
+        let mut reset = 0;
+        let mut updated = 0;
+        let old_statics = std::mem::take(&mut self.loaded.config.statics);
+        self.loaded = new;
+        for name in old.keys() {
+            if !self.loaded.neighbors.iter().any(|n| &n.name == name) {
+                self.remove_peer(name, "removed from the configuration");
+                removed += 1;
+            }
+        }
+        for nb in self.loaded.neighbors.clone() {
+            match old.get(&nb.name) {
+                None => {
+                    if self.add_peer(nb).is_ok() {
+                        added += 1;
+                    }
+                }
+                Some(o) if !o.same_session(&nb) => {
+                    self.remove_peer(&nb.name, "session parameters changed");
+                    if self.add_peer(nb).is_ok() {
+                        reset += 1;
+                    }
+                }
+                Some(o) => {
+                    let import = self.import_ctx(&nb);
+                    let policy_changed = o.import != nb.import;
+                    if let Some(p) = self.peers.get_mut(&nb.name) {
+                        if nb.enabled != p.nb.enabled {
+                            if nb.enabled {
+                                p.handle.start()
+                            } else {
+                                p.handle.stop(Some("disabled in the configuration"))
+                            }
+                        }
+                        p.nb = nb.clone();
+                        p.import = import;
+                        // Import policy changed: ask the peer to send everything again (RFC 2918) so the
+                        // new policy applies to every route, without resetting the session.
+                        if (policy_changed || o != &nb) && p.established {
+                            for f in &nb.families {
+                                p.handle.refresh(family_of(*f));
+                            }
+                        }
+                    }
+                    updated += 1;
+                }
+            }
+        }
+        // Statics: withdraw the old ones, announce the new (the RIB emits FIB deltas only for real changes).
+        for st in old_statics {
+            self.rib.withdraw(self.static_peer, st.prefix, 0);
+        }
+        self.apply_statics();
+        let msg = format!(
+            "reloaded {}: {added} peers added, {removed} removed, {reset} reset, {updated} updated in place",
+            path.display()
+        );
+        tracing::info!("{msg}");
+        msg
+    }
+
+    pub async fn shutdown(&mut self) {
+        for p in self.peers.values() {
+            p.handle.stop(Some("ribd shutting down"));
+        }
+        // Give the NOTIFICATIONs a moment to leave.
+        for p in self.peers.values() {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(500), p.handle.wait_for(State::Idle))
+                    .await;
+        }
+        if self.opts.flush_on_exit {
+            tracing::info!("--flush-on-exit: the dataplane is removed");
+        }
+    }
+
+    pub fn on_request(&mut self, req: Request) {
+        let resp = self.answer(req.kind);
+        let _ = req.reply.send(resp);
+    }
+
+    fn answer(&mut self, kind: RequestKind) -> Response {
+        match kind {
+            RequestKind::Summary => Response::json(&self.summary()),
+            RequestKind::Peers(None) => Response::json(
+                &self
+                    .peers
+                    .values()
+                    .map(|p| self.peer_view(p))
+                    .collect::<Vec<_>>(),
+            ),
+            RequestKind::Peers(Some(name)) => match self.peers.get(&name) {
+                Some(p) => Response::json(&self.peer_view(p)),
+                None => Response::Error(
+                    404,
+                    format!("no peer named {name:?} (configured: {})", self.peer_names()),
+                ),
+            },
+            RequestKind::Rib(fam, q) => match super::server::rib_page(self, fam, &q) {
+                Ok(page) => Response::json(&page),
+                Err(e) => Response::Error(400, e),
+            },
+            RequestKind::Route(prefix) => {
+                let cands = self.rib.explain(prefix);
+                if cands.is_empty() {
+                    return Response::Error(404, format!("{prefix} is not in the RIB"));
+                }
+                let detail = api::RouteDetail {
+                    prefix: prefix.to_string(),
+                    candidates: cands
+                        .iter()
+                        .map(|c| api::Candidate {
+                            path: rib_path(
+                                &c.peer,
+                                c.path_id,
+                                c.best,
+                                c.multipath,
+                                c.stale,
+                                &c.attrs,
+                            ),
+                            reachable: c.reachable,
+                            igp_cost: c.igp_cost,
+                            lost_at: c.lost_at.map(|s| format!("{s:?}")),
+                            reason: c.reason.clone(),
+                        })
+                        .collect(),
+                    fib: self.fib_route(prefix),
+                };
+                Response::json(&detail)
+            }
+            RequestKind::Fib(prefix, limit, after) => {
+                Response::json(&self.fib_page(prefix, limit, after))
+            }
+            RequestKind::Lookup(addr) => Response::json(&self.lookup(addr)),
+            RequestKind::Stats => Response::json(&api::DataplaneStats {
+                reasons: Vec::new(),
+                nexthops: Vec::new(),
+            }),
+            RequestKind::Check => Response::json(&api::CheckReport {
+                ok: true,
+                checked: 0,
+                differences: vec!["dataplane not programmed: nothing to compare".into()],
+            }),
+            RequestKind::PeerAction(name, action) => self.peer_action(&name, action),
+            RequestKind::Reload => {
+                let msg = self.reload();
+                let ok = !msg.starts_with("reload rejected");
+                if ok {
+                    Response::json(&api::ActionResult { ok, message: msg })
+                } else {
+                    Response::Error(422, msg)
+                }
+            }
+            RequestKind::Metrics => Response::Text(super::metrics::render(self)),
+        }
+    }
+
+    fn peer_names(&self) -> String {
+        self.peers.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    fn peer_action(&mut self, name: &str, action: PeerAction) -> Response {
+        let Some(p) = self.peers.get_mut(name) else {
+            return Response::Error(
+                404,
+                format!("no peer named {name:?} (configured: {})", self.peer_names()),
+            );
+        };
+        let msg = match action {
+            PeerAction::Enable => {
+                p.handle.start();
+                p.nb.enabled = true;
+                "enabled: the session will be (re)established".to_string()
+            }
+            PeerAction::Disable => {
+                p.handle.stop(Some("disabled by operator"));
+                p.nb.enabled = false;
+                "disabled: Cease/Administrative Shutdown sent".to_string()
+            }
+            PeerAction::Reset => {
+                p.handle.reset(Some("reset by operator"));
+                "reset: Cease/Administrative Reset sent, reconnecting".to_string()
+            }
+            PeerAction::Refresh => {
+                if !p.established {
+                    return Response::Error(409, format!("peer {name} is not established"));
+                }
+                for f in &p.nb.families {
+                    p.handle.refresh(family_of(*f));
+                }
+                "ROUTE-REFRESH sent".to_string()
+            }
+        };
+        Response::json(&api::ActionResult {
+            ok: true,
+            message: format!("{name}: {msg}"),
+        })
+    }
+
+    pub fn summary(&self) -> api::Summary {
+        let count = |t: &dyn Fn() -> (u64, u64)| t();
+        let (p4, n4) = count(&|| {
+            (
+                self.rib.ipv4().len() as u64,
+                self.rib.ipv4().iter().map(|(_, e)| e.len() as u64).sum(),
+            )
+        });
+        let (p6, n6) = count(&|| {
+            (
+                self.rib.ipv6().len() as u64,
+                self.rib.ipv6().iter().map(|(_, e)| e.len() as u64).sum(),
+            )
+        });
+        let [f4, f6] = self.rib.fib_len().map(|n| n as u64);
+        let cfg = &self.loaded.config;
+        api::Summary {
+            version: env!("CARGO_PKG_VERSION").into(),
+            router_id: cfg.router_id.to_string(),
+            local_as: cfg.local_as,
+            uptime_secs: self.started.elapsed().as_secs(),
+            config_file: self.loaded.source.clone(),
+            peers_configured: self.peers.len(),
+            peers_established: self.peers.values().filter(|p| p.established).count(),
+            rib: vec![
+                api::AfiCount {
+                    afi: "ipv4".into(),
+                    prefixes: p4,
+                    paths: n4,
+                },
+                api::AfiCount {
+                    afi: "ipv6".into(),
+                    prefixes: p6,
+                    paths: n6,
+                },
+            ],
+            attribute_sets: self.rib.attr_sets(),
+            fib: vec![
+                api::AfiCount {
+                    afi: "ipv4".into(),
+                    prefixes: f4,
+                    paths: f4,
+                },
+                api::AfiCount {
+                    afi: "ipv6".into(),
+                    prefixes: f6,
+                    paths: f6,
+                },
+            ],
+            dataplane: api::DataplaneSummary {
+                enabled: cfg.dataplane.enabled,
+                instance: cfg.dataplane.instance.clone(),
+                interfaces: Vec::new(),
+                error: Some("the FIB is not yet programmed into XDP by this build".into()),
+            },
+        }
+    }
+
+    pub fn peer_views(&self) -> Vec<api::Peer> {
+        self.peers.values().map(|p| self.peer_view(p)).collect()
+    }
+
+    fn peer_view(&self, p: &PeerRt) -> api::Peer {
+        let st = p.handle.status();
+        let caps = st
+            .negotiated
+            .as_ref()
+            .map(capability_words)
+            .unwrap_or_default();
+        let m = st.messages;
+        // Codec type numbers: 1 OPEN, 2 UPDATE, 3 NOTIFICATION, 4 KEEPALIVE, 5 ROUTE-REFRESH.
+        let pick = |a: [u64; 6]| [a[1], a[2], a[3], a[4], a[5]];
+        let fam = |name: &str, c: &FamilyCounts| api::PeerFamily {
+            afi: name.into(),
+            received: c.received,
+            accepted: c.accepted,
+            advertised: c.advertised,
+        };
+        api::Peer {
+            name: p.nb.name.clone(),
+            address: p.nb.address,
+            remote_as: p.nb.remote_as,
+            local_as: p.nb.local_as,
+            description: p.nb.description.clone(),
+            kind: if p.nb.is_ebgp() {
+                "ebgp".into()
+            } else {
+                "ibgp".into()
+            },
+            enabled: p.nb.enabled,
+            state: st.state.to_string(),
+            uptime_secs: st.uptime.map(|d| d.as_secs()),
+            flaps: st.flaps,
+            last_error: st.last_error.as_ref().map(|c| c.to_string()),
+            router_id: st.negotiated.as_ref().map(|n| n.peer_id.to_string()),
+            hold_time: st.negotiated.as_ref().map(|n| n.hold_time),
+            keepalive: st.negotiated.as_ref().map(|n| n.keepalive),
+            capabilities: caps,
+            families: p
+                .nb
+                .families
+                .iter()
+                .map(|f| match f {
+                    Family::Ipv4Unicast => fam("ipv4-unicast", &p.v4),
+                    Family::Ipv6Unicast => fam("ipv6-unicast", &p.v6),
+                })
+                .collect(),
+            messages: api::MessageCounts {
+                received: pick(m.received),
+                sent: pick(m.sent),
+            },
+            import: p.nb.import.clone().unwrap_or_default(),
+            export: p.nb.export.clone().unwrap_or_default(),
+        }
+    }
+
+    pub fn rib(&self) -> &Rib {
+        &self.rib
+    }
+
+    pub fn peer_name_of(&self, id: crate::rib::table::PeerId) -> String {
+        self.rib
+            .peer(id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| format!("peer#{id}"))
+    }
+
+    fn fib_route(&self, prefix: IpNet) -> Option<api::FibRoute> {
+        let entry = match prefix {
+            IpNet::V4(n) => self.rib.ipv4().get(&n.trunc()),
+            IpNet::V6(n) => self.rib.ipv6().get(&n.trunc()),
+        }?;
+        let fwd = entry.forwarding();
+        let best = fwd.first()?;
+        let local = self
+            .rib
+            .peer(best.peer)
+            .is_some_and(|p| p.kind == PeerKind::Local);
+        if local && best.attrs.next_hop.is_none() {
+            return Some(api::FibRoute {
+                prefix: prefix.to_string(),
+                kind: "blackhole".into(),
+                nexthops: vec![],
+                pathlist: None,
+                group: None,
+            });
+        }
+        let set = self.rib.fib_entry_of(prefix)?;
+        let nexthops = match set {
+            FibEntry::Forward(s) => s
+                .iter()
+                .map(|n| api::FibNextHop {
+                    address: n.addr,
+                    weight: n.weight,
+                    interface: None,
+                    mac: None,
+                    resolved: false,
+                    buckets: None,
+                })
+                .collect(),
+            FibEntry::Blackhole => vec![],
+        };
+        Some(api::FibRoute {
+            prefix: prefix.to_string(),
+            kind: "forward".into(),
+            nexthops,
+            pathlist: None,
+            group: None,
+        })
+    }
+
+    fn fib_page(&self, prefix: Option<IpNet>, limit: usize, after: Option<String>) -> api::FibPage {
+        let mut all = self.rib.fib();
+        all.sort_by_key(|a| a.0);
+        let total = all.len() as u64;
+        let after: Option<IpNet> = after.and_then(|a| a.parse().ok());
+        let mut routes = Vec::new();
+        let mut next = None;
+        for (p, _) in all
+            .iter()
+            .filter(|(p, _)| prefix.is_none_or(|q| q.contains(p)))
+            .filter(|(p, _)| after.is_none_or(|a| *p > a))
+        {
+            if routes.len() >= limit {
+                next = routes.last().map(|r: &api::FibRoute| r.prefix.clone());
+                break;
+            }
+            if let Some(r) = self.fib_route(*p) {
+                routes.push(r);
+            }
+        }
+        api::FibPage {
+            total,
+            routes,
+            next,
+        }
+    }
+
+    fn lookup(&self, addr: IpAddr) -> api::Lookup {
+        let best = (0..=if addr.is_ipv4() { 32 } else { 128 })
+            .rev()
+            .find_map(|len| {
+                let p = IpNet::new(addr, len).ok()?.trunc();
+                self.rib.explain(p).first().map(|_| p)
+            });
+        let rib = best.and_then(|p| super::server::rib_route(self, p, false));
+        let fib = best.and_then(|p| self.fib_route(p));
+        api::Lookup {
+            address: addr,
+            rib,
+            fib,
+        }
+    }
+}
+
+/// One RIB path in the API's form.
+pub fn rib_path(
+    peer: &str,
+    path_id: u32,
+    best: bool,
+    multipath: bool,
+    stale: bool,
+    a: &Attrs,
+) -> api::RibPath {
+    use crate::policy::community::{format_community, format_ext, format_large};
+    api::RibPath {
+        peer: peer.to_string(),
+        path_id,
+        best,
+        multipath,
+        next_hop: a.next_hop,
+        as_path: a.as_path.to_string(),
+        origin: format!("{:?}", a.origin).to_lowercase(),
+        med: a.med,
+        local_pref: a.local_pref,
+        communities: a.communities.iter().map(|c| format_community(*c)).collect(),
+        large_communities: a.large_communities.iter().map(format_large).collect(),
+        ext_communities: a.ext_communities.iter().map(format_ext).collect(),
+        stale,
+    }
+}
+
+fn capability_words(n: &bgp::fsm::Negotiated) -> Vec<String> {
+    let mut v = Vec::new();
+    for f in &n.families {
+        v.push(format!("multiprotocol {f}"));
+    }
+    if n.four_octet_as {
+        v.push("4-octet AS".into());
+    }
+    if n.route_refresh {
+        v.push("route refresh".into());
+    }
+    if n.enhanced_route_refresh {
+        v.push("enhanced route refresh".into());
+    }
+    if n.extended_message {
+        v.push("extended message".into());
+    }
+    for f in &n.add_path_rx {
+        v.push(format!("add-path receive {f}"));
+    }
+    for f in &n.add_path_tx {
+        v.push(format!("add-path send {f}"));
+    }
+    if let Some(g) = &n.graceful_restart {
+        v.push(format!("graceful restart ({} s)", g.restart_time));
+    }
+    if n.long_lived_gr.is_some() {
+        v.push("long-lived graceful restart".into());
+    }
+    v
+}

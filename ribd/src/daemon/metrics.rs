@@ -1,0 +1,243 @@
+//! Prometheus text exposition (format 0.0.4) of the daemon's state.
+
+use std::fmt::Write as _;
+
+use super::core::Core;
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub fn render(core: &Core) -> String {
+    let mut out = String::new();
+    let summary = core.summary();
+    let peers: Vec<crate::api::Peer> = serde_json::from_value(match core_peers(core) {
+        Some(v) => v,
+        None => serde_json::Value::Array(vec![]),
+    })
+    .unwrap_or_default();
+    let states = [
+        "Idle",
+        "Connect",
+        "Active",
+        "OpenSent",
+        "OpenConfirm",
+        "Established",
+    ];
+    metric(
+        &mut out,
+        "ribd_bgp_sessions",
+        "gauge",
+        "BGP sessions by state.",
+        &states
+            .iter()
+            .map(|s| {
+                (
+                    format!("state=\"{s}\""),
+                    peers.iter().filter(|p| p.state == *s).count() as f64,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut up = Vec::new();
+    let mut pfx = Vec::new();
+    let mut msgs = Vec::new();
+    for p in &peers {
+        let l = format!("peer=\"{}\",address=\"{}\"", esc(&p.name), p.address);
+        up.push((l.clone(), f64::from(u8::from(p.state == "Established"))));
+        for f in &p.families {
+            for (what, v) in [
+                ("received", f.received),
+                ("accepted", f.accepted),
+                ("advertised", f.advertised),
+            ] {
+                pfx.push((format!("{l},afi=\"{}\",kind=\"{what}\"", f.afi), v as f64));
+            }
+        }
+        for (i, ty) in [
+            "open",
+            "update",
+            "notification",
+            "keepalive",
+            "route_refresh",
+        ]
+        .iter()
+        .enumerate()
+        {
+            msgs.push((
+                format!("{l},direction=\"in\",type=\"{ty}\""),
+                p.messages.received[i] as f64,
+            ));
+            msgs.push((
+                format!("{l},direction=\"out\",type=\"{ty}\""),
+                p.messages.sent[i] as f64,
+            ));
+        }
+    }
+    metric(
+        &mut out,
+        "ribd_bgp_peer_up",
+        "gauge",
+        "1 when the session is Established.",
+        &up,
+    );
+    metric(
+        &mut out,
+        "ribd_bgp_prefixes",
+        "gauge",
+        "Prefixes per peer and family: received (total seen), accepted (in the RIB), advertised.",
+        &pfx,
+    );
+    metric(
+        &mut out,
+        "ribd_bgp_messages_total",
+        "counter",
+        "BGP messages by peer, direction and type.",
+        &msgs,
+    );
+    let afi = |v: &[crate::api::AfiCount], f: &dyn Fn(&crate::api::AfiCount) -> u64| {
+        v.iter()
+            .map(|c| (format!("afi=\"{}\"", c.afi), f(c) as f64))
+            .collect::<Vec<_>>()
+    };
+    metric(
+        &mut out,
+        "ribd_rib_prefixes",
+        "gauge",
+        "Prefixes in the RIB.",
+        &afi(&summary.rib, &|c| c.prefixes),
+    );
+    metric(
+        &mut out,
+        "ribd_rib_paths",
+        "gauge",
+        "Candidate paths in the RIB.",
+        &afi(&summary.rib, &|c| c.paths),
+    );
+    metric(
+        &mut out,
+        "ribd_fib_prefixes",
+        "gauge",
+        "Prefixes with a forwarding entry.",
+        &afi(&summary.fib, &|c| c.prefixes),
+    );
+    metric(
+        &mut out,
+        "ribd_rib_attribute_sets",
+        "gauge",
+        "Distinct interned path-attribute sets.",
+        &[(String::new(), summary.attribute_sets as f64)],
+    );
+    let st = core.rib().stats();
+    metric(
+        &mut out,
+        "ribd_rib_best_path_runs_total",
+        "counter",
+        "Best-path selections run.",
+        &[(String::new(), st.selections as f64)],
+    );
+    metric(
+        &mut out,
+        "ribd_updates_received_total",
+        "counter",
+        "UPDATE messages processed.",
+        &[(String::new(), core.counters.updates_in as f64)],
+    );
+    metric(
+        &mut out,
+        "ribd_prefix_changes_total",
+        "counter",
+        "Prefix announcements and withdrawals processed.",
+        &[
+            (
+                "kind=\"announce\"".into(),
+                core.counters.prefixes_announced as f64,
+            ),
+            (
+                "kind=\"withdraw\"".into(),
+                core.counters.prefixes_withdrawn as f64,
+            ),
+        ],
+    );
+    metric(
+        &mut out,
+        "ribd_fib_sync_batches_total",
+        "counter",
+        "FIB delta batches applied.",
+        &[(String::new(), core.counters.fib_batches as f64)],
+    );
+    metric(
+        &mut out,
+        "ribd_fib_deltas_total",
+        "counter",
+        "FIB deltas applied.",
+        &[(String::new(), core.counters.fib_deltas as f64)],
+    );
+    // Histogram of batch latency.
+    let bounds = [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0];
+    let _ = writeln!(
+        out,
+        "# HELP ribd_fib_sync_seconds Time to apply one FIB delta batch (recent batches)."
+    );
+    let _ = writeln!(out, "# TYPE ribd_fib_sync_seconds histogram");
+    let v = &core.counters.sync_seconds;
+    for b in bounds {
+        let _ = writeln!(
+            out,
+            "ribd_fib_sync_seconds_bucket{{le=\"{b}\"}} {}",
+            v.iter().filter(|x| **x <= b).count()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "ribd_fib_sync_seconds_bucket{{le=\"+Inf\"}} {}",
+        v.len()
+    );
+    let _ = writeln!(out, "ribd_fib_sync_seconds_sum {}", v.iter().sum::<f64>());
+    let _ = writeln!(out, "ribd_fib_sync_seconds_count {}", v.len());
+    metric(
+        &mut out,
+        "ribd_process_resident_memory_bytes",
+        "gauge",
+        "Resident set size of ribd.",
+        &[(String::new(), rss_bytes() as f64)],
+    );
+    metric(
+        &mut out,
+        "ribd_uptime_seconds",
+        "counter",
+        "Seconds since ribd started.",
+        &[(String::new(), summary.uptime_secs as f64)],
+    );
+    out
+}
+
+fn core_peers(core: &Core) -> Option<serde_json::Value> {
+    serde_json::to_value(core.peer_views()).ok()
+}

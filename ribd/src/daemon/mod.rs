@@ -1,0 +1,98 @@
+//! The daemon: one task owns the RIB and everything it feeds; sessions, the API and signals talk to it
+//! over channels.
+//!
+//! ```text
+//!   bgp::session peer tasks ──Event (bounded: back-pressure)──┐
+//!   API server (axum, Unix socket / TCP) ──Request + oneshot──┤
+//!   signals (SIGHUP reload, SIGTERM/SIGINT stop) ─────────────┤
+//!   timers (GR stale, max-prefix restart) ────────────────────┤
+//!                                                             ▼
+//!                                     Core: import → Rib → FIB deltas → dataplane
+//! ```
+//!
+//! The core is synchronous: a batch of events is applied completely (RIB, then dataplane) before the
+//! next is read, so API answers always see a consistent state.
+
+mod core;
+pub mod metrics;
+pub mod server;
+
+pub use core::{Core, Request, Response};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use bgp::session::{Event, Listener};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::config::Loaded;
+
+/// Command-line options that are not in the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub config_path: PathBuf,
+    /// Remove pinned maps and XDP links on exit (default: keep forwarding).
+    pub flush_on_exit: bool,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(loaded: Loaded, opts: Options) -> Result<()> {
+    let listener = Listener::bind(&loaded.config.listen)
+        .with_context(|| format!("listening for BGP on {:?}", loaded.config.listen))?;
+    let (events_tx, mut events) = mpsc::channel::<Event>(1024);
+    let (req_tx, mut requests) = mpsc::channel::<Request>(64);
+
+    let mut core = Core::new(loaded, opts.clone(), listener, events_tx)?;
+    let servers = server::start(&core.loaded().config.api, req_tx.clone()).await?;
+    core.start_peers();
+    notify_ready();
+    tracing::info!(peers = core.peer_count(), "ribd running");
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            Some(ev) = events.recv() => {
+                core.on_event(ev);
+                // Drain what is already queued before doing the per-batch work once.
+                for _ in 0..256 {
+                    match events.try_recv() {
+                        Ok(ev) => core.on_event(ev),
+                        Err(_) => break,
+                    }
+                }
+                core.flush();
+            }
+            Some(req) = requests.recv() => core.on_request(req),
+            _ = tick.tick() => core.on_tick(),
+            _ = hup.recv() => {
+                let msg = core.reload();
+                tracing::info!("SIGHUP: {msg}");
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down: sending Cease/Administrative Shutdown to peers");
+    core.shutdown().await;
+    drop(servers);
+    Ok(())
+}
+
+/// Tells systemd we are ready (Type=notify), when NOTIFY_SOCKET is set.
+fn notify_ready() {
+    let Ok(path) = std::env::var("NOTIFY_SOCKET") else {
+        return;
+    };
+    let path = match path.strip_prefix('@') {
+        Some(abstract_name) => format!("\0{abstract_name}"),
+        None => path,
+    };
+    if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = sock.send_to(b"READY=1", path);
+    }
+}
