@@ -104,38 +104,42 @@ fn attrs(four: bool) -> impl Strategy<Value = PathAttributes> {
         unknown,
     )
         .prop_map(
-            |((o, p, nh), (med, lp, atomic), agg, (c, x, l), (orig, cl), unk)| PathAttributes {
-                origin: Some(o),
-                as_path: Some(p),
-                next_hop: Some(Ipv4Addr::from(nh)),
-                med,
-                local_pref: lp,
-                atomic_aggregate: atomic,
-                aggregator: agg.map(|(asn, a)| Aggregator {
-                    asn,
-                    address: Ipv4Addr::from(a),
-                }),
-                communities: c.into_iter().map(Community).collect(),
-                originator_id: orig.map(Ipv4Addr::from),
-                cluster_list: cl.into_iter().map(Ipv4Addr::from).collect(),
-                ext_communities: x.into_iter().map(ExtCommunity).collect(),
-                large_communities: l
-                    .into_iter()
-                    .map(|(global, local1, local2)| LargeCommunity {
-                        global,
-                        local1,
-                        local2,
-                    })
-                    .collect(),
-                unknown: unk
-                    .into_iter()
-                    .map(|(t, (f, v))| RawAttribute {
-                        flags: f,
-                        type_code: t,
-                        value: v,
-                    })
-                    .collect(),
-                hints: Default::default(),
+            move |((o, p, nh), (med, lp, atomic), agg, (c, x, l), (orig, cl), unk)| {
+                PathAttributes {
+                    origin: Some(o),
+                    as_path: Some(p),
+                    next_hop: Some(Ipv4Addr::from(nh)),
+                    med,
+                    local_pref: lp,
+                    atomic_aggregate: atomic,
+                    // RFC 6793 §4.2.3: a 2-octet AGGREGATOR other than AS_TRANS makes the receiver ignore AS4_PATH,
+                    // so a 2-octet session round-trips only aggregators that need AS4_AGGREGATOR.
+                    aggregator: agg.map(|(asn, a)| Aggregator {
+                        asn: if four { asn } else { asn | 0x1_0000 },
+                        address: Ipv4Addr::from(a),
+                    }),
+                    communities: c.into_iter().map(Community).collect(),
+                    originator_id: orig.map(Ipv4Addr::from),
+                    cluster_list: cl.into_iter().map(Ipv4Addr::from).collect(),
+                    ext_communities: x.into_iter().map(ExtCommunity).collect(),
+                    large_communities: l
+                        .into_iter()
+                        .map(|(global, local1, local2)| LargeCommunity {
+                            global,
+                            local1,
+                            local2,
+                        })
+                        .collect(),
+                    unknown: unk
+                        .into_iter()
+                        .map(|(t, (f, v))| RawAttribute {
+                            flags: f,
+                            type_code: t,
+                            value: v,
+                        })
+                        .collect(),
+                    hints: Default::default(),
+                }
             },
         )
 }

@@ -232,6 +232,8 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
     let mut seen = [0u64; 4];
     let mut as4_path: Option<AsPath> = None;
     let mut as4_aggregator: Option<Aggregator> = None;
+    // AS4_PATH / AS4_AGGREGATOR as received, kept when RFC 6793 §4.2.3 says to ignore them.
+    let mut as4_raw: Vec<RawAttribute> = Vec::new();
     while !buf.is_empty() {
         // Header: flags, type, 1- or 2-octet length.
         let (fl, t) = match buf {
@@ -303,6 +305,13 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
         if fl & (flags::OPTIONAL | flags::TRANSITIVE) != ot {
             d.malformed(t, Error::AttributeFlagsError(whole.to_vec()))?;
             continue;
+        }
+        if matches!(t, code::AS4_PATH | code::AS4_AGGREGATOR) && !ctx.four_octet_as {
+            as4_raw.push(RawAttribute {
+                flags: fl,
+                type_code: t,
+                value: v.to_vec(),
+            });
         }
         let len_err = || Error::AttributeLengthError(whole.to_vec());
         let a = &mut d.attrs;
@@ -464,6 +473,20 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
                 && let Some(p) = d.attrs.as_path.take()
             {
                 d.attrs.as_path = Some(AsPath::reconstruct(p, p4));
+            }
+        } else {
+            // An AGGREGATOR with a real 2-octet AS: AS4_PATH and AS4_AGGREGATOR are ignored. They are kept
+            // verbatim, like unknown attributes, so that a 2-octet peer gets them as they came.
+            for mut raw in as4_raw {
+                let at = d
+                    .attrs
+                    .unknown
+                    .partition_point(|u| u.type_code < raw.type_code);
+                raw.flags &= !flags::EXTENDED_LENGTH;
+                if d.attrs.hints.ext_len & (1 << raw.type_code) != 0 {
+                    raw.flags |= flags::EXTENDED_LENGTH;
+                }
+                d.attrs.unknown.insert(at, raw);
             }
         }
     }
@@ -689,6 +712,8 @@ impl PathAttributes {
                     let at = begin_attr(buf, O | T, t);
                     p.encode_filtered(4, true, buf)?;
                     end_attr(buf, at, ext)?;
+                } else if !ctx.four_octet_as {
+                    self.emit_raw(t, buf)?;
                 }
             }
             code::AS4_AGGREGATOR => {
@@ -700,6 +725,8 @@ impl PathAttributes {
                     buf.put_u32(ag.asn);
                     buf.put_slice(&ag.address.octets());
                     end_attr(buf, at, ext)?;
+                } else if !ctx.four_octet_as {
+                    self.emit_raw(t, buf)?;
                 }
             }
             code::LARGE_COMMUNITIES => {
@@ -713,13 +740,17 @@ impl PathAttributes {
                     end_attr(buf, at, ext)?;
                 }
             }
-            _ => {
-                if let Some(u) = self.unknown.iter().find(|u| u.type_code == t) {
-                    let at = begin_attr(buf, u.flags & !flags::EXTENDED_LENGTH, t);
-                    buf.put_slice(&u.value);
-                    end_attr(buf, at, u.flags & flags::EXTENDED_LENGTH != 0)?;
-                }
-            }
+            _ => self.emit_raw(t, buf)?,
+        }
+        Ok(())
+    }
+
+    /// Writes the kept raw attribute of type `t`, if any.
+    fn emit_raw(&self, t: u8, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        if let Some(u) = self.unknown.iter().find(|u| u.type_code == t) {
+            let at = begin_attr(buf, u.flags & !flags::EXTENDED_LENGTH, t);
+            buf.put_slice(&u.value);
+            end_attr(buf, at, u.flags & flags::EXTENDED_LENGTH != 0)?;
         }
         Ok(())
     }
