@@ -10,6 +10,8 @@
 //!       .build()? ──► Topology { nodes, links, processes }
 //! ```
 //!
+//! The same in TOML: [`TopologyBuilder::from_toml`].
+//!
 //! Namespace names come from [`crate::netns::Netns::new`] (`tb<pid>-<n>-<role>`), so they are unique
 //! and swept when a test process dies. Processes started with [`Topology::spawn`] run through nsenter
 //! (bpffs stays visible) and are killed before the namespaces are deleted.
@@ -151,8 +153,10 @@ impl TopologyBuilder {
         self
     }
 
-    /// Creates everything; on any error, what was created so far is torn down.
+    /// Creates everything; on any error, what was created so far is torn down. Namespaces left by
+    /// earlier test processes that were killed (no Drop ran) are swept first.
     pub fn build(self) -> Result<Topology> {
+        crate::netns::sweep_stale();
         let mut t = Topology {
             processes: Vec::new(),
             links: Vec::new(),
@@ -210,6 +214,109 @@ impl TopologyBuilder {
             }
         }
         Ok(t)
+    }
+}
+
+/// A topology described in TOML (see [`TopologyBuilder::from_toml`]).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlTopology {
+    #[serde(default)]
+    node: Vec<TomlNode>,
+    #[serde(default)]
+    link: Vec<TomlLink>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlNode {
+    name: String,
+    #[serde(default)]
+    router: bool,
+    #[serde(default)]
+    routes: Vec<String>,
+    #[serde(default)]
+    sysctls: BTreeMap<String, String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlLink {
+    a: String,
+    b: String,
+    a_if: Option<String>,
+    b_if: Option<String>,
+    #[serde(default)]
+    a_addrs: Vec<String>,
+    #[serde(default)]
+    b_addrs: Vec<String>,
+}
+
+impl TopologyBuilder {
+    /// Reads a topology from TOML:
+    ///
+    /// ```toml
+    /// [[node]]
+    /// name = "src"
+    /// routes = ["default via 10.0.0.2"]
+    ///
+    /// [[node]]
+    /// name = "dut"
+    /// router = true                      # IPv4 and IPv6 forwarding on
+    /// sysctls = { "net.ipv4.conf.all.rp_filter" = "0" }
+    ///
+    /// [[link]]                           # automatic names and addresses (see `link`)
+    /// a = "src"
+    /// b = "dut"
+    ///
+    /// [[link]]                           # explicit ones (see `link_with`)
+    /// a = "dut"
+    /// a_if = "up0"
+    /// a_addrs = ["192.0.2.1/30"]
+    /// b = "up"
+    /// b_if = "eth0"
+    /// b_addrs = ["192.0.2.2/30"]
+    /// ```
+    pub fn from_toml(text: &str) -> Result<TopologyBuilder> {
+        let t: TomlTopology = toml::from_str(text).context("parsing the topology TOML")?;
+        let mut b = TopologyBuilder::default();
+        for n in &t.node {
+            b = if n.router {
+                b.router(&n.name)
+            } else {
+                b.node(&n.name)
+            };
+            for (k, v) in &n.sysctls {
+                b = b.sysctl(&n.name, k, v);
+            }
+        }
+        for l in &t.link {
+            for end in [&l.a, &l.b] {
+                if !t.node.iter().any(|n| &n.name == end) {
+                    bail!("link {}—{}: no node {end}", l.a, l.b);
+                }
+            }
+            b = match (&l.a_if, &l.b_if) {
+                (None, None) if l.a_addrs.is_empty() && l.b_addrs.is_empty() => b.link(&l.a, &l.b),
+                (Some(ai), Some(bi)) => {
+                    let aa: Vec<&str> = l.a_addrs.iter().map(String::as_str).collect();
+                    let ba: Vec<&str> = l.b_addrs.iter().map(String::as_str).collect();
+                    b.link_with((&l.a, ai, &aa), (&l.b, bi, &ba))?
+                }
+                _ => bail!(
+                    "link {}—{}: give both a_if and b_if with addresses, or neither",
+                    l.a,
+                    l.b
+                ),
+            };
+        }
+        // Routes last: they need the links' addresses.
+        for n in &t.node {
+            for r in &n.routes {
+                b = b.route(&n.name, r);
+            }
+        }
+        Ok(b)
     }
 }
 

@@ -70,3 +70,39 @@ fn routed_chain_forwards_ipv4_and_ipv6_and_is_torn_down() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn toml_topology_builds_the_same_kind_of_chain() -> Result<()> {
+    let text = r#"
+        [[node]]
+        name = "src"
+        routes = ["default via 10.0.0.2", "default via fd00::2"]
+
+        [[node]]
+        name = "dut"
+        router = true
+        sysctls = { "net.ipv4.conf.all.rp_filter" = "0" }
+
+        [[node]]
+        name = "dst"
+        routes = ["default via 198.51.100.1"]
+
+        [[link]]
+        a = "src"
+        b = "dut"
+
+        [[link]]
+        a = "dut"
+        a_if = "d0"
+        a_addrs = ["198.51.100.1/24"]
+        b = "dst"
+        b_if = "eth0"
+        b_addrs = ["198.51.100.2/24"]
+    "#;
+    let t = testbed::topo::TopologyBuilder::from_toml(text)?.build()?;
+    assert!(ping(&t, "src", "198.51.100.2"), "{}", t.describe());
+    assert_eq!(t.link_between("dut", "dst")?.a_if, "d0");
+    assert!(testbed::topo::TopologyBuilder::from_toml("[[link]]\na = \"x\"\nb = \"y\"").is_err());
+    assert!(testbed::topo::TopologyBuilder::from_toml("[[node]]\nnam = \"x\"").is_err());
+    Ok(())
+}
