@@ -406,6 +406,11 @@ impl BgpPeer for Bird {
         self.birdc(&["enable", &name]).map(|_| ())
     }
 
+    fn refresh_in(&self, neighbor: IpAddr) -> Result<()> {
+        let name = self.proto_name(neighbor)?;
+        self.birdc(&["reload", "in", &name]).map(|_| ())
+    }
+
     fn bgp_pids(&self) -> Vec<i32> {
         lock(&self.state).daemon.iter().map(Daemon::pid).collect()
     }

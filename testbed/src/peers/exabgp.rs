@@ -512,6 +512,28 @@ impl BgpPeer for ExaBgp {
         Ok(())
     }
 
+    fn refresh_in(&self, neighbor: IpAddr) -> Result<()> {
+        let st = lock(&self.state);
+        let n = st
+            .cfg
+            .neighbors
+            .iter()
+            .find(|n| n.address == neighbor)
+            .with_context(|| format!("ExaBGP has no neighbour {neighbor}"))?;
+        let lines: Vec<String> = n
+            .families
+            .iter()
+            .map(|f| {
+                let fam = match f {
+                    Family::Ipv4Unicast => "ipv4 unicast",
+                    Family::Ipv6Unicast => "ipv6 unicast",
+                };
+                format!("neighbor {neighbor} announce route-refresh {fam}")
+            })
+            .collect();
+        self.api(&lines)
+    }
+
     fn bgp_pids(&self) -> Vec<i32> {
         lock(&self.state).daemon.iter().map(Daemon::pid).collect()
     }

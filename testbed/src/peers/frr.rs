@@ -485,6 +485,12 @@ impl BgpPeer for Frr {
         self.write_bgpd_conf(&st)
     }
 
+    fn refresh_in(&self, neighbor: IpAddr) -> Result<()> {
+        Frr::neighbor_exists(&lock(&self.state), neighbor)?;
+        self.vtysh(&[&format!("clear bgp {neighbor} soft in")])
+            .map(|_| ())
+    }
+
     fn bgp_pids(&self) -> Vec<i32> {
         lock(&self.state).bgpd.iter().map(Daemon::pid).collect()
     }

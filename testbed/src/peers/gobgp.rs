@@ -471,6 +471,12 @@ impl BgpPeer for GoBgp {
         Ok(())
     }
 
+    fn refresh_in(&self, neighbor: IpAddr) -> Result<()> {
+        self.neighbor_exists(neighbor)?;
+        self.gobgp(&["neighbor", &neighbor.to_string(), "softresetin"])
+            .map(|_| ())
+    }
+
     fn bgp_pids(&self) -> Vec<i32> {
         lock(&self.state).daemon.iter().map(Daemon::pid).collect()
     }

@@ -378,6 +378,10 @@ pub trait BgpPeer: Send + Sync {
     fn shutdown_neighbor(&self, neighbor: IpAddr) -> Result<()>;
     /// Undoes [`BgpPeer::shutdown_neighbor`].
     fn enable_neighbor(&self, neighbor: IpAddr) -> Result<()>;
+    /// Asks `neighbor` to send its routes again: a ROUTE-REFRESH (RFC 2918) for every family of the
+    /// session (BIRD `reload in`, FRR `clear bgp … soft in`, ExaBGP `announce route-refresh`). GoBGP
+    /// keeps its Adj-RIB-In and only re-applies import policy (`softresetin`): nothing is sent.
+    fn refresh_in(&self, neighbor: IpAddr) -> Result<()>;
     /// The BGP processes (those that hold sessions), for signals.
     fn bgp_pids(&self) -> Vec<i32>;
     /// Kills the BGP processes with SIGKILL (no NOTIFICATION is sent).
