@@ -16,6 +16,7 @@
 pub mod check;
 pub mod ids;
 pub mod maps;
+pub mod reconcile;
 pub mod resolve;
 pub mod sync;
 pub mod syncer;
@@ -24,6 +25,7 @@ pub mod types;
 pub use check::Mismatch;
 pub use fib_ebpf;
 pub use maps::PinnedMaps;
+pub use reconcile::ReconcileReport;
 pub use resolve::{Resolution, Resolver, ResolverConfig};
 pub use sync::{BatchReport, FibSync, SyncConfig, WriteCounts};
 pub use syncer::Syncer;

@@ -146,19 +146,27 @@ pub(crate) struct NextHop {
     pub l2: NhL2,
 }
 
+/// Objects that may have lost their last reference.
+#[derive(Default)]
+pub(crate) struct Dead {
+    pub pls: Vec<u32>,
+    pub groups: Vec<u32>,
+    pub nhs: Vec<u32>,
+}
+
 /// Writes planned for one batch, applied in the order DESIGN.md requires.
 #[derive(Default)]
-struct Plan {
-    tx_ports: Vec<u32>,
-    nh: Vec<(u32, NhL2)>,
-    nhg: Vec<(u32, Arc<[u32]>)>,
-    pathlist: Vec<(u32, u32)>,
+pub(crate) struct Plan {
+    pub tx_ports: Vec<u32>,
+    pub nh: Vec<(u32, NhL2)>,
+    pub nhg: Vec<(u32, Arc<[u32]>)>,
+    pub pathlist: Vec<(u32, u32)>,
     /// Prefix → its value before the batch (first touch only).
-    touched: FxHashMap<IpNet, Option<u32>>,
-    order: Vec<IpNet>,
-    dead_pls: Vec<u32>,
-    dead_groups: Vec<u32>,
-    dead_nhs: Vec<u32>,
+    pub touched: FxHashMap<IpNet, Option<u32>>,
+    pub order: Vec<IpNet>,
+    pub dead_pls: Vec<u32>,
+    pub dead_groups: Vec<u32>,
+    pub dead_nhs: Vec<u32>,
 }
 
 /// The sync engine over one pinned forwarder instance.
@@ -382,7 +390,7 @@ impl FibSync {
         Ok(())
     }
 
-    fn plan_route(&mut self, r: &Route, plan: &mut Plan) -> Result<(), SyncError> {
+    pub(crate) fn plan_route(&mut self, r: &Route, plan: &mut Plan) -> Result<(), SyncError> {
         let prefix = r.prefix.trunc();
         let new = match &r.action {
             None => None,
@@ -454,7 +462,11 @@ impl FibSync {
 
     /// Members of a group for `set` under the current resolutions: (nh id, weight), merged per
     /// next-hop, sorted.
-    fn members(&mut self, set: &NhSet, plan: &mut Plan) -> Result<Vec<(u32, u32)>, SyncError> {
+    pub(crate) fn members(
+        &mut self,
+        set: &NhSet,
+        plan: &mut Plan,
+    ) -> Result<Vec<(u32, u32)>, SyncError> {
         let mut m: Vec<(u32, u32)> = Vec::with_capacity(set.members().len());
         for &(a, w) in set.members() {
             if let Some(l2) = self.resolution.get(&a).copied() {
@@ -546,28 +558,39 @@ impl FibSync {
     }
 
     /// Applies a plan in order, then retires what lost its last reference and commits.
-    fn execute(&mut self, plan: Plan, bulk: bool) -> Result<BatchReport, SyncError> {
-        let mut c = WriteCounts::default();
-        let mut first_err: Option<SyncError> = None;
+    /// Writes the plan's new tx ports, next-hops, groups and path-list flips, in that order.
+    pub(crate) fn write_objects(
+        &self,
+        plan: &Plan,
+        c: &mut WriteCounts,
+        first_err: &mut Option<SyncError>,
+    ) {
         let m = &self.maps.fib;
         for &ifindex in &plan.tx_ports {
             c.tx_port += 1;
-            note_err(&mut first_err, m.tx_port_add(ifindex));
+            note_err(first_err, m.tx_port_add(ifindex));
         }
         // 1. next-hops, 2. groups: fresh ids nothing points at yet.
         for (id, l2) in &plan.nh {
             c.nh += 1;
-            note_err(&mut first_err, m.nh_write(*id, &nh_value(l2)));
+            note_err(first_err, m.nh_write(*id, &nh_value(l2)));
         }
         for (id, table) in &plan.nhg {
             c.nhg += 1;
-            note_err(&mut first_err, m.nhg_write(*id, table));
+            note_err(first_err, m.nhg_write(*id, table));
         }
         // 3. path-list flips: one aligned u32 each.
         for &(pl, nhg) in &plan.pathlist {
             c.pathlist += 1;
-            note_err(&mut first_err, m.pathlist_set(pl, nhg));
+            note_err(first_err, m.pathlist_set(pl, nhg));
         }
+    }
+
+    fn execute(&mut self, mut plan: Plan, bulk: bool) -> Result<BatchReport, SyncError> {
+        let mut c = WriteCounts::default();
+        let mut first_err: Option<SyncError> = None;
+        self.write_objects(&plan, &mut c, &mut first_err);
+        let m = &self.maps.fib;
         // 4. inserts/updates, 5. deletes.
         let lpm4 = self.cfg.engine4 == Engine4::Lpm;
         let mut prefixes = 0u64;
@@ -643,9 +666,44 @@ impl FibSync {
             }
         }
         // 6. retire what lost its last reference.
+        let dead = Dead {
+            pls: std::mem::take(&mut plan.dead_pls),
+            groups: std::mem::take(&mut plan.dead_groups),
+            nhs: std::mem::take(&mut plan.dead_nhs),
+        };
         let now = Instant::now();
-        let mut dead_groups = plan.dead_groups;
-        for pl in plan.dead_pls {
+        self.retire(dead, now, &mut c, &mut first_err);
+        let m = &self.maps.fib;
+        // Commit: route-cache entries of older generations stop being trusted.
+        if prefixes > 0 || !plan.pathlist.is_empty() {
+            m.bump_generation();
+        }
+        self.commit(now);
+        self.total.add(&c);
+        let report = BatchReport {
+            writes: c,
+            prefixes,
+            pathlist_flips: plan.pathlist.len() as u64,
+            batch: self.batch,
+        };
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Retires the objects among `dead` whose reference count is zero (cascading from path-lists
+    /// to groups to next-hops to tx ports): their ids go to quarantine.
+    pub(crate) fn retire(
+        &mut self,
+        dead: Dead,
+        now: Instant,
+        c: &mut WriteCounts,
+        first_err: &mut Option<SyncError>,
+    ) {
+        let m = &self.maps.fib;
+        let mut dead_groups = dead.groups;
+        for pl in dead.pls {
             let Some(p) = self.pls.get(&pl) else { continue };
             if p.refs > 0 {
                 continue;
@@ -668,7 +726,7 @@ impl FibSync {
             }
             self.pl_ids.retire(pl, self.batch, now);
         }
-        let mut dead_nhs = plan.dead_nhs;
+        let mut dead_nhs = dead.nhs;
         for id in dead_groups {
             let Some(g) = self.groups.get(&id) else {
                 continue;
@@ -677,7 +735,9 @@ impl FibSync {
                 continue;
             }
             let g = self.groups.remove(&id).expect("present");
-            self.group_of_table.remove(&g.table);
+            if self.group_of_table.get(&g.table) == Some(&id) {
+                self.group_of_table.remove(&g.table);
+            }
             let mut distinct: Vec<u32> = g.table.to_vec();
             distinct.sort_unstable();
             distinct.dedup();
@@ -697,32 +757,18 @@ impl FibSync {
                 continue;
             }
             let n = self.nhs.remove(&id).expect("present");
-            self.nh_of_l2.remove(&n.l2);
+            if self.nh_of_l2.get(&n.l2) == Some(&id) {
+                self.nh_of_l2.remove(&n.l2);
+            }
             if let Some(port) = self.ports.get_mut(&n.l2.ifindex) {
                 *port -= 1;
                 if *port == 0 {
                     self.ports.remove(&n.l2.ifindex);
                     c.tx_port += 1;
-                    note_err(&mut first_err, m.tx_port_remove(n.l2.ifindex));
+                    note_err(first_err, m.tx_port_remove(n.l2.ifindex));
                 }
             }
             self.nh_ids.retire(id, self.batch, now);
-        }
-        // Commit: route-cache entries of older generations stop being trusted.
-        if prefixes > 0 || !plan.pathlist.is_empty() {
-            m.bump_generation();
-        }
-        self.commit(now);
-        self.total.add(&c);
-        let report = BatchReport {
-            writes: c,
-            prefixes,
-            pathlist_flips: plan.pathlist.len() as u64,
-            batch: self.batch,
-        };
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(report),
         }
     }
 

@@ -134,3 +134,46 @@ impl Syncer {
         Ok((Some(report), nht))
     }
 }
+
+impl Syncer {
+    /// Starts over the pinned maps of a previous process: tracks every next-hop of `expected` (the
+    /// RIB's first full FIB, after End-of-RIB or a timeout), waits up to `wait` for their
+    /// neighbours, then adopts the pinned state and writes only the difference.
+    pub fn restart(
+        maps: crate::PinnedMaps,
+        cfg: crate::SyncConfig,
+        mut resolver: Resolver,
+        expected: &[Route],
+        wait: Duration,
+    ) -> Result<(Syncer, crate::reconcile::ReconcileReport), SyncError> {
+        let mut addrs: Vec<IpAddr> = expected
+            .iter()
+            .filter_map(|r| match &r.action {
+                Some(RouteAction::Forward(set)) => Some(set.addrs().collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        for &a in &addrs {
+            resolver.track(a)?;
+        }
+        let deadline = std::time::Instant::now() + wait;
+        while resolver
+            .tracked()
+            .any(|(_, r)| r.reachable && r.l2.is_none())
+            && std::time::Instant::now() < deadline
+        {
+            resolver.poll(Duration::from_millis(50))?;
+        }
+        let res: Vec<(IpAddr, Option<NhL2>)> = resolver.tracked().map(|(a, r)| (a, r.l2)).collect();
+        let (sync, report) = FibSync::restart(maps, cfg, &res, expected)?;
+        let mut sy = Syncer::new(sync, resolver);
+        let tracked: Vec<(IpAddr, Resolution)> = sy.resolver.tracked().collect();
+        for (a, r) in tracked {
+            sy.reported.insert(a, (r.reachable, r.igp_cost));
+        }
+        Ok((sy, report))
+    }
+}

@@ -271,3 +271,40 @@ pub fn veth(a: &Ns, a_if: &str, b: &Ns, b_if: &str) {
     a.ip(&["link", "set", a_if, "up"]);
     b.ip(&["link", "set", b_if, "up"]);
 }
+
+/// S ── R ── N1, R ── N2: see tests/netns.rs.
+pub struct Topo {
+    pub s: Ns,
+    pub r: Ns,
+    pub n1: Ns,
+    pub n2: Ns,
+}
+
+pub fn topo(tag: &str) -> Topo {
+    let t = Topo {
+        s: Ns::new(&format!("{tag}-s")),
+        r: Ns::new(&format!("{tag}-r")),
+        n1: Ns::new(&format!("{tag}-n1")),
+        n2: Ns::new(&format!("{tag}-n2")),
+    };
+    veth(&t.s, "s0", &t.r, "rs");
+    veth(&t.r, "r1", &t.n1, "n1");
+    veth(&t.r, "r2", &t.n2, "n2");
+    t.s.ip(&["addr", "add", "10.0.1.2/24", "dev", "s0"]);
+    t.s.ip(&["route", "add", "default", "via", "10.0.1.1"]);
+    t.r.ip(&["addr", "add", "10.0.1.1/24", "dev", "rs"]);
+    t.r.ip(&["addr", "add", "192.0.2.1/24", "dev", "r1"]);
+    t.r.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "r1"]);
+    t.r.ip(&["addr", "add", "198.51.100.1/24", "dev", "r2"]);
+    t.n1.ip(&["addr", "add", "192.0.2.2/24", "dev", "n1"]);
+    t.n1.ip(&["addr", "add", "2001:db8:1::2/64", "dev", "n1"]);
+    t.n1.ip(&["addr", "add", "10.99.1.1/32", "dev", "lo"]);
+    t.n1.ip(&["addr", "add", "10.98.1.1/32", "dev", "lo"]);
+    t.n1.ip(&["route", "add", "default", "via", "192.0.2.1"]);
+    t.n2.ip(&["addr", "add", "198.51.100.2/24", "dev", "n2"]);
+    t.n2.ip(&["addr", "add", "10.99.1.1/32", "dev", "lo"]);
+    t.n2.ip(&["route", "add", "default", "via", "198.51.100.1"]);
+    // A MAC change is announced with a gratuitous ARP.
+    t.n1.sysctl("net.ipv4.conf.n1.arp_notify", "1");
+    t
+}
