@@ -118,6 +118,8 @@ pub struct Core {
     static_peer: crate::rib::table::PeerId,
     started: Instant,
     pub counters: Counters,
+    dataplane: Option<super::dataplane::Dataplane>,
+    dataplane_error: Option<String>,
 }
 
 fn family_of(f: Family) -> BgpFamily {
@@ -156,7 +158,32 @@ impl Core {
             static_peer,
             started: Instant::now(),
             counters: Counters::default(),
+            dataplane: None,
+            dataplane_error: None,
         };
+        if core.loaded.config.dataplane.enabled {
+            match super::dataplane::Dataplane::start(
+                &core.loaded.config.dataplane,
+                core.opts.flush_on_exit,
+            ) {
+                Ok(mut dp) => {
+                    let local = local_addresses();
+                    if let Err(e) = dp.install_local(&local) {
+                        tracing::warn!(error = %e, "installing local host routes failed");
+                    }
+                    core.dataplane = Some(dp);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "dataplane not programmed, running as a BGP speaker only: {e:#}"
+                    );
+                    core.dataplane_error = Some(format!("{e:#}"));
+                }
+            }
+        } else {
+            core.dataplane_error =
+                Some("disabled in the configuration ([dataplane] enabled = false)".into());
+        }
         core.apply_statics();
         Ok(core)
     }
@@ -472,19 +499,64 @@ impl Core {
         }
     }
 
-    /// Pushes accumulated FIB deltas to the dataplane.
+    /// Pushes accumulated FIB deltas to the dataplane; next-hop reachability learned on the way goes
+    /// back to the RIB (which may produce more deltas: repeated, bounded).
     pub fn flush(&mut self) {
-        let t = Instant::now();
-        let deltas = self.rib.take_fib_deltas();
-        if deltas.is_empty() {
-            return;
+        for _ in 0..4 {
+            let t = Instant::now();
+            let deltas = self.rib.take_fib_deltas();
+            if deltas.is_empty() {
+                return;
+            }
+            let nht = match self.dataplane.as_mut().map(|dp| dp.apply(&deltas)) {
+                Some(Ok(nht)) => nht,
+                Some(Err(e)) => {
+                    tracing::error!("dataplane update failed: {e:#}");
+                    self.dataplane_error = Some(format!("{e:#}"));
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
+            self.counters.fib_batches += 1;
+            self.counters.fib_deltas += deltas.len() as u64;
+            self.counters.sync_seconds.push(t.elapsed().as_secs_f64());
+            if self.counters.sync_seconds.len() > 4096 {
+                self.counters.sync_seconds.drain(..2048);
+            }
+            self.apply_nht(nht);
         }
-        self.counters.fib_batches += 1;
-        self.counters.fib_deltas += deltas.len() as u64;
-        self.counters.sync_seconds.push(t.elapsed().as_secs_f64());
-        if self.counters.sync_seconds.len() > 4096 {
-            self.counters.sync_seconds.drain(..2048);
+    }
+
+    fn apply_nht(&mut self, nht: Vec<fib_sync::NhtUpdate>) {
+        for u in nht {
+            tracing::debug!(nexthop = %u.addr, reachable = u.reachable, "next-hop tracking");
+            self.rib.set_nexthop(
+                u.addr,
+                crate::rib::NhState {
+                    reachable: u.reachable,
+                    igp_cost: u.igp_cost.unwrap_or(0),
+                },
+            );
         }
+    }
+
+    /// The netlink event descriptor of the dataplane's resolver, when there is a dataplane.
+    pub fn dataplane_event_fd(&self) -> Option<std::os::fd::OwnedFd> {
+        self.dataplane.as_ref().and_then(|d| d.event_fd().ok())
+    }
+
+    /// Kernel link/neighbour/route changes.
+    pub fn poll_dataplane(&mut self) {
+        let nht = match self.dataplane.as_mut().map(|d| d.poll()) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                tracing::warn!("netlink poll: {e:#}");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        self.apply_nht(nht);
+        self.flush();
     }
 
     pub fn on_tick(&mut self) {
@@ -602,8 +674,8 @@ impl Core {
                 tokio::time::timeout(Duration::from_millis(500), p.handle.wait_for(State::Idle))
                     .await;
         }
-        if self.opts.flush_on_exit {
-            tracing::info!("--flush-on-exit: the dataplane is removed");
+        if let Some(dp) = self.dataplane.take() {
+            dp.shutdown();
         }
     }
 
@@ -665,15 +737,37 @@ impl Core {
                 Response::json(&self.fib_page(prefix, limit, after))
             }
             RequestKind::Lookup(addr) => Response::json(&self.lookup(addr)),
-            RequestKind::Stats => Response::json(&api::DataplaneStats {
-                reasons: Vec::new(),
-                nexthops: Vec::new(),
-            }),
-            RequestKind::Check => Response::json(&api::CheckReport {
-                ok: true,
-                checked: 0,
-                differences: vec!["dataplane not programmed: nothing to compare".into()],
-            }),
+            RequestKind::Stats => match &self.dataplane {
+                Some(dp) => Response::json(&dp.stats()),
+                None => Response::Error(
+                    409,
+                    format!(
+                        "no dataplane: {}",
+                        self.dataplane_error.clone().unwrap_or_default()
+                    ),
+                ),
+            },
+            RequestKind::Check => match &self.dataplane {
+                Some(dp) => {
+                    let expected: Vec<crate::rib::FibDelta> = self
+                        .rib
+                        .fib()
+                        .into_iter()
+                        .map(|(prefix, e)| crate::rib::FibDelta {
+                            prefix,
+                            entry: Some(e),
+                        })
+                        .collect();
+                    Response::json(&dp.check(&expected))
+                }
+                None => Response::Error(
+                    409,
+                    format!(
+                        "no dataplane to check: {}",
+                        self.dataplane_error.clone().unwrap_or_default()
+                    ),
+                ),
+            },
             RequestKind::PeerAction(name, action) => self.peer_action(&name, action),
             RequestKind::Reload => {
                 let msg = self.reload();
@@ -779,11 +873,14 @@ impl Core {
                     paths: f6,
                 },
             ],
-            dataplane: api::DataplaneSummary {
-                enabled: cfg.dataplane.enabled,
-                instance: cfg.dataplane.instance.clone(),
-                interfaces: Vec::new(),
-                error: Some("the FIB is not yet programmed into XDP by this build".into()),
+            dataplane: match &self.dataplane {
+                Some(dp) => dp.summary(&cfg.dataplane),
+                None => api::DataplaneSummary {
+                    enabled: false,
+                    instance: cfg.dataplane.instance.clone(),
+                    interfaces: Vec::new(),
+                    error: self.dataplane_error.clone(),
+                },
             },
         }
     }
@@ -892,13 +989,17 @@ impl Core {
                 .collect(),
             FibEntry::Blackhole => vec![],
         };
-        Some(api::FibRoute {
+        let mut r = api::FibRoute {
             prefix: prefix.to_string(),
             kind: "forward".into(),
             nexthops,
             pathlist: None,
             group: None,
-        })
+        };
+        if let Some(dp) = &self.dataplane {
+            dp.describe(&mut r);
+        }
+        Some(r)
     }
 
     fn fib_page(&self, prefix: Option<IpNet>, limit: usize, after: Option<String>) -> api::FibPage {
@@ -970,6 +1071,46 @@ pub fn rib_path(
         ext_communities: a.ext_communities.iter().map(format_ext).collect(),
         stale,
     }
+}
+
+/// Addresses configured on this namespace's interfaces (host routes for them go to the kernel).
+fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs allocates a list we walk read-only and free with freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut ifap) != 0 {
+            return out;
+        }
+        let mut cur = ifap;
+        while !cur.is_null() {
+            let a = (*cur).ifa_addr;
+            if !a.is_null() {
+                match (*a).sa_family as i32 {
+                    libc::AF_INET => {
+                        let sin = &*(a as *const libc::sockaddr_in);
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a as *const libc::sockaddr_in6);
+                        let v6 = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                        if !v6.is_unicast_link_local() {
+                            out.push(IpAddr::V6(v6));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(ifap);
+    }
+    out.retain(|a| !a.is_loopback());
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 fn capability_words(n: &bgp::fsm::Negotiated) -> Vec<String> {

@@ -14,6 +14,7 @@
 //! next is read, so API answers always see a consistent state.
 
 mod core;
+pub mod dataplane;
 pub mod metrics;
 pub mod server;
 
@@ -54,8 +55,27 @@ pub async fn run(loaded: Loaded, opts: Options) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let netlink = match core.dataplane_event_fd() {
+        // SAFETY: `fd` is our own duplicate of the resolver's netlink socket; nothing else closes it
+        // while the AsyncFd owns it.
+        Some(fd) => Some(
+            unsafe { tokio::io::unix::AsyncFd::register(fd) }
+                .map_err(|e| anyhow::anyhow!("watching netlink events: {e}"))?,
+        ),
+        None => None,
+    };
     loop {
         tokio::select! {
+            ready = async {
+                match &netlink {
+                    Some(a) => a.readable().await.map(|mut g| g.clear_ready()),
+                    None => std::future::pending().await,
+                }
+            } => {
+                if ready.is_ok() {
+                    core.poll_dataplane();
+                }
+            }
             Some(ev) = events.recv() => {
                 core.on_event(ev);
                 // Drain what is already queued before doing the per-batch work once.

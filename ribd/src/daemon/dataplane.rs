@@ -1,0 +1,308 @@
+//! The daemon's dataplane: the XDP forwarder attached to the forwarding interfaces, and fib-sync
+//! writing the RIB's forwarding table into its pinned maps.
+//!
+//! ```text
+//!   Rib FIB deltas ──to_routes()──► Syncer::apply ──► pinned maps ──► XDP on every configured interface
+//!   kernel (netlink) ──event fd (tokio AsyncFd)──► Syncer::poll ──NhtUpdate──► Rib::set_nexthop
+//! ```
+//! When the dataplane cannot be set up (no bpffs, an interface missing, ...) ribd keeps running as a
+//! BGP speaker and reports the error in `show summary`; nothing already learned is lost.
+
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use fib_sync::fib_ebpf::abi::StatReason;
+use fib_sync::fib_ebpf::loader::{AttachMode, AttachedMode, Engine4, LoadOptions};
+use fib_sync::fib_ebpf::{self, Forwarder};
+use fib_sync::{
+    FibSync, NhtUpdate, PinnedMaps, Resolver, ResolverConfig, Route, RouteAction, SyncConfig,
+    Syncer,
+};
+use ipnet::IpNet;
+
+use crate::api;
+use crate::config::{DataplaneConfig, Ipv4Engine, XdpMode};
+use crate::rib::{FibDelta, FibEntry};
+
+pub struct Dataplane {
+    fwd: Forwarder,
+    pub syncer: Syncer,
+    pin_dir: PathBuf,
+    pub interfaces: Vec<(String, u32, AttachedMode)>,
+    flush_on_exit: bool,
+    /// Host routes for this box's addresses.
+    local: Vec<IpAddr>,
+}
+
+/// The RIB's deltas as fib-sync routes.
+pub fn to_routes(deltas: &[FibDelta]) -> Vec<Route> {
+    deltas
+        .iter()
+        .map(|d| match &d.entry {
+            None => Route::withdraw(d.prefix),
+            Some(FibEntry::Blackhole) => Route {
+                prefix: d.prefix.trunc(),
+                action: Some(RouteAction::Blackhole),
+            },
+            Some(FibEntry::Forward(set)) => {
+                Route::forward(d.prefix, set.iter().map(|n| (n.addr, n.weight)))
+            }
+        })
+        .collect()
+}
+
+fn ifindex(name: &str) -> u32 {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return 0;
+    };
+    // SAFETY: a valid NUL-terminated string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) }
+}
+
+impl Dataplane {
+    /// Loads (or re-uses) the pinned forwarder, attaches it to the configured interfaces (taking over
+    /// pinned links of a previous ribd without a gap) and opens the sync engine.
+    pub fn start(cfg: &DataplaneConfig, flush_on_exit: bool) -> Result<Dataplane> {
+        fib_ebpf::bpffs::ensure_bpffs().context("bpffs")?;
+        let opts = LoadOptions {
+            instance: Some(cfg.instance.clone()),
+            engine4: match cfg.ipv4_engine {
+                Ipv4Engine::Dir24 => Engine4::Dir24,
+                Ipv4Engine::Trie => Engine4::Lpm,
+            },
+            route_cache: cfg.route_cache,
+            ..LoadOptions::default()
+        };
+        let pin_dir = opts.pin_dir().context("pin directory")?;
+        let mut fwd = Forwarder::load_with(&opts).context("loading the XDP forwarder")?;
+        let mut interfaces = Vec::new();
+        for name in &cfg.interfaces {
+            let idx = ifindex(name);
+            anyhow::ensure!(idx != 0, "forwarding interface {name:?} does not exist");
+            let mode = match cfg.xdp_mode {
+                XdpMode::Auto => AttachMode::Auto,
+                XdpMode::Native => AttachMode::Native,
+                XdpMode::Generic => AttachMode::Generic,
+            };
+            let got = fwd
+                .attach(name, mode)
+                .with_context(|| format!("attaching XDP to {name}"))?;
+            tracing::info!(interface = %name, mode = ?got, "XDP forwarder attached");
+            interfaces.push((name.clone(), idx, got));
+        }
+        let maps = PinnedMaps::open(&pin_dir).context("opening the pinned maps")?;
+        let sync_cfg = SyncConfig {
+            engine4: opts.engine4,
+            ..SyncConfig::default()
+        };
+        let sync = FibSync::new(maps, sync_cfg);
+        let resolver = Resolver::new(ResolverConfig::default()).context("netlink resolver")?;
+        Ok(Dataplane {
+            fwd,
+            syncer: Syncer::new(sync, resolver),
+            pin_dir,
+            interfaces,
+            flush_on_exit,
+            local: Vec::new(),
+        })
+    }
+
+    /// A duplicate of the resolver's event descriptor, to wait on with tokio.
+    pub fn event_fd(&self) -> Result<OwnedFd> {
+        Ok(self.syncer.resolver.event_fd().try_clone_to_owned()?)
+    }
+
+    /// Applies one batch of RIB deltas; returns reachability of next-hops seen for the first time.
+    pub fn apply(&mut self, deltas: &[FibDelta]) -> Result<Vec<NhtUpdate>> {
+        let routes = to_routes(deltas);
+        let (report, nht) = self.syncer.apply(&routes)?;
+        tracing::debug!(
+            prefixes = report.prefixes,
+            writes = report.writes.total(),
+            "FIB batch applied"
+        );
+        Ok(nht)
+    }
+
+    /// Kernel changes (links, neighbours, routes): prefix-independent rewrites, then NHT for the RIB.
+    pub fn poll(&mut self) -> Result<Vec<NhtUpdate>> {
+        let (report, nht) = self.syncer.poll(Duration::ZERO)?;
+        if let Some(r) = report {
+            tracing::info!(
+                pathlist_flips = r.pathlist_flips,
+                "next-hop change applied to the dataplane"
+            );
+        }
+        Ok(nht)
+    }
+
+    pub fn stats(&self) -> api::DataplaneStats {
+        let reasons = self
+            .fwd
+            .stats()
+            .map(|v| {
+                v.into_iter()
+                    .map(|(r, c)| api::ReasonCounter {
+                        reason: r.name().into(),
+                        packets: c.packets,
+                        bytes: c.bytes,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut nexthops = Vec::new();
+        for (addr, l2) in self.resolved() {
+            if let Some(id) = self.syncer.sync.nh_id(&l2) {
+                let c = self.syncer.sync.maps().fib.nh_stats(id).unwrap_or_default();
+                nexthops.push(api::NextHopCounter {
+                    id,
+                    interface: format!("{} ({addr})", ifname(l2.ifindex)),
+                    mac: mac(&l2.dmac),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                });
+            }
+        }
+        nexthops.sort_by_key(|n| n.id);
+        nexthops.dedup_by_key(|n| n.id);
+        api::DataplaneStats { reasons, nexthops }
+    }
+
+    fn resolved(&self) -> Vec<(IpAddr, fib_sync::NhL2)> {
+        self.syncer
+            .resolver
+            .tracked()
+            .filter_map(|(a, r)| r.l2.map(|l| (a, l)))
+            .collect()
+    }
+
+    pub fn forwarded_packets(&self) -> u64 {
+        self.fwd
+            .stats()
+            .ok()
+            .and_then(|v| v.into_iter().find(|(r, _)| *r == StatReason::Forwarded))
+            .map(|(_, c)| c.packets)
+            .unwrap_or(0)
+    }
+
+    /// Fills in what the dataplane holds for a route (ids, resolution of each next-hop).
+    pub fn describe(&self, r: &mut api::FibRoute) {
+        let Ok(prefix) = r.prefix.parse::<IpNet>() else {
+            return;
+        };
+        r.pathlist = self.syncer.sync.route(&prefix);
+        r.group = r.pathlist.and_then(|pl| self.syncer.sync.group_of(pl));
+        let buckets = r
+            .group
+            .and_then(|g| self.syncer.sync.maps().fib.nhg_read(g).ok());
+        for nh in &mut r.nexthops {
+            if let Some(l2) = self.syncer.sync.resolution(&nh.address) {
+                nh.resolved = true;
+                nh.interface = Some(ifname(l2.ifindex));
+                nh.mac = Some(mac(&l2.dmac));
+                if let (Some(b), Some(id)) = (&buckets, self.syncer.sync.nh_id(&l2)) {
+                    nh.buckets = Some(b.iter().filter(|x| **x == id).count() as u32);
+                }
+            }
+        }
+    }
+
+    /// RIB vs engine vs maps.
+    pub fn check(&self, expected: &[FibDelta]) -> api::CheckReport {
+        let mut routes = to_routes(expected);
+        let rib_prefixes: std::collections::HashSet<IpNet> =
+            routes.iter().map(|r| r.prefix).collect();
+        routes.extend(
+            self.local
+                .iter()
+                .map(|a| IpNet::from(*a))
+                .filter(|p| !rib_prefixes.contains(p))
+                .map(|prefix| Route {
+                    prefix,
+                    action: Some(RouteAction::Local),
+                }),
+        );
+        match self.syncer.sync.check(&routes) {
+            Ok(m) => api::CheckReport {
+                ok: m.is_empty(),
+                checked: routes.len() as u64,
+                differences: m.iter().map(|x| format!("{x:?}")).collect(),
+            },
+            Err(e) => api::CheckReport {
+                ok: false,
+                checked: 0,
+                differences: vec![format!("check failed: {e}")],
+            },
+        }
+    }
+
+    pub fn summary(&self, cfg: &DataplaneConfig) -> api::DataplaneSummary {
+        api::DataplaneSummary {
+            enabled: true,
+            instance: cfg.instance.clone(),
+            interfaces: self
+                .interfaces
+                .iter()
+                .map(|(n, i, m)| api::Interface {
+                    name: n.clone(),
+                    ifindex: *i,
+                    mode: format!("{m:?}").to_lowercase(),
+                })
+                .collect(),
+            error: None,
+        }
+    }
+
+    /// Installs host routes for this box's own addresses so XDP hands their traffic to the kernel even
+    /// when a BGP route covers them.
+    pub fn install_local(&mut self, addrs: &[IpAddr]) -> Result<()> {
+        let routes: Vec<Route> = addrs
+            .iter()
+            .map(|a| Route {
+                prefix: IpNet::from(*a),
+                action: Some(RouteAction::Local),
+            })
+            .collect();
+        self.syncer.apply(&routes)?;
+        self.local = addrs.to_vec();
+        Ok(())
+    }
+
+    /// Stop: by default the pinned maps and links stay and the forwarder keeps forwarding.
+    pub fn shutdown(mut self) {
+        if !self.flush_on_exit {
+            tracing::info!(dir = %self.pin_dir.display(), "dataplane left forwarding (pinned); restart ribd to take over");
+            return;
+        }
+        for (name, _, _) in self.interfaces.clone() {
+            if let Err(e) = self.fwd.detach(&name) {
+                tracing::warn!(interface = %name, error = %e, "detach failed");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+        tracing::info!(dir = %self.pin_dir.display(), "--flush-on-exit: XDP detached and pinned maps removed");
+    }
+}
+
+fn ifname(idx: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(idx, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return format!("if{idx}");
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
