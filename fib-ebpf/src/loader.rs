@@ -32,8 +32,10 @@ use crate::sys::Mmap;
 use crate::{FORWARD_OBJ, XDP_PROGRAM};
 
 /// Programs of the object that only the benchmark loads.
-pub const BENCH_PROGRAMS: [&str; 4] = [
+pub const BENCH_PROGRAMS: [&str; 6] = [
     "xdp_bench_lookup4",
+    "xdp_bench_forward4",
+    "xdp_bench_pass4",
     "xdp_bench_lookup6",
     "xdp_bench_fib_lookup4",
     "xdp_pass",
@@ -379,6 +381,11 @@ impl Forwarder {
     /// A map of the object that is not part of [`FibMaps`] (the benchmark tables).
     pub fn raw_map(&self, name: &str) -> Option<&aya::maps::Map> {
         self.ebpf.map(name)
+    }
+
+    /// Mutable access to such a map (to fill the benchmark tables).
+    pub fn raw_map_mut(&mut self, name: &str) -> Option<&mut aya::maps::Map> {
+        self.ebpf.map_mut(name)
     }
 
     fn link_pin_path(&self, iface: &str) -> Option<PathBuf> {
