@@ -423,17 +423,52 @@ fn exabgp_ibgp_attributes_rfc4271_5_rfc4456_8() {
     let ups = updates_from(&all, "exabgp", "bird-exabgp-v4");
     let u = announcing(&ups, "10.4.0.0/16");
     let a = &u.attrs;
-    assert_eq!(a.as_path.as_ref().unwrap().segments[0].asns, vec![65010, 65020]);
-    assert_eq!((a.local_pref, a.med, a.atomic_aggregate), (Some(200), Some(5), true));
-    assert_eq!(a.aggregator, Some(Aggregator { asn: 65004, address: "10.0.0.4".parse().unwrap() }));
+    assert_eq!(
+        a.as_path.as_ref().unwrap().segments[0].asns,
+        vec![65010, 65020]
+    );
+    assert_eq!(
+        (a.local_pref, a.med, a.atomic_aggregate),
+        (Some(200), Some(5), true)
+    );
+    assert_eq!(
+        a.aggregator,
+        Some(Aggregator {
+            asn: 65004,
+            address: "10.0.0.4".parse().unwrap()
+        })
+    );
     assert_eq!(a.originator_id, Some("10.0.0.9".parse().unwrap()));
-    assert_eq!(a.cluster_list, vec!["10.0.0.8".parse::<std::net::Ipv4Addr>().unwrap(), "10.0.0.7".parse().unwrap()]);
-    assert_eq!(a.communities, vec![Community::new(65004, 1), Community::new(65004, 2)]);
-    assert_eq!(a.large_communities, vec![LargeCommunity { global: 4_200_000_001, local1: 4, local2: 4 }]);
-    assert_eq!(a.ext_communities[0].kind(), ExtCommunityKind::RouteTarget(ExtGlobal::As2(65004), 4));
+    assert_eq!(
+        a.cluster_list,
+        vec![
+            "10.0.0.8".parse::<std::net::Ipv4Addr>().unwrap(),
+            "10.0.0.7".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        a.communities,
+        vec![Community::new(65004, 1), Community::new(65004, 2)]
+    );
+    assert_eq!(
+        a.large_communities,
+        vec![LargeCommunity {
+            global: 4_200_000_001,
+            local1: 4,
+            local2: 4
+        }]
+    );
+    assert_eq!(
+        a.ext_communities[0].kind(),
+        ExtCommunityKind::RouteTarget(ExtGlobal::As2(65004), 4)
+    );
     let p: ipnet::IpNet = "10.4.1.0/24".parse().unwrap();
     let u = announcing(&ups, "10.4.1.0/24");
-    assert_eq!(u.nlri.iter().find(|n| n.prefix == p).unwrap().path_id, Some(7), "ExaBGP path-information 7");
+    assert_eq!(
+        u.nlri.iter().find(|n| n.prefix == p).unwrap().path_id,
+        Some(7),
+        "ExaBGP path-information 7"
+    );
 }
 
 #[test]
@@ -444,7 +479,11 @@ fn as4_path_ignored_after_two_octet_aggregator_is_kept_verbatim_rfc6793_4_2_3() 
     let ups = updates_from(&all, "gobgp", "bird-gobgp-v4");
     let u = announcing(&ups, "10.4.0.0/16");
     assert_eq!(u.attrs.aggregator.map(|a| a.asn), Some(65004));
-    assert!(u.attrs.as_path.as_ref().unwrap().segments[0].asns.contains(&23456));
+    assert!(
+        u.attrs.as_path.as_ref().unwrap().segments[0]
+            .asns
+            .contains(&23456)
+    );
     assert!(u.attrs.unknown.iter().any(|r| r.type_code == 17));
     assert!(u.discarded.is_empty() && u.treat_as_withdraw.is_none());
 }

@@ -93,6 +93,8 @@ struct PeerRt {
     /// Torn down by max-prefix; restart at this time.
     restart_at: Option<Instant>,
     max_prefix_warned: bool,
+    /// Families for which End-of-RIB arrived in the current session.
+    eor: Vec<BgpFamily>,
 }
 
 /// Counters for /metrics.
@@ -120,6 +122,8 @@ pub struct Core {
     pub counters: Counters,
     dataplane: Option<super::dataplane::Dataplane>,
     dataplane_error: Option<String>,
+    /// A restart waits for the first full FIB until every peer sent End-of-RIB, or this time.
+    initial_sync_deadline: Option<Instant>,
 }
 
 fn family_of(f: Family) -> BgpFamily {
@@ -160,6 +164,7 @@ impl Core {
             counters: Counters::default(),
             dataplane: None,
             dataplane_error: None,
+            initial_sync_deadline: None,
         };
         if core.loaded.config.dataplane.enabled {
             match super::dataplane::Dataplane::start(
@@ -170,6 +175,11 @@ impl Core {
                     let local = local_addresses();
                     if let Err(e) = dp.install_local(&local) {
                         tracing::warn!(error = %e, "installing local host routes failed");
+                    }
+                    if dp.is_pending() {
+                        let wait =
+                            Duration::from_secs(core.loaded.config.dataplane.initial_sync_timeout);
+                        core.initial_sync_deadline = Some(Instant::now() + wait);
                     }
                     core.dataplane = Some(dp);
                 }
@@ -326,6 +336,7 @@ impl Core {
                 stale_deadline: None,
                 restart_at: None,
                 max_prefix_warned: false,
+                eor: Vec::new(),
             },
         );
         Ok(())
@@ -385,6 +396,9 @@ impl Core {
                     self.counters.updates_in += 1;
                     if let Some(fam) = u.end_of_rib_family() {
                         tracing::info!(peer = %name, family = %fam, "End-of-RIB");
+                        if !p.eor.contains(&fam) {
+                            p.eor.push(fam);
+                        }
                         if p.stale_deadline.is_some() {
                             self.rib.flush_stale(p.rib_id);
                             p.stale_deadline = None;
@@ -559,7 +573,54 @@ impl Core {
         self.flush();
     }
 
+    /// Work after a batch of session events.
+    pub fn after_events(&mut self) {
+        self.maybe_reconcile();
+    }
+
+    /// After a restart over a forwarding dataplane: once every enabled peer has sent End-of-RIB for
+    /// each of its families (or the initial-sync timeout passed), reconcile the maps with the RIB.
+    fn maybe_reconcile(&mut self) {
+        let Some(deadline) = self.initial_sync_deadline else {
+            return;
+        };
+        let converged =
+            self.peers.values().filter(|p| p.nb.enabled).all(|p| {
+                p.established && p.nb.families.iter().all(|f| p.eor.contains(&family_of(*f)))
+            });
+        if !converged && Instant::now() < deadline {
+            return;
+        }
+        self.initial_sync_deadline = None;
+        let fib: Vec<crate::rib::FibDelta> = self
+            .rib
+            .fib()
+            .into_iter()
+            .map(|(prefix, e)| crate::rib::FibDelta {
+                prefix,
+                entry: Some(e),
+            })
+            .collect();
+        tracing::info!(
+            prefixes = fib.len(),
+            converged,
+            "first full FIB ready: reconciling the pinned dataplane"
+        );
+        let _ = self.rib.take_fib_deltas();
+        let res = self.dataplane.as_mut().map(|dp| dp.reconcile(&fib));
+        match res {
+            Some(Ok(nht)) => self.apply_nht(nht),
+            Some(Err(e)) => {
+                tracing::error!("reconcile failed: {e:#}");
+                self.dataplane_error = Some(format!("{e:#}"));
+            }
+            None => {}
+        }
+        self.flush();
+    }
+
     pub fn on_tick(&mut self) {
+        self.maybe_reconcile();
         let now = Instant::now();
         let names: Vec<String> = self.peers.keys().cloned().collect();
         for name in names {

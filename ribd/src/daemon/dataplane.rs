@@ -29,7 +29,10 @@ use crate::rib::{FibDelta, FibEntry};
 
 pub struct Dataplane {
     fwd: Forwarder,
-    pub syncer: Syncer,
+    /// The sync engine; `None` while a restart waits for the RIB's first full FIB (`pending`).
+    syncer: Option<Syncer>,
+    /// Pinned maps of a previous ribd, adopted at [`Dataplane::reconcile`].
+    pending: Option<(PinnedMaps, SyncConfig, Resolver)>,
     pin_dir: PathBuf,
     pub interfaces: Vec<(String, u32, AttachedMode)>,
     flush_on_exit: bool,
@@ -98,11 +101,22 @@ impl Dataplane {
             engine4: opts.engine4,
             ..SyncConfig::default()
         };
-        let sync = FibSync::new(maps, sync_cfg);
         let resolver = Resolver::new(ResolverConfig::default()).context("netlink resolver")?;
+        let (syncer, pending) = if fwd.reused_pinned_maps() {
+            // A previous ribd left the dataplane forwarding: keep it untouched until the RIB has the
+            // whole table again, then write only the difference.
+            tracing::info!(dir = %pin_dir.display(), "re-using the pinned dataplane; it keeps forwarding until the first full FIB");
+            (None, Some((maps, sync_cfg, resolver)))
+        } else {
+            (
+                Some(Syncer::new(FibSync::new(maps, sync_cfg), resolver)),
+                None,
+            )
+        };
         Ok(Dataplane {
             fwd,
-            syncer: Syncer::new(sync, resolver),
+            syncer,
+            pending,
             pin_dir,
             interfaces,
             flush_on_exit,
@@ -110,15 +124,61 @@ impl Dataplane {
         })
     }
 
+    /// True while a restart waits for the first full FIB.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Adopts the pinned state of the previous process and reconciles it to `fib` (the RIB's whole
+    /// forwarding table), writing only what differs. Returns the next-hop reachability for the RIB.
+    pub fn reconcile(&mut self, fib: &[FibDelta]) -> Result<Vec<NhtUpdate>> {
+        let Some((maps, cfg, resolver)) = self.pending.take() else {
+            return Ok(Vec::new());
+        };
+        let mut expected = to_routes(fib);
+        let have: std::collections::HashSet<IpNet> = expected.iter().map(|r| r.prefix).collect();
+        expected.extend(
+            self.local
+                .iter()
+                .map(|a| IpNet::from(*a))
+                .filter(|p| !have.contains(p))
+                .map(|prefix| Route {
+                    prefix,
+                    action: Some(RouteAction::Local),
+                }),
+        );
+        let (sy, rep) = Syncer::restart(maps, cfg, resolver, &expected, Duration::from_secs(3))
+            .context("reconciling the pinned dataplane")?;
+        tracing::info!(
+            prefixes = expected.len(),
+            writes = rep.batch.writes.total(),
+            pathlists_kept = rep.pathlists_kept,
+            tbl8_kept = rep.tbl8_kept,
+            "dataplane reconciled with the RIB (restart without loss)"
+        );
+        let nht: Vec<NhtUpdate> = sy.resolver.tracked().map(|(a, r)| r.nht(a)).collect();
+        self.syncer = Some(sy);
+        Ok(nht)
+    }
+
     /// A duplicate of the resolver's event descriptor, to wait on with tokio.
     pub fn event_fd(&self) -> Result<OwnedFd> {
-        Ok(self.syncer.resolver.event_fd().try_clone_to_owned()?)
+        let fd = match (&self.syncer, &self.pending) {
+            (Some(sy), _) => sy.resolver.event_fd().try_clone_to_owned()?,
+            (None, Some((_, _, r))) => r.event_fd().try_clone_to_owned()?,
+            (None, None) => anyhow::bail!("no resolver"),
+        };
+        Ok(fd)
     }
 
     /// Applies one batch of RIB deltas; returns reachability of next-hops seen for the first time.
     pub fn apply(&mut self, deltas: &[FibDelta]) -> Result<Vec<NhtUpdate>> {
+        let Some(syncer) = self.syncer.as_mut() else {
+            // Restarting: the RIB's whole table is written at reconcile time.
+            return Ok(Vec::new());
+        };
         let routes = to_routes(deltas);
-        let (report, nht) = self.syncer.apply(&routes)?;
+        let (report, nht) = syncer.apply(&routes)?;
         tracing::debug!(
             prefixes = report.prefixes,
             writes = report.writes.total(),
@@ -129,7 +189,13 @@ impl Dataplane {
 
     /// Kernel changes (links, neighbours, routes): prefix-independent rewrites, then NHT for the RIB.
     pub fn poll(&mut self) -> Result<Vec<NhtUpdate>> {
-        let (report, nht) = self.syncer.poll(Duration::ZERO)?;
+        let Some(syncer) = self.syncer.as_mut() else {
+            if let Some((_, _, r)) = self.pending.as_mut() {
+                r.poll(Duration::ZERO)?;
+            }
+            return Ok(Vec::new());
+        };
+        let (report, nht) = syncer.poll(Duration::ZERO)?;
         if let Some(r) = report {
             tracing::info!(
                 pathlist_flips = r.pathlist_flips,
@@ -155,8 +221,9 @@ impl Dataplane {
             .unwrap_or_default();
         let mut nexthops = Vec::new();
         for (addr, l2) in self.resolved() {
-            if let Some(id) = self.syncer.sync.nh_id(&l2) {
-                let c = self.syncer.sync.maps().fib.nh_stats(id).unwrap_or_default();
+            let Some(sy) = &self.syncer else { break };
+            if let Some(id) = sy.sync.nh_id(&l2) {
+                let c = sy.sync.maps().fib.nh_stats(id).unwrap_or_default();
                 nexthops.push(api::NextHopCounter {
                     id,
                     interface: format!("{} ({addr})", ifname(l2.ifindex)),
@@ -172,10 +239,12 @@ impl Dataplane {
     }
 
     fn resolved(&self) -> Vec<(IpAddr, fib_sync::NhL2)> {
-        self.syncer
-            .resolver
+        let Some(sy) = &self.syncer else {
+            return Vec::new();
+        };
+        sy.resolver
             .tracked()
-            .filter_map(|(a, r)| r.l2.map(|l| (a, l)))
+            .filter_map(|(a, _)| sy.sync.resolution(&a).map(|l| (a, l)))
             .collect()
     }
 
@@ -193,17 +262,16 @@ impl Dataplane {
         let Ok(prefix) = r.prefix.parse::<IpNet>() else {
             return;
         };
-        r.pathlist = self.syncer.sync.route(&prefix);
-        r.group = r.pathlist.and_then(|pl| self.syncer.sync.group_of(pl));
-        let buckets = r
-            .group
-            .and_then(|g| self.syncer.sync.maps().fib.nhg_read(g).ok());
+        let Some(sy) = &self.syncer else { return };
+        r.pathlist = sy.sync.route(&prefix);
+        r.group = r.pathlist.and_then(|pl| sy.sync.group_of(pl));
+        let buckets = r.group.and_then(|g| sy.sync.maps().fib.nhg_read(g).ok());
         for nh in &mut r.nexthops {
-            if let Some(l2) = self.syncer.sync.resolution(&nh.address) {
+            if let Some(l2) = sy.sync.resolution(&nh.address) {
                 nh.resolved = true;
                 nh.interface = Some(ifname(l2.ifindex));
                 nh.mac = Some(mac(&l2.dmac));
-                if let (Some(b), Some(id)) = (&buckets, self.syncer.sync.nh_id(&l2)) {
+                if let (Some(b), Some(id)) = (&buckets, sy.sync.nh_id(&l2)) {
                     nh.buckets = Some(b.iter().filter(|x| **x == id).count() as u32);
                 }
             }
@@ -225,7 +293,10 @@ impl Dataplane {
                     action: Some(RouteAction::Local),
                 }),
         );
-        match self.syncer.sync.check(&routes) {
+        let Some(sy) = &self.syncer else {
+            return api::CheckReport { ok: false, checked: 0, differences: vec!["restarting: the dataplane is reconciled after End-of-RIB from every peer (or the initial-sync timeout)".into()] };
+        };
+        match sy.sync.check(&routes) {
             Ok(m) => api::CheckReport {
                 ok: m.is_empty(),
                 checked: routes.len() as u64,
@@ -259,6 +330,10 @@ impl Dataplane {
     /// Installs host routes for this box's own addresses so XDP hands their traffic to the kernel even
     /// when a BGP route covers them.
     pub fn install_local(&mut self, addrs: &[IpAddr]) -> Result<()> {
+        self.local = addrs.to_vec();
+        let Some(sy) = self.syncer.as_mut() else {
+            return Ok(());
+        };
         let routes: Vec<Route> = addrs
             .iter()
             .map(|a| Route {
@@ -266,8 +341,7 @@ impl Dataplane {
                 action: Some(RouteAction::Local),
             })
             .collect();
-        self.syncer.apply(&routes)?;
-        self.local = addrs.to_vec();
+        sy.apply(&routes)?;
         Ok(())
     }
 

@@ -86,6 +86,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> Result<()> {
                     }
                 }
                 core.flush();
+                core.after_events();
             }
             Some(req) = requests.recv() => core.on_request(req),
             _ = tick.tick() => core.on_tick(),
