@@ -263,12 +263,6 @@ pub struct ReceivedRoute {
     pub path_id: Option<u32>,
 }
 
-impl ReceivedRoute {
-    pub fn prefix(&self) -> IpNet {
-        self.prefix.unwrap_or_else(|| IpNet::V4(Default::default()))
-    }
-}
-
 /// BGP session state (RFC 4271 §8.2.2) as reported by the implementation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionState {
