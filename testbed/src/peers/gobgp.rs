@@ -5,6 +5,8 @@
 //! static routes); `aspath` carries [`Route::prepend`] and gobgpd prepends the local AS on eBGP export.
 //! Received routes are `gobgp global rib -a ipv4|ipv6 -j` entries that carry a `neighbor-ip`. Session
 //! state is `session_state` of `gobgp neighbor ADDR -j` (GoBGP's enum: 1 idle … 6 established).
+//! With ADD-PATH every received path is listed, but GoBGP 3.10's JSON carries no path identifier, so
+//! [`ReceivedRoute::path_id`] stays `None`.
 //! One gobgpd per namespace (it binds port 179 and the API port).
 
 use std::collections::HashSet;
