@@ -12,7 +12,7 @@
 //! per engine, and whole-packet ns of the forwarder against an XDP_PASS program.
 //!
 //! Run: `cargo bench -p fib-ebpf --bench lookup` (add `-- --quick` to skip the kernel FIB at full
-//! table, which takes ~15 s to populate).
+//! table, which takes ~15 s to populate; `-- --packet` runs only the whole-packet section).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -403,6 +403,8 @@ fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--packet`: only the whole-packet section.
+    let packet_only = std::env::args().any(|a| a == "--packet");
     let passes = 3;
     let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     let full4 = table4();
@@ -429,125 +431,126 @@ fn main() {
         "{:<6} {:<26} {:>12} {:>12}",
         "table", "engine", "ns/lookup", "populate s"
     );
-    for (name, t) in sizes {
-        let uni = uniform4(&mut r, t);
-        let zipf = zipf4(&mut r, t, 100_000);
+    if !packet_only {
+        for (name, t) in sizes {
+            let uni = uniform4(&mut r, t);
+            let zipf = zipf4(&mut r, t, 100_000);
 
-        let mut f = load(Engine4::Dir24, false);
-        let pop = populate_dir24(&mut f, t);
-        fill_dst4(&mut f, &uni);
-        let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
-        println!("{name:<6} {:<26} {ns:>12.1} {pop:>12.3}", "DIR-24-8");
-        results.insert((name, "dir24"), ns);
-        drop(f);
+            let mut f = load(Engine4::Dir24, false);
+            let pop = populate_dir24(&mut f, t);
+            fill_dst4(&mut f, &uni);
+            let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
+            println!("{name:<6} {:<26} {ns:>12.1} {pop:>12.3}", "DIR-24-8");
+            results.insert((name, "dir24"), ns);
+            drop(f);
 
-        let mut f = load(Engine4::Lpm, false);
-        let pop = populate_lpm4(&f, t);
-        fill_dst4(&mut f, &uni);
-        let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
-        println!("{name:<6} {:<26} {ns:>12.1} {pop:>12.3}", "LPM trie");
-        results.insert((name, "lpm"), ns);
-        drop(f);
+            let mut f = load(Engine4::Lpm, false);
+            let pop = populate_lpm4(&f, t);
+            fill_dst4(&mut f, &uni);
+            let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
+            println!("{name:<6} {:<26} {ns:>12.1} {pop:>12.3}", "LPM trie");
+            results.insert((name, "lpm"), ns);
+            drop(f);
 
-        let mut f = load(Engine4::Lpm, true);
-        populate_lpm4(&f, t);
-        fill_dst4(&mut f, &uni);
-        let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
-        println!("{name:<6} {:<26} {ns:>12.1}", "LPM trie + cache, uniform");
-        results.insert((name, "cache-uniform"), ns);
-        fill_dst4(&mut f, &zipf);
-        let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
-        println!("{name:<6} {:<26} {ns:>12.1}", "LPM trie + cache, Zipf");
-        results.insert((name, "cache-zipf"), ns);
-        drop(f);
+            let mut f = load(Engine4::Lpm, true);
+            populate_lpm4(&f, t);
+            fill_dst4(&mut f, &uni);
+            let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
+            println!("{name:<6} {:<26} {ns:>12.1}", "LPM trie + cache, uniform");
+            results.insert((name, "cache-uniform"), ns);
+            fill_dst4(&mut f, &zipf);
+            let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
+            println!("{name:<6} {:<26} {ns:>12.1}", "LPM trie + cache, Zipf");
+            results.insert((name, "cache-zipf"), ns);
+            drop(f);
 
-        let mut f = load(Engine4::Dir24, true);
-        populate_dir24(&mut f, t);
-        fill_dst4(&mut f, &zipf);
-        let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
-        println!("{name:<6} {:<26} {ns:>12.1}", "DIR-24-8 + cache, Zipf");
-        drop(f);
-    }
+            let mut f = load(Engine4::Dir24, true);
+            populate_dir24(&mut f, t);
+            fill_dst4(&mut f, &zipf);
+            let ns = ns_per_lookup(&mut f, "xdp_bench_lookup4", passes);
+            println!("{name:<6} {:<26} {ns:>12.1}", "DIR-24-8 + cache, Zipf");
+            drop(f);
+        }
 
-    // The kernel FIB, grown 10k -> 100k -> full in one namespace.
-    let ns = Netns(format!("fe{}-bench", std::process::id()));
-    ip(&["netns", "add", &ns.0]);
-    ip(&[
-        "-n", &ns.0, "link", "add", "kv0", "type", "veth", "peer", "name", "kv1",
-    ]);
-    ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
-    ip(&["-n", &ns.0, "link", "set", "kv0", "up"]);
-    ip(&["-n", &ns.0, "link", "set", "kv1", "up"]);
-    ip(&["-n", &ns.0, "addr", "add", "169.254.77.1/30", "dev", "kv0"]);
-    ip(&[
-        "-n",
-        &ns.0,
-        "neigh",
-        "replace",
-        "169.254.77.2",
-        "lladdr",
-        "02:00:00:00:77:02",
-        "dev",
-        "kv0",
-        "nud",
-        "permanent",
-    ]);
-    let s = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
+        // The kernel FIB, grown 10k -> 100k -> full in one namespace.
+        let ns = Netns(format!("fe{}-bench", std::process::id()));
+        ip(&["netns", "add", &ns.0]);
+        ip(&[
+            "-n", &ns.0, "link", "add", "kv0", "type", "veth", "peer", "name", "kv1",
+        ]);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns.0, "link", "set", "kv0", "up"]);
+        ip(&["-n", &ns.0, "link", "set", "kv1", "up"]);
+        ip(&["-n", &ns.0, "addr", "add", "169.254.77.1/30", "dev", "kv0"]);
+        ip(&[
+            "-n",
             &ns.0,
-            "sysctl",
-            "-qw",
-            "net.ipv4.conf.all.forwarding=1",
-        ])
-        .status()
-        .expect("sysctl");
-    assert!(s.success());
-    let mut f = load(Engine4::Dir24, false);
-    let steps: Vec<(&str, usize, usize)> = if quick {
-        vec![("10k", 0, 10_000), ("100k", 10_000, 100_000)]
-    } else {
-        vec![
-            ("10k", 0, 10_000),
-            ("100k", 10_000, 100_000),
-            ("full", 100_000, shuffled.len()),
-        ]
-    };
-    for (name, from, to) in steps {
-        let pop = kernel_routes(&ns.0, &shuffled[from..to]);
-        let uni = uniform4(&mut r, &shuffled[..to]);
-        fill_dst4(&mut f, &uni);
-        let v = in_ns(&ns.0, || ns_per_lookup(&mut f, "xdp_bench_fib_lookup4", 1));
-        println!(
-            "{name:<6} {:<26} {v:>12.1} {pop:>12.3}{}",
-            "bpf_fib_lookup (kernel)",
-            if from > 0 { " (added routes only)" } else { "" }
-        );
-        results.insert((name, "kernel"), v);
-    }
-    drop(f);
-    drop(ns);
+            "neigh",
+            "replace",
+            "169.254.77.2",
+            "lladdr",
+            "02:00:00:00:77:02",
+            "dev",
+            "kv0",
+            "nud",
+            "permanent",
+        ]);
+        let s = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.all.forwarding=1",
+            ])
+            .status()
+            .expect("sysctl");
+        assert!(s.success());
+        let mut f = load(Engine4::Dir24, false);
+        let steps: Vec<(&str, usize, usize)> = if quick {
+            vec![("10k", 0, 10_000), ("100k", 10_000, 100_000)]
+        } else {
+            vec![
+                ("10k", 0, 10_000),
+                ("100k", 10_000, 100_000),
+                ("full", 100_000, shuffled.len()),
+            ]
+        };
+        for (name, from, to) in steps {
+            let pop = kernel_routes(&ns.0, &shuffled[from..to]);
+            let uni = uniform4(&mut r, &shuffled[..to]);
+            fill_dst4(&mut f, &uni);
+            let v = in_ns(&ns.0, || ns_per_lookup(&mut f, "xdp_bench_fib_lookup4", 1));
+            println!(
+                "{name:<6} {:<26} {v:>12.1} {pop:>12.3}{}",
+                "bpf_fib_lookup (kernel)",
+                if from > 0 { " (added routes only)" } else { "" }
+            );
+            results.insert((name, "kernel"), v);
+        }
+        drop(f);
+        drop(ns);
 
-    // IPv6: full table, trie with and without the cache.
-    println!();
-    let uni6: Vec<u128> = (0..DESTS).map(|_| pick6(&mut r, &full6)).collect();
-    for cache in [false, true] {
-        let mut f = load(Engine4::Dir24, cache);
-        let pop = populate_lpm6(&f, &full6);
-        fill_dst6(&mut f, &uni6);
-        let ns = ns_per_lookup(&mut f, "xdp_bench_lookup6", passes);
-        println!(
-            "{:<6} {:<26} {ns:>12.1} {pop:>12.3}",
-            "v6full",
-            if cache {
-                "IPv6 LPM trie + cache"
-            } else {
-                "IPv6 LPM trie"
-            }
-        );
+        // IPv6: full table, trie with and without the cache.
+        println!();
+        let uni6: Vec<u128> = (0..DESTS).map(|_| pick6(&mut r, &full6)).collect();
+        for cache in [false, true] {
+            let mut f = load(Engine4::Dir24, cache);
+            let pop = populate_lpm6(&f, &full6);
+            fill_dst6(&mut f, &uni6);
+            let ns = ns_per_lookup(&mut f, "xdp_bench_lookup6", passes);
+            println!(
+                "{:<6} {:<26} {ns:>12.1} {pop:>12.3}",
+                "v6full",
+                if cache {
+                    "IPv6 LPM trie + cache"
+                } else {
+                    "IPv6 LPM trie"
+                }
+            );
+        }
     }
-
     // Whole packet at full table: forwarder (DIR-24-8) vs XDP_PASS, 4096 different destinations.
     println!();
     let mut f = load(Engine4::Dir24, false);

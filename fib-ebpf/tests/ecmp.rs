@@ -177,3 +177,89 @@ fn removing_one_next_hop_moves_only_its_flows() {
         share * 100.0
     );
 }
+
+/// IPv4 frame with explicit fragment fields (flags+offset word).
+fn fragment(f: &Flow, frag: u16, l4: &[u8]) -> Vec<u8> {
+    let mut ip = ipv4(f.src, f.dst, 64, f.proto, l4);
+    ip[6..8].copy_from_slice(&frag.to_be_bytes());
+    ip[10..12].copy_from_slice(&[0, 0]);
+    let c = inet_checksum(&ip[..20]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    cat(&[&eth(DMAC_IN, SMAC_IN, None, 0x0800), &ip])
+}
+
+#[test]
+fn all_fragments_of_a_packet_take_one_next_hop() {
+    let mut fwd = setup();
+    let members: Vec<(u32, u32)> = (1..=16).map(|i| (i, 1)).collect();
+    group(&mut fwd, 16, 16, &members);
+    let mut seen = std::collections::HashSet::new();
+    for f in flows(300, 16, 5) {
+        // First fragment (MF set, offset 0) carries the ports; later ones (offset > 0) do not.
+        let first = fragment(&f, 0x2000, &ports(f.sport, f.dport));
+        let middle = fragment(&f, 0x2000 | 185, &[0xaa; 40]);
+        let last = fragment(&f, 370, &[0xbb; 16]);
+        let hops: Vec<u32> = [first, middle, last]
+            .iter()
+            .map(|fr| {
+                let (a, out) = run(fwd.program().unwrap(), fr);
+                assert_eq!(a, XDP_REDIRECT);
+                u32::from(out[5])
+            })
+            .collect();
+        assert!(
+            hops.iter().all(|h| *h == hops[0]),
+            "fragments split over {hops:?}"
+        );
+        seen.insert(hops[0]);
+    }
+    assert!(
+        seen.len() >= 12,
+        "fragmented flows still spread ({} next-hops used)",
+        seen.len()
+    );
+}
+
+#[test]
+fn ipv6_flows_spread_over_8_next_hops() {
+    let mut fwd = setup();
+    let members: Vec<(u32, u32)> = (1..=8).map(|i| (i, 1)).collect();
+    fwd.maps()
+        .nhg_write(60, &nhg::buckets(&members, 256))
+        .unwrap();
+    fwd.maps().pathlist_set(160, 60).unwrap();
+    let (a, l) = parse6("2001:db8:60::/48");
+    fwd.maps()
+        .fib6_insert(
+            a,
+            l,
+            fib_ebpf::abi::FibVal {
+                pl_id: 160,
+                flags: 0,
+            },
+        )
+        .unwrap();
+    let mut r = Rng(77);
+    let mut count: HashMap<u32, usize> = HashMap::new();
+    for _ in 0..FLOWS {
+        let x = r.next();
+        let y = r.next();
+        let src = std::net::Ipv6Addr::from(u128::from(x) << 64 | u128::from(y) | 0x2001 << 112);
+        let dst = std::net::Ipv6Addr::from(0x2001_0db8_0060u128 << 80 | u128::from(y >> 16));
+        let fr = cat(&[
+            &eth(DMAC_IN, SMAC_IN, None, 0x86dd),
+            &ipv6(src, dst, 64, 17, &ports(x as u16, 53)),
+        ]);
+        let (act, out) = run(fwd.program().unwrap(), &fr);
+        assert_eq!(act, XDP_REDIRECT);
+        *count.entry(u32::from(out[5])).or_default() += 1;
+    }
+    let want = FLOWS as f64 / 8.0;
+    for id in 1..=8 {
+        let got = *count.get(&id).unwrap_or(&0) as f64;
+        assert!(
+            (got - want).abs() <= 0.15 * want,
+            "nh {id}: {got} flows, expected {want} ± 15%"
+        );
+    }
+}
