@@ -10,7 +10,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  negative answer: `fib check` found differences, the peer/prefix/route is
-     unknown (HTTP 404), or the daemon refused an action
+     unknown (HTTP 404), or the daemon refused an action (HTTP 409/422, e.g.
+     refresh of a peer that is down, reload of a config with errors)
   2  usage: bad arguments, malformed prefix/address/community/regex (checked
      before calling ribd), or a request ribd rejected as malformed (HTTP 400)
   3  ribd unreachable: no socket, nobody listening, connection refused, timeout
@@ -181,8 +182,8 @@ pub struct RibArgs {
     /// Only paths from this neighbour (name or address).
     #[arg(long, value_name = "PEER")]
     pub peer: Option<String>,
-    /// Only paths carrying this community (65000:100, a well-known name, large 65000:1:2,
-    /// extended rt:65000:1, or re:REGEX).
+    /// Only paths carrying this standard community (65000:100 or a well-known name such as
+    /// no-export).
     #[arg(long, value_name = "C")]
     pub community: Option<String>,
     /// Only paths whose AS path matches this regex (`_` matches an AS boundary).

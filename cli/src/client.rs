@@ -488,7 +488,8 @@ pub fn status_error(target: &Target, path: &str, r: &Response) -> Error {
     };
     match r.status {
         404 => Error::NotFound(msg),
-        400 | 422 => Error::Usage(format!("ribd rejected the request: {msg}")),
+        400 => Error::Usage(format!("ribd rejected the request: {msg}")),
+        409 | 422 => Error::Refused(msg),
         401 | 403 => Error::Permission {
             target: target.describe(),
             detail: format!(

@@ -295,7 +295,16 @@ impl Ctx<'_> {
             (None, Some(f)) => vec![f],
             (None, None) => vec![Afi::Ipv4, Afi::Ipv6],
         };
-        let peer = a.peer.as_deref().map(|p| self.peer_name(p)).transpose()?;
+        let peer = match a.peer.as_deref() {
+            Some(p) => {
+                // ribd filters by name and answers an unknown one with an empty table: ask first,
+                // so a typo is "unknown peer" (exit 1) instead of "no routes".
+                let name = self.peer_name(p)?;
+                let _: Peer = self.client.get(&format!("/v1/peers/{}", encode(&name)))?;
+                Some(name)
+            }
+            None => None,
+        };
         let match_ = prefix.as_ref().map(|_| {
             if a.longer {
                 "longer"

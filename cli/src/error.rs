@@ -21,6 +21,9 @@ pub enum Error {
     Usage(String),
     /// The daemon does not know the peer/prefix/route (HTTP 404).
     NotFound(String),
+    /// The daemon refused an action in the current state (HTTP 409/422: peer not established, reload
+    /// rejected because the config file has errors).
+    Refused(String),
     /// The daemon cannot be reached. `target` names the socket or URL tried.
     Unreachable { target: String, detail: String },
     /// The socket's permissions or the token keep us out.
@@ -33,7 +36,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => EXIT_USAGE,
-            Error::NotFound(_) => EXIT_NEGATIVE,
+            Error::NotFound(_) | Error::Refused(_) => EXIT_NEGATIVE,
             Error::Unreachable { .. } => EXIT_UNREACHABLE,
             Error::Permission { .. } => EXIT_PERMISSION,
             Error::Api(_) => EXIT_API,
@@ -46,6 +49,7 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(m) => write!(f, "{m}"),
             Error::NotFound(m) => write!(f, "{m}"),
+            Error::Refused(m) => write!(f, "refused: {m}"),
             Error::Unreachable { target, detail } => {
                 write!(f, "cannot reach ribd at {target}: {detail}")
             }

@@ -183,7 +183,12 @@ pub fn neighbors(out: &mut dyn Write, peers: &[Peer], style: Style) -> io::Resul
     let afis = families(peers);
     let heads: Vec<String> = afis
         .iter()
-        .map(|a| format!("{} RCV/ACC/ADV", a.to_uppercase()))
+        .map(|a| {
+            format!(
+                "{} RCV/ACC/ADV",
+                a.trim_end_matches("-unicast").to_uppercase()
+            )
+        })
         .collect();
     let mut cols = vec![
         ("NEIGHBOR", Align::Left),
@@ -768,6 +773,12 @@ pub fn stats(
     prev: Option<Previous<'_>>,
     style: Style,
 ) -> io::Result<()> {
+    if s.reasons.is_empty() && s.nexthops.is_empty() {
+        return writeln!(
+            out,
+            "no dataplane counters (the dataplane is not programmed)"
+        );
+    }
     let rates = prev.is_some();
     let with_rates = |mut cols: Vec<(&'static str, Align)>| {
         if rates {
@@ -882,7 +893,12 @@ pub fn check(out: &mut dyn Write, c: &CheckReport, style: Style) -> io::Result<(
             "FIB check: {} ({} prefixes checked)",
             style.paint(Some(Color::Green), "consistent"),
             c.checked
-        )
+        )?;
+        // Notes that do not make the check fail (e.g. nothing programmed to compare against).
+        for d in &c.differences {
+            writeln!(out, "  note: {d}")?;
+        }
+        Ok(())
     } else {
         writeln!(
             out,

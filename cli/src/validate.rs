@@ -112,23 +112,19 @@ const WELL_KNOWN: &[&str] = &[
     "no-peer",
 ];
 
-/// Checks a community filter: `ASN:VALUE` (16-bit each), a well-known name, a large community
-/// `G:L1:L2` (32-bit each), an extended community `rt|ro:ADMIN:VALUE` / `lb:ASN:BPS`, or `re:REGEX`.
+/// Checks a community filter: `ASN:VALUE` (16-bit each) or a well-known name, the forms ribd's
+/// `community=` query filters on.
 pub fn community(s: &str) -> Result<String, Error> {
     let s = s.trim();
     let bad = |why: String| {
         Error::Usage(format!(
-            "malformed community {s:?}: {why}; expected 65000:100, a well-known name (no-export, \
-             blackhole, ...), a large community 65000:1:2, an extended one rt:65000:1 / ro:192.0.2.1:7 / \
-             lb:65000:1250000000, or re:REGEX"
+            "malformed community {s:?}: {why}; expected ASN:VALUE (e.g. 65000:100) or a well-known \
+             name ({})",
+            WELL_KNOWN.join(", ")
         ))
     };
-    if let Some(re) = s.strip_prefix("re:") {
-        regex::Regex::new(re).map_err(|e| bad(format!("bad regex: {e}")))?;
-        return Ok(s.to_string());
-    }
-    if WELL_KNOWN.iter().any(|w| w.eq_ignore_ascii_case(s)) {
-        return Ok(s.to_ascii_lowercase());
+    if let Some(w) = WELL_KNOWN.iter().find(|w| w.eq_ignore_ascii_case(s)) {
+        return Ok((*w).to_string());
     }
     let parts: Vec<&str> = s.split(':').collect();
     match parts.as_slice() {
@@ -138,23 +134,12 @@ pub fn community(s: &str) -> Result<String, Error> {
                     .map_err(|_| bad(format!("{x:?} is not a number 0-65535")))?;
             }
         }
-        [kind @ ("rt" | "ro" | "lb"), admin, val] => {
-            let admin_ok = admin.parse::<u32>().is_ok() || admin.parse::<Ipv4Addr>().is_ok();
-            if !admin_ok || (*kind == "lb" && admin.parse::<u32>().is_err()) {
-                return Err(bad(format!(
-                    "{admin:?} is not an AS number or IPv4 address"
-                )));
-            }
-            val.parse::<u64>()
-                .map_err(|_| bad(format!("{val:?} is not a number")))?;
+        [_, _, _] => {
+            return Err(bad(
+                "large and extended communities cannot be filtered on yet".to_string(),
+            ));
         }
-        [g, l1, l2] => {
-            for x in [g, l1, l2] {
-                x.parse::<u32>()
-                    .map_err(|_| bad(format!("{x:?} is not a 32-bit number")))?;
-            }
-        }
-        _ => return Err(bad("wrong number of fields".to_string())),
+        _ => return Err(bad("not ASN:VALUE".to_string())),
     }
     Ok(s.to_string())
 }

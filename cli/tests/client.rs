@@ -187,6 +187,8 @@ fn status_codes_map_to_operator_errors() {
         answer("403 Forbidden", ""),
         answer("404 Not Found", ""),
         answer("200 OK", "not json!"),
+        answer("409 Conflict", r#"{"error":"peer x is not established"}"#),
+        answer("422 Unprocessable Entity", r#"{"error":"reload rejected: ribd.toml:3: ..."}"#),
     ]);
     let c = client(path);
     let e = c.get::<CheckReport>("/v1/peers/nope").unwrap_err();
@@ -206,6 +208,13 @@ fn status_codes_map_to_operator_errors() {
     let e = c.get::<CheckReport>("/v1/fib/check").unwrap_err();
     assert_eq!(e.exit_code(), 5);
     assert!(e.to_string().contains("same version"), "{e}");
+    // Refusals are negative answers (exit 1), with the daemon's reason.
+    let e = c.post::<ActionResult>("/v1/peers/x/refresh").unwrap_err();
+    assert_eq!(e, Error::Refused("peer x is not established".into()));
+    assert_eq!(e.exit_code(), 1);
+    let e = c.post::<ActionResult>("/v1/reload").unwrap_err();
+    assert_eq!(e.exit_code(), 1);
+    assert!(e.to_string().starts_with("refused: reload rejected"), "{e}");
 
     let heads = h.join().unwrap();
     assert!(

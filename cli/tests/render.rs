@@ -179,6 +179,19 @@ fn stats_golden_with_rates() {
 }
 
 #[test]
+fn stats_without_dataplane() {
+    let empty = DataplaneStats {
+        reasons: vec![],
+        nexthops: vec![],
+    };
+    let out = render(|o| render::stats(o, &empty, None, PLAIN));
+    assert_eq!(
+        out,
+        "no dataplane counters (the dataplane is not programmed)\n"
+    );
+}
+
+#[test]
 fn stats_rates_never_negative_after_counter_reset() {
     let before = stats(3);
     let after = stats(1);
@@ -205,6 +218,15 @@ fn check_and_action_golden() {
     let out = render(|o| {
         render::check(o, &ok, PLAIN)?;
         render::check(o, &bad, PLAIN)?;
+        render::check(
+            o,
+            &CheckReport {
+                ok: true,
+                checked: 0,
+                differences: vec!["dataplane not programmed: nothing to compare".to_string()],
+            },
+            PLAIN,
+        )?;
         render::action(
             o,
             "disable transit1",
