@@ -822,7 +822,14 @@ pub fn stats(
     let sum = |st: &DataplaneStats| {
         let mut m: BTreeMap<String, (u64, u64, usize)> = BTreeMap::new();
         for n in &st.nexthops {
-            let e = m.entry(n.interface.clone()).or_default();
+            // ribd may write "IFACE (NEXT-HOP)": group by the interface name alone.
+            let iface = n
+                .interface
+                .split(" (")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let e = m.entry(iface).or_default();
             e.0 += n.packets;
             e.1 += n.bytes;
             e.2 += 1;

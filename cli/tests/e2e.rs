@@ -39,7 +39,8 @@ fn is_root() -> bool {
 /// The ribd daemon binary: `RIBD_BIN`, or built from the workspace (default features: the daemon).
 fn ribd_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("RIBD_BIN") {
-        return PathBuf::from(p);
+        return std::fs::canonicalize(&p)
+            .unwrap_or_else(|e| panic!("RIBD_BIN={}: {e}", Path::new(&p).display()));
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -78,14 +79,20 @@ struct Lab {
     bird: Bird,
     rd: Netns,
     _a: Netns,
-    _b: Netns,
+    b: Netns,
 }
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// bpffs instance of this test's dataplane (pins under /sys/fs/bpf/<instance>/).
+fn instance() -> String {
+    format!("ribctl-e2e-{}", std::process::id())
+}
+
 fn ribd_config(sock: &Path, token_file: &Path) -> String {
+    let instance = instance();
     format!(
         r#"router-id = "10.255.0.1"
 local-as = 65000
@@ -98,7 +105,11 @@ tcp = "127.0.0.1:8179"
 token-file = "{token}"
 
 [dataplane]
-enabled = false
+enabled = true
+instance = "{instance}"
+interfaces = ["to-a", "to-b"]
+xdp-mode = "generic"
+initial-sync-timeout = 1
 
 [[policy.ALL.term]]
 name = "everything"
@@ -133,7 +144,8 @@ address = "10.255.3.2"
 remote-as = 64503
 "#,
         sock = sock.display(),
-        token = token_file.display()
+        token = token_file.display(),
+        instance = instance,
     )
 }
 
@@ -160,15 +172,31 @@ impl Lab {
         let config = dir.path().join("ribd.toml");
         std::fs::write(&config, ribd_config(&sock, &token)).unwrap();
         let bin = ribd_bin();
-        let ribd = Daemon::spawn(
+        let mut ribd = Daemon::spawn(
             "ribd",
             rd.name(),
             bin.to_str().unwrap(),
-            &["--config", config.to_str().unwrap()],
+            &["--config", config.to_str().unwrap(), "--flush-on-exit"],
             &[("RUST_LOG", "ribd=debug,bgp=info")],
             &dir.path().join("ribd.log"),
         )
         .unwrap();
+        // The socket appears once the API listens; a daemon that exits instead fails here, with its log.
+        let start = Instant::now();
+        while !sock.exists() {
+            if let Some(st) = ribd.exited() {
+                panic!(
+                    "ribd exited at start ({st}):\n{}",
+                    testbed::peers::tail(&dir.path().join("ribd.log"), 40)
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "ribd did not create {} within 30 s",
+                sock.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
 
         let gobgp = GoBgp::start(
             a.name(),
@@ -212,7 +240,7 @@ impl Lab {
             bird,
             rd,
             _a: a,
-            _b: b,
+            b,
         };
         lab.wait(
             "sessions with gobgp-a, gobgp-a6, bird-b Established",
@@ -231,6 +259,14 @@ impl Lab {
         lab.wait("both paths of 198.51.100.0/24", || {
             let r: RouteDetail = lab.json(&["show", "route", "198.51.100.0/24"]).ok()?;
             (r.candidates.len() == 2).then_some(())
+        });
+        lab.wait("the FIB in the dataplane, every next-hop resolved", || {
+            let f: FibPage = lab.json(&["show", "fib"]).ok()?;
+            let all = f.routes.len() == 6
+                && f.routes
+                    .iter()
+                    .all(|r| r.pathlist.is_some() && r.nexthops.iter().all(|n| n.resolved));
+            all.then_some(())
         });
         lab
     }
@@ -349,6 +385,9 @@ impl Drop for Lab {
         if std::thread::panicking() {
             eprintln!("{}", self.diagnostics());
         }
+        // ribd removes its pins on a clean exit (--flush-on-exit); after a kill they are ours to remove.
+        drop(self.ribd.take());
+        let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf").join(instance()));
     }
 }
 
@@ -547,7 +586,14 @@ fn route_fib_lookup(lab: &Lab) {
         .iter()
         .find(|r| r.prefix == "198.51.100.0/24")
         .unwrap();
-    assert_eq!(e.nexthops[0].address, ip("10.255.1.2"));
+    assert_eq!(e.kind, "forward");
+    assert_eq!(e.nexthops.len(), 1);
+    let nh = &e.nexthops[0];
+    assert_eq!(nh.address, ip("10.255.1.2"));
+    assert_eq!(nh.interface.as_deref(), Some("to-a"));
+    assert!(nh.mac.as_deref().is_some_and(|m| m.len() == 17), "{nh:?}");
+    assert!(nh.buckets.is_some_and(|b| b > 0), "{nh:?}");
+    assert!(e.group.is_some(), "{e:?}");
     let out = lab.ok(&["show", "fib"]);
     assert!(out.starts_with("FIB: 6 routes\n"), "{out}");
     assert!(out.contains("6 routes shown"), "{out}");
@@ -572,9 +618,52 @@ fn route_fib_lookup(lab: &Lab) {
     lab.fails(2, &["lookup", "10.0.0.0/8"]);
 }
 
+/// Forwarded packets of `stats` and the transmit count of the next hop on `iface`.
+fn forwarded(s: &DataplaneStats, iface: &str) -> (u64, u64) {
+    let fwd = s
+        .reasons
+        .iter()
+        .find(|r| r.reason == "forwarded")
+        .map_or(0, |r| r.packets);
+    let nh = s
+        .nexthops
+        .iter()
+        .filter(|n| n.interface.starts_with(iface))
+        .map(|n| n.packets)
+        .sum();
+    (fwd, nh)
+}
+
 fn stats_and_check(lab: &Lab) {
-    let _: DataplaneStats = lab.json_ok(&["show", "stats"]);
-    lab.ok(&["show", "stats"]);
+    let before: DataplaneStats = lab.json_ok(&["show", "stats"]);
+    // Transit traffic: from BIRD's namespace to 203.0.113.1, which ribd's XDP forwarder sends to GoBGP
+    // (nobody answers; the packets only have to cross the dataplane).
+    lab.b
+        .ip(&["route", "add", "203.0.113.0/24", "via", "10.255.2.1"])
+        .unwrap();
+    let _ = lab
+        .b
+        .command("ping")
+        .args(["-c", "5", "-i", "0.2", "-W", "1", "-q", "203.0.113.1"])
+        .output()
+        .unwrap();
+    let after: DataplaneStats = lab.json_ok(&["show", "stats"]);
+    let (f0, n0) = forwarded(&before, "to-a");
+    let (f1, n1) = forwarded(&after, "to-a");
+    assert!(f1 >= f0 + 5, "forwarded {f0} -> {f1}: {after:?}");
+    assert!(n1 >= n0 + 5, "next hop on to-a {n0} -> {n1}: {after:?}");
+    let out = lab.ok(&["show", "stats"]);
+    let line = out.lines().find(|l| l.starts_with("forwarded")).unwrap();
+    assert!(
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 5,
+        "{out}"
+    );
+    assert!(out.contains("NEXT HOP ID"), "{out}");
     let out = lab.ok(&["show", "stats", "--watch", "0.2", "--count", "2"]);
     assert!(
         out.contains("sample 1") && out.contains("sample 2"),
@@ -588,14 +677,12 @@ fn stats_and_check(lab: &Lab) {
         .collect();
     assert_eq!(docs.len(), 3);
 
+    // RIB, FIB and maps agree.
     let c: CheckReport = lab.json_ok(&["fib", "check"]);
-    let o = lab.run(&["fib", "check"]);
-    assert_eq!(o.status.code(), Some(if c.ok { 0 } else { 1 }));
-    assert!(
-        text(&o.stdout).starts_with("FIB check: "),
-        "{}",
-        text(&o.stdout)
-    );
+    assert!(c.ok, "{c:?}");
+    assert!(c.checked >= 6, "{c:?}");
+    let out = lab.ok(&["fib", "check"]);
+    assert!(out.starts_with("FIB check: consistent ("), "{out}");
 }
 
 fn peer_actions(lab: &Lab) {
