@@ -117,7 +117,10 @@ static __always_inline __u32 lookup6_engine(const struct in6_addr *daddr)
 
 /* The route cache holds path-list ids (not next-hops), so a path-list flip still takes effect at
  * once; only prefix changes need the generation bump that invalidates it. The generation is read
- * before the lookup: an entry stored with generation G was looked up no earlier than G's FIB. */
+ * before the lookup: an entry stored with generation G was looked up no earlier than G's FIB.
+ * Generation 0 is never valid: an entry of this per-CPU LRU created on one CPU exists on every CPU
+ * with the other CPUs' values zeroed, and a zeroed value must read as a miss (the loader starts the
+ * generation at 1). */
 static __always_inline __u32 lookup4(__be32 daddr)
 {
 	if (!cfg_route_cache)
@@ -126,7 +129,7 @@ static __always_inline __u32 lookup4(__be32 daddr)
 	__builtin_memcpy(key.addr, &daddr, 4);
 	__u64 gen = fib_generation();
 	struct route_cache_val *c = bpf_map_lookup_elem(&route_cache, &key);
-	if (c && c->generation == gen)
+	if (c && gen && c->generation == gen)
 		return c->pl_id;
 	struct route_cache_val v = { .pl_id = lookup4_engine(daddr), .generation = gen };
 	bpf_map_update_elem(&route_cache, &key, &v, BPF_ANY);
@@ -141,7 +144,7 @@ static __always_inline __u32 lookup6(const struct in6_addr *daddr)
 	__builtin_memcpy(key.addr, daddr, 16);
 	__u64 gen = fib_generation();
 	struct route_cache_val *c = bpf_map_lookup_elem(&route_cache, &key);
-	if (c && c->generation == gen)
+	if (c && gen && c->generation == gen)
 		return c->pl_id;
 	struct route_cache_val v = { .pl_id = lookup6_engine(daddr), .generation = gen };
 	bpf_map_update_elem(&route_cache, &key, &v, BPF_ANY);

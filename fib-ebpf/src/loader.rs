@@ -333,6 +333,8 @@ impl Forwarder {
             MapData::from_fd(fd)
         })?;
         if maps.abi_version() == 0 {
+            // Fresh maps. Generation 0 means "never valid" to the route cache, so start at 1.
+            maps.bump_generation();
             maps.set_abi_version(FIB_ABI_VERSION);
         }
         if reused_pins {

@@ -159,7 +159,8 @@ impl FibMaps {
         self.meta_mm.u32_at(0).store(v, Ordering::Release)
     }
 
-    /// The FIB generation route-cache entries are validated against.
+    /// The FIB generation route-cache entries are validated against. Fresh maps start at 1: 0 is
+    /// never valid (a zeroed per-CPU cache value must read as a miss).
     pub fn generation(&self) -> u64 {
         self.meta_mm.u64_at(8).load(Ordering::Acquire)
     }

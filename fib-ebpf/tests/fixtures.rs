@@ -447,3 +447,35 @@ fn route_cache_hits_until_the_generation_moves() {
         );
     }
 }
+
+#[test]
+fn a_cache_entry_filled_on_one_cpu_is_not_a_zero_answer_on_another() {
+    // The LRU per-CPU hash creates an entry for every CPU, with the other CPUs' values zeroed.
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if cpus < 2 {
+        eprintln!("single CPU: nothing to check");
+        return;
+    }
+    let (mut fwd, _routes) = setup(Engine4::Dir24, true);
+    let frame = tcp4("10.1.0.5", 64, None);
+    let want = (XDP_REDIRECT, out4(6, "10.1.0.5", 63, None));
+    pin_to_cpu(0);
+    assert_eq!(
+        run(fwd.program().unwrap(), &frame),
+        want,
+        "CPU 0 fills its cache"
+    );
+    pin_to_cpu(1);
+    assert_eq!(
+        run(fwd.program().unwrap(), &frame),
+        want,
+        "CPU 1 must not trust its zeroed slot"
+    );
+    assert_eq!(
+        run(fwd.program().unwrap(), &frame),
+        want,
+        "CPU 1 from its own cache"
+    );
+}

@@ -197,7 +197,11 @@ fn pinned_maps_are_reused_and_a_different_abi_version_is_refused() {
             "routes survive the restart"
         );
         assert_eq!(fwd.maps().pathlist_get(42).unwrap(), 7);
-        assert_eq!(fwd.maps().generation(), 1);
+        assert_eq!(
+            fwd.maps().generation(),
+            2,
+            "fresh maps start at generation 1; one bump"
+        );
         // Pretend the pinned maps came from another ABI.
         let pinned = fib_ebpf::FibMaps::open_pinned(&dir.0).unwrap();
         assert_eq!(pinned.abi_version(), fib_ebpf::abi::FIB_ABI_VERSION);

@@ -164,12 +164,23 @@ pub fn parse6(p: &str) -> (Ipv6Addr, u8) {
 
 /// Pins the calling thread to CPU 0, so per-CPU state (route cache) is the same across test runs.
 pub fn pin_to_cpu0() {
+    pin_to_cpu(0)
+}
+
+/// Pins the calling thread to `cpu` (BPF_PROG_TEST_RUN runs the program on the calling CPU).
+pub fn pin_to_cpu(cpu: usize) {
     // SAFETY: plain sched_setaffinity on the calling thread with a zeroed, then filled, cpu set.
-    unsafe {
+    let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
-    }
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        rc,
+        0,
+        "sched_setaffinity({cpu}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 // ---- namespaces ----
