@@ -6,8 +6,10 @@
 //!   ways with the right AS paths and next hops; our ROUTE-REFRESH answered by the peer and the peer's
 //!   answered by us; the peer frozen (SIGSTOP) → our hold timer expires → session back after SIGCONT; the
 //!   peer shuts the session down (NOTIFICATION Cease) → clean teardown, reconnect after it re-enables.
-//! * iBGP over IPv6 transport with GTSM (TTL 255 both ways, RFC 5082), routes both ways.
-//! * TCP-MD5 (RFC 2385): a wrong password never establishes (and nothing crashes); the right one does.
+//! * iBGP over IPv6 transport with GTSM (TTL 255 both ways, RFC 5082), and eBGP over IPv6 transport, with
+//!   routes both ways.
+//! * TCP-MD5 (RFC 2385): a wrong password never establishes (and nothing crashes); the right one does, with
+//!   us connecting and (BIRD, FRR) with the peer connecting to our listener's per-peer key.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -251,46 +253,64 @@ fn ebgp_full(kind: Kind) -> Result<()> {
     Ok(())
 }
 
-fn ibgp_v6_gtsm(kind: Kind) -> Result<()> {
+/// A session over IPv6 transport carrying IPv6 unicast: iBGP with GTSM, or plain eBGP.
+fn ipv6_transport(kind: Kind, ibgp: bool) -> Result<()> {
     let topo = Topology::pair("ours", "peer")?;
     let l = topo.link(0)?.clone();
     let (our6, peer6) = (IpAddr::V6(l.a_v6), IpAddr::V6(l.b_v6));
-    let asn = 65010;
-    let peer_cfg = DriverConfig::new(asn, Ipv4Addr::new(10, 255, 0, 2))
-        .neighbor(Neighbor::new(our6, asn).hold_time(9).ttl_security())
+    let (asn, peer_as) = if ibgp {
+        (65010, 65010)
+    } else {
+        (OUR_AS, PEER_AS)
+    };
+    let mut n = Neighbor::new(our6, asn).hold_time(9);
+    if ibgp {
+        n = n.ttl_security();
+    }
+    let peer_cfg = DriverConfig::new(peer_as, Ipv4Addr::new(10, 255, 0, 2))
+        .neighbor(n)
         .route(Route::parse("2001:db8:300::/48").next_hop(peer6));
     let peer = start_peer(kind, topo.ns_name("peer")?, peer_cfg)?;
     let _report = PanicReport::new(&[&*peer]);
-    let mut cfg = our_config(our6, peer6, asn, asn);
+    let mut cfg = our_config(our6, peer6, asn, peer_as);
     cfg.fsm.capabilities.families = vec![Family::IPV6_UNICAST];
-    cfg.socket.ttl = TtlMode::Gtsm { hops: 1 };
+    if ibgp {
+        cfg.socket.ttl = TtlMode::Gtsm { hops: 1 };
+    }
     let ours = NsSpeaker::start(
         topo.ns("ours")?,
         &[SocketAddr::new(our6, 179)],
-        vec![(cfg, vec![v6_update("2001:db8:400::/48", asn, l.a_v6, true)])],
+        vec![(cfg, vec![v6_update("2001:db8:400::/48", asn, l.a_v6, ibgp)])],
     )?;
     ours.wait_established(0, T)?;
     peer.wait_established(our6, T)?;
-    let (path, _) = ours.wait(T, "2001:db8:300::/48 over iBGP", |r| {
+    let (path, nh) = ours.wait(T, "2001:db8:300::/48 over IPv6", |r| {
         r.get(net("2001:db8:300::/48")).cloned()
     })?;
-    assert!(
-        path.is_empty(),
-        "{kind}: iBGP route from the peer's own AS has an empty path: {path:?}"
-    );
     let r = peer.wait_route(net("2001:db8:400::/48"), T)?;
-    assert!(r.as_path.is_empty(), "{kind}: {r:?}");
-    assert!(
-        !ours.handles[0]
-            .status()
-            .negotiated
-            .expect("negotiated")
-            .is_ebgp()
-    );
+    let neg = ours.handles[0].status().negotiated.expect("negotiated");
+    if ibgp {
+        assert!(
+            path.is_empty(),
+            "{kind}: iBGP route from the peer's own AS has an empty path: {path:?}"
+        );
+        assert!(r.as_path.is_empty(), "{kind}: {r:?}");
+        assert!(!neg.is_ebgp());
+    } else {
+        assert_eq!(path, vec![PEER_AS]);
+        assert_eq!(
+            nh,
+            Some(peer6),
+            "{kind}: next hop of an eBGP route over IPv6"
+        );
+        assert_eq!(r.as_path, vec![OUR_AS]);
+        assert!(neg.is_ebgp());
+    }
     Ok(())
 }
 
-fn md5(kind: Kind) -> Result<()> {
+/// TCP-MD5 with us connecting (`passive` false) or with the peer connecting to our listener.
+fn md5(kind: Kind, passive: bool) -> Result<()> {
     let topo = Topology::pair("ours", "peer")?;
     let l = topo.link(0)?.clone();
     let (our4, peer4) = (IpAddr::V4(l.a_v4), IpAddr::V4(l.b_v4));
@@ -305,6 +325,7 @@ fn md5(kind: Kind) -> Result<()> {
     let _report = PanicReport::new(&[&*peer]);
     let mut wrong = our_config(our4, peer4, OUR_AS, PEER_AS);
     wrong.socket.md5_key = Some(b"wrong-secret".to_vec());
+    wrong.fsm.passive = passive;
     {
         let ours = NsSpeaker::start(
             topo.ns("ours")?,
@@ -322,6 +343,7 @@ fn md5(kind: Kind) -> Result<()> {
     }
     let mut right = our_config(our4, peer4, OUR_AS, PEER_AS);
     right.socket.md5_key = Some(b"right-secret".to_vec());
+    right.fsm.passive = passive;
     let ours = NsSpeaker::start(
         topo.ns("ours")?,
         &[SocketAddr::new(our4, 179)],
@@ -335,10 +357,10 @@ fn md5(kind: Kind) -> Result<()> {
 }
 
 macro_rules! interop {
-    ($($name:ident: $f:ident($kind:expr);)*) => {$(
+    ($($name:ident: $f:ident($($arg:expr),*);)*) => {$(
         #[test]
         fn $name() -> Result<()> {
-            $f($kind)
+            $f($($arg),*)
         }
     )*};
 }
@@ -348,12 +370,18 @@ interop! {
     frr_ebgp_ipv4_transport_mp_four_octet_refresh_hold_expiry_notification: ebgp_full(Kind::Frr);
     gobgp_ebgp_ipv4_transport_mp_four_octet_refresh_hold_expiry_notification: ebgp_full(Kind::GoBgp);
     exabgp_ebgp_ipv4_transport_mp_four_octet_hold_expiry_notification: ebgp_full(Kind::ExaBgp);
-    bird_ibgp_ipv6_transport_gtsm: ibgp_v6_gtsm(Kind::Bird);
-    frr_ibgp_ipv6_transport_gtsm: ibgp_v6_gtsm(Kind::Frr);
-    gobgp_ibgp_ipv6_transport_gtsm: ibgp_v6_gtsm(Kind::GoBgp);
-    exabgp_ibgp_ipv6_transport_gtsm: ibgp_v6_gtsm(Kind::ExaBgp);
-    bird_tcp_md5_wrong_then_right_password: md5(Kind::Bird);
-    frr_tcp_md5_wrong_then_right_password: md5(Kind::Frr);
-    gobgp_tcp_md5_wrong_then_right_password: md5(Kind::GoBgp);
-    exabgp_tcp_md5_wrong_then_right_password: md5(Kind::ExaBgp);
+    bird_ibgp_ipv6_transport_gtsm: ipv6_transport(Kind::Bird, true);
+    frr_ibgp_ipv6_transport_gtsm: ipv6_transport(Kind::Frr, true);
+    gobgp_ibgp_ipv6_transport_gtsm: ipv6_transport(Kind::GoBgp, true);
+    exabgp_ibgp_ipv6_transport_gtsm: ipv6_transport(Kind::ExaBgp, true);
+    bird_ebgp_ipv6_transport: ipv6_transport(Kind::Bird, false);
+    frr_ebgp_ipv6_transport: ipv6_transport(Kind::Frr, false);
+    gobgp_ebgp_ipv6_transport: ipv6_transport(Kind::GoBgp, false);
+    exabgp_ebgp_ipv6_transport: ipv6_transport(Kind::ExaBgp, false);
+    bird_tcp_md5_wrong_then_right_password: md5(Kind::Bird, false);
+    frr_tcp_md5_wrong_then_right_password: md5(Kind::Frr, false);
+    gobgp_tcp_md5_wrong_then_right_password: md5(Kind::GoBgp, false);
+    exabgp_tcp_md5_wrong_then_right_password: md5(Kind::ExaBgp, false);
+    bird_tcp_md5_on_our_listener: md5(Kind::Bird, true);
+    frr_tcp_md5_on_our_listener: md5(Kind::Frr, true);
 }
