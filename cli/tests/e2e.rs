@@ -677,6 +677,23 @@ fn stats_and_check(lab: &Lab) {
         .collect();
     assert_eq!(docs.len(), 3);
 
+    // Rates between samples while traffic flows: the second sample's forwarded line has a packet rate.
+    let mut ping = lab
+        .b
+        .command("ping")
+        .args(["-c", "20", "-i", "0.1", "-W", "1", "-q", "203.0.113.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = lab.ok(&["show", "stats", "--watch", "0.5", "--count", "2"]);
+    let _ = ping.wait();
+    let second = &out[out.find("sample 2").expect("two samples")..];
+    let line = second.lines().find(|l| l.starts_with("forwarded")).unwrap();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells.len(), 5, "REASON PACKETS BYTES PKT/S BIT/S: {line}");
+    assert_ne!(cells[3], "0", "a packet rate while pinging: {out}");
+
     // RIB, FIB and maps agree.
     let c: CheckReport = lab.json_ok(&["fib", "check"]);
     assert!(c.ok, "{c:?}");
