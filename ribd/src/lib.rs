@@ -14,6 +14,8 @@ pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 #[cfg(feature = "daemon")]
+pub mod export;
+#[cfg(feature = "daemon")]
 pub mod import;
 #[cfg(feature = "daemon")]
 pub mod policy;

@@ -95,6 +95,10 @@ struct PeerRt {
     max_prefix_warned: bool,
     /// Families for which End-of-RIB arrived in the current session.
     eor: Vec<BgpFamily>,
+    /// Adj-RIB-Out: what this peer has been sent, per prefix.
+    adj_out: HashMap<IpNet, crate::rib::attrs::AttrRef>,
+    /// UPDATEs to this peer, sent in order by a task of its own.
+    out: mpsc::UnboundedSender<Vec<bgp::wire::Update>>,
 }
 
 /// Counters for /metrics.
@@ -124,6 +128,8 @@ pub struct Core {
     dataplane_error: Option<String>,
     /// A restart waits for the first full FIB until every peer sent End-of-RIB, or this time.
     initial_sync_deadline: Option<Instant>,
+    /// Interned attribute sets of the Adj-RIBs-Out.
+    export_attrs: crate::rib::attrs::AttrStore,
 }
 
 fn family_of(f: Family) -> BgpFamily {
@@ -165,7 +171,9 @@ impl Core {
             dataplane: None,
             dataplane_error: None,
             initial_sync_deadline: None,
+            export_attrs: crate::rib::attrs::AttrStore::new(),
         };
+        core.rib.set_track_best(true);
         if core.loaded.config.dataplane.enabled {
             match super::dataplane::Dataplane::start(
                 &core.loaded.config.dataplane,
@@ -321,6 +329,16 @@ impl Core {
             handle.start();
         }
         let import = self.import_ctx(&nb);
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<bgp::wire::Update>>();
+        let sender = handle.clone();
+        let pname = nb.name.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = out_rx.recv().await {
+                if let Err(e) = sender.send_updates(&batch).await {
+                    tracing::debug!(peer = %pname, error = %e, "UPDATEs not sent");
+                }
+            }
+        });
         tracing::info!(peer = %nb.name, address = %nb.address, remote_as = nb.remote_as, "peer configured");
         self.by_session.insert(id, nb.name.clone());
         self.peers.insert(
@@ -337,6 +355,8 @@ impl Core {
                 restart_at: None,
                 max_prefix_warned: false,
                 eor: Vec::new(),
+                adj_out: HashMap::new(),
+                out,
             },
         );
         Ok(())
@@ -387,6 +407,7 @@ impl Core {
                 info.router_id = negotiated.peer_id;
                 // Re-register the peer with its real router id, keeping (stale) paths: GR restart.
                 self.rib.set_peer_info(p.rib_id, info);
+                self.full_export(&name);
             }
             Event::Updates { updates, .. } => {
                 let Some(p) = self.peers.get_mut(&name) else {
@@ -445,7 +466,8 @@ impl Core {
                 self.check_max_prefix(&name);
             }
             Event::RouteRefresh { family, .. } => {
-                tracing::info!(peer = %name, %family, "route refresh requested (nothing exported yet)");
+                tracing::info!(peer = %name, %family, "route refresh requested: re-sending the Adj-RIB-Out");
+                self.full_export(&name);
             }
             Event::Down { cause, .. } => {
                 let Some(p) = self.peers.get_mut(&name) else {
@@ -516,6 +538,11 @@ impl Core {
     /// Pushes accumulated FIB deltas to the dataplane; next-hop reachability learned on the way goes
     /// back to the RIB (which may produce more deltas: repeated, bounded).
     pub fn flush(&mut self) {
+        self.flush_fib();
+        self.export_changes();
+    }
+
+    fn flush_fib(&mut self) {
         for _ in 0..4 {
             let t = Instant::now();
             let deltas = self.rib.take_fib_deltas();
@@ -538,6 +565,176 @@ impl Core {
                 self.counters.sync_seconds.drain(..2048);
             }
             self.apply_nht(nht);
+        }
+    }
+
+    fn export_ctx(&self, p: &PeerRt) -> crate::export::ExportCtx {
+        let local = local_addrs_towards(p.nb.address);
+        crate::export::ExportCtx {
+            peer_addr: p.nb.address,
+            peer_as: p.nb.remote_as,
+            local_as: p.nb.local_as,
+            router_id: self.loaded.config.router_id,
+            ebgp: p.nb.is_ebgp(),
+            rr_client: p.nb.route_reflector_client,
+            next_hop_self: p.nb.next_hop_self,
+            local_v4: p
+                .nb
+                .local_address
+                .and_then(|a| match a {
+                    IpAddr::V4(v) => Some(v),
+                    _ => None,
+                })
+                .or(local.0),
+            local_v6: p
+                .nb
+                .local_address
+                .and_then(|a| match a {
+                    IpAddr::V6(v) => Some(v),
+                    _ => None,
+                })
+                .or(local.1),
+            policy: p
+                .nb
+                .export
+                .as_ref()
+                .map(|names| self.loaded.policies.chain(names).unwrap_or_default()),
+        }
+    }
+
+    /// What `to` should have for `prefix` now.
+    fn export_for(
+        &self,
+        prefix: IpNet,
+        ctx: &crate::export::ExportCtx,
+    ) -> Option<crate::rib::attrs::Attrs> {
+        let entry = match prefix {
+            IpNet::V4(n) => self.rib.ipv4().get(&n),
+            IpNet::V6(n) => self.rib.ipv6().get(&n),
+        }?;
+        let best = entry.best()?;
+        let src = self.rib.peer(best.peer)?;
+        let rr_client = self
+            .peers
+            .values()
+            .any(|q| q.rib_id == best.peer && q.nb.route_reflector_client);
+        crate::export::export(
+            prefix,
+            &best.attrs,
+            crate::export::Source {
+                peer: src,
+                rr_client,
+            },
+            ctx,
+        )
+    }
+
+    /// Brings one peer's Adj-RIB-Out to what `prefixes` should be and sends the difference.
+    fn export_prefixes(&mut self, name: &str, prefixes: &[IpNet], end_of_rib: bool) {
+        let Some(p) = self.peers.get(name) else {
+            return;
+        };
+        if !p.established {
+            return;
+        }
+        let ctx = self.export_ctx(p);
+        let fams: Vec<Family> = p.nb.families.clone();
+        let wanted: Vec<(IpNet, Option<crate::rib::attrs::Attrs>)> = prefixes
+            .iter()
+            .filter(|pfx| {
+                fams.contains(if pfx.addr().is_ipv4() {
+                    &Family::Ipv4Unicast
+                } else {
+                    &Family::Ipv6Unicast
+                })
+            })
+            .map(|pfx| (*pfx, self.export_for(*pfx, &ctx)))
+            .collect();
+        let mut announce: HashMap<crate::rib::attrs::AttrRef, Vec<IpNet>> = HashMap::new();
+        let mut withdraw4 = Vec::new();
+        let mut withdraw6 = Vec::new();
+        let Some(p) = self.peers.get_mut(name) else {
+            return;
+        };
+        for (pfx, want) in wanted {
+            match want {
+                Some(a) => {
+                    let a = self.export_attrs.intern(a);
+                    if p.adj_out.get(&pfx).is_some_and(|old| *old == a) && !end_of_rib {
+                        self.export_attrs.release(a);
+                        continue;
+                    }
+                    if let Some(old) = p.adj_out.insert(pfx, a.clone()) {
+                        self.export_attrs.release(old);
+                    }
+                    announce.entry(a).or_default().push(pfx);
+                }
+                None => {
+                    if let Some(old) = p.adj_out.remove(&pfx) {
+                        self.export_attrs.release(old);
+                        if pfx.addr().is_ipv4() {
+                            withdraw4.push(pfx)
+                        } else {
+                            withdraw6.push(pfx)
+                        }
+                    }
+                }
+            }
+        }
+        let mut updates = Vec::new();
+        for w in [withdraw4, withdraw6] {
+            for chunk in w.chunks(2048) {
+                updates.extend(crate::export::withdraw(chunk));
+            }
+        }
+        for (a, pfxs) in &announce {
+            let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = pfxs.iter().partition(|x| x.addr().is_ipv4());
+            for set in [v4, v6] {
+                for chunk in set.chunks(2048) {
+                    updates.extend(crate::export::announce(a, chunk));
+                }
+            }
+        }
+        if end_of_rib {
+            for f in &fams {
+                updates.push(bgp::wire::Update::end_of_rib(family_of(*f)));
+            }
+        }
+        p.v4.advertised = p.adj_out.keys().filter(|k| k.addr().is_ipv4()).count() as u64;
+        p.v6.advertised = p.adj_out.len() as u64 - p.v4.advertised;
+        if !updates.is_empty() {
+            let _ = p.out.send(updates);
+        }
+    }
+
+    /// The whole table to one peer (session up, or ROUTE-REFRESH), then End-of-RIB.
+    fn full_export(&mut self, name: &str) {
+        let mut all: Vec<IpNet> = self.rib.ipv4().iter().map(|(k, _)| IpNet::V4(*k)).collect();
+        all.extend(self.rib.ipv6().iter().map(|(k, _)| IpNet::V6(*k)));
+        if let Some(p) = self.peers.get(name) {
+            all.extend(p.adj_out.keys().copied());
+        }
+        all.sort_unstable();
+        all.dedup();
+        self.export_prefixes(name, &all, true);
+    }
+
+    /// Best-path changes since the last call, to every established peer.
+    fn export_changes(&mut self) {
+        let mut changed = self.rib.take_best_changes();
+        if changed.is_empty() {
+            return;
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        let names: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.established)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in names {
+            self.export_prefixes(&n, &changed, false);
         }
     }
 
@@ -1132,6 +1329,72 @@ pub fn rib_path(
         ext_communities: a.ext_communities.iter().map(format_ext).collect(),
         stale,
     }
+}
+
+/// Our IPv4 and IPv6 addresses on the subnet that contains `peer` (for next-hop self).
+fn local_addrs_towards(peer: IpAddr) -> (Option<Ipv4Addr>, Option<std::net::Ipv6Addr>) {
+    let mut v4 = None;
+    let mut v6 = None;
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    let mut peer_if: Option<String> = None;
+    let mut all: Vec<(String, IpAddr)> = Vec::new();
+    // SAFETY: getifaddrs allocates a list we walk read-only and free with freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut ifap) != 0 {
+            return (None, None);
+        }
+        let mut cur = ifap;
+        while !cur.is_null() {
+            let a = (*cur).ifa_addr;
+            let m = (*cur).ifa_netmask;
+            let name = std::ffi::CStr::from_ptr((*cur).ifa_name)
+                .to_string_lossy()
+                .into_owned();
+            if !a.is_null() && !m.is_null() {
+                let (addr, mask) = match (*a).sa_family as i32 {
+                    libc::AF_INET => {
+                        let s = &*(a as *const libc::sockaddr_in);
+                        let n = &*(m as *const libc::sockaddr_in);
+                        (
+                            IpAddr::V4(Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr))),
+                            IpAddr::V4(Ipv4Addr::from(u32::from_be(n.sin_addr.s_addr))),
+                        )
+                    }
+                    libc::AF_INET6 => {
+                        let s = &*(a as *const libc::sockaddr_in6);
+                        let n = &*(m as *const libc::sockaddr_in6);
+                        (
+                            IpAddr::V6(s.sin6_addr.s6_addr.into()),
+                            IpAddr::V6(n.sin6_addr.s6_addr.into()),
+                        )
+                    }
+                    _ => {
+                        cur = (*cur).ifa_next;
+                        continue;
+                    }
+                };
+                if let Ok(net) = IpNet::with_netmask(addr, mask)
+                    && net.contains(&peer)
+                {
+                    peer_if = Some(name.clone());
+                }
+                all.push((name, addr));
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(ifap);
+    }
+    for (name, addr) in all {
+        if Some(&name) != peer_if.as_ref() {
+            continue;
+        }
+        match addr {
+            IpAddr::V4(a) if v4.is_none() => v4 = Some(a),
+            IpAddr::V6(a) if v6.is_none() && !a.is_unicast_link_local() => v6 = Some(a),
+            _ => {}
+        }
+    }
+    (v4, v6)
 }
 
 /// Addresses configured on this namespace's interfaces (host routes for them go to the kernel).

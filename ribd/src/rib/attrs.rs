@@ -245,7 +245,7 @@ impl Attrs {
 /// Shared handle to an interned attribute set. Equality and hashing are by pointer: two handles from the
 /// same [`AttrStore`] are equal exactly when their contents are.
 #[derive(Debug, Clone)]
-pub struct AttrRef(Arc<Attrs>);
+pub struct AttrRef(pub(crate) Arc<Attrs>);
 
 impl AttrRef {
     pub fn ptr_eq(a: &AttrRef, b: &AttrRef) -> bool {

@@ -118,6 +118,8 @@ pub struct Rib {
     deltas: Vec<FibDelta>,
     stats: RibStats,
     fib_len: [usize; 2],
+    track_best: bool,
+    best_changed: Vec<IpNet>,
 }
 
 /// Everything selection needs besides the table, borrowed disjointly from the RIB.
@@ -230,13 +232,35 @@ fn gcd(a: u32, b: u32) -> u32 {
 
 /// Where the forwarding results of a batch go: the delta list plus the next-hop set interner.
 struct Sink<'a> {
+    /// Prefixes whose best path changed (for export), when tracked.
+    best_changed: Option<&'a mut Vec<IpNet>>,
     deltas: &'a mut Vec<FibDelta>,
     fib_len: &'a mut [usize; 2],
     nhsets: &'a mut HashSet<NhSet, FxBuildHasher>,
     stats: &'a mut RibStats,
 }
 
+/// Identity of the best path of an entry: (peer, path id, attribute set).
+type BestId = Option<(PeerId, u32, usize)>;
+
+fn best_id(e: Option<&Paths>) -> BestId {
+    let b = e?.best()?;
+    Some((
+        b.peer,
+        b.path_id,
+        std::sync::Arc::as_ptr(&b.attrs.0) as usize,
+    ))
+}
+
 impl Sink<'_> {
+    fn best(&mut self, prefix: IpNet, old: BestId, new: BestId) {
+        if old != new
+            && let Some(v) = self.best_changed.as_deref_mut()
+        {
+            v.push(prefix);
+        }
+    }
+
     fn emit(&mut self, prefix: IpNet, old: &(bool, FwdKey), new: (bool, FwdKey)) {
         if *old == new {
             return;
@@ -307,6 +331,8 @@ impl Rib {
             deltas: Vec::new(),
             stats: RibStats::default(),
             fib_len: [0, 0],
+            track_best: false,
+            best_changed: Vec::new(),
         }
     }
 
@@ -353,6 +379,7 @@ impl Rib {
                 cfg,
             };
             let mut sink = Sink {
+                best_changed: self.track_best.then_some(&mut self.best_changed),
                 deltas: &mut self.deltas,
                 fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
@@ -379,6 +406,7 @@ impl Rib {
                 cfg,
             };
             let mut sink = Sink {
+                best_changed: self.track_best.then_some(&mut self.best_changed),
                 deltas: &mut self.deltas,
                 fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
@@ -438,6 +466,7 @@ impl Rib {
                 cfg: &self.cfg.ipv4,
             };
             let mut sink = Sink {
+                best_changed: self.track_best.then_some(&mut self.best_changed),
                 deltas: &mut self.deltas,
                 fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
@@ -467,6 +496,7 @@ impl Rib {
                 cfg: &self.cfg.ipv6,
             };
             let mut sink = Sink {
+                best_changed: self.track_best.then_some(&mut self.best_changed),
                 deltas: &mut self.deltas,
                 fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
@@ -511,6 +541,7 @@ impl Rib {
             cfg: &self.cfg.ipv4,
         };
         let mut sink = Sink {
+            best_changed: self.track_best.then_some(&mut self.best_changed),
             deltas: &mut self.deltas,
             fib_len: &mut self.fib_len,
             nhsets: &mut self.nhsets,
@@ -622,6 +653,19 @@ impl Rib {
         self.v4.shrink();
         self.v6.shrink();
         self.deltas.shrink_to_fit();
+    }
+
+    /// Record prefixes whose best path changes (for export to peers); off by default.
+    pub fn set_track_best(&mut self, on: bool) {
+        self.track_best = on;
+        if !on {
+            self.best_changed = Vec::new();
+        }
+    }
+
+    /// Prefixes whose best path changed since the last call (may repeat a prefix).
+    pub fn take_best_changes(&mut self) -> Vec<IpNet> {
+        std::mem::take(&mut self.best_changed)
     }
 
     /// Prefixes with a forwarding entry: `[ipv4, ipv6]`.
@@ -753,10 +797,12 @@ fn upsert<K: PrefixKey>(
             let mut e = Paths::One(path);
             ctx.reselect(&mut e);
             sink.emit(k.into(), &(false, FwdKey::new()), ctx.forwarding(&e));
+            sink.best(k.into(), None, best_id(Some(&e)));
             *t.get_or_insert(k) = e;
         }
         Some(e) => {
             let before = ctx.forwarding(e);
+            let old_best = best_id(Some(e));
             match e
                 .as_mut_slice()
                 .iter_mut()
@@ -768,6 +814,7 @@ fn upsert<K: PrefixKey>(
             ctx.reselect(e);
             let after = ctx.forwarding(e);
             sink.emit(k.into(), &before, after);
+            sink.best(k.into(), old_best, best_id(Some(e)));
         }
     }
     sink.stats.selections += 1;
@@ -799,6 +846,7 @@ fn remove<K: PrefixKey>(
         return Vec::new();
     };
     let before = ctx.forwarding(&e);
+    let old_best = best_id(Some(&e));
     let (removed, kept) = e.extract(&pred);
     let kept = kept.map(|mut e| {
         ctx.reselect(&mut e);
@@ -807,6 +855,7 @@ fn remove<K: PrefixKey>(
     });
     let after = kept.as_ref().map(|e| ctx.forwarding(e)).unwrap_or_default();
     sink.emit(k.into(), &before, after);
+    sink.best(k.into(), old_best, best_id(kept.as_ref()));
     t.put(k, kept);
     let mut attrs = Vec::with_capacity(removed.len());
     for p in removed {
@@ -821,10 +870,12 @@ fn remove<K: PrefixKey>(
 fn reselect_one<K: PrefixKey>(t: &mut Table<K>, k: K, ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     let Some(e) = t.get_mut(&k) else { return };
     let before = ctx.forwarding(e);
+    let old_best = best_id(Some(e));
     ctx.reselect(e);
     sink.stats.selections += 1;
     let after = ctx.forwarding(e);
     sink.emit(k.into(), &before, after);
+    sink.best(k.into(), old_best, best_id(Some(e)));
 }
 #[cfg(test)]
 mod tests;
