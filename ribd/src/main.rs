@@ -46,7 +46,19 @@ fn check_config(file: &std::path::Path) -> ExitCode {
                 l.config.policy.len(),
                 l.config.statics.len()
             );
-            match toml::to_string_pretty(&l.config) {
+            // Secrets never leave the file they are in.
+            let mut shown = l.config.clone();
+            for s in shown
+                .peer
+                .values_mut()
+                .map(|p| &mut p.settings)
+                .chain(shown.peer_group.values_mut())
+            {
+                if s.password.is_some() {
+                    s.password = Some("<hidden>".into());
+                }
+            }
+            match toml::to_string_pretty(&shown) {
                 Ok(t) => println!("{t}"),
                 Err(e) => eprintln!("(cannot print the normalized config: {e})"),
             }
