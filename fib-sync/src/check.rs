@@ -20,7 +20,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::SyncError;
 use crate::sync::{FibSync, nh_l2};
-use crate::types::{NhL2, Route, RouteAction};
+use crate::types::{NhL2, PrefixMap, Route, RouteAction};
 
 /// One difference between what should be and what is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +168,7 @@ impl FibSync {
             counts: FxHashMap::default(),
         };
         // Expected prefix → path-list id, via the engine's path-lists.
-        let mut want: FxHashMap<IpNet, u32> = FxHashMap::default();
+        let mut want: PrefixMap<IpNet, u32> = PrefixMap::default();
         for r in expected {
             let p = r.prefix.trunc();
             let id = match &r.action {
@@ -212,7 +212,7 @@ impl FibSync {
         Ok(out.finish())
     }
 
-    fn check_dir24(&self, want: &FxHashMap<IpNet, u32>, out: &mut Out) {
+    fn check_dir24(&self, want: &PrefixMap<IpNet, u32>, out: &mut Out) {
         let mut exp = Dir24::new(DIR8_MAX_GROUPS);
         for (p, &id) in want {
             if let IpNet::V4(n) = p {
@@ -261,19 +261,19 @@ impl FibSync {
                 }
             }
         }
-        if linked != self.dir24.groups_in_use() {
+        if linked != self.tbl8_in_use() {
             out.push(
                 "tbl8",
                 Mismatch::Tbl8 {
                     linked_in_maps: linked,
-                    expected: self.dir24.groups_in_use(),
+                    expected: self.tbl8_in_use(),
                 },
             );
         }
     }
 
-    fn check_tries(&self, want: &FxHashMap<IpNet, u32>, out: &mut Out) -> Result<(), SyncError> {
-        let mut found: FxHashMap<IpNet, u32> = FxHashMap::default();
+    fn check_tries(&self, want: &PrefixMap<IpNet, u32>, out: &mut Out) -> Result<(), SyncError> {
+        let mut found: PrefixMap<IpNet, u32> = PrefixMap::default();
         for (n, id) in self.maps.fib6_entries()? {
             found.insert(IpNet::V6(n), id);
         }

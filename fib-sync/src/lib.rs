@@ -13,6 +13,7 @@
 //! Modules: [`types`] (input/output), [`ids`] (quarantined id pools), [`sync`] (the engine and its
 //! batches), [`check`] (consistency check), [`maps`] (pinned map handles).
 
+mod bulk;
 pub mod check;
 pub mod ids;
 pub mod maps;

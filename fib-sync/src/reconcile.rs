@@ -36,7 +36,7 @@ use crate::sync::{
     BatchReport, CountingSink, Dead, FibSync, Group, NextHop, PathList, Plan, SyncConfig,
     WriteCounts, nh_l2,
 };
-use crate::types::{NhL2, NhSet, Route, RouteAction};
+use crate::types::{NhL2, NhSet, PrefixMap, Route, RouteAction};
 
 /// What a restart found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,20 +97,20 @@ impl FibSync {
                 used_pl.insert(e);
             }
         }
-        let live6: FxHashMap<IpNet, u32> = s
+        let live6: PrefixMap<IpNet, u32> = s
             .maps
             .fib6_entries()?
             .into_iter()
             .map(|(n, v)| (IpNet::V6(n), v))
             .collect();
-        let live4: FxHashMap<IpNet, u32> = if lpm4 {
+        let live4: PrefixMap<IpNet, u32> = if lpm4 {
             s.maps
                 .fib4_entries()?
                 .into_iter()
                 .map(|(n, v)| (IpNet::V4(n), v))
                 .collect()
         } else {
-            FxHashMap::default()
+            PrefixMap::default()
         };
         for &v in live6.values().chain(live4.values()) {
             if v >= PL_FIRST_DYNAMIC {

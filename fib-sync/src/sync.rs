@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fib_ebpf::abi::*;
-use fib_ebpf::dir24::{Dir24, Dir24Sink, NullSink};
+use fib_ebpf::dir24::{Dir24, Dir24Sink};
 use fib_ebpf::{Engine4, nhg as buckets};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -33,7 +33,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::SyncError;
 use crate::ids::IdPool;
 use crate::maps::PinnedMaps;
-use crate::types::{NhL2, NhSet, Route, RouteAction};
+use crate::types::{NhL2, NhSet, PrefixMap, Route, RouteAction};
 
 /// Settings of the sync engine.
 #[derive(Debug, Clone)]
@@ -162,7 +162,7 @@ pub(crate) struct Plan {
     pub nhg: Vec<(u32, Arc<[u32]>)>,
     pub pathlist: Vec<(u32, u32)>,
     /// Prefix → its value before the batch (first touch only).
-    pub touched: FxHashMap<IpNet, Option<u32>>,
+    pub touched: PrefixMap<IpNet, Option<u32>>,
     pub order: Vec<IpNet>,
     pub dead_pls: Vec<u32>,
     pub dead_groups: Vec<u32>,
@@ -174,7 +174,9 @@ pub struct FibSync {
     pub(crate) maps: PinnedMaps,
     pub(crate) cfg: SyncConfig,
     pub(crate) dir24: Dir24,
-    pub(crate) routes: FxHashMap<IpNet, u32>,
+    /// The shadow of an initial bulk load, still being built (joined before the next batch).
+    pub(crate) pending: Option<crate::bulk::PendingShadow>,
+    pub(crate) routes: PrefixMap<IpNet, u32>,
     pub(crate) pls: FxHashMap<u32, PathList>,
     pub(crate) pl_of_set: FxHashMap<NhSet, u32>,
     pub(crate) pls_of_addr: FxHashMap<IpAddr, FxHashSet<u32>>,
@@ -201,7 +203,8 @@ impl FibSync {
         FibSync {
             maps,
             dir24,
-            routes: FxHashMap::default(),
+            pending: None,
+            routes: PrefixMap::default(),
             pls: FxHashMap::default(),
             pl_of_set: FxHashMap::default(),
             pls_of_addr: FxHashMap::default(),
@@ -262,13 +265,29 @@ impl FibSync {
             self.pl_ids.quarantined(),
             self.nhg_ids.quarantined(),
             self.nh_ids.quarantined(),
-            self.dir24.groups_quarantined(),
+            if self.pending.is_some() {
+                0
+            } else {
+                self.dir24.groups_quarantined()
+            },
         )
     }
 
     /// tbl8 groups linked.
     pub fn tbl8_in_use(&self) -> usize {
-        self.dir24.groups_in_use()
+        match &self.pending {
+            Some(p) => p.groups.len(),
+            None => self.dir24.groups_in_use(),
+        }
+    }
+
+    /// Waits for the DIR-24-8 shadow of an initial bulk load (the maps are complete before; the
+    /// shadow is needed for the next batch, which waits for it itself).
+    pub fn settle(&mut self) -> Result<(), SyncError> {
+        if let Some(p) = self.pending.take() {
+            self.dir24 = p.join()?;
+        }
+        Ok(())
     }
 
     /// The path-list id a prefix has (reserved ids included).
@@ -313,22 +332,140 @@ impl FibSync {
 
     /// One batch of route changes (the RIB's FIB deltas). A prefix named twice takes its last value.
     pub fn apply(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
+        self.settle()?;
         let mut plan = Plan::default();
         let mut err = None;
+        self.routes.reserve(routes.len());
+        plan.order.reserve(routes.len());
+        plan.touched.reserve(routes.len());
         let bulk = self.routes.is_empty()
             && self.dir24.is_empty()
             && routes.iter().filter(|r| r.prefix.addr().is_ipv4()).count()
                 >= self.cfg.bulk_threshold;
+        if bulk {
+            return self.apply_bulk(routes);
+        }
         for r in routes {
             if let Err(e) = self.plan_route(r, &mut plan) {
                 err = Some(e);
                 break;
             }
         }
-        let report = self.execute(plan, bulk);
+        let report = self.execute(plan);
         match err {
             Some(e) => Err(e),
             None => report,
+        }
+    }
+
+    /// The first batch into empty maps: routes straight into the table, then one flat DIR-24-8
+    /// load (see [`crate::bulk`]), the tries, and the objects before all of them.
+    fn apply_bulk(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
+        let mut plan = Plan::default();
+        let mut cache: FxHashMap<usize, u32> = FxHashMap::default();
+        let mut err = None;
+        for r in routes {
+            let prefix = r.prefix.trunc();
+            let id = match &r.action {
+                None => {
+                    self.routes.remove(&prefix);
+                    continue;
+                }
+                Some(RouteAction::Forward(set)) if set.is_empty() => PL_PASS,
+                Some(RouteAction::Forward(set)) => match cache.get(&set.ptr_key()) {
+                    Some(&id) => id,
+                    None => match self.pl_for(set, &mut plan) {
+                        Ok(id) => {
+                            cache.insert(set.ptr_key(), id);
+                            id
+                        }
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    },
+                },
+                Some(RouteAction::Blackhole) => PL_BLACKHOLE,
+                Some(RouteAction::PassToKernel) => PL_PASS,
+                Some(RouteAction::Local) => PL_LOCAL,
+            };
+            self.routes.insert(prefix, id);
+        }
+        let lpm4 = self.cfg.engine4 == Engine4::Lpm;
+        let mut refs: FxHashMap<u32, u64> = FxHashMap::default();
+        let mut v4: Vec<(ipnet::Ipv4Net, u32)> = Vec::with_capacity(self.routes.len());
+        let mut tries: Vec<(IpNet, u32)> = Vec::new();
+        for (p, &id) in &self.routes {
+            if id >= PL_FIRST_DYNAMIC {
+                *refs.entry(id).or_insert(0) += 1;
+            }
+            match p {
+                IpNet::V4(n) => {
+                    v4.push((*n, id));
+                    if lpm4 {
+                        tries.push((*p, id));
+                    }
+                }
+                IpNet::V6(_) => tries.push((*p, id)),
+            }
+        }
+        for (id, n) in refs {
+            if let Some(p) = self.pls.get_mut(&id) {
+                p.refs += n;
+            }
+        }
+        let mut c = WriteCounts::default();
+        let mut first_err: Option<SyncError> = None;
+        self.write_objects(&plan, &mut c, &mut first_err);
+        let m = &self.maps.fib;
+        let prefixes = self.routes.len() as u64;
+        self.pending = Some(crate::bulk::load(
+            v4,
+            &mut CountingSink { maps: m, c: &mut c },
+            m.dir8_groups(),
+            self.cfg.quarantine,
+        )?);
+        for (p, id) in tries {
+            let val = FibVal {
+                pl_id: id,
+                flags: 0,
+            };
+            match p {
+                IpNet::V4(n) => {
+                    c.fib4 += 1;
+                    note_err(
+                        &mut first_err,
+                        m.fib4_insert(n.network(), n.prefix_len(), val),
+                    );
+                }
+                IpNet::V6(n) => {
+                    c.fib6 += 1;
+                    note_err(
+                        &mut first_err,
+                        m.fib6_insert(n.network(), n.prefix_len(), val),
+                    );
+                }
+            }
+        }
+        let dead = Dead {
+            pls: std::mem::take(&mut plan.dead_pls),
+            groups: std::mem::take(&mut plan.dead_groups),
+            nhs: std::mem::take(&mut plan.dead_nhs),
+        };
+        let now = Instant::now();
+        self.retire(dead, now, &mut c, &mut first_err);
+        self.maps.fib.bump_generation();
+        self.commit(now);
+        self.total.add(&c);
+        let report = BatchReport {
+            writes: c,
+            prefixes,
+            pathlist_flips: plan.pathlist.len() as u64,
+            batch: self.batch,
+        };
+        match err.or(first_err) {
+            Some(e) => Err(e),
+            None => Ok(report),
         }
     }
 
@@ -361,7 +498,7 @@ impl FibSync {
                 break;
             }
         }
-        let report = self.execute(plan, false);
+        let report = self.execute(plan);
         match err {
             Some(e) => Err(e),
             None => report,
@@ -586,7 +723,7 @@ impl FibSync {
         }
     }
 
-    fn execute(&mut self, mut plan: Plan, bulk: bool) -> Result<BatchReport, SyncError> {
+    fn execute(&mut self, mut plan: Plan) -> Result<BatchReport, SyncError> {
         let mut c = WriteCounts::default();
         let mut first_err: Option<SyncError> = None;
         self.write_objects(&plan, &mut c, &mut first_err);
@@ -595,17 +732,6 @@ impl FibSync {
         let lpm4 = self.cfg.engine4 == Engine4::Lpm;
         let mut prefixes = 0u64;
         let mut deletes: Vec<IpNet> = Vec::new();
-        if bulk {
-            for p in &plan.order {
-                if let (IpNet::V4(n), Some(&v)) = (p, self.routes.get(p)) {
-                    self.dir24
-                        .insert(&mut NullSink, n.network(), n.prefix_len(), v)
-                        .map_err(|e| SyncError::Map(e.to_string()))?;
-                }
-            }
-            self.dir24
-                .sync_all(&mut CountingSink { maps: m, c: &mut c });
-        }
         for p in &plan.order {
             let before = plan.touched.get(p).copied().flatten();
             let now = self.routes.get(p).copied();
@@ -620,13 +746,11 @@ impl FibSync {
             let val = FibVal { pl_id: v, flags: 0 };
             match p {
                 IpNet::V4(n) => {
-                    if !bulk {
-                        let mut sink = CountingSink { maps: m, c: &mut c };
-                        if let Err(e) = self.dir24.insert(&mut sink, n.network(), n.prefix_len(), v)
-                            && first_err.is_none()
-                        {
-                            first_err = Some(SyncError::Map(e.to_string()));
-                        }
+                    let mut sink = CountingSink { maps: m, c: &mut c };
+                    if let Err(e) = self.dir24.insert(&mut sink, n.network(), n.prefix_len(), v)
+                        && first_err.is_none()
+                    {
+                        first_err = Some(SyncError::Map(e.to_string()));
                     }
                     if lpm4 {
                         c.fib4 += 1;
@@ -774,7 +898,9 @@ impl FibSync {
 
     pub(crate) fn commit(&mut self, now: Instant) {
         self.batch += 1;
-        self.dir24.commit();
+        if self.pending.is_none() {
+            self.dir24.commit();
+        }
         self.pl_ids.release(self.batch, now);
         self.nhg_ids.release(self.batch, now);
         self.nh_ids.release(self.batch, now);

@@ -38,6 +38,11 @@ impl NhSet {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Identity of this allocation (equal sets interned by the RIB share it): a cheap cache key.
+    pub(crate) fn ptr_key(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const u8 as usize
+    }
 }
 
 /// What a prefix does.
@@ -101,3 +106,47 @@ pub struct NhtUpdate {
     pub reachable: bool,
     pub igp_cost: Option<u32>,
 }
+
+/// Hasher for prefix- and address-keyed maps: FxHash alone clusters badly on IP prefixes (whose
+/// low bits are mostly zero), so the state is finished with a full 64-bit mix (splitmix64).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MixHasher(u64);
+
+impl std::hash::Hasher for MixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i.into())
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(i.into())
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i.into())
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.write_u64(i as u64);
+        self.write_u64((i >> 64) as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64)
+    }
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// A map keyed by prefixes (or anything IP-shaped).
+pub type PrefixMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<MixHasher>>;

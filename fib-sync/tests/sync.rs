@@ -152,6 +152,28 @@ fn a_next_hop_death_rewrites_only_its_path_lists_prefix_independent() {
     let t = Instant::now();
     assert_eq!(s.check(&routes).unwrap(), vec![]);
     eprintln!("consistency check of 200k prefixes: {:?}", t.elapsed());
+
+    // Incremental batches after the bulk load (its DIR-24-8 shadow is joined first): withdraw some
+    // /24s, add more-specifics under others.
+    let mut delta = Vec::new();
+    for i in (0..200_000u32).step_by(1000) {
+        let base = 0x1400_0000 + (i << 8);
+        delta.push(Route::withdraw(IpNet::new(IpAddr::V4(base.into()), 24).unwrap()));
+        let sub = IpNet::new(IpAddr::V4((base + 256 + 128).into()), 25).unwrap();
+        delta.push(Route::forward(sub, [(addr(B), 1)]));
+    }
+    s.apply(&delta).unwrap();
+    let mut now: std::collections::BTreeMap<IpNet, Route> =
+        routes.into_iter().map(|r| (r.prefix, r)).collect();
+    for r in delta {
+        match r.action {
+            Some(_) => now.insert(r.prefix, r),
+            None => now.remove(&r.prefix),
+        };
+    }
+    let now: Vec<Route> = now.into_values().collect();
+    assert_eq!(s.check(&now).unwrap(), vec![]);
+    assert_eq!(s.tbl8_in_use(), 200);
 }
 
 #[test]
