@@ -120,56 +120,48 @@ impl Update {
             + self.mp_unreach.as_ref().map_or(0, |m| m.withdrawn.len())
     }
 
-    pub(crate) fn decode_body(body: &[u8], ctx: &Context) -> Result<Update, Error> {
+    /// Decodes into a default `Update` (filled in place: moving the large value is a measurable cost).
+    pub(crate) fn decode_in_place(&mut self, body: &[u8], ctx: &Context) -> Result<(), Error> {
         let (wd, rest) = split_len(body).ok_or(Error::MalformedAttributeList)?;
         let (attrs, nlri_bytes) = split_len(rest).ok_or(Error::MalformedAttributeList)?;
         let ap4 = ctx.add_path_receive(AfiSafi::IPV4_UNICAST);
-        let mut withdrawn = Vec::new();
-        nlri::decode_into(wd, Family::V4, ap4, &mut withdrawn)
+        nlri::decode_into(wd, Family::V4, ap4, &mut self.withdrawn)
             .map_err(|_| Error::InvalidNetworkField)?;
-        let mut nlri = Vec::new();
-        nlri::decode_into(nlri_bytes, Family::V4, ap4, &mut nlri)
+        nlri::decode_into(nlri_bytes, Family::V4, ap4, &mut self.nlri)
             .map_err(|_| Error::InvalidNetworkField)?;
-        let mut d = attr::decode(attrs, ctx)?;
-        if d.overrun {
+        let overrun = attr::decode(attrs, ctx, self)?;
+        if overrun {
             // RFC 7606 §4: treat-as-withdraw needs the prefixes; if none could be located, reset.
-            if withdrawn.is_empty()
-                && nlri.is_empty()
-                && d.mp_reach.is_none()
-                && d.mp_unreach.is_none()
+            if self.withdrawn.is_empty()
+                && self.nlri.is_empty()
+                && self.mp_reach.is_none()
+                && self.mp_unreach.is_none()
             {
                 return Err(Error::MalformedAttributeList);
             }
-            d.treat_as_withdraw
+            self.treat_as_withdraw
                 .get_or_insert(Error::MalformedAttributeList);
         }
         // RFC 7606 §3 d: mandatory attributes, needed only when something is announced.
-        let reach = !nlri.is_empty()
-            || d.mp_reach
+        let reach = !self.nlri.is_empty()
+            || self
+                .mp_reach
                 .as_ref()
                 .is_some_and(|m| !m.nlri.is_empty() || !m.opaque_nlri.is_empty());
-        if reach && d.treat_as_withdraw.is_none() {
-            let a = &d.attrs;
+        if reach && self.treat_as_withdraw.is_none() {
+            let a = &self.attrs;
             let missing = if a.origin.is_none() {
                 Some(attr::code::ORIGIN)
             } else if a.as_path.is_none() {
                 Some(attr::code::AS_PATH)
-            } else if !nlri.is_empty() && a.next_hop.is_none() {
+            } else if !self.nlri.is_empty() && a.next_hop.is_none() {
                 Some(attr::code::NEXT_HOP)
             } else {
                 None
             };
-            d.treat_as_withdraw = missing.map(Error::MissingWellKnownAttribute);
+            self.treat_as_withdraw = missing.map(Error::MissingWellKnownAttribute);
         }
-        Ok(Update {
-            withdrawn,
-            attrs: d.attrs,
-            mp_reach: d.mp_reach,
-            mp_unreach: d.mp_unreach,
-            nlri,
-            treat_as_withdraw: d.treat_as_withdraw,
-            discarded: d.discarded,
-        })
+        Ok(())
     }
 
     fn mp_part(&self) -> MpPart<'_> {
@@ -201,7 +193,7 @@ impl Update {
             .max_message_len
             .clamp(super::MAX_MESSAGE_LEN, super::MAX_EXTENDED_MESSAGE_LEN);
         let start = buf.len();
-        match write_message(buf, ctx, max, |b| self.encode_body(ctx, b)) {
+        match write_message(buf, max, |b| self.encode_body(ctx, b)) {
             Ok(()) => return Ok(1),
             Err(EncodeError::TooLong { .. }) => buf.truncate(start),
             Err(e) => return Err(e),
@@ -224,7 +216,7 @@ impl Update {
         let mut count = 0;
         let ap4 = ctx.add_path_send(AfiSafi::IPV4_UNICAST);
         for chunk in chunks(&self.withdrawn, ap4, max - FIXED) {
-            write_message(buf, ctx, max, |b| {
+            write_message(buf, max, |b| {
                 write_body(b, ctx, chunk, None, MpPart::default(), &[])
             })?;
             count += 1;
@@ -239,9 +231,7 @@ impl Update {
                     reach: None,
                     unreach: Some((u, chunk)),
                 };
-                write_message(buf, ctx, max, |b| {
-                    write_body(b, ctx, &[], Some(&empty), mp, &[])
-                })?;
+                write_message(buf, max, |b| write_body(b, ctx, &[], Some(&empty), mp, &[]))?;
                 count += 1;
             }
         }
@@ -258,7 +248,7 @@ impl Update {
                     max,
                 })?;
             for chunk in chunks(&self.nlri, ap4, room) {
-                write_message(buf, ctx, max, |b| {
+                write_message(buf, max, |b| {
                     write_body(b, ctx, &[], Some(&self.attrs), MpPart::default(), chunk)
                 })?;
                 count += 1;
@@ -281,7 +271,7 @@ impl Update {
                     reach: Some((m, chunk)),
                     unreach: None,
                 };
-                write_message(buf, ctx, max, |b| {
+                write_message(buf, max, |b| {
                     write_body(b, ctx, &[], Some(&self.attrs), mp, &[])
                 })?;
                 count += 1;
@@ -324,7 +314,6 @@ fn chunks(v: &[Nlri], add_path: bool, room: usize) -> impl Iterator<Item = &[Nlr
 
 fn write_message(
     buf: &mut BytesMut,
-    _ctx: &Context,
     max: usize,
     body: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
 ) -> Result<(), EncodeError> {

@@ -195,28 +195,23 @@ fn expected_ot(t: u8) -> Option<u8> {
     })
 }
 
-/// Everything the attribute field yielded.
-#[derive(Debug, Default)]
-pub(crate) struct Decoded {
-    pub attrs: PathAttributes,
-    pub mp_reach: Option<MpReach>,
-    pub mp_unreach: Option<MpUnreach>,
-    pub treat_as_withdraw: Option<Error>,
-    pub discarded: Vec<Error>,
+/// The UPDATE being filled, and whether the attribute field could be walked to its end.
+struct Decoded<'u> {
+    u: &'u mut crate::wire::Update,
     /// The field could not be walked to its end (RFC 7606 §4 overrun).
-    pub overrun: bool,
+    overrun: bool,
 }
 
-impl Decoded {
+impl Decoded<'_> {
     fn malformed(&mut self, t: u8, e: Error) -> Result<(), Error> {
         match approach(t) {
             Approach::Reset => return Err(e),
             Approach::Withdraw => {
-                if self.treat_as_withdraw.is_none() {
-                    self.treat_as_withdraw = Some(e);
+                if self.u.treat_as_withdraw.is_none() {
+                    self.u.treat_as_withdraw = Some(e);
                 }
             }
-            Approach::Discard => self.discarded.push(e),
+            Approach::Discard => self.u.discarded.push(e),
         }
         Ok(())
     }
@@ -226,9 +221,15 @@ fn u32_of(v: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(v.try_into().ok()?))
 }
 
-/// Decodes an attribute field. `Err` is a session reset; other errors are recorded in the result.
-pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
-    let mut d = Decoded::default();
+/// Decodes an attribute field into `u` (attributes, MP_REACH/MP_UNREACH, RFC 7606 outcomes), in place: the
+/// UPDATE is large and moving it costs more than decoding a small one. `Err` is a session reset; `Ok(true)`
+/// says the field overran (RFC 7606 §4).
+pub(crate) fn decode(
+    mut buf: &[u8],
+    ctx: &Context,
+    u: &mut crate::wire::Update,
+) -> Result<bool, Error> {
+    let mut d = Decoded { u, overrun: false };
     let mut seen = [0u64; 4];
     let mut as4_path: Option<AsPath> = None;
     let mut as4_aggregator: Option<Aggregator> = None;
@@ -272,14 +273,14 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
             if matches!(t, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) {
                 return Err(Error::MalformedAttributeList);
             }
-            d.discarded.push(Error::MalformedAttributeList);
+            d.u.discarded.push(Error::MalformedAttributeList);
             continue;
         }
         seen[w] |= bit;
         if ext && t < 64 {
-            d.attrs.hints.ext_len |= 1 << t;
+            d.u.attrs.hints.ext_len |= 1 << t;
         }
-        let h = &mut d.attrs.hints;
+        let h = &mut d.u.attrs.hints;
         if let Some(slot) = h.order.get_mut(usize::from(h.order_len)) {
             *slot = t;
             h.order_len += 1;
@@ -289,14 +290,14 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
             if fl & flags::OPTIONAL == 0 {
                 return Err(Error::UnrecognizedWellKnownAttribute(whole.to_vec()));
             }
-            d.attrs.unknown.push(RawAttribute {
+            d.u.attrs.unknown.push(RawAttribute {
                 flags: fl & !flags::EXTENDED_LENGTH,
                 type_code: t,
                 value: v.to_vec(),
             });
             if ext {
                 // Keep the flag for unknowns in their flags (hint bitmask covers only t < 64).
-                if let Some(u) = d.attrs.unknown.last_mut() {
+                if let Some(u) = d.u.attrs.unknown.last_mut() {
                     u.flags |= flags::EXTENDED_LENGTH;
                 }
             }
@@ -314,7 +315,7 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
             });
         }
         let len_err = || Error::AttributeLengthError(whole.to_vec());
-        let a = &mut d.attrs;
+        let a = &mut d.u.attrs;
         let r: Result<(), Error> = match t {
             code::ORIGIN => match v {
                 [o @ 0..=2] => {
@@ -441,7 +442,7 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
             },
             code::MP_REACH_NLRI => match MpReach::decode(v, ctx) {
                 Ok(m) => {
-                    d.mp_reach = Some(m);
+                    d.u.mp_reach = Some(m);
                     Ok(())
                 }
                 Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
@@ -449,7 +450,7 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
             },
             code::MP_UNREACH_NLRI => match MpUnreach::decode(v, ctx) {
                 Ok(m) => {
-                    d.mp_unreach = Some(m);
+                    d.u.mp_unreach = Some(m);
                     Ok(())
                 }
                 Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
@@ -464,33 +465,33 @@ pub(crate) fn decode(mut buf: &[u8], ctx: &Context) -> Result<Decoded, Error> {
 
     // RFC 6793 §4.2.3: merge what a 2-octet speaker sent. A 4-octet speaker's AS4_* are ignored (§4.1).
     if !ctx.four_octet_as {
-        let agg_is_trans = d.attrs.aggregator.is_none_or(|a| a.asn == AS_TRANS);
+        let agg_is_trans = d.u.attrs.aggregator.is_none_or(|a| a.asn == AS_TRANS);
         if agg_is_trans {
-            if let (Some(a4), Some(_)) = (as4_aggregator, d.attrs.aggregator) {
-                d.attrs.aggregator = Some(a4);
+            if let (Some(a4), Some(_)) = (as4_aggregator, d.u.attrs.aggregator) {
+                d.u.attrs.aggregator = Some(a4);
             }
             if let Some(p4) = as4_path
-                && let Some(p) = d.attrs.as_path.take()
+                && let Some(p) = d.u.attrs.as_path.take()
             {
-                d.attrs.as_path = Some(AsPath::reconstruct(p, p4));
+                d.u.attrs.as_path = Some(AsPath::reconstruct(p, p4));
             }
         } else {
             // An AGGREGATOR with a real 2-octet AS: AS4_PATH and AS4_AGGREGATOR are ignored. They are kept
             // verbatim, like unknown attributes, so that a 2-octet peer gets them as they came.
             for mut raw in as4_raw {
-                let at = d
-                    .attrs
-                    .unknown
-                    .partition_point(|u| u.type_code < raw.type_code);
+                let at =
+                    d.u.attrs
+                        .unknown
+                        .partition_point(|u| u.type_code < raw.type_code);
                 raw.flags &= !flags::EXTENDED_LENGTH;
-                if d.attrs.hints.ext_len & (1 << raw.type_code) != 0 {
+                if d.u.attrs.hints.ext_len & (1 << raw.type_code) != 0 {
                     raw.flags |= flags::EXTENDED_LENGTH;
                 }
-                d.attrs.unknown.insert(at, raw);
+                d.u.attrs.unknown.insert(at, raw);
             }
         }
     }
-    Ok(d)
+    Ok(d.overrun)
 }
 
 /// MP attributes to write among the others, each with the prefixes to put in it (a slice when splitting).
