@@ -158,7 +158,9 @@ fn a_next_hop_death_rewrites_only_its_path_lists_prefix_independent() {
     let mut delta = Vec::new();
     for i in (0..200_000u32).step_by(1000) {
         let base = 0x1400_0000 + (i << 8);
-        delta.push(Route::withdraw(IpNet::new(IpAddr::V4(base.into()), 24).unwrap()));
+        delta.push(Route::withdraw(
+            IpNet::new(IpAddr::V4(base.into()), 24).unwrap(),
+        ));
         let sub = IpNet::new(IpAddr::V4((base + 256 + 128).into()), 25).unwrap();
         delta.push(Route::forward(sub, [(addr(B), 1)]));
     }
