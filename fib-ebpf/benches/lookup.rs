@@ -129,9 +129,8 @@ fn uniform4(r: &mut Rng, t: &[(u32, u8, u32)]) -> Vec<u32> {
     (0..DESTS).map(|_| pick4(r, t)).collect()
 }
 
-/// Zipf(1.0) over `distinct` destinations: a few hot destinations, a long tail.
-fn zipf4(r: &mut Rng, t: &[(u32, u8, u32)], distinct: usize) -> Vec<u32> {
-    let pool: Vec<u32> = (0..distinct).map(|_| pick4(r, t)).collect();
+/// DESTS indices into a pool of `distinct`, drawn Zipf(1.0): a few hot, a long tail.
+fn zipf_indices(r: &mut Rng, distinct: usize) -> Vec<usize> {
     let mut cdf = Vec::with_capacity(distinct);
     let mut acc = 0.0f64;
     for k in 1..=distinct {
@@ -141,8 +140,17 @@ fn zipf4(r: &mut Rng, t: &[(u32, u8, u32)], distinct: usize) -> Vec<u32> {
     (0..DESTS)
         .map(|_| {
             let u = (r.next() >> 11) as f64 / (1u64 << 53) as f64 * acc;
-            pool[cdf.partition_point(|&c| c < u).min(distinct - 1)]
+            cdf.partition_point(|&c| c < u).min(distinct - 1)
         })
+        .collect()
+}
+
+/// Zipf(1.0) over `distinct` destinations of the table.
+fn zipf4(r: &mut Rng, t: &[(u32, u8, u32)], distinct: usize) -> Vec<u32> {
+    let pool: Vec<u32> = (0..distinct).map(|_| pick4(r, t)).collect();
+    zipf_indices(r, distinct)
+        .into_iter()
+        .map(|i| pool[i])
         .collect()
 }
 
@@ -535,19 +543,32 @@ fn main() {
         // IPv6: full table, trie with and without the cache.
         println!();
         let uni6: Vec<u128> = (0..DESTS).map(|_| pick6(&mut r, &full6)).collect();
+        let pool6: Vec<u128> = (0..100_000).map(|_| pick6(&mut r, &full6)).collect();
+        let zipf6: Vec<u128> = zipf_indices(&mut r, pool6.len())
+            .into_iter()
+            .map(|i| pool6[i])
+            .collect();
         for cache in [false, true] {
             let mut f = load(Engine4::Dir24, cache);
             let pop = populate_lpm6(&f, &full6);
             fill_dst6(&mut f, &uni6);
             let ns = ns_per_lookup(&mut f, "xdp_bench_lookup6", passes);
+            let label = if cache {
+                "IPv6 LPM trie + cache"
+            } else {
+                "IPv6 LPM trie"
+            };
             println!(
                 "{:<6} {:<26} {ns:>12.1} {pop:>12.3}",
                 "v6full",
-                if cache {
-                    "IPv6 LPM trie + cache"
-                } else {
-                    "IPv6 LPM trie"
-                }
+                format!("{label}, uniform")
+            );
+            fill_dst6(&mut f, &zipf6);
+            let ns = ns_per_lookup(&mut f, "xdp_bench_lookup6", passes);
+            println!(
+                "{:<6} {:<26} {ns:>12.1}",
+                "v6full",
+                format!("{label}, Zipf")
             );
         }
     }
