@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, DevMapHash, Map, MapData};
 use fib_ebpf::FibMaps;
-use fib_ebpf::abi::{DIR_ENTRY_TBL8, FibVal, Nh, PL_NO_ROUTE};
+use fib_ebpf::abi::{DIR_ENTRY_TBL8, FibVal, NHG_MAX, NHG_MAX_BUCKETS, Nh, Nhg, PL_NO_ROUTE};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::SyncError;
@@ -21,6 +21,7 @@ pub struct PinnedMaps {
     fib6: LpmTrie<MapData, [u8; 16], FibVal>,
     nh: Array<MapData, Nh>,
     tx_port: DevMapHash<MapData>,
+    nhg: MapData,
 }
 
 fn open_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> SyncError {
@@ -46,7 +47,80 @@ impl PinnedMaps {
             nh: Array::try_from(Map::Array(md("nh")?)).map_err(open_err("nh"))?,
             tx_port: DevMapHash::try_from(Map::DevMapHash(md("tx_port")?))
                 .map_err(open_err("tx_port"))?,
+            nhg: md("nhg")?,
         })
+    }
+
+    /// Writes several nexthop groups with one BPF_MAP_UPDATE_BATCH (ids nothing points at yet): a
+    /// failover that needs hundreds of new groups costs one syscall instead of hundreds.
+    pub fn nhg_write_batch(&self, items: &[(u32, &[u32])]) -> Result<(), SyncError> {
+        use std::os::fd::{AsFd, AsRawFd};
+        const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+        let mut keys: Vec<u32> = Vec::with_capacity(items.len());
+        let mut vals: Vec<Nhg> = Vec::with_capacity(items.len());
+        for &(id, table) in items {
+            if id >= NHG_MAX || table.is_empty() || table.len() > NHG_MAX_BUCKETS {
+                return Err(SyncError::Map(format!(
+                    "nexthop group {id} with {} buckets",
+                    table.len()
+                )));
+            }
+            let mut g = Nhg {
+                n_buckets: table.len() as u32,
+                _pad: 0,
+                bucket: [0; NHG_MAX_BUCKETS],
+            };
+            g.bucket[..table.len()].copy_from_slice(table);
+            keys.push(id);
+            vals.push(g);
+        }
+        let mut done = 0usize;
+        while done < keys.len() {
+            // union bpf_attr, batch variant: in_batch, out_batch, keys, values, count, map_fd,
+            // elem_flags, flags.
+            #[repr(C)]
+            struct BatchAttr {
+                in_batch: u64,
+                out_batch: u64,
+                keys: u64,
+                values: u64,
+                count: u32,
+                map_fd: u32,
+                elem_flags: u64,
+                flags: u64,
+            }
+            let mut attr = BatchAttr {
+                in_batch: 0,
+                out_batch: 0,
+                keys: keys[done..].as_ptr() as u64,
+                values: vals[done..].as_ptr() as u64,
+                count: (keys.len() - done) as u32,
+                map_fd: self.nhg.fd().as_fd().as_raw_fd() as u32,
+                elem_flags: 0,
+                flags: 0,
+            };
+            // SAFETY: attr points at live key/value arrays of `count` elements of the map's
+            // key and value sizes; the kernel reads them and writes back `count`.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    BPF_MAP_UPDATE_BATCH,
+                    &mut attr as *mut BatchAttr,
+                    size_of::<BatchAttr>() as u32,
+                )
+            };
+            if rc != 0 {
+                return Err(SyncError::Map(format!(
+                    "nhg batch update: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+            done += attr.count as usize;
+            if attr.count == 0 {
+                return Err(SyncError::Map("nhg batch update wrote nothing".into()));
+            }
+        }
+        Ok(())
     }
 
     /// Reads next-hop `id`.

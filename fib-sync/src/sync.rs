@@ -712,9 +712,16 @@ impl FibSync {
             c.nh += 1;
             note_err(first_err, m.nh_write(*id, &nh_value(l2)));
         }
-        for (id, table) in &plan.nhg {
-            c.nhg += 1;
-            note_err(first_err, m.nhg_write(*id, table));
+        c.nhg += plan.nhg.len() as u64;
+        if plan.nhg.len() > 1 {
+            let items: Vec<(u32, &[u32])> = plan.nhg.iter().map(|(id, t)| (*id, &t[..])).collect();
+            if let Err(e) = self.maps.nhg_write_batch(&items) {
+                first_err.get_or_insert(e);
+            }
+        } else {
+            for (id, table) in &plan.nhg {
+                note_err(first_err, m.nhg_write(*id, table));
+            }
         }
         // 3. path-list flips: one aligned u32 each.
         for &(pl, nhg) in &plan.pathlist {
