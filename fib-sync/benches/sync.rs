@@ -130,10 +130,23 @@ fn set_for(asn: u32, salt: u32) -> Vec<(IpAddr, u32)> {
     }
 }
 
+/// Routes with next-hop sets interned as the RIB hands them over (one `Arc` per distinct set).
 fn routes(table: &[(IpNet, u32)], salt: u32) -> Vec<Route> {
+    let mut interned: std::collections::HashMap<Vec<(IpAddr, u32)>, fib_sync::NhSet> =
+        std::collections::HashMap::new();
     table
         .iter()
-        .map(|&(p, asn)| Route::forward(p, set_for(asn, salt)))
+        .map(|&(p, asn)| {
+            let members = set_for(asn, salt);
+            let set = interned
+                .entry(members.clone())
+                .or_insert_with(|| fib_sync::NhSet::new(members))
+                .clone();
+            Route {
+                prefix: p,
+                action: Some(fib_sync::RouteAction::Forward(set)),
+            }
+        })
         .collect()
 }
 

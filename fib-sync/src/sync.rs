@@ -362,7 +362,8 @@ impl FibSync {
     /// load (see [`crate::bulk`]), the tries, and the objects before all of them.
     fn apply_bulk(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
         let mut plan = Plan::default();
-        let mut cache: FxHashMap<usize, u32> = FxHashMap::default();
+        // The RIB interns next-hop sets, so runs of routes share one allocation: remember the last.
+        let mut last: Option<(usize, u32)> = None;
         let mut err = None;
         for r in routes {
             let prefix = r.prefix.trunc();
@@ -372,11 +373,11 @@ impl FibSync {
                     continue;
                 }
                 Some(RouteAction::Forward(set)) if set.is_empty() => PL_PASS,
-                Some(RouteAction::Forward(set)) => match cache.get(&set.ptr_key()) {
-                    Some(&id) => id,
-                    None => match self.pl_for(set, &mut plan) {
+                Some(RouteAction::Forward(set)) => match last {
+                    Some((k, id)) if k == set.ptr_key() => id,
+                    _ => match self.pl_for(set, &mut plan) {
                         Ok(id) => {
-                            cache.insert(set.ptr_key(), id);
+                            last = Some((set.ptr_key(), id));
                             id
                         }
                         Err(e) => {
