@@ -112,6 +112,67 @@ pub fn encode_announce(
     Ok(chunks)
 }
 
+/// Pre-encodes a [`crate::tablegen::Table`] (IPv4 routes; real AS paths, communities, MED, ORIGIN; prefixes
+/// sharing an attribute set share UPDATEs) plus the IPv4 End-of-RIB, in chunks. The first AS of each path
+/// must already be the feeder's (`tablegen::Config::peer_as`).
+pub fn encode_generated(
+    table: &crate::tablegen::Table,
+    next_hop: Ipv4Addr,
+    ctx: &Context,
+) -> Result<Vec<Bytes>> {
+    use bgp::wire::attr::community::{Community, LargeCommunity};
+    let mut by_set: BTreeMap<u32, Vec<Nlri>> = BTreeMap::new();
+    for (p, set) in &table.routes {
+        if p.addr().is_ipv4() {
+            by_set.entry(*set).or_default().push(Nlri::new(*p));
+        }
+    }
+    let mut chunks = Vec::new();
+    let mut buf = BytesMut::with_capacity(CHUNK + 8192);
+    for (set, nlri) in by_set {
+        let a = table
+            .attrs
+            .get(set as usize)
+            .context("route points at a missing attribute set")?;
+        let u = Update {
+            attrs: PathAttributes {
+                origin: Some(match a.origin {
+                    0 => Origin::Igp,
+                    1 => Origin::Egp,
+                    _ => Origin::Incomplete,
+                }),
+                as_path: Some(AsPath::sequence(a.as_path.iter().copied())),
+                next_hop: Some(next_hop),
+                med: a.med,
+                communities: a
+                    .communities
+                    .iter()
+                    .map(|(x, y)| Community::new(*x, *y))
+                    .collect(),
+                large_communities: a
+                    .large_communities
+                    .iter()
+                    .map(|&(global, local1, local2)| LargeCommunity {
+                        global,
+                        local1,
+                        local2,
+                    })
+                    .collect(),
+                ..PathAttributes::default()
+            },
+            nlri,
+            ..Update::default()
+        };
+        u.encode_split(ctx, &mut buf)?;
+        if buf.len() >= CHUNK {
+            chunks.push(buf.split().freeze());
+        }
+    }
+    Update::end_of_rib(Family::IPV4_UNICAST).encode_split(ctx, &mut buf)?;
+    chunks.push(buf.split().freeze());
+    Ok(chunks)
+}
+
 /// Pre-encodes withdrawals of every prefix of `table`.
 pub fn encode_withdraw(table: &[(Ipv4Net, u32)], ctx: &Context) -> Result<Vec<Bytes>> {
     let mut buf = BytesMut::new();
@@ -344,6 +405,20 @@ pub struct BenchArgs {
     /// Measure only our collector (no BIRD, no GoBGP).
     #[arg(long)]
     pub ours_only: bool,
+    /// Real prefixes with synthetic paths (two ASes, one UPDATE per origin) instead of the table generator's
+    /// real AS paths, communities and attribute sharing.
+    #[arg(long)]
+    pub simple: bool,
+}
+
+/// Number of BGP messages in a buffer of whole messages.
+fn count_messages(b: &[u8]) -> usize {
+    let (mut i, mut n) = (0, 0);
+    while i + bgp::wire::HEADER_LEN <= b.len() {
+        i += usize::from(u16::from_be_bytes([b[i + 16], b[i + 17]])).max(bgp::wire::HEADER_LEN);
+        n += 1;
+    }
+    n
 }
 
 /// Polls `count` every 10 ms until it reaches `n`, or settles (unchanged for 2 s) within 0.1 % of `n`
@@ -425,15 +500,35 @@ fn feed_and_wait(
 /// veth between two namespaces; prints prefixes/s and ratios.
 pub fn bench(a: BenchArgs) -> Result<()> {
     use crate::peers::{BgpPeer, Bird, GoBgp, Neighbor, PeerConfig as DriverConfig};
-    let table = load_ipasn(Path::new(IPASN), a.prefixes)?;
-    let n = table.len();
     let topo = crate::topo::Topology::pair("feed", "sink")?;
     let l = topo.link(0)?.clone();
     let (feed_ip, sink_ip) = (l.a_v4, l.b_v4);
-    let chunks = encode_announce(&table, 65001, feed_ip, &Context::four_octet())?;
+    let (n, chunks, what) = if a.simple {
+        let table = load_ipasn(Path::new(IPASN), a.prefixes)?;
+        let chunks = encode_announce(&table, 65001, feed_ip, &Context::four_octet())?;
+        let what =
+            format!("real prefixes ({IPASN}), path (65001 origin), UPDATEs grouped by origin");
+        (table.len(), chunks, what)
+    } else {
+        let cfg = crate::tablegen::Config {
+            v4_count: a.prefixes.unwrap_or(512_621),
+            v6_count: 0,
+            next_hop_v4: feed_ip,
+            peer_as: Some(65001),
+            ..crate::tablegen::Config::default()
+        };
+        let table = crate::tablegen::generate(&cfg)?;
+        let chunks = encode_generated(&table, feed_ip, &Context::four_octet())?;
+        let what = format!(
+            "testbed::tablegen (real prefixes, real AS paths/communities/MED, {} attribute sets)",
+            table.attrs.len()
+        );
+        (table.len(), chunks, what)
+    };
     let bytes: usize = chunks.iter().map(Bytes::len).sum();
+    let msgs: usize = chunks.iter().map(|c| count_messages(c)).sum();
     println!(
-        "session ingest benchmark: {n} IPv4 prefixes ({IPASN}), {} KiB of pre-encoded UPDATEs",
+        "session ingest benchmark: {n} IPv4 prefixes, {what}; {msgs} UPDATEs, {} KiB pre-encoded",
         bytes >> 10
     );
     let feed_ns = topo.ns("feed")?;
