@@ -28,6 +28,24 @@ pub struct Report {
     pub established: Option<Instant>,
     /// When the condition was met (N prefixes or End-of-RIB).
     pub done: Option<Instant>,
+    /// CPU time of the collecting thread at those two moments (all of a current-thread runtime's work:
+    /// socket reads, framing, decoding, the consumer).
+    pub established_cpu: Option<Duration>,
+    pub done_cpu: Option<Duration>,
+}
+
+/// CPU time consumed by the calling thread.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 impl Report {
@@ -39,7 +57,18 @@ impl Report {
             end_of_rib: 0,
             established: None,
             done: None,
+            established_cpu: None,
+            done_cpu: None,
         }
+    }
+
+    /// CPU seconds the collecting thread spent from Established to done.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        Some(
+            self.done_cpu?
+                .saturating_sub(self.established_cpu?)
+                .as_secs_f64(),
+        )
     }
 
     /// Seconds from Established to done.
@@ -106,7 +135,10 @@ impl Collector {
                 ),
             };
             match ev {
-                Event::Established { .. } => r.established = Some(Instant::now()),
+                Event::Established { .. } => {
+                    r.established = Some(Instant::now());
+                    r.established_cpu = Some(thread_cpu_time());
+                }
                 Event::Updates { updates, .. } => {
                     for u in &updates {
                         r.updates += 1;
@@ -141,6 +173,7 @@ impl Collector {
             };
             if done {
                 r.done = Some(Instant::now());
+                r.done_cpu = Some(thread_cpu_time());
                 return Ok(&self.report);
             }
         }

@@ -539,7 +539,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut sink_spec = SessionSpec::new(sink_ip.into(), feed_ip.into(), 65002, 65001);
     sink_spec.passive = true;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(Instant, usize)>>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(Instant, usize, Option<f64>)>>();
+    let mut cpu = None;
     let ours = std::thread::scope(|s| -> Result<f64> {
         let collector = s.spawn(|| {
             sink_ns.run_in(|| {
@@ -563,15 +564,21 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                     };
                     let _ = ready_tx.send(Ok(()));
                     let r = c.run_until(Some(n), Duration::from_secs(120), None).await;
-                    let _ =
-                        done_tx.send(r.map(|r| (r.done.unwrap_or_else(Instant::now), r.announced)));
+                    let _ = done_tx.send(r.map(|r| {
+                        (
+                            r.done.unwrap_or_else(Instant::now),
+                            r.announced,
+                            r.cpu_secs(),
+                        )
+                    }));
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 });
             })
         });
         ready_rx.recv().context("collector thread ended")??;
         let secs = feed_and_wait(feed_ns, &spec, &chunks, || {
-            let (done, got) = done_rx.recv().context("collector ended")??;
+            let (done, got, c) = done_rx.recv().context("collector ended")??;
+            cpu = c;
             if got < n {
                 bail!("collector got {got} of {n}");
             }
@@ -587,6 +594,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         "  ours   (bgp::session, decoded and handed to the consumer, 1 thread): {ours:8.3} s  {:>12.0} prefixes/s",
         rate(ours)
     );
+    if let Some(c) = cpu {
+        println!(
+            "         collector thread CPU from Established to the last prefix:   {c:8.3} s  {:>12.0} prefixes per CPU-second",
+            rate(c)
+        );
+    }
     if a.ours_only {
         return Ok(());
     }

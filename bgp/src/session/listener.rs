@@ -171,9 +171,10 @@ impl Listener {
             if let Some(key) = opts.md5_key.as_deref().filter(|k| !k.is_empty()) {
                 socket::set_md5(fd, peer, Some(key))?;
             }
-            // The SYN-ACK leaves from the listener: a GTSM peer drops it unless it carries TTL 255.
-            if let Some(ttl) = opts.ttl.send_ttl() {
-                socket::set_ttl(fd, ttl)?;
+            // The SYN-ACK leaves from the listener: a GTSM peer drops it unless it carries TTL 255. (Multihop
+            // peers need nothing here: the default TTL reaches them.) 255 is harmless for every other peer.
+            if matches!(opts.ttl, socket::TtlMode::Gtsm { .. }) {
+                socket::set_ttl(fd, 255)?;
             }
         }
         let (tx, rx) = mpsc::channel(PER_PEER_BACKLOG);
