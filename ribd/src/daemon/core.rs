@@ -407,7 +407,7 @@ impl Core {
                 info.router_id = negotiated.peer_id;
                 // Re-register the peer with its real router id, keeping (stale) paths: GR restart.
                 self.rib.set_peer_info(p.rib_id, info);
-                self.full_export(&name);
+                self.full_export(&name, true);
             }
             Event::Updates { updates, .. } => {
                 let Some(p) = self.peers.get_mut(&name) else {
@@ -467,7 +467,7 @@ impl Core {
             }
             Event::RouteRefresh { family, .. } => {
                 tracing::info!(peer = %name, %family, "route refresh requested: re-sending the Adj-RIB-Out");
-                self.full_export(&name);
+                self.full_export(&name, true);
             }
             Event::Down { cause, .. } => {
                 let Some(p) = self.peers.get_mut(&name) else {
@@ -707,8 +707,9 @@ impl Core {
         }
     }
 
-    /// The whole table to one peer (session up, or ROUTE-REFRESH), then End-of-RIB.
-    fn full_export(&mut self, name: &str) {
+    /// Re-evaluates one peer's whole Adj-RIB-Out: on session up or ROUTE-REFRESH everything is sent,
+    /// followed by End-of-RIB (`initial`); otherwise (a reload) only what changed.
+    fn full_export(&mut self, name: &str, initial: bool) {
         let mut all: Vec<IpNet> = self.rib.ipv4().iter().map(|(k, _)| IpNet::V4(*k)).collect();
         all.extend(self.rib.ipv6().iter().map(|(k, _)| IpNet::V6(*k)));
         if let Some(p) = self.peers.get(name) {
@@ -716,7 +717,7 @@ impl Core {
         }
         all.sort_unstable();
         all.dedup();
-        self.export_prefixes(name, &all, true);
+        self.export_prefixes(name, &all, initial);
     }
 
     /// Best-path changes since the last call, to every established peer.
@@ -864,6 +865,8 @@ impl Core {
         let mut reset = 0;
         let mut updated = 0;
         let old_statics = std::mem::take(&mut self.loaded.config.statics);
+        // Any change of a policy or list may change what a chain does, even under the same names.
+        let policies_changed = self.loaded.config.policy_defs() != new.config.policy_defs();
         self.loaded = new;
         for name in old.keys() {
             if !self.loaded.neighbors.iter().any(|n| &n.name == name) {
@@ -886,7 +889,8 @@ impl Core {
                 }
                 Some(o) => {
                     let import = self.import_ctx(&nb);
-                    let policy_changed = o.import != nb.import;
+                    let policy_changed =
+                        o.import != nb.import || (policies_changed && nb.import.is_some());
                     if let Some(p) = self.peers.get_mut(&nb.name) {
                         if nb.enabled != p.nb.enabled {
                             if nb.enabled {
@@ -914,6 +918,16 @@ impl Core {
             self.rib.withdraw(self.static_peer, st.prefix, 0);
         }
         self.apply_statics();
+        // Export policies may have changed: re-evaluate every Adj-RIB-Out (only differences are sent).
+        let established: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.established)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in established {
+            self.full_export(&n, false);
+        }
         let msg = format!(
             "reloaded {}: {added} peers added, {removed} removed, {reset} reset, {updated} updated in place",
             path.display()
@@ -1141,6 +1155,11 @@ impl Core {
                 },
             },
         }
+    }
+
+    /// Dataplane counters, when there is a dataplane.
+    pub fn dataplane_stats(&self) -> Option<api::DataplaneStats> {
+        self.dataplane.as_ref().map(|d| d.stats())
     }
 
     pub fn peer_views(&self) -> Vec<api::Peer> {

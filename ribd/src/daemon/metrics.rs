@@ -221,6 +221,58 @@ pub fn render(core: &Core) -> String {
     );
     let _ = writeln!(out, "ribd_fib_sync_seconds_sum {}", v.iter().sum::<f64>());
     let _ = writeln!(out, "ribd_fib_sync_seconds_count {}", v.len());
+    if let Some(dp) = core.dataplane_stats() {
+        let by_reason = |f: &dyn Fn(&crate::api::ReasonCounter) -> u64| {
+            dp.reasons
+                .iter()
+                .map(|r| (format!("reason=\"{}\"", r.reason), f(r) as f64))
+                .collect::<Vec<_>>()
+        };
+        metric(
+            &mut out,
+            "ribd_dataplane_packets_total",
+            "counter",
+            "Packets seen by the XDP forwarder, by outcome.",
+            &by_reason(&|r| r.packets),
+        );
+        metric(
+            &mut out,
+            "ribd_dataplane_bytes_total",
+            "counter",
+            "Bytes seen by the XDP forwarder, by outcome.",
+            &by_reason(&|r| r.bytes),
+        );
+        let by_nh = |f: &dyn Fn(&crate::api::NextHopCounter) -> u64| {
+            dp.nexthops
+                .iter()
+                .map(|n| {
+                    (
+                        format!(
+                            "nexthop=\"{}\",interface=\"{}\",mac=\"{}\"",
+                            n.id,
+                            esc(&n.interface),
+                            n.mac
+                        ),
+                        f(n) as f64,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        metric(
+            &mut out,
+            "ribd_dataplane_nexthop_tx_packets_total",
+            "counter",
+            "Packets the forwarder sent to each next-hop.",
+            &by_nh(&|n| n.packets),
+        );
+        metric(
+            &mut out,
+            "ribd_dataplane_nexthop_tx_bytes_total",
+            "counter",
+            "Bytes the forwarder sent to each next-hop.",
+            &by_nh(&|n| n.bytes),
+        );
+    }
     metric(
         &mut out,
         "ribd_process_resident_memory_bytes",
