@@ -252,3 +252,126 @@ fn the_lpm_engine_gets_the_same_answers() {
     assert_eq!(s.check(&routes[..1]).unwrap(), vec![]);
     let _ = NhSet::new([(addr(A), 1)]);
 }
+
+/// The check is only worth something if it sees damage: tamper with each kind of map entry and
+/// expect it reported.
+#[test]
+fn the_consistency_check_reports_tampered_entries() {
+    let inst = Instance::new("tamper", Engine4::Dir24);
+    let mut s = inst.sync(SyncConfig::default());
+    s.set_nexthops(&[(addr(A), Some(lo_nh(1))), (addr(B), Some(lo_nh(2)))])
+        .unwrap();
+    let routes = vec![
+        Route::forward(net("10.0.0.0/8"), [(addr(A), 1), (addr(B), 1)]),
+        Route::forward(net("10.1.2.128/25"), [(addr(A), 1)]),
+        Route::forward(net("2001:db8::/32"), [(addr(B), 1)]),
+    ];
+    s.apply(&routes).unwrap();
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+    let m = fib_sync::PinnedMaps::open(&inst.dir).unwrap();
+    let kinds = |s: &fib_sync::FibSync| -> Vec<String> {
+        s.check(&routes)
+            .unwrap()
+            .iter()
+            .map(|d| {
+                format!("{d:?}")
+                    .split([' ', '{', '('])
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+
+    // A tbl24 entry answering another path-list.
+    let old = m.fib.dir24_load(0x0a0505);
+    m.fib.dir24_store(0x0a0505, fib_ebpf::abi::PL_BLACKHOLE);
+    assert_eq!(kinds(&s), vec!["Answer"]);
+    m.fib.dir24_store(0x0a0505, old);
+
+    // A path-list pointing at another group.
+    let pl = s.route(&net("10.0.0.0/8")).unwrap();
+    let g = m.fib.pathlist_get(pl).unwrap();
+    m.fib.pathlist_set(pl, fib_ebpf::abi::NHG_PASS).unwrap();
+    assert_eq!(kinds(&s), vec!["Pathlist"]);
+    m.fib.pathlist_set(pl, g).unwrap();
+
+    // A next-hop with a stale MAC.
+    let id = s.nh_id(&lo_nh(2)).unwrap();
+    m.fib
+        .nh_write(
+            id,
+            &fib_ebpf::abi::Nh {
+                ifindex: 1,
+                dmac: [2, 0, 0, 0, 0, 9],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(kinds(&s), vec!["NextHop"]);
+    let l2 = lo_nh(2);
+    m.fib
+        .nh_write(
+            id,
+            &fib_ebpf::abi::Nh {
+                ifindex: 1,
+                smac: l2.smac,
+                dmac: l2.dmac,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    // A group whose buckets changed under the engine.
+    let g = s.group_of(pl).unwrap();
+    let table = m.fib.nhg_read(g).unwrap();
+    m.fib.nhg_write(g, &table[..128]).unwrap();
+    assert_eq!(kinds(&s), vec!["Group"]);
+    m.fib.nhg_write(g, &table).unwrap();
+
+    // An IPv6 prefix missing from the trie, and a stray one.
+    m.fib
+        .fib6_remove("2001:db8::".parse().unwrap(), 32)
+        .unwrap();
+    m.fib
+        .fib6_insert(
+            "2001:db9::".parse().unwrap(),
+            32,
+            fib_ebpf::abi::FibVal {
+                pl_id: pl,
+                flags: 0,
+            },
+        )
+        .unwrap();
+    assert_eq!(kinds(&s), vec!["Trie", "Trie"]);
+    m.fib
+        .fib6_remove("2001:db9::".parse().unwrap(), 32)
+        .unwrap();
+    let pl6 = s.route(&net("2001:db8::/32")).unwrap();
+    m.fib
+        .fib6_insert(
+            "2001:db8::".parse().unwrap(),
+            32,
+            fib_ebpf::abi::FibVal {
+                pl_id: pl6,
+                flags: 0,
+            },
+        )
+        .unwrap();
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+
+    // A route the engine does not know about is reported against the expected FIB.
+    let mut more = routes.clone();
+    more.push(Route::forward(net("192.0.2.0/24"), [(addr(A), 1)]));
+    let d = s.check(&more).unwrap();
+    assert!(
+        d.iter()
+            .any(|x| matches!(x, fib_sync::Mismatch::Route { .. })),
+        "{d:?}"
+    );
+    assert!(
+        d.iter()
+            .any(|x| matches!(x, fib_sync::Mismatch::Answer { .. })),
+        "{d:?}"
+    );
+}
