@@ -153,8 +153,8 @@ pub enum Show {
     Fib {
         /// Only this prefix.
         prefix: Option<String>,
-        /// Routes per API request.
-        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        /// Routes per API request (ribd walks its table for every page: fewer, larger pages are faster).
+        #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         page_size: u32,
     },
 
@@ -195,8 +195,8 @@ pub struct RibArgs {
     /// Only best paths.
     #[arg(long)]
     pub best: bool,
-    /// Routes per API request.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Routes per API request (ribd walks its table for every page: fewer, larger pages are faster).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub page_size: u32,
 }
 

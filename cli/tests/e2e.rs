@@ -822,21 +822,8 @@ fn tcp_with_token(lab: &Lab) {
 fn socket_permission(lab: &Lab) {
     let mode = std::fs::metadata(&lab.sock).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o660, "ribd creates its socket mode 0660");
-    let bin = lab.dir.path().join("ribctl");
-    std::fs::copy(ribctl_bin(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&bin)
-        .args(["--socket", lab.sock(), "show", "summary"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let bin = ribctl_copy(lab.dir.path());
+    let o = as_nobody(&bin, &["--socket", lab.sock(), "show", "summary"]);
     let e = text(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{e}");
     assert!(e.contains("mode 0660, owner root, group root"), "{e}");
@@ -854,4 +841,123 @@ fn daemon_stopped(mut lab: Lab) {
     let e = lab.fails(3, &["show", "summary"]);
     assert!(e.contains(lab.sock()), "{e}");
     assert!(e.contains("ribd --config"), "{e}");
+}
+
+/// A large table through `show rib`: 100k IPv4 routes (generated from the real pyasn data, injected into
+/// GoBGP) listed page by page; every prefix arrives exactly once, in order, whatever the page size.
+/// Prints how long each listing took (no time is asserted). Ignored by default (about a minute):
+/// `cargo test -p cli --test e2e -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn large_table_streams_in_pages() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    const N: usize = 100_000;
+    netns::sweep_stale();
+    let rd = Netns::new("ribd").unwrap();
+    let a = Netns::new("gobgp").unwrap();
+    netns::veth(&rd, "to-a", &a, "to-rd").unwrap();
+    netns::addr(&rd, "to-a", "10.255.1.1/30").unwrap();
+    netns::addr(&a, "to-rd", "10.255.1.2/30").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ribd.sock");
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let config = dir.path().join("ribd.toml");
+    let cfg = ribd_config(&sock, &token).replace("enabled = true", "enabled = false");
+    std::fs::write(&config, cfg).unwrap();
+    let _ribd = Daemon::spawn(
+        "ribd",
+        rd.name(),
+        ribd_bin().to_str().unwrap(),
+        &["--config", config.to_str().unwrap()],
+        &[],
+        &dir.path().join("ribd.log"),
+    )
+    .unwrap();
+    let gobgp = GoBgp::start(
+        a.name(),
+        PeerConfig::new(64501, "10.255.1.2".parse().unwrap())
+            .neighbor(Neighbor::new(ip("10.255.1.1"), 65000).hold_time(30)),
+    )
+    .unwrap();
+    let table = testbed::tablegen::generate(&testbed::tablegen::Config {
+        v4_count: N,
+        v6_count: 0,
+        peer_as: Some(64501),
+        ..Default::default()
+    })
+    .unwrap();
+    gobgp.inject_table(&table, ip("10.255.1.2")).unwrap();
+    let s = sock.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--socket", s.as_str()];
+        all.extend_from_slice(args);
+        ribctl(&all)
+    };
+    // Learned: the count stops growing (GoBGP's MRT reader may skip a few of the generated routes).
+    let start = Instant::now();
+    let (mut last, mut since) = (0usize, Instant::now());
+    let n = loop {
+        let o = run(&["--json", "show", "summary"]);
+        let now = serde_json::from_slice::<Summary>(&o.stdout)
+            .ok()
+            .and_then(|s| {
+                s.rib
+                    .iter()
+                    .find(|c| c.afi == "ipv4")
+                    .map(|c| c.prefixes as usize)
+            })
+            .unwrap_or(0);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if now > N * 9 / 10 && since.elapsed() > Duration::from_secs(3) {
+            break now;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "ribd learned only {now} of {N} prefixes\n{}\n{}",
+            testbed::peers::tail(&dir.path().join("ribd.log"), 20),
+            gobgp.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("{n} IPv4 prefixes learned (of {N} generated)");
+    for page in ["1000", "10000", "100000"] {
+        let t = Instant::now();
+        let o = run(&["show", "rib", "--afi", "ipv4", "--page-size", page]);
+        let took = t.elapsed();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        let prefixes: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with(" >") || l.starts_with("S>"))
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(prefixes.len(), n, "page size {page}");
+        assert!(out.contains(&format!("{n} prefixes, {n} paths shown")));
+        eprintln!(
+            "show rib, page size {page:>6}: {:>3} requests, {:.2} s",
+            n.div_ceil(page.parse::<usize>().unwrap()),
+            took.as_secs_f64()
+        );
+    }
+    let t = Instant::now();
+    let o = run(&["--json", "show", "rib", "--afi", "ipv4"]);
+    let took = t.elapsed();
+    let page: RibPage = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(page.routes.len(), n);
+    let mut sorted = page
+        .routes
+        .iter()
+        .map(|r| r.prefix.clone())
+        .collect::<Vec<_>>();
+    sorted.dedup();
+    assert_eq!(sorted.len(), n, "no prefix twice");
+    eprintln!(
+        "show rib --json, page size   1000: {:.2} s",
+        took.as_secs_f64()
+    );
 }

@@ -493,3 +493,38 @@ pub fn check_fail() -> CheckReport {
         ],
     }
 }
+
+/// Copies the ribctl binary into `dir` (mode 0755), so an unprivileged user can run it wherever the
+/// build directory is.
+pub fn ribctl_copy(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("ribctl");
+    std::fs::copy(ribctl_bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// Runs `bin args` as `nobody:nogroup` with no capabilities (setpriv). Retries while exec fails with
+/// "Text file busy": a process forked by a parallel test may still hold the copy's write descriptor.
+pub fn as_nobody(bin: &Path, args: &[&str]) -> Output {
+    for _ in 0..50 {
+        let o = Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(bin)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        if o.status.code() == Some(126) && text(&o.stderr).contains("Text file busy") {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        return o;
+    }
+    panic!("{} stayed busy", bin.display());
+}
