@@ -165,7 +165,12 @@ impl Collector {
                     }
                 }
                 Event::RouteRefresh { .. } => {}
-                Event::Down { cause, .. } => eprintln!("collect: session down: {cause}"),
+                Event::Down { cause, .. } => {
+                    if let Some(w) = record.as_mut() {
+                        w.flush()?;
+                    }
+                    eprintln!("collect: session down: {cause}");
+                }
             }
             let done = match expect {
                 Some(n) => r.announced >= n,

@@ -362,9 +362,8 @@ pub fn run(a: FeedArgs) -> Result<()> {
         let h = f.handle.clone();
         let secs = f.queued.duration_since(f.established).as_secs_f64();
         println!(
-            "{{\"established\":true,\"prefixes\":{},\"queue_secs\":{secs:.3},\"prefixes_per_sec\":{:.0}}}",
-            table.len(),
-            table.len() as f64 / secs.max(1e-9)
+            "{{\"established\":true,\"prefixes\":{},\"queue_secs\":{secs:.3}}}",
+            table.len()
         );
         let (ltx, mut lrx) = mpsc::unbounded_channel::<String>();
         std::thread::spawn(move || {
@@ -388,8 +387,10 @@ pub fn run(a: FeedArgs) -> Result<()> {
             for c in chunks {
                 h.send_raw(c.clone()).await?;
             }
+            h.flush().await?;
             println!("{{\"done\":\"{}\"}}", cmd.trim());
         }
+        h.flush().await?;
         h.stop(Some("testbed feed finished"));
         tokio::time::sleep(Duration::from_millis(200)).await;
         Ok(())

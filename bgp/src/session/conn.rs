@@ -212,16 +212,25 @@ pub(crate) enum WriteCmd {
     Close,
 }
 
+/// What a `PeerHandle` queues for the writer.
+#[derive(Debug)]
+pub(crate) enum Data {
+    Bytes(Bytes),
+    /// Answer once everything queued before it has been written to the socket.
+    Flush(oneshot::Sender<()>),
+}
+
 /// Largest amount gathered into one write.
 const WRITE_BATCH: usize = 1 << 20;
 
 pub(crate) async fn writer(
     mut sock: OwnedWriteHalf,
     mut control: mpsc::UnboundedReceiver<WriteCmd>,
-    mut data: mpsc::Receiver<Bytes>,
+    mut data: mpsc::Receiver<Data>,
 ) {
     let mut buf = BytesMut::new();
     let mut data_open = true;
+    let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         // Control first (KEEPALIVE, NOTIFICATION, close), then UPDATE data.
         let cmd = tokio::select! {
@@ -231,7 +240,11 @@ pub(crate) async fn writer(
                 None => return,
             },
             d = data.recv(), if data_open => match d {
-                Some(b) => WriteCmd::Bytes(b),
+                Some(Data::Bytes(b)) => WriteCmd::Bytes(b),
+                Some(Data::Flush(ack)) => {
+                    flushed.push(ack);
+                    WriteCmd::Bytes(Bytes::new())
+                }
                 None => {
                     data_open = false;
                     continue;
@@ -244,7 +257,7 @@ pub(crate) async fn writer(
             WriteCmd::Close => closing = true,
         }
         // Gather whatever else is already queued into the same write.
-        while !closing && buf.len() < WRITE_BATCH {
+        while !closing && flushed.is_empty() && buf.len() < WRITE_BATCH {
             match control.try_recv() {
                 Ok(WriteCmd::Bytes(b)) => {
                     buf.extend_from_slice(&b);
@@ -257,7 +270,8 @@ pub(crate) async fn writer(
                 Err(_) => {}
             }
             match data.try_recv() {
-                Ok(b) => buf.extend_from_slice(&b),
+                Ok(Data::Bytes(b)) => buf.extend_from_slice(&b),
+                Ok(Data::Flush(ack)) => flushed.push(ack),
                 Err(_) => break,
             }
         }
@@ -266,6 +280,9 @@ pub(crate) async fn writer(
                 return;
             }
             buf.clear();
+        }
+        for ack in flushed.drain(..) {
+            let _ = ack.send(());
         }
         if closing {
             let _ = sock.shutdown().await;

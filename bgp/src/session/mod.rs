@@ -137,7 +137,7 @@ pub struct PeerStatus {
 #[derive(Debug, Clone)]
 pub(crate) struct DataPath {
     pub conn: ConnId,
-    pub tx: mpsc::Sender<Bytes>,
+    pub tx: mpsc::Sender<conn::Data>,
     pub ctx: Context,
 }
 
@@ -279,7 +279,7 @@ impl PeerHandle {
         }
         self.shared.counters.count_out(2, n as u64);
         path.tx
-            .send(buf.freeze())
+            .send(conn::Data::Bytes(buf.freeze()))
             .await
             .map_err(|_| SendError::NotEstablished)
     }
@@ -298,9 +298,23 @@ impl PeerHandle {
             i += len.max(wire::HEADER_LEN);
         }
         path.tx
-            .send(bytes)
+            .send(conn::Data::Bytes(bytes))
             .await
             .map_err(|_| SendError::NotEstablished)
+    }
+
+    /// Waits until everything queued with `send_*` so far has been written to the socket (e.g. before
+    /// [`PeerHandle::stop`], which otherwise closes without waiting for queued UPDATEs).
+    pub async fn flush(&self) -> Result<(), SendError> {
+        let path = lock(&self.shared.data)
+            .clone()
+            .ok_or(SendError::NotEstablished)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        path.tx
+            .send(conn::Data::Flush(tx))
+            .await
+            .map_err(|_| SendError::NotEstablished)?;
+        rx.await.map_err(|_| SendError::NotEstablished)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -24,7 +24,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 struct ConnIo {
     control: mpsc::UnboundedSender<WriteCmd>,
-    data_tx: mpsc::Sender<Bytes>,
+    data_tx: mpsc::Sender<super::conn::Data>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
     state: Arc<ReaderState>,

@@ -232,3 +232,38 @@ async fn unknown_source_is_refused_without_reading() {
     assert_eq!(b.handle.state(), State::Established);
     assert_eq!(a.handle.status().flaps, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_then_stop_delivers_every_queued_update_before_the_cease() {
+    let (a, mut b) = pair(9, 1024).await;
+    a.handle.start();
+    b.handle.start();
+    established(&a).await;
+    established(&b).await;
+    let all: Vec<ipnet::IpNet> = prefixes(50_000).collect();
+    for chunk in all.chunks(500) {
+        a.handle
+            .send_updates(&[update(chunk.iter().copied())])
+            .await
+            .unwrap();
+    }
+    a.handle.flush().await.unwrap();
+    a.handle.stop(Some("done"));
+    let mut got = 0;
+    loop {
+        match tokio::time::timeout(WAIT, b.events.recv()).await {
+            Ok(Some(Event::Updates { updates, .. })) => {
+                got += updates.iter().map(|u| u.announced().count()).sum::<usize>()
+            }
+            Ok(Some(Event::Down { cause, .. })) => {
+                assert!(
+                    matches!(cause, Cause::Received(ref n) if n.subcode == cease::ADMINISTRATIVE_SHUTDOWN)
+                );
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no Down: {other:?}"),
+        }
+    }
+    assert_eq!(got, 50_000);
+}
