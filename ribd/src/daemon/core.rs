@@ -434,6 +434,21 @@ impl Core {
                                 path_id,
                                 attrs,
                             } => {
+                                // max-prefix with action "discard": a new prefix beyond the limit is
+                                // ignored (replacements of accepted ones still apply).
+                                let full = p.nb.max_prefix.as_ref().is_some_and(|m| {
+                                    m.action == MaxPrefixAction::Discard
+                                        && p.v4.accepted + p.v6.accepted >= m.limit as u64
+                                });
+                                if full && !self.rib.has_path(p.rib_id, prefix, path_id) {
+                                    let fc = if prefix.addr().is_ipv4() {
+                                        &mut p.v4
+                                    } else {
+                                        &mut p.v6
+                                    };
+                                    fc.received += 1;
+                                    continue;
+                                }
                                 let a = self.rib.intern(attrs);
                                 let fc = if prefix.addr().is_ipv4() {
                                     &mut p.v4
@@ -997,7 +1012,10 @@ impl Core {
                             ),
                             reachable: c.reachable,
                             igp_cost: c.igp_cost,
-                            lost_at: c.lost_at.map(|s| format!("{s:?}")),
+                            lost_at: c
+                                .lost_at
+                                .and_then(|s| serde_json::to_value(s).ok())
+                                .and_then(|v| v.as_str().map(str::to_string)),
                             reason: c.reason.clone(),
                         })
                         .collect(),

@@ -396,6 +396,17 @@ pub fn rib_page(core: &Core, fam: IpFamily, q: &RibQuery) -> Result<api::RibPage
         if !ok_prefix {
             continue;
         }
+        // Without path filters a prefix matches as it is: count it without building it, and build only
+        // the prefixes of this page.
+        let path_filters = q.peer.is_some() || community.is_some() || as_path.is_some();
+        let before_page = after.is_some_and(|a| k <= a);
+        if !path_filters && (before_page || routes.len() >= limit) {
+            matched += 1;
+            if !before_page && next.is_none() {
+                next = routes.last().map(|r: &api::RibRoute| r.prefix.clone());
+            }
+            continue;
+        }
         let Some(mut r) = rib_route(core, k, q.best.unwrap_or(false)) else {
             continue;
         };
@@ -413,7 +424,7 @@ pub fn rib_page(core: &Core, fam: IpFamily, q: &RibQuery) -> Result<api::RibPage
             continue;
         }
         matched += 1;
-        if after.is_some_and(|a| k <= a) {
+        if before_page {
             continue;
         }
         if routes.len() < limit {

@@ -271,9 +271,11 @@ impl<T: PartialEq> Pattern<T> {
     }
 }
 
-/// Translates an operator AS-path regex (`_` = boundary) into a `regex` over the space-separated path.
+/// Translates an operator AS-path regex into a `regex` over the space-separated path. `_` is the
+/// Cisco/FRR delimiter: it matches the start, the end, or one separator (space, comma, brace), so
+/// `^64500_64501_` matches "64500 64501 ...".
 pub fn compile_as_path_regex(s: &str) -> Result<Regex, String> {
-    let translated = s.replace('_', r"\b");
+    let translated = s.replace('_', r"(?:^|$|[ ,{}()])");
     Regex::new(&translated).map_err(|e| format!("bad AS-path regex {s:?}: {e}"))
 }
 

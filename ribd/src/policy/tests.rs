@@ -49,6 +49,8 @@ fn every_match_condition_selects_what_it_says() {
         ("prefix-list = [\"MINE\"]", "198.51.100.0/24"),
         ("as-path = [\"_174_\"]", ""),
         ("as-path = [\"^64500_\"]", ""),
+        ("as-path = [\"^64500_174_15169$\"]", ""),
+        ("as-path = [\"_174_15169_\"]", ""),
         ("as-path-list = [\"T1\"]", ""),
         ("origin-as = [15169]", ""),
         ("as-path-length-min = 3\nas-path-length-max = 3", ""),

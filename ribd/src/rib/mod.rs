@@ -668,6 +668,15 @@ impl Rib {
         std::mem::take(&mut self.best_changed)
     }
 
+    /// True when the RIB holds the path `(peer, path_id)` for `prefix`.
+    pub fn has_path(&self, peer: PeerId, prefix: IpNet, path_id: u32) -> bool {
+        let e = match prefix {
+            IpNet::V4(n) => self.v4.get(&n.trunc()),
+            IpNet::V6(n) => self.v6.get(&n.trunc()),
+        };
+        e.is_some_and(|e| e.iter().any(|p| p.peer == peer && p.path_id == path_id))
+    }
+
     /// Prefixes with a forwarding entry: `[ipv4, ipv6]`.
     pub fn fib_len(&self) -> [usize; 2] {
         self.fib_len
