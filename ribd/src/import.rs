@@ -45,6 +45,11 @@ pub enum Op {
         prefix: IpNet,
         path_id: u32,
     },
+    /// Received but refused (loop, policy): withdrawn from the RIB if it was there, counted as received.
+    Reject {
+        prefix: IpNet,
+        path_id: u32,
+    },
 }
 
 /// Counts for the peer's statistics.
@@ -188,7 +193,7 @@ pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, 
             for (prefix, path_id) in prefixes(nlri) {
                 n.received += 1;
                 n.rejected += 1;
-                ops.push(Op::Withdraw { prefix, path_id });
+                ops.push(Op::Reject { prefix, path_id });
             }
             continue;
         }
@@ -221,7 +226,7 @@ pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, 
                 Verdict::Reject => {
                     n.rejected += 1;
                     // A previously accepted path of the same prefix must go.
-                    ops.push(Op::Withdraw { prefix, path_id });
+                    ops.push(Op::Reject { prefix, path_id });
                 }
             }
         }
@@ -284,7 +289,7 @@ mod tests {
             RpkiState::NotFound,
         );
         assert_eq!(n.rejected, 1);
-        assert!(matches!(ops[0], Op::Withdraw { .. }));
+        assert!(matches!(ops[0], Op::Reject { .. }));
         let (ops, _) = import_update(&ctx(false, None), &update(vec![15169]), RpkiState::NotFound);
         assert!(
             matches!(ops[0], Op::Announce { .. }),
@@ -316,7 +321,7 @@ mod tests {
             RpkiState::NotFound,
         );
         assert_eq!((n.received, n.rejected), (1, 1));
-        assert!(matches!(ops[0], Op::Withdraw { .. }));
+        assert!(matches!(ops[0], Op::Reject { .. }));
         let mut c = ctx(true, Some(ACCEPT));
         c.allowas_in = 1;
         let (ops, _) = import_update(&c, &update(vec![3320, 65000, 15169]), RpkiState::NotFound);

@@ -224,6 +224,11 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
         "echo requests and replies forwarded in XDP: {fwd0}"
     );
     assert!(
+        m.get("ribd_dataplane_interface_tx_packets_total{interface=\"u0\"}")
+            .is_some_and(|v| *v >= 3.0),
+        "egress counted per interface:\n{text}"
+    );
+    assert!(
         bird.wait_route("10.77.1.0/24".parse().unwrap(), T).is_ok(),
         "ribd exports its static route to BIRD"
     );

@@ -71,10 +71,15 @@ impl Response {
     }
 }
 
+#[derive(Clone, Copy)]
+enum OpKind {
+    Reject,
+    Other,
+}
+
 /// Per-family import statistics of a peer.
 #[derive(Debug, Clone, Copy, Default)]
 struct FamilyCounts {
-    received: u64,
     /// Prefix-paths of this peer currently in the RIB.
     accepted: u64,
     advertised: u64,
@@ -95,6 +100,9 @@ struct PeerRt {
     max_prefix_warned: bool,
     /// Families for which End-of-RIB arrived in the current session.
     eor: Vec<BgpFamily>,
+    /// Prefixes received from this peer and refused (policy, loops, max-prefix discard), so "received"
+    /// counts what the peer currently announces, not a running total.
+    rejected: std::collections::HashSet<(IpNet, u32)>,
     /// Adj-RIB-Out: what this peer has been sent, per prefix.
     adj_out: HashMap<IpNet, crate::rib::attrs::AttrRef>,
     /// UPDATEs to this peer, sent in order by a task of its own.
@@ -355,6 +363,7 @@ impl Core {
                 restart_at: None,
                 max_prefix_warned: false,
                 eor: Vec::new(),
+                rejected: std::collections::HashSet::new(),
                 adj_out: HashMap::new(),
                 out,
             },
@@ -428,6 +437,11 @@ impl Core {
                     }
                     let (ops, n) = import::import_update(&p.import, u, RpkiState::NotFound);
                     for op in ops {
+                        let op_kind = if matches!(op, Op::Reject { .. }) {
+                            OpKind::Reject
+                        } else {
+                            OpKind::Other
+                        };
                         match op {
                             Op::Announce {
                                 prefix,
@@ -441,27 +455,27 @@ impl Core {
                                         && p.v4.accepted + p.v6.accepted >= m.limit as u64
                                 });
                                 if full && !self.rib.has_path(p.rib_id, prefix, path_id) {
-                                    let fc = if prefix.addr().is_ipv4() {
-                                        &mut p.v4
-                                    } else {
-                                        &mut p.v6
-                                    };
-                                    fc.received += 1;
+                                    p.rejected.insert((prefix, path_id));
                                     continue;
                                 }
+                                p.rejected.remove(&(prefix, path_id));
                                 let a = self.rib.intern(attrs);
                                 let fc = if prefix.addr().is_ipv4() {
                                     &mut p.v4
                                 } else {
                                     &mut p.v6
                                 };
-                                fc.received += 1;
                                 if self.rib.announce(p.rib_id, prefix, path_id, a) {
                                     fc.accepted += 1;
                                 }
                                 self.counters.prefixes_announced += 1;
                             }
-                            Op::Withdraw { prefix, path_id } => {
+                            Op::Withdraw { prefix, path_id } | Op::Reject { prefix, path_id } => {
+                                if matches!(op_kind, OpKind::Reject) {
+                                    p.rejected.insert((prefix, path_id));
+                                } else {
+                                    p.rejected.remove(&(prefix, path_id));
+                                }
                                 if self.rib.withdraw(p.rib_id, prefix, path_id) {
                                     let fc = if prefix.addr().is_ipv4() {
                                         &mut p.v4
@@ -1194,9 +1208,15 @@ impl Core {
         let m = st.messages;
         // Codec type numbers: 1 OPEN, 2 UPDATE, 3 NOTIFICATION, 4 KEEPALIVE, 5 ROUTE-REFRESH.
         let pick = |a: [u64; 6]| [a[1], a[2], a[3], a[4], a[5]];
+        let held = |v4: bool| {
+            p.rejected
+                .iter()
+                .filter(|(pfx, _)| pfx.addr().is_ipv4() == v4)
+                .count() as u64
+        };
         let fam = |name: &str, c: &FamilyCounts| api::PeerFamily {
             afi: name.into(),
-            received: c.received,
+            received: c.accepted + held(name == "ipv4-unicast"),
             accepted: c.accepted,
             advertised: c.advertised,
         };

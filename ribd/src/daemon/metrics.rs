@@ -258,6 +258,40 @@ pub fn render(core: &Core) -> String {
                 })
                 .collect::<Vec<_>>()
         };
+        // Egress per interface: the next-hops' transmit counters summed by their interface.
+        let mut by_if: std::collections::BTreeMap<String, (u64, u64)> =
+            std::collections::BTreeMap::new();
+        for n in &dp.nexthops {
+            let ifname = n
+                .interface
+                .split(" (")
+                .next()
+                .unwrap_or(&n.interface)
+                .to_string();
+            let e = by_if.entry(ifname).or_default();
+            e.0 += n.packets;
+            e.1 += n.bytes;
+        }
+        let ifs = |pick: fn(&(u64, u64)) -> u64| {
+            by_if
+                .iter()
+                .map(|(i, v)| (format!("interface=\"{}\"", esc(i)), pick(v) as f64))
+                .collect::<Vec<_>>()
+        };
+        metric(
+            &mut out,
+            "ribd_dataplane_interface_tx_packets_total",
+            "counter",
+            "Packets the forwarder redirected out of each interface.",
+            &ifs(|v| v.0),
+        );
+        metric(
+            &mut out,
+            "ribd_dataplane_interface_tx_bytes_total",
+            "counter",
+            "Bytes the forwarder redirected out of each interface.",
+            &ifs(|v| v.1),
+        );
         metric(
             &mut out,
             "ribd_dataplane_nexthop_tx_packets_total",
