@@ -13,5 +13,6 @@ pub mod feed;
 pub mod mrt;
 pub mod netns;
 pub mod peers;
+pub mod ribd;
 pub mod tablegen;
 pub mod topo;
