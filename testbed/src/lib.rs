@@ -9,6 +9,7 @@
 
 pub mod bins;
 pub mod collect;
+pub mod fabric;
 pub mod feed;
 pub mod mrt;
 pub mod netns;
@@ -16,3 +17,4 @@ pub mod peers;
 pub mod ribd;
 pub mod tablegen;
 pub mod topo;
+pub mod traffic;

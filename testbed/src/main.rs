@@ -24,6 +24,16 @@ enum Cmd {
         #[arg(long)]
         keep: bool,
     },
+    /// Run the ribd daemon (the `ribd` library, exactly as the `ribd` binary runs it). The end-to-end
+    /// suite starts ribd this way: cargo builds this binary for testbed's tests, so the daemon under test
+    /// is always the current source, with no separate `cargo build -p ribd` step that could go stale.
+    #[command(hide = true)]
+    Ribd {
+        #[arg(short, long)]
+        config: std::path::PathBuf,
+        #[arg(long)]
+        flush_on_exit: bool,
+    },
     /// Remove namespaces left behind by testbed processes that no longer exist.
     Sweep,
     /// Open a BGP session and announce a table as fast as the peer accepts it, then hold it.
@@ -35,16 +45,56 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
+    // Before anything else: the daemon installs its own signal handling and must not sweep namespaces.
+    if std::env::args().nth(1).as_deref() == Some("ribd") {
+        let cli = Cli::parse();
+        if let Cmd::Ribd {
+            config,
+            flush_on_exit,
+        } = cli.cmd
+        {
+            return run_ribd(config, flush_on_exit);
+        }
+    }
     testbed::netns::install_cleanup_on_signal();
     testbed::netns::sweep_stale();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Demo { keep } => demo::run(keep),
-        Cmd::Sweep => Ok(()),
+        Cmd::Sweep | Cmd::Ribd { .. } => Ok(()),
         Cmd::Feed(a) => testbed::feed::run(a),
         Cmd::Collect(a) => testbed::collect::run(a),
         Cmd::SessionBench(a) => testbed::feed::bench(a),
     };
     testbed::netns::delete_all_live();
     result
+}
+
+/// What `ribd --config FILE` does (ribd/src/main.rs `run`).
+fn run_ribd(config: std::path::PathBuf, flush_on_exit: bool) -> Result<()> {
+    let loaded = match ribd::config::load(&config) {
+        Ok(l) => l,
+        Err(errs) => {
+            for e in &errs {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{} error(s) in {}", errs.len(), config.display());
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RIBD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&loaded.config.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()?;
+    let opts = ribd::daemon::Options {
+        config_path: config,
+        flush_on_exit,
+    };
+    rt.block_on(ribd::daemon::run(loaded, opts))
 }

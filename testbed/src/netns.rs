@@ -16,6 +16,27 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// Namespaces this process created and has not deleted yet (for the signal handler).
 static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// bpffs directories (pinned maps and XDP links) this process created and has not removed yet.
+static LIVE_PINS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+/// Registers a bpffs directory to remove on teardown (signal, [`delete_all_live`]). Name it
+/// `/sys/fs/bpf/tb<pid>-...` so [`sweep_stale`] also removes it after a SIGKILL.
+pub fn register_pin_dir(dir: &std::path::Path) {
+    LIVE_PINS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.to_path_buf());
+}
+
+/// Removes a bpffs directory (removing its link pins detaches XDP) and forgets it.
+pub fn remove_pin_dir(dir: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    LIVE_PINS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|d| d != dir);
+}
+
 /// Prefix of every namespace the testbed creates.
 pub const PREFIX: &str = "tb";
 
@@ -172,6 +193,14 @@ pub fn delete_all_live() {
     for n in names {
         delete_namespace(&n);
     }
+    let pins: Vec<std::path::PathBuf> = LIVE_PINS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .collect();
+    for d in pins {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 /// Removes testbed namespaces whose creating process is gone (left over after SIGKILL).
@@ -192,6 +221,25 @@ pub fn sweep_stale() {
             || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
         if !alive {
             delete_namespace(name);
+        }
+    }
+    // bpffs instances of dead testbed processes (the XDP links pinned there keep programs attached).
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/bpf") {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix(PREFIX)
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: kill with signal 0 only checks for existence.
+            if unsafe { libc::kill(pid, 0) } != 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
         }
     }
 }
