@@ -101,6 +101,18 @@ pub enum Command {
     Lookup {
         /// Destination address (IPv4 or IPv6).
         address: String,
+        /// Source address of a flow: also show the bucket and next-hop this flow takes.
+        #[arg(long)]
+        src: Option<String>,
+        /// IP protocol number of the flow (6 TCP, 17 UDP, ...; default TCP with ports, else ICMP).
+        #[arg(long)]
+        proto: Option<u8>,
+        /// Source port of the flow.
+        #[arg(long)]
+        sport: Option<u16>,
+        /// Destination port of the flow.
+        #[arg(long)]
+        dport: Option<u16>,
     },
 
     /// Dataplane consistency.

@@ -146,11 +146,42 @@ impl Ctx<'_> {
     fn dispatch(&self, cmd: &Command, out: &mut dyn Write) -> Outcome {
         match cmd {
             Command::Show(s) => self.show(s, out),
-            Command::Lookup { address } => {
+            Command::Lookup {
+                address,
+                src,
+                proto,
+                sport,
+                dport,
+            } => {
                 let a = validate::address(address)?;
+                let mut query = Vec::new();
+                if let Some(s) = src {
+                    let s = validate::address(s)?;
+                    if s.is_ipv4() != a.is_ipv4() {
+                        return Err(Error::Usage(format!(
+                            "--src {s} and {a} are of different families"
+                        ))
+                        .into());
+                    }
+                    query.push(format!("src={}", encode(&s.to_string())));
+                }
+                for (k, v) in [
+                    ("proto", proto.map(u32::from)),
+                    ("sport", sport.map(u32::from)),
+                    ("dport", dport.map(u32::from)),
+                ] {
+                    if let Some(v) = v {
+                        query.push(format!("{k}={v}"));
+                    }
+                }
+                let q = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", query.join("&"))
+                };
                 let l: Lookup = self
                     .client
-                    .get(&format!("/v1/lookup/{}", encode(&a.to_string())))?;
+                    .get(&format!("/v1/lookup/{}{q}", encode(&a.to_string())))?;
                 if self.json {
                     json_line(out, &l)?;
                 } else {

@@ -744,12 +744,32 @@ pub fn lookup(out: &mut dyn Write, l: &Lookup, style: Style) -> io::Result<()> {
         None => writeln!(out, "RIB: no matching route")?,
     }
     match &l.fib {
-        Some(f) => fib_entry(out, f, style),
+        Some(f) => fib_entry(out, f, style)?,
         None => writeln!(
             out,
             "FIB: no matching route (the dataplane passes such packets to the kernel)"
-        ),
+        )?,
     }
+    if let Some(f) = &l.flow {
+        let ports = match (f.source_port, f.destination_port) {
+            (Some(s), Some(d)) => format!(" ports {s} -> {d}"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "flow from {} proto {}{ports}: hash {:#010x}, bucket {}/{} of group {} -> {} on {} ({})",
+            f.source,
+            f.protocol,
+            f.hash,
+            f.bucket,
+            f.buckets,
+            f.group,
+            opt(&f.nexthop),
+            f.interface.as_deref().unwrap_or("-"),
+            f.mac.as_deref().unwrap_or("-"),
+        )?;
+    }
+    Ok(())
 }
 
 /// Counters of a previous sample and the seconds since, for rates.

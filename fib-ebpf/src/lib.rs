@@ -14,6 +14,7 @@
 pub mod abi;
 pub mod bpffs;
 pub mod dir24;
+pub mod flow;
 pub mod loader;
 pub mod maps;
 pub mod nhg;

@@ -263,3 +263,24 @@ fn ipv6_flows_spread_over_8_next_hops() {
         );
     }
 }
+
+#[test]
+fn the_userspace_flow_hash_predicts_the_programs_next_hop() {
+    let mut fwd = setup();
+    let members: Vec<(u32, u32)> = (1..=7).map(|id| (id, 1 + id % 3)).collect();
+    let buckets = group(&mut fwd, 9, 9, &members);
+    let seed = fib_ebpf::loader::LoadOptions::default().hash_seed;
+    for f in flows(2_000, 9, 0xfeed) {
+        let h = fib_ebpf::flow::flow_hash_v4(seed, f.src, f.dst, f.proto, Some((f.sport, f.dport)));
+        let predicted = buckets[fib_ebpf::flow::bucket_of(h, buckets.len())];
+        assert_eq!(
+            predicted,
+            nh_of(&mut fwd, &f, 64, 0),
+            "flow {}:{} -> {}:{}",
+            f.src,
+            f.sport,
+            f.dst,
+            f.dport
+        );
+    }
+}

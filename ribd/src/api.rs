@@ -10,7 +10,7 @@
 //! | GET | `/v1/rib/{ipv4,ipv6}?prefix=P&match=exact\|longer\|shorter&peer=N&community=C&as-path=RE&limit=N&after=P` | [`RibPage`] |
 //! | GET | `/v1/route/{prefix}` (prefix with `/` written as `_` or URL-encoded) | [`RouteDetail`] |
 //! | GET | `/v1/fib?prefix=P&limit=N&after=P` | [`FibPage`] |
-//! | GET | `/v1/lookup/{address}` | [`Lookup`] |
+//! | GET | `/v1/lookup/{address}?src=S&proto=N&sport=P&dport=P` | [`Lookup`] (with the flow's next-hop when `src` is given) |
 //! | GET | `/v1/dataplane/stats` | [`DataplaneStats`] |
 //! | GET | `/v1/fib/check` | [`CheckReport`] |
 //! | POST | `/v1/peers/{name}/{enable,disable,reset,refresh}` | [`ActionResult`] |
@@ -208,6 +208,38 @@ pub struct Lookup {
     /// The longest match in the RIB and what the dataplane does with it.
     pub rib: Option<RibRoute>,
     pub fib: Option<FibRoute>,
+    /// For a given flow (`?src=&proto=&sport=&dport=`): the bucket and next-hop the forwarder picks.
+    #[serde(default)]
+    pub flow: Option<FlowChoice>,
+}
+
+/// Which next-hop of a group one flow takes, computed with the forwarder's own hash and the group's
+/// buckets as the maps hold them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowChoice {
+    pub source: IpAddr,
+    pub protocol: u8,
+    pub source_port: Option<u16>,
+    pub destination_port: Option<u16>,
+    pub hash: u32,
+    pub group: u32,
+    pub bucket: u32,
+    pub buckets: u32,
+    /// The BGP next-hop of the chosen bucket, with its egress.
+    pub nexthop: Option<IpAddr>,
+    pub interface: Option<String>,
+    pub mac: Option<String>,
+}
+
+/// Query of `GET /v1/lookup/{address}`: an optional flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FlowQuery {
+    pub src: Option<IpAddr>,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, ...); default 6 when ports are given, else 1/58.
+    pub proto: Option<u8>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

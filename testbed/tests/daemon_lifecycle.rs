@@ -232,6 +232,10 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
         bird.wait_route("10.77.1.0/24".parse().unwrap(), T).is_ok(),
         "ribd exports its static route to BIRD"
     );
+    let l = json(&sock, "/v1/lookup/198.51.100.1?src=10.77.1.2&proto=17&sport=4000&dport=53");
+    assert_eq!(l["fib"]["prefix"], "198.51.100.0/24", "{l}");
+    assert_eq!(l["flow"]["nexthop"], "10.77.2.2", "the flow's bucket leads to BIRD: {l}");
+    assert!(l["flow"]["bucket"].as_u64() < l["flow"]["buckets"].as_u64(), "{l}");
     let flaps = |s: &Path| json(s, "/v1/peers/bird")["flaps"].as_u64().unwrap();
     let est = |s: &Path| json(s, "/v1/peers/bird")["state"] == "Established";
     let flaps0 = flaps(&sock);

@@ -418,6 +418,7 @@ pub fn lookup() -> Lookup {
         address: ip("1.0.0.77"),
         rib: Some(rib_pages()[0].routes[0].clone()),
         fib: Some(fib_route()),
+        flow: None,
     }
 }
 
@@ -426,6 +427,7 @@ pub fn lookup_none() -> Lookup {
         address: ip("2001:db8::1"),
         rib: None,
         fib: None,
+        flow: None,
     }
 }
 

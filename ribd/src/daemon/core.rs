@@ -32,7 +32,7 @@ pub enum RequestKind {
     Rib(IpFamily, api::RibQuery),
     Route(IpNet),
     Fib(Option<IpNet>, usize, Option<String>),
-    Lookup(IpAddr),
+    Lookup(IpAddr, api::FlowQuery),
     Stats,
     Check,
     PeerAction(String, PeerAction),
@@ -1040,7 +1040,7 @@ impl Core {
             RequestKind::Fib(prefix, limit, after) => {
                 Response::json(&self.fib_page(prefix, limit, after))
             }
-            RequestKind::Lookup(addr) => Response::json(&self.lookup(addr)),
+            RequestKind::Lookup(addr, q) => Response::json(&self.lookup(addr, &q)),
             RequestKind::Stats => match &self.dataplane {
                 Some(dp) => Response::json(&dp.stats()),
                 None => Response::Error(
@@ -1344,19 +1344,28 @@ impl Core {
         }
     }
 
-    fn lookup(&self, addr: IpAddr) -> api::Lookup {
+    fn lookup(&self, addr: IpAddr, q: &api::FlowQuery) -> api::Lookup {
         let best = (0..=if addr.is_ipv4() { 32 } else { 128 })
             .rev()
             .find_map(|len| {
                 let p = IpNet::new(addr, len).ok()?.trunc();
-                self.rib.explain(p).first().map(|_| p)
+                let present = match p {
+                    IpNet::V4(n) => self.rib.ipv4().get(&n).is_some_and(|e| e.best().is_some()),
+                    IpNet::V6(n) => self.rib.ipv6().get(&n).is_some_and(|e| e.best().is_some()),
+                };
+                present.then_some(p)
             });
         let rib = best.and_then(|p| super::server::rib_route(self, p, false));
         let fib = best.and_then(|p| self.fib_route(p));
+        let flow = match (q.src, &fib, &self.dataplane) {
+            (Some(src), Some(f), Some(dp)) => dp.flow(f, src, addr, q),
+            _ => None,
+        };
         api::Lookup {
             address: addr,
             rib,
             fib,
+            flow,
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Dataplane {
     flush_on_exit: bool,
     /// Host routes for this box's addresses.
     local: Vec<IpAddr>,
+    /// The forwarder's flow-hash seed (for flow lookups).
+    hash_seed: u32,
 }
 
 /// The RIB's deltas as fib-sync routes.
@@ -121,6 +123,7 @@ impl Dataplane {
             interfaces,
             flush_on_exit,
             local: Vec::new(),
+            hash_seed: opts.hash_seed,
         })
     }
 
@@ -276,6 +279,61 @@ impl Dataplane {
                 }
             }
         }
+    }
+
+    /// The next-hop one flow to `dst` takes under the route `r`: the forwarder's hash over the flow, the
+    /// bucket it selects in the group the maps hold, and that bucket's next-hop.
+    pub fn flow(
+        &self,
+        r: &api::FibRoute,
+        src: IpAddr,
+        dst: IpAddr,
+        q: &api::FlowQuery,
+    ) -> Option<api::FlowChoice> {
+        let sy = self.syncer.as_ref()?;
+        let group = r.group?;
+        let table = sy.sync.maps().fib.nhg_read(group).ok()?;
+        if table.is_empty() {
+            return None;
+        }
+        let ports = q
+            .sport
+            .zip(q.dport)
+            .or(q.sport.map(|s| (s, 0)))
+            .or(q.dport.map(|d| (0, d)));
+        let proto = q.proto.unwrap_or(match (ports, dst) {
+            (Some(_), _) => 6,
+            (None, IpAddr::V4(_)) => 1,
+            (None, IpAddr::V6(_)) => 58,
+        });
+        let hash = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                fib_ebpf::flow::flow_hash_v4(self.hash_seed, s, d, proto, ports)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                fib_ebpf::flow::flow_hash_v6(self.hash_seed, s, d, proto, ports)
+            }
+            _ => return None,
+        };
+        let bucket = fib_ebpf::flow::bucket_of(hash, table.len());
+        let nh_id = table[bucket];
+        let chosen = self
+            .resolved()
+            .into_iter()
+            .find(|(_, l2)| sy.sync.nh_id(l2) == Some(nh_id));
+        Some(api::FlowChoice {
+            source: src,
+            protocol: proto,
+            source_port: ports.map(|p| p.0),
+            destination_port: ports.map(|p| p.1),
+            hash,
+            group,
+            bucket: bucket as u32,
+            buckets: table.len() as u32,
+            nexthop: chosen.map(|(a, _)| a),
+            interface: chosen.map(|(_, l2)| ifname(l2.ifindex)),
+            mac: chosen.map(|(_, l2)| mac(&l2.dmac)),
+        })
     }
 
     /// RIB vs engine vs maps.

@@ -274,9 +274,24 @@ async fn lookup(
     State(s): State<AppState>,
     h: HeaderMap,
     UrlPath(a): UrlPath<String>,
+    q: Result<Query<api::FlowQuery>, axum::extract::rejection::QueryRejection>,
 ) -> HttpResponse {
+    let Ok(Query(q)) = q else {
+        return error(
+            400,
+            "bad query: src (address), proto (0-255), sport, dport (0-65535)".into(),
+        );
+    };
     match a.parse::<IpAddr>() {
-        Ok(addr) => ask(&s, &h, RequestKind::Lookup(addr)).await,
+        Ok(addr) => {
+            if q.src.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
+                return error(
+                    400,
+                    "src and the looked-up address must be of the same family".into(),
+                );
+            }
+            ask(&s, &h, RequestKind::Lookup(addr, q)).await
+        }
         Err(_) => error(400, format!("{a:?} is not an IP address")),
     }
 }
