@@ -213,6 +213,19 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
     let (code, text) = api(&sock, "GET", "/metrics").unwrap();
     assert_eq!(code, 200);
     let m = parse_metrics(&text);
+    // And an independent Prometheus text-format parser reads the same samples.
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("prometheus-parse reads /metrics");
+    assert!(
+        scrape.samples.len() >= m.len() / 2,
+        "{} samples parsed",
+        scrape.samples.len()
+    );
+    assert!(
+        scrape.samples.iter().any(
+            |s| s.metric == "ribd_bgp_sessions" && s.labels.get("state") == Some("Established")
+        )
+    );
     assert_eq!(
         m.get("ribd_bgp_sessions{state=\"Established\"}"),
         Some(&1.0),
@@ -232,10 +245,19 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
         bird.wait_route("10.77.1.0/24".parse().unwrap(), T).is_ok(),
         "ribd exports its static route to BIRD"
     );
-    let l = json(&sock, "/v1/lookup/198.51.100.1?src=10.77.1.2&proto=17&sport=4000&dport=53");
+    let l = json(
+        &sock,
+        "/v1/lookup/198.51.100.1?src=10.77.1.2&proto=17&sport=4000&dport=53",
+    );
     assert_eq!(l["fib"]["prefix"], "198.51.100.0/24", "{l}");
-    assert_eq!(l["flow"]["nexthop"], "10.77.2.2", "the flow's bucket leads to BIRD: {l}");
-    assert!(l["flow"]["bucket"].as_u64() < l["flow"]["buckets"].as_u64(), "{l}");
+    assert_eq!(
+        l["flow"]["nexthop"], "10.77.2.2",
+        "the flow's bucket leads to BIRD: {l}"
+    );
+    assert!(
+        l["flow"]["bucket"].as_u64() < l["flow"]["buckets"].as_u64(),
+        "{l}"
+    );
     let flaps = |s: &Path| json(s, "/v1/peers/bird")["flaps"].as_u64().unwrap();
     let est = |s: &Path| json(s, "/v1/peers/bird")["state"] == "Established";
     let flaps0 = flaps(&sock);
