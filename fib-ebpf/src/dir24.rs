@@ -20,7 +20,9 @@
 //! Bulk build: insert everything into a `Dir24` with a [`NullSink`], then [`Dir24::sync_all`] into
 //! the maps (groups first, then tbl24).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -97,7 +99,7 @@ impl Dir24 {
             free: Vec::new(),
             quarantine: VecDeque::new(),
             max_groups,
-            rules: HashMap::new(),
+            rules: HashMap::default(),
             batch: 0,
             quarantine_time: Duration::from_secs(1),
         }
@@ -379,7 +381,7 @@ mod tests {
         fn new() -> MemSink {
             MemSink {
                 t24: vec![0; TBL24_ENTRIES],
-                t8: HashMap::new(),
+                t8: HashMap::default(),
             }
         }
         fn lookup(&self, a: Ipv4Addr) -> u32 {
