@@ -95,20 +95,8 @@ impl Row {
     }
 }
 
-/// ribd bug: on Established the daemon clears the graceful-restart deadline (`p.stale_deadline = None`
-/// in ribd/src/daemon/core.rs, `Event::Established`), and End-of-RIB flushes stale paths only while a
-/// deadline is set, so stale paths the restarted peer does not send again (here: ADD-PATH paths, and
-/// FRR's paths that come back under a new path id) stay in the RIB, stale, until the session drops.
-const STALE_AFTER_EOR: &str =
-    "ribd bug: stale paths not flushed at End-of-RIB (deadline cleared on Established)";
-
 /// Cells that fail because of a known ribd bug: (implementation, row, reason).
-const KNOWN: &[(Kind, Row, &str)] = &[
-    (Kind::Bird, Row::GrNoStale, STALE_AFTER_EOR),
-    (Kind::Frr, Row::GrNoStale, STALE_AFTER_EOR),
-    (Kind::GoBgp, Row::GrNoStale, STALE_AFTER_EOR),
-    (Kind::ExaBgp, Row::GrNoStale, STALE_AFTER_EOR),
-];
+const KNOWN: &[(Kind, Row, &str)] = &[];
 
 #[derive(Clone, Debug)]
 enum Cell {

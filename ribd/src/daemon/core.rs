@@ -398,7 +398,8 @@ impl Core {
                     return;
                 };
                 p.established = true;
-                p.stale_deadline = None;
+                // A graceful restart's stale paths stay until End-of-RIB (or the stale timer) removes
+                // those the peer did not send again (RFC 4724 §4.2): the deadline survives re-establishment.
                 tracing::info!(peer = %name, peer_id = %negotiated.peer_id, hold = negotiated.hold_time, "session established");
                 let mut info = self
                     .rib
