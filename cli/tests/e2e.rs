@@ -17,7 +17,7 @@ mod common;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -38,36 +38,7 @@ fn is_root() -> bool {
 
 /// The ribd daemon binary: `RIBD_BIN`, or built from the workspace (default features: the daemon).
 fn ribd_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RIBD_BIN") {
-        return std::fs::canonicalize(&p)
-            .unwrap_or_else(|e| panic!("RIBD_BIN={}: {e}", Path::new(&p).display()));
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let out = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "build",
-            "-p",
-            "ribd",
-            "--bin",
-            "ribd",
-            "--message-format=json",
-        ])
-        .output()
-        .expect("running cargo build -p ribd");
-    assert!(
-        out.status.success(),
-        "cargo build -p ribd failed:\n{}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"]["name"] == "ribd")
-        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .next_back()
-        .expect("cargo reported the ribd executable")
+    testbed::bins::workspace_bin("ribd", "ribd").expect("the ribd binary")
 }
 
 struct Lab {

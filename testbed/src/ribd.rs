@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -193,38 +193,7 @@ pub fn ribd_bin() -> Result<PathBuf> {
 }
 
 fn build_ribd() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("RIBD_BIN") {
-        return std::fs::canonicalize(&p).with_context(|| format!("RIBD_BIN={}", p.display()));
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?;
-    let out = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "build",
-            "-p",
-            "ribd",
-            "--bin",
-            "ribd",
-            "--message-format=json",
-        ])
-        .output()
-        .context("running cargo build -p ribd")?;
-    if !out.status.success() {
-        bail!(
-            "cargo build -p ribd failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"]["name"] == "ribd")
-        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .next_back()
-        .context("cargo did not report the ribd executable")
+    crate::bins::workspace_bin("ribd", "ribd")
 }
 
 /// A running ribd.
