@@ -147,7 +147,11 @@ impl Column {
             .map(|(_, _, why)| *why);
         let cell = match (r, known) {
             (Ok(note), None) => Cell::Pass(note),
-            (Ok(note), Some(_)) => Cell::Pass(format!("{note} (listed as known failure: remove)")),
+            (Ok(note), Some(_)) => Cell::Pass(
+                format!("{note} (listed in KNOWN: remove it)")
+                    .trim()
+                    .to_string(),
+            ),
             (Err(e), Some(why)) => {
                 self.errors
                     .push(format!("{} / {} (known): {e:#}", self.kind, row.title()));
