@@ -431,8 +431,12 @@ impl Core {
                             p.eor.push(fam);
                         }
                         if p.stale_deadline.is_some() {
-                            self.rib.flush_stale(p.rib_id);
-                            p.stale_deadline = None;
+                            self.rib
+                                .flush_stale_family(p.rib_id, fam == AfiSafi::IPV4_UNICAST);
+                            // The restart is over when every family of the session has sent End-of-RIB.
+                            if p.nb.families.iter().all(|f| p.eor.contains(&family_of(*f))) {
+                                p.stale_deadline = None;
+                            }
                         }
                         continue;
                     }

@@ -356,7 +356,7 @@ impl Rib {
 
     /// Withdraws every path of the peer and forgets it.
     pub fn remove_peer(&mut self, id: PeerId) {
-        self.flush_peer(id, |_| true);
+        self.flush_peer(id, |_| true, [true, true]);
         if let Some(p) = self.peers.get_mut(id as usize) {
             *p = None;
         }
@@ -431,7 +431,7 @@ impl Rib {
     /// End-of-RIB or [`Rib::flush_stale`]; otherwise they are withdrawn now.
     pub fn peer_down(&mut self, peer: PeerId, graceful: bool) {
         if !graceful {
-            self.flush_peer(peer, |_| true);
+            self.flush_peer(peer, |_| true, [true, true]);
             return;
         }
         mark_stale(&mut self.v4, peer, flags::STALE);
@@ -445,72 +445,50 @@ impl Rib {
         self.reselect_peer(peer);
     }
 
-    /// End-of-RIB from a restarting peer, or the restart/stale timer expired: drop what was not refreshed.
+    /// The restart/stale timer expired: drop every stale path of the peer.
     pub fn flush_stale(&mut self, peer: PeerId) {
-        self.flush_peer(peer, |p| p.flags & (flags::STALE | flags::LLGR_STALE) != 0);
+        self.flush_peer(
+            peer,
+            |p| p.flags & (flags::STALE | flags::LLGR_STALE) != 0,
+            [true, true],
+        );
     }
 
-    fn flush_peer(&mut self, peer: PeerId, pred: impl Fn(&Path) -> bool + Copy) {
+    /// End-of-RIB for one address family from a restarting peer: drop that family's stale paths (the
+    /// other family's End-of-RIB may still be coming).
+    pub fn flush_stale_family(&mut self, peer: PeerId, ipv4: bool) {
+        self.flush_peer(
+            peer,
+            |p| p.flags & (flags::STALE | flags::LLGR_STALE) != 0,
+            [ipv4, !ipv4],
+        );
+    }
+
+    /// Removes the paths of `peer` matching `pred` from the tables selected by `afis` ([IPv4, IPv6]).
+    fn flush_peer(&mut self, peer: PeerId, pred: impl Fn(&Path) -> bool + Copy, afis: [bool; 2]) {
+        let ctx4 = Ctx {
+            peers: &self.peers,
+            nht: &self.nht,
+            default_reachable: self.cfg.nexthop_default_reachable,
+            cfg: &self.cfg.ipv4,
+        };
+        let ctx6 = Ctx {
+            cfg: &self.cfg.ipv6,
+            ..ctx4
+        };
+        let mut sink = Sink {
+            best_changed: self.track_best.then_some(&mut self.best_changed),
+            deltas: &mut self.deltas,
+            fib_len: &mut self.fib_len,
+            nhsets: &mut self.nhsets,
+            stats: &mut self.stats,
+        };
         let mut released = Vec::new();
-        {
-            let keys: Vec<Ipv4Net> = self
-                .v4
-                .iter()
-                .filter(|(_, e)| e.iter().any(|p| p.peer == peer && pred(p)))
-                .map(|(k, _)| *k)
-                .collect();
-            let ctx = Ctx {
-                peers: &self.peers,
-                nht: &self.nht,
-                default_reachable: self.cfg.nexthop_default_reachable,
-                cfg: &self.cfg.ipv4,
-            };
-            let mut sink = Sink {
-                best_changed: self.track_best.then_some(&mut self.best_changed),
-                deltas: &mut self.deltas,
-                fib_len: &mut self.fib_len,
-                nhsets: &mut self.nhsets,
-                stats: &mut self.stats,
-            };
-            for k in keys {
-                released.extend(remove(
-                    &mut self.v4,
-                    k,
-                    |p| p.peer == peer && pred(p),
-                    &ctx,
-                    &mut sink,
-                ));
-            }
+        if afis[0] {
+            released.extend(flush_in(&mut self.v4, peer, pred, &ctx4, &mut sink));
         }
-        {
-            let keys: Vec<Ipv6Net> = self
-                .v6
-                .iter()
-                .filter(|(_, e)| e.iter().any(|p| p.peer == peer && pred(p)))
-                .map(|(k, _)| *k)
-                .collect();
-            let ctx = Ctx {
-                peers: &self.peers,
-                nht: &self.nht,
-                default_reachable: self.cfg.nexthop_default_reachable,
-                cfg: &self.cfg.ipv6,
-            };
-            let mut sink = Sink {
-                best_changed: self.track_best.then_some(&mut self.best_changed),
-                deltas: &mut self.deltas,
-                fib_len: &mut self.fib_len,
-                nhsets: &mut self.nhsets,
-                stats: &mut self.stats,
-            };
-            for k in keys {
-                released.extend(remove(
-                    &mut self.v6,
-                    k,
-                    |p| p.peer == peer && pred(p),
-                    &ctx,
-                    &mut sink,
-                ));
-            }
+        if afis[1] {
+            released.extend(flush_in(&mut self.v6, peer, pred, &ctx6, &mut sink));
         }
         for a in released {
             self.attrs.release(a);
@@ -874,6 +852,26 @@ fn remove<K: PrefixKey>(
         attrs.push(p.attrs);
     }
     attrs
+}
+
+/// Removes the paths of `peer` matching `pred` from one table; returns their attribute sets.
+fn flush_in<K: PrefixKey>(
+    t: &mut Table<K>,
+    peer: PeerId,
+    pred: impl Fn(&Path) -> bool + Copy,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) -> Vec<AttrRef> {
+    let keys: Vec<K> = t
+        .iter()
+        .filter(|(_, e)| e.iter().any(|p| p.peer == peer && pred(p)))
+        .map(|(k, _)| *k)
+        .collect();
+    let mut released = Vec::new();
+    for k in keys {
+        released.extend(remove(t, k, |p| p.peer == peer && pred(p), ctx, sink));
+    }
+    released
 }
 
 fn reselect_one<K: PrefixKey>(t: &mut Table<K>, k: K, ctx: &Ctx<'_>, sink: &mut Sink<'_>) {

@@ -576,3 +576,35 @@ fn explain_says_why_the_best_won() {
     assert_eq!(e[1].lost_at, Some(Step::LocalPref));
     assert_eq!(e[1].reason.as_deref(), Some("best won: higher local-pref"));
 }
+
+#[test]
+fn end_of_rib_for_one_family_flushes_only_that_familys_stale_paths_rfc4724_4_2() {
+    let (mut rib, ids) = rib_with_peers(1);
+    let v4: IpNet = "198.51.100.0/24".parse().unwrap();
+    let v6: IpNet = "2001:db8:1::/48".parse().unwrap();
+    let a4 = rib.intern(path_attrs(64501, 1));
+    let a6 = rib.intern(Attrs {
+        next_hop: Some("2001:db8::1".parse().unwrap()),
+        ..path_attrs(64501, 1)
+    });
+    rib.announce(ids[0], v4, 0, a4);
+    rib.announce(ids[0], v6, 0, a6);
+    rib.take_fib_deltas();
+    rib.peer_down(ids[0], true);
+    rib.flush_stale_family(ids[0], true);
+    assert_eq!(
+        rib.take_fib_deltas(),
+        vec![FibDelta {
+            prefix: v4,
+            entry: None
+        }]
+    );
+    assert_eq!(
+        rib.ipv6().len(),
+        1,
+        "the IPv6 stale path waits for its own End-of-RIB"
+    );
+    rib.flush_stale_family(ids[0], false);
+    assert!(rib.ipv6().is_empty());
+    assert_eq!(rib.attr_sets(), 0);
+}
