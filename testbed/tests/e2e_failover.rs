@@ -190,11 +190,9 @@ fn failover_link_down() {
     link_down(guard.0, 9102);
 }
 
-/// Known bug (fib-sync/ribd next-hop tracking): after the link comes back, BGP re-establishes and the
-/// kernel's neighbour for 10.0.11.2 is REACHABLE again, but the next-hop stays unresolved in ribd and
-/// the FIB keeps only up2. Run with `--ignored` once fixed.
+/// up1's link goes down and comes back: the next-hop stays tracked while unreachable, so its recovery is
+/// noticed and traffic uses both upstreams again.
 #[test]
-#[ignore = "next-hop not re-resolved after link up (fib-sync/ribd NHT); see the doc comment"]
 fn recovery_after_link_down() {
     if !root() {
         return;

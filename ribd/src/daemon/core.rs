@@ -598,6 +598,16 @@ impl Core {
             if self.counters.sync_seconds.len() > 4096 {
                 self.counters.sync_seconds.drain(..2048);
             }
+            let wanted = self.rib.nexthops();
+            let tracked = match self.dataplane.as_mut().map(|dp| dp.track_nexthops(&wanted)) {
+                Some(Ok(n)) => n,
+                Some(Err(e)) => {
+                    tracing::warn!("next-hop tracking: {e:#}");
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
+            self.apply_nht(tracked);
             self.apply_nht(nht);
         }
     }

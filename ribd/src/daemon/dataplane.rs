@@ -40,6 +40,9 @@ pub struct Dataplane {
     local: Vec<IpAddr>,
     /// The forwarder's flow-hash seed (for flow lookups).
     hash_seed: u32,
+    /// BGP next-hops the RIB uses, tracked for it even when no forwarding entry uses them (a next-hop
+    /// that went unreachable must be watched so its recovery is noticed).
+    tracked: std::collections::BTreeSet<IpAddr>,
 }
 
 /// The RIB's deltas as fib-sync routes.
@@ -124,6 +127,7 @@ impl Dataplane {
             flush_on_exit,
             local: Vec::new(),
             hash_seed: opts.hash_seed,
+            tracked: std::collections::BTreeSet::new(),
         })
     }
 
@@ -188,6 +192,24 @@ impl Dataplane {
             "FIB batch applied"
         );
         Ok(nht)
+    }
+
+    /// Makes next-hop tracking follow the RIB's set of BGP next-hops; returns the state of newly
+    /// tracked ones.
+    pub fn track_nexthops(&mut self, wanted: &[IpAddr]) -> Result<Vec<NhtUpdate>> {
+        let Some(sy) = self.syncer.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let wanted: std::collections::BTreeSet<IpAddr> = wanted.iter().copied().collect();
+        let mut out = Vec::new();
+        for a in wanted.difference(&self.tracked) {
+            out.push(sy.track(*a)?);
+        }
+        for a in self.tracked.difference(&wanted) {
+            sy.untrack(*a)?;
+        }
+        self.tracked = wanted;
+        Ok(out)
     }
 
     /// Kernel changes (links, neighbours, routes): prefix-independent rewrites, then NHT for the RIB.
