@@ -29,6 +29,7 @@ impl Instance {
     /// With `bench`, the object's `xdp_pass` program is loaded too (for the far ends of veths:
     /// a redirect into a veth needs an XDP program on the receiving peer).
     pub fn with(tag: &str, engine4: Engine4, bench: bool) -> Instance {
+        sweep_dead_instances();
         let name = format!("fs{}-{tag}", std::process::id());
         let dir = PathBuf::from("/sys/fs/bpf").join(&name);
         let _ = std::fs::remove_dir_all(&dir);
@@ -72,6 +73,29 @@ impl Instance {
         let mut dmac = [0u8; 6];
         dmac.copy_from_slice(&out[..6]);
         (r.return_value, dmac)
+    }
+}
+
+/// Removes `fs<pid>-*` instances whose test process is gone: an instance held in a `static` (the model
+/// test shares one across proptest cases) is never dropped, so the next run cleans it up.
+fn sweep_dead_instances() {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("fs")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
