@@ -37,11 +37,7 @@ fn esc(s: &str) -> String {
 pub fn render(core: &Core) -> String {
     let mut out = String::new();
     let summary = core.summary();
-    let peers: Vec<crate::api::Peer> = serde_json::from_value(match core_peers(core) {
-        Some(v) => v,
-        None => serde_json::Value::Array(vec![]),
-    })
-    .unwrap_or_default();
+    let peers = core.peer_views();
     let states = [
         "Idle",
         "Connect",
@@ -322,8 +318,4 @@ pub fn render(core: &Core) -> String {
         &[(String::new(), summary.uptime_secs as f64)],
     );
     out
-}
-
-fn core_peers(core: &Core) -> Option<serde_json::Value> {
-    serde_json::to_value(core.peer_views()).ok()
 }
