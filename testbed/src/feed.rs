@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -112,65 +112,190 @@ pub fn encode_announce(
     Ok(chunks)
 }
 
-/// Pre-encodes a [`crate::tablegen::Table`] (IPv4 routes; real AS paths, communities, MED, ORIGIN; prefixes
-/// sharing an attribute set share UPDATEs) plus the IPv4 End-of-RIB, in chunks. The first AS of each path
-/// must already be the feeder's (`tablegen::Config::peer_as`).
+/// Pre-encodes a [`crate::tablegen::Table`] (IPv4 routes only; see [`encode_table`]) plus the IPv4
+/// End-of-RIB, in chunks.
 pub fn encode_generated(
     table: &crate::tablegen::Table,
     next_hop: Ipv4Addr,
     ctx: &Context,
 ) -> Result<Vec<Bytes>> {
+    encode_table(table, Some(next_hop), None, ctx)
+}
+
+/// Pre-encodes a [`crate::tablegen::Table`] in chunks: IPv4 routes in the classic fields with `nh4`,
+/// IPv6 routes in MP_REACH_NLRI with `nh6` (real AS paths, communities, large communities, MED,
+/// ORIGIN; prefixes sharing an attribute set share UPDATEs), then the End-of-RIB of every family that
+/// has a next hop. The first AS of each path must already be the feeder's. Routes of a family without
+/// a next hop are an error, not silently dropped.
+pub fn encode_table(
+    table: &crate::tablegen::Table,
+    nh4: Option<Ipv4Addr>,
+    nh6: Option<Ipv6Addr>,
+    ctx: &Context,
+) -> Result<Vec<Bytes>> {
     use bgp::wire::attr::community::{Community, LargeCommunity};
-    let mut by_set: BTreeMap<u32, Vec<Nlri>> = BTreeMap::new();
+    use bgp::wire::attr::mp::{MpReach, NextHop};
+    let mut by_set: BTreeMap<(bool, u32), Vec<Nlri>> = BTreeMap::new();
     for (p, set) in &table.routes {
-        if p.addr().is_ipv4() {
-            by_set.entry(*set).or_default().push(Nlri::new(*p));
-        }
+        by_set
+            .entry((p.addr().is_ipv6(), *set))
+            .or_default()
+            .push(Nlri::new(*p));
     }
     let mut chunks = Vec::new();
     let mut buf = BytesMut::with_capacity(CHUNK + 8192);
-    for (set, nlri) in by_set {
+    for ((v6, set), nlri) in by_set {
         let a = table
             .attrs
             .get(set as usize)
             .context("route points at a missing attribute set")?;
-        let u = Update {
-            attrs: PathAttributes {
-                origin: Some(match a.origin {
-                    0 => Origin::Igp,
-                    1 => Origin::Egp,
-                    _ => Origin::Incomplete,
-                }),
-                as_path: Some(AsPath::sequence(a.as_path.iter().copied())),
-                next_hop: Some(next_hop),
-                med: a.med,
-                communities: a
-                    .communities
-                    .iter()
-                    .map(|(x, y)| Community::new(*x, *y))
-                    .collect(),
-                large_communities: a
-                    .large_communities
-                    .iter()
-                    .map(|&(global, local1, local2)| LargeCommunity {
+        let attrs = PathAttributes {
+            origin: Some(match a.origin {
+                0 => Origin::Igp,
+                1 => Origin::Egp,
+                _ => Origin::Incomplete,
+            }),
+            as_path: Some(AsPath::sequence(a.as_path.iter().copied())),
+            med: a.med,
+            communities: a
+                .communities
+                .iter()
+                .map(|(x, y)| Community::new(*x, *y))
+                .collect(),
+            large_communities: a
+                .large_communities
+                .iter()
+                .map(|&(global, local1, local2)| LargeCommunity {
+                    global,
+                    local1,
+                    local2,
+                })
+                .collect(),
+            ..PathAttributes::default()
+        };
+        let u = if v6 {
+            let global = nh6.context("the table has IPv6 routes: an IPv6 next hop is needed")?;
+            Update {
+                attrs,
+                mp_reach: Some(MpReach {
+                    afi_safi: Family::IPV6_UNICAST,
+                    next_hop: NextHop::Ipv6 {
                         global,
-                        local1,
-                        local2,
-                    })
-                    .collect(),
-                ..PathAttributes::default()
-            },
-            nlri,
-            ..Update::default()
+                        link_local: None,
+                    },
+                    nlri,
+                    opaque_nlri: Vec::new(),
+                }),
+                ..Update::default()
+            }
+        } else {
+            let nh = nh4.context("the table has IPv4 routes: an IPv4 next hop is needed")?;
+            Update {
+                attrs: PathAttributes {
+                    next_hop: Some(nh),
+                    ..attrs
+                },
+                nlri,
+                ..Update::default()
+            }
         };
         u.encode_split(ctx, &mut buf)?;
         if buf.len() >= CHUNK {
             chunks.push(buf.split().freeze());
         }
     }
-    Update::end_of_rib(Family::IPV4_UNICAST).encode_split(ctx, &mut buf)?;
+    if nh4.is_some() {
+        Update::end_of_rib(Family::IPV4_UNICAST).encode_split(ctx, &mut buf)?;
+    }
+    if nh6.is_some() {
+        Update::end_of_rib(Family::IPV6_UNICAST).encode_split(ctx, &mut buf)?;
+    }
     chunks.push(buf.split().freeze());
     Ok(chunks)
+}
+
+/// Pre-encodes withdrawals of every route of a [`crate::tablegen::Table`] (IPv6 in MP_UNREACH_NLRI).
+pub fn encode_table_withdraw(table: &crate::tablegen::Table, ctx: &Context) -> Result<Vec<Bytes>> {
+    use bgp::wire::attr::mp::MpUnreach;
+    let (v6, v4): (Vec<Nlri>, Vec<Nlri>) = table
+        .routes
+        .iter()
+        .map(|(p, _)| Nlri::new(*p))
+        .partition(|n| n.prefix.addr().is_ipv6());
+    let mut buf = BytesMut::new();
+    let mut chunks = Vec::new();
+    for part in v4.chunks(4096) {
+        Update {
+            withdrawn: part.to_vec(),
+            ..Update::default()
+        }
+        .encode_split(ctx, &mut buf)?;
+        if buf.len() >= CHUNK {
+            chunks.push(buf.split().freeze());
+        }
+    }
+    for part in v6.chunks(4096) {
+        Update {
+            mp_unreach: Some(MpUnreach {
+                afi_safi: Family::IPV6_UNICAST,
+                withdrawn: part.to_vec(),
+                opaque_withdrawn: Vec::new(),
+            }),
+            ..Update::default()
+        }
+        .encode_split(ctx, &mut buf)?;
+        if buf.len() >= CHUNK {
+            chunks.push(buf.split().freeze());
+        }
+    }
+    chunks.push(buf.split().freeze());
+    Ok(chunks)
+}
+
+/// The routes one collector peer of an MRT dump announced, as a table fed by `local_as`: the feeder's
+/// AS is prepended to every path (it is an eBGP speaker re-announcing what it learned); LOCAL_PREF is
+/// dropped (not sent over eBGP); attribute sets are shared as in the dump. Only the first route of a
+/// prefix is kept (a dump with ADD-PATH entries may have several).
+pub fn table_from_mrt(rib: &crate::mrt::Rib, peer: usize, local_as: u32) -> crate::tablegen::Table {
+    use crate::tablegen::{AttrSet, Table};
+    use std::collections::{HashMap, HashSet};
+    let mut sets: HashMap<AttrSet, u32> = HashMap::new();
+    let mut t = Table::default();
+    let mut seen: HashSet<IpNet> = HashSet::new();
+    for r in rib.of_peer(peer) {
+        if !seen.insert(r.prefix) {
+            continue;
+        }
+        let mut as_path = vec![local_as];
+        as_path.extend(r.attrs.path());
+        let set = AttrSet {
+            as_path,
+            communities: r
+                .attrs
+                .communities
+                .iter()
+                .map(|c| ((c >> 16) as u16, *c as u16))
+                .collect(),
+            large_communities: r
+                .attrs
+                .large_communities
+                .iter()
+                .map(|[a, b, c]| (*a, *b, *c))
+                .collect(),
+            med: r.attrs.med,
+            local_pref: None,
+            origin: r.attrs.origin.unwrap_or(2),
+            // The feeder announces itself as next hop: the dump's next hops would only split sets.
+            next_hop: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let next = sets.len() as u32;
+        let id = *sets.entry(set.clone()).or_insert_with(|| {
+            t.attrs.push(set);
+            next
+        });
+        t.routes.push((r.prefix, id));
+    }
+    t
 }
 
 /// Pre-encodes withdrawals of every prefix of `table`.
@@ -325,6 +450,31 @@ pub struct FeedArgs {
     /// Synthetic /24s instead of the real table.
     #[arg(long)]
     pub synthetic: bool,
+    /// Announce the routes of an MRT TABLE_DUMP_V2/TABLE_DUMP file (.bz2, .gz or raw) with their real
+    /// attributes; repeat for an IPv4 and an IPv6 dump (e.g. the RouteViews excerpts of python3-pyasn:
+    /// /usr/lib/python3/dist-packages/data/rib.20140523.0600_firstMB.bz2, rib6.20151101.0600_firstMB.bz2).
+    #[arg(long, conflicts_with_all = ["synthetic", "generated"])]
+    pub mrt: Vec<std::path::PathBuf>,
+    /// Which collector peer of the dump to replay (index in its peer table; default: the one with
+    /// the most routes).
+    #[arg(long, requires = "mrt")]
+    pub mrt_peer: Option<usize>,
+    /// The generated full table (testbed::tablegen: real prefixes, AS paths and communities, scaled).
+    #[arg(long, conflicts_with = "synthetic")]
+    pub generated: bool,
+    /// IPv4 routes of the generated table.
+    #[arg(long, default_value_t = 1_050_000, requires = "generated")]
+    pub v4_count: usize,
+    /// IPv6 routes of the generated table.
+    #[arg(long, default_value_t = 240_000, requires = "generated")]
+    pub v6_count: usize,
+    /// Seed of the generated table.
+    #[arg(long, default_value_t = 1, requires = "generated")]
+    pub seed: u64,
+    /// IPv6 next hop for IPv6 routes (default: --local when it is IPv6). IPv6 unicast is negotiated
+    /// when the table has IPv6 routes.
+    #[arg(long)]
+    pub local6: Option<Ipv6Addr>,
     #[arg(long, default_value_t = 90)]
     pub hold_time: u16,
     /// TCP-MD5 password.
@@ -335,25 +485,127 @@ pub struct FeedArgs {
     pub passive: bool,
 }
 
+/// What `testbed feed` announces: pre-encoded announcements and withdrawals, prefixes per family.
+struct FeedTable {
+    announce: Vec<Bytes>,
+    withdraw: Vec<Bytes>,
+    v4: usize,
+    v6: usize,
+}
+
+fn feed_table(a: &FeedArgs, ctx: &Context) -> Result<FeedTable> {
+    let nh4 = match a.local {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    };
+    let nh6 = a.local6.or(match a.local {
+        IpAddr::V6(v6) => Some(v6),
+        IpAddr::V4(_) => None,
+    });
+    if a.mrt.is_empty() && !a.generated {
+        let table = if a.synthetic {
+            synthetic(a.prefixes.unwrap_or(100_000))
+        } else {
+            load_ipasn(Path::new(IPASN), a.prefixes)?
+        };
+        let nh = nh4.context("feed announces IPv4 with an IPv4 next hop: --local must be IPv4")?;
+        return Ok(FeedTable {
+            announce: encode_announce(&table, a.local_as, nh, ctx)?,
+            withdraw: encode_withdraw(&table, ctx)?,
+            v4: table.len(),
+            v6: 0,
+        });
+    }
+    let mut table = crate::tablegen::Table::default();
+    if a.generated {
+        let cfg = crate::tablegen::Config {
+            seed: a.seed,
+            v4_count: a.v4_count,
+            v6_count: a.v6_count,
+            peer_as: Some(a.local_as),
+            ..crate::tablegen::Config::default()
+        };
+        table = crate::tablegen::generate(&cfg)?;
+    }
+    for path in &a.mrt {
+        let rib = crate::mrt::read_rib_file(path)?;
+        let peer = match a.mrt_peer {
+            Some(p) if p < rib.peers.len() => p,
+            Some(p) => bail!(
+                "--mrt-peer {p}: {} has {} peers in its index table",
+                path.display(),
+                rib.peers.len()
+            ),
+            None => rib
+                .fullest_peer()
+                .with_context(|| format!("{} holds no routes", path.display()))?,
+        };
+        let t = table_from_mrt(&rib, peer, a.local_as);
+        eprintln!(
+            "feed: {}: peer {peer} ({:?}) {} routes, {} attribute sets{}",
+            path.display(),
+            rib.peers.get(peer),
+            t.len(),
+            t.attrs.len(),
+            if rib.truncated {
+                " (excerpt: the dump is cut, the last record was dropped)"
+            } else {
+                ""
+            }
+        );
+        let base = table.attrs.len() as u32;
+        table.attrs.extend(t.attrs);
+        table
+            .routes
+            .extend(t.routes.into_iter().map(|(p, s)| (p, s + base)));
+    }
+    if a.prefixes.is_some_and(|n| n < table.routes.len()) {
+        table.routes.truncate(a.prefixes.unwrap_or(0));
+    }
+    let v6 = table
+        .routes
+        .iter()
+        .filter(|(p, _)| p.addr().is_ipv6())
+        .count();
+    let v4 = table.routes.len() - v6;
+    if v6 > 0 && nh6.is_none() {
+        bail!("the table has {v6} IPv6 routes: give --local6 (the IPv6 next hop to announce)");
+    }
+    if v4 > 0 && nh4.is_none() {
+        bail!(
+            "the table has {v4} IPv4 routes: --local must be IPv4 (the IPv4 next hop to announce)"
+        );
+    }
+    Ok(FeedTable {
+        announce: encode_table(&table, nh4.filter(|_| v4 > 0), nh6.filter(|_| v6 > 0), ctx)?,
+        withdraw: encode_table_withdraw(&table, ctx)?,
+        v4,
+        v6,
+    })
+}
+
 /// Runs `testbed feed`: announce, print timing, then read commands from stdin: `withdraw`, `announce`,
 /// `quit` (or end of input).
 pub fn run(a: FeedArgs) -> Result<()> {
-    let table = if a.synthetic {
-        synthetic(a.prefixes.unwrap_or(100_000))
-    } else {
-        load_ipasn(Path::new(IPASN), a.prefixes)?
-    };
-    let IpAddr::V4(nh) = a.local else {
-        bail!("feed announces IPv4 with an IPv4 next hop: --local must be IPv4")
-    };
     let ctx = Context::four_octet();
-    let announce = encode_announce(&table, a.local_as, nh, &ctx)?;
-    let withdraw = encode_withdraw(&table, &ctx)?;
+    let FeedTable {
+        announce,
+        withdraw,
+        v4,
+        v6,
+    } = feed_table(&a, &ctx)?;
     let mut spec = SessionSpec::new(a.local, a.peer, a.local_as, a.peer_as);
     spec.peer.set_port(a.port);
     spec.hold_time = a.hold_time;
     spec.md5 = a.md5;
     spec.passive = a.passive;
+    spec.families = Vec::new();
+    if v4 > 0 {
+        spec.families.push(Family::IPV4_UNICAST);
+    }
+    if v6 > 0 {
+        spec.families.push(Family::IPV6_UNICAST);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -362,8 +614,8 @@ pub fn run(a: FeedArgs) -> Result<()> {
         let h = f.handle.clone();
         let secs = f.queued.duration_since(f.established).as_secs_f64();
         println!(
-            "{{\"established\":true,\"prefixes\":{},\"queue_secs\":{secs:.3}}}",
-            table.len()
+            "{{\"established\":true,\"prefixes\":{},\"ipv4\":{v4},\"ipv6\":{v6},\"queue_secs\":{secs:.3}}}",
+            v4 + v6
         );
         let (ltx, mut lrx) = mpsc::unbounded_channel::<String>();
         std::thread::spawn(move || {
