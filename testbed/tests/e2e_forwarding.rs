@@ -7,7 +7,9 @@
 //! - both upstreams' sessions (IPv4 and IPv6) Established, ECMP sets of 2 in the FIB, many UDP flows over
 //!   IPv4 and IPv6 forwarded by XDP across both upstreams, nothing lost;
 //! - a prefix withdrawn by both upstreams leaves the FIB, and its traffic is no longer forwarded by XDP
-//!   (counted as pass_no_route and handed to dut's kernel, which does not forward).
+//!   (counted as pass_no_route and handed to dut's kernel, which does not forward);
+//! - a route whose (third-party) next hop does not answer ARP is passed up (pass_unresolved), and is
+//!   forwarded by XDP as soon as a host takes the address and the neighbour resolves.
 //!
 //! ribd runs as a child process: this crate's own binary, `testbed ribd --config FILE` (the ribd library's
 //! daemon, as the `ribd` binary runs it); cargo builds it for these tests, so it is never stale.
@@ -19,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use testbed::fabric::{self, Fabric, RibdCommand};
-use testbed::peers::{BgpPeer, wait_until};
+use testbed::peers::{BgpPeer, Route, wait_until};
 use testbed::traffic::{LossReport, Receiver, Sender};
 
 fn root() -> bool {
@@ -172,4 +174,73 @@ fn ecmp_over_two_upstreams_forwarded_by_xdp_ipv4_and_ipv6_then_withdraw() {
     // The other networks still forward.
     let still = traffic(f, Fabric::dst_sockaddr(2, 9003), 8, 800, 1.0);
     assert!(still.received * 100 >= still.sent * 99, "{still}");
+}
+
+/// A route whose next hop does not answer ARP yet: XDP passes its packets to dut's kernel (counted as
+/// pass_unresolved; the kernel does not forward), and once a host takes the address and answers, the
+/// neighbour resolves and XDP forwards the prefix without any change on the BGP side.
+#[test]
+fn route_with_unresolved_next_hop_is_passed_up_then_forwarded_once_the_neighbour_resolves() {
+    if !root() {
+        return;
+    }
+    let mut fab = Fabric::start("e2eu", ribd_cmd()).unwrap_or_else(|e| panic!("{e:#}"));
+    let guard = OnFailure(&mut fab);
+    let f = &*guard.0;
+    // A network behind dst reached through up1, announced by BIRD with the third-party next hop
+    // 10.0.11.3 on the dut–up1 subnet, where nobody holds that address yet.
+    let (net, host, third) = ("10.100.9.0/24", "10.100.9.1", "10.0.11.3");
+    f.dst
+        .ip(&["addr", "add", &format!("{host}/24"), "dev", "lo"])
+        .unwrap();
+    f.n_up1
+        .ip(&["route", "add", net, "via", "10.0.21.2"])
+        .unwrap();
+    f.up1
+        .announce(&Route::parse(net).next_hop(third.parse().unwrap()))
+        .unwrap();
+    let r = wait_until(Duration::from_secs(20), || {
+        Ok(f.ribd.fib_route(net)?.filter(|r| !r.nexthops.is_empty()))
+    })
+    .expect("the route reaches the FIB");
+    assert_eq!(r.nexthops.len(), 1, "{r:?}");
+    assert_eq!(
+        r.nexthops[0].address.to_string(),
+        third,
+        "third-party next hop: {r:?}"
+    );
+    assert!(!r.nexthops[0].resolved, "nobody answers for {third}: {r:?}");
+
+    let dst: SocketAddr = format!("{host}:9010").parse().unwrap();
+    let un0 = f.ribd.reason("pass_unresolved").unwrap();
+    let lu = traffic(f, dst, 16, 1000, 1.5);
+    let un1 = f.ribd.reason("pass_unresolved").unwrap();
+    eprintln!("unresolved {third}: {lu}; pass_unresolved +{}", un1 - un0);
+    assert_eq!(lu.received, 0, "dut's kernel does not forward: {lu}");
+    assert!(
+        un1 - un0 >= lu.sent * 9 / 10,
+        "XDP passes the packets up as unresolved (+{} of {})",
+        un1 - un0,
+        lu.sent
+    );
+
+    // up1 takes the address: the neighbour resolves (ribd keeps it managed, so the kernel probes
+    // again by itself) and the same route is forwarded by XDP.
+    f.n_up1
+        .ip(&["addr", "add", &format!("{third}/24"), "dev", "eth0"])
+        .unwrap();
+    let r = wait_until(Duration::from_secs(30), || {
+        Ok(f.ribd
+            .fib_route(net)?
+            .filter(|r| r.nexthops.iter().all(|n| n.resolved)))
+    })
+    .expect("the next hop resolves once a host answers for it");
+    assert_eq!(r.nexthops[0].interface.as_deref(), Some("u1"), "{r:?}");
+    let fwd0 = f.ribd.reason("forwarded").unwrap();
+    let lf = traffic(f, dst, 16, 1000, 1.5);
+    let fwd1 = f.ribd.reason("forwarded").unwrap();
+    eprintln!("resolved {third}: {lf}; forwarded +{}", fwd1 - fwd0);
+    assert_eq!(lf.dead_flows, 0, "{lf}");
+    assert!(lf.received * 100 >= lf.sent * 99, "{lf}");
+    assert!(fwd1 - fwd0 >= lf.received, "forwarded by XDP");
 }

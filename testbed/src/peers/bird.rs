@@ -4,7 +4,8 @@
 //! neighbour with `export where source = RTS_STATIC`; announce/withdraw rewrite `bird.conf` and run
 //! `birdc configure`. Received routes come from parsing `birdc show route all table master4|6`.
 //! BIRD binds port 179 for the whole namespace: one BIRD per namespace. BIRD does not send a locally set
-//! MED to eBGP neighbours, and ignores [`Route::next_hop`] (eBGP next hop is the session address).
+//! MED to eBGP neighbours. A [`Route::next_hop`] becomes `route P via NH`: BIRD passes it on as a
+//! third-party next hop when it lies in the subnet shared with the neighbour, else announces itself.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -129,7 +130,13 @@ impl Bird {
             };
             let _ = writeln!(s, "protocol static {name} {{\n  {chan};");
             for r in c.routes.iter().filter(|r| Family::of(&r.prefix) == fam) {
-                let _ = writeln!(s, "  route {} blackhole{};", r.prefix, static_attrs(r));
+                // With a next hop on a shared subnet BIRD announces it unchanged to an eBGP neighbour on
+                // that subnet (a third-party next hop, RFC 4271 §5.1.3); otherwise the session address.
+                let how = match r.next_hop {
+                    Some(nh) => format!("via {nh}"),
+                    None => "blackhole".to_string(),
+                };
+                let _ = writeln!(s, "  route {} {how}{};", r.prefix, static_attrs(r));
             }
             let _ = writeln!(s, "}}");
         }

@@ -182,7 +182,8 @@ impl Neighbor {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     pub prefix: IpNet,
-    /// Next hop to announce (GoBGP, ExaBGP); `None` means the session's own address.
+    /// Next hop to announce (GoBGP, ExaBGP; BIRD when it is in the subnet shared with the neighbour);
+    /// `None` means the session's own address.
     pub next_hop: Option<IpAddr>,
     pub communities: Vec<(u16, u16)>,
     pub large_communities: Vec<(u32, u32, u32)>,
