@@ -315,40 +315,6 @@ fn frame4(dst: u32, sport: u16) -> Vec<u8> {
     f
 }
 
-/// Mean test-run ns per packet over `frames`, one run per frame (different destinations), and the
-/// mean with every frame repeated `hot` times (same destination, caches warm).
-fn per_packet(fwd: &mut Forwarder, prog: &str, frames: &[Vec<u8>], hot: u32) -> (f64, f64, u32) {
-    let p = fwd.program_named(prog).expect("program");
-    let mut cold = 0.0;
-    let mut warm = 0.0;
-    let mut last = 0;
-    for _ in 0..2 {
-        cold = 0.0;
-        for f in frames {
-            let r = p
-                .test_run(TestRunOptions {
-                    data_in: Some(f),
-                    repeat: 1,
-                    ..Default::default()
-                })
-                .expect("run");
-            cold += r.duration.as_nanos() as f64;
-            last = r.return_value;
-        }
-    }
-    for f in frames.iter().take(64) {
-        let r = p
-            .test_run(TestRunOptions {
-                data_in: Some(f),
-                repeat: hot,
-                ..Default::default()
-            })
-            .expect("run");
-        warm += r.duration.as_nanos() as f64;
-    }
-    (cold / frames.len() as f64, warm / 64.0, last)
-}
-
 /// A network namespace for the kernel-FIB measurement, removed on drop.
 struct Netns(String);
 impl Drop for Netns {
@@ -413,6 +379,16 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     // `--packet`: only the whole-packet section.
     let packet_only = std::env::args().any(|a| a == "--packet");
+    // `--mem`: only the memory-floor section.
+    let mem = std::env::args().any(|a| a == "--mem");
+    // `--spin SECS`: loop the whole-packet forwarder (full IPv4 table, uniform) for SECS seconds
+    // before measuring, for `perf record -a` and `bpftool prog dump jited`.
+    let spin: f64 = std::env::args()
+        .skip_while(|a| a != "--spin")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let packet_only = packet_only || spin > 0.0;
     let passes = 3;
     let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     let full4 = table4();
@@ -435,11 +411,13 @@ fn main() {
         ("full", &full4),
     ];
     let mut results: HashMap<(&str, &str), f64> = HashMap::new();
-    println!(
-        "{:<6} {:<26} {:>12} {:>12}",
-        "table", "engine", "ns/lookup", "populate s"
-    );
-    if !packet_only {
+    if !packet_only && !mem {
+        println!(
+            "{:<6} {:<26} {:>12} {:>12}",
+            "table", "engine", "ns/lookup", "populate s"
+        );
+    }
+    if !packet_only && !mem {
         for (name, t) in sizes {
             let uni = uniform4(&mut r, t);
             let zipf = zipf4(&mut r, t, 100_000);
@@ -572,71 +550,13 @@ fn main() {
             );
         }
     }
-    // Whole packet at full table: forwarder (DIR-24-8) vs XDP_PASS, 4096 different destinations.
-    println!();
-    let mut f = load(Engine4::Dir24, false);
-    populate_dir24(&mut f, &full4);
-    wire_nexthops(&f);
-    let frames: Vec<Vec<u8>> = (0..4096)
-        .map(|i| frame4(pick4(&mut r, &full4), i as u16))
-        .collect();
-    let (fwd_cold, fwd_hot, action) = per_packet(&mut f, fib_ebpf::XDP_PROGRAM, &frames, 10_000);
-    assert_eq!(action, 4, "the forwarder redirects the benchmark frames");
-    let (pass_cold, pass_hot, _) = per_packet(&mut f, "xdp_pass", &frames, 10_000);
-    // Looping: each repeated run rewrites the destination from the 1M-destination table first.
-    let uni = uniform4(&mut r, &full4);
-    fill_dst4(&mut f, &uni);
-    let loop_ns = |f: &mut Forwarder, prog: &str| -> (f64, u32) {
-        let p = f.program_named(prog).expect("program");
-        let frame = frame4(0x0a00_0001, 1234);
-        let mut total = 0.0;
-        let mut action = 0;
-        for _ in 0..=passes {
-            let r = p
-                .test_run(TestRunOptions {
-                    data_in: Some(&frame),
-                    repeat: DESTS as u32,
-                    ..Default::default()
-                })
-                .expect("run");
-            total = r.duration.as_nanos() as f64; // keep the last (warm) pass
-            action = r.return_value;
-        }
-        (total, action)
-    };
-    let (fwd_loop, a1) = loop_ns(&mut f, "xdp_bench_forward4");
-    let (pass_loop, _) = loop_ns(&mut f, "xdp_bench_pass4");
-    assert_eq!(a1, 4, "the looping forwarder redirects");
-    println!(
-        "whole packet, full table, ns/packet   {:>14} {:>14} {:>14}",
-        "loop, new dst", "1 run per dst", "same dst x1e4"
-    );
-    println!(
-        "  forwarder (DIR-24-8)                {fwd_loop:>14.1} {fwd_cold:>14.1} {fwd_hot:>14.1}"
-    );
-    println!(
-        "  XDP_PASS baseline                   {pass_loop:>14.1} {pass_cold:>14.1} {pass_hot:>14.1}"
-    );
-    println!(
-        "  forwarder - baseline                {:>14.1} {:>14.1} {:>14.1}",
-        fwd_loop - pass_loop,
-        fwd_cold - pass_cold,
-        fwd_hot - pass_hot
-    );
-    drop(f);
-    // The same loop on the 10k table: the destinations then fall in few tbl24 rows (cache- and
-    // TLB-resident), which shows how much of the full-table figure is the tbl24 memory access.
-    let mut f = load(Engine4::Dir24, false);
-    populate_dir24(&mut f, &shuffled[..10_000]);
-    wire_nexthops(&f);
-    let uni = uniform4(&mut r, &shuffled[..10_000]);
-    fill_dst4(&mut f, &uni);
-    let (fwd10k, _) = loop_ns(&mut f, "xdp_bench_forward4");
-    let (pass10k, _) = loop_ns(&mut f, "xdp_bench_pass4");
-    println!(
-        "  10k table, loop: forwarder {fwd10k:.1}, baseline {pass10k:.1}, difference {:.1}",
-        fwd10k - pass10k
-    );
+    if !packet_only || mem {
+        memory_floor(&mut r, &full4);
+    }
+    if mem {
+        return;
+    }
+    whole_packet(&mut r, &full4, &shuffled[..10_000], &full6, spin);
 
     println!();
     for name in ["10k", "100k", "full"] {
@@ -652,4 +572,287 @@ fn main() {
             );
         }
     }
+}
+
+fn frame6(dst: u128, sport: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 40 + 20];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xaa]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xbb]);
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let ip = &mut f[14..54];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&20u16.to_be_bytes());
+    ip[6] = 6;
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&0x2001_0db8_ffff_0000_0000_0000_0000_0001u128.to_be_bytes());
+    ip[24..40].copy_from_slice(&dst.to_be_bytes());
+    f[54..56].copy_from_slice(&sport.to_be_bytes());
+    f[56..58].copy_from_slice(&443u16.to_be_bytes());
+    f
+}
+
+/// ns per packet of one pass of `DESTS` repeated runs of `prog` on `frame` (the bench programs
+/// write the next destination of the table into the frame before each run), and the action.
+fn loop_pass(f: &mut Forwarder, prog: &str, frame: &[u8]) -> (f64, u32) {
+    let p = f.program_named(prog).expect("program");
+    let r = p
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            repeat: DESTS as u32,
+            ..Default::default()
+        })
+        .expect("run");
+    (r.duration.as_nanos() as f64, r.return_value)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// One row of the whole-packet table: forwarder and baseline ns/packet (medians of `REPS`
+/// interleaved passes) and forwarder − baseline (median and min of the per-pass differences).
+struct PacketRow {
+    case: String,
+    fwd: f64,
+    base: f64,
+    diff_med: f64,
+    diff_min: f64,
+}
+
+const REPS: usize = 5;
+
+fn packet_row(f: &mut Forwarder, case: String, v6: bool, frame: &[u8]) -> PacketRow {
+    let (fwd_prog, base_prog) = if v6 {
+        ("xdp_bench_forward6", "xdp_bench_pass6")
+    } else {
+        ("xdp_bench_forward4", "xdp_bench_pass4")
+    };
+    // Warm-up: faults pages in, fills the route cache.
+    let (_, action) = loop_pass(f, fwd_prog, frame);
+    assert_eq!(action, 4, "{case}: the looping forwarder redirects");
+    loop_pass(f, base_prog, frame);
+    let (mut fwd, mut base, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        let (a, _) = loop_pass(f, fwd_prog, frame);
+        let (b, _) = loop_pass(f, base_prog, frame);
+        fwd.push(a);
+        base.push(b);
+        diff.push(a - b);
+    }
+    let diff_min = diff.iter().copied().fold(f64::INFINITY, f64::min);
+    let row = PacketRow {
+        case,
+        fwd: median(&mut fwd),
+        base: median(&mut base),
+        diff_med: median(&mut diff),
+        diff_min,
+    };
+    println!(
+        "  {:<44} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.2}",
+        row.case,
+        row.fwd,
+        row.base,
+        row.diff_med,
+        row.diff_min,
+        row.diff_med / 100.0
+    );
+    row
+}
+
+/// Whole packet: the forwarder against an XDP_PASS program doing the same per-run destination
+/// rewrite, over 1M destinations (uniform over the table's prefixes, or Zipf(1.0) over 100k of
+/// them), IPv4 (DIR-24-8) and IPv6 (trie), with and without the route cache.
+fn whole_packet(
+    r: &mut Rng,
+    full4: &[Route4],
+    small4: &[Route4],
+    full6: &[(u128, u8, u32)],
+    spin: f64,
+) {
+    let uni4 = uniform4(r, full4);
+    let zipf4v = zipf4(r, full4, 100_000);
+    let uni10k = uniform4(r, small4);
+    let uni6: Vec<u128> = (0..DESTS).map(|_| pick6(r, full6)).collect();
+    let pool6: Vec<u128> = (0..100_000).map(|_| pick6(r, full6)).collect();
+    let zipf6: Vec<u128> = zipf_indices(r, pool6.len())
+        .into_iter()
+        .map(|i| pool6[i])
+        .collect();
+    let f4 = frame4(0x0a00_0001, 1234);
+    let f6 = frame6(0x2001_0db8_0000_0000_0000_0000_0000_0001, 1234);
+
+    if spin > 0.0 {
+        let mut f = load(Engine4::Dir24, false);
+        populate_dir24(&mut f, full4);
+        wire_nexthops(&f);
+        fill_dst4(&mut f, &uni4);
+        let id = f
+            .program_named("xdp_bench_forward4")
+            .expect("program")
+            .info()
+            .map(|i| i.id())
+            .unwrap_or(0);
+        println!("spinning xdp_bench_forward4 (prog id {id}) for {spin} s");
+        let start = Instant::now();
+        while start.elapsed().as_secs_f64() < spin {
+            loop_pass(&mut f, "xdp_bench_forward4", &f4);
+        }
+        return;
+    }
+
+    println!(
+        "whole packet, ns/packet ({REPS} passes of {DESTS} packets, new destination per packet; diff = forwarder - baseline)"
+    );
+    println!(
+        "  {:<44} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "case", "forwarder", "baseline", "diff med", "diff min", "med/100"
+    );
+    let mut rows = Vec::new();
+    for cache in [false, true] {
+        let tag = if cache { "cache" } else { "no cache" };
+        let mut f = load(Engine4::Dir24, cache);
+        populate_dir24(&mut f, full4);
+        populate_lpm6(&f, full6);
+        wire_nexthops(&f);
+        fill_dst4(&mut f, &uni4);
+        rows.push(packet_row(
+            &mut f,
+            format!("IPv4 full DIR-24-8, uniform, {tag}"),
+            false,
+            &f4,
+        ));
+        fill_dst4(&mut f, &zipf4v);
+        rows.push(packet_row(
+            &mut f,
+            format!("IPv4 full DIR-24-8, Zipf, {tag}"),
+            false,
+            &f4,
+        ));
+        fill_dst6(&mut f, &uni6);
+        rows.push(packet_row(
+            &mut f,
+            format!("IPv6 full trie, uniform, {tag}"),
+            true,
+            &f6,
+        ));
+        fill_dst6(&mut f, &zipf6);
+        rows.push(packet_row(
+            &mut f,
+            format!("IPv6 full trie, Zipf, {tag}"),
+            true,
+            &f6,
+        ));
+    }
+    // The 10k table: its destinations fall in few tbl24 rows (cache- and TLB-resident), which
+    // shows how much of the full-table figure is the tbl24 memory access.
+    let mut f = load(Engine4::Dir24, false);
+    populate_dir24(&mut f, small4);
+    wire_nexthops(&f);
+    fill_dst4(&mut f, &uni10k);
+    rows.push(packet_row(
+        &mut f,
+        "IPv4 10k DIR-24-8, uniform, no cache".into(),
+        false,
+        &f4,
+    ));
+    let base = rows[0].diff_med;
+    println!("\n  ratios of diff med to IPv4 full uniform, no cache ({base:.1} ns):");
+    for row in &rows {
+        println!("  {:<44} {:>8.2}", row.case, row.diff_med / base);
+    }
+}
+
+/// The floor under the tbl24 access: one random read of a 64-byte line per run, in areas of
+/// growing size of one mmapable ARRAY (4 KiB pages), against a 4 KiB area; runs independent (the CPU
+/// overlaps consecutive misses) and chained (each read waits for the previous: full latency).
+fn memory_floor(r: &mut Rng, full4: &[Route4]) {
+    println!(
+        "\nmemory floor: one random 64-byte read per run, mmapable BPF ARRAY (ns/run, median of {REPS} passes)"
+    );
+    println!(
+        "  {:>10} {:>11} {:>11} {:>11} {:>11}",
+        "area", "independent", "- 4 KiB", "chained", "- 4 KiB"
+    );
+    let mut f = load(Engine4::Dir24, false);
+    let frame = [0u8; 64];
+    let mut base = (0.0, 0.0);
+    for kib in [4u32, 1024, 8192, 16384, 32768, 65536, 131072] {
+        let lines = kib * 16;
+        assert!(lines <= BENCH_MEM_LINES);
+        // bench_dst4 holds addresses in network order; the program reads the index as stored.
+        let idx: Vec<u32> = (0..DESTS)
+            .map(|_| ((r.next() % u64::from(lines)) as u32).to_be())
+            .collect();
+        fill_dst4(&mut f, &idx);
+        let mut med = |prog: &str| {
+            loop_pass(&mut f, prog, &frame);
+            let mut v: Vec<f64> = (0..REPS)
+                .map(|_| loop_pass(&mut f, prog, &frame).0)
+                .collect();
+            median(&mut v)
+        };
+        let ind = med("xdp_bench_mem");
+        let chain = med("xdp_bench_mem_chain");
+        if kib == 4 {
+            base = (ind, chain);
+        }
+        let area = if kib >= 1024 {
+            format!("{} MiB", kib / 1024)
+        } else {
+            format!("{kib} KiB")
+        };
+        println!(
+            "  {area:>10} {ind:>11.1} {:>11.1} {chain:>11.1} {:>11.1}",
+            ind - base.0,
+            chain - base.1
+        );
+    }
+    // The same reads at the line a DIR-24-8 first level of 4-byte entries (64 MiB, 16 per line)
+    // or of 2-byte entries (32 MiB, 32 per line) would read for real destinations: uniform over
+    // the full table's prefixes, and Zipf(1.0) over 100k of them.
+    let uni = uniform4(r, full4);
+    let zipf = zipf4(r, full4, 100_000);
+    for (pattern, dests) in [("uniform", &uni), ("Zipf", &zipf)] {
+        for (layout, shift) in [("tbl24 u32 64 MiB", 12), ("tbl24 u16 32 MiB", 13)] {
+            let idx: Vec<u32> = dests.iter().map(|d| (d >> shift).to_be()).collect();
+            fill_dst4(&mut f, &idx);
+            let mut med = |prog: &str| {
+                loop_pass(&mut f, prog, &frame);
+                let mut v: Vec<f64> = (0..REPS)
+                    .map(|_| loop_pass(&mut f, prog, &frame).0)
+                    .collect();
+                median(&mut v)
+            };
+            let ind = med("xdp_bench_mem");
+            let chain = med("xdp_bench_mem_chain");
+            println!(
+                "  {:>26} {ind:>11.1} {:>11.1} {chain:>11.1} {:>11.1}",
+                format!("{layout}, {pattern}"),
+                ind - base.0,
+                chain - base.1
+            );
+        }
+    }
+    // The same uniform destinations through the live DIR-24-8 maps of the full table, chained.
+    populate_dir24(&mut f, full4);
+    fill_dst4(&mut f, &uni);
+    loop_pass(&mut f, "xdp_bench_dir24_chain", &frame);
+    let mut v: Vec<f64> = (0..REPS)
+        .map(|_| loop_pass(&mut f, "xdp_bench_dir24_chain", &frame).0)
+        .collect();
+    let chain = median(&mut v);
+    println!(
+        "  {:>26} {:>11} {:>11} {chain:>11.1} {:>11.1}",
+        "DIR-24-8 lookup, uniform",
+        "",
+        "",
+        chain - base.1
+    );
+    println!();
 }

@@ -52,6 +52,8 @@
 /* Benchmark programs: destinations per run, rows of the destination tables. */
 #define BENCH_BATCH 64
 #define BENCH_ROWS 16384
+/* Lines of 64 bytes in the memory-floor table (128 MiB) in benchmark mode. */
+#define BENCH_MEM_LINES (1u << 21)
 
 /* nh flags */
 #define NH_F_VLAN 0x1   /* push/set an 802.1Q tag with nh.vlan on egress */

@@ -528,3 +528,107 @@ int xdp_bench_pass4(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	return XDP_PASS;
 }
+
+/* The same for IPv6: the next destination of bench_dst6 into an untagged IPv6 frame, hop limit back
+ * to 64 (no header checksum in IPv6). */
+static __always_inline int bench_set_dst6(struct xdp_md *ctx)
+{
+	struct bench_state *st = bench_state_get();
+	if (!st)
+		return -1;
+	__u64 n = st->cursor;
+	st->cursor = n + 1;
+	__u32 row = (n / BENCH_BATCH) % BENCH_ROWS;
+	struct bench_row6 *r = bpf_map_lookup_elem(&bench_dst6, &row);
+	if (!r)
+		return -1;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	if ((void *)(ip6 + 1) > data_end)
+		return -1;
+	__builtin_memcpy(&ip6->daddr, r->addr[n & (BENCH_BATCH - 1)], 16);
+	ip6->hop_limit = 64;
+	return 0;
+}
+
+SEC("xdp")
+int xdp_bench_forward6(struct xdp_md *ctx)
+{
+	if (bench_set_dst6(ctx))
+		return XDP_ABORTED;
+	return forward(ctx);
+}
+
+SEC("xdp")
+int xdp_bench_pass6(struct xdp_md *ctx)
+{
+	if (bench_set_dst6(ctx))
+		return XDP_ABORTED;
+	return XDP_PASS;
+}
+
+/* Memory floor: one read of a 64-byte line of bench_mem per run, at the index the benchmark stored
+ * in bench_dst4 (host order). With every index inside the first N lines this is the cost of a
+ * random access into an N-line area, the way tbl24 is read per packet. In xdp_bench_mem the runs are
+ * independent, so the CPU overlaps the misses of consecutive runs (as it may across packets); in
+ * xdp_bench_mem_chain each index also adds the value the previous run read (always 0: the area is
+ * zeroed), so every access waits for the one before it: the full latency. */
+static __always_inline int bench_mem_read(int chain)
+{
+	struct bench_state *st = bench_state_get();
+	if (!st)
+		return XDP_ABORTED;
+	__u64 n = st->cursor;
+	st->cursor = n + 1;
+	__u32 row = (n / BENCH_BATCH) % BENCH_ROWS;
+	struct bench_row4 *r = bpf_map_lookup_elem(&bench_dst4, &row);
+	if (!r)
+		return XDP_ABORTED;
+	__u32 idx = r->addr[n & (BENCH_BATCH - 1)];
+	if (chain)
+		idx += (__u32)st->sink;
+	struct dir24_row *m = bpf_map_lookup_elem(&bench_mem, &idx);
+	if (!m)
+		return XDP_ABORTED;
+	__u32 v = load_u32(&m->e[idx & (DIR24_ENTRIES_PER_ROW - 1)]);
+	if (chain)
+		st->sink = v;
+	else
+		st->sink += v;
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_bench_mem(struct xdp_md *ctx)
+{
+	return bench_mem_read(0);
+}
+
+SEC("xdp")
+int xdp_bench_mem_chain(struct xdp_md *ctx)
+{
+	return bench_mem_read(1);
+}
+
+/* One DIR-24-8 lookup per run, chained like xdp_bench_mem_chain: the destination of each run
+ * depends on the answer of the run before (the answer ANDed with 0 by an asm the compiler cannot
+ * see through), so this is the full latency of the lookup on the live dir24/dir8 maps. */
+SEC("xdp")
+int xdp_bench_dir24_chain(struct xdp_md *ctx)
+{
+	struct bench_state *st = bench_state_get();
+	if (!st)
+		return XDP_ABORTED;
+	__u64 n = st->cursor;
+	st->cursor = n + 1;
+	__u32 row = (n / BENCH_BATCH) % BENCH_ROWS;
+	struct bench_row4 *r = bpf_map_lookup_elem(&bench_dst4, &row);
+	if (!r)
+		return XDP_ABORTED;
+	__u32 d = bpf_ntohl(r->addr[n & (BENCH_BATCH - 1)]) + (__u32)st->sink;
+	__u32 pl = lookup4_dir24(d);
+	asm volatile("%[v] &= 0" : [v] "+r"(pl));
+	st->sink = pl;
+	return XDP_PASS;
+}

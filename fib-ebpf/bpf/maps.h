@@ -136,4 +136,15 @@ struct {
 	__type(value, struct bench_state);
 } bench_state SEC(".maps");
 
+/* Memory floor (xdp_bench_mem): 64-byte lines read at random indexes, to time one dependent random
+ * access into an area of a given size (the benchmark uses the first N lines). Sized to
+ * BENCH_MEM_LINES by the loader in benchmark mode, 1 otherwise. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct dir24_row);
+} bench_mem SEC(".maps");
+
 #endif

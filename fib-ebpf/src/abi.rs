@@ -34,6 +34,8 @@ pub const ENGINE4_DIR24: u32 = 0;
 pub const ENGINE4_LPM: u32 = 1;
 pub const BENCH_BATCH: usize = 64;
 pub const BENCH_ROWS: u32 = 16384;
+/// 64-byte lines of the benchmark's memory-floor table (128 MiB) in benchmark mode.
+pub const BENCH_MEM_LINES: u32 = 1 << 21;
 
 /// Per-CPU statistics reasons (`enum fib_stat_reason`).
 #[repr(u32)]
@@ -335,6 +337,7 @@ pub fn rust_layout() -> Vec<(String, u64)> {
     c!(v, ENGINE4_LPM);
     c!(v, BENCH_BATCH);
     c!(v, BENCH_ROWS);
+    c!(v, BENCH_MEM_LINES);
     v
 }
 

@@ -32,10 +32,15 @@ use crate::sys::Mmap;
 use crate::{FORWARD_OBJ, XDP_PROGRAM};
 
 /// Programs of the object that only the benchmark loads.
-pub const BENCH_PROGRAMS: [&str; 6] = [
+pub const BENCH_PROGRAMS: [&str; 11] = [
     "xdp_bench_lookup4",
     "xdp_bench_forward4",
     "xdp_bench_pass4",
+    "xdp_bench_forward6",
+    "xdp_bench_pass6",
+    "xdp_bench_mem",
+    "xdp_bench_mem_chain",
+    "xdp_bench_dir24_chain",
     "xdp_bench_lookup6",
     "xdp_bench_fib_lookup4",
     "xdp_pass",
@@ -288,7 +293,9 @@ impl Forwarder {
             .override_global("cfg_engine4", &engine, true)
             .override_global("cfg_hash_seed", &opts.hash_seed, true)
             .override_global("cfg_route_cache", &cache, true);
-        if !opts.bench {
+        if opts.bench {
+            loader.map_max_entries("bench_mem", BENCH_MEM_LINES);
+        } else {
             loader.map_max_entries("bench_dst4", 1);
             loader.map_max_entries("bench_dst6", 1);
         }
