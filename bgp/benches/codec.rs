@@ -195,6 +195,7 @@ fn stream(n: usize) -> (Vec<u8>, Vec<Range<usize>>, usize) {
                         link_local: None,
                     },
                     nlri,
+                    flowspec: Vec::new(),
                     opaque_nlri: vec![],
                 }),
                 ..Default::default()
@@ -203,6 +204,7 @@ fn stream(n: usize) -> (Vec<u8>, Vec<Range<usize>>, usize) {
                 mp_unreach: Some(MpUnreach {
                     afi_safi: AfiSafi::IPV6_UNICAST,
                     withdrawn: nlri,
+                    flowspec: Vec::new(),
                     opaque_withdrawn: vec![],
                 }),
                 ..Default::default()

@@ -90,6 +90,7 @@ fn v6_update(n: u32) -> Vec<u8> {
             link_local: Some("fe80::1".parse().unwrap()),
         },
         nlri,
+        flowspec: Vec::new(),
         opaque_nlri: vec![],
     };
     let u = Update {

@@ -38,7 +38,11 @@ fn check(sel: u8, mut buf: &[u8]) {
         };
         if let Message::Update(u) = &m {
             let _ = u.announced().count() + u.withdrawn_routes().count();
-            if u.treat_as_withdraw.is_some() || !u.discarded.is_empty() {
+            flowspec_checks(u);
+            if u.treat_as_withdraw.is_some()
+                || !u.discarded.is_empty()
+                || u.afi_safi_disable.is_some()
+            {
                 continue;
             }
         }
@@ -48,6 +52,26 @@ fn check(sel: u8, mut buf: &[u8]) {
             m
         );
     }
+}
+
+/// The FlowSpec part of the target: typed rules render, re-validate and order consistently.
+fn flowspec_checks(u: &bgp::wire::Update) {
+    let rules: Vec<_> = u
+        .announced_flowspec()
+        .chain(u.withdrawn_flowspec())
+        .map(|(_, r)| r)
+        .collect();
+    for a in &rules {
+        let _ = a.to_string();
+        assert_eq!(
+            bgp::wire::FlowSpec::new(a.family(), a.components().to_vec()).as_ref(),
+            Ok(*a)
+        );
+        for b in &rules {
+            assert_eq!(a.compare_precedence(b), b.compare_precedence(a).reverse());
+        }
+    }
+    let _ = u.attrs.flow_actions();
 }
 
 fn files(dir: &Path) -> Vec<Vec<u8>> {

@@ -161,12 +161,14 @@ fn update() -> impl Strategy<Value = (Context, Update)> {
                         link_local: ll.map(Into::into)
                     },
                     nlri: n,
+                    flowspec: Vec::new(),
                     opaque_nlri: vec![],
                 })),
             (vec(any::<u8>(), 0..16), vec(any::<u8>(), 0..40)).prop_map(|(nh, o)| Some(MpReach {
                 afi_safi: AfiSafi::new(Afi(25), Safi(70)),
                 next_hop: NextHop::Other(nh),
                 nlri: vec![],
+                flowspec: Vec::new(),
                 opaque_nlri: o,
             })),
         ];
@@ -175,6 +177,7 @@ fn update() -> impl Strategy<Value = (Context, Update)> {
             vec(nlri(v6net(), ap), 0..30).prop_map(|w| Some(MpUnreach {
                 afi_safi: AfiSafi::IPV6_UNICAST,
                 withdrawn: w,
+                flowspec: Vec::new(),
                 opaque_withdrawn: vec![]
             })),
         ];

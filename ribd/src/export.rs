@@ -216,6 +216,7 @@ pub fn announce(a: &Attrs, prefixes: &[IpNet]) -> Option<Update> {
                 link_local: a.next_hop_ll,
             },
             nlri,
+            flowspec: Vec::new(),
             opaque_nlri: Vec::new(),
         });
     }
@@ -236,6 +237,7 @@ pub fn withdraw(prefixes: &[IpNet]) -> Option<Update> {
             mp_unreach: Some(MpUnreach {
                 afi_safi: AfiSafi::IPV6_UNICAST,
                 withdrawn: nlri,
+                flowspec: Vec::new(),
                 opaque_withdrawn: Vec::new(),
             }),
             ..Update::default()

@@ -373,6 +373,7 @@ mod tests {
                 prefix: "2001:db8:1::/48".parse().unwrap(),
                 path_id: Some(7),
             }],
+            flowspec: Vec::new(),
             opaque_nlri: vec![],
         });
         let (ops, _) = import_update(&ctx(true, Some(ACCEPT)), &u, RpkiState::NotFound);

@@ -102,6 +102,7 @@ fn v6_update(prefix: &str, local_as: u32, nh: Ipv6Addr, ibgp: bool) -> Update {
                 link_local: None,
             },
             nlri: vec![Nlri::new(net(prefix))],
+            flowspec: Vec::new(),
             opaque_nlri: Vec::new(),
         }),
         ..Update::default()

@@ -186,7 +186,8 @@ pub fn negotiate(cfg: &FsmConfig, open: &Open) -> Negotiated {
     let mut add_path_rx = Vec::new();
     let mut add_path_tx = Vec::new();
     for &(f, mode) in &local.add_path {
-        if !families.contains(&f) {
+        // ADD-PATH only where the codec carries path identifiers (not FlowSpec: its NLRI would be misread).
+        if !families.contains(&f) || !AfiSafiSet::can_hold(f) {
             continue;
         }
         if let Some(pm) = peer_add_path(f) {

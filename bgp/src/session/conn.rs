@@ -90,6 +90,8 @@ impl Reader {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut mode = Mode::Control;
         let mut batch: Vec<wire::Update> = Vec::new();
+        // Families disabled on this connection (RFC 4760 §7), for the rest of its life.
+        let mut disabled: Vec<wire::AfiSafi> = Vec::new();
         loop {
             if buf.capacity() - buf.len() < READ_CHUNK / 4 {
                 buf.reserve(READ_CHUNK);
@@ -124,7 +126,18 @@ impl Reader {
                     (&mode, MessageType::from_u8(ty))
                 {
                     match Message::decode(&frame, ctx) {
-                        Ok(Message::Update(u)) => {
+                        Ok(Message::Update(mut u)) => {
+                            // RFC 4760 §7 / RFC 7606 §7.11 "AFI/SAFI disable" (FlowSpec families): the
+                            // UPDATE that disables a family reaches the consumer (which flushes it); later
+                            // routes of the family on this connection are ignored.
+                            if let Some((af, _)) = &u.afi_safi_disable
+                                && !disabled.contains(af)
+                            {
+                                disabled.push(*af);
+                            }
+                            if !disabled.is_empty() && !u.drop_families(&disabled) {
+                                continue;
+                            }
                             batch.push(u);
                             if batch.len() >= BATCH {
                                 self.flush(&mut batch).await;

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 /// A small set of the AFI/SAFIs this implementation carries routes for (IPv4/IPv6 unicast and multicast).
 ///
 /// Used for per-family switches (ADD-PATH, extended next-hop). Other AFI/SAFIs are never members: their NLRI
-/// are kept opaque, so a switch for them would change nothing.
+/// are kept opaque (or, for FlowSpec, never carry path identifiers here), so a switch for them would change
+/// nothing; [`AfiSafiSet::can_hold`] says which families can be members.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AfiSafiSet(u8);
 
@@ -22,6 +23,11 @@ impl AfiSafiSet {
             AfiSafi::IPV6_MULTICAST => 8,
             _ => 0,
         }
+    }
+
+    /// Whether `af` can be a member (IPv4/IPv6 unicast and multicast).
+    pub fn can_hold(af: AfiSafi) -> bool {
+        Self::bit(af) != 0
     }
 
     pub fn contains(self, af: AfiSafi) -> bool {

@@ -23,6 +23,7 @@ pub mod attr;
 pub mod capability;
 mod context;
 mod error;
+pub mod flowspec;
 mod keepalive;
 pub mod nlri;
 pub mod notification;
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 pub use attr::PathAttributes;
 pub use context::{AddPathDirection, AfiSafiSet, Context};
 pub use error::{EncodeError, Error};
+pub use flowspec::FlowSpec;
 pub use keepalive::Keepalive;
 pub use nlri::Nlri;
 pub use notification::Notification;
@@ -70,6 +72,8 @@ pub struct Safi(pub u8);
 impl Safi {
     pub const UNICAST: Safi = Safi(1);
     pub const MULTICAST: Safi = Safi(2);
+    /// Dissemination of flow specification rules (RFC 8955 §4).
+    pub const FLOWSPEC: Safi = Safi(133);
 }
 
 /// An AFI/SAFI pair, as carried by the multiprotocol capability, ADD-PATH, MP_REACH_NLRI and ROUTE-REFRESH.
@@ -84,6 +88,10 @@ impl AfiSafi {
     pub const IPV6_UNICAST: AfiSafi = AfiSafi::new(Afi::IPV6, Safi::UNICAST);
     pub const IPV4_MULTICAST: AfiSafi = AfiSafi::new(Afi::IPV4, Safi::MULTICAST);
     pub const IPV6_MULTICAST: AfiSafi = AfiSafi::new(Afi::IPV6, Safi::MULTICAST);
+    /// IPv4 FlowSpec (RFC 8955).
+    pub const IPV4_FLOWSPEC: AfiSafi = AfiSafi::new(Afi::IPV4, Safi::FLOWSPEC);
+    /// IPv6 FlowSpec (RFC 8956).
+    pub const IPV6_FLOWSPEC: AfiSafi = AfiSafi::new(Afi::IPV6, Safi::FLOWSPEC);
 
     pub const fn new(afi: Afi, safi: Safi) -> Self {
         AfiSafi { afi, safi }
@@ -97,6 +105,8 @@ impl std::fmt::Display for AfiSafi {
             AfiSafi::IPV6_UNICAST => f.write_str("ipv6-unicast"),
             AfiSafi::IPV4_MULTICAST => f.write_str("ipv4-multicast"),
             AfiSafi::IPV6_MULTICAST => f.write_str("ipv6-multicast"),
+            AfiSafi::IPV4_FLOWSPEC => f.write_str("ipv4-flowspec"),
+            AfiSafi::IPV6_FLOWSPEC => f.write_str("ipv6-flowspec"),
             AfiSafi { afi, safi } => write!(f, "afi{}-safi{}", afi.0, safi.0),
         }
     }
@@ -444,6 +454,7 @@ mod tests {
                 link_local: None,
             },
             nlri: vec![Nlri::new("192.0.2.0/24".parse().unwrap())],
+            flowspec: Vec::new(),
             opaque_nlri: vec![],
         };
         let u = Update {

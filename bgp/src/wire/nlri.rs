@@ -69,7 +69,7 @@ impl From<IpNet> for Nlri {
 }
 
 /// Address family of a prefix field: how many bits a prefix may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Family {
     V4,
     V6,

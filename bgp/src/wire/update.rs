@@ -3,6 +3,7 @@
 
 use super::attr::mp::{MpReach, MpUnreach};
 use super::attr::{self, MpPart, PathAttributes};
+use super::flowspec::FlowSpec;
 use super::nlri::{self, Family, Nlri};
 use super::{AfiSafi, Context, EncodeError, Error, HEADER_LEN, MessageType};
 use bytes::{BufMut, BytesMut};
@@ -28,7 +29,14 @@ use serde::{Deserialize, Serialize};
 /// `mp_unreach`. RFC 7606 outcomes that do not reset the session are recorded here:
 /// * `treat_as_withdraw`: the UPDATE's reachable prefixes must be handled as withdrawn
 ///   ([`Update::withdrawn_routes`] then lists them too, and [`Update::announced`] is empty);
-/// * `discarded`: attributes that were dropped (the UPDATE is otherwise used as is).
+/// * `discarded`: attributes that were dropped (the UPDATE is otherwise used as is);
+/// * `afi_safi_disable`: a FlowSpec MP_REACH_NLRI/MP_UNREACH_NLRI whose NLRI could not be located (RFC 4760
+///   §7, RFC 7606 §7.11). The attribute is dropped from the UPDATE; the receiver must delete every route of
+///   that family learned from the peer and ignore the family for the rest of the session (the session
+///   driver drops its later UPDATEs; the RIB flushes). The rest of the UPDATE is used as usual.
+///
+/// FlowSpec rules travel in `mp_reach` / `mp_unreach` (`flowspec` fields); [`Update::announced_flowspec`] and
+/// [`Update::withdrawn_flowspec`] list them with treat-as-withdraw applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Update {
     pub withdrawn: Vec<Nlri>,
@@ -40,6 +48,8 @@ pub struct Update {
     pub treat_as_withdraw: Option<Error>,
     /// RFC 7606 attribute discard: one error per discarded attribute.
     pub discarded: Vec<Error>,
+    /// RFC 7606 / RFC 4760 §7 "AFI/SAFI disable" for a FlowSpec family, with the error that caused it.
+    pub afi_safi_disable: Option<(AfiSafi, Error)>,
 }
 
 impl Update {
@@ -53,6 +63,7 @@ impl Update {
             mp_unreach: Some(MpUnreach {
                 afi_safi: af,
                 withdrawn: vec![],
+                flowspec: vec![],
                 opaque_withdrawn: vec![],
             }),
             ..Update::default()
@@ -65,12 +76,19 @@ impl Update {
             || !self.nlri.is_empty()
             || self.mp_reach.is_some()
             || self.attrs != PathAttributes::default()
+            || self.afi_safi_disable.is_some()
         {
             return None;
         }
         match &self.mp_unreach {
             None => Some(AfiSafi::IPV4_UNICAST),
-            Some(u) if u.withdrawn.is_empty() && u.opaque_withdrawn.is_empty() => Some(u.afi_safi),
+            Some(u)
+                if u.withdrawn.is_empty()
+                    && u.flowspec.is_empty()
+                    && u.opaque_withdrawn.is_empty() =>
+            {
+                Some(u.afi_safi)
+            }
             Some(_) => None,
         }
     }
@@ -112,12 +130,73 @@ impl Update {
         v4.chain(mp).chain(taw_v4).chain(taw_mp)
     }
 
-    /// Number of prefixes announced or withdrawn.
+    /// FlowSpec rules announced, with their family (none under treat-as-withdraw).
+    pub fn announced_flowspec(&self) -> impl Iterator<Item = (AfiSafi, &FlowSpec)> {
+        let ok = self.treat_as_withdraw.is_none();
+        self.mp_reach
+            .iter()
+            .filter(move |_| ok)
+            .flat_map(|m| m.flowspec.iter().map(move |r| (m.afi_safi, r)))
+    }
+
+    /// FlowSpec rules to withdraw: MP_UNREACH_NLRI's, plus every announced one under treat-as-withdraw.
+    pub fn withdrawn_flowspec(&self) -> impl Iterator<Item = (AfiSafi, &FlowSpec)> {
+        let taw = self.treat_as_withdraw.is_some();
+        let w = self
+            .mp_unreach
+            .iter()
+            .flat_map(|m| m.flowspec.iter().map(move |r| (m.afi_safi, r)));
+        let t = self
+            .mp_reach
+            .iter()
+            .filter(move |_| taw)
+            .flat_map(|m| m.flowspec.iter().map(move |r| (m.afi_safi, r)));
+        w.chain(t)
+    }
+
+    /// Number of prefixes (and FlowSpec rules) announced or withdrawn.
     pub fn prefix_count(&self) -> usize {
         self.withdrawn.len()
             + self.nlri.len()
-            + self.mp_reach.as_ref().map_or(0, |m| m.nlri.len())
-            + self.mp_unreach.as_ref().map_or(0, |m| m.withdrawn.len())
+            + self
+                .mp_reach
+                .as_ref()
+                .map_or(0, |m| m.nlri.len() + m.flowspec.len())
+            + self
+                .mp_unreach
+                .as_ref()
+                .map_or(0, |m| m.withdrawn.len() + m.flowspec.len())
+    }
+
+    /// Applies an "AFI/SAFI disable" (RFC 4760 §7) on the receive path: drops the MP attributes of the
+    /// `disabled` families, and returns whether anything is left to deliver. An UPDATE left empty by this is
+    /// dropped whole (an empty UPDATE would read as IPv4 unicast End-of-RIB). Call it with the families
+    /// disabled so far, after adding the UPDATE's own [`Update::afi_safi_disable`] family (the UPDATE that
+    /// disables a family is always delivered, so the receiver learns it must flush that family).
+    pub fn drop_families(&mut self, disabled: &[AfiSafi]) -> bool {
+        let mut stripped = false;
+        if self
+            .mp_reach
+            .as_ref()
+            .is_some_and(|m| disabled.contains(&m.afi_safi))
+        {
+            self.mp_reach = None;
+            stripped = true;
+        }
+        if self
+            .mp_unreach
+            .as_ref()
+            .is_some_and(|m| disabled.contains(&m.afi_safi))
+        {
+            self.mp_unreach = None;
+            stripped = true;
+        }
+        !stripped
+            || self.afi_safi_disable.is_some()
+            || !self.withdrawn.is_empty()
+            || !self.nlri.is_empty()
+            || self.mp_reach.is_some()
+            || self.mp_unreach.is_some()
     }
 
     /// Decodes into a default `Update` (filled in place: moving the large value is a measurable cost).
@@ -143,11 +222,32 @@ impl Update {
                 .get_or_insert(Error::MalformedAttributeList);
         }
         // RFC 7606 §3 d: mandatory attributes, needed only when something is announced.
+        let flow = self
+            .mp_reach
+            .as_ref()
+            .is_some_and(|m| !m.flowspec.is_empty());
         let reach = !self.nlri.is_empty()
+            || flow
             || self
                 .mp_reach
                 .as_ref()
                 .is_some_and(|m| !m.nlri.is_empty() || !m.opaque_nlri.is_empty());
+        // RFC 8955 §10: a traffic filtering action that cannot be decoded makes EXTENDED_COMMUNITIES malformed
+        // (RFC 7606 §7.14: treat-as-withdraw). Checked where actions mean something: UPDATEs with rules.
+        if flow && self.treat_as_withdraw.is_none() {
+            let bad = self.attrs.ext_communities.iter().any(|c| {
+                super::flowspec::action::FlowAction::from_ext_community(*c)
+                    .is_some_and(|a| a.is_malformed())
+            });
+            if bad {
+                let v = &self.attrs.ext_communities;
+                let mut data = vec![attr::flags::OPTIONAL | attr::flags::TRANSITIVE];
+                data.push(attr::code::EXTENDED_COMMUNITIES);
+                data.push(u8::try_from(v.len() * 8).unwrap_or(u8::MAX));
+                v.iter().for_each(|c| data.extend_from_slice(&c.0));
+                self.treat_as_withdraw = Some(Error::OptionalAttributeError(data));
+            }
+        }
         if reach && self.treat_as_withdraw.is_none() {
             let a = &self.attrs;
             let missing = if a.origin.is_none() {
@@ -166,8 +266,14 @@ impl Update {
 
     fn mp_part(&self) -> MpPart<'_> {
         MpPart {
-            reach: self.mp_reach.as_ref().map(|m| (m, &m.nlri[..])),
-            unreach: self.mp_unreach.as_ref().map(|m| (m, &m.withdrawn[..])),
+            reach: self
+                .mp_reach
+                .as_ref()
+                .map(|m| (m, &m.nlri[..], &m.flowspec[..])),
+            unreach: self
+                .mp_unreach
+                .as_ref()
+                .map(|m| (m, &m.withdrawn[..], &m.flowspec[..])),
         }
     }
 
@@ -229,7 +335,15 @@ impl Update {
             for chunk in chunks(&u.withdrawn, ap, room) {
                 let mp = MpPart {
                     reach: None,
-                    unreach: Some((u, chunk)),
+                    unreach: Some((u, chunk, &[])),
+                };
+                write_message(buf, max, |b| write_body(b, ctx, &[], Some(&empty), mp, &[]))?;
+                count += 1;
+            }
+            for chunk in rule_chunks(&u.flowspec, room) {
+                let mp = MpPart {
+                    reach: None,
+                    unreach: Some((u, &[], chunk)),
                 };
                 write_message(buf, max, |b| write_body(b, ctx, &[], Some(&empty), mp, &[]))?;
                 count += 1;
@@ -268,7 +382,17 @@ impl Update {
             let ap = ctx.add_path_send(m.afi_safi);
             for chunk in chunks(&m.nlri, ap, room) {
                 let mp = MpPart {
-                    reach: Some((m, chunk)),
+                    reach: Some((m, chunk, &[])),
+                    unreach: None,
+                };
+                write_message(buf, max, |b| {
+                    write_body(b, ctx, &[], Some(&self.attrs), mp, &[])
+                })?;
+                count += 1;
+            }
+            for chunk in rule_chunks(&m.flowspec, room) {
+                let mp = MpPart {
+                    reach: Some((m, &[], chunk)),
                     unreach: None,
                 };
                 write_message(buf, max, |b| {
@@ -300,6 +424,29 @@ fn chunks(v: &[Nlri], add_path: bool, room: usize) -> impl Iterator<Item = &[Nlr
         let mut n = 0;
         for x in rest {
             let l = x.wire_len(add_path);
+            if n > 0 && used + l > room {
+                break;
+            }
+            used += l;
+            n += 1;
+        }
+        let (c, r) = rest.split_at(n);
+        rest = r;
+        Some(c)
+    })
+}
+
+/// Greedy chunks of FlowSpec rules fitting in `room` octets each (as [`chunks`]).
+fn rule_chunks(v: &[FlowSpec], room: usize) -> impl Iterator<Item = &[FlowSpec]> {
+    let mut rest = v;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut used = 0;
+        let mut n = 0;
+        for x in rest {
+            let l = x.wire_len();
             if n > 0 && used + l > room {
                 break;
             }
@@ -459,6 +606,7 @@ mod tests {
                 link_local: Some("fe80::1".parse().unwrap()),
             },
             nlri: nlri.clone(),
+            flowspec: vec![],
             opaque_nlri: vec![],
         };
         let mut a = attrs();

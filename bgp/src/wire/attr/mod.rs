@@ -19,6 +19,8 @@
 //! | ORIGIN, AS_PATH, NEXT_HOP, MED, LOCAL_PREF, COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, EXTENDED_COMMUNITIES, LARGE_COMMUNITIES | treat-as-withdraw |
 //! | ATOMIC_AGGREGATE, AGGREGATOR, AS4_PATH, AS4_AGGREGATOR (RFC 6793 §6) | attribute discard |
 //! | MP_REACH_NLRI, MP_UNREACH_NLRI, duplicate MP attribute, unrecognized well-known | session reset |
+//! | MP_REACH_NLRI, MP_UNREACH_NLRI of a FlowSpec family (RFC 8955 §10) | AFI/SAFI disable (`Update::afi_safi_disable`) |
+//! | a FlowSpec rule malformed inside a sound NLRI length (RFC 8955 §4.2) | treat-as-withdraw |
 //!
 //! A repeated attribute other than MP_* is discarded (all but the first, §3 g). An attribute header or length
 //! that overruns the field is treat-as-withdraw when the UPDATE's prefixes can still be located (§4), and a
@@ -214,6 +216,39 @@ impl Decoded<'_> {
             Approach::Discard => self.u.discarded.push(e),
         }
         Ok(())
+    }
+}
+
+impl Decoded<'_> {
+    /// A FlowSpec rule malformed inside a sound NLRI length: the other rules are located exactly, so the
+    /// UPDATE is treat-as-withdraw (see `wire::flowspec`).
+    fn flowspec_content(&mut self, bad: Option<crate::wire::flowspec::FlowSpecError>) {
+        if bad.is_some() && self.u.treat_as_withdraw.is_none() {
+            self.u.treat_as_withdraw = Some(Error::InvalidNetworkField);
+        }
+    }
+
+    /// A malformed MP_REACH_NLRI / MP_UNREACH_NLRI. For FlowSpec families it is "AFI/SAFI disable" (RFC 4760
+    /// §7, RFC 7606 §7.11): the NLRI cannot be located, the attribute is dropped and the family is reported
+    /// in `Update::afi_safi_disable`; the rest of the UPDATE stays usable. Other families: session reset.
+    fn mp_error(&mut self, v: &[u8], e: MpError, whole: &[u8]) -> Result<(), Error> {
+        let err = match e {
+            MpError::Attribute => Error::OptionalAttributeError(whole.to_vec()),
+            MpError::Nlri => Error::InvalidNetworkField,
+        };
+        if let [a0, a1, s, ..] = *v {
+            let af = crate::wire::AfiSafi::new(
+                crate::wire::Afi(u16::from_be_bytes([a0, a1])),
+                crate::wire::Safi(s),
+            );
+            if crate::wire::flowspec::family(af).is_some() {
+                if self.u.afi_safi_disable.is_none() {
+                    self.u.afi_safi_disable = Some((af, err));
+                }
+                return Ok(());
+            }
+        }
+        Err(err)
     }
 }
 
@@ -441,20 +476,20 @@ pub(crate) fn decode(
                 Err(_) => Err(Error::OptionalAttributeError(whole.to_vec())),
             },
             code::MP_REACH_NLRI => match MpReach::decode(v, ctx) {
-                Ok(m) => {
+                Ok((m, bad)) => {
                     d.u.mp_reach = Some(m);
+                    d.flowspec_content(bad);
                     Ok(())
                 }
-                Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
-                Err(MpError::Nlri) => Err(Error::InvalidNetworkField),
+                Err(e) => d.mp_error(v, e, whole),
             },
             code::MP_UNREACH_NLRI => match MpUnreach::decode(v, ctx) {
-                Ok(m) => {
+                Ok((m, bad)) => {
                     d.u.mp_unreach = Some(m);
+                    d.flowspec_content(bad);
                     Ok(())
                 }
-                Err(MpError::Attribute) => Err(Error::OptionalAttributeError(whole.to_vec())),
-                Err(MpError::Nlri) => Err(Error::InvalidNetworkField),
+                Err(e) => d.mp_error(v, e, whole),
             },
             _ => Ok(()),
         };
@@ -497,8 +532,16 @@ pub(crate) fn decode(
 /// MP attributes to write among the others, each with the prefixes to put in it (a slice when splitting).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct MpPart<'a> {
-    pub reach: Option<(&'a MpReach, &'a [crate::wire::Nlri])>,
-    pub unreach: Option<(&'a MpUnreach, &'a [crate::wire::Nlri])>,
+    pub reach: Option<(
+        &'a MpReach,
+        &'a [crate::wire::Nlri],
+        &'a [crate::wire::FlowSpec],
+    )>,
+    pub unreach: Option<(
+        &'a MpUnreach,
+        &'a [crate::wire::Nlri],
+        &'a [crate::wire::FlowSpec],
+    )>,
 }
 
 /// Starts an attribute with a 2-octet length; [`end_attr`] shrinks it to 1 octet when allowed.
@@ -670,19 +713,20 @@ impl PathAttributes {
                 }
             }
             code::MP_REACH_NLRI => {
-                if let Some((m, nlri)) = mp.reach {
+                if let Some((m, nlri, rules)) = mp.reach {
                     let at = begin_attr(buf, O, t);
                     m.encode_header(buf);
                     let ap = ctx.add_path_send(m.afi_safi);
                     for n in nlri {
                         n.encode(ap, buf);
                     }
+                    crate::wire::flowspec::encode_field(rules, buf);
                     buf.put_slice(&m.opaque_nlri);
                     end_attr(buf, at, ext)?;
                 }
             }
             code::MP_UNREACH_NLRI => {
-                if let Some((m, w)) = mp.unreach {
+                if let Some((m, w, rules)) = mp.unreach {
                     let at = begin_attr(buf, O, t);
                     buf.put_u16(m.afi_safi.afi.0);
                     buf.put_u8(m.afi_safi.safi.0);
@@ -690,6 +734,7 @@ impl PathAttributes {
                     for n in w {
                         n.encode(ap, buf);
                     }
+                    crate::wire::flowspec::encode_field(rules, buf);
                     buf.put_slice(&m.opaque_withdrawn);
                     end_attr(buf, at, ext)?;
                 }
