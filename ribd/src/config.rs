@@ -200,9 +200,20 @@ pub struct PeerSettings {
     pub connect_retry: Option<u64>,
     pub families: Option<Vec<Family>>,
     pub add_path: Option<AddPath>,
+    /// Which paths are sent with ADD-PATH (when negotiated in the send direction): "all" (default),
+    /// "ecmp" (the multipath set) or "best-N".
+    pub add_path_send: Option<crate::adj_out::AddPathSend>,
+    /// Per-family override of `add-path-send`, e.g. `{ ipv6-unicast = "best-2" }`.
+    pub add_path_send_family: Option<BTreeMap<Family, crate::adj_out::AddPathSend>>,
+    /// MinRouteAdvertisementInterval in seconds (RFC 4271 §9.2.1.1); default 0 (as FRR and BIRD).
+    pub advertisement_interval: Option<u16>,
     pub graceful_restart: Option<bool>,
     /// Seconds we ask peers to keep our routes when we restart (RFC 4724 restart time).
     pub restart_time: Option<u16>,
+    /// Long-lived graceful restart (RFC 9494): seconds a peer's routes are kept as LLGR_STALE after
+    /// the graceful-restart time ran out (the peer's advertised stale time is used when smaller);
+    /// 0 (default) = LLGR off.
+    pub long_lived_stale_time: Option<u32>,
     pub max_prefix: Option<MaxPrefix>,
     pub route_reflector_client: Option<bool>,
     pub next_hop_self: Option<bool>,
@@ -244,8 +255,12 @@ pub struct Neighbor {
     pub connect_retry: u64,
     pub families: Vec<Family>,
     pub add_path: Option<AddPath>,
+    pub add_path_send: crate::adj_out::AddPathSend,
+    pub add_path_send_family: BTreeMap<Family, crate::adj_out::AddPathSend>,
+    pub advertisement_interval: u16,
     pub graceful_restart: bool,
     pub restart_time: u16,
+    pub long_lived_stale_time: u32,
     pub max_prefix: Option<MaxPrefix>,
     pub route_reflector_client: bool,
     pub next_hop_self: bool,
@@ -258,6 +273,14 @@ pub struct Neighbor {
 impl Neighbor {
     pub fn is_ebgp(&self) -> bool {
         self.remote_as != self.local_as
+    }
+
+    /// The ADD-PATH send selection for `family`.
+    pub fn add_path_send_for(&self, family: Family) -> crate::adj_out::AddPathSend {
+        self.add_path_send_family
+            .get(&family)
+            .copied()
+            .unwrap_or(self.add_path_send)
     }
 
     /// True when `other` describes the same session: changing anything compared here resets the
@@ -277,6 +300,7 @@ impl Neighbor {
             && self.add_path == other.add_path
             && self.graceful_restart == other.graceful_restart
             && self.restart_time == other.restart_time
+            && self.long_lived_stale_time == other.long_lived_stale_time
             && self.route_reflector_client == other.route_reflector_client
     }
 }
@@ -627,8 +651,12 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, Vec<ConfigError>> {
             connect_retry: s.connect_retry.unwrap_or(30),
             families,
             add_path: s.add_path,
+            add_path_send: s.add_path_send.unwrap_or(crate::adj_out::AddPathSend::All),
+            add_path_send_family: s.add_path_send_family.clone().unwrap_or_default(),
+            advertisement_interval: s.advertisement_interval.unwrap_or(0),
             graceful_restart: s.graceful_restart.unwrap_or(true),
             restart_time: s.restart_time.unwrap_or(120),
+            long_lived_stale_time: s.long_lived_stale_time.unwrap_or(0).min(0x00ff_ffff),
             max_prefix: s.max_prefix.clone(),
             route_reflector_client: s.route_reflector_client.unwrap_or(false),
             next_hop_self: s.next_hop_self.unwrap_or(false),
@@ -737,8 +765,12 @@ fn merge(p: &PeerSettings, g: &PeerSettings) -> PeerSettings {
         connect_retry,
         families,
         add_path,
+        add_path_send,
+        add_path_send_family,
+        advertisement_interval,
         graceful_restart,
         restart_time,
+        long_lived_stale_time,
         max_prefix,
         route_reflector_client,
         next_hop_self,

@@ -52,6 +52,18 @@ pub fn export(prefix: IpNet, best: &Attrs, src: Source<'_>, to: &ExportCtx) -> O
     if src.peer.addr == to.peer_addr && src.peer.kind != PeerKind::Local {
         return None; // never back to where it came from
     }
+    export_shared(prefix, best, src, to)
+}
+
+/// [`export`] without the "never back to the source peer" rule: what an update group computes once
+/// for all its members (the group leaves each member's own routes out per member, see
+/// [`crate::adj_out`]).
+pub fn export_shared(
+    prefix: IpNet,
+    best: &Attrs,
+    src: Source<'_>,
+    to: &ExportCtx,
+) -> Option<Attrs> {
     if best.has_community(community::NO_ADVERTISE) {
         return None;
     }
@@ -191,12 +203,18 @@ pub fn to_wire(a: &Attrs) -> PathAttributes {
 
 /// UPDATEs announcing `prefixes` (all with attribute set `a`) in one address family.
 pub fn announce(a: &Attrs, prefixes: &[IpNet]) -> Option<Update> {
-    let first = prefixes.first()?;
+    let nlri: Vec<Nlri> = prefixes.iter().map(|p| Nlri::new(*p)).collect();
+    announce_nlri(a, nlri)
+}
+
+/// An UPDATE announcing `nlri` (one address family, path identifiers set when ADD-PATH is used) with
+/// attribute set `a`; `Update::encode_split` cuts it to the negotiated message size.
+pub fn announce_nlri(a: &Attrs, nlri: Vec<Nlri>) -> Option<Update> {
+    let first = nlri.first()?.prefix;
     let mut u = Update {
         attrs: to_wire(a),
         ..Update::default()
     };
-    let nlri: Vec<Nlri> = prefixes.iter().map(|p| Nlri::new(*p)).collect();
     if first.addr().is_ipv4() {
         u.attrs.next_hop = match a.next_hop {
             Some(IpAddr::V4(v4)) => Some(v4),
@@ -225,8 +243,12 @@ pub fn announce(a: &Attrs, prefixes: &[IpNet]) -> Option<Update> {
 
 /// An UPDATE withdrawing `prefixes` of one address family.
 pub fn withdraw(prefixes: &[IpNet]) -> Option<Update> {
-    let first = prefixes.first()?;
-    let nlri: Vec<Nlri> = prefixes.iter().map(|p| Nlri::new(*p)).collect();
+    withdraw_nlri(prefixes.iter().map(|p| Nlri::new(*p)).collect())
+}
+
+/// An UPDATE withdrawing `nlri` (one address family; with path identifiers under ADD-PATH).
+pub fn withdraw_nlri(nlri: Vec<Nlri>) -> Option<Update> {
+    let first = nlri.first()?.prefix;
     Some(if first.addr().is_ipv4() {
         Update {
             withdrawn: nlri,

@@ -10,7 +10,11 @@ use bgp::wire::{AddPathDirection, AfiSafi};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::Options;
+use crate::adj_out::{AdjOut, Env, MemberSpec};
 use crate::api;
 use crate::config::{self, AddPath, Family, Loaded, MaxPrefixAction, Neighbor};
 use crate::import::{self, ImportCtx, Op};
@@ -103,10 +107,12 @@ struct PeerRt {
     /// Prefixes received from this peer and refused (policy, loops, max-prefix discard), so "received"
     /// counts what the peer currently announces, not a running total.
     rejected: std::collections::HashSet<(IpNet, u32)>,
-    /// Adj-RIB-Out: what this peer has been sent, per prefix.
-    adj_out: HashMap<IpNet, crate::rib::attrs::AttrRef>,
-    /// UPDATEs to this peer, sent in order by a task of its own.
-    out: mpsc::UnboundedSender<Vec<bgp::wire::Update>>,
+    /// What the session negotiated, while Established (export context, codec).
+    negotiated: Option<Box<bgp::fsm::Negotiated>>,
+    /// Encoded UPDATEs to this peer, sent in order by a task of its own; each carries the session epoch
+    /// it was encoded for, and the task drops what belongs to an earlier session.
+    out: mpsc::UnboundedSender<(u64, bytes::Bytes)>,
+    epoch: Arc<AtomicU64>,
 }
 
 /// Counters for /metrics.
@@ -136,8 +142,8 @@ pub struct Core {
     dataplane_error: Option<String>,
     /// A restart waits for the first full FIB until every peer sent End-of-RIB, or this time.
     initial_sync_deadline: Option<Instant>,
-    /// Interned attribute sets of the Adj-RIBs-Out.
-    export_attrs: crate::rib::attrs::AttrStore,
+    /// Adj-RIBs-Out, one per update group.
+    adj: AdjOut,
 }
 
 fn family_of(f: Family) -> BgpFamily {
@@ -179,7 +185,7 @@ impl Core {
             dataplane: None,
             dataplane_error: None,
             initial_sync_deadline: None,
-            export_attrs: crate::rib::attrs::AttrStore::new(),
+            adj: AdjOut::new(),
         };
         core.rib.set_track_best(true);
         if core.loaded.config.dataplane.enabled {
@@ -337,12 +343,17 @@ impl Core {
             handle.start();
         }
         let import = self.import_ctx(&nb);
-        let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<bgp::wire::Update>>();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<(u64, bytes::Bytes)>();
+        let epoch = Arc::new(AtomicU64::new(0));
         let sender = handle.clone();
         let pname = nb.name.clone();
+        let current = epoch.clone();
         tokio::spawn(async move {
-            while let Some(batch) = out_rx.recv().await {
-                if let Err(e) = sender.send_updates(&batch).await {
+            while let Some((e, bytes)) = out_rx.recv().await {
+                if e != current.load(Ordering::Acquire) {
+                    continue; // encoded for a session that has ended
+                }
+                if let Err(e) = sender.send_raw(bytes).await {
                     tracing::debug!(peer = %pname, error = %e, "UPDATEs not sent");
                 }
             }
@@ -364,8 +375,9 @@ impl Core {
                 max_prefix_warned: false,
                 eor: Vec::new(),
                 rejected: std::collections::HashSet::new(),
-                adj_out: HashMap::new(),
+                negotiated: None,
                 out,
+                epoch,
             },
         );
         Ok(())
@@ -374,6 +386,9 @@ impl Core {
     fn remove_peer(&mut self, name: &str, why: &str) {
         if let Some(p) = self.peers.remove(name) {
             p.handle.stop(Some(why));
+            if let Some((&sid, _)) = self.by_session.iter().find(|(_, n)| n.as_str() == name) {
+                self.adj.leave(sid);
+            }
             self.by_session.retain(|_, n| n != name);
             self.rib.remove_peer(p.rib_id);
             self.flush();
@@ -415,9 +430,22 @@ impl Core {
                         confed: false,
                     });
                 info.router_id = negotiated.peer_id;
+                p.negotiated = Some(negotiated);
+                p.epoch.fetch_add(1, Ordering::AcqRel);
                 // Re-register the peer with its real router id, keeping (stale) paths: GR restart.
                 self.rib.set_peer_info(p.rib_id, info);
-                self.full_export(&name, true);
+                // Export what is already pending first, so the new member's dump is current.
+                self.flush();
+                if let Some(spec) = self.member_spec(sid) {
+                    let env_rr = self.rr_clients();
+                    let env = Env {
+                        rib: &self.rib,
+                        rr_clients: &env_rr,
+                    };
+                    let sends = self.adj.join(spec, &env);
+                    self.rib.set_track_all_changes(self.adj.needs_all_changes());
+                    self.dispatch(sends);
+                }
             }
             Event::Updates { updates, .. } => {
                 let Some(p) = self.peers.get_mut(&name) else {
@@ -501,13 +529,18 @@ impl Core {
             }
             Event::RouteRefresh { family, .. } => {
                 tracing::info!(peer = %name, %family, "route refresh requested: re-sending the Adj-RIB-Out");
-                self.full_export(&name, true);
+                let sends = self.adj.refresh(sid);
+                self.dispatch(sends);
             }
             Event::Down { cause, .. } => {
+                self.adj.leave(sid);
+                self.rib.set_track_all_changes(self.adj.needs_all_changes());
                 let Some(p) = self.peers.get_mut(&name) else {
                     return;
                 };
                 p.established = false;
+                p.negotiated = None;
+                p.epoch.fetch_add(1, Ordering::AcqRel);
                 let graceful = p.nb.graceful_restart
                     && p.handle
                         .status()
@@ -646,125 +679,70 @@ impl Core {
         }
     }
 
-    /// What `to` should have for `prefix` now.
-    fn export_for(
-        &self,
-        prefix: IpNet,
-        ctx: &crate::export::ExportCtx,
-    ) -> Option<crate::rib::attrs::Attrs> {
-        let entry = match prefix {
-            IpNet::V4(n) => self.rib.ipv4().get(&n),
-            IpNet::V6(n) => self.rib.ipv6().get(&n),
-        }?;
-        let best = entry.best()?;
-        let src = self.rib.peer(best.peer)?;
-        let rr_client = self
-            .peers
+    /// RIB ids of our route-reflector clients.
+    fn rr_clients(&self) -> Vec<crate::rib::table::PeerId> {
+        self.peers
             .values()
-            .any(|q| q.rib_id == best.peer && q.nb.route_reflector_client);
-        crate::export::export(
-            prefix,
-            &best.attrs,
-            crate::export::Source {
-                peer: src,
-                rr_client,
-            },
-            ctx,
-        )
+            .filter(|p| p.nb.route_reflector_client)
+            .map(|p| p.rib_id)
+            .collect()
     }
 
-    /// Brings one peer's Adj-RIB-Out to what `prefixes` should be and sends the difference.
-    fn export_prefixes(&mut self, name: &str, prefixes: &[IpNet], end_of_rib: bool) {
-        let Some(p) = self.peers.get(name) else {
-            return;
+    /// What decides the Adj-RIB-Out of the established session `sid` (its update group's key).
+    fn member_spec(&self, sid: u32) -> Option<MemberSpec> {
+        let name = self.by_session.get(&sid)?;
+        let p = self.peers.get(name)?;
+        let n = p.negotiated.as_ref()?;
+        let fam = |f: Family| p.nb.families.contains(&f) && n.families.contains(&family_of(f));
+        let ap = |f: Family| {
+            (fam(f) && n.add_path_tx.contains(&family_of(f))).then(|| p.nb.add_path_send_for(f))
         };
-        if !p.established {
+        Some(MemberSpec {
+            id: sid,
+            rib_peer: p.rib_id,
+            ctx: self.export_ctx(p),
+            families: [fam(Family::Ipv4Unicast), fam(Family::Ipv6Unicast)],
+            add_path: [ap(Family::Ipv4Unicast), ap(Family::Ipv6Unicast)],
+            mrai: Duration::from_secs(p.nb.advertisement_interval.into()),
+            llgr: n.long_lived_gr.is_some(),
+            wire: n.context(),
+        })
+    }
+
+    /// Queues encoded UPDATEs to their members' sessions and refreshes the advertised counts.
+    fn dispatch(&mut self, sends: Vec<crate::adj_out::Send>) {
+        if sends.is_empty() {
             return;
         }
-        let ctx = self.export_ctx(p);
-        let fams: Vec<Family> = p.nb.families.clone();
-        let wanted: Vec<(IpNet, Option<crate::rib::attrs::Attrs>)> = prefixes
+        for s in sends {
+            for m in s.to {
+                let Some(p) = self.by_session.get(&m).and_then(|n| self.peers.get(n)) else {
+                    continue;
+                };
+                let _ = p
+                    .out
+                    .send((p.epoch.load(Ordering::Acquire), s.bytes.clone()));
+            }
+        }
+        self.refresh_advertised();
+    }
+
+    fn refresh_advertised(&mut self) {
+        let sids: Vec<(u32, String)> = self
+            .by_session
             .iter()
-            .filter(|pfx| {
-                fams.contains(if pfx.addr().is_ipv4() {
-                    &Family::Ipv4Unicast
-                } else {
-                    &Family::Ipv6Unicast
-                })
-            })
-            .map(|pfx| (*pfx, self.export_for(*pfx, &ctx)))
+            .map(|(k, v)| (*k, v.clone()))
             .collect();
-        let mut announce: HashMap<crate::rib::attrs::AttrRef, Vec<IpNet>> = HashMap::new();
-        let mut withdraw4 = Vec::new();
-        let mut withdraw6 = Vec::new();
-        let Some(p) = self.peers.get_mut(name) else {
-            return;
-        };
-        for (pfx, want) in wanted {
-            match want {
-                Some(a) => {
-                    let a = self.export_attrs.intern(a);
-                    if p.adj_out.get(&pfx).is_some_and(|old| *old == a) && !end_of_rib {
-                        self.export_attrs.release(a);
-                        continue;
-                    }
-                    if let Some(old) = p.adj_out.insert(pfx, a.clone()) {
-                        self.export_attrs.release(old);
-                    }
-                    announce.entry(a).or_default().push(pfx);
-                }
-                None => {
-                    if let Some(old) = p.adj_out.remove(&pfx) {
-                        self.export_attrs.release(old);
-                        if pfx.addr().is_ipv4() {
-                            withdraw4.push(pfx)
-                        } else {
-                            withdraw6.push(pfx)
-                        }
-                    }
-                }
+        for (sid, name) in sids {
+            let [a4, a6] = self.adj.advertised(sid);
+            if let Some(p) = self.peers.get_mut(&name) {
+                p.v4.advertised = a4;
+                p.v6.advertised = a6;
             }
-        }
-        let mut updates = Vec::new();
-        for w in [withdraw4, withdraw6] {
-            for chunk in w.chunks(2048) {
-                updates.extend(crate::export::withdraw(chunk));
-            }
-        }
-        for (a, pfxs) in &announce {
-            let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = pfxs.iter().partition(|x| x.addr().is_ipv4());
-            for set in [v4, v6] {
-                for chunk in set.chunks(2048) {
-                    updates.extend(crate::export::announce(a, chunk));
-                }
-            }
-        }
-        if end_of_rib {
-            for f in &fams {
-                updates.push(bgp::wire::Update::end_of_rib(family_of(*f)));
-            }
-        }
-        p.v4.advertised = p.adj_out.keys().filter(|k| k.addr().is_ipv4()).count() as u64;
-        p.v6.advertised = p.adj_out.len() as u64 - p.v4.advertised;
-        if !updates.is_empty() {
-            let _ = p.out.send(updates);
         }
     }
 
-    /// Re-evaluates one peer's whole Adj-RIB-Out: on session up or ROUTE-REFRESH everything is sent,
-    /// followed by End-of-RIB (`initial`); otherwise (a reload) only what changed.
-    fn full_export(&mut self, name: &str, initial: bool) {
-        let mut all: Vec<IpNet> = self.rib.ipv4().iter().map(|(k, _)| IpNet::V4(*k)).collect();
-        all.extend(self.rib.ipv6().iter().map(|(k, _)| IpNet::V6(*k)));
-        if let Some(p) = self.peers.get(name) {
-            all.extend(p.adj_out.keys().copied());
-        }
-        all.sort_unstable();
-        all.dedup();
-        self.export_prefixes(name, &all, initial);
-    }
-
-    /// Best-path changes since the last call, to every established peer.
+    /// Best-path changes since the last call, to every update group.
     fn export_changes(&mut self) {
         let mut changed = self.rib.take_best_changes();
         if changed.is_empty() {
@@ -772,15 +750,24 @@ impl Core {
         }
         changed.sort_unstable();
         changed.dedup();
-        let names: Vec<String> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.established)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in names {
-            self.export_prefixes(&n, &changed, false);
-        }
+        let rr = self.rr_clients();
+        let env = Env {
+            rib: &self.rib,
+            rr_clients: &rr,
+        };
+        let sends = self.adj.changes(Instant::now(), &env, &changed);
+        self.dispatch(sends);
+    }
+
+    /// Announcements held by MRAI whose interval has ended.
+    fn export_held(&mut self) {
+        let rr = self.rr_clients();
+        let env = Env {
+            rib: &self.rib,
+            rr_clients: &rr,
+        };
+        let sends = self.adj.tick(Instant::now(), &env);
+        self.dispatch(sends);
     }
 
     fn apply_nht(&mut self, nht: Vec<fib_sync::NhtUpdate>) {
@@ -882,6 +869,7 @@ impl Core {
             }
         }
         self.flush();
+        self.export_held();
     }
 
     /// Re-reads the config file; an invalid file changes nothing.
@@ -970,8 +958,25 @@ impl Core {
             .map(|(n, _)| n.clone())
             .collect();
         for n in established {
-            self.full_export(&n, false);
+            let Some(sid) = self
+                .by_session
+                .iter()
+                .find(|(_, x)| **x == n)
+                .map(|(k, _)| *k)
+            else {
+                continue;
+            };
+            if let Some(spec) = self.member_spec(sid) {
+                let rr = self.rr_clients();
+                let env = Env {
+                    rib: &self.rib,
+                    rr_clients: &rr,
+                };
+                let sends = self.adj.update_member(spec, &env);
+                self.dispatch(sends);
+            }
         }
+        self.rib.set_track_all_changes(self.adj.needs_all_changes());
         let msg = format!(
             "reloaded {}: {added} peers added, {removed} removed, {reset} reset, {updated} updated in place",
             path.display()
@@ -1275,6 +1280,19 @@ impl Core {
 
     pub fn rib(&self) -> &Rib {
         &self.rib
+    }
+
+    /// Update groups and the shared exported attribute sets (count, bytes), for metrics.
+    pub fn adj_out_stats(&self) -> (Vec<crate::adj_out::GroupStats>, (usize, usize)) {
+        (self.adj.stats(), self.adj.attr_stats())
+    }
+
+    /// The peer name of an update-group member (session id).
+    pub fn member_name(&self, m: u32) -> String {
+        self.by_session
+            .get(&m)
+            .cloned()
+            .unwrap_or_else(|| format!("session#{m}"))
     }
 
     pub fn peer_name_of(&self, id: crate::rib::table::PeerId) -> String {

@@ -36,6 +36,7 @@ fn esc(s: &str) -> String {
 
 pub fn render(core: &Core) -> String {
     let mut out = String::new();
+    update_groups(&mut out, core);
     let summary = core.summary();
     let peers = core.peer_views();
     let states = [
@@ -318,4 +319,72 @@ pub fn render(core: &Core) -> String {
         &[(String::new(), summary.uptime_secs as f64)],
     );
     out
+}
+
+/// Update groups: members, Adj-RIB-Out size and memory, UPDATEs encoded once vs queued to members.
+fn update_groups(out: &mut String, core: &Core) {
+    let (groups, (sets, set_bytes)) = core.adj_out_stats();
+    let label = |i: usize, g: &crate::adj_out::GroupStats| {
+        let names: Vec<String> = g.members.iter().map(|m| core.member_name(*m)).collect();
+        format!("group=\"{i}\",members=\"{}\"", esc(&names.join(",")))
+    };
+    let per = |f: &dyn Fn(&crate::adj_out::GroupStats) -> f64| -> Vec<(String, f64)> {
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (label(i, g), f(g)))
+            .collect()
+    };
+    metric(
+        out,
+        "ribd_update_group_members",
+        "gauge",
+        "Established sessions per update group (peers sharing one Adj-RIB-Out and one encoding).",
+        &per(&|g| g.members.len() as f64),
+    );
+    metric(
+        out,
+        "ribd_update_group_paths",
+        "gauge",
+        "Paths in the update group's Adj-RIB-Out (all families).",
+        &per(&|g| (g.paths[0] + g.paths[1]) as f64),
+    );
+    metric(
+        out,
+        "ribd_update_group_bytes",
+        "gauge",
+        "Bytes of the update group's Adj-RIB-Out table (attribute sets counted separately).",
+        &per(&|g| g.bytes as f64),
+    );
+    metric(
+        out,
+        "ribd_update_group_mrai_held",
+        "gauge",
+        "Prefixes whose announcement waits for the MinRouteAdvertisementInterval.",
+        &per(&|g| g.held as f64),
+    );
+    metric(
+        out,
+        "ribd_update_group_messages_encoded_total",
+        "counter",
+        "UPDATE messages encoded for the group (once whatever the number of members).",
+        &per(&|g| g.messages_encoded as f64),
+    );
+    metric(
+        out,
+        "ribd_update_group_messages_sent_total",
+        "counter",
+        "UPDATE messages queued to the group's members (encoded messages x recipients).",
+        &per(&|g| g.messages_sent as f64),
+    );
+    metric(
+        out,
+        "ribd_adj_rib_out_attribute_sets",
+        "gauge",
+        "Distinct exported attribute sets shared by all Adj-RIBs-Out, and their approximate bytes.",
+        &[
+            ("kind=\"sets\"".to_string(), sets as f64),
+            ("kind=\"bytes\"".to_string(), set_bytes as f64),
+        ],
+    );
 }

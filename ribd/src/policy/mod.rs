@@ -340,6 +340,19 @@ pub struct Policy {
     terms: Vec<Term>,
 }
 
+impl Policy {
+    /// True when the result can differ between two peers of otherwise identical export context (a term
+    /// matches on the peer's address or AS, or sets the next-hop to the peer's address): such peers
+    /// cannot share an update group.
+    pub fn depends_on_peer(&self) -> bool {
+        self.terms.iter().any(|t| {
+            !t.peer_address.is_empty()
+                || !t.peer_as.is_empty()
+                || t.set.next_hop == Some(NextHopSet::PeerAddress)
+        })
+    }
+}
+
 /// All compiled policies and lists, by name.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {

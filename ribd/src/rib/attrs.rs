@@ -240,6 +240,24 @@ impl Attrs {
     pub fn has_community(&self, c: u32) -> bool {
         self.communities.contains(&c)
     }
+
+    /// Heap bytes owned by the set (its lists), for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of_val;
+        size_of_val(&*self.as_path.segments)
+            + self
+                .as_path
+                .segments
+                .iter()
+                .map(|s| size_of_val(&*s.asns))
+                .sum::<usize>()
+            + size_of_val(&*self.communities)
+            + size_of_val(&*self.ext_communities)
+            + size_of_val(&*self.large_communities)
+            + size_of_val(&*self.cluster_list)
+            + size_of_val(&*self.unknown)
+            + self.unknown.iter().map(|u| u.value.len()).sum::<usize>()
+    }
 }
 
 /// Shared handle to an interned attribute set. Equality and hashing are by pointer: two handles from the
@@ -299,6 +317,18 @@ impl AttrStore {
         if Arc::strong_count(&a.0) == 2 {
             self.set.remove(&*a.0);
         }
+    }
+
+    /// Approximate bytes of every set held (the set, its `Arc` counters, its lists and its slot in the
+    /// interning table).
+    pub fn approx_bytes(&self) -> usize {
+        let fixed = std::mem::size_of::<Attrs>() + 16;
+        self.set.capacity() * (std::mem::size_of::<usize>() + 1)
+            + self
+                .set
+                .iter()
+                .map(|a| fixed + a.heap_bytes())
+                .sum::<usize>()
     }
 
     /// Number of distinct attribute sets held.

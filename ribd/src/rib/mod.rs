@@ -119,6 +119,8 @@ pub struct Rib {
     stats: RibStats,
     fib_len: [usize; 2],
     track_best: bool,
+    /// Report every change of a prefix's candidates, not only of its best path (ADD-PATH export).
+    track_all: bool,
     best_changed: Vec<IpNet>,
 }
 
@@ -234,6 +236,8 @@ fn gcd(a: u32, b: u32) -> u32 {
 struct Sink<'a> {
     /// Prefixes whose best path changed (for export), when tracked.
     best_changed: Option<&'a mut Vec<IpNet>>,
+    /// Report every change, not only best-path changes.
+    track_all: bool,
     deltas: &'a mut Vec<FibDelta>,
     fib_len: &'a mut [usize; 2],
     nhsets: &'a mut HashSet<NhSet, FxBuildHasher>,
@@ -254,7 +258,7 @@ fn best_id(e: Option<&Paths>) -> BestId {
 
 impl Sink<'_> {
     fn best(&mut self, prefix: IpNet, old: BestId, new: BestId) {
-        if old != new
+        if (old != new || self.track_all)
             && let Some(v) = self.best_changed.as_deref_mut()
         {
             v.push(prefix);
@@ -332,6 +336,7 @@ impl Rib {
             stats: RibStats::default(),
             fib_len: [0, 0],
             track_best: false,
+            track_all: false,
             best_changed: Vec::new(),
         }
     }
@@ -380,6 +385,7 @@ impl Rib {
             };
             let mut sink = Sink {
                 best_changed: self.track_best.then_some(&mut self.best_changed),
+                track_all: self.track_all,
                 deltas: &mut self.deltas,
                 fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
@@ -407,6 +413,7 @@ impl Rib {
             };
             let mut sink = Sink {
                 best_changed: self.track_best.then_some(&mut self.best_changed),
+                track_all: self.track_all,
                 deltas: &mut self.deltas,
                 fib_len: &mut self.fib_len,
                 nhsets: &mut self.nhsets,
@@ -478,6 +485,7 @@ impl Rib {
         };
         let mut sink = Sink {
             best_changed: self.track_best.then_some(&mut self.best_changed),
+            track_all: self.track_all,
             deltas: &mut self.deltas,
             fib_len: &mut self.fib_len,
             nhsets: &mut self.nhsets,
@@ -520,6 +528,7 @@ impl Rib {
         };
         let mut sink = Sink {
             best_changed: self.track_best.then_some(&mut self.best_changed),
+            track_all: self.track_all,
             deltas: &mut self.deltas,
             fib_len: &mut self.fib_len,
             nhsets: &mut self.nhsets,
@@ -639,6 +648,31 @@ impl Rib {
         if !on {
             self.best_changed = Vec::new();
         }
+    }
+
+    /// With `on`, every change of a prefix's candidate paths is reported by
+    /// [`Rib::take_best_changes`], not only best-path changes (needed when several paths per prefix
+    /// are advertised with ADD-PATH).
+    pub fn set_track_all_changes(&mut self, on: bool) {
+        self.track_all = on;
+    }
+
+    /// The candidates of `prefix`, best first, and how many leading ones have a reachable next-hop
+    /// (unreachable paths sort last: reachability is the first step of the decision).
+    pub fn usable_paths(&self, prefix: IpNet) -> Option<(&[Path], usize)> {
+        let (e, cfg) = match prefix {
+            IpNet::V4(n) => (self.v4.get(&n.trunc())?, &self.cfg.ipv4),
+            IpNet::V6(n) => (self.v6.get(&n.trunc())?, &self.cfg.ipv6),
+        };
+        if e.multipath() == 0 {
+            return Some((e.as_slice(), 0));
+        }
+        let ctx = self.ctx(cfg);
+        let n = e
+            .iter()
+            .take_while(|p| ctx.nh_state(p.attrs.next_hop).reachable)
+            .count();
+        Some((e.as_slice(), n.max(1)))
     }
 
     /// Prefixes whose best path changed since the last call (may repeat a prefix).
