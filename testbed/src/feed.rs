@@ -184,6 +184,7 @@ pub fn encode_table(
                         link_local: None,
                     },
                     nlri,
+                    flowspec: Vec::new(),
                     opaque_nlri: Vec::new(),
                 }),
                 ..Update::default()
@@ -239,6 +240,7 @@ pub fn encode_table_withdraw(table: &crate::tablegen::Table, ctx: &Context) -> R
             mp_unreach: Some(MpUnreach {
                 afi_safi: Family::IPV6_UNICAST,
                 withdrawn: part.to_vec(),
+                flowspec: Vec::new(),
                 opaque_withdrawn: Vec::new(),
             }),
             ..Update::default()
