@@ -32,6 +32,7 @@
 #include "parse.h"
 #include "csum.h"
 #include "hash.h"
+#include "classify.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -294,6 +295,8 @@ static __always_inline int forward_ipv4(struct xdp_md *ctx, struct cursor *c, __
 	__u32 daddr = bpf_ntohl(ip->daddr);
 	if (l2_mcast || (daddr & 0xf0000000) == 0xe0000000 || daddr == 0xffffffff)
 		return account(STAT_PASS_MCAST, len, XDP_PASS);
+	if (classify_ipv4(ctx, ip, c->end, len) == CLS_DROP)
+		return XDP_DROP;
 
 	__u32 pl_id = lookup4(ip->daddr);
 	if (pl_id < PL_FIRST_DYNAMIC)
@@ -353,6 +356,8 @@ static __always_inline int forward_ipv6(struct xdp_md *ctx, struct cursor *c, __
 		return account(STAT_PASS_LOCAL, len, XDP_PASS);
 	if (is_ext_header(nexthdr))
 		return account(STAT_PASS_FRAGMENT_OR_EXT, len, XDP_PASS);
+	if (classify_ipv6(ctx, ip6, c->end, len) == CLS_DROP)
+		return XDP_DROP;
 
 	__u32 pl_id = lookup6(&ip6->daddr);
 	if (pl_id < PL_FIRST_DYNAMIC)

@@ -338,6 +338,7 @@ pub fn rust_layout() -> Vec<(String, u64)> {
     c!(v, BENCH_BATCH);
     c!(v, BENCH_ROWS);
     c!(v, BENCH_MEM_LINES);
+    v.extend(crate::acl::abi::layout());
     v
 }
 

@@ -12,6 +12,7 @@
 //! types whose sizes and offsets are checked against the C compiler's view at build time.
 
 pub mod abi;
+pub mod acl;
 pub mod bpffs;
 pub mod dir24;
 pub mod flow;

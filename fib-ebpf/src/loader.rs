@@ -150,6 +150,11 @@ pub struct LoadOptions {
     pub route_cache: bool,
     /// Also load the benchmark programs and size their tables.
     pub bench: bool,
+    /// Compile the classifier stage into the program (`cfg_classifier`). With no rules installed it
+    /// costs one load per packet; `false` removes it entirely.
+    pub classifier: bool,
+    /// Tests only: the classifier's rate limiters read their clock from the `cls_clock` map.
+    pub cls_test_clock: bool,
 }
 
 impl Default for LoadOptions {
@@ -161,6 +166,8 @@ impl Default for LoadOptions {
             hash_seed: 0x5eed_5eed,
             route_cache: false,
             bench: false,
+            classifier: true,
+            cls_test_clock: false,
         }
     }
 }
@@ -240,6 +247,7 @@ pub fn check_pinned_abi(dir: &Path) -> Result<bool, LoaderError> {
             });
         }
     }
+    crate::acl::check_pinned(dir)?;
     Ok(true)
 }
 
@@ -284,15 +292,23 @@ impl Forwarder {
             Engine4::Lpm => ENGINE4_LPM,
         };
         let cache: u32 = opts.route_cache.into();
+        let classifier: u32 = opts.classifier.into();
+        let cls_test_clock: u32 = opts.cls_test_clock.into();
         let pin_paths: Vec<(&'static str, PathBuf)> = match &pin_dir {
-            Some(dir) => PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect(),
+            Some(dir) => PINNED_MAPS
+                .iter()
+                .chain(crate::acl::PINNED_MAPS.iter())
+                .map(|m| (*m, dir.join(m)))
+                .collect(),
             None => Vec::new(),
         };
         let mut loader = EbpfLoader::new();
         loader
             .override_global("cfg_engine4", &engine, true)
             .override_global("cfg_hash_seed", &opts.hash_seed, true)
-            .override_global("cfg_route_cache", &cache, true);
+            .override_global("cfg_route_cache", &cache, true)
+            .override_global("cfg_classifier", &classifier, true)
+            .override_global("cfg_cls_test_clock", &cls_test_clock, true);
         if opts.bench {
             loader.map_max_entries("bench_mem", BENCH_MEM_LINES);
         } else {
@@ -354,6 +370,35 @@ impl Forwarder {
             pinned: HashMap::new(),
             links: HashMap::new(),
             reused_pins,
+        })
+    }
+
+    /// A handle on the classifier's maps (install rule sets, read counters).
+    pub fn classifier(&self) -> Result<crate::acl::Classifier, crate::acl::AclError> {
+        crate::acl::Classifier::open_with(|name| {
+            let md = self
+                .ebpf
+                .map(name)
+                .ok_or(aya::maps::MapError::InvalidName {
+                    name: name.to_string(),
+                })?;
+            let fd = match md {
+                aya::maps::Map::Array(m)
+                | aya::maps::Map::PerCpuArray(m)
+                | aya::maps::Map::HashMap(m) => m.fd().as_fd().try_clone_to_owned(),
+                _ => {
+                    return Err(aya::maps::MapError::InvalidName {
+                        name: name.to_string(),
+                    });
+                }
+            }
+            .map_err(|io_error| {
+                aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                    call: "dup",
+                    io_error,
+                })
+            })?;
+            MapData::from_fd(fd)
         })
     }
 

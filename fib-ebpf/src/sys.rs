@@ -9,6 +9,7 @@ use std::ptr::NonNull;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 
 pub const BPF_ANY: u64 = 0;
 
@@ -69,6 +70,18 @@ pub fn lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<()
     map_elem(BPF_MAP_LOOKUP_ELEM, fd, key.as_ptr(), value.as_mut_ptr(), 0)
 }
 
+/// `BPF_MAP_GET_NEXT_KEY`: the key after `key` (the first key with `None`) into `next`; Ok(false)
+/// at the end.
+pub fn next_key(fd: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    let k = key.map_or(std::ptr::null(), |k| k.as_ptr());
+    // for this command the `value` field of the attribute is `next_key`
+    match map_elem(BPF_MAP_GET_NEXT_KEY, fd, k, next.as_mut_ptr(), 0) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Bytes of a plain-old-data value, for the calls above.
 pub fn bytes_of<T: aya::Pod>(v: &T) -> &[u8] {
     // SAFETY: T is Pod (repr(C), no padding holes with undefined content that matter to the kernel).
@@ -127,6 +140,42 @@ impl Mmap {
         // SAFETY: as above.
         unsafe { &*(self.ptr.as_ptr().add(off) as *const std::sync::atomic::AtomicU64) }
     }
+}
+
+impl Mmap {
+    /// Copies `src` into the mapping at byte offset `off`. Only for regions no BPF program reads
+    /// concurrently (the classifier's inactive slot). Panics when out of range.
+    pub fn write(&self, off: usize, src: &[u8]) {
+        assert!(
+            off.checked_add(src.len()).is_some_and(|e| e <= self.len),
+            "mmap write {off}+{} out of range",
+            src.len()
+        );
+        // SAFETY: in bounds (checked above); the source is a distinct Rust slice.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
+        }
+    }
+
+    /// Copies bytes at `off` out of the mapping. Panics when out of range.
+    pub fn read(&self, off: usize, dst: &mut [u8]) {
+        assert!(
+            off.checked_add(dst.len()).is_some_and(|e| e <= self.len),
+            "mmap read {off}+{} out of range",
+            dst.len()
+        );
+        // SAFETY: in bounds (checked above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        }
+    }
+}
+
+/// Bytes of a slice of plain-old-data values (u32, u64, arrays of them, ABI structs).
+pub fn slice_bytes<T: Copy>(s: &[T]) -> &[u8] {
+    // SAFETY: T is Copy plain data without padding in every use here (u32, u64, [u32; N], repr(C)
+    // ABI structs with explicit padding); the byte view covers exactly the slice.
+    unsafe { std::slice::from_raw_parts(s.as_ptr() as *const u8, std::mem::size_of_val(s)) }
 }
 
 impl Drop for Mmap {

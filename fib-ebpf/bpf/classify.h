@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * classify.h: the classifier stage (static ACLs and BGP FlowSpec), run before the route lookup.
+ *
+ *   cls_ctl.active == 0 ──► nothing to do (one load)
+ *   per used field: lookup ──► bitmap id ──► summary; cand = AND of summaries (chunks with candidates)
+ *   next match: for each candidate chunk, AND the fields' 512-bit chunks, lowest set bit first
+ *   apply in priority order: count; drop / rate-limit (GCRA, shared, spin-locked) / mark DSCP;
+ *   stop at the first terminal rule or drop, or after CLS_MAX_APPLY rules.
+ *
+ * Per-packet cost is bounded: at most CLS_NFIELDS lookups (tries: 3 levels IPv4, 15 IPv6), then only
+ * the chunks every used field has a rule in. The chunk walk runs in bpf_loop so the verifier checks
+ * its body once. A packet reads the slot named by cls_ctl.active once and only that slot after, so a
+ * rule-set swap (userspace fills the other slot, then one u32 store) is never seen half-built.
+ * Bitmap id 0 is the empty bitmap: every failed lookup means "no rule".
+ */
+#ifndef FIB_CLASSIFY_H
+#define FIB_CLASSIFY_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "classify_maps.h"
+
+/* Load-time: 0 removes the stage from the program (the verifier drops it). */
+volatile const __u32 cfg_classifier = 1;
+/* Load-time, tests only: rate limiters read their clock from cls_clock instead of the kernel. */
+volatile const __u32 cfg_cls_test_clock = 0;
+
+#define CLS_PASS 0
+#define CLS_DROP 1
+
+/* What the classifier needs from a packet (addresses in network order, numbers in host order). */
+struct cls_pkt {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 pktlen; /* IP packet length: IPv4 total length, IPv6 payload + 40 */
+	__u8 proto;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 tcp_flags;
+	__u8 dscp;
+	__u8 frag;
+	__u8 has_ports;
+	__u8 has_icmp;
+	__u8 has_tcp;
+	__u8 _pad;
+};
+
+struct cls_scan {
+	__u32 bm[CLS_NFIELDS];
+	__u32 used;
+	__u32 n_chunks;
+	__u32 base;      /* first chunk of the slot */
+	__u32 rule_base; /* first rule of the slot */
+	__u32 cur;       /* chunk held in w */
+	__u32 valid;     /* w holds the rest of chunk `cur` */
+	__u32 applied;   /* rules applied so far */
+	__u32 done;
+	__s32 verdict;   /* -2 drop, -1 go on */
+	__s32 dscp;      /* DSCP to set, or -1 */
+	__u16 pktlen;
+	__u16 _pad;
+	__u64 framelen;
+	__u64 cand;      /* chunks still to read */
+	__u64 w[CLS_CHUNK_WORDS];
+};
+
+static __always_inline __u32 cls_ctz64(__u64 x)
+{
+	__u32 n = 0;
+	if (!(x & 0xffffffffULL)) {
+		n += 32;
+		x >>= 32;
+	}
+	if (!(x & 0xffffULL)) {
+		n += 16;
+		x >>= 16;
+	}
+	if (!(x & 0xffULL)) {
+		n += 8;
+		x >>= 8;
+	}
+	if (!(x & 0xfULL)) {
+		n += 4;
+		x >>= 4;
+	}
+	if (!(x & 0x3ULL)) {
+		n += 2;
+		x >>= 2;
+	}
+	if (!(x & 0x1ULL))
+		n += 1;
+	return n;
+}
+
+static __always_inline void cls_stat(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&cls_stats, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u32 cls_tab_get(__u32 slot, __u32 entry)
+{
+	__u32 row = slot * CLS_TAB_ROWS_PER_SLOT + entry / CLS_TAB_ROW;
+	struct cls_tab_row *r = bpf_map_lookup_elem(&cls_tab, &row);
+	if (!r)
+		return 0;
+	return r->e[entry & (CLS_TAB_ROW - 1)];
+}
+
+/* Multibit trie walk: the root node is chosen by a[0] and indexed by a[1]; each further level by the
+ * next byte. Entries are leaf-pushed (every entry holds the answer of the longest prefix covering it). */
+static __always_inline __u32 cls_trie(__u32 slot, __u32 root, const __u8 *a, int nbytes)
+{
+	__u32 node = slot * CLS_NODES_PER_SLOT + root * 256 + a[0];
+	struct cls_node *n = bpf_map_lookup_elem(&cls_node, &node);
+	if (!n)
+		return 0;
+	__u32 e = n->e[a[1]];
+	for (int i = 2; i < nbytes; i++) {
+		if (!(e & CLS_NODE_CHILD))
+			break;
+		node = slot * CLS_NODES_PER_SLOT + (e & ~CLS_NODE_CHILD);
+		n = bpf_map_lookup_elem(&cls_node, &node);
+		if (!n)
+			return 0;
+		e = n->e[a[i]];
+	}
+	return (e & CLS_NODE_CHILD) ? 0 : e;
+}
+
+/* ANDs bitmap `bm`'s summary into *cand; true when no candidate chunk is left. */
+static __always_inline int cls_and_sum(__u32 slot, __u32 bm, __u64 *cand)
+{
+	__u32 idx = slot * CLS_MAX_BITMAPS + bm;
+	__u64 *sum = bpf_map_lookup_elem(&cls_sum, &idx);
+	*cand &= sum ? *sum : 0;
+	return *cand == 0;
+}
+
+static __always_inline __u64 cls_now(void)
+{
+	if (cfg_cls_test_clock) {
+		__u32 zero = 0;
+		__u64 *t = bpf_map_lookup_elem(&cls_clock, &zero);
+		return t ? *(volatile __u64 *)t : 0;
+	}
+	return bpf_ktime_get_ns();
+}
+
+/* GCRA token bucket: true when `cost` units conform to the rule's rate. */
+static __always_inline int cls_conform(__u32 counter, __u64 inv_rate, __u64 tau, __u64 cost)
+{
+	struct cls_rl *rl = bpf_map_lookup_elem(&cls_rl, &counter);
+	if (!rl)
+		return 1;
+	__u64 now = cls_now();
+	__u64 inc = cost * inv_rate;
+	int ok = 0;
+	bpf_spin_lock(&rl->lock);
+	__u64 tat = rl->tat;
+	if (tat < now)
+		tat = now;
+	if (tat - now <= tau) {
+		__u64 f = rl->frac + inc;
+		rl->tat = tat + (f >> 16);
+		rl->frac = f & 0xffff;
+		ok = 1;
+	}
+	bpf_spin_unlock(&rl->lock);
+	return ok;
+}
+
+/* Applies rule `idx` (a match) to the packet; sets s->done when evaluation ends there. */
+static __always_inline void cls_apply(struct cls_scan *s, __u32 idx)
+{
+	__u32 ri = s->rule_base + idx;
+	struct cls_rule *r = bpf_map_lookup_elem(&cls_rules, &ri);
+	if (!r) {
+		s->done = 1;
+		return;
+	}
+	s->applied += 1;
+	__u32 ctr = r->counter;
+	struct cls_counter *cnt = bpf_map_lookup_elem(&cls_counters, &ctr);
+	if (cnt) {
+		cnt->packets += 1;
+		cnt->bytes += s->framelen;
+	}
+	int drop = 0;
+	__u8 act = r->action;
+	if (act == CLS_ACT_DROP) {
+		drop = 1;
+		cls_stat(CLS_STAT_DROPPED);
+	} else if (act == CLS_ACT_RATE_PPS || act == CLS_ACT_RATE_BPS) {
+		__u64 cost = act == CLS_ACT_RATE_PPS ? 1 : s->pktlen;
+		if (!cls_conform(ctr, r->inv_rate, r->tau, cost)) {
+			drop = 1;
+			cls_stat(CLS_STAT_RATE_DROPPED);
+		}
+	}
+	if (drop) {
+		if (cnt) {
+			cnt->drop_packets += 1;
+			cnt->drop_bytes += s->framelen;
+		}
+		s->verdict = -2;
+		s->done = 1;
+		return;
+	}
+	if ((r->flags & CLS_RF_SET_DSCP) && s->dscp < 0)
+		s->dscp = r->dscp & 63;
+	if ((r->flags & CLS_RF_TERMINAL) || s->applied >= CLS_MAX_APPLY)
+		s->done = 1;
+}
+
+/* bpf_loop body, one step: apply the next set bit of the chunk held in s->w, or read the next
+ * candidate chunk (AND of the used fields' chunks). Stops when done or out of candidates. At most
+ * CLS_MAX_CHUNKS reads + CLS_MAX_APPLY applications. */
+static long cls_step(__u64 i, void *ctx)
+{
+	struct cls_scan *s = ctx;
+	if (s->valid) {
+#pragma unroll
+		for (int j = 0; j < CLS_CHUNK_WORDS; j++) {
+			__u64 w = s->w[j];
+			if (w) {
+				__u64 low = w & (~w + 1);
+				s->w[j] = w ^ low;
+				cls_apply(s, s->cur * CLS_CHUNK_RULES + j * 64 + cls_ctz64(low));
+				return s->done ? 1 : 0;
+			}
+		}
+		s->valid = 0;
+	}
+	__u64 cand = s->cand;
+	if (!cand)
+		return 1;
+	__u64 low = cand & (~cand + 1);
+	s->cand = cand ^ low;
+	__u32 c = cls_ctz64(low);
+#pragma unroll
+	for (int j = 0; j < CLS_CHUNK_WORDS; j++)
+		s->w[j] = ~0ULL;
+	for (int f = 0; f < CLS_NFIELDS; f++) {
+		if (!(s->used & (1u << f)))
+			continue;
+		__u32 idx = s->base + s->bm[f] * s->n_chunks + c;
+		struct cls_chunk *ch = bpf_map_lookup_elem(&cls_chunk, &idx);
+		if (!ch) {
+#pragma unroll
+			for (int j = 0; j < CLS_CHUNK_WORDS; j++)
+				s->w[j] = 0;
+			break;
+		}
+#pragma unroll
+		for (int j = 0; j < CLS_CHUNK_WORDS; j++)
+			s->w[j] &= ch->w[j];
+	}
+	s->cur = c;
+	s->valid = 1;
+	return 0;
+}
+
+/* Runs the active rule set on `p`. Returns -2 to drop, -1 to go on unchanged, or the DSCP to set.
+ * A global (not inlined) function: the verifier checks it once, on its own, instead of once per
+ * forwarder path that reaches the call. */
+__noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 framelen)
+{
+	if (!p)
+		return -1;
+	__u32 zero = 0;
+	struct cls_ctl *ctl = bpf_map_lookup_elem(&cls_ctl, &zero);
+	if (!ctl)
+		return -1;
+	__u32 active = *(volatile __u32 *)&ctl->active;
+	if (!active)
+		return -1;
+	__u32 slot = (active - 1) & 1;
+	struct cls_slot *sl = bpf_map_lookup_elem(&cls_slot, &slot);
+	if (!sl || !sl->n_rules)
+		return -1;
+	cls_stat(CLS_STAT_CLASSIFIED);
+
+	struct cls_scan s = {};
+	__u32 u = sl->fields;
+	__u32 nc = sl->n_chunks;
+	s.used = u;
+	s.n_chunks = nc;
+	s.base = slot * CLS_CHUNKS_PER_SLOT;
+	s.cand = nc >= 64 ? ~0ULL : (1ULL << (nc & 63)) - 1;
+	s.rule_base = slot * CLS_MAX_RULES;
+	s.verdict = -1;
+	s.dscp = -1;
+	s.pktlen = p->pktlen;
+	s.framelen = framelen;
+
+#define CLS_FIELD(f, expr)                                   \
+	if (u & (1u << (f))) {                               \
+		__u32 b = (expr);                            \
+		s.bm[f] = b;                                 \
+		if (cls_and_sum(slot, b, &s.cand))           \
+			return -1;                           \
+	}
+
+	CLS_FIELD(CLS_F_DST, cls_trie(slot, v6 ? CLS_ROOT_DST6 : CLS_ROOT_DST4, p->dst, v6 ? 16 : 4));
+	CLS_FIELD(CLS_F_SRC, cls_trie(slot, v6 ? CLS_ROOT_SRC6 : CLS_ROOT_SRC4, p->src, v6 ? 16 : 4));
+	CLS_FIELD(CLS_F_PROTO, cls_tab_get(slot, CLS_TAB_PROTO + p->proto));
+	CLS_FIELD(CLS_F_DPORT,
+		  p->has_ports ? cls_tab_get(slot, CLS_TAB_DPORT + p->dport) : sl->none_bm[CLS_F_DPORT]);
+	CLS_FIELD(CLS_F_SPORT,
+		  p->has_ports ? cls_tab_get(slot, CLS_TAB_SPORT + p->sport) : sl->none_bm[CLS_F_SPORT]);
+	CLS_FIELD(CLS_F_ICMP_TYPE, p->has_icmp ? cls_tab_get(slot, CLS_TAB_ICMP_TYPE + p->icmp_type)
+					       : sl->none_bm[CLS_F_ICMP_TYPE]);
+	CLS_FIELD(CLS_F_ICMP_CODE, p->has_icmp ? cls_tab_get(slot, CLS_TAB_ICMP_CODE + p->icmp_code)
+					       : sl->none_bm[CLS_F_ICMP_CODE]);
+	CLS_FIELD(CLS_F_TCP_FLAGS, p->has_tcp ? cls_tab_get(slot, CLS_TAB_TCP_FLAGS + p->tcp_flags)
+					      : sl->none_bm[CLS_F_TCP_FLAGS]);
+	CLS_FIELD(CLS_F_PKTLEN, cls_tab_get(slot, CLS_TAB_PKTLEN + p->pktlen));
+	CLS_FIELD(CLS_F_DSCP, cls_tab_get(slot, CLS_TAB_DSCP + (p->dscp & 63)));
+	CLS_FIELD(CLS_F_FRAG, cls_tab_get(slot, CLS_TAB_FRAG + (p->frag & 15)));
+	if (u & (1u << CLS_F_IIF)) {
+		struct cls_iif_key k = { .slot = slot, .ifindex = ifindex };
+		__u32 *b = bpf_map_lookup_elem(&cls_iif, &k);
+		__u32 bm = b ? *b : sl->none_bm[CLS_F_IIF];
+		s.bm[CLS_F_IIF] = bm;
+		if (cls_and_sum(slot, bm, &s.cand))
+			return -1;
+	}
+#undef CLS_FIELD
+
+	bpf_loop(CLS_MAX_CHUNKS + CLS_MAX_APPLY + 1, cls_step, &s, 0);
+	if (s.applied)
+		cls_stat(CLS_STAT_MATCHED);
+	return s.verdict == -2 ? -2 : s.dscp;
+}
+
+/* Transport fields of a first fragment / unfragmented packet. */
+static __always_inline void cls_l4(struct cls_pkt *p, void *l4, void *end, __u8 icmp_proto)
+{
+	__u8 proto = p->proto;
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP) {
+		__u8 *h = l4;
+		if ((void *)(h + 4) <= end) {
+			p->sport = ((__u16)h[0] << 8) | h[1];
+			p->dport = ((__u16)h[2] << 8) | h[3];
+			p->has_ports = 1;
+		}
+		if (proto == IPPROTO_TCP && (void *)(h + 14) <= end) {
+			p->tcp_flags = h[13];
+			p->has_tcp = 1;
+		}
+	} else if (proto == icmp_proto) {
+		__u8 *h = l4;
+		if ((void *)(h + 2) <= end) {
+			p->icmp_type = h[0];
+			p->icmp_code = h[1];
+			p->has_icmp = 1;
+		}
+	}
+}
+
+/* IPv4 (header checked by the caller, no options). Returns CLS_DROP or CLS_PASS; may rewrite the
+ * DSCP (header checksum patched, RFC 1624). */
+static __always_inline int classify_ipv4(struct xdp_md *ctx, struct iphdr *ip, void *end, __u64 framelen)
+{
+	if (!cfg_classifier)
+		return CLS_PASS;
+	struct cls_pkt p = {};
+	__builtin_memcpy(p.src, &ip->saddr, 4);
+	__builtin_memcpy(p.dst, &ip->daddr, 4);
+	p.proto = ip->protocol;
+	p.dscp = ip->tos >> 2;
+	p.pktlen = bpf_ntohs(ip->tot_len);
+	__u16 fo = bpf_ntohs(ip->frag_off);
+	__u16 off = fo & 0x1fff;
+	__u16 mf = fo & 0x2000;
+	p.frag = ((fo & 0x4000) ? CLS_FRAG_DF : 0) | ((mf || off) ? CLS_FRAG_ISF : 0) |
+		 ((!off && mf) ? CLS_FRAG_FF : 0) | ((off && !mf) ? CLS_FRAG_LF : 0);
+	if (!off)
+		cls_l4(&p, (void *)(ip + 1), end, IPPROTO_ICMP);
+	int r = cls_match(&p, 0, ctx->ingress_ifindex, framelen);
+	if (r == -2)
+		return CLS_DROP;
+	if (r >= 0 && r != p.dscp) {
+		__u16 *w = (__u16 *)ip;
+		__u16 old = w[0];
+		ip->tos = (__u8)((r << 2) | (ip->tos & 3));
+		__u32 sum = (__u16)~ip->check;
+		sum += (__u16)~old;
+		sum += w[0];
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		ip->check = (__u16)~sum;
+		cls_stat(CLS_STAT_REMARKED);
+	}
+	return CLS_PASS;
+}
+
+/* IPv6 without extension headers (the caller passes those to the kernel first). */
+static __always_inline int classify_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *end, __u64 framelen)
+{
+	if (!cfg_classifier)
+		return CLS_PASS;
+	struct cls_pkt p = {};
+	__builtin_memcpy(p.src, &ip6->saddr, 16);
+	__builtin_memcpy(p.dst, &ip6->daddr, 16);
+	p.proto = ip6->nexthdr;
+	__u8 *b = (__u8 *)ip6;
+	__u8 tc = (__u8)((b[0] << 4) | (b[1] >> 4));
+	p.dscp = tc >> 2;
+	p.pktlen = bpf_ntohs(ip6->payload_len) + 40;
+	cls_l4(&p, (void *)(ip6 + 1), end, IPPROTO_ICMPV6);
+	int r = cls_match(&p, 1, ctx->ingress_ifindex, framelen);
+	if (r == -2)
+		return CLS_DROP;
+	if (r >= 0 && r != p.dscp) {
+		__u8 ntc = (__u8)((r << 2) | (tc & 3));
+		b[0] = (b[0] & 0xf0) | (ntc >> 4);
+		b[1] = (__u8)((ntc << 4) | (b[1] & 0x0f));
+		cls_stat(CLS_STAT_REMARKED);
+	}
+	return CLS_PASS;
+}
+
+#endif

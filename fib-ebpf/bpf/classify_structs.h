@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * classify_structs.h: constants, map keys and values of the packet classifier (ACLs, FlowSpec).
+ * Mirrored in fib-ebpf/src/acl/abi.rs; the layout test compares them (layout.c.in).
+ *
+ * How a rule set is laid out (all per slot; two slots, the active one named by cls_ctl.active):
+ *
+ *   packet field ──lookup──► bitmap id ──► cls_sum[id]  (bit c set = chunk c of the bitmap is non-zero)
+ *                                      └─► cls_chunk[id * n_chunks + c] (512 rule bits per chunk)
+ *   AND of the used fields' summaries = chunks worth reading; AND of their chunks = matching rules;
+ *   lowest set bit = highest-priority match (rule index = priority position).
+ *
+ * Lookups per field: prefixes walk a multibit trie (cls_node: a root of 256 nodes picked by the first
+ * address byte and indexed by the second, then one node per further byte); 8- and 16-bit fields index
+ * cls_tab directly; the ingress interface is a hash (cls_iif). A packet without the header a field
+ * needs (no ports, not ICMP, not TCP) uses the slot's none_bm for it: the rules that ignore the field.
+ */
+#ifndef FIB_CLASSIFY_STRUCTS_H
+#define FIB_CLASSIFY_STRUCTS_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+/* Bump when a classifier map's key, value or meaning changes (checked on re-use of pinned maps). */
+#define CLS_ABI_VERSION 1
+
+#define CLS_SLOTS 2
+#define CLS_MAX_RULES 16384
+#define CLS_CHUNK_WORDS 8                       /* u64 words per chunk: one 64-byte line */
+#define CLS_CHUNK_RULES (CLS_CHUNK_WORDS * 64)  /* 512 rules per chunk */
+#define CLS_MAX_CHUNKS (CLS_MAX_RULES / CLS_CHUNK_RULES) /* 32: a summary fits one u64 */
+#define CLS_MAX_BITMAPS 65536                   /* distinct bitmaps per slot */
+#define CLS_CHUNKS_PER_SLOT (1u << 18)          /* bitmap storage per slot (16 MiB) */
+#define CLS_NODES_PER_SLOT 16384                /* trie nodes per slot (1 KiB each) */
+#define CLS_NODE_CHILD 0x80000000u              /* trie entry: child node index, else bitmap id */
+#define CLS_MAX_APPLY 16                        /* matching rules applied per packet (non-terminal chain) */
+#define CLS_IIF_MAX 4096
+
+/* cls_tab layout inside a slot, in u32 entries (16 per row). */
+#define CLS_TAB_PROTO 0
+#define CLS_TAB_ICMP_TYPE 256
+#define CLS_TAB_ICMP_CODE 512
+#define CLS_TAB_TCP_FLAGS 768
+#define CLS_TAB_DSCP 1024
+#define CLS_TAB_FRAG 1088
+#define CLS_TAB_SPORT 4096
+#define CLS_TAB_DPORT (CLS_TAB_SPORT + 65536)
+#define CLS_TAB_PKTLEN (CLS_TAB_DPORT + 65536)
+#define CLS_TAB_ENTRIES (CLS_TAB_PKTLEN + 65536)
+#define CLS_TAB_ROW 16
+#define CLS_TAB_ROWS_PER_SLOT (CLS_TAB_ENTRIES / CLS_TAB_ROW)
+
+/* Trie roots inside a slot: 256 consecutive nodes each, starting at node root * 256. */
+#define CLS_ROOT_SRC4 0
+#define CLS_ROOT_DST4 1
+#define CLS_ROOT_SRC6 2
+#define CLS_ROOT_DST6 3
+#define CLS_ROOTS 4
+
+/* Fields, in the order the program reads them (bit i of cls_slot.fields = field i is used). */
+#define CLS_F_DST 0
+#define CLS_F_SRC 1
+#define CLS_F_PROTO 2
+#define CLS_F_DPORT 3
+#define CLS_F_SPORT 4
+#define CLS_F_ICMP_TYPE 5
+#define CLS_F_ICMP_CODE 6
+#define CLS_F_TCP_FLAGS 7
+#define CLS_F_PKTLEN 8
+#define CLS_F_DSCP 9
+#define CLS_F_FRAG 10
+#define CLS_F_IIF 11
+#define CLS_NFIELDS 12
+
+/* Fragment bits as FlowSpec defines them (RFC 8955 4.2.2.12). */
+#define CLS_FRAG_DF 0x01
+#define CLS_FRAG_ISF 0x02
+#define CLS_FRAG_FF 0x04
+#define CLS_FRAG_LF 0x08
+
+/* Rule actions and flags. */
+#define CLS_ACT_ACCEPT 0
+#define CLS_ACT_DROP 1
+#define CLS_ACT_RATE_PPS 2
+#define CLS_ACT_RATE_BPS 3
+#define CLS_RF_TERMINAL 0x01
+#define CLS_RF_SET_DSCP 0x02
+
+/* Classifier-wide per-CPU counters (cls_stats index). */
+#define CLS_STAT_CLASSIFIED 0 /* packets that went through a non-empty rule set */
+#define CLS_STAT_MATCHED 1    /* ... and matched at least one rule */
+#define CLS_STAT_DROPPED 2    /* dropped by a drop rule */
+#define CLS_STAT_RATE_DROPPED 3 /* dropped by a rate limiter */
+#define CLS_STAT_REMARKED 4   /* DSCP rewritten */
+#define CLS_STAT_MAX 5
+
+/* cls_ctl: which slot packets use. active = 0: no rules (the stage costs one load); 1 + slot
+ * otherwise. Userspace fills the inactive slot, then flips `active` with one aligned u32 store. */
+struct cls_ctl {
+	__u32 active;
+	__u32 abi_version;
+	__u64 installs; /* rule sets installed so far (informational) */
+};
+
+/* cls_slot: per slot header. */
+struct cls_slot {
+	__u32 n_rules;
+	__u32 n_chunks;  /* chunks per bitmap: ceil(n_rules / 512) */
+	__u32 fields;    /* bit CLS_F_x: field x is looked up */
+	__u32 _pad;
+	__u32 none_bm[CLS_NFIELDS]; /* bitmap for packets that lack the field */
+};
+
+/* cls_rules: per slot, index = priority position. */
+struct cls_rule {
+	__u64 id;        /* the rule's stable id (userspace's, to find counters again after a restart) */
+	__u32 counter;   /* index into cls_counters and cls_rl (stable while the id is installed) */
+	__u8 action;     /* CLS_ACT_x */
+	__u8 flags;      /* CLS_RF_x */
+	__u8 dscp;       /* new DSCP with CLS_RF_SET_DSCP */
+	__u8 _pad;
+	__u64 inv_rate;  /* rate limiters: ns per unit (packet or byte) << 16 */
+	__u64 tau;       /* rate limiters: burst tolerance in ns */
+};
+
+struct cls_node {
+	__u32 e[256];
+};
+
+struct cls_tab_row {
+	__u32 e[CLS_TAB_ROW];
+};
+
+struct cls_chunk {
+	__u64 w[CLS_CHUNK_WORDS];
+};
+
+struct cls_iif_key {
+	__u32 slot;
+	__u32 ifindex;
+};
+
+/* Per-rule counters, per CPU, indexed by cls_rule.counter. */
+struct cls_counter {
+	__u64 packets;       /* matched */
+	__u64 bytes;
+	__u64 drop_packets;  /* dropped by this rule (drop action or over its rate) */
+	__u64 drop_bytes;
+};
+
+/* Per-rule token bucket as GCRA: `tat` is the theoretical arrival time (ns) of the next conforming
+ * unit; a packet conforms when tat - now <= tau, and then pushes tat by its cost. Shared by all CPUs
+ * (under the lock), so the limit is the rule's whatever the spread of flows over CPUs. */
+struct cls_rl {
+	struct bpf_spin_lock lock;
+	__u32 _pad;
+	__u64 tat;
+	__u64 frac; /* sub-nanosecond remainder (1/65536 ns) carried between packets */
+};
+
+#endif
