@@ -92,9 +92,10 @@ fn files(dir: &Path) -> Vec<Vec<u8>> {
 
 #[test]
 fn fixtures_under_every_fuzz_context() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/messages");
-    let all = files(&dir);
-    assert!(all.len() > 100);
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut all = files(&base.join("messages"));
+    all.extend(files(&base.join("flowspec")));
+    assert!(all.len() > 130);
     for sel in 0..16 {
         for f in &all {
             check(sel, f);
