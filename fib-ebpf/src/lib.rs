@@ -29,5 +29,9 @@ pub use maps::{FibMaps, MapsError};
 pub static FORWARD_OBJ: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/forward.bpf.o"));
 
+/// A benchmark traffic sink (`bpf/sink.bpf.c`): XDP program `xdp_sink` counts frames in the per-CPU
+/// array `sink_count` (`{packets, bytes}` u64 pair) and drops them.
+pub static SINK_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sink.bpf.o"));
+
 /// Name of the XDP entry point in [`FORWARD_OBJ`].
 pub const XDP_PROGRAM: &str = "xdp_forward";

@@ -11,6 +11,7 @@ pub mod bins;
 pub mod collect;
 pub mod fabric;
 pub mod feed;
+pub mod fwdbench;
 pub mod mrt;
 pub mod netns;
 pub mod peers;

@@ -42,6 +42,8 @@ enum Cmd {
     Collect(testbed::collect::CollectArgs),
     /// Feed the real 513k table into our collector, BIRD 2 and GoBGP; print prefixes/s and ratios.
     SessionBench(testbed::feed::BenchArgs),
+    /// Packets/s through dut: the XDP forwarder vs kernel forwarding, live frames injected at its ingress.
+    FwdBench(testbed::fwdbench::FwdBenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -65,6 +67,7 @@ fn main() -> Result<()> {
         Cmd::Feed(a) => testbed::feed::run(a),
         Cmd::Collect(a) => testbed::collect::run(a),
         Cmd::SessionBench(a) => testbed::feed::bench(a),
+        Cmd::FwdBench(a) => testbed::fwdbench::run(a).map(|_| ()),
     };
     testbed::netns::delete_all_live();
     result

@@ -1,0 +1,608 @@
+//! `testbed fwd-bench`: packets/s through a router, the XDP forwarder against the kernel forwarding the
+//! same routes, with an in-kernel packet source (issue 12, forwarding).
+//!
+//! ```text
+//!   BPF_PROG_TEST_RUN, BPF_F_TEST_XDP_LIVE_FRAMES, ingress = dut:s0 (as xdp-trafficgen injects frames)
+//!     ├─ xdp_bench_forward4: new destination per frame, then the forwarder ─ XDP_REDIRECT ─┐
+//!     └─ xdp_bench_pass4:    new destination per frame, then XDP_PASS ─ kernel ip_forward ─┤
+//!                                                   dut:u1 ── snk1:eth0 [xdp_sink: count, drop]
+//!                                                   dut:u2 ── snk2:eth0 [xdp_sink: count, drop]
+//! ```
+//! A veth pair with a user-space sender (trafgen, iperf) is sender-bound and shares one CPU between
+//! sender, router and receiver; the live-frame source costs the same few instructions in both cases
+//! and runs on one pinned CPU, so the difference is the forwarding path. Destinations are random
+//! addresses inside random prefixes of the table (64-byte UDP frames, one flow per destination); the
+//! routes are ECMP over both sinks: the XDP maps programmed by fib-sync (the product path), the kernel
+//! through one nexthop group object (`ip nexthop`, as FRR installs them). Delivered frames are
+//! counted at the sinks; packets/s = delivered / wall time of the run. Each case is run `--runs` times,
+//! the median is reported.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aya::maps::{Array, PerCpuArray};
+use aya::programs::{Xdp, XdpMode};
+use fib_ebpf::abi::{BENCH_BATCH, BENCH_ROWS, BenchRow4};
+use fib_ebpf::{Forwarder, LoadOptions};
+use fib_sync::{FibSync, PinnedMaps, Resolver, ResolverConfig, Route, SyncConfig, Syncer};
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::netns::{Netns, addr, veth};
+
+/// `testbed fwd-bench` command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FwdBenchArgs {
+    /// Prefixes of the real table for the full-table case (default: all 512,621).
+    #[arg(long)]
+    pub prefixes: Option<usize>,
+    /// Frames per run.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub packets: u32,
+    /// Runs per case (median reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Frames per test-run batch (the kernel's NAPI-like batch; at most 256).
+    #[arg(long, default_value_t = 64)]
+    pub batch: u32,
+    /// CPU to run the packet source (and so the forwarding) on.
+    #[arg(long, default_value_t = 0)]
+    pub cpu: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// One measured case.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Case {
+    pub system: String,
+    pub routes: usize,
+    /// Median packets/s delivered at the sinks.
+    pub pps: f64,
+    /// Every run's packets/s.
+    pub runs: Vec<f64>,
+    /// Delivered / injected of the median run.
+    pub delivered: f64,
+    /// Share of the delivered frames that left through the first sink.
+    pub split: f64,
+}
+
+/// The whole result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Results {
+    pub machine: String,
+    pub load: String,
+    pub packets_per_run: u32,
+    pub batch: u32,
+    pub cases: Vec<Case>,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SinkCounter {
+    packets: u64,
+    bytes: u64,
+}
+// SAFETY: plain old data, the layout of `struct sink_counter` in bpf/sink.bpf.c.
+unsafe impl aya::Pod for SinkCounter {}
+
+/// A loaded sink on one veth end (detached when dropped).
+struct Sink {
+    ebpf: aya::Ebpf,
+}
+
+impl Sink {
+    fn attach(ns: &Netns, ifc: &str) -> Result<Sink> {
+        ns.run_in(|| -> Result<Sink> {
+            let mut ebpf = aya::Ebpf::load(fib_ebpf::SINK_OBJ).context("loading the sink")?;
+            let p: &mut Xdp = ebpf
+                .program_mut("xdp_sink")
+                .context("xdp_sink")?
+                .try_into()?;
+            p.load()?;
+            p.attach(ifc, XdpMode::Driver)
+                .with_context(|| format!("attaching the sink to {}:{ifc}", ns.name()))?;
+            Ok(Sink { ebpf })
+        })?
+    }
+
+    fn packets(&self) -> Result<u64> {
+        let m: PerCpuArray<_, SinkCounter> =
+            PerCpuArray::try_from(self.ebpf.map("sink_count").context("sink_count")?)?;
+        Ok(m.get(&0, 0)?.iter().map(|c| c.packets).sum())
+    }
+}
+
+/// The bpffs instance of the forwarder, removed on drop.
+struct PinGuard(PathBuf);
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        crate::netns::remove_pin_dir(&self.0);
+    }
+}
+
+fn mac_of(ns: &Netns, ifc: &str) -> Result<[u8; 6]> {
+    let out = ns.ip(&["-j", "link", "show", "dev", ifc])?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let s = v[0]["address"].as_str().context("no MAC")?;
+    let mut mac = [0u8; 6];
+    for (i, part) in s.split(':').enumerate().take(6) {
+        mac[i] = u8::from_str_radix(part, 16)?;
+    }
+    Ok(mac)
+}
+
+fn ifindex_of(ns: &Netns, ifc: &str) -> Result<u32> {
+    let out = ns.ip(&["-j", "link", "show", "dev", ifc])?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v[0]["ifindex"].as_u64().context("no ifindex")? as u32)
+}
+
+/// A 60-byte (64 on the wire) Ethernet/IPv4/UDP frame to `dmac`; the benchmark programs overwrite the
+/// destination address, TTL and header checksum of every frame.
+fn frame(dmac: [u8; 6], smac: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&dmac);
+    f.extend_from_slice(&smac);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&Ipv4Addr::new(10, 0, 1, 2).octets());
+    ip[16..20].copy_from_slice(&Ipv4Addr::new(10, 100, 0, 1).octets());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&9u16.to_be_bytes());
+    f.extend_from_slice(&26u16.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.resize(60, 0);
+    f
+}
+
+/// The `test` member of `union bpf_attr` (BPF_PROG_TEST_RUN), up to `batch_size`.
+#[repr(C, align(8))]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// `struct xdp_md` as the test-run context.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+
+/// Runs `prog` on `repeat` live frames injected at `ifindex` (must be called inside its namespace).
+fn live_run(prog_fd: u32, data: &[u8], ifindex: u32, repeat: u32, batch: u32) -> Result<Duration> {
+    let ctx = XdpMd {
+        data_end: data.len() as u32,
+        ingress_ifindex: ifindex,
+        ..Default::default()
+    };
+    let attr = TestRunAttr {
+        prog_fd,
+        data_size_in: data.len() as u32,
+        data_in: data.as_ptr() as u64,
+        repeat,
+        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
+        ctx_in: &ctx as *const XdpMd as u64,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size: batch,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    // SAFETY: `attr` is a valid BPF_PROG_TEST_RUN attribute; data/ctx outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &attr as *const TestRunAttr,
+            std::mem::size_of::<TestRunAttr>() as u32,
+        )
+    };
+    let elapsed = t.elapsed();
+    if rc < 0 {
+        bail!(
+            "BPF_PROG_TEST_RUN (live frames): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(elapsed)
+}
+
+fn pin_to_cpu(cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET on an index below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!(
+                "sched_setaffinity({cpu}): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// The bench topology and the loaded forwarder.
+struct Bed {
+    // Drop order: programs and maps first, then pins, then namespaces.
+    fwd: Forwarder,
+    syncer: Syncer,
+    sinks: [Sink; 2],
+    _pins: PinGuard,
+    dut: Netns,
+    _src: Netns,
+    _snk: [Netns; 2],
+    s0: u32,
+    frame: Vec<u8>,
+}
+
+const NH1: &str = "10.0.11.2";
+const NH2: &str = "10.0.12.2";
+
+impl Bed {
+    fn build() -> Result<Bed> {
+        fib_ebpf::bpffs::ensure_bpffs().context("bpffs")?;
+        let src = Netns::new("fb-src")?;
+        let dut = Netns::new("fb-dut")?;
+        let snk = [Netns::new("fb-snk1")?, Netns::new("fb-snk2")?];
+        veth(&src, "eth0", &dut, "s0")?;
+        veth(&dut, "u1", &snk[0], "eth0")?;
+        veth(&dut, "u2", &snk[1], "eth0")?;
+        // Live frames live in a page pool that is recycled with its contents: a frame the kernel
+        // forwarded comes back with the Ethernet header it was sent with (dmac = the sink's MAC), and
+        // would then be dropped as not addressed to dut (PACKET_OTHERHOST). Giving both sinks s0's MAC
+        // (they are on other segments) keeps every recycled frame addressed to dut.
+        let s0_mac = mac_of(&dut, "s0")?;
+        let s0_mac_str = s0_mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        for n in &snk {
+            n.ip(&["link", "set", "eth0", "address", &s0_mac_str])?;
+        }
+        for (ns, ifc, a) in [
+            (&src, "eth0", "10.0.1.2/24"),
+            (&dut, "s0", "10.0.1.1/24"),
+            (&dut, "u1", "10.0.11.1/24"),
+            (&snk[0], "eth0", "10.0.11.2/24"),
+            (&dut, "u2", "10.0.12.1/24"),
+            (&snk[1], "eth0", "10.0.12.2/24"),
+        ] {
+            addr(ns, ifc, a)?;
+        }
+        dut.sysctl("net.ipv4.ip_forward", "1")?;
+        for k in ["all", "default", "s0", "u1", "u2"] {
+            dut.sysctl(&format!("net.ipv4.conf.{k}.rp_filter"), "0")?;
+        }
+        let sinks = [
+            Sink::attach(&snk[0], "eth0")?,
+            Sink::attach(&snk[1], "eth0")?,
+        ];
+        // Resolve both sinks' addresses in dut before anything is measured.
+        for nh in [NH1, NH2] {
+            let _ = dut.exec("ping", &["-c", "1", "-W", "1", nh]);
+        }
+        let instance = dut.name().to_string();
+        let pins = PinGuard(PathBuf::from("/sys/fs/bpf").join(&instance));
+        crate::netns::register_pin_dir(&pins.0);
+        let fwd = Forwarder::load_with(&LoadOptions {
+            instance: Some(instance),
+            bench: true,
+            ..Default::default()
+        })
+        .context("loading the forwarder")?;
+        let sync = FibSync::new(
+            PinnedMaps::open(&pins.0).context("pinned maps")?,
+            SyncConfig::default(),
+        );
+        let syncer = dut.run_in(|| -> Result<Syncer> {
+            Ok(Syncer::new(sync, Resolver::new(ResolverConfig::default())?))
+        })??;
+        let frame = frame(s0_mac, mac_of(&src, "eth0")?);
+        let s0 = ifindex_of(&dut, "s0")?;
+        Ok(Bed {
+            fwd,
+            syncer,
+            sinks,
+            _pins: pins,
+            dut,
+            _src: src,
+            _snk: snk,
+            s0,
+            frame,
+        })
+    }
+
+    /// Installs `prefixes` (ECMP over both sinks) in the XDP maps and in the kernel, replacing what was
+    /// there.
+    fn install(&mut self, prefixes: &[Ipv4Net], previous: &[Ipv4Net]) -> Result<()> {
+        let nhs = [(NH1.parse()?, 1), (NH2.parse()?, 1)];
+        let mut batch: Vec<Route> = previous
+            .iter()
+            .map(|p| Route::withdraw(IpNet::V4(*p)))
+            .collect();
+        batch.extend(prefixes.iter().map(|p| Route::forward(IpNet::V4(*p), nhs)));
+        let Bed { syncer, dut, .. } = self;
+        dut.run_in(|| -> Result<()> {
+            syncer.apply(&batch)?;
+            let t = Instant::now();
+            while [NH1, NH2].iter().any(|a| {
+                syncer
+                    .sync
+                    .resolution(&a.parse().expect("literal"))
+                    .is_none()
+            }) {
+                if t.elapsed() > Duration::from_secs(10) {
+                    bail!("the sinks' addresses did not resolve in dut");
+                }
+                syncer.poll(Duration::from_millis(100))?;
+            }
+            Ok(())
+        })??;
+        // The kernel: one ECMP nexthop group, every prefix pointing at it (what FRR does with
+        // nexthop objects; BIRD writes multipath routes, which is slower to install, not to forward).
+        let mut script = String::new();
+        if previous.is_empty() {
+            script.push_str(&format!(
+                "nexthop replace id 1 via {NH1} dev u1\nnexthop replace id 2 via {NH2} dev u2\nnexthop replace id 3 group 1/2\n"
+            ));
+        }
+        for p in previous {
+            script.push_str(&format!("route del {p}\n"));
+        }
+        for p in prefixes {
+            script.push_str(&format!("route replace {p} nhid 3\n"));
+        }
+        let path = std::env::temp_dir().join(format!("fwd-bench-{}.batch", std::process::id()));
+        std::fs::write(&path, script)?;
+        let r = self
+            .dut
+            .ip(&["-batch", &path.display().to_string()])
+            .context("installing the kernel routes");
+        let _ = std::fs::remove_file(&path);
+        r?;
+        Ok(())
+    }
+
+    /// Fills the benchmark destination table (rows of BENCH_BATCH addresses the programs walk).
+    fn destinations(&mut self, dests: &[u32]) -> Result<()> {
+        let map = self.fwd.raw_map_mut("bench_dst4").context("bench_dst4")?;
+        let mut arr: Array<&mut aya::maps::MapData, BenchRow4> = Array::try_from(map)?;
+        for (i, chunk) in dests
+            .chunks(BENCH_BATCH)
+            .enumerate()
+            .take(BENCH_ROWS as usize)
+        {
+            let mut row = BenchRow4 {
+                addr: [0; BENCH_BATCH],
+            };
+            for (j, a) in chunk.iter().enumerate() {
+                row.addr[j] = a.to_be();
+            }
+            arr.set(i as u32, row, 0)?;
+        }
+        Ok(())
+    }
+
+    fn delivered(&self) -> Result<(u64, u64)> {
+        Ok((self.sinks[0].packets()?, self.sinks[1].packets()?))
+    }
+
+    /// One case: `runs` live runs of `prog`; returns the case (packets/s from the sinks' counts).
+    fn measure(
+        &mut self,
+        prog: &str,
+        a: &FwdBenchArgs,
+        system: &str,
+        routes: usize,
+    ) -> Result<Case> {
+        // The fd stays owned by `fwd` for the whole measurement.
+        let p = self
+            .fwd
+            .program_named(prog)
+            .with_context(|| format!("program {prog}"))?
+            .fd()
+            .context("program not loaded")?
+            .as_fd()
+            .as_raw_fd() as u32;
+        let (frame, s0, packets, batch, cpu) =
+            (self.frame.clone(), self.s0, a.packets, a.batch, a.cpu);
+        let mut out = Vec::new();
+        // Warm-up: neighbours, caches, page pools.
+        self.dut.run_in(|| -> Result<()> {
+            pin_to_cpu(cpu)?;
+            live_run(p, &frame, s0, packets.min(200_000), batch)?;
+            Ok(())
+        })??;
+        for _ in 0..a.runs.max(1) {
+            let before = self.delivered()?;
+            let wall = self.dut.run_in(|| -> Result<Duration> {
+                pin_to_cpu(cpu)?;
+                live_run(p, &frame, s0, packets, batch)
+            })??;
+            // Frames queued to the sinks' NAPI are counted when it runs: settle briefly.
+            std::thread::sleep(Duration::from_millis(50));
+            let after = self.delivered()?;
+            let d = (after.0 - before.0, after.1 - before.1);
+            let total = d.0 + d.1;
+            out.push((
+                total as f64 / wall.as_secs_f64(),
+                total as f64 / packets as f64,
+                if total > 0 {
+                    d.0 as f64 / total as f64
+                } else {
+                    0.0
+                },
+            ));
+        }
+        let mut sorted = out.clone();
+        sorted.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let med = sorted[sorted.len() / 2];
+        Ok(Case {
+            system: system.to_string(),
+            routes,
+            pps: med.0,
+            runs: out.iter().map(|r| r.0).collect(),
+            delivered: med.1,
+            split: med.2,
+        })
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cpu}, {} CPUs, Linux {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel.trim()
+    )
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Runs the forwarding benchmark and prints the table.
+pub fn run(a: FwdBenchArgs) -> Result<Results> {
+    if a.batch == 0 || a.batch > 256 {
+        bail!("--batch must be 1..=256 (the kernel's limit for live frames)");
+    }
+    let table: Vec<Ipv4Net> =
+        crate::feed::load_ipasn(std::path::Path::new(crate::feed::IPASN), a.prefixes)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+    // Destinations: a random address inside a random prefix of the table, the same set in every case.
+    let mut rng = Rng(0x5eed_f00d);
+    let dests: Vec<u32> = (0..BENCH_BATCH * BENCH_ROWS as usize)
+        .map(|_| {
+            let p = table[(rng.next() % table.len() as u64) as usize];
+            let host = if p.prefix_len() >= 32 {
+                0
+            } else {
+                (rng.next() as u32) & (u32::MAX >> p.prefix_len())
+            };
+            u32::from(p.network()) | host
+        })
+        .collect();
+    let mut bed = Bed::build()?;
+    bed.destinations(&dests)?;
+    let mut cases = Vec::new();
+    let default: Vec<Ipv4Net> = vec!["0.0.0.0/0".parse()?];
+    eprintln!("fwd-bench: 1 route (default, ECMP over 2 next hops)");
+    bed.install(&default, &[])?;
+    cases.push(bed.measure("xdp_bench_forward4", &a, "ribd XDP forwarder", 1)?);
+    cases.push(bed.measure("xdp_bench_pass4", &a, "Linux kernel forwarding", 1)?);
+    eprintln!(
+        "fwd-bench: full table, {} prefixes (installing)",
+        table.len()
+    );
+    bed.install(&table, &default)?;
+    cases.push(bed.measure("xdp_bench_forward4", &a, "ribd XDP forwarder", table.len())?);
+    cases.push(bed.measure(
+        "xdp_bench_pass4",
+        &a,
+        "Linux kernel forwarding",
+        table.len(),
+    )?);
+    let res = Results {
+        machine: machine(),
+        load: load(),
+        packets_per_run: a.packets,
+        batch: a.batch,
+        cases,
+    };
+    print(&res);
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&res)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    drop(bed);
+    Ok(res)
+}
+
+fn print(r: &Results) {
+    println!(
+        "forwarding, 64-byte UDP frames, many flows, live frames injected at dut's ingress ({}; load {})",
+        r.machine, r.load
+    );
+    println!(
+        "{:<28} {:>9} {:>14} {:>10} {:>12}",
+        "system", "routes", "packets/s", "delivered", "via sink 1"
+    );
+    for c in &r.cases {
+        println!(
+            "{:<28} {:>9} {:>14.0} {:>9.1}% {:>11.1}%",
+            c.system,
+            c.routes,
+            c.pps,
+            c.delivered * 100.0,
+            c.split * 100.0
+        );
+    }
+    for routes in [1usize, r.cases.iter().map(|c| c.routes).max().unwrap_or(1)] {
+        let get = |s: &str| {
+            r.cases
+                .iter()
+                .find(|c| c.routes == routes && c.system.starts_with(s))
+                .map(|c| c.pps)
+        };
+        if let (Some(x), Some(k)) = (get("ribd"), get("Linux")) {
+            println!("{routes:>9} routes: XDP / kernel = {:.2}x", x / k.max(1.0));
+        }
+    }
+}

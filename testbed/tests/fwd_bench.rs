@@ -1,0 +1,36 @@
+//! `testbed fwd-bench` on a small table: both forwarding paths the benchmark compares really deliver
+//! every injected frame at the sinks, spread over both ECMP next hops (the figures themselves are
+//! not asserted: timings on a shared machine are noise). Needs root.
+
+use testbed::fwdbench::{FwdBenchArgs, run};
+
+#[test]
+fn live_frames_reach_the_sinks_through_xdp_and_through_the_kernel() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (namespaces, XDP, BPF_PROG_TEST_RUN)");
+        return;
+    }
+    let r = run(FwdBenchArgs {
+        prefixes: Some(500),
+        packets: 20_000,
+        runs: 1,
+        batch: 64,
+        cpu: 0,
+        json: None,
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(r.cases.len(), 4, "{r:?}");
+    for c in &r.cases {
+        assert!(
+            c.delivered >= 0.99,
+            "{} with {} routes: {c:?}",
+            c.system,
+            c.routes
+        );
+        assert!(
+            (0.35..=0.65).contains(&c.split),
+            "ECMP over both sinks: {c:?}"
+        );
+        assert!(c.pps > 0.0);
+    }
+}
