@@ -162,7 +162,10 @@ async fn flowspec_updates_reach_the_consumer_typed_and_afi_safi_disable_keeps_th
     let (ta, _ra) = mpsc::channel(1024);
     let (tb, mut rb) = mpsc::channel(1024);
     let a = PeerHandle::spawn(mk(1, 65001, 65002, 1, lb.local_addrs()[0]), Some(&la), ta).unwrap();
-    let b = PeerHandle::spawn(mk(2, 65002, 65001, 2, la.local_addrs()[0]), Some(&lb), tb).unwrap();
+    // B waits for A's connection: one TCP connection, no collision to resolve.
+    let mut cb = mk(2, 65002, 65001, 2, la.local_addrs()[0]);
+    cb.fsm.passive = true;
+    let b = PeerHandle::spawn(cb, Some(&lb), tb).unwrap();
     a.start();
     b.start();
     tokio::time::timeout(WAIT, a.wait_for(State::Established))
