@@ -347,6 +347,46 @@ impl FibMaps {
         sys::delete(self.fib6.fd().as_fd(), bytes_of(&key)).map_err(io_err("fib6", "delete"))
     }
 
+    /// Inserts or replaces many IPv4 trie entries with `BPF_MAP_UPDATE_BATCH` (one syscall per
+    /// batch instead of one per prefix; one call per prefix on kernels without trie batches). Sorted
+    /// input (by address, shorter first) keeps the kernel's trie walk in cache.
+    pub fn fib4_insert_batch(&self, items: &[(Ipv4Addr, u8, FibVal)]) -> Result<(), MapsError> {
+        let keys = items
+            .iter()
+            .map(|&(a, l, _)| fib4_key(a, l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let vals: Vec<FibVal> = items.iter().map(|x| x.2).collect();
+        trie_update_batch(self.fib4.fd().as_fd(), "fib4", &keys, &vals)
+    }
+
+    /// Removes many IPv4 trie entries (every one must be present) with `BPF_MAP_DELETE_BATCH`.
+    pub fn fib4_remove_batch(&self, items: &[(Ipv4Addr, u8)]) -> Result<(), MapsError> {
+        let keys = items
+            .iter()
+            .map(|&(a, l)| fib4_key(a, l))
+            .collect::<Result<Vec<_>, _>>()?;
+        trie_delete_batch(self.fib4.fd().as_fd(), "fib4", &keys)
+    }
+
+    /// IPv6 counterpart of [`FibMaps::fib4_insert_batch`].
+    pub fn fib6_insert_batch(&self, items: &[(Ipv6Addr, u8, FibVal)]) -> Result<(), MapsError> {
+        let keys = items
+            .iter()
+            .map(|&(a, l, _)| fib6_key(a, l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let vals: Vec<FibVal> = items.iter().map(|x| x.2).collect();
+        trie_update_batch(self.fib6.fd().as_fd(), "fib6", &keys, &vals)
+    }
+
+    /// IPv6 counterpart of [`FibMaps::fib4_remove_batch`].
+    pub fn fib6_remove_batch(&self, items: &[(Ipv6Addr, u8)]) -> Result<(), MapsError> {
+        let keys = items
+            .iter()
+            .map(|&(a, l)| fib6_key(a, l))
+            .collect::<Result<Vec<_>, _>>()?;
+        trie_delete_batch(self.fib6.fd().as_fd(), "fib6", &keys)
+    }
+
     // ---- stats ----
 
     fn percpu_sum(
@@ -386,6 +426,53 @@ impl FibMaps {
     /// The route cache map (for inspection in tests).
     pub fn route_cache_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.route_cache.fd().as_fd()
+    }
+}
+
+/// Batched trie update, falling back to one call per element where the kernel has no batch op.
+fn trie_update_batch<K: aya::Pod, V: aya::Pod>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    map: &'static str,
+    keys: &[K],
+    vals: &[V],
+) -> Result<(), MapsError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    match sys::update_batch(
+        fd,
+        sys::slice_bytes(keys),
+        sys::slice_bytes(vals),
+        keys.len(),
+    ) {
+        Err(e) if sys::batch_unsupported(&e) => {
+            for (k, v) in keys.iter().zip(vals) {
+                sys::update(fd, bytes_of(k), bytes_of(v), sys::BPF_ANY)
+                    .map_err(io_err(map, "update"))?;
+            }
+            Ok(())
+        }
+        r => r.map_err(io_err(map, "update batch")),
+    }
+}
+
+/// Batched trie delete, with the same fallback.
+fn trie_delete_batch<K: aya::Pod>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    map: &'static str,
+    keys: &[K],
+) -> Result<(), MapsError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    match sys::delete_batch(fd, sys::slice_bytes(keys), keys.len()) {
+        Err(e) if sys::batch_unsupported(&e) => {
+            for k in keys {
+                sys::delete(fd, bytes_of(k)).map_err(io_err(map, "delete"))?;
+            }
+            Ok(())
+        }
+        r => r.map_err(io_err(map, "delete batch")),
     }
 }
 

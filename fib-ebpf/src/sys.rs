@@ -10,6 +10,8 @@ const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 
 pub const BPF_ANY: u64 = 0;
 
@@ -80,6 +82,89 @@ pub fn next_key(fd: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The `batch` member of `union bpf_attr`.
+#[repr(C, align(8))]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Whether an error means "this map type has no batch operations" (older kernels, map types
+/// without `map_update_batch`), so the caller falls back to one call per element.
+pub fn batch_unsupported(e: &io::Error) -> bool {
+    // ENOTSUPP (524) is the kernel-internal code bpf(2) returns for missing map ops.
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | 524)
+    )
+}
+
+fn batch(
+    cmd: libc::c_long,
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    values: Option<&[u8]>,
+    count: usize,
+) -> io::Result<()> {
+    let mut done = 0usize;
+    let (ksz, vsz) = (
+        keys.len() / count.max(1),
+        values.map_or(0, |v| v.len() / count.max(1)),
+    );
+    while done < count {
+        let mut attr = BatchAttr {
+            in_batch: 0,
+            out_batch: 0,
+            keys: keys[done * ksz..].as_ptr() as u64,
+            values: values.map_or(0, |v| v[done * vsz..].as_ptr() as u64),
+            count: (count - done) as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: attr points at `count - done` keys (and values) of the map's key (and value)
+        // size, which the callers guarantee; the kernel reads them and writes back `count`.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>() as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if attr.count == 0 {
+            return Err(io::Error::other("batch operation processed no element"));
+        }
+        done += attr.count as usize;
+    }
+    Ok(())
+}
+
+/// `BPF_MAP_UPDATE_BATCH` of `count` elements: `keys` and `values` are `count` packed keys and
+/// values of exactly the map's sizes. Stops at the first element the kernel refuses.
+pub fn update_batch(
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: usize,
+) -> io::Result<()> {
+    batch(BPF_MAP_UPDATE_BATCH, fd, keys, Some(values), count)
+}
+
+/// `BPF_MAP_DELETE_BATCH` of `count` packed keys.
+pub fn delete_batch(fd: BorrowedFd<'_>, keys: &[u8], count: usize) -> io::Result<()> {
+    batch(BPF_MAP_DELETE_BATCH, fd, keys, None, count)
 }
 
 /// Bytes of a plain-old-data value, for the calls above.

@@ -1,13 +1,18 @@
 //! fib-sync benchmark (needs root; prints figures and ratios measured in one run, asserts no time):
 //!
-//! - initial sync of the real IPv4 table (ipasn_20140513, ~513k) and the IPv6 table (ipasn6_20151101,
-//!   ~27.7k, and scaled to 240k by deaggregation) into the maps, against installing the same IPv4 table
-//!   into a kernel routing table over netlink (batched RTM_NEWROUTE with ACKs, as routing daemons do) in
-//!   a namespace;
-//! - sustained churn of random announce/withdraw deltas;
-//! - failover: map work after one next-hop's death with the full table, and with ~1M IPv4 prefixes.
+//! - initial sync of the full IPv4 + IPv6 tables in one batch into fresh maps, against installing
+//!   the same tables into a kernel routing table over netlink (batched RTM_NEWROUTE with ACKs, as
+//!   routing daemons do) in a namespace; two table sets: the real prefixes (ipasn_20140513, ~513k
+//!   IPv4; ipasn6_20151101, ~27.7k IPv6 grown to 240k by deaggregation) and today's size (1.05M
+//!   IPv4 and 240k IPv6, grown as the testbed's table generator does: real length mix,
+//!   more-specifics of real prefixes and random global prefixes);
+//! - sustained churn of random announce/withdraw/next-hop-set deltas in batches, on the live maps;
+//! - failover: map work after one next-hop's death with ~1M IPv4 prefixes over 2 next-hops (single
+//!   and ECMP sets) and over 8 upstreams with ECMP sets, with the number of map writes.
 //!
-//! `cargo bench -p fib-sync --bench sync` (FS_BENCH_NO_KERNEL=1 skips the kernel baseline).
+//! `cargo bench -p fib-sync --bench sync` (FS_BENCH_NO_KERNEL=1 skips the kernel baseline,
+//! FS_BENCH_REPEAT=n repeats each map measurement n times, default 3; FS_BENCH_ONLY=init,churn,failover
+//! runs only those parts).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -70,34 +75,57 @@ fn read_ipasn(path: &str) -> Vec<(IpNet, u32)> {
     v
 }
 
-/// Grows `real` to `n` prefixes of its family by deaggregation: a real prefix and a target length
-/// drawn from the real length histogram; a longer target becomes a random more-specific.
+/// Grows `real` to `n` prefixes of its family as the testbed's table generator does: a target
+/// length drawn from the real length histogram and a real prefix; a longer target becomes a random
+/// more-specific of it, a shorter one a random prefix of that length in global unicast space.
 fn scale(real: &[(IpNet, u32)], n: usize, rng: &mut Rng) -> Vec<(IpNet, u32)> {
+    let mut hist = [0usize; 129];
+    for (p, _) in real {
+        hist[p.prefix_len() as usize] += 1;
+    }
+    let cdf: Vec<usize> = hist
+        .iter()
+        .scan(0, |s, &x| {
+            *s += x;
+            Some(*s)
+        })
+        .collect();
     let mut seen: HashSet<IpNet> = real.iter().map(|x| x.0).collect();
     let mut out = real.to_vec();
     while out.len() < n {
+        let x = rng.below(real.len());
+        let len = cdf.partition_point(|&c| c <= x) as u8;
         let (p, asn) = real[rng.below(real.len())];
-        let t = real[rng.below(real.len())].0.prefix_len();
-        if t <= p.prefix_len() {
-            continue;
-        }
         let q = match p {
-            IpNet::V4(p) => {
+            IpNet::V4(p) if len > p.prefix_len() => {
                 let host = (rng.next() as u32) & (u32::MAX >> p.prefix_len());
-                let a = Ipv4Addr::from(u32::from(p.network()) | host);
-                IpNet::V4(Ipv4Net::new(a, t).unwrap().trunc())
+                Ipv4Net::new(Ipv4Addr::from(u32::from(p.network()) | host), len).map(IpNet::V4)
             }
-            IpNet::V6(p) => {
+            IpNet::V4(_) => {
+                let a = rng.next() as u32;
+                let o = a.to_be_bytes();
+                if o[0] == 0 || o[0] == 10 || o[0] == 127 || o[0] >= 224 {
+                    continue;
+                }
+                Ipv4Net::new(Ipv4Addr::from(a), len).map(IpNet::V4)
+            }
+            IpNet::V6(p) if len > p.prefix_len() => {
                 let host = (u128::from(rng.next()) << 64 | u128::from(rng.next()))
                     & (u128::MAX >> p.prefix_len());
-                let a = Ipv6Addr::from(u128::from(p.network()) | host);
-                IpNet::V6(Ipv6Net::new(a, t).unwrap().trunc())
+                Ipv6Net::new(Ipv6Addr::from(u128::from(p.network()) | host), len).map(IpNet::V6)
+            }
+            IpNet::V6(_) => {
+                let r = u128::from(rng.next()) << 64 | u128::from(rng.next());
+                Ipv6Net::new(Ipv6Addr::from((r >> 3) | (1u128 << 125)), len).map(IpNet::V6)
             }
         };
+        let Ok(q) = q else { continue };
+        let q = q.trunc();
         if seen.insert(q) {
             out.push((q, asn));
         }
     }
+    out.sort_unstable();
     out
 }
 
@@ -194,8 +222,9 @@ fn ip(args: &[&str]) {
 }
 
 /// Installs `table` into routing table 100 of a fresh namespace over netlink: RTM_NEWROUTE
-/// (proto bgp, via a gateway on a dummy device), as many per sendmsg as fit in 64 KiB, each ACKed.
-fn kernel_install(table: &[(IpNet, u32)]) -> Duration {
+/// (proto bgp, via a gateway on a veth), as many per sendmsg as fit in 60 KiB, each ACKed. Returns
+/// the time for the IPv4 and the IPv6 routes.
+fn kernel_install(table: &[(IpNet, u32)]) -> (Duration, Duration) {
     let ns = Netns(format!("fsbench{}-k", std::process::id()));
     ip(&["netns", "add", &ns.0]);
     // A veth pair inside the namespace stands in for the upstream port (no dummy module here).
@@ -203,6 +232,16 @@ fn kernel_install(table: &[(IpNet, u32)]) -> Duration {
         "-n", &ns.0, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
     ]);
     ip(&["-n", &ns.0, "addr", "add", "192.0.2.1/24", "dev", "d0"]);
+    ip(&[
+        "-n",
+        &ns.0,
+        "addr",
+        "add",
+        "2001:db8::1/64",
+        "dev",
+        "d0",
+        "nodad",
+    ]);
     ip(&["-n", &ns.0, "link", "set", "d1", "up"]);
     ip(&["-n", &ns.0, "link", "set", "d0", "up"]);
     let file = File::open(format!("/var/run/netns/{}", ns.0)).unwrap();
@@ -219,13 +258,6 @@ fn kernel_install(table: &[(IpNet, u32)]) -> Duration {
             .parse()
             .unwrap()
     };
-    let table: Vec<Ipv4Net> = table
-        .iter()
-        .filter_map(|(p, _)| match p {
-            IpNet::V4(n) => Some(*n),
-            _ => None,
-        })
-        .collect();
     std::thread::scope(|s| {
         s.spawn(|| {
             // SAFETY: setns on a valid namespace fd, this thread only.
@@ -237,270 +269,382 @@ fn kernel_install(table: &[(IpNet, u32)]) -> Duration {
             sock.bind_auto().unwrap();
             sock.connect(&SocketAddr::new(0, 0)).unwrap();
             let _ = sock.set_rx_buf_sz(8 << 20);
-            let t = Instant::now();
-            let mut buf = Vec::with_capacity(1 << 16);
-            let mut pending = 0usize;
-            let mut rbuf = vec![0u8; 1 << 16];
-            let mut seq = 0u32;
-            let flush = |buf: &mut Vec<u8>, pending: &mut usize, sock: &Socket, rbuf: &mut [u8]| {
-                if *pending == 0 {
-                    return;
-                }
-                sock.send(buf, 0).unwrap();
-                buf.clear();
-                while *pending > 0 {
-                    let n = sock.recv(&mut &mut rbuf[..], 0).unwrap();
-                    let mut off = 0;
-                    while off < n {
-                        let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n])
-                            .unwrap();
-                        if let NetlinkPayload::Error(e) = &m.payload {
-                            assert!(e.code.is_none(), "kernel refused a route: {e:?}");
-                            *pending -= 1;
-                        }
-                        off += (m.header.length as usize + 3) & !3;
-                    }
-                }
-            };
-            for n in &table {
-                let mut m = RouteMessage::default();
-                m.header = RouteHeader {
-                    address_family: AddressFamily::Inet,
-                    destination_prefix_length: n.prefix_len(),
-                    table: 100,
-                    protocol: RouteProtocol::Bgp,
-                    scope: RouteScope::Universe,
-                    kind: RouteType::Unicast,
-                    ..Default::default()
-                };
-                m.attributes.push(RouteAttribute::Table(100));
-                m.attributes
-                    .push(RouteAttribute::Destination(RouteAddress::Inet(n.network())));
-                m.attributes
-                    .push(RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(
-                        192, 0, 2, 2,
-                    ))));
-                m.attributes.push(RouteAttribute::Oif(ifindex));
-                let mut h = NetlinkHeader::default();
-                h.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-                seq += 1;
-                h.sequence_number = seq;
-                let mut nl = NetlinkMessage::new(
-                    h,
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)),
-                );
-                nl.finalize();
-                let len = nl.buffer_len();
-                if buf.len() + len > 60 * 1024 {
-                    flush(&mut buf, &mut pending, &sock, &mut rbuf);
-                }
-                let at = buf.len();
-                buf.resize(at + len, 0);
-                nl.serialize(&mut buf[at..]);
-                pending += 1;
-            }
-            flush(&mut buf, &mut pending, &sock, &mut rbuf);
-            t.elapsed()
+            let v4 = table.iter().filter(|x| x.0.addr().is_ipv4()).map(|x| x.0);
+            let v6 = table.iter().filter(|x| x.0.addr().is_ipv6()).map(|x| x.0);
+            let t4 = install(&sock, ifindex, v4);
+            let t6 = install(&sock, ifindex, v6);
+            (t4, t6)
         })
         .join()
         .unwrap()
     })
 }
 
-/// Each of the 8 next-hops dies (timed) and comes back; sorted map-work times in µs and the
-/// report of the first death.
-fn failovers(s: &mut FibSync) -> (Vec<f64>, fib_sync::BatchReport) {
-    let mut v = Vec::new();
-    let mut first = None;
-    for i in 0..8 {
-        let t = Instant::now();
-        let rep = s.set_nexthops(&[(nh_addr(i), None)]).unwrap();
-        v.push(t.elapsed().as_secs_f64() * 1e6);
-        first.get_or_insert(rep);
-        s.set_nexthops(&[(nh_addr(i), Some(l2(i)))]).unwrap();
+fn install(sock: &Socket, ifindex: u32, table: impl Iterator<Item = IpNet>) -> Duration {
+    let t = Instant::now();
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut pending = 0usize;
+    let mut rbuf = vec![0u8; 1 << 16];
+    let mut seq = 0u32;
+    let flush = |buf: &mut Vec<u8>, pending: &mut usize, rbuf: &mut [u8]| {
+        if *pending == 0 {
+            return;
+        }
+        sock.send(buf, 0).unwrap();
+        buf.clear();
+        while *pending > 0 {
+            let n = sock.recv(&mut &mut rbuf[..], 0).unwrap();
+            let mut off = 0;
+            while off < n {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n]).unwrap();
+                if let NetlinkPayload::Error(e) = &m.payload {
+                    assert!(e.code.is_none(), "kernel refused a route: {e:?}");
+                    *pending -= 1;
+                }
+                off += (m.header.length as usize + 3) & !3;
+            }
+        }
+    };
+    for n in table {
+        let (family, dst, gw) = match n {
+            IpNet::V4(n) => (
+                AddressFamily::Inet,
+                RouteAddress::Inet(n.network()),
+                RouteAddress::Inet(Ipv4Addr::new(192, 0, 2, 2)),
+            ),
+            IpNet::V6(n) => (
+                AddressFamily::Inet6,
+                RouteAddress::Inet6(n.network()),
+                RouteAddress::Inet6("2001:db8::2".parse().unwrap()),
+            ),
+        };
+        let mut m = RouteMessage::default();
+        m.header = RouteHeader {
+            address_family: family,
+            destination_prefix_length: n.prefix_len(),
+            table: 100,
+            protocol: RouteProtocol::Bgp,
+            scope: RouteScope::Universe,
+            kind: RouteType::Unicast,
+            ..Default::default()
+        };
+        m.attributes.push(RouteAttribute::Table(100));
+        m.attributes.push(RouteAttribute::Destination(dst));
+        m.attributes.push(RouteAttribute::Gateway(gw));
+        m.attributes.push(RouteAttribute::Oif(ifindex));
+        let mut h = NetlinkHeader::default();
+        h.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        seq += 1;
+        h.sequence_number = seq;
+        let mut nl = NetlinkMessage::new(
+            h,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)),
+        );
+        nl.finalize();
+        let len = nl.buffer_len();
+        if buf.len() + len > 60 * 1024 {
+            flush(&mut buf, &mut pending, &mut rbuf);
+        }
+        let at = buf.len();
+        buf.resize(at + len, 0);
+        nl.serialize(&mut buf[at..]);
+        pending += 1;
     }
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v, first.expect("eight runs"))
+    flush(&mut buf, &mut pending, &mut rbuf);
+    t.elapsed()
+}
+
+/// Next-hop `i` dies (timed) and comes back; returns the map-work time of the death in µs and
+/// its report.
+fn failover(s: &mut FibSync, i: usize) -> (f64, fib_sync::BatchReport) {
+    let t = Instant::now();
+    let rep = s.set_nexthops(&[(nh_addr(i), None)]).unwrap();
+    let us = t.elapsed().as_secs_f64() * 1e6;
+    s.set_nexthops(&[(nh_addr(i), Some(l2(i)))]).unwrap();
+    (us, rep)
 }
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// (min, median) of `v`.
+fn min_med(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[0], v[v.len() / 2])
+}
+
+fn load_avg() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Initial sync of `table` (both families, one batch) into fresh maps, `repeat` times; returns the
+/// sorted times and the last engine (settled).
+fn initial(tag: &str, table: &[(IpNet, u32)], repeat: usize) -> (Vec<f64>, Pins, FibSync) {
+    let r = routes(table, 0);
+    let mut times = Vec::new();
+    let mut last = None;
+    for k in 0..repeat {
+        let pins = Pins::new(&format!("{tag}{k}"));
+        let mut s = pins.sync();
+        let t = Instant::now();
+        let rep = s.apply(&r).unwrap();
+        let el = t.elapsed();
+        times.push(secs(el));
+        let t = Instant::now();
+        s.settle().unwrap();
+        let settle = t.elapsed();
+        if k == 0 {
+            let (pls, nhgs, nhs) = s.ids_in_use();
+            println!(
+                "  {tag}: {} prefixes, {} writes ({} tbl24, {} tbl8, {} trie), {pls} path-lists, {nhgs} groups, \
+                 {nhs} next-hops, {} tbl8 groups; DIR-24-8 shadow for later batches ready {:.3} s later",
+                rep.prefixes,
+                rep.writes.total(),
+                rep.writes.dir24,
+                rep.writes.dir8,
+                rep.writes.fib4 + rep.writes.fib6,
+                s.tbl8_in_use(),
+                secs(settle)
+            );
+            let t = Instant::now();
+            let diffs = s.check(&r).unwrap();
+            println!(
+                "  {tag}: consistency check {:.2} s, {} differences",
+                secs(t.elapsed()),
+                diffs.len()
+            );
+            assert!(diffs.is_empty(), "{diffs:?}");
+        }
+        last = Some((pins, s));
+    }
+    let (pins, s) = last.expect("repeat >= 1");
+    times.sort_by(|a, b| a.total_cmp(b));
+    (times, pins, s)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo test --benches asks for a list; nothing to list.
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let repeat: usize = std::env::var("FS_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let kernel = std::env::var("FS_BENCH_NO_KERNEL").is_err();
+    let only = std::env::var("FS_BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
     println!(
         "machine: {} CPUs, load average {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load_avg()
     );
     let mut rng = Rng(0x5eed_f1b5);
-    let all = read_ipasn(V4);
-    let v4: Vec<(IpNet, u32)> = all
-        .iter()
+    let v4_real: Vec<(IpNet, u32)> = read_ipasn(V4)
+        .into_iter()
         .filter(|x| x.0.addr().is_ipv4())
-        .copied()
         .collect();
     let v6_real: Vec<(IpNet, u32)> = read_ipasn(V6)
         .into_iter()
         .filter(|x| x.0.addr().is_ipv6())
         .collect();
     let v6 = scale(&v6_real, 240_000, &mut rng);
+    let v4_big = scale(&v4_real, 1_050_000, &mut rng);
+    let real: Vec<(IpNet, u32)> = v4_real.iter().chain(&v6).copied().collect();
+    let big: Vec<(IpNet, u32)> = v4_big.iter().chain(&v6).copied().collect();
     println!(
-        "tables: IPv4 {} real prefixes, IPv6 {} real scaled to {}",
-        v4.len(),
-        v6_real.len(),
+        "tables: real = IPv4 {} + IPv6 {} (27.7k real grown), today = IPv4 {} + IPv6 {} (grown as the testbed generator does)",
+        v4_real.len(),
+        v6.len(),
+        v4_big.len(),
         v6.len()
     );
 
     // ---- initial sync ----
-    let pins = Pins::new("init");
-    let mut s = pins.sync();
-    let r4 = routes(&v4, 0);
-    let r6 = routes(&v6, 0);
-    let t = Instant::now();
-    let rep4 = s.apply(&r4).unwrap();
-    let init4 = t.elapsed();
-    let t = Instant::now();
-    let rep6 = s.apply(&r6).unwrap();
-    let init6 = t.elapsed();
-    let (pls, nhgs, nhs) = s.ids_in_use();
-    println!(
-        "initial sync: IPv4 {} prefixes {:.3} s ({:.0} prefixes/s; {} tbl24 + {} tbl8 stores), IPv6 {} \
-         prefixes {:.3} s ({:.0}/s); {pls} path-lists, {nhgs} groups, {nhs} next-hops, {} tbl8 groups",
-        v4.len(),
-        secs(init4),
-        v4.len() as f64 / secs(init4),
-        rep4.writes.dir24,
-        rep4.writes.dir8,
-        v6.len(),
-        secs(init6),
-        v6.len() as f64 / secs(init6),
-        s.tbl8_in_use()
-    );
-    let _ = rep6;
-    let t = Instant::now();
-    let mut expected = r4.clone();
-    expected.extend(r6.iter().cloned());
-    let diffs = s.check(&expected).unwrap();
-    println!(
-        "consistency check of {} prefixes: {:.3} s, {} differences",
-        expected.len(),
-        secs(t.elapsed()),
-        diffs.len()
-    );
-
-    if std::env::var("FS_BENCH_NO_KERNEL").is_err() {
-        let k = kernel_install(&v4);
+    println!("initial sync, IPv4 + IPv6 in one batch into fresh maps ({repeat} runs each):");
+    let mut keep = None;
+    for (tag, table, n4) in [
+        ("real", &real, v4_real.len()),
+        ("today", &big, v4_big.len()),
+    ] {
+        if tag == "today" && !run("init") {
+            continue;
+        }
+        let (t, pins, s) = initial(tag, table, repeat);
+        let (min, med) = (t[0], t[t.len() / 2]);
         println!(
-            "kernel install of the same IPv4 table over netlink: {:.3} s ({:.0} routes/s) -> maps are {:.1}x faster",
-            secs(k),
-            v4.len() as f64 / secs(k),
-            secs(k) / secs(init4)
+            "  {tag}: maps min {min:.3} s, median {med:.3} s ({:.2} M prefixes/s) [load {}]",
+            table.len() as f64 / med / 1e6,
+            load_avg()
         );
+        if kernel {
+            let (k4, k6) = kernel_install(table);
+            let k = secs(k4) + secs(k6);
+            println!(
+                "  {tag}: kernel table over netlink: IPv4 {n4} in {:.3} s + IPv6 {} in {:.3} s = {k:.3} s \
+                 ({:.0} routes/s) -> maps are {:.1}x faster (median; {:.1}x at min) [load {}]",
+                secs(k4),
+                table.len() - n4,
+                secs(k6),
+                table.len() as f64 / k,
+                k / med,
+                k / min,
+                load_avg()
+            );
+        }
+        if tag == "real" {
+            keep = Some((pins, s));
+        }
     }
-
-    // ---- failover with the full table ----
-    // The shadow of the bulk load is built on another thread; a real failover comes later than that.
-    let t = Instant::now();
-    s.settle().unwrap();
-    println!(
-        "DIR-24-8 shadow for later batches: joined {:.3} s after the IPv6 load",
-        secs(t.elapsed())
-    );
-    let (fo, rep) = failovers(&mut s);
-    println!(
-        "failover with {} prefixes, each of 8 next-hops dying in turn: map work min {:.1} µs, median {:.1} µs \
-         (one batch: {} path-list stores, {} new groups, {} prefix writes)",
-        expected.len(),
-        fo[0],
-        fo[fo.len() / 2],
-        rep.writes.pathlist,
-        rep.writes.nhg,
-        rep.writes.dir24 + rep.writes.dir8 + rep.writes.fib6
-    );
+    let (pins, mut s) = keep.expect("real table synced");
+    if !run("churn") && !run("failover") {
+        return;
+    }
 
     // ---- churn ----
-    let mut present: Vec<bool> = vec![true; v4.len()];
     let batch = 10_000;
-    let mut changes = 0u64;
-    let t = Instant::now();
+    let mut present4: Vec<bool> = vec![true; v4_real.len()];
+    let mut present6: Vec<bool> = vec![true; v6.len()];
     let mut round = 1u32;
-    while t.elapsed() < Duration::from_secs(3) {
-        let mut b = Vec::with_capacity(batch);
-        let mut seen = HashSet::with_capacity(batch);
-        while b.len() < batch {
-            let i = rng.below(v4.len());
-            if !seen.insert(i) {
-                continue;
-            }
-            let (p, asn) = v4[i];
-            if present[i] && rng.below(2) == 0 {
-                b.push(Route::withdraw(p));
-                present[i] = false;
-            } else {
-                // Re-announced over one of two next-hop set assignments (best-path changes among
-                // the existing upstream sets, as most churn is).
-                b.push(Route::forward(p, set_for(asn, round % 2)));
-                present[i] = true;
-            }
-        }
-        s.apply(&b).unwrap();
-        changes += b.len() as u64;
-        round += 1;
-    }
-    let el = t.elapsed();
-    println!(
-        "churn IPv4 (random announce/withdraw/next-hop-set changes, batches of {batch}): {} changes in {:.2} s = {:.2} M changes/s",
-        changes,
-        secs(el),
-        changes as f64 / secs(el) / 1e6
-    );
-    let mut changes6 = 0u64;
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(2) {
-        let b: Vec<Route> = (0..batch)
-            .map(|_| {
-                let (p, asn) = v6[rng.below(v6.len())];
-                if rng.below(2) == 0 {
-                    Route::withdraw(p)
+    let mut churn = |s: &mut FibSync, v4_share: f64, secs_: u64, rng: &mut Rng| -> f64 {
+        let mut changes = 0u64;
+        let mut busy = Duration::ZERO;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs_) {
+            let mut b = Vec::with_capacity(batch);
+            let mut seen = HashSet::with_capacity(batch);
+            while b.len() < batch {
+                let v6_pick = (rng.below(1000) as f64) >= v4_share * 1000.0;
+                let (table, present) = if v6_pick {
+                    (&v6, &mut present6)
                 } else {
-                    Route::forward(p, set_for(asn, round % 2))
+                    (&v4_real, &mut present4)
+                };
+                let i = rng.below(table.len());
+                let (p, asn) = table[i];
+                if !seen.insert(p) {
+                    continue;
                 }
-            })
-            .collect();
-        s.apply(&b).unwrap();
-        changes6 += b.len() as u64;
-        round += 1;
-    }
-    let el = t.elapsed();
+                if present[i] && rng.below(2) == 0 {
+                    b.push(Route::withdraw(p));
+                    present[i] = false;
+                } else {
+                    // Re-announced over one of two next-hop set assignments (best-path changes
+                    // among the existing upstream sets, as most churn is); a new Route per delta,
+                    // as ribd converts its FibDeltas.
+                    b.push(Route::forward(p, set_for(asn, round % 2)));
+                    present[i] = true;
+                }
+            }
+            let t = Instant::now();
+            s.apply(&b).unwrap();
+            busy += t.elapsed();
+            changes += b.len() as u64;
+            round += 1;
+        }
+        changes as f64 / secs(busy) / 1e6
+    };
     println!(
-        "churn IPv6 (LPM trie, one syscall per change): {:.2} M changes/s",
-        changes6 as f64 / secs(el) / 1e6
+        "churn on the live maps (random announce/withdraw/next-hop-set changes, batches of {batch}, time inside apply):"
     );
+    for (name, share) in if run("churn") {
+        &[
+            ("IPv4", 1.0),
+            ("IPv6", 0.0),
+            ("mixed as the table (68% IPv4)", 0.68),
+        ][..]
+    } else {
+        &[][..]
+    } {
+        let mut rates: Vec<f64> = (0..repeat)
+            .map(|_| churn(&mut s, *share, 1, &mut rng))
+            .collect();
+        let (min, med) = min_med(&mut rates);
+        println!(
+            "  {name}: median {med:.2} M changes/s (min {min:.2}) [load {}]",
+            load_avg()
+        );
+    }
     drop(s);
     drop(pins);
 
     // ---- failover with ~1M IPv4 prefixes ----
-    let big = scale(&v4, 1_000_000, &mut rng);
-    let pins = Pins::new("1m");
-    let mut s = pins.sync();
-    let t = Instant::now();
-    s.apply(&routes(&big, 0)).unwrap();
-    let init = t.elapsed();
-    s.settle().unwrap();
-    let (fo, _) = failovers(&mut s);
+    if !run("failover") {
+        return;
+    }
+    let v4_1m = scale(&v4_real, 1_000_000, &mut rng);
     println!(
-        "1M IPv4 prefixes ({} after scaling): initial sync {:.3} s; failover of each of 8 next-hops: map work min {:.1} µs, median {:.1} µs",
-        big.len(),
-        secs(init),
-        fo[0],
-        fo[fo.len() / 2]
+        "failover, {} IPv4 prefixes (map work of the batch after one next-hop's death):",
+        v4_1m.len()
     );
+    {
+        // Two next-hops: a third of the prefixes over each alone, a third over both (ECMP).
+        let pins = Pins::new("fo2");
+        let mut s = pins.sync();
+        let r: Vec<Route> = {
+            let sets = [
+                fib_sync::NhSet::new([(nh_addr(0), 1)]),
+                fib_sync::NhSet::new([(nh_addr(1), 1)]),
+                fib_sync::NhSet::new([(nh_addr(0), 1), (nh_addr(1), 1)]),
+            ];
+            v4_1m
+                .iter()
+                .enumerate()
+                .map(|(i, &(p, _))| Route {
+                    prefix: p,
+                    action: Some(fib_sync::RouteAction::Forward(sets[i % 3].clone())),
+                })
+                .collect()
+        };
+        s.apply(&r).unwrap();
+        s.settle().unwrap();
+        let mut t = Vec::new();
+        let mut rep = None;
+        for k in 0..repeat.max(5) {
+            let (us, r) = failover(&mut s, k % 2);
+            t.push(us);
+            rep.get_or_insert(r);
+        }
+        let rep = rep.expect("ran");
+        let (min, med) = min_med(&mut t);
+        println!(
+            "  2 next-hops (sets {{A}}, {{B}}, {{A,B}}): min {min:.1} µs, median {med:.1} µs; writes: {} path-list, {} group, {} prefix [load {}]",
+            rep.writes.pathlist,
+            rep.writes.nhg,
+            rep.writes.dir24 + rep.writes.dir8 + rep.writes.fib4 + rep.writes.fib6,
+            load_avg()
+        );
+    }
+    {
+        let pins = Pins::new("fo8");
+        let mut s = pins.sync();
+        s.apply(&routes(&v4_1m, 0)).unwrap();
+        s.settle().unwrap();
+        let mut t = Vec::new();
+        let mut reps = Vec::new();
+        for k in 0..repeat.max(2) * 8 {
+            let (us, r) = failover(&mut s, k % 8);
+            t.push(us);
+            reps.push(r);
+        }
+        let (min, med) = min_med(&mut t);
+        let pl = reps.iter().map(|r| r.writes.pathlist).max().unwrap_or(0);
+        let g = reps.iter().map(|r| r.writes.nhg).max().unwrap_or(0);
+        let px = reps
+            .iter()
+            .map(|r| r.writes.dir24 + r.writes.dir8 + r.writes.fib4 + r.writes.fib6)
+            .max()
+            .unwrap_or(0);
+        println!(
+            "  8 upstreams, {} path-lists (single, ECMP pairs and quads), each next-hop dying in turn: min {min:.1} µs, \
+             median {med:.1} µs; writes per death at most: {pl} path-list, {g} group, {px} prefix [load {}]",
+            s.ids_in_use().0,
+            load_avg()
+        );
+    }
 }

@@ -182,7 +182,7 @@ impl FibSync {
             want.insert(p, id);
         }
         for (p, &id) in &want {
-            let found = self.routes.get(p).copied();
+            let found = self.route(p);
             if found != Some(id) {
                 out.push(
                     "route",
@@ -194,12 +194,12 @@ impl FibSync {
                 );
             }
         }
-        for (p, &id) in &self.routes {
-            if !want.contains_key(p) {
+        for (p, id) in self.routes() {
+            if !want.contains_key(&p) {
                 out.push(
                     "route",
                     Mismatch::Route {
-                        prefix: *p,
+                        prefix: p,
                         expected: "nothing".into(),
                         found: describe(self, id),
                     },

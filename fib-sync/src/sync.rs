@@ -45,8 +45,8 @@ pub struct SyncConfig {
     pub quarantine: Duration,
     /// Buckets per nexthop group (fixed for the group's life).
     pub buckets: usize,
-    /// An initial batch of at least this many IPv4 routes into empty maps is built in memory and
-    /// copied into the maps in one pass.
+    /// An initial batch of at least this many routes into empty maps is built in memory and
+    /// copied into the maps in one pass (the tries in batches, on another thread).
     pub bulk_threshold: usize,
 }
 
@@ -233,11 +233,22 @@ impl FibSync {
 
     /// Prefixes held.
     pub fn len(&self) -> usize {
-        self.routes.len()
+        match &self.pending {
+            Some(p) => p.routes.len(),
+            None => self.routes.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.len() == 0
+    }
+
+    /// Every prefix held with its path-list id (reserved ids included).
+    pub fn routes(&self) -> Box<dyn Iterator<Item = (IpNet, u32)> + '_> {
+        match &self.pending {
+            Some(p) => Box::new(p.routes.iter()),
+            None => Box::new(self.routes.iter().map(|(p, v)| (*p, *v))),
+        }
     }
 
     /// Map writes since start.
@@ -285,14 +296,18 @@ impl FibSync {
     /// shadow is needed for the next batch, which waits for it itself).
     pub fn settle(&mut self) -> Result<(), SyncError> {
         if let Some(p) = self.pending.take() {
-            self.dir24 = p.join()?;
+            (self.dir24, self.routes) = p.join()?;
         }
         Ok(())
     }
 
     /// The path-list id a prefix has (reserved ids included).
     pub fn route(&self, prefix: &IpNet) -> Option<u32> {
-        self.routes.get(&prefix.trunc()).copied()
+        let p = prefix.trunc();
+        match &self.pending {
+            Some(b) => b.routes.get(&p),
+            None => self.routes.get(&p).copied(),
+        }
     }
 
     /// The path-list id of a next-hop set, while some prefix uses it.
@@ -335,16 +350,16 @@ impl FibSync {
         self.settle()?;
         let mut plan = Plan::default();
         let mut err = None;
-        self.routes.reserve(routes.len());
         plan.order.reserve(routes.len());
         plan.touched.reserve(routes.len());
         let bulk = self.routes.is_empty()
             && self.dir24.is_empty()
-            && routes.iter().filter(|r| r.prefix.addr().is_ipv4()).count()
-                >= self.cfg.bulk_threshold;
+            && routes.len() >= self.cfg.bulk_threshold
+            && routes.len() < 1 << 24;
         if bulk {
             return self.apply_bulk(routes);
         }
+        self.routes.reserve(routes.len());
         for r in routes {
             if let Err(e) = self.plan_route(r, &mut plan) {
                 err = Some(e);
@@ -358,20 +373,24 @@ impl FibSync {
         }
     }
 
-    /// The first batch into empty maps: routes straight into the table, then one flat DIR-24-8
-    /// load (see [`crate::bulk`]), the tries, and the objects before all of them.
+    /// The first batch into empty maps: the objects first, then the IPv6 trie (sorted, batched) on
+    /// another thread while this one writes one flat DIR-24-8 image (see [`crate::bulk`]) and the
+    /// IPv4 reference trie if configured. Each family is sorted by prefix (the last of several
+    /// routes for one prefix wins). The table of prefixes and the DIR-24-8 shadow are built in the
+    /// background and joined before the next batch.
     fn apply_bulk(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
+        const WITHDRAWN: u32 = u32::MAX;
         let mut plan = Plan::default();
         // The RIB interns next-hop sets, so runs of routes share one allocation: remember the last.
         let mut last: Option<(usize, u32)> = None;
         let mut err = None;
-        for r in routes {
-            let prefix = r.prefix.trunc();
+        // IPv4 keys: address << 32 | length << 24 | position (so the sort keeps the input order of
+        // repeated prefixes); IPv6: (address, length, position).
+        let mut k4: Vec<(u64, u32)> = Vec::with_capacity(routes.len());
+        let mut k6: Vec<(u128, u8, u32, u32)> = Vec::new();
+        for (seq, r) in routes.iter().enumerate() {
             let id = match &r.action {
-                None => {
-                    self.routes.remove(&prefix);
-                    continue;
-                }
+                None => WITHDRAWN,
                 Some(RouteAction::Forward(set)) if set.is_empty() => PL_PASS,
                 Some(RouteAction::Forward(set)) => match last {
                     Some((k, id)) if k == set.ptr_key() => id,
@@ -390,24 +409,105 @@ impl FibSync {
                 Some(RouteAction::PassToKernel) => PL_PASS,
                 Some(RouteAction::Local) => PL_LOCAL,
             };
-            self.routes.insert(prefix, id);
-        }
-        let lpm4 = self.cfg.engine4 == Engine4::Lpm;
-        let mut refs: FxHashMap<u32, u64> = FxHashMap::default();
-        let mut v4: Vec<(ipnet::Ipv4Net, u32)> = Vec::with_capacity(self.routes.len());
-        let mut tries: Vec<(IpNet, u32)> = Vec::new();
-        for (p, &id) in &self.routes {
-            if id >= PL_FIRST_DYNAMIC {
-                *refs.entry(id).or_insert(0) += 1;
+            match r.prefix.trunc() {
+                IpNet::V4(n) => k4.push((
+                    u64::from(u32::from(n.network())) << 32
+                        | u64::from(n.prefix_len()) << 24
+                        | seq as u64,
+                    id,
+                )),
+                IpNet::V6(n) => k6.push((u128::from(n.network()), n.prefix_len(), seq as u32, id)),
             }
-            match p {
-                IpNet::V4(n) => {
-                    v4.push((*n, id));
-                    if lpm4 {
-                        tries.push((*p, id));
+        }
+        let mut c = WriteCounts::default();
+        let mut first_err: Option<SyncError> = None;
+        // 1-3: the objects, before any prefix points at them.
+        self.write_objects(&plan, &mut c, &mut first_err);
+        let lpm4 = self.cfg.engine4 == Engine4::Lpm;
+        let m = &self.maps.fib;
+        let (v4, v6, groups, trie_c, trie_err) = std::thread::scope(|s| {
+            // 4: the IPv6 trie on its own thread (kernel work), sorted so consecutive inserts walk
+            // the same trie nodes, in batches of one syscall.
+            let six = s.spawn(move || {
+                k6.sort_unstable_by_key(|x| (x.0, x.1, x.2));
+                let mut v6: Vec<crate::bulk::Route6> = Vec::with_capacity(k6.len());
+                for (i, &(a, l, _, id)) in k6.iter().enumerate() {
+                    let last_of_prefix = k6.get(i + 1).is_none_or(|n| (n.0, n.1) != (a, l));
+                    if last_of_prefix && id != WITHDRAWN {
+                        v6.push((a, l, id));
                     }
                 }
-                IpNet::V6(_) => tries.push((*p, id)),
+                drop(k6);
+                let t6: Vec<_> = v6
+                    .iter()
+                    .map(|&(a, l, id)| {
+                        (
+                            a.into(),
+                            l,
+                            FibVal {
+                                pl_id: id,
+                                flags: 0,
+                            },
+                        )
+                    })
+                    .collect();
+                (v6, m.fib6_insert_batch(&t6))
+            });
+            k4.sort_unstable_by_key(|x| x.0);
+            let mut v4: Vec<crate::bulk::Route4> = Vec::with_capacity(k4.len());
+            for (i, &(k, id)) in k4.iter().enumerate() {
+                let last_of_prefix = k4.get(i + 1).is_none_or(|n| n.0 >> 24 != k >> 24);
+                if last_of_prefix && id != WITHDRAWN {
+                    v4.push(((k >> 32) as u32, (k >> 24) as u8, id));
+                }
+            }
+            drop(k4);
+            // 4: DIR-24-8 from a flat image (groups before tbl24), the IPv4 reference trie if used.
+            let groups = crate::bulk::load(
+                &v4,
+                &mut CountingSink { maps: m, c: &mut c },
+                m.dir8_groups(),
+            );
+            let mut tc = WriteCounts::default();
+            let mut te = None;
+            if lpm4 {
+                let t4: Vec<_> = v4
+                    .iter()
+                    .map(|&(a, l, id)| {
+                        (
+                            a.into(),
+                            l,
+                            FibVal {
+                                pl_id: id,
+                                flags: 0,
+                            },
+                        )
+                    })
+                    .collect();
+                tc.fib4 = t4.len() as u64;
+                note_err(&mut te, m.fib4_insert_batch(&t4));
+            }
+            let v6 = match six.join() {
+                Ok((v6, r)) => {
+                    tc.fib6 = v6.len() as u64;
+                    note_err(&mut te, r);
+                    v6
+                }
+                Err(_) => {
+                    te.get_or_insert(SyncError::Map("the trie writer panicked".into()));
+                    Vec::new()
+                }
+            };
+            (v4, v6, groups, tc, te)
+        });
+        c.add(&trie_c);
+        if let Some(e) = trie_err {
+            first_err.get_or_insert(e);
+        }
+        let mut refs: FxHashMap<u32, u64> = FxHashMap::default();
+        for &id in v4.iter().map(|r| &r.2).chain(v6.iter().map(|r| &r.2)) {
+            if id >= PL_FIRST_DYNAMIC {
+                *refs.entry(id).or_insert(0) += 1;
             }
         }
         for (id, n) in refs {
@@ -415,37 +515,19 @@ impl FibSync {
                 p.refs += n;
             }
         }
-        let mut c = WriteCounts::default();
-        let mut first_err: Option<SyncError> = None;
-        self.write_objects(&plan, &mut c, &mut first_err);
-        let m = &self.maps.fib;
-        let prefixes = self.routes.len() as u64;
-        self.pending = Some(crate::bulk::load(
-            v4,
-            &mut CountingSink { maps: m, c: &mut c },
-            m.dir8_groups(),
-            self.cfg.quarantine,
-        )?);
-        for (p, id) in tries {
-            let val = FibVal {
-                pl_id: id,
-                flags: 0,
-            };
-            match p {
-                IpNet::V4(n) => {
-                    c.fib4 += 1;
-                    note_err(
-                        &mut first_err,
-                        m.fib4_insert(n.network(), n.prefix_len(), val),
-                    );
-                }
-                IpNet::V6(n) => {
-                    c.fib6 += 1;
-                    note_err(
-                        &mut first_err,
-                        m.fib6_insert(n.network(), n.prefix_len(), val),
-                    );
-                }
+        let prefixes = (v4.len() + v6.len()) as u64;
+        let loaded = Arc::new(crate::bulk::Loaded { v4, v6 });
+        match groups {
+            Ok(groups) => {
+                self.pending = Some(crate::bulk::spawn_shadow(
+                    loaded,
+                    groups,
+                    m.dir8_groups(),
+                    self.cfg.quarantine,
+                )?)
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
             }
         }
         let dead = Dead {
@@ -740,6 +822,7 @@ impl FibSync {
         let lpm4 = self.cfg.engine4 == Engine4::Lpm;
         let mut prefixes = 0u64;
         let mut deletes: Vec<IpNet> = Vec::new();
+        let (mut ins4, mut ins6) = (Vec::new(), Vec::new());
         for p in &plan.order {
             let before = plan.touched.get(p).copied().flatten();
             let now = self.routes.get(p).copied();
@@ -761,22 +844,20 @@ impl FibSync {
                         first_err = Some(SyncError::Map(e.to_string()));
                     }
                     if lpm4 {
-                        c.fib4 += 1;
-                        note_err(
-                            &mut first_err,
-                            m.fib4_insert(n.network(), n.prefix_len(), val),
-                        );
+                        ins4.push((n.network(), n.prefix_len(), val));
                     }
                 }
-                IpNet::V6(n) => {
-                    c.fib6 += 1;
-                    note_err(
-                        &mut first_err,
-                        m.fib6_insert(n.network(), n.prefix_len(), val),
-                    );
-                }
+                IpNet::V6(n) => ins6.push((n.network(), n.prefix_len(), val)),
             }
         }
+        // Sorted, consecutive kernel inserts walk the same trie nodes.
+        ins4.sort_unstable_by_key(|x| (x.0, x.1));
+        ins6.sort_unstable_by_key(|x| (x.0, x.1));
+        c.fib4 += ins4.len() as u64;
+        c.fib6 += ins6.len() as u64;
+        note_err(&mut first_err, m.fib4_insert_batch(&ins4));
+        note_err(&mut first_err, m.fib6_insert_batch(&ins6));
+        let (mut del4, mut del6) = (Vec::new(), Vec::new());
         for p in &deletes {
             match p {
                 IpNet::V4(n) => {
@@ -787,16 +868,16 @@ impl FibSync {
                         first_err = Some(SyncError::Map(e.to_string()));
                     }
                     if lpm4 {
-                        c.fib4 += 1;
-                        note_err(&mut first_err, m.fib4_remove(n.network(), n.prefix_len()));
+                        del4.push((n.network(), n.prefix_len()));
                     }
                 }
-                IpNet::V6(n) => {
-                    c.fib6 += 1;
-                    note_err(&mut first_err, m.fib6_remove(n.network(), n.prefix_len()));
-                }
+                IpNet::V6(n) => del6.push((n.network(), n.prefix_len())),
             }
         }
+        c.fib4 += del4.len() as u64;
+        c.fib6 += del6.len() as u64;
+        note_err(&mut first_err, m.fib4_remove_batch(&del4));
+        note_err(&mut first_err, m.fib6_remove_batch(&del6));
         // 6. retire what lost its last reference.
         let dead = Dead {
             pls: std::mem::take(&mut plan.dead_pls),

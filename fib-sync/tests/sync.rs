@@ -375,3 +375,74 @@ fn the_consistency_check_reports_tampered_entries() {
         "{d:?}"
     );
 }
+
+#[test]
+fn a_bulk_load_takes_the_last_route_of_a_repeated_prefix_and_answers_before_it_settles() {
+    for engine in [Engine4::Dir24, Engine4::Lpm] {
+        let inst = Instance::new("bulkdup", engine);
+        let mut s = inst.sync(SyncConfig {
+            engine4: engine,
+            bulk_threshold: 16,
+            ..SyncConfig::default()
+        });
+        s.set_nexthops(&[(addr(A), Some(lo_nh(1))), (addr(B), Some(lo_nh(2)))])
+            .unwrap();
+        let mut routes = Vec::new();
+        for i in 0..64u32 {
+            let p4 = IpNet::new(IpAddr::V4((0x0a00_0000 + (i << 8)).into()), 24).unwrap();
+            let p4l = IpNet::new(IpAddr::V4((0x0a00_0000 + (i << 8) + 64).into()), 26).unwrap();
+            let p6 = IpNet::new(
+                IpAddr::V6((0x2001_0db8_u128 << 96 | u128::from(i) << 64).into()),
+                64,
+            )
+            .unwrap();
+            routes.push(Route::forward(p4, [(addr(A), 1)]));
+            routes.push(Route::forward(p4l, [(addr(A), 1)]));
+            routes.push(Route::forward(p6, [(addr(A), 1)]));
+            // Repeated later in the batch: the last one wins (B, blackhole or a withdrawal).
+            match i % 3 {
+                0 => {
+                    routes.push(Route::forward(p4, [(addr(B), 1)]));
+                    routes.push(Route::forward(p6, [(addr(B), 1)]));
+                }
+                1 => {
+                    routes.push(Route::withdraw(p4l));
+                    routes.push(Route::withdraw(p6));
+                }
+                _ => routes.push(Route {
+                    prefix: p4,
+                    action: Some(RouteAction::Blackhole),
+                }),
+            }
+        }
+        let r = s.apply(&routes).unwrap();
+        let mut want: std::collections::BTreeMap<IpNet, Route> = Default::default();
+        for r in &routes {
+            match r.action {
+                Some(_) => want.insert(r.prefix, r.clone()),
+                None => want.remove(&r.prefix),
+            };
+        }
+        assert_eq!(r.prefixes, want.len() as u64);
+        // Answers from the loaded routes before the background shadow is joined.
+        let pl_b = s.pathlist_of(&NhSet::new([(addr(B), 1)])).unwrap();
+        assert_eq!(s.len(), want.len());
+        assert_eq!(s.route(&net("10.0.0.0/24")), Some(pl_b));
+        assert_eq!(s.route(&net("10.0.2.0/24")), Some(PL_BLACKHOLE));
+        assert_eq!(
+            s.route(&net("10.0.1.64/26")),
+            None,
+            "withdrawn later in the batch"
+        );
+        assert_eq!(s.route(&net("2001:db8:0:1::/64")), None);
+        let want: Vec<Route> = want.into_values().collect();
+        assert_eq!(
+            s.check(&want).unwrap(),
+            vec![],
+            "{engine:?}, before settling"
+        );
+        s.settle().unwrap();
+        assert_eq!(s.check(&want).unwrap(), vec![], "{engine:?}, settled");
+        assert_eq!(s.tbl8_in_use(), (0..64).filter(|i| i % 3 != 1).count());
+    }
+}
