@@ -661,6 +661,7 @@ impl FlowSpec {
             }
             prev = t;
             clear_first_and(c);
+            normalize_prefix(c);
         }
         let f = FlowSpec { family, components };
         if f.body_len() > MAX_NLRI_LEN {
@@ -866,6 +867,19 @@ fn compare_prefix(p: FlowPrefix, q: FlowPrefix) -> Ordering {
     let common = pl.min(ql);
     let m = mask128(p.offset(), common);
     (pb & m).cmp(&(qb & m)).then_with(|| ql.cmp(&pl))
+}
+
+/// Clears prefix bits the encoding does not carry (host bits; for IPv6 also the bits before the offset), as
+/// decoding does, so that a built rule equals its own decoded encoding.
+fn normalize_prefix(c: &mut Component) {
+    if let Component::DestinationPrefix(p) | Component::SourcePrefix(p) = c {
+        *p = match *p {
+            FlowPrefix::V4(n) => FlowPrefix::V4(n.trunc()),
+            FlowPrefix::V6 { prefix, offset } => {
+                FlowPrefix::v6_with_offset(prefix.addr(), prefix.prefix_len(), offset).unwrap_or(*p)
+            }
+        };
+    }
 }
 
 fn clear_first_and(c: &mut Component) {

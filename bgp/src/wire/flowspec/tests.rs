@@ -334,6 +334,18 @@ fn new_validates_rfc8955_4_2() {
         FlowSpec::new(Family::V4, vec![Component::FlowLabel(vec![eq(1)])]),
         Err(FlowSpecError::UnknownComponent(13))
     );
+    // Prefix bits the encoding does not carry are cleared, as decoding does.
+    let raw = FlowPrefix::V6 {
+        prefix: "ffff::ffff:ffff:ffff:ffff:ffff:ffff/80".parse().unwrap(),
+        offset: 64,
+    };
+    let f = FlowSpec::new(Family::V6, vec![Component::SourcePrefix(raw)]).unwrap();
+    assert_eq!(
+        f.components()[0].prefix().unwrap().prefix().to_string(),
+        "::ffff:0:0:0/80"
+    );
+    let b = f.to_bytes();
+    assert_eq!(decode_one(&b, Family::V6).unwrap(), f);
     // The first term's AND bit is cleared.
     let f = rule(vec![Component::Protocol(vec![eq(6).and()])]);
     assert_eq!(f.components()[0].numeric().unwrap()[0], eq(6));
