@@ -542,12 +542,22 @@ impl Component {
         if let Some(p) = self.prefix() {
             return p.wire_len();
         }
-        let lens: Box<dyn Iterator<Item = u8>> = match (self.numeric(), self.bitmask()) {
-            (Some(t), _) => Box::new(t.iter().map(|t| t.len)),
-            (_, Some(t)) => Box::new(t.iter().map(|t| t.len)),
-            _ => Box::new(std::iter::empty()),
-        };
-        lens.map(|l| 1 + usize::from(l)).sum()
+        self.term_lens().map(|(len, _)| 1 + usize::from(len)).sum()
+    }
+
+    /// (value length, value) of each term (nothing for prefixes). Allocation-free.
+    fn term_lens(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+        let n = self
+            .numeric()
+            .unwrap_or(&[])
+            .iter()
+            .map(|t| (t.len, t.value));
+        let b = self
+            .bitmask()
+            .unwrap_or(&[])
+            .iter()
+            .map(|t| (t.len, t.value));
+        n.chain(b)
     }
 
     /// Appends the component (type code included).
@@ -587,15 +597,10 @@ impl Component {
             }
             return Ok(());
         }
-        let lens: Vec<(u8, u64)> = match (self.numeric(), self.bitmask()) {
-            (Some(v), _) => v.iter().map(|x| (x.len, x.value)).collect(),
-            (_, Some(v)) => v.iter().map(|x| (x.len, x.value)).collect(),
-            _ => vec![],
-        };
-        if lens.is_empty() {
+        if self.term_lens().next().is_none() {
             return Err(FlowSpecError::NoTerms(t));
         }
-        for (len, value) in lens {
+        for (len, value) in self.term_lens() {
             if !value_len_allowed(t, len) {
                 return Err(FlowSpecError::BadValueLength { component: t, len });
             }
