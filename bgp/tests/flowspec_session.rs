@@ -401,7 +401,8 @@ fn gobgp_flowspec_reaches_our_speaker_as_typed_rules() {
 
     // Our speaker runs on a thread inside our namespace (sockets are created in the thread's namespace).
     let nspath = format!("/run/netns/{ours}");
-    let got = std::thread::spawn(move || {
+    let theirs2 = theirs.clone();
+    let (got, accepted) = std::thread::spawn(move || {
         let f = std::fs::File::open(&nspath).unwrap();
         use std::os::fd::AsRawFd;
         // SAFETY: setns on a valid namespace fd affects only this thread.
@@ -432,8 +433,61 @@ fn gobgp_flowspec_reaches_our_speaker_as_typed_rules() {
                     >= 2
             })
             .await;
+            // Our rules the other way: GoBGP must accept what our encoder writes.
+            let v6 = FlowSpec::new(
+                IpFamily::V6,
+                vec![
+                    Component::DestinationPrefix(FlowPrefix::new(
+                        "2001:db8:9::/48".parse().unwrap(),
+                    )),
+                    Component::Protocol(vec![NumericTerm::new(Cmp::EQ, 17)]),
+                    Component::DestinationPort(vec![
+                        NumericTerm::new(Cmp::GE, 1000),
+                        NumericTerm::new(Cmp::LE, 2000).and(),
+                    ]),
+                ],
+            )
+            .unwrap();
+            let mut u6 = flow_update(vec![v6]);
+            u6.mp_reach.as_mut().unwrap().afi_safi = AfiSafi::IPV6_FLOWSPEC;
+            h.send_updates(&[flow_update(vec![rule("10.9.0.0/24", 25)]), u6])
+                .await
+                .unwrap();
+            h.flush().await.unwrap();
+            let seen = |af: &str, want: &[&str]| {
+                let out = std::process::Command::new("ip")
+                    .args(["netns", "exec", &theirs2, "gobgp", "-p", "50153"])
+                    .args(["global", "rib", "-a", af])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                want.iter().all(|w| out.contains(w)).then_some(out)
+            };
+            let mut accepted = (None, None);
+            for _ in 0..100 {
+                accepted = (
+                    seen(
+                        "ipv4-flowspec",
+                        &[
+                            "[destination: 10.9.0.0/24][protocol: ==tcp][destination-port: ==25]",
+                            "discard",
+                        ],
+                    ),
+                    seen(
+                        "ipv6-flowspec",
+                        &[
+                            "2001:db8:9::/48",
+                            "[protocol: ==udp][destination-port: >=1000&<=2000]",
+                        ],
+                    ),
+                );
+                if accepted.0.is_some() && accepted.1.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             h.stop(None);
-            got
+            (got, accepted)
         })
     })
     .join()
@@ -466,5 +520,7 @@ fn gobgp_flowspec_reaches_our_speaker_as_typed_rules() {
             ),
         ]
     );
+    assert!(accepted.0.is_some(), "GoBGP did not accept our IPv4 rule");
+    assert!(accepted.1.is_some(), "GoBGP did not accept our IPv6 rule");
     drop(ns);
 }
