@@ -294,37 +294,135 @@ fn have(cmd: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn gobgp_flowspec_reaches_our_speaker_as_typed_rules() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !have("gobgpd") {
-        eprintln!("skipped: needs root and gobgpd");
-        return;
-    }
+/// Two namespaces `fss<pid>-<tag>-us` (10.0.13.1) and `-peer` (10.0.13.3) joined by a veth.
+fn ns_pair(tag: &str) -> (Netns, String, String) {
     let pid = std::process::id();
-    let (ours, theirs) = (format!("fss{pid}-us"), format!("fss{pid}-gobgp"));
-    let dir = std::env::temp_dir().join(format!("fss{pid}"));
+    let (ours, theirs) = (format!("fss{pid}-{tag}-us"), format!("fss{pid}-{tag}-peer"));
+    let dir = std::env::temp_dir().join(format!("fss{pid}-{tag}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut ns = Netns {
         names: vec![],
         children: vec![],
-        dir: dir.clone(),
+        dir,
     };
     for n in [&ours, &theirs] {
         Netns::ip(&["netns", "add", n]);
         ns.names.push(n.clone());
         Netns::ip(&["-n", n, "link", "set", "lo", "up"]);
     }
+    let (a, b) = (format!("{tag}a"), format!("{tag}b"));
     Netns::ip(&[
-        "link", "add", "fsa", "netns", &ours, "type", "veth", "peer", "name", "fsb", "netns",
-        &theirs,
+        "link", "add", &a, "netns", &ours, "type", "veth", "peer", "name", &b, "netns", &theirs,
     ]);
-    Netns::ip(&["-n", &ours, "addr", "add", "10.0.13.1/24", "dev", "fsa"]);
-    Netns::ip(&["-n", &theirs, "addr", "add", "10.0.13.3/24", "dev", "fsb"]);
-    Netns::ip(&["-n", &ours, "link", "set", "fsa", "up"]);
-    Netns::ip(&["-n", &theirs, "link", "set", "fsb", "up"]);
+    Netns::ip(&["-n", &ours, "addr", "add", "10.0.13.1/24", "dev", &a]);
+    Netns::ip(&["-n", &theirs, "addr", "add", "10.0.13.3/24", "dev", &b]);
+    Netns::ip(&["-n", &ours, "link", "set", &a, "up"]);
+    Netns::ip(&["-n", &theirs, "link", "set", &b, "up"]);
+    (ns, ours, theirs)
+}
 
-    let conf = dir.join("gobgpd.toml");
+/// The rules our speaker announces to the real peers: IPv4 and IPv6, with the discard action.
+fn our_rules() -> Vec<Update> {
+    let v6 = FlowSpec::new(
+        IpFamily::V6,
+        vec![
+            Component::DestinationPrefix(FlowPrefix::new("2001:db8:9::/48".parse().unwrap())),
+            Component::Protocol(vec![NumericTerm::new(Cmp::EQ, 17)]),
+            Component::DestinationPort(vec![
+                NumericTerm::new(Cmp::GE, 1000),
+                NumericTerm::new(Cmp::LE, 2000).and(),
+            ]),
+        ],
+    )
+    .unwrap();
+    let mut u6 = flow_update(vec![v6]);
+    u6.mp_reach.as_mut().unwrap().afi_safi = AfiSafi::IPV6_FLOWSPEC;
+    vec![flow_update(vec![rule("10.9.0.0/24", 25)]), u6]
+}
+
+/// Runs our speaker (AS 65001, 10.0.13.1, IPv4 + IPv6 FlowSpec) on a thread inside namespace `ns` against
+/// the peer at 10.0.13.3: collects UPDATEs until `enough`, sends [`our_rules`], then polls `accepted` (a
+/// check run against the peer, up to 20 s). Returns what arrived and whether the peer accepted our rules.
+fn run_speaker(
+    ns: &str,
+    peer_as: u32,
+    enough: fn(&[Update]) -> bool,
+    accepted: impl Fn() -> bool + Send + 'static,
+) -> (Vec<Update>, bool) {
+    let nspath = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&nspath).unwrap();
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = Listener::bind(&[SocketAddr::from(([10, 0, 13, 1], 179))]).unwrap();
+            let mut f = fsm(
+                65001,
+                peer_as,
+                1,
+                &[Family::IPV4_FLOWSPEC, Family::IPV6_FLOWSPEC],
+            );
+            f.hold_time = 90;
+            let mut c = PeerConfig::new(PeerId(1), SocketAddr::from(([10, 0, 13, 3], 179)), f);
+            c.socket.local_addr = Some(IpAddr::from([10, 0, 13, 1]));
+            let (tx, mut rx) = mpsc::channel(64);
+            let h = PeerHandle::spawn(c, Some(&l), tx).unwrap();
+            h.start();
+            let got = collect_until(&mut rx, enough).await;
+            h.send_updates(&our_rules()).await.unwrap();
+            h.flush().await.unwrap();
+            let mut ok = false;
+            for _ in 0..100 {
+                if accepted() {
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            h.stop(None);
+            (got, ok)
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// Announced rules as (text, actions), sorted.
+fn texts(got: &[Update]) -> Vec<(String, Vec<FlowAction>)> {
+    let mut v: Vec<(String, Vec<FlowAction>)> = got
+        .iter()
+        .flat_map(|u| {
+            u.announced_flowspec()
+                .map(|(_, r)| (r.to_string(), u.attrs.flow_actions()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn output(args: &[&str]) -> String {
+    std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn gobgp_flowspec_reaches_our_speaker_and_accepts_ours() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !have("gobgpd") {
+        eprintln!("skipped: needs root and gobgpd");
+        return;
+    }
+    let (mut ns, ours, theirs) = ns_pair("fg");
+    let conf = ns.dir.join("gobgpd.toml");
     std::fs::write(
         &conf,
         r#"[global.config]
@@ -343,7 +441,7 @@ fn gobgp_flowspec_reaches_our_speaker_as_typed_rules() {
 "#,
     )
     .unwrap();
-    let log = std::fs::File::create(dir.join("gobgpd.log")).unwrap();
+    let log = std::fs::File::create(ns.dir.join("gobgpd.log")).unwrap();
     let child = std::process::Command::new("ip")
         .args(["netns", "exec", &theirs, "gobgpd", "-f"])
         .arg(&conf)
@@ -356,7 +454,8 @@ fn gobgp_flowspec_reaches_our_speaker_as_typed_rules() {
     let gobgp = |args: &[&str]| {
         let mut cmd = std::process::Command::new("ip");
         cmd.args(["netns", "exec", &theirs, "gobgp", "-p", "50153"])
-            .args(args);
+            .args(args)
+            .stderr(std::process::Stdio::null());
         let mut ok = false;
         for _ in 0..50 {
             if cmd.status().is_ok_and(|s| s.success()) {
@@ -398,111 +497,32 @@ fn gobgp_flowspec_reaches_our_speaker_as_typed_rules() {
         "rate-limit",
         "5000",
     ]);
-
-    // Our speaker runs on a thread inside our namespace (sockets are created in the thread's namespace).
-    let nspath = format!("/run/netns/{ours}");
-    let theirs2 = theirs.clone();
-    let (got, accepted) = std::thread::spawn(move || {
-        let f = std::fs::File::open(&nspath).unwrap();
-        use std::os::fd::AsRawFd;
-        // SAFETY: setns on a valid namespace fd affects only this thread.
-        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let l = Listener::bind(&[SocketAddr::from(([10, 0, 13, 1], 179))]).unwrap();
-            let mut f = fsm(
-                65001,
-                4_200_000_003,
-                1,
-                &[Family::IPV4_FLOWSPEC, Family::IPV6_FLOWSPEC],
-            );
-            f.hold_time = 90;
-            let mut c = PeerConfig::new(PeerId(1), SocketAddr::from(([10, 0, 13, 3], 179)), f);
-            c.socket.local_addr = Some(IpAddr::from([10, 0, 13, 1]));
-            let (tx, mut rx) = mpsc::channel(64);
-            let h = PeerHandle::spawn(c, Some(&l), tx).unwrap();
-            h.start();
-            let got = collect_until(&mut rx, |u| {
-                // (GoBGP sends End-of-RIB only with graceful restart, which this session does not use.)
-                u.iter()
-                    .map(|u| u.announced_flowspec().count())
-                    .sum::<usize>()
-                    >= 2
-            })
-            .await;
-            // Our rules the other way: GoBGP must accept what our encoder writes.
-            let v6 = FlowSpec::new(
-                IpFamily::V6,
-                vec![
-                    Component::DestinationPrefix(FlowPrefix::new(
-                        "2001:db8:9::/48".parse().unwrap(),
-                    )),
-                    Component::Protocol(vec![NumericTerm::new(Cmp::EQ, 17)]),
-                    Component::DestinationPort(vec![
-                        NumericTerm::new(Cmp::GE, 1000),
-                        NumericTerm::new(Cmp::LE, 2000).and(),
-                    ]),
-                ],
-            )
-            .unwrap();
-            let mut u6 = flow_update(vec![v6]);
-            u6.mp_reach.as_mut().unwrap().afi_safi = AfiSafi::IPV6_FLOWSPEC;
-            h.send_updates(&[flow_update(vec![rule("10.9.0.0/24", 25)]), u6])
-                .await
-                .unwrap();
-            h.flush().await.unwrap();
-            let seen = |af: &str, want: &[&str]| {
-                let out = std::process::Command::new("ip")
-                    .args(["netns", "exec", &theirs2, "gobgp", "-p", "50153"])
-                    .args(["global", "rib", "-a", af])
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                    .unwrap_or_default();
-                want.iter().all(|w| out.contains(w)).then_some(out)
+    let t = theirs.clone();
+    let (got, accepted) = run_speaker(
+        &ours,
+        4_200_000_003,
+        // (GoBGP sends End-of-RIB only with graceful restart, which this session does not use.)
+        |u| {
+            u.iter()
+                .map(|u| u.announced_flowspec().count())
+                .sum::<usize>()
+                >= 2
+        },
+        move || {
+            let rib = |af| {
+                output(&[
+                    "ip", "netns", "exec", &t, "gobgp", "-p", "50153", "global", "rib", "-a", af,
+                ])
             };
-            let mut accepted = (None, None);
-            for _ in 0..100 {
-                accepted = (
-                    seen(
-                        "ipv4-flowspec",
-                        &[
-                            "[destination: 10.9.0.0/24][protocol: ==tcp][destination-port: ==25]",
-                            "discard",
-                        ],
-                    ),
-                    seen(
-                        "ipv6-flowspec",
-                        &[
-                            "2001:db8:9::/48",
-                            "[protocol: ==udp][destination-port: >=1000&<=2000]",
-                        ],
-                    ),
-                );
-                if accepted.0.is_some() && accepted.1.is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            h.stop(None);
-            (got, accepted)
-        })
-    })
-    .join()
-    .unwrap();
-    let mut rules: Vec<(String, Vec<FlowAction>)> = got
-        .iter()
-        .flat_map(|u| {
-            u.announced_flowspec()
-                .map(|(_, r)| (r.to_string(), u.attrs.flow_actions()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    rules.sort_by(|a, b| a.0.cmp(&b.0));
+            let (v4, v6) = (rib("ipv4-flowspec"), rib("ipv6-flowspec"));
+            v4.contains("[destination: 10.9.0.0/24][protocol: ==tcp][destination-port: ==25]")
+                && v4.contains("discard")
+                && v6.contains("2001:db8:9::/48")
+                && v6.contains("[protocol: ==udp][destination-port: >=1000&<=2000]")
+        },
+    );
     assert_eq!(
-        rules,
+        texts(&got),
         vec![
             (
                 "dst 10.3.0.0/24 proto =6 dport >=80&<=90".to_string(),
@@ -520,7 +540,86 @@ fn gobgp_flowspec_reaches_our_speaker_as_typed_rules() {
             ),
         ]
     );
-    assert!(accepted.0.is_some(), "GoBGP did not accept our IPv4 rule");
-    assert!(accepted.1.is_some(), "GoBGP did not accept our IPv6 rule");
+    assert!(accepted, "GoBGP did not take our IPv4 and IPv6 rules");
+    drop(ns);
+}
+
+#[test]
+fn bird_flowspec_reaches_our_speaker_and_accepts_ours() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !have("bird") {
+        eprintln!("skipped: needs root and bird");
+        return;
+    }
+    let (mut ns, ours, theirs) = ns_pair("fb");
+    let conf = ns.dir.join("bird.conf");
+    let ctl = ns.dir.join("bird.ctl");
+    std::fs::write(
+        &conf,
+        r#"router id 10.0.0.1;
+protocol device {}
+flow4 table ft4;
+flow6 table ft6;
+protocol static f4 {
+  flow4 { table ft4; };
+  route flow4 { dst 10.1.0.0/24; proto = 6; dport >= 80 && <= 90; tcp flags 0x02/0x12; };
+}
+protocol static f6 {
+  flow6 { table ft6; };
+  route flow6 { dst 2001:db8:1:1::/64; src ::1234:5678:9800:0/101 offset 64; next header = 17; };
+}
+filter fx { bgp_ext_community.add((generic, 0x80060000, 0)); accept; }
+protocol bgp speaker {
+  local 10.0.13.3 as 4200000001; neighbor 10.0.13.1 as 65001;
+  flow4 { table ft4; import all; export filter fx; };
+  flow6 { table ft6; import all; export filter fx; };
+}
+"#,
+    )
+    .unwrap();
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &theirs, "bird", "-f", "-c"])
+        .arg(&conf)
+        .arg("-s")
+        .arg(&ctl)
+        .stdout(std::fs::File::create(ns.dir.join("bird.log")).unwrap())
+        .stderr(std::fs::File::create(ns.dir.join("bird.err")).unwrap())
+        .spawn()
+        .unwrap();
+    ns.children.push(child);
+    let ctl = ctl.to_string_lossy().into_owned();
+    let (got, accepted) = run_speaker(
+        &ours,
+        4_200_000_001,
+        |u| {
+            // BIRD ends each family's initial table with End-of-RIB (RFC 4724 §2).
+            let eor = |af| u.iter().any(|u| u.end_of_rib_family() == Some(af));
+            eor(AfiSafi::IPV4_FLOWSPEC) && eor(AfiSafi::IPV6_FLOWSPEC)
+        },
+        move || {
+            let show = |t| output(&["birdc", "-s", &ctl, "show", "route", "table", t]);
+            let (v4, v6) = (show("ft4"), show("ft6"));
+            v4.contains("dst 10.9.0.0/24") && v6.contains("dst 2001:db8:9::/48")
+        },
+    );
+    let discard = vec![FlowAction::TrafficRateBytes {
+        asn: 0,
+        bytes_per_second: 0.0,
+    }];
+    assert_eq!(
+        texts(&got),
+        vec![
+            (
+                "dst 10.1.0.0/24 proto =6 dport >=80&<=90 tcp-flags =syn&!ack".to_string(),
+                discard.clone()
+            ),
+            (
+                "dst 2001:db8:1:1::/64 src ::1234:5678:9800:0/101 offset 64 next-header =17"
+                    .to_string(),
+                discard
+            ),
+        ]
+    );
+    assert!(accepted, "BIRD did not take our IPv4 and IPv6 rules");
     drop(ns);
 }
