@@ -623,3 +623,73 @@ protocol bgp speaker {
     assert!(accepted, "BIRD did not take our IPv4 and IPv6 rules");
     drop(ns);
 }
+
+#[test]
+fn exabgp_malformed_ipv6_rule_is_treat_as_withdraw_and_the_session_stays_up() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !have("exabgp") {
+        eprintln!("skipped: needs root and exabgp");
+        return;
+    }
+    let (mut ns, ours, theirs) = ns_pair("fe");
+    let conf = ns.dir.join("exabgp.conf");
+    // ExaBGP 4.2 encodes `source ::1/128/120` with all 16 address octets as the pattern (RFC 8956 §3.1 wants
+    // length − offset bits): a rule malformed inside a sound NLRI length.
+    std::fs::write(
+        &conf,
+        r#"neighbor 10.0.13.1 {
+  router-id 10.0.0.4;
+  local-address 10.0.13.3;
+  local-as 4200000004;
+  peer-as 65001;
+  hold-time 90;
+  family { ipv4 flow; ipv6 flow; }
+  flow {
+    route good { match { destination 10.4.0.0/24; protocol tcp; destination-port [ >=80&<=90 ]; } then { discard; } }
+    route bad { match { destination 2001:db8:4::/48/0; source ::1/128/120; next-header udp; } then { discard; } }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &theirs,
+            "env",
+            "exabgp_daemon_user=root",
+            "exabgp_daemon_drop=false",
+        ])
+        .args(["exabgp_api_cli=false", "exabgp"])
+        .arg(&conf)
+        .stdout(std::fs::File::create(ns.dir.join("exabgp.log")).unwrap())
+        .stderr(std::fs::File::create(ns.dir.join("exabgp.err")).unwrap())
+        .spawn()
+        .unwrap();
+    ns.children.push(child);
+    let (got, _) = run_speaker(
+        &ours,
+        4_200_000_004,
+        |u| {
+            u.iter().any(|u| u.announced_flowspec().count() > 0)
+                && u.iter().any(|u| u.treat_as_withdraw.is_some())
+        },
+        || true,
+    );
+    assert_eq!(
+        texts(&got).into_iter().map(|(r, _)| r).collect::<Vec<_>>(),
+        vec!["dst 10.4.0.0/24 proto =6 dport >=80&<=90".to_string()]
+    );
+    let bad = got.iter().find(|u| u.treat_as_withdraw.is_some()).unwrap();
+    assert_eq!(
+        bad.treat_as_withdraw,
+        Some(bgp::wire::Error::InvalidNetworkField)
+    );
+    assert_eq!(
+        bad.mp_reach.as_ref().map(|m| m.afi_safi),
+        Some(AfiSafi::IPV6_FLOWSPEC)
+    );
+    assert!(got.iter().all(|u| u.afi_safi_disable.is_none()));
+    drop(ns);
+}
