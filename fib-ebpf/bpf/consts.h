@@ -9,16 +9,21 @@
 #ifndef FIB_CONSTS_H
 #define FIB_CONSTS_H
 
-#define FIB_ABI_VERSION 1
+#define FIB_ABI_VERSION 2
 
-/* DIR-24-8: tbl24 has 2^24 u32 entries packed 16 per array element (ARRAY values are
- * rounded up to 8 bytes, so one u32 per element would double the memory and break a
- * dense mmap). tbl8 groups hold 256 u32 entries, one group per array element. */
-#define DIR24_ENTRIES_PER_ROW 16
+/* DIR-24-8: tbl24 has 2^24 u16 entries packed 32 per array element (one 64-byte line; ARRAY
+ * values are rounded up to 8 bytes, so one entry per element would break a dense mmap): 32 MiB
+ * instead of the 64 MiB of u32 entries, so the part of it that real traffic touches is half as
+ * many cache lines and pages (measured in docs/ARCHITECTURE.md). A tbl24 entry is a path-list id
+ * (< DIR24_TBL8), or DIR24_TBL8 | tbl8 group. tbl8 groups hold 256 u32 entries (path-list ids), one
+ * group per array element. */
+#define DIR24_ENTRIES_PER_ROW 32
 #define DIR24_ROWS ((1u << 24) / DIR24_ENTRIES_PER_ROW)
+#define DIR24_TBL8 0x8000u
 #define DIR8_ENTRIES 256
-#define DIR8_MAX_GROUPS 65536
-/* An entry with this bit set is a tbl8 group index, otherwise a path-list id. */
+#define DIR8_MAX_GROUPS 32768
+/* Userspace's (the Rust API's) 32-bit form of a tbl24 entry: a tbl8 group index with this bit
+ * set, otherwise a path-list id. FibMaps converts it to and from the 16-bit map entry. */
 #define DIR_ENTRY_TBL8 0x80000000u
 
 /* Reserved path-list ids: route kinds without next-hops, so one u32 says everything. */
@@ -27,7 +32,7 @@
 #define PL_PASS 2       /* pass to kernel (local delivery, routes the kernel must handle) */
 #define PL_LOCAL 3      /* destination is an address of this box: XDP_PASS */
 #define PL_FIRST_DYNAMIC 16
-#define PATHLIST_MAX (1u << 20)
+#define PATHLIST_MAX (1u << 15) /* path-list ids must fit a tbl24 entry (< DIR24_TBL8) */
 
 /* Nexthop groups: immutable bucket tables; a flow hash picks one bucket. */
 #define NHG_PASS 0      /* the "pass to kernel" group: next-hop unresolved */
@@ -42,8 +47,8 @@
 /* fib4/fib6 value flags */
 #define FIB_F_NONE 0
 
-/* route_cache: per-CPU LRU entries */
-#define ROUTE_CACHE_MAX 65536
+/* route_cache: slots of the per-CPU direct-mapped cache (a power of two; 2 MiB per CPU) */
+#define ROUTE_CACHE_SLOTS 65536
 
 /* Load-time engine choice for IPv4 (volatile const cfg_engine4). */
 #define ENGINE4_DIR24 0

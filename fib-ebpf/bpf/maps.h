@@ -33,8 +33,8 @@ struct {
 	__type(value, struct fib_meta);
 } meta SEC(".maps");
 
-/* DIR-24-8 first level: row = (addr >> 8) / 16, 16 entries per row. Entry = path-list id, or
- * DIR_ENTRY_TBL8 | group. Userspace writes single aligned u32 entries through the mmap. */
+/* DIR-24-8 first level: row = (addr >> 8) / 32, 32 u16 entries per row. Entry = path-list id, or
+ * DIR24_TBL8 | group. Userspace writes single aligned u16 entries through the mmap. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DIR24_ROWS);
@@ -104,12 +104,15 @@ struct {
 	__type(value, struct tx_port_val);
 } tx_port SEC(".maps");
 
-/* Optional per-CPU route cache (cfg_route_cache): destination -> path-list id at a generation. */
+/* Optional per-CPU route cache (cfg_route_cache): direct-mapped, slot = hash(destination), each slot
+ * {destination, path-list id, generation}. A per-CPU ARRAY rather than an LRU hash: the lookup is
+ * inlined by the verifier and a miss is a plain store, where the LRU hash cost a helper call per
+ * lookup and an LRU insert (locks, list moves) per miss. Only the program of this CPU writes it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, ROUTE_CACHE_MAX);
-	__type(key, struct route_cache_key);
-	__type(value, struct route_cache_val);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ROUTE_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct route_cache_entry);
 } route_cache SEC(".maps");
 
 /* Benchmark programs only (never pinned): destination tables and a per-CPU cursor. */

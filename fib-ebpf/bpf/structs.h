@@ -15,9 +15,9 @@ struct stat_counter {
 	__u64 bytes;
 };
 
-/* dir24: one row = 16 consecutive /24 entries */
+/* dir24: one row = 32 consecutive /24 entries */
 struct dir24_row {
-	__u32 e[DIR24_ENTRIES_PER_ROW];
+	__u16 e[DIR24_ENTRIES_PER_ROW];
 };
 
 /* dir8: one group = the 256 host entries under one /24 */
@@ -58,16 +58,13 @@ struct nh {
 	__u32 _pad;
 };
 
-/* route_cache: per-CPU LRU, keyed by destination address */
-struct route_cache_key {
-	__u8 family; /* 4 or 6 */
-	__u8 _pad[3];
-	__u8 addr[16];
-};
-
-struct route_cache_val {
+/* route_cache: one slot of the per-CPU direct-mapped cache (slot = hash of the destination). It
+ * answers only for the address it holds, and only while its generation is the FIB's. */
+struct route_cache_entry {
+	__u32 addr[4];  /* destination, network order; IPv4 in addr[0], the rest zero */
 	__u32 pl_id;
-	__u32 _pad;
+	__u8 family;    /* 4 or 6; 0 = empty */
+	__u8 _pad[3];
 	__u64 generation;
 };
 

@@ -6,12 +6,16 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const FIB_ABI_VERSION: u32 = 1;
+pub const FIB_ABI_VERSION: u32 = 2;
 
-pub const DIR24_ENTRIES_PER_ROW: usize = 16;
+/// tbl24 entries are u16 in the map, 32 per 64-byte row (32 MiB in all).
+pub const DIR24_ENTRIES_PER_ROW: usize = 32;
 pub const DIR24_ROWS: u32 = (1 << 24) / DIR24_ENTRIES_PER_ROW as u32;
+/// The tbl8 flag of a 16-bit tbl24 map entry.
+pub const DIR24_TBL8: u16 = 0x8000;
 pub const DIR8_ENTRIES: usize = 256;
-pub const DIR8_MAX_GROUPS: u32 = 65536;
+pub const DIR8_MAX_GROUPS: u32 = 32768;
+/// The tbl8 flag of a tbl24 entry as the Rust API speaks it (32-bit form, converted by `FibMaps`).
 pub const DIR_ENTRY_TBL8: u32 = 0x8000_0000;
 
 pub const PL_NO_ROUTE: u32 = 0;
@@ -19,7 +23,8 @@ pub const PL_BLACKHOLE: u32 = 1;
 pub const PL_PASS: u32 = 2;
 pub const PL_LOCAL: u32 = 3;
 pub const PL_FIRST_DYNAMIC: u32 = 16;
-pub const PATHLIST_MAX: u32 = 1 << 20;
+/// Path-list ids must fit a 16-bit tbl24 entry (below `DIR24_TBL8`).
+pub const PATHLIST_MAX: u32 = 1 << 15;
 
 pub const NHG_PASS: u32 = 0;
 pub const NHG_MAX_BUCKETS: usize = 256;
@@ -29,7 +34,8 @@ pub const NH_F_VLAN: u16 = 0x1;
 
 pub const FIB4_MAX: u32 = 1 << 22;
 pub const FIB6_MAX: u32 = 1 << 20;
-pub const ROUTE_CACHE_MAX: u32 = 65536;
+/// Slots of the per-CPU direct-mapped route cache.
+pub const ROUTE_CACHE_SLOTS: u32 = 65536;
 pub const ENGINE4_DIR24: u32 = 0;
 pub const ENGINE4_LPM: u32 = 1;
 pub const BENCH_BATCH: usize = 64;
@@ -108,7 +114,7 @@ pub struct StatCounter {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dir24Row {
-    pub e: [u32; DIR24_ENTRIES_PER_ROW],
+    pub e: [u16; DIR24_ENTRIES_PER_ROW],
 }
 
 #[repr(C)]
@@ -159,17 +165,13 @@ pub struct Nh {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RouteCacheKey {
+pub struct RouteCacheEntry {
+    /// Destination in network order (IPv4 in `addr[0]`).
+    pub addr: [u32; 4],
+    pub pl_id: u32,
+    /// 4 or 6; 0 = empty.
     pub family: u8,
     pub _pad: [u8; 3],
-    pub addr: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RouteCacheVal {
-    pub pl_id: u32,
-    pub _pad: u32,
     pub generation: u64,
 }
 
@@ -220,8 +222,7 @@ unsafe impl aya::Pod for Fib6Key {}
 unsafe impl aya::Pod for FibVal {}
 unsafe impl aya::Pod for Nhg {}
 unsafe impl aya::Pod for Nh {}
-unsafe impl aya::Pod for RouteCacheKey {}
-unsafe impl aya::Pod for RouteCacheVal {}
+unsafe impl aya::Pod for RouteCacheEntry {}
 unsafe impl aya::Pod for FibMeta {}
 unsafe impl aya::Pod for TxPortVal {}
 unsafe impl aya::Pod for BenchRow4 {}
@@ -242,8 +243,8 @@ const _: () = {
     assert!(offset_of!(Nh, dmac) == 10);
     assert!(offset_of!(Nh, vlan) == 16);
     assert!(offset_of!(Nh, flags) == 18);
-    assert!(size_of::<RouteCacheKey>() == 20);
-    assert!(size_of::<RouteCacheVal>() == 16);
+    assert!(size_of::<RouteCacheEntry>() == 32);
+    assert!(offset_of!(RouteCacheEntry, generation) == 24);
     assert!(size_of::<FibMeta>() == 16);
     assert!(size_of::<TxPortVal>() == 8);
     assert!(size_of::<BenchRow4>() == 4 * BENCH_BATCH);
@@ -295,12 +296,11 @@ pub fn rust_layout() -> Vec<(String, u64)> {
     o!(v, "nh", Nh, dmac);
     o!(v, "nh", Nh, vlan);
     o!(v, "nh", Nh, flags);
-    s!(v, "route_cache_key", RouteCacheKey);
-    o!(v, "route_cache_key", RouteCacheKey, family);
-    o!(v, "route_cache_key", RouteCacheKey, addr);
-    s!(v, "route_cache_val", RouteCacheVal);
-    o!(v, "route_cache_val", RouteCacheVal, pl_id);
-    o!(v, "route_cache_val", RouteCacheVal, generation);
+    s!(v, "route_cache_entry", RouteCacheEntry);
+    o!(v, "route_cache_entry", RouteCacheEntry, addr);
+    o!(v, "route_cache_entry", RouteCacheEntry, pl_id);
+    o!(v, "route_cache_entry", RouteCacheEntry, family);
+    o!(v, "route_cache_entry", RouteCacheEntry, generation);
     s!(v, "fib_meta", FibMeta);
     o!(v, "fib_meta", FibMeta, abi_version);
     o!(v, "fib_meta", FibMeta, generation);
@@ -318,6 +318,7 @@ pub fn rust_layout() -> Vec<(String, u64)> {
     c!(v, DIR8_ENTRIES);
     c!(v, DIR8_MAX_GROUPS);
     c!(v, DIR_ENTRY_TBL8);
+    c!(v, DIR24_TBL8);
     c!(v, PL_NO_ROUTE);
     c!(v, PL_BLACKHOLE);
     c!(v, PL_PASS);
@@ -332,7 +333,7 @@ pub fn rust_layout() -> Vec<(String, u64)> {
     c!(v, STAT_MAX);
     c!(v, FIB4_MAX);
     c!(v, FIB6_MAX);
-    c!(v, ROUTE_CACHE_MAX);
+    c!(v, ROUTE_CACHE_SLOTS);
     c!(v, ENGINE4_DIR24);
     c!(v, ENGINE4_LPM);
     c!(v, BENCH_BATCH);

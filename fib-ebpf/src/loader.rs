@@ -194,11 +194,7 @@ fn expected_shape(map: &str) -> (u32, u32, u32) {
         "nhg" => (4, s(size_of::<Nhg>()), NHG_MAX),
         "nh" => (4, s(size_of::<Nh>()), NH_MAX),
         "tx_port" => (4, s(size_of::<TxPortVal>()), 1024),
-        "route_cache" => (
-            s(size_of::<RouteCacheKey>()),
-            s(size_of::<RouteCacheVal>()),
-            ROUTE_CACHE_MAX,
-        ),
+        "route_cache" => (4, s(size_of::<RouteCacheEntry>()), ROUTE_CACHE_SLOTS),
         _ => (0, 0, 0),
     }
 }

@@ -1,7 +1,7 @@
 //! Typed access to the forwarder's maps, for fib-sync and the tests.
 //!
 //! ```text
-//!   FibMaps ──mmap, AtomicU32::store(Release)──► dir24 / dir8 / pathlist   (single aligned entries)
+//!   FibMaps ──mmap, atomic store (Release)──► dir24 (u16) / dir8 / pathlist (u32)   (single aligned entries)
 //!           ──mmap, AtomicU64──────────────────► meta.generation          (bumped per committed batch)
 //!           ──bpf(MAP_UPDATE/DELETE)───────────► fib4 / fib6 / nhg / nh / tx_port
 //!           ◄─bpf(MAP_LOOKUP), summed over CPUs─ stats / nh_stats
@@ -173,17 +173,25 @@ impl FibMaps {
 
     // ---- DIR-24-8 ----
 
-    /// Stores tbl24 entry `idx` (the /24 number, `addr >> 8`).
+    /// Stores tbl24 entry `idx` (the /24 number, `addr >> 8`). `value` is a path-list id or
+    /// `DIR_ENTRY_TBL8 | group`; the map holds it as one aligned u16 (see [`dir24_entry`]).
     pub fn dir24_store(&self, idx: u32, value: u32) {
         self.dir24_mm
-            .u32_at(idx as usize * 4)
-            .store(value, Ordering::Release)
+            .u16_at(idx as usize * 2)
+            .store(dir24_entry(value), Ordering::Release)
     }
 
+    /// tbl24 entry `idx` in the 32-bit form [`FibMaps::dir24_store`] takes.
     pub fn dir24_load(&self, idx: u32) -> u32 {
-        self.dir24_mm
-            .u32_at(idx as usize * 4)
-            .load(Ordering::Acquire)
+        let e = self
+            .dir24_mm
+            .u16_at(idx as usize * 2)
+            .load(Ordering::Acquire);
+        if e & DIR24_TBL8 != 0 {
+            DIR_ENTRY_TBL8 | u32::from(e & !DIR24_TBL8)
+        } else {
+            u32::from(e)
+        }
     }
 
     /// Stores entry `j` of tbl8 group `group`.
@@ -474,6 +482,27 @@ fn trie_delete_batch<K: aya::Pod>(
         }
         r => r.map_err(io_err(map, "delete batch")),
     }
+}
+
+/// The 16-bit map form of a tbl24 entry. Path-list ids are below `PATHLIST_MAX` (= `DIR24_TBL8`,
+/// enforced by `pathlist_set`) and groups below `DIR8_MAX_GROUPS` (enforced by the `Dir24` owner),
+/// so every value fits; one that does not is a caller bug, stored as "pass to kernel" (the kernel
+/// then routes those packets) and logged rather than aliased to another path-list.
+pub fn dir24_entry(value: u32) -> u16 {
+    let (payload, flag) = if value & DIR_ENTRY_TBL8 != 0 {
+        (value & !DIR_ENTRY_TBL8, DIR24_TBL8)
+    } else {
+        (value, 0)
+    };
+    if payload >= u32::from(DIR24_TBL8) {
+        debug_assert!(false, "tbl24 value {value:#x} does not fit 15 bits");
+        tracing::error!(
+            value,
+            "tbl24 value does not fit 15 bits; storing pass-to-kernel"
+        );
+        return PL_PASS as u16;
+    }
+    payload as u16 | flag
 }
 
 fn fib4_key(addr: Ipv4Addr, len: u8) -> Result<Fib4Key, MapsError> {

@@ -216,6 +216,16 @@ impl Mmap {
         unsafe { &*(self.ptr.as_ptr().add(off) as *const std::sync::atomic::AtomicU32) }
     }
 
+    /// The u16 at byte offset `off` as an atomic. Panics when out of range or misaligned.
+    pub fn u16_at(&self, off: usize) -> &std::sync::atomic::AtomicU16 {
+        assert!(
+            off.is_multiple_of(2) && off + 2 <= self.len,
+            "mmap u16 offset {off} out of range"
+        );
+        // SAFETY: in bounds and aligned (mmap is page aligned); AtomicU16 has u16's layout.
+        unsafe { &*(self.ptr.as_ptr().add(off) as *const std::sync::atomic::AtomicU16) }
+    }
+
     /// The u64 at byte offset `off` as an atomic.
     pub fn u64_at(&self, off: usize) -> &std::sync::atomic::AtomicU64 {
         assert!(

@@ -450,7 +450,7 @@ fn route_cache_hits_until_the_generation_moves() {
 
 #[test]
 fn a_cache_entry_filled_on_one_cpu_is_not_a_zero_answer_on_another() {
-    // The LRU per-CPU hash creates an entry for every CPU, with the other CPUs' values zeroed.
+    // Every CPU has its own slots; the slot CPU 1 looks at is still zeroed (empty, generation 0).
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
