@@ -479,3 +479,49 @@ fn a_cache_entry_filled_on_one_cpu_is_not_a_zero_answer_on_another() {
         "CPU 1 from its own cache"
     );
 }
+
+/// The route cache's slot of an IPv4 destination (forward.bpf.c `cache_slot`: the address as the
+/// program loads it, a little-endian u32 of the network-order bytes).
+fn cache_slot4(addr: Ipv4Addr, seed: u32) -> u32 {
+    (u32::from_le_bytes(addr.octets()) ^ seed).wrapping_mul(0x9e37_79b1)
+        >> (32 - ROUTE_CACHE_SLOTS.trailing_zeros())
+}
+
+#[test]
+fn route_cache_slot_shared_by_two_destinations_answers_for_the_one_it_holds() {
+    pin_to_cpu0();
+    let seed = LoadOptions::default().hash_seed;
+    let a = v4("10.1.0.5"); // 10.1.0.0/24 -> next-hop 6
+    let slot = cache_slot4(a, seed);
+    // Another destination with the same slot, under 10.0.0.0/8 only (next-hop 5).
+    let b = (0x0a02_0000u32..0x0b00_0000)
+        .map(Ipv4Addr::from)
+        .find(|&x| cache_slot4(x, seed) == slot)
+        .expect("a colliding destination in 10.2.0.0-10.255.255.255");
+    let (mut fwd, _routes) = setup(Engine4::Dir24, true);
+    let (sa, sb) = (a.to_string(), b.to_string());
+    for (dst, nh, what) in [
+        (&sa, 6, "fills the slot"),
+        (&sb, 5, "same slot, other address: a miss, not a's answer"),
+        (&sa, 6, "b replaced a in the slot: a is looked up again"),
+        (&sa, 6, "a from the cache"),
+    ] {
+        let (act, out) = run(fwd.program().unwrap(), &tcp4(dst, 64, None));
+        assert_eq!(
+            (act, out),
+            (XDP_REDIRECT, out4(nh, dst, 63, None)),
+            "{dst}: {what}"
+        );
+        // The slot (CPU 0's copy) holds the destination just looked up: the two really share it.
+        let map = fwd.raw_map("route_cache").expect("route_cache");
+        let cache: aya::maps::PerCpuArray<_, RouteCacheEntry> =
+            aya::maps::PerCpuArray::try_from(map).expect("per-CPU array");
+        let e = cache.get(&slot, 0).expect("slot")[0];
+        let held = Ipv4Addr::from(e.addr[0].to_le_bytes());
+        assert_eq!(
+            (held.to_string(), e.family),
+            (dst.clone(), 4),
+            "slot {slot} after {dst}"
+        );
+    }
+}
