@@ -761,6 +761,23 @@ fn whole_packet(
         false,
         &f4,
     ));
+    // The classifier stage compiled out (cfg_classifier = 0): what its no-rules check costs.
+    let mut f = Forwarder::load_with(&LoadOptions {
+        bench: true,
+        classifier: false,
+        ..Default::default()
+    })
+    .expect("load forwarder without the classifier");
+    populate_dir24(&mut f, full4);
+    wire_nexthops(&f);
+    fill_dst4(&mut f, &uni4);
+    rows.push(packet_row(
+        &mut f,
+        "IPv4 full DIR-24-8, uniform, no classifier".into(),
+        false,
+        &f4,
+    ));
+    drop(f);
     let base = rows[0].diff_med;
     println!("\n  ratios of diff med to IPv4 full uniform, no cache ({base:.1} ns):");
     for row in &rows {
