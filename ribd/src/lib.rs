@@ -20,6 +20,8 @@ pub mod export;
 #[cfg(feature = "daemon")]
 pub mod import;
 #[cfg(feature = "daemon")]
+pub mod inbound;
+#[cfg(feature = "daemon")]
 pub mod policy;
 #[cfg(feature = "daemon")]
 pub mod rib;

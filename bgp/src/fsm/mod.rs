@@ -85,6 +85,9 @@ pub enum Input {
     Stop { message: Option<String> },
     /// Cease/Administrative Reset, then start again at once.
     Reset { message: Option<String> },
+    /// ManualStop with a given NOTIFICATION instead of Cease/Administrative Shutdown (e.g. Cease/Maximum
+    /// Number of Prefixes Reached with its RFC 4486 §4 data); no automatic restart.
+    Cease { notification: Notification },
     /// Our outgoing connection `ConnId` completed (event 17, TcpConnectionConfirmed on our side).
     Connected(ConnId),
     /// Our outgoing connection attempt failed (event 18).
@@ -330,6 +333,11 @@ impl Fsm {
                     message.as_deref(),
                     &mut out,
                 );
+                self.started = false;
+                self.status.failures = 0;
+            }
+            Input::Cease { notification } => {
+                self.shutdown_with(now, notification, &mut out);
                 self.started = false;
                 self.status.failures = 0;
             }
@@ -676,6 +684,11 @@ impl Fsm {
             Some(m) => Notification::shutdown(subcode, m),
             None => Notification::cease(subcode),
         };
+        self.shutdown_with(now, n, out);
+    }
+
+    /// Sends `n` on every connection past OpenSent and drops them all.
+    fn shutdown_with(&mut self, now: Time, n: Notification, out: &mut Out) {
         let ids: Vec<(ConnId, Phase)> = self.conns.iter().map(|c| (c.id, c.phase)).collect();
         for (id, phase) in ids {
             if phase >= Phase::OpenSent {

@@ -435,6 +435,23 @@ fn manual_stop_sends_cease_admin_shutdown_with_message_rfc8203() {
 }
 
 #[test]
+fn cease_input_sends_the_given_notification_and_does_not_restart_rfc4486_4() {
+    let (mut f, id) = established(cfg(), peer_open(65002, 90));
+    let given = Notification::max_prefixes(crate::wire::AfiSafi::IPV4_UNICAST, 1000);
+    let out = f.handle(
+        S(5),
+        Input::Cease {
+            notification: given.clone(),
+        },
+    );
+    assert_eq!(notification(&out), Some(&given));
+    assert_eq!((given.code, given.subcode), (code::CEASE, 1));
+    assert!(out.contains(&Output::Close(id)));
+    assert_eq!(f.state(), State::Idle);
+    assert_eq!(timer(&out, TimerId::IdleHold), None);
+}
+
+#[test]
 fn shutdown_message_is_cut_at_255_octets_on_a_char_boundary_rfc9003_2() {
     let long = "é".repeat(200);
     let n = Notification::shutdown(cease::ADMINISTRATIVE_SHUTDOWN, &long);

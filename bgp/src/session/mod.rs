@@ -157,6 +157,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) enum Command {
     Start,
     Stop(Option<String>),
+    Cease(crate::wire::Notification),
     Reset(Option<String>),
     Refresh(Family),
 }
@@ -222,6 +223,12 @@ impl PeerHandle {
     /// ManualStop: Cease / Administrative Shutdown, with an RFC 8203 message if given. No restart.
     pub fn stop(&self, message: Option<&str>) {
         let _ = self.cmd.send(Command::Stop(message.map(str::to_owned)));
+    }
+
+    /// ManualStop with the given NOTIFICATION (e.g. Cease / Maximum Number of Prefixes Reached). No
+    /// restart.
+    pub fn cease(&self, notification: crate::wire::Notification) {
+        let _ = self.cmd.send(Command::Cease(notification));
     }
 
     /// Cease / Administrative Reset, then start again.

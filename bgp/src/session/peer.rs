@@ -162,6 +162,7 @@ impl PeerTask {
         match c {
             Command::Start => self.input(Input::Start).await,
             Command::Stop(m) => self.input(Input::Stop { message: m }).await,
+            Command::Cease(n) => self.input(Input::Cease { notification: n }).await,
             Command::Reset(m) => self.input(Input::Reset { message: m }).await,
             Command::Refresh(f) => self.input(Input::Refresh(f)).await,
         }

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::Options;
 use crate::adj_out::{AdjOut, Env, MemberSpec};
 use crate::api;
-use crate::config::{self, AddPath, Family, Loaded, MaxPrefixAction, Neighbor};
-use crate::import::{self, ImportCtx, Op};
-use crate::policy::RpkiState;
+use crate::config::{self, AddPath, Family, Loaded, Neighbor};
+use crate::import::ImportCtx;
+use crate::inbound::{Action as InboundAction, FamilyCounts, Inbound};
 use crate::rib::attrs::Attrs;
 use crate::rib::decision::{PeerInfo, PeerKind};
 use crate::rib::{FibEntry, Rib};
@@ -75,38 +75,12 @@ impl Response {
     }
 }
 
-#[derive(Clone, Copy)]
-enum OpKind {
-    Reject,
-    Other,
-}
-
-/// Per-family import statistics of a peer.
-#[derive(Debug, Clone, Copy, Default)]
-struct FamilyCounts {
-    /// Prefix-paths of this peer currently in the RIB.
-    accepted: u64,
-    advertised: u64,
-}
-
 struct PeerRt {
     nb: Neighbor,
     handle: PeerHandle,
-    rib_id: crate::rib::table::PeerId,
-    import: ImportCtx,
-    v4: FamilyCounts,
-    v6: FamilyCounts,
+    /// Adj-RIB-In bookkeeping, max-prefix, graceful restart and LLGR (sans-IO).
+    inb: Inbound,
     established: bool,
-    /// Stale routes (graceful restart) are flushed at this time unless End-of-RIB comes first.
-    stale_deadline: Option<Instant>,
-    /// Torn down by max-prefix; restart at this time.
-    restart_at: Option<Instant>,
-    max_prefix_warned: bool,
-    /// Families for which End-of-RIB arrived in the current session.
-    eor: Vec<BgpFamily>,
-    /// Prefixes received from this peer and refused (policy, loops, max-prefix discard), so "received"
-    /// counts what the peer currently announces, not a running total.
-    rejected: std::collections::HashSet<(IpNet, u32)>,
     /// What the session negotiated, while Established (export context, codec).
     negotiated: Option<Box<bgp::fsm::Negotiated>>,
     /// Encoded UPDATEs to this peer, sent in order by a task of its own; each carries the session epoch
@@ -285,6 +259,15 @@ impl Core {
                 families: families.iter().map(|f| (*f, true)).collect(),
             });
         }
+        if nb.long_lived_stale_time > 0 {
+            // RFC 9494: we keep the peer's routes as LLGR-stale for up to this long (helper side).
+            caps.long_lived_gr = Some(bgp::fsm::LongLivedGr {
+                families: families
+                    .iter()
+                    .map(|f| (*f, false, nb.long_lived_stale_time))
+                    .collect(),
+            });
+        }
         // RFC 8950: carry IPv4 routes over an IPv6 session and vice versa when both families run.
         fsm.capabilities = caps;
         let socket = SocketOptions {
@@ -365,16 +348,8 @@ impl Core {
             PeerRt {
                 nb,
                 handle,
-                rib_id,
-                import,
-                v4: FamilyCounts::default(),
-                v6: FamilyCounts::default(),
+                inb: Inbound::new(rib_id, import),
                 established: false,
-                stale_deadline: None,
-                restart_at: None,
-                max_prefix_warned: false,
-                eor: Vec::new(),
-                rejected: std::collections::HashSet::new(),
                 negotiated: None,
                 out,
                 epoch,
@@ -390,7 +365,7 @@ impl Core {
                 self.adj.leave(sid);
             }
             self.by_session.retain(|_, n| n != name);
-            self.rib.remove_peer(p.rib_id);
+            self.rib.remove_peer(p.inb.rib_id);
             self.flush();
             tracing::info!(peer = %name, "peer removed: {why}");
         }
@@ -418,7 +393,7 @@ impl Core {
                 tracing::info!(peer = %name, peer_id = %negotiated.peer_id, hold = negotiated.hold_time, "session established");
                 let mut info = self
                     .rib
-                    .peer(p.rib_id)
+                    .peer(p.inb.rib_id)
                     .cloned()
                     .unwrap_or_else(|| PeerInfo {
                         name: name.clone(),
@@ -431,9 +406,10 @@ impl Core {
                     });
                 info.router_id = negotiated.peer_id;
                 p.negotiated = Some(negotiated);
+                p.inb.established();
                 p.epoch.fetch_add(1, Ordering::AcqRel);
                 // Re-register the peer with its real router id, keeping (stale) paths: GR restart.
-                self.rib.set_peer_info(p.rib_id, info);
+                self.rib.set_peer_info(p.inb.rib_id, info);
                 // Export what is already pending first, so the new member's dump is current.
                 self.flush();
                 if let Some(spec) = self.member_spec(sid) {
@@ -451,81 +427,13 @@ impl Core {
                 let Some(p) = self.peers.get_mut(&name) else {
                     return;
                 };
-                for u in &updates {
-                    self.counters.updates_in += 1;
-                    if let Some(fam) = u.end_of_rib_family() {
-                        tracing::info!(peer = %name, family = %fam, "End-of-RIB");
-                        if !p.eor.contains(&fam) {
-                            p.eor.push(fam);
-                        }
-                        if p.stale_deadline.is_some() {
-                            self.rib
-                                .flush_stale_family(p.rib_id, fam == AfiSafi::IPV4_UNICAST);
-                            // The restart is over when every family of the session has sent End-of-RIB.
-                            if p.nb.families.iter().all(|f| p.eor.contains(&family_of(*f))) {
-                                p.stale_deadline = None;
-                            }
-                        }
-                        continue;
-                    }
-                    let (ops, n) = import::import_update(&p.import, u, RpkiState::NotFound);
-                    for op in ops {
-                        let op_kind = if matches!(op, Op::Reject { .. }) {
-                            OpKind::Reject
-                        } else {
-                            OpKind::Other
-                        };
-                        match op {
-                            Op::Announce {
-                                prefix,
-                                path_id,
-                                attrs,
-                            } => {
-                                // max-prefix with action "discard": a new prefix beyond the limit is
-                                // ignored (replacements of accepted ones still apply).
-                                let full = p.nb.max_prefix.as_ref().is_some_and(|m| {
-                                    m.action == MaxPrefixAction::Discard
-                                        && p.v4.accepted + p.v6.accepted >= m.limit as u64
-                                });
-                                if full && !self.rib.has_path(p.rib_id, prefix, path_id) {
-                                    p.rejected.insert((prefix, path_id));
-                                    continue;
-                                }
-                                p.rejected.remove(&(prefix, path_id));
-                                let a = self.rib.intern(attrs);
-                                let fc = if prefix.addr().is_ipv4() {
-                                    &mut p.v4
-                                } else {
-                                    &mut p.v6
-                                };
-                                if self.rib.announce(p.rib_id, prefix, path_id, a) {
-                                    fc.accepted += 1;
-                                }
-                                self.counters.prefixes_announced += 1;
-                            }
-                            Op::Withdraw { prefix, path_id } | Op::Reject { prefix, path_id } => {
-                                if matches!(op_kind, OpKind::Reject) {
-                                    p.rejected.insert((prefix, path_id));
-                                } else {
-                                    p.rejected.remove(&(prefix, path_id));
-                                }
-                                if self.rib.withdraw(p.rib_id, prefix, path_id) {
-                                    let fc = if prefix.addr().is_ipv4() {
-                                        &mut p.v4
-                                    } else {
-                                        &mut p.v6
-                                    };
-                                    fc.accepted = fc.accepted.saturating_sub(1);
-                                }
-                                self.counters.prefixes_withdrawn += 1;
-                            }
-                        }
-                    }
-                    if n.treat_as_withdraw > 0 {
-                        tracing::warn!(peer = %name, error = ?u.treat_as_withdraw, "malformed UPDATE treated as withdraw (RFC 7606)");
-                    }
-                }
-                self.check_max_prefix(&name);
+                let (actions, c) = p
+                    .inb
+                    .updates(Instant::now(), &mut self.rib, &p.nb, &updates);
+                self.counters.updates_in += c.updates;
+                self.counters.prefixes_announced += c.announced;
+                self.counters.prefixes_withdrawn += c.withdrawn;
+                self.perform(&name, actions);
             }
             Event::RouteRefresh { family, .. } => {
                 tracing::info!(peer = %name, %family, "route refresh requested: re-sending the Adj-RIB-Out");
@@ -539,65 +447,30 @@ impl Core {
                     return;
                 };
                 p.established = false;
-                p.negotiated = None;
+                let negotiated = p.negotiated.take();
                 p.epoch.fetch_add(1, Ordering::AcqRel);
-                let graceful = p.nb.graceful_restart
-                    && p.handle
-                        .status()
-                        .negotiated
-                        .as_ref()
-                        .is_some_and(|n| n.graceful_restart.is_some())
-                    && !matches!(cause, Cause::Sent(_) | Cause::Received(_));
-                tracing::info!(peer = %name, %cause, graceful, "session down");
-                if graceful {
-                    let restart = p
-                        .handle
-                        .status()
-                        .negotiated
-                        .and_then(|n| n.graceful_restart)
-                        .map(|g| g.restart_time)
-                        .unwrap_or(120);
-                    p.stale_deadline =
-                        Some(Instant::now() + Duration::from_secs(restart.max(1) as u64));
-                    self.rib.peer_down(p.rib_id, true);
-                } else {
-                    self.rib.peer_down(p.rib_id, false);
-                    p.v4.accepted = 0;
-                    p.v6.accepted = 0;
-                }
+                let notification = matches!(cause, Cause::Sent(_) | Cause::Received(_));
+                tracing::info!(peer = %name, %cause, "session down");
+                p.inb.down(
+                    Instant::now(),
+                    &mut self.rib,
+                    &p.nb,
+                    negotiated.as_deref(),
+                    notification,
+                );
             }
         }
     }
 
-    fn check_max_prefix(&mut self, name: &str) {
-        let Some(p) = self.peers.get_mut(name) else {
+    /// Carries out what a peer's inbound state asks of its session.
+    fn perform(&mut self, name: &str, actions: Vec<InboundAction>) {
+        let Some(p) = self.peers.get(name) else {
             return;
         };
-        let Some(mp) = p.nb.max_prefix.clone() else {
-            return;
-        };
-        let total = p.v4.accepted + p.v6.accepted;
-        let warn_at = mp.limit as u64 * mp.warning_percent as u64 / 100;
-        if total >= warn_at && !p.max_prefix_warned {
-            p.max_prefix_warned = true;
-            tracing::warn!(peer = %name, prefixes = total, limit = mp.limit, "max-prefix warning threshold reached");
-        }
-        if total > mp.limit as u64 {
-            match mp.action {
-                MaxPrefixAction::Warn => {}
-                MaxPrefixAction::Discard => {
-                    tracing::warn!(peer = %name, "over max-prefix: discarding prefixes beyond the limit");
-                }
-                MaxPrefixAction::Teardown => {
-                    tracing::error!(peer = %name, prefixes = total, limit = mp.limit, "max-prefix exceeded: tearing the session down");
-                    p.handle.stop(Some("maximum number of prefixes reached"));
-                    if mp.restart_after > 0 {
-                        p.restart_at = Some(Instant::now() + Duration::from_secs(mp.restart_after));
-                    }
-                    self.rib.peer_down(p.rib_id, false);
-                    p.v4.accepted = 0;
-                    p.v6.accepted = 0;
-                }
+        for a in actions {
+            match a {
+                InboundAction::Cease(n) => p.handle.cease(n),
+                InboundAction::Start => p.handle.start(),
             }
         }
     }
@@ -684,7 +557,7 @@ impl Core {
         self.peers
             .values()
             .filter(|p| p.nb.route_reflector_client)
-            .map(|p| p.rib_id)
+            .map(|p| p.inb.rib_id)
             .collect()
     }
 
@@ -699,7 +572,7 @@ impl Core {
         };
         Some(MemberSpec {
             id: sid,
-            rib_peer: p.rib_id,
+            rib_peer: p.inb.rib_id,
             ctx: self.export_ctx(p),
             families: [fam(Family::Ipv4Unicast), fam(Family::Ipv6Unicast)],
             add_path: [ap(Family::Ipv4Unicast), ap(Family::Ipv6Unicast)],
@@ -736,8 +609,8 @@ impl Core {
         for (sid, name) in sids {
             let [a4, a6] = self.adj.advertised(sid);
             if let Some(p) = self.peers.get_mut(&name) {
-                p.v4.advertised = a4;
-                p.v6.advertised = a6;
+                p.inb.v4.advertised = a4;
+                p.inb.v6.advertised = a6;
             }
         }
     }
@@ -813,10 +686,13 @@ impl Core {
         let Some(deadline) = self.initial_sync_deadline else {
             return;
         };
-        let converged =
-            self.peers.values().filter(|p| p.nb.enabled).all(|p| {
-                p.established && p.nb.families.iter().all(|f| p.eor.contains(&family_of(*f)))
-            });
+        let converged = self.peers.values().filter(|p| p.nb.enabled).all(|p| {
+            p.established
+                && p.nb
+                    .families
+                    .iter()
+                    .all(|f| p.inb.eor.contains(&family_of(*f)))
+        });
         if !converged && Instant::now() < deadline {
             return;
         }
@@ -856,17 +732,8 @@ impl Core {
             let Some(p) = self.peers.get_mut(&name) else {
                 continue;
             };
-            if p.stale_deadline.is_some_and(|d| d <= now) {
-                tracing::info!(peer = %name, "graceful restart timer expired: removing stale routes");
-                p.stale_deadline = None;
-                self.rib.flush_stale(p.rib_id);
-            }
-            if p.restart_at.is_some_and(|d| d <= now) {
-                p.restart_at = None;
-                p.max_prefix_warned = false;
-                tracing::info!(peer = %name, "restarting after max-prefix teardown");
-                p.handle.start();
-            }
+            let actions = p.inb.tick(now, &mut self.rib, &p.nb);
+            self.perform(&name, actions);
         }
         self.flush();
         self.export_held();
@@ -932,7 +799,7 @@ impl Core {
                             }
                         }
                         p.nb = nb.clone();
-                        p.import = import;
+                        p.inb.import = import;
                         // Import policy changed: ask the peer to send everything again (RFC 2918) so the
                         // new policy applies to every route, without resetting the session.
                         if (policy_changed || o != &nb) && p.established {
@@ -1229,7 +1096,8 @@ impl Core {
         // Codec type numbers: 1 OPEN, 2 UPDATE, 3 NOTIFICATION, 4 KEEPALIVE, 5 ROUTE-REFRESH.
         let pick = |a: [u64; 6]| [a[1], a[2], a[3], a[4], a[5]];
         let held = |v4: bool| {
-            p.rejected
+            p.inb
+                .rejected
                 .iter()
                 .filter(|(pfx, _)| pfx.addr().is_ipv4() == v4)
                 .count() as u64
@@ -1265,8 +1133,8 @@ impl Core {
                 .families
                 .iter()
                 .map(|f| match f {
-                    Family::Ipv4Unicast => fam("ipv4-unicast", &p.v4),
-                    Family::Ipv6Unicast => fam("ipv6-unicast", &p.v6),
+                    Family::Ipv4Unicast => fam("ipv4-unicast", &p.inb.v4),
+                    Family::Ipv6Unicast => fam("ipv6-unicast", &p.inb.v6),
                 })
                 .collect(),
             messages: api::MessageCounts {

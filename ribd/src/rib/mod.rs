@@ -445,11 +445,38 @@ impl Rib {
         mark_stale(&mut self.v6, peer, flags::STALE);
     }
 
-    /// Long-lived graceful restart (RFC 9494): the peer's stale paths become LLGR-stale (least preferred).
+    /// Long-lived graceful restart (RFC 9494 §4.3): the peer's stale paths carrying NO_LLGR are removed;
+    /// the others get the LLGR_STALE community and become least preferred.
     pub fn peer_llgr_stale(&mut self, peer: PeerId) {
-        mark_stale(&mut self.v4, peer, flags::LLGR_STALE);
-        mark_stale(&mut self.v6, peer, flags::LLGR_STALE);
+        self.flush_peer(
+            peer,
+            |p| p.flags & flags::STALE != 0 && p.attrs.has_community(attrs::community::NO_LLGR),
+            [true, true],
+        );
+        let mut cache: HashMap<usize, AttrRef, FxBuildHasher> = HashMap::default();
+        let mut old = Vec::new();
+        llgr_mark(&mut self.v4, peer, &mut self.attrs, &mut cache, &mut old);
+        llgr_mark(&mut self.v6, peer, &mut self.attrs, &mut cache, &mut old);
+        drop(cache);
+        for a in old {
+            self.attrs.release(a);
+        }
         self.reselect_peer(peer);
+    }
+
+    /// Prefix-paths of `peer` in the RIB: [IPv4, IPv6].
+    pub fn peer_paths(&self, peer: PeerId) -> [u64; 2] {
+        let n4 = self
+            .v4
+            .iter()
+            .map(|(_, e)| e.iter().filter(|p| p.peer == peer).count() as u64)
+            .sum();
+        let n6 = self
+            .v6
+            .iter()
+            .map(|(_, e)| e.iter().filter(|p| p.peer == peer).count() as u64)
+            .sum();
+        [n4, n6]
     }
 
     /// The restart/stale timer expired: drop every stale path of the peer.
@@ -792,6 +819,39 @@ impl Rib {
                 }
             })
             .collect()
+    }
+}
+
+/// Gives the peer's stale paths in `t` the LLGR_STALE flag and community (one new interned set per
+/// distinct old set, via `cache`); the replaced sets go to `old` for release.
+fn llgr_mark<K: PrefixKey>(
+    t: &mut Table<K>,
+    peer: PeerId,
+    store: &mut AttrStore,
+    cache: &mut HashMap<usize, AttrRef, FxBuildHasher>,
+    old: &mut Vec<AttrRef>,
+) {
+    for e in t.values_mut() {
+        for p in e.as_mut_slice().iter_mut() {
+            if p.peer != peer || p.flags & flags::STALE == 0 || p.flags & flags::LLGR_STALE != 0 {
+                continue;
+            }
+            let key = Arc::as_ptr(&p.attrs.0) as usize;
+            let new = cache
+                .entry(key)
+                .or_insert_with(|| {
+                    let mut a = (*p.attrs).clone();
+                    if !a.has_community(attrs::community::LLGR_STALE) {
+                        let mut c = a.communities.to_vec();
+                        c.push(attrs::community::LLGR_STALE);
+                        a.communities = c.into();
+                    }
+                    store.intern(a)
+                })
+                .clone();
+            old.push(std::mem::replace(&mut p.attrs, new));
+            p.flags |= flags::LLGR_STALE;
+        }
     }
 }
 

@@ -1,0 +1,347 @@
+//! Per-peer inbound state between a session and the RIB: Adj-RIB-In bookkeeping (accepted / refused),
+//! max-prefix (warning, discard over the limit, teardown with Cease / Maximum Number of Prefixes Reached
+//! and a restart timer), graceful restart helper (RFC 4724) and long-lived graceful restart (RFC 9494).
+//!
+//! ```text
+//!   session events (Established, UPDATEs, Down) ──► Inbound ──announce/withdraw/stale/flush──► Rib
+//!   time (an argument: `now`) ──tick──►    │
+//!                                          └──► Action::Cease(NOTIFICATION) | Action::Start ──► session
+//! ```
+//!
+//! Sans-IO: nothing here knows sockets or clocks, so the daemon (`daemon::core`) and the tests drive it
+//! the same way (the tests on virtual time, with UPDATEs encoded and decoded by the real codec).
+//!
+//! Stale phases after a session loss that the peer negotiated graceful restart for (and that was not a
+//! NOTIFICATION): the peer's paths are kept, marked stale, for the restart time it advertised; End-of-RIB
+//! for a family in the new session flushes that family's paths that were not sent again. If the
+//! restart time runs out first, and both sides negotiated LLGR, the remaining paths become LLGR-stale:
+//! the LLGR_STALE community is attached, they are least preferred (RFC 9494 §4.3), paths carrying NO_LLGR
+//! are removed, and they stay for min(the peer's long-lived stale time, ours) unless End-of-RIB ends the
+//! restart first; without LLGR they are removed. With LLGR but no (or a zero) GR restart time the
+//! long-lived phase starts at once.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bgp::fsm::{Family as BgpFamily, Negotiated};
+use bgp::wire::{AfiSafi, Notification, Update};
+use ipnet::IpNet;
+
+use crate::config::{Family, MaxPrefixAction, Neighbor};
+use crate::import::{self, ImportCtx, Op};
+use crate::policy::RpkiState;
+use crate::rib::Rib;
+use crate::rib::table::PeerId;
+
+/// Per-family counts of a peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FamilyCounts {
+    /// Prefix-paths of this peer currently in the RIB.
+    pub accepted: u64,
+    pub advertised: u64,
+}
+
+/// Where a lost session's routes are in their graceful-restart life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// RFC 4724: kept stale until `until`; then LLGR for `llgr` when negotiated, else removed.
+    Gr {
+        until: Instant,
+        llgr: Option<Duration>,
+    },
+    /// RFC 9494: LLGR-stale until `until`.
+    Llgr { until: Instant },
+}
+
+/// What the session should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Tear the session down with this NOTIFICATION (max-prefix teardown).
+    Cease(Notification),
+    /// Start the session again (the max-prefix restart timer ran out).
+    Start,
+}
+
+/// Counters of one batch of UPDATEs, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub updates: u64,
+    pub announced: u64,
+    pub withdrawn: u64,
+}
+
+/// The inbound state of one peer.
+#[derive(Debug)]
+pub struct Inbound {
+    pub rib_id: PeerId,
+    pub import: ImportCtx,
+    pub v4: FamilyCounts,
+    pub v6: FamilyCounts,
+    pub stale: Option<Stale>,
+    /// Torn down by max-prefix; restart at this time.
+    pub restart_at: Option<Instant>,
+    pub max_prefix_warned: bool,
+    /// Families whose End-of-RIB arrived in the current session.
+    pub eor: Vec<BgpFamily>,
+    /// Prefixes received and refused (policy, loops, max-prefix discard), so "received" counts what the
+    /// peer currently announces, not a running total.
+    pub rejected: HashSet<(IpNet, u32)>,
+}
+
+fn family_of(f: Family) -> BgpFamily {
+    match f {
+        Family::Ipv4Unicast => AfiSafi::IPV4_UNICAST,
+        Family::Ipv6Unicast => AfiSafi::IPV6_UNICAST,
+    }
+}
+
+impl Inbound {
+    pub fn new(rib_id: PeerId, import: ImportCtx) -> Inbound {
+        Inbound {
+            rib_id,
+            import,
+            v4: FamilyCounts::default(),
+            v6: FamilyCounts::default(),
+            stale: None,
+            restart_at: None,
+            max_prefix_warned: false,
+            eor: Vec::new(),
+            rejected: HashSet::new(),
+        }
+    }
+
+    /// A new session is up. A restart's stale paths stay until End-of-RIB (or the timer) removes those
+    /// the peer did not send again (RFC 4724 §4.2).
+    pub fn established(&mut self) {
+        self.eor.clear();
+    }
+
+    /// Accepted prefix-paths in both families.
+    pub fn accepted(&self) -> u64 {
+        self.v4.accepted + self.v6.accepted
+    }
+
+    /// A batch of UPDATEs from the session of `nb`.
+    pub fn updates(
+        &mut self,
+        now: Instant,
+        rib: &mut Rib,
+        nb: &Neighbor,
+        updates: &[Update],
+    ) -> (Vec<Action>, Counted) {
+        let mut c = Counted::default();
+        for u in updates {
+            c.updates += 1;
+            if let Some(fam) = u.end_of_rib_family() {
+                tracing::info!(peer = %nb.name, family = %fam, "End-of-RIB");
+                if !self.eor.contains(&fam) {
+                    self.eor.push(fam);
+                }
+                if self.stale.is_some() {
+                    rib.flush_stale_family(self.rib_id, fam == AfiSafi::IPV4_UNICAST);
+                    // The restart is over when every family of the session has sent End-of-RIB.
+                    if nb
+                        .families
+                        .iter()
+                        .all(|f| self.eor.contains(&family_of(*f)))
+                    {
+                        self.stale = None;
+                    }
+                    self.recount(rib);
+                }
+                continue;
+            }
+            let (ops, n) = import::import_update(&self.import, u, RpkiState::NotFound);
+            for op in ops {
+                match op {
+                    Op::Announce {
+                        prefix,
+                        path_id,
+                        attrs,
+                    } => {
+                        // max-prefix "discard": a new prefix beyond the limit is ignored (replacements of
+                        // accepted ones still apply).
+                        let full = nb.max_prefix.as_ref().is_some_and(|m| {
+                            m.action == MaxPrefixAction::Discard
+                                && self.accepted() >= m.limit as u64
+                        });
+                        if full && !rib.has_path(self.rib_id, prefix, path_id) {
+                            self.rejected.insert((prefix, path_id));
+                            continue;
+                        }
+                        self.rejected.remove(&(prefix, path_id));
+                        let a = rib.intern(attrs);
+                        if rib.announce(self.rib_id, prefix, path_id, a) {
+                            self.counts(prefix).accepted += 1;
+                        }
+                        c.announced += 1;
+                    }
+                    Op::Withdraw { prefix, path_id } | Op::Reject { prefix, path_id } => {
+                        if matches!(op, Op::Reject { .. }) {
+                            self.rejected.insert((prefix, path_id));
+                        } else {
+                            self.rejected.remove(&(prefix, path_id));
+                        }
+                        if rib.withdraw(self.rib_id, prefix, path_id) {
+                            let fc = self.counts(prefix);
+                            fc.accepted = fc.accepted.saturating_sub(1);
+                        }
+                        c.withdrawn += 1;
+                    }
+                }
+            }
+            if n.treat_as_withdraw > 0 {
+                tracing::warn!(peer = %nb.name, error = ?u.treat_as_withdraw, "malformed UPDATE treated as withdraw (RFC 7606)");
+            }
+        }
+        (self.check_max_prefix(now, rib, nb), c)
+    }
+
+    fn counts(&mut self, prefix: IpNet) -> &mut FamilyCounts {
+        if prefix.addr().is_ipv4() {
+            &mut self.v4
+        } else {
+            &mut self.v6
+        }
+    }
+
+    /// Re-counts the peer's paths in the RIB (after stale paths were flushed).
+    fn recount(&mut self, rib: &Rib) {
+        let [a4, a6] = rib.peer_paths(self.rib_id);
+        self.v4.accepted = a4;
+        self.v6.accepted = a6;
+    }
+
+    fn check_max_prefix(&mut self, now: Instant, rib: &mut Rib, nb: &Neighbor) -> Vec<Action> {
+        let Some(mp) = nb.max_prefix.as_ref() else {
+            return Vec::new();
+        };
+        let total = self.accepted();
+        let warn_at = mp.limit as u64 * mp.warning_percent as u64 / 100;
+        if total >= warn_at && !self.max_prefix_warned {
+            self.max_prefix_warned = true;
+            tracing::warn!(peer = %nb.name, prefixes = total, limit = mp.limit, "max-prefix warning threshold reached");
+        }
+        if total <= mp.limit as u64 {
+            return Vec::new();
+        }
+        match mp.action {
+            MaxPrefixAction::Warn => Vec::new(),
+            MaxPrefixAction::Discard => {
+                tracing::warn!(peer = %nb.name, "over max-prefix: discarding prefixes beyond the limit");
+                Vec::new()
+            }
+            MaxPrefixAction::Teardown => {
+                tracing::error!(peer = %nb.name, prefixes = total, limit = mp.limit, "max-prefix exceeded: tearing the session down");
+                // RFC 4486 §4: the data is the AFI/SAFI and the limit; name the family over its share.
+                let fam = if self.v6.accepted > self.v4.accepted {
+                    AfiSafi::IPV6_UNICAST
+                } else {
+                    AfiSafi::IPV4_UNICAST
+                };
+                if mp.restart_after > 0 {
+                    self.restart_at = Some(now + Duration::from_secs(mp.restart_after));
+                }
+                rib.peer_down(self.rib_id, false);
+                self.v4.accepted = 0;
+                self.v6.accepted = 0;
+                self.stale = None;
+                vec![Action::Cease(Notification::max_prefixes(fam, mp.limit))]
+            }
+        }
+    }
+
+    /// The session went down. `negotiated` is what the lost session had agreed (None if it never came
+    /// up); `notification` says whether a NOTIFICATION ended it (then there is no graceful restart,
+    /// RFC 4724 §4: only a TCP failure or hold-timer expiry keeps routes).
+    pub fn down(
+        &mut self,
+        now: Instant,
+        rib: &mut Rib,
+        nb: &Neighbor,
+        negotiated: Option<&Negotiated>,
+        notification: bool,
+    ) {
+        let gr = negotiated
+            .and_then(|n| n.graceful_restart.as_ref())
+            .filter(|_| nb.graceful_restart)
+            .map(|g| Duration::from_secs(g.restart_time as u64));
+        let llgr = negotiated
+            .and_then(|n| n.long_lived_gr.as_ref())
+            .filter(|_| nb.long_lived_stale_time > 0)
+            .and_then(|l| {
+                // The shortest stale time of the session's families, capped by ours.
+                l.families
+                    .iter()
+                    .filter(|(f, _, _)| nb.families.iter().any(|x| family_of(*x) == *f))
+                    .map(|(_, _, t)| *t)
+                    .min()
+            })
+            .map(|t| Duration::from_secs(t.min(nb.long_lived_stale_time) as u64))
+            .filter(|d| !d.is_zero());
+        if notification || (gr.is_none() && llgr.is_none()) {
+            rib.peer_down(self.rib_id, false);
+            self.v4.accepted = 0;
+            self.v6.accepted = 0;
+            self.stale = None;
+            return;
+        }
+        rib.peer_down(self.rib_id, true);
+        self.eor.clear();
+        match gr.filter(|d| !d.is_zero()) {
+            Some(restart) => {
+                // A second loss during a restart keeps the earlier deadline (RFC 4724 §4.2).
+                if !matches!(self.stale, Some(Stale::Gr { .. })) {
+                    self.stale = Some(Stale::Gr {
+                        until: now + restart,
+                        llgr,
+                    });
+                }
+            }
+            None => self.enter_llgr(now, rib, llgr.unwrap_or_default()),
+        }
+    }
+
+    fn enter_llgr(&mut self, now: Instant, rib: &mut Rib, stale_time: Duration) {
+        rib.peer_llgr_stale(self.rib_id);
+        self.recount(rib);
+        self.stale = Some(Stale::Llgr {
+            until: now + stale_time,
+        });
+    }
+
+    /// Timers: the end of a stale phase, the max-prefix restart.
+    pub fn tick(&mut self, now: Instant, rib: &mut Rib, nb: &Neighbor) -> Vec<Action> {
+        match self.stale {
+            Some(Stale::Gr { until, llgr }) if until <= now => match llgr {
+                Some(d) => {
+                    tracing::info!(peer = %nb.name, stale_time = d.as_secs(), "graceful restart timer expired: routes kept as LLGR-stale (RFC 9494)");
+                    self.enter_llgr(now, rib, d);
+                }
+                None => {
+                    tracing::info!(peer = %nb.name, "graceful restart timer expired: removing stale routes");
+                    self.stale = None;
+                    rib.flush_stale(self.rib_id);
+                    self.recount(rib);
+                }
+            },
+            Some(Stale::Llgr { until }) if until <= now => {
+                tracing::info!(peer = %nb.name, "long-lived stale time expired: removing stale routes");
+                self.stale = None;
+                rib.flush_stale(self.rib_id);
+                self.recount(rib);
+            }
+            _ => {}
+        }
+        if self.restart_at.is_some_and(|d| d <= now) {
+            self.restart_at = None;
+            self.max_prefix_warned = false;
+            tracing::info!(peer = %nb.name, "restarting after max-prefix teardown");
+            return vec![Action::Start];
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests;
