@@ -558,7 +558,11 @@ proptest! {
             prop_assert_eq!(bytes.len(), r.wire_len());
             let body = if bytes[0] >= 0xf0 { &bytes[2..] } else { &bytes[1..] };
             prop_assert_eq!(&FlowSpec::decode(body, r.family()).unwrap(), r);
-            prop_assert!(!r.to_string().is_empty());
+            // The text form parses back to a rule with the same text.
+            let text = r.to_string();
+            let parsed = FlowSpec::parse(r.family(), &text);
+            prop_assert!(parsed.is_ok(), "{}: {:?}", text, parsed);
+            prop_assert_eq!(parsed.unwrap().to_string(), text);
         }
         // Precedence is a total order consistent with equality.
         for a in &rules {

@@ -27,6 +27,9 @@
 
 pub mod action;
 mod display;
+mod parse;
+
+pub use parse::ParseError;
 
 use super::nlri::Family;
 use super::{Afi, AfiSafi, Safi};

@@ -682,3 +682,68 @@ fn redirect_ipv6_rfc8956_6() {
     assert_eq!(attrs.unknown[0].type_code, action::IPV6_EXT_COMMUNITIES);
     assert_eq!(attrs.unknown[0].value.len(), 20);
 }
+
+#[test]
+fn text_form_parses_back() {
+    for (fam, text) in [
+        (
+            Family::V4,
+            "dst 192.0.2.0/24 proto =6 dport >=80&<=90 tcp-flags =syn&!rst+ack",
+        ),
+        (
+            Family::V4,
+            "src 10.0.0.0/8 port >=137&<=139|=8080 length >1000 dscp =46 fragment is-fragment+0x40",
+        ),
+        (Family::V4, "icmp-type true icmp-code !=3"),
+        (
+            Family::V6,
+            "dst 2001:db8::/32 src ::1234:5678:9a00:0/104 offset 64 next-header =6 flow-label =2013",
+        ),
+        (
+            Family::V6,
+            "tcp-flags !=0x300|syn fragment =first-fragment+last-fragment",
+        ),
+    ] {
+        let f = FlowSpec::parse(fam, text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(f.to_string(), text);
+    }
+    let f = FlowSpec::parse(Family::V4, "dst 192.0.2.0/24 proto =6 port =25").unwrap();
+    assert_eq!(
+        f.to_bytes(),
+        [
+            0x0b, 0x01, 0x18, 0xc0, 0x00, 0x02, 0x03, 0x81, 0x06, 0x04, 0x81, 0x19
+        ]
+    );
+    use super::ParseError as P;
+    assert_eq!(
+        FlowSpec::parse(Family::V4, "dsp =1"),
+        Err(P::UnknownComponent("dsp".into()))
+    );
+    assert_eq!(
+        FlowSpec::parse(Family::V4, "proto"),
+        Err(P::MissingValue("proto".into()))
+    );
+    assert!(matches!(
+        FlowSpec::parse(Family::V4, "proto ~6"),
+        Err(P::Bad { .. })
+    ));
+    assert!(matches!(
+        FlowSpec::parse(Family::V4, "dst 10.0.0.0/8 offset 4"),
+        Err(P::Bad { .. })
+    ));
+    assert_eq!(
+        FlowSpec::parse(Family::V4, "proto =6 dst 10.0.0.0/8"),
+        Err(P::Invalid(FlowSpecError::OutOfOrder { prev: 3, next: 1 }))
+    );
+    assert_eq!(
+        FlowSpec::parse(Family::V4, "proto =300"),
+        Err(P::Invalid(FlowSpecError::BadValueLength {
+            component: 3,
+            len: 2
+        }))
+    );
+    assert_eq!(
+        FlowSpec::parse(Family::V4, "flow-label =1"),
+        Err(P::Invalid(FlowSpecError::UnknownComponent(13)))
+    );
+}
