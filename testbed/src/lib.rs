@@ -7,6 +7,7 @@
 //!      └─ in_netns(ns, f): run f on a thread that setns()'d into ns (bpffs stays visible, unlike `ip netns exec`)
 //! ```
 
+pub mod bench;
 pub mod bins;
 pub mod collect;
 pub mod fabric;

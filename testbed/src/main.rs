@@ -44,6 +44,11 @@ enum Cmd {
     SessionBench(testbed::feed::BenchArgs),
     /// Packets/s through dut: the XDP forwarder vs kernel forwarding, live frames injected at its ingress.
     FwdBench(testbed::fwdbench::FwdBenchArgs),
+    /// ribd against BIRD 2, FRR and GoBGP on the same feed: ingest, failover; JSON results, ratios.
+    Bench(testbed::bench::BenchArgs),
+    /// One feeder of `testbed bench` (started by it inside the feed namespace).
+    #[command(hide = true)]
+    BenchFeeder(testbed::bench::feeder::FeederArgs),
 }
 
 fn main() -> Result<()> {
@@ -58,6 +63,12 @@ fn main() -> Result<()> {
             return run_ribd(config, flush_on_exit);
         }
     }
+    // A feeder of `testbed bench` owns no namespaces: no sweeping, no signal thread.
+    if std::env::args().nth(1).as_deref() == Some("bench-feeder")
+        && let Cmd::BenchFeeder(a) = Cli::parse().cmd
+    {
+        return testbed::bench::feeder::run(a);
+    }
     testbed::netns::install_cleanup_on_signal();
     testbed::netns::sweep_stale();
     let cli = Cli::parse();
@@ -68,6 +79,8 @@ fn main() -> Result<()> {
         Cmd::Collect(a) => testbed::collect::run(a),
         Cmd::SessionBench(a) => testbed::feed::bench(a),
         Cmd::FwdBench(a) => testbed::fwdbench::run(a).map(|_| ()),
+        Cmd::Bench(a) => testbed::bench::run(a),
+        Cmd::BenchFeeder(_) => Ok(()),
     };
     testbed::netns::delete_all_live();
     result
