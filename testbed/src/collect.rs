@@ -280,6 +280,11 @@ pub struct Rib {
     /// ROUTE-REFRESH requests received from peers (each answered by announcing again).
     pub refresh_requests: u64,
     pub end_of_rib: u64,
+    /// FlowSpec rules per (peer, rule) with the traffic filtering actions they carried.
+    pub flows: std::collections::BTreeMap<
+        (bgp::session::PeerId, bgp::wire::flowspec::FlowSpec),
+        Vec<bgp::wire::flowspec::action::FlowAction>,
+    >,
 }
 
 impl Rib {
@@ -379,6 +384,7 @@ impl NsSpeaker {
                             }
                             Event::Down { peer, cause } => {
                                 r.routes.retain(|(p, _), _| *p != peer);
+                                r.flows.retain(|(p, _), _| *p != peer);
                                 r.downs.push((peer, cause));
                                 None
                             }
@@ -390,6 +396,13 @@ impl NsSpeaker {
                                     }
                                     for (_, n) in u.withdrawn_routes() {
                                         r.routes.remove(&(peer, n.prefix));
+                                    }
+                                    for (_, rule) in u.withdrawn_flowspec() {
+                                        r.flows.remove(&(peer, rule.clone()));
+                                    }
+                                    let actions = u.attrs.flow_actions();
+                                    for (_, rule) in u.announced_flowspec() {
+                                        r.flows.insert((peer, rule.clone()), actions.clone());
                                     }
                                     let path = as_path_of(u);
                                     for (f, n) in u.announced() {

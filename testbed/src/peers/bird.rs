@@ -3,6 +3,9 @@
 //! Routes are `protocol static` entries (`route P blackhole { bgp_… attributes }`), exported to every
 //! neighbour with `export where source = RTS_STATIC`; announce/withdraw rewrite `bird.conf` and run
 //! `birdc configure`. Received routes come from parsing `birdc show route all table master4|6`.
+//! FlowSpec rules ([`FlowRoute`]) are `route flow4|flow6 { … }` entries, each in a static protocol of its
+//! own (named after its match) feeding the tables `tbflow4`/`tbflow6`; the `tbflow` export filter adds each
+//! rule's action as a generic extended community, picked by protocol name.
 //! BIRD binds port 179 for the whole namespace: one BIRD per namespace. BIRD does not send a locally set
 //! MED to eBGP neighbours. A [`Route::next_hop`] becomes `route P via NH`: BIRD passes it on as a
 //! third-party next hop when it lies in the subnet shared with the neighbour, else announces itself.
@@ -18,8 +21,8 @@ use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
 
 use super::{
-    BgpPeer, Daemon, Family, Kind, Origin, PeerConfig, ReceivedRoute, Route, SessionState, lock,
-    parse_large_community, tail, temp_dir, wait_until,
+    BgpPeer, Daemon, Family, FlowRoute, Kind, Origin, PeerConfig, ReceivedRoute, Route,
+    SessionState, lock, parse_large_community, tail, temp_dir, wait_until,
 };
 
 /// A running BIRD 2.
@@ -140,6 +143,25 @@ impl Bird {
             }
             let _ = writeln!(s, "}}");
         }
+        let _ = writeln!(s, "flow4 table tbflow4;\nflow6 table tbflow6;");
+        for f in &c.flows {
+            let table = if f.family == Family::Ipv6Flowspec {
+                "flow6 { table tbflow6; }"
+            } else {
+                "flow4 { table tbflow4; }"
+            };
+            let _ = writeln!(
+                s,
+                "protocol static {} {{\n  {table};\n  {}\n}}",
+                f.bird_proto_name(),
+                f.bird_route()
+            );
+        }
+        let _ = writeln!(s, "filter tbflow {{");
+        for f in &c.flows {
+            let _ = writeln!(s, "  {}", f.bird_action());
+        }
+        let _ = writeln!(s, "  if source = RTS_STATIC then accept;\n  reject;\n}}");
         for (i, n) in c.neighbors.iter().enumerate() {
             let _ = writeln!(s, "protocol bgp n{i} {{");
             match n.local_address {
@@ -182,7 +204,21 @@ impl Bird {
                 let chan = match fam {
                     Family::Ipv4Unicast => "ipv4",
                     Family::Ipv6Unicast => "ipv6",
+                    Family::Ipv4Flowspec => "flow4",
+                    Family::Ipv6Flowspec => "flow6",
                 };
+                if fam.is_flowspec() {
+                    let table = if *fam == Family::Ipv4Flowspec {
+                        "tbflow4"
+                    } else {
+                        "tbflow6"
+                    };
+                    let _ = writeln!(
+                        s,
+                        "  {chan} {{ table {table}; import all; export filter tbflow; }};"
+                    );
+                    continue;
+                }
                 let mut extra = String::new();
                 if let Some(ap) = n.add_path {
                     let mode = match (ap.send, ap.receive) {
@@ -210,6 +246,17 @@ impl Bird {
             bail!("birdc configure: {}", out.trim());
         }
         Ok(())
+    }
+}
+
+/// The unicast table of `family` (received routes are read back for unicast only).
+fn master_table(family: Family) -> Result<&'static str> {
+    match family {
+        Family::Ipv4Unicast => Ok("master4"),
+        Family::Ipv6Unicast => Ok("master6"),
+        f => {
+            bail!("the BIRD driver reads back unicast routes only, not {f:?} (use received_count)")
+        }
     }
 }
 
@@ -359,11 +406,22 @@ impl BgpPeer for Bird {
         self.reconfigure(&st.cfg)
     }
 
+    fn announce_flow(&self, flow: &FlowRoute) -> Result<()> {
+        flow.validate()?;
+        let mut st = lock(&self.state);
+        st.cfg.flows.retain(|f| !f.same_match(flow));
+        st.cfg.flows.push(flow.clone());
+        self.reconfigure(&st.cfg)
+    }
+
+    fn withdraw_flow(&self, flow: &FlowRoute) -> Result<()> {
+        let mut st = lock(&self.state);
+        st.cfg.flows.retain(|f| !f.same_match(flow));
+        self.reconfigure(&st.cfg)
+    }
+
     fn received(&self, family: Family) -> Result<Vec<ReceivedRoute>> {
-        let table = match family {
-            Family::Ipv4Unicast => "master4",
-            Family::Ipv6Unicast => "master6",
-        };
+        let table = master_table(family)?;
         let text = self.birdc(&["show", "route", "all", "table", table])?;
         let protos: Vec<(String, IpAddr)> = lock(&self.state)
             .cfg
@@ -377,8 +435,9 @@ impl BgpPeer for Bird {
 
     fn received_count(&self, family: Family) -> Result<usize> {
         let table = match family {
-            Family::Ipv4Unicast => "master4",
-            Family::Ipv6Unicast => "master6",
+            Family::Ipv4Flowspec => "tbflow4",
+            Family::Ipv6Flowspec => "tbflow6",
+            f => master_table(f)?,
         };
         let text = self.birdc(&[
             "show", "route", "table", table, "where", "source", "=", "RTS_BGP", "count",

@@ -12,7 +12,9 @@
 //! explicit `as-path [ LOCAL-AS … ]` (ExaBGP does not prepend its AS to an explicit path), which assumes
 //! eBGP. ExaBGP does no AS-path loop detection: [`BgpPeer::received`] also lists routes that carry its
 //! own AS (FRR, for one, sends a route back to the AS it came from). [`BgpPeer::shutdown_neighbor`] sends a NOTIFICATION Cease (`teardown 2`); ExaBGP reconnects on
-//! its own afterwards, so [`BgpPeer::enable_neighbor`] has nothing to do.
+//! its own afterwards, so [`BgpPeer::enable_neighbor`] has nothing to do. FlowSpec rules ([`FlowRoute`])
+//! given at start are a `flow { route … }` block; at run time they are `announce flow route { match { … }
+//! then { … } }` / `withdraw flow route { … }` API commands to every neighbour of their family.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,7 +29,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::{
-    BgpPeer, Daemon, Family, Kind, Neighbor, Origin, PeerConfig, ReceivedRoute, Route,
+    BgpPeer, Daemon, Family, FlowRoute, Kind, Neighbor, Origin, PeerConfig, ReceivedRoute, Route,
     SessionState, lock, tail, temp_dir, wait_until,
 };
 
@@ -185,14 +187,7 @@ impl ExaBgp {
             }
             let _ = writeln!(s, "  }}\n  family {{");
             for f in &n.families {
-                let _ = writeln!(
-                    s,
-                    "    {};",
-                    match f {
-                        Family::Ipv4Unicast => "ipv4 unicast",
-                        Family::Ipv6Unicast => "ipv6 unicast",
-                    }
-                );
+                let _ = writeln!(s, "    {};", family_words(*f));
             }
             let _ = writeln!(s, "  }}");
             let _ = writeln!(
@@ -204,7 +199,20 @@ impl ExaBgp {
             for r in c.routes.iter().filter(|r| n.has(Family::of(&r.prefix))) {
                 let _ = writeln!(s, "    {};", route_text(r, c.local_as));
             }
-            let _ = writeln!(s, "  }}\n}}");
+            let _ = writeln!(s, "  }}");
+            let flows: Vec<&FlowRoute> = c.flows.iter().filter(|f| n.has(f.family)).collect();
+            if !flows.is_empty() {
+                let _ = writeln!(s, "  flow {{");
+                for (i, f) in flows.iter().enumerate() {
+                    // The configuration names its routes: `route NAME { … }`.
+                    let text = f
+                        .exabgp_text()
+                        .replacen("route ", &format!("route tb{i} "), 1);
+                    let _ = writeln!(s, "    {text}");
+                }
+                let _ = writeln!(s, "  }}");
+            }
+            let _ = writeln!(s, "}}");
         }
         s
     }
@@ -232,6 +240,16 @@ impl ExaBgp {
     fn replay(&self) -> Replay {
         let text = std::fs::read_to_string(self.path("received.jsonl")).unwrap_or_default();
         Replay::from_stream(&text)
+    }
+}
+
+/// ExaBGP's `family { … }` words.
+fn family_words(f: Family) -> &'static str {
+    match f {
+        Family::Ipv4Unicast => "ipv4 unicast",
+        Family::Ipv6Unicast => "ipv6 unicast",
+        Family::Ipv4Flowspec => "ipv4 flow",
+        Family::Ipv6Flowspec => "ipv6 flow",
     }
 }
 
@@ -475,7 +493,46 @@ impl BgpPeer for ExaBgp {
         Ok(())
     }
 
+    fn announce_flow(&self, flow: &FlowRoute) -> Result<()> {
+        flow.validate()?;
+        let mut st = lock(&self.state);
+        let text = flow.exabgp_text();
+        let lines: Vec<String> = ExaBgp::neighbors_for(&st.cfg, flow.family)
+            .iter()
+            .map(|n| format!("neighbor {n} announce flow {text}"))
+            .collect();
+        if lines.is_empty() {
+            bail!("ExaBGP has no neighbour with {:?}", flow.family);
+        }
+        self.api(&lines)?;
+        st.cfg.flows.retain(|f| !f.same_match(flow));
+        st.cfg.flows.push(flow.clone());
+        Ok(())
+    }
+
+    fn withdraw_flow(&self, flow: &FlowRoute) -> Result<()> {
+        let mut st = lock(&self.state);
+        // ExaBGP finds the rule to withdraw by its NLRI; write the announced one (with its action).
+        let text = st
+            .cfg
+            .flows
+            .iter()
+            .find(|f| f.same_match(flow))
+            .unwrap_or(flow)
+            .exabgp_text();
+        let lines: Vec<String> = ExaBgp::neighbors_for(&st.cfg, flow.family)
+            .iter()
+            .map(|n| format!("neighbor {n} withdraw flow {text}"))
+            .collect();
+        self.api(&lines)?;
+        st.cfg.flows.retain(|f| !f.same_match(flow));
+        Ok(())
+    }
+
     fn received(&self, family: Family) -> Result<Vec<ReceivedRoute>> {
+        if family.is_flowspec() {
+            bail!("the ExaBGP driver reads back unicast routes only, not {family:?}");
+        }
         Ok(self
             .replay()
             .routes
@@ -524,11 +581,10 @@ impl BgpPeer for ExaBgp {
             .families
             .iter()
             .map(|f| {
-                let fam = match f {
-                    Family::Ipv4Unicast => "ipv4 unicast",
-                    Family::Ipv6Unicast => "ipv6 unicast",
-                };
-                format!("neighbor {neighbor} announce route-refresh {fam}")
+                format!(
+                    "neighbor {neighbor} announce route-refresh {}",
+                    family_words(*f)
+                )
             })
             .collect();
         self.api(&lines)

@@ -41,9 +41,14 @@ struct State {
 }
 
 fn afi_word(f: Family) -> &'static str {
-    match f {
-        Family::Ipv4Unicast => "ipv4",
-        Family::Ipv6Unicast => "ipv6",
+    if f.is_ipv4() { "ipv4" } else { "ipv6" }
+}
+
+fn safi_word(f: Family) -> &'static str {
+    if f.is_flowspec() {
+        "flowspec"
+    } else {
+        "unicast"
     }
 }
 
@@ -273,8 +278,17 @@ impl Frr {
                 let _ = writeln!(s, " neighbor {a} shutdown");
             }
         }
-        for fam in [Family::Ipv4Unicast, Family::Ipv6Unicast] {
-            let _ = writeln!(s, " address-family {} unicast", afi_word(fam));
+        for fam in [
+            Family::Ipv4Unicast,
+            Family::Ipv6Unicast,
+            Family::Ipv4Flowspec,
+            Family::Ipv6Flowspec,
+        ] {
+            // FlowSpec sections only where a neighbour receives it (FRR does not originate rules).
+            if fam.is_flowspec() && !c.neighbors.iter().any(|n| n.has(fam)) {
+                continue;
+            }
+            let _ = writeln!(s, " address-family {} {}", afi_word(fam), safi_word(fam));
             for r in c.routes.iter().filter(|r| Family::of(&r.prefix) == fam) {
                 let _ = writeln!(
                     s,
@@ -431,6 +445,9 @@ impl BgpPeer for Frr {
     }
 
     fn received(&self, family: Family) -> Result<Vec<ReceivedRoute>> {
+        if family.is_flowspec() {
+            bail!("the FRR driver reads back unicast routes only, not {family:?}");
+        }
         let text = self.vtysh(&[&format!(
             "show bgp {} unicast json detail",
             afi_word(family)
@@ -440,8 +457,9 @@ impl BgpPeer for Frr {
 
     fn received_count(&self, family: Family) -> Result<usize> {
         let text = self.vtysh(&[&format!(
-            "show bgp {} unicast summary json",
-            afi_word(family)
+            "show bgp {} {} summary json",
+            afi_word(family),
+            safi_word(family)
         )])?;
         let v: Value = serde_json::from_str(&text).context("parsing FRR summary JSON")?;
         Ok(v.get("peers")

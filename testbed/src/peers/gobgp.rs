@@ -7,6 +7,8 @@
 //! state is `session_state` of `gobgp neighbor ADDR -j` (GoBGP's enum: 1 idle … 6 established).
 //! With ADD-PATH every received path is listed, but GoBGP 3.10's JSON carries no path identifier, so
 //! [`ReceivedRoute::path_id`] stays `None`.
+//! FlowSpec rules ([`FlowRoute`]) go in with `gobgp global rib -a ipv4-flowspec add match … then …` and out
+//! with `… del match …`; GoBGP 3.10 cannot send traffic-rate-packets.
 //! One gobgpd per namespace (it binds port 179 and the API port).
 
 use std::collections::HashSet;
@@ -22,8 +24,8 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::{
-    BgpPeer, Daemon, Family, Kind, Origin, PeerConfig, ReceivedRoute, Route, SessionState,
-    community_from_u32, lock, ns_output, tail, temp_dir, wait_until,
+    BgpPeer, Daemon, Family, FlowRoute, Kind, Origin, PeerConfig, ReceivedRoute, Route,
+    SessionState, community_from_u32, lock, ns_output, tail, temp_dir, wait_until,
 };
 
 /// gRPC API port of gobgpd inside its namespace.
@@ -42,10 +44,23 @@ struct State {
     daemon: Option<Daemon>,
 }
 
+/// GoBGP's `-a` word (also its `afi-safi-name` without the `-unicast`).
 fn afi(f: Family) -> &'static str {
     match f {
         Family::Ipv4Unicast => "ipv4",
         Family::Ipv6Unicast => "ipv6",
+        Family::Ipv4Flowspec => "ipv4-flowspec",
+        Family::Ipv6Flowspec => "ipv6-flowspec",
+    }
+}
+
+/// (AFI, SAFI) numbers of a family, as GoBGP's JSON gives them.
+fn afi_safi_numbers(f: Family) -> (u64, u64) {
+    match f {
+        Family::Ipv4Unicast => (1, 1),
+        Family::Ipv6Unicast => (2, 1),
+        Family::Ipv4Flowspec => (1, 133),
+        Family::Ipv6Flowspec => (2, 133),
     }
 }
 
@@ -96,6 +111,9 @@ impl GoBgp {
         let st = lock(&self.state);
         for r in &st.cfg.routes {
             self.add(r)?;
+        }
+        for f in &st.cfg.flows {
+            self.add_flow(f)?;
         }
         for n in &st.disabled {
             self.gobgp(&["neighbor", &n.to_string(), "disable"])?;
@@ -153,6 +171,32 @@ impl GoBgp {
                 .collect();
             args.extend(["large-community".into(), c.join(",")]);
         }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.gobgp(&refs).map(|_| ())
+    }
+
+    fn flow_args(&self, verb: &str, f: &FlowRoute) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "global".into(),
+            "rib".into(),
+            "-a".into(),
+            afi(f.family).into(),
+            verb.into(),
+        ];
+        args.extend(f.gobgp_match());
+        args
+    }
+
+    fn add_flow(&self, f: &FlowRoute) -> Result<()> {
+        f.validate()?;
+        let mut args = self.flow_args("add", f);
+        args.extend(f.gobgp_then()?);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.gobgp(&refs).map(|_| ())
+    }
+
+    fn del_flow(&self, f: &FlowRoute) -> Result<()> {
+        let args = self.flow_args("del", f);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.gobgp(&refs).map(|_| ())
     }
@@ -271,6 +315,8 @@ pub fn config_text(c: &PeerConfig) -> String {
             let name = match f {
                 Family::Ipv4Unicast => "ipv4-unicast",
                 Family::Ipv6Unicast => "ipv6-unicast",
+                Family::Ipv4Flowspec => "ipv4-flowspec",
+                Family::Ipv6Flowspec => "ipv6-flowspec",
             };
             let _ = writeln!(
                 s,
@@ -416,15 +462,33 @@ impl BgpPeer for GoBgp {
         Ok(())
     }
 
+    fn announce_flow(&self, flow: &FlowRoute) -> Result<()> {
+        let mut st = lock(&self.state);
+        // The same NLRI from the same (local) source replaces the path: no withdrawal in between.
+        self.add_flow(flow)?;
+        st.cfg.flows.retain(|f| !f.same_match(flow));
+        st.cfg.flows.push(flow.clone());
+        Ok(())
+    }
+
+    fn withdraw_flow(&self, flow: &FlowRoute) -> Result<()> {
+        let mut st = lock(&self.state);
+        self.del_flow(flow)?;
+        st.cfg.flows.retain(|f| !f.same_match(flow));
+        Ok(())
+    }
+
     fn received(&self, family: Family) -> Result<Vec<ReceivedRoute>> {
+        if family.is_flowspec() {
+            bail!(
+                "the GoBGP driver reads back unicast routes only, not {family:?} (use received_count)"
+            );
+        }
         parse_rib_json(&self.gobgp(&["global", "rib", "-a", afi(family), "-j"])?)
     }
 
     fn received_count(&self, family: Family) -> Result<usize> {
-        let want = match family {
-            Family::Ipv4Unicast => 1,
-            Family::Ipv6Unicast => 2,
-        };
+        let (want_afi, want_safi) = afi_safi_numbers(family);
         let text = self.gobgp(&["neighbor", "-j"])?;
         let v: Value = serde_json::from_str(&text).context("parsing GoBGP neighbours JSON")?;
         Ok(v.as_array()
@@ -437,8 +501,8 @@ impl BgpPeer for GoBgp {
                     .unwrap_or_default()
             })
             .filter(|a| {
-                a.pointer("/state/family/afi").and_then(Value::as_u64) == Some(want)
-                    && a.pointer("/state/family/safi").and_then(Value::as_u64) == Some(1)
+                a.pointer("/state/family/afi").and_then(Value::as_u64) == Some(want_afi)
+                    && a.pointer("/state/family/safi").and_then(Value::as_u64) == Some(want_safi)
             })
             .filter_map(|a| a.pointer("/state/received").and_then(Value::as_u64))
             .sum::<u64>() as usize)

@@ -16,6 +16,7 @@
 
 pub mod bird;
 pub mod exabgp;
+pub mod flow;
 pub mod frr;
 pub mod gobgp;
 
@@ -32,6 +33,7 @@ use ipnet::IpNet;
 
 pub use bird::Bird;
 pub use exabgp::ExaBgp;
+pub use flow::{FlowAct, FlowRoute, Fragment};
 pub use frr::Frr;
 pub use gobgp::GoBgp;
 
@@ -40,14 +42,27 @@ pub use gobgp::GoBgp;
 pub enum Family {
     Ipv4Unicast,
     Ipv6Unicast,
+    /// IPv4 FlowSpec (RFC 8955, SAFI 133): rules are [`FlowRoute`]s, not prefixes.
+    Ipv4Flowspec,
+    /// IPv6 FlowSpec (RFC 8956, SAFI 133).
+    Ipv6Flowspec,
 }
 
 impl Family {
+    /// The unicast family of a prefix.
     pub fn of(prefix: &IpNet) -> Family {
         match prefix {
             IpNet::V4(_) => Family::Ipv4Unicast,
             IpNet::V6(_) => Family::Ipv6Unicast,
         }
+    }
+
+    pub fn is_flowspec(self) -> bool {
+        matches!(self, Family::Ipv4Flowspec | Family::Ipv6Flowspec)
+    }
+
+    pub fn is_ipv4(self) -> bool {
+        matches!(self, Family::Ipv4Unicast | Family::Ipv4Flowspec)
     }
 }
 
@@ -329,6 +344,8 @@ pub struct PeerConfig {
     pub neighbors: Vec<Neighbor>,
     /// Routes announced from the start.
     pub routes: Vec<Route>,
+    /// FlowSpec rules announced from the start (and kept across [`BgpPeer::restart`]).
+    pub flows: Vec<FlowRoute>,
 }
 
 impl PeerConfig {
@@ -338,6 +355,7 @@ impl PeerConfig {
             router_id,
             neighbors: Vec::new(),
             routes: Vec::new(),
+            flows: Vec::new(),
         }
     }
     pub fn neighbor(mut self, n: Neighbor) -> Self {
@@ -346,6 +364,10 @@ impl PeerConfig {
     }
     pub fn route(mut self, r: Route) -> Self {
         self.routes.push(r);
+        self
+    }
+    pub fn flow(mut self, f: FlowRoute) -> Self {
+        self.flows.push(f);
         self
     }
 }
@@ -360,7 +382,18 @@ pub trait BgpPeer: Send + Sync {
     fn announce(&self, route: &Route) -> Result<()>;
     /// Stops announcing `prefix`.
     fn withdraw(&self, prefix: IpNet) -> Result<()>;
-    /// Routes received from neighbours (not the peer's own), in `family`.
+    /// Starts announcing a FlowSpec rule to every neighbour of its family (replacing an earlier one
+    /// with the same match, so the action can change). FRR only receives FlowSpec: it refuses.
+    fn announce_flow(&self, flow: &FlowRoute) -> Result<()> {
+        let _ = flow;
+        bail!("{} does not originate FlowSpec rules", self.kind())
+    }
+    /// Withdraws the FlowSpec rule with `flow`'s match (its action is ignored).
+    fn withdraw_flow(&self, flow: &FlowRoute) -> Result<()> {
+        let _ = flow;
+        bail!("{} does not originate FlowSpec rules", self.kind())
+    }
+    /// Routes received from neighbours (not the peer's own), in a unicast `family`.
     fn received(&self, family: Family) -> Result<Vec<ReceivedRoute>>;
     /// Number of paths received from neighbours in `family` (what [`BgpPeer::received`] would return),
     /// from the implementation's counters where it has them: cheap enough for full tables.
