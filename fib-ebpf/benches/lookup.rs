@@ -749,6 +749,19 @@ fn whole_packet(
             &f6,
         ));
     }
+    // One destination over and over at full table: everything it reads stays in L1, so this is
+    // the forwarder's cost without the memory misses.
+    let mut f = load(Engine4::Dir24, false);
+    populate_dir24(&mut f, full4);
+    wire_nexthops(&f);
+    fill_dst4(&mut f, &vec![uni4[0]; DESTS]);
+    rows.push(packet_row(
+        &mut f,
+        "IPv4 full DIR-24-8, one destination".into(),
+        false,
+        &f4,
+    ));
+    drop(f);
     // The 10k table: its destinations fall in few tbl24 rows (cache- and TLB-resident), which
     // shows how much of the full-table figure is the tbl24 memory access.
     let mut f = load(Engine4::Dir24, false);
