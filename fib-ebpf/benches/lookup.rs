@@ -848,9 +848,37 @@ fn memory_floor(r: &mut Rng, full4: &[Route4]) {
     // the full table's prefixes, and Zipf(1.0) over 100k of them.
     let uni = uniform4(r, full4);
     let zipf = zipf4(r, full4, 100_000);
+    // A candidate smaller layout, for comparison: a /16 table (64k u16 entries, 128 KiB, L2-resident)
+    // and, for each /16 holding longer prefixes, a chunk of 256 u16 /24 entries (512 bytes); the line
+    // read is the chunk's (the tbl16 read before it, an L2 hit, is left out).
+    let mut chunked: Vec<u32> = full4
+        .iter()
+        .filter(|&&(_, l, _)| l > 16)
+        .map(|&(a, _, _)| a >> 16)
+        .collect();
+    chunked.sort_unstable();
+    chunked.dedup();
+    let line16 = |d: &u32| -> u32 {
+        match chunked.binary_search(&(d >> 16)) {
+            Ok(c) => 2048 + c as u32 * 8 + ((d >> 8) & 0xff) / 32,
+            Err(_) => (d >> 16) / 32,
+        }
+    };
+    println!(
+        "  ({} /16s hold longer prefixes: {} KiB of chunks)",
+        chunked.len(),
+        chunked.len() / 2
+    );
     for (pattern, dests) in [("uniform", &uni), ("Zipf", &zipf)] {
-        for (layout, shift) in [("tbl24 u32 64 MiB", 12), ("tbl24 u16 32 MiB", 13)] {
-            let idx: Vec<u32> = dests.iter().map(|d| (d >> shift).to_be()).collect();
+        for (layout, shift) in [
+            ("tbl24 u32 64 MiB", 12),
+            ("tbl24 u16 32 MiB", 13),
+            ("tbl16 + u16 /16 chunks", 0),
+        ] {
+            let idx: Vec<u32> = dests
+                .iter()
+                .map(|d| if shift == 0 { line16(d) } else { d >> shift }.to_be())
+                .collect();
             fill_dst4(&mut f, &idx);
             let mut med = |prog: &str| {
                 loop_pass(&mut f, prog, &frame);
