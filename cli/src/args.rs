@@ -170,6 +170,11 @@ pub enum Show {
         page_size: u32,
     },
 
+    /// FlowSpec rules in the order the XDP classifier applies them: peer, actions, feasibility,
+    /// whether installed, and per-rule packet/byte/drop counters.
+    #[command(alias = "flow")]
+    Flowspec,
+
     /// Dataplane counters per reason, interface and next-hop.
     Stats {
         /// Sample every SECS seconds (default 1) and print rates between samples.

@@ -226,6 +226,63 @@ pub fn neighbors(out: &mut dyn Write, peers: &[Peer], style: Style) -> io::Resul
     t.flush(out, style)
 }
 
+/// `show flowspec`: one row per rule in classifier order, then the reasons of rules not installed.
+pub fn flowspec(out: &mut dyn Write, t: &ribd::api::FlowSpecTable, style: Style) -> io::Result<()> {
+    writeln!(
+        out,
+        "FlowSpec: {} rules; validation (RFC 8955 §6) {}, enforcement in XDP {}",
+        t.rules.len(),
+        if t.validate { "on" } else { "off" },
+        if t.enforce { "on" } else { "off" }
+    )?;
+    if t.rules.is_empty() {
+        return Ok(());
+    }
+    let mut tab = Table::new(&[
+        ("#", Align::Right),
+        ("RULE", Align::Left),
+        ("PEER", Align::Left),
+        ("EFFECT", Align::Left),
+        ("STATE", Align::Left),
+        ("PACKETS", Align::Right),
+        ("BYTES", Align::Right),
+        ("DROPPED", Align::Right),
+    ]);
+    for r in &t.rules {
+        let (state, color) = match (r.feasible, r.installed) {
+            (_, true) => ("installed", Color::Green),
+            (false, _) => ("infeasible", Color::Yellow),
+            (true, false) => ("not installed", Color::Red),
+        };
+        let peer = if r.alternatives > 0 {
+            format!("{} (+{})", r.peer, r.alternatives)
+        } else {
+            r.peer.clone()
+        };
+        tab.row(vec![
+            r.order.to_string().into(),
+            r.rule.as_str().into(),
+            peer.into(),
+            r.effect.as_str().into(),
+            Cell::colored(state, Some(color)),
+            r.packets.to_string().into(),
+            r.bytes.to_string().into(),
+            r.dropped.to_string().into(),
+        ]);
+    }
+    tab.flush(out, style)?;
+    for r in t.rules.iter().filter(|r| r.reason.is_some()) {
+        writeln!(
+            out,
+            "  #{} {}: {}",
+            r.order,
+            r.actions.join(" "),
+            r.reason.as_deref().unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
 const MESSAGE_TYPES: [&str; 5] = [
     "open",
     "update",

@@ -264,6 +264,43 @@ pub struct NextHopCounter {
     pub bytes: u64,
 }
 
+/// The FlowSpec table in the order the classifier applies it (RFC 8955 §5.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowSpecTable {
+    /// RFC 8955 §6 validation on.
+    pub validate: bool,
+    /// Rules are installed into the XDP classifier.
+    pub enforce: bool,
+    pub rules: Vec<FlowRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRule {
+    /// Position in the §5.1 order (0 = applied first).
+    pub order: usize,
+    /// "ipv4" or "ipv6".
+    pub family: String,
+    /// The rule in the usual text form, e.g. `dst 192.0.2.0/24 proto =17 dport =53`.
+    pub rule: String,
+    /// The peer whose announcement is used, and how many others announce the same rule.
+    pub peer: String,
+    pub alternatives: usize,
+    /// Traffic-filtering actions as received.
+    pub actions: Vec<String>,
+    /// What the classifier does: "accept", "drop", "rate-limit N pps|bytes/s", plus "set dscp N",
+    /// "non-terminal".
+    pub effect: String,
+    pub feasible: bool,
+    /// In the classifier now.
+    pub installed: bool,
+    /// Why not feasible / not installable, or what of it is ignored.
+    pub reason: Option<String>,
+    /// Matched packets and bytes (frame length), and how many of them the rule dropped.
+    pub packets: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckReport {
     pub ok: bool,

@@ -52,6 +52,9 @@ pub struct Config {
     pub as_path_list: BTreeMap<String, AsPathListDef>,
     #[serde(default)]
     pub community_list: BTreeMap<String, CommunityListDef>,
+    /// FlowSpec validation and enforcement.
+    #[serde(default)]
+    pub flowspec: crate::flowspec::FlowSpecConfig,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -136,6 +139,27 @@ impl Default for DataplaneConfig {
 pub enum Family {
     Ipv4Unicast,
     Ipv6Unicast,
+    /// FlowSpec rules (RFC 8955), enforced by the XDP classifier (see `[flowspec]`).
+    Ipv4Flowspec,
+    Ipv6Flowspec,
+}
+
+impl Family {
+    pub fn is_flowspec(self) -> bool {
+        matches!(self, Family::Ipv4Flowspec | Family::Ipv6Flowspec)
+    }
+
+    /// The AFI/SAFI on the wire.
+    pub fn afi_safi(self) -> bgp::wire::AfiSafi {
+        use bgp::wire::flowspec;
+        use bgp::wire::nlri::Family as Ip;
+        match self {
+            Family::Ipv4Unicast => bgp::wire::AfiSafi::IPV4_UNICAST,
+            Family::Ipv6Unicast => bgp::wire::AfiSafi::IPV6_UNICAST,
+            Family::Ipv4Flowspec => flowspec::afi_safi(Ip::V4),
+            Family::Ipv6Flowspec => flowspec::afi_safi(Ip::V6),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -632,7 +656,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, Vec<ConfigError>> {
             err(
                 &mut errs,
                 &at("families"),
-                "at least one of ipv4-unicast, ipv6-unicast".into(),
+                "at least one of ipv4-unicast, ipv6-unicast, ipv4-flowspec, ipv6-flowspec".into(),
             );
         }
         neighbors.push(Neighbor {

@@ -109,3 +109,28 @@ fn password_file_is_read_and_trimmed() {
     assert_eq!(l.neighbors[0].password.as_deref(), Some("hunter2"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn flowspec_families_and_settings() {
+    let text = "router-id = \"192.0.2.1\"\nlocal-as = 65000\n\n[flowspec]\nvalidate = false\n\n[peer.a]\naddress = \"192.0.2.2\"\nremote-as = 1\nfamilies = [\"ipv4-unicast\", \"ipv4-flowspec\", \"ipv6-flowspec\"]\n";
+    let l = parse(text, "ribd.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(!l.config.flowspec.validate && l.config.flowspec.enforce);
+    assert_eq!(
+        l.neighbors[0].families,
+        vec![
+            Family::Ipv4Unicast,
+            Family::Ipv4Flowspec,
+            Family::Ipv6Flowspec
+        ]
+    );
+    let e = errors("router-id = \"192.0.2.1\"\nlocal-as = 65000\n\n[flowspec]\nvalidat = false\n");
+    assert!(e[0].contains("unknown field `validat`"), "{e:?}");
+    let e = errors(
+        "router-id = \"192.0.2.1\"\nlocal-as = 65000\n\n[peer.a]\naddress = \"192.0.2.2\"\nremote-as = 1\nfamilies = [\"ipv4-flow\"]\n",
+    );
+    assert!(
+        e[0].contains("peer.a")
+            && e[0].contains("expected one of `ipv4-unicast`, `ipv6-unicast`, `ipv4-flowspec`"),
+        "{e:?}"
+    );
+}

@@ -89,10 +89,7 @@ pub struct Inbound {
 }
 
 fn family_of(f: Family) -> BgpFamily {
-    match f {
-        Family::Ipv4Unicast => AfiSafi::IPV4_UNICAST,
-        Family::Ipv6Unicast => AfiSafi::IPV6_UNICAST,
-    }
+    f.afi_safi()
 }
 
 impl Inbound {
@@ -137,7 +134,9 @@ impl Inbound {
                 if !self.eor.contains(&fam) {
                     self.eor.push(fam);
                 }
-                if self.stale.is_some() {
+                // FlowSpec's End-of-RIB concerns the FlowSpec table, not the unicast stale paths.
+                let unicast = fam == AfiSafi::IPV4_UNICAST || fam == AfiSafi::IPV6_UNICAST;
+                if self.stale.is_some() && unicast {
                     rib.flush_stale_family(self.rib_id, fam == AfiSafi::IPV4_UNICAST);
                     // The restart is over when every family of the session has sent End-of-RIB.
                     if nb

@@ -18,6 +18,8 @@ pub mod daemon;
 #[cfg(feature = "daemon")]
 pub mod export;
 #[cfg(feature = "daemon")]
+pub mod flowspec;
+#[cfg(feature = "daemon")]
 pub mod import;
 #[cfg(feature = "daemon")]
 pub mod inbound;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bgp::fsm::{Cause, Family as BgpFamily, FsmConfig, State, default_capabilities};
 use bgp::session::{self, Event, Listener, PeerHandle, SocketOptions, TtlMode};
-use bgp::wire::{AddPathDirection, AfiSafi};
+use bgp::wire::AddPathDirection;
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +17,7 @@ use super::Options;
 use crate::adj_out::{AdjOut, Env, MemberSpec};
 use crate::api;
 use crate::config::{self, AddPath, Family, Loaded, Neighbor};
+use crate::flowspec::{FlowEntry, FlowPath, FlowRib};
 use crate::import::ImportCtx;
 use crate::inbound::{Action as InboundAction, FamilyCounts, Inbound};
 use crate::rib::attrs::Attrs;
@@ -42,6 +43,7 @@ pub enum RequestKind {
     PeerAction(String, PeerAction),
     Reload,
     Metrics,
+    FlowSpec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,13 +120,58 @@ pub struct Core {
     initial_sync_deadline: Option<Instant>,
     /// Adj-RIBs-Out, one per update group.
     adj: AdjOut,
+    /// FlowSpec rules learned from peers.
+    flow: FlowRib,
+    /// The last evaluation of `flow` (order, feasibility, classifier rules), what the API shows.
+    flow_view: Vec<FlowEntry>,
+    /// The unicast FIB changed since `flow_view` was computed (feasibility may have changed).
+    flow_unicast_changed: bool,
+    /// The classifier rule set last installed.
+    flow_installed: Vec<fib_sync::fib_ebpf::acl::Rule>,
+}
+
+/// The unicast RIB as the FlowSpec feasibility check sees it (RFC 8955 §6).
+struct RibView<'a>(&'a Rib);
+
+impl RibView<'_> {
+    fn origin(&self, prefix: IpNet) -> Option<crate::flowspec::UnicastOrigin> {
+        let (paths, _) = self.0.usable_paths(prefix)?;
+        let best = paths.first()?;
+        let info = self.0.peer(best.peer)?;
+        Some(crate::flowspec::UnicastOrigin {
+            prefix,
+            peer_addr: info.addr,
+            peer_as: info.remote_as,
+        })
+    }
+}
+
+impl crate::flowspec::UnicastView for RibView<'_> {
+    fn best_match(&self, p: IpNet) -> Option<crate::flowspec::UnicastOrigin> {
+        (0..=p.prefix_len())
+            .rev()
+            .find_map(|len| self.origin(IpNet::new(p.addr(), len).ok()?.trunc()))
+    }
+
+    fn more_specific_from_other_as(&self, p: IpNet, asn: u32) -> bool {
+        let other = |n: IpNet| n != p && self.origin(n).is_some_and(|o| o.peer_as != asn);
+        match p {
+            IpNet::V4(v4) => self
+                .0
+                .ipv4()
+                .more_specifics(&v4)
+                .any(|k| other(IpNet::V4(*k))),
+            IpNet::V6(v6) => self
+                .0
+                .ipv6()
+                .more_specifics(&v6)
+                .any(|k| other(IpNet::V6(*k))),
+        }
+    }
 }
 
 fn family_of(f: Family) -> BgpFamily {
-    match f {
-        Family::Ipv4Unicast => AfiSafi::IPV4_UNICAST,
-        Family::Ipv6Unicast => AfiSafi::IPV6_UNICAST,
-    }
+    f.afi_safi()
 }
 
 impl Core {
@@ -160,6 +207,15 @@ impl Core {
             dataplane_error: None,
             initial_sync_deadline: None,
             adj: AdjOut::new(),
+            // Changed from the start: the first evaluation replaces whatever rule set is pinned.
+            flow: {
+                let mut f = FlowRib::default();
+                f.changed = true;
+                f
+            },
+            flow_view: Vec::new(),
+            flow_unicast_changed: false,
+            flow_installed: Vec::new(),
         };
         core.rib.set_track_best(true);
         if core.loaded.config.dataplane.enabled {
@@ -250,7 +306,13 @@ impl Core {
                 AddPath::Send => AddPathDirection::Send,
                 AddPath::Both => AddPathDirection::Both,
             };
-            caps.add_path = families.iter().map(|f| (*f, dir)).collect();
+            // ADD-PATH is for unicast; a FlowSpec rule is its own identity.
+            caps.add_path = nb
+                .families
+                .iter()
+                .filter(|f| !f.is_flowspec())
+                .map(|f| (family_of(*f), dir))
+                .collect();
         }
         if nb.graceful_restart {
             caps.graceful_restart = Some(bgp::fsm::GracefulRestart {
@@ -366,6 +428,7 @@ impl Core {
             }
             self.by_session.retain(|_, n| n != name);
             self.rib.remove_peer(p.inb.rib_id);
+            self.flow.peer_down(name);
             self.flush();
             tracing::info!(peer = %name, "peer removed: {why}");
         }
@@ -424,6 +487,15 @@ impl Core {
                 }
             }
             Event::Updates { updates, .. } => {
+                for u in &updates {
+                    let flow = |m: Option<usize>| m.is_some_and(|n| n > 0);
+                    if flow(u.mp_reach.as_ref().map(|m| m.flowspec.len()))
+                        || flow(u.mp_unreach.as_ref().map(|m| m.flowspec.len()))
+                        || u.afi_safi_disable.is_some()
+                    {
+                        self.import_flowspec(&name, u);
+                    }
+                }
                 let Some(p) = self.peers.get_mut(&name) else {
                     return;
                 };
@@ -458,6 +530,10 @@ impl Core {
                     negotiated.as_deref(),
                     notification,
                 );
+                let flows = self.flow.peer_down(&name);
+                if flows > 0 {
+                    tracing::info!(peer = %name, rules = flows, "FlowSpec rules of the peer removed");
+                }
             }
         }
     }
@@ -480,6 +556,92 @@ impl Core {
     pub fn flush(&mut self) {
         self.flush_fib();
         self.export_changes();
+        self.flush_flowspec();
+    }
+
+    /// FlowSpec parts of one UPDATE from `name`: announcements (MP_REACH, with the traffic-filtering
+    /// actions of its extended communities) and withdrawals (MP_UNREACH, or MP_REACH of an UPDATE
+    /// treated as withdraw, RFC 7606). An eBGP peer without import policy imports nothing (RFC 8212).
+    fn import_flowspec(&mut self, name: &str, u: &bgp::wire::Update) {
+        // AFI/SAFI disable (RFC 7606 §7.11, an unframeable FlowSpec field): the session ignores the
+        // family from now on, so what the peer sent of it goes too.
+        if let Some((af, e)) = &u.afi_safi_disable
+            && let Some(fam) = bgp::wire::flowspec::family(*af)
+        {
+            let n = self.flow.peer_family_down(name, fam);
+            tracing::warn!(peer = %name, family = %af, error = %e, rules = n, "FlowSpec family disabled for this session: rules removed");
+        }
+        for (_, rule) in u.withdrawn_flowspec() {
+            self.flow.withdraw(rule, name);
+        }
+        let Some(p) = self.peers.get(name) else {
+            return;
+        };
+        // Treat-as-withdraw is applied by the codec: what is "announced" here is sound.
+        let allowed = !(p.inb.import.ebgp && p.inb.import.policy.is_none());
+        if !allowed {
+            for (_, rule) in u.announced_flowspec() {
+                self.flow.withdraw(rule, name);
+                tracing::debug!(peer = %name, "FlowSpec ignored: eBGP peer without import policy (RFC 8212)");
+            }
+            return;
+        }
+        let path = FlowPath {
+            peer: name.to_string(),
+            peer_addr: p.nb.address,
+            peer_as: p.inb.import.peer_as,
+            ebgp: p.inb.import.ebgp,
+            local_pref: u.attrs.local_pref.unwrap_or(100),
+            as_path_len: u.attrs.as_path.as_ref().map_or(0, |a| a.path_len()),
+            actions: u.attrs.flow_actions(),
+        };
+        for (_, rule) in u.announced_flowspec() {
+            self.flow.announce(rule.clone(), path.clone());
+        }
+        tracing::debug!(peer = %name, rules = self.flow.len(), "FlowSpec UPDATE");
+    }
+
+    /// Re-evaluates the FlowSpec table when it or the unicast RIB changed, and installs the result
+    /// into the XDP classifier when it differs from what is installed.
+    fn flush_flowspec(&mut self) {
+        // After a restart the pinned rule set keeps protecting until the peers have re-sent theirs.
+        if self.initial_sync_deadline.is_some() {
+            return;
+        }
+        let unicast_matters = self.flow_unicast_changed && !self.flow.is_empty();
+        if !self.flow.changed && !unicast_matters {
+            return;
+        }
+        let cfg = &self.loaded.config.flowspec;
+        let view = RibView(&self.rib);
+        self.flow_view = self.flow.evaluate(cfg.validate, &view);
+        self.flow.changed = false;
+        self.flow_unicast_changed = false;
+        let rules: Vec<fib_sync::fib_ebpf::acl::Rule> = if cfg.enforce {
+            self.flow_view
+                .iter()
+                .flat_map(|e| e.compiled.iter().cloned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if rules == self.flow_installed {
+            return;
+        }
+        let Some(dp) = self.dataplane.as_mut() else {
+            self.flow_installed = rules;
+            return;
+        };
+        match dp.install_rules(&rules) {
+            Ok(()) => {
+                tracing::info!(rules = rules.len(), "classifier rule set installed");
+                self.flow_installed = rules;
+            }
+            Err(e) => {
+                tracing::error!("installing the classifier rules failed: {e:#}");
+                self.dataplane_error = Some(format!("classifier: {e:#}"));
+            }
+        }
     }
 
     fn flush_fib(&mut self) {
@@ -489,6 +651,7 @@ impl Core {
             if deltas.is_empty() {
                 return;
             }
+            self.flow_unicast_changed = true;
             let nht = match self.dataplane.as_mut().map(|dp| dp.apply(&deltas)) {
                 Some(Ok(nht)) => nht,
                 Some(Err(e)) => {
@@ -970,6 +1133,7 @@ impl Core {
                 }
             }
             RequestKind::Metrics => Response::Text(super::metrics::render(self)),
+            RequestKind::FlowSpec => Response::json(&self.flowspec_table()),
         }
     }
 
@@ -1135,6 +1299,16 @@ impl Core {
                 .map(|f| match f {
                     Family::Ipv4Unicast => fam("ipv4-unicast", &p.inb.v4),
                     Family::Ipv6Unicast => fam("ipv6-unicast", &p.inb.v6),
+                    Family::Ipv4Flowspec | Family::Ipv6Flowspec => {
+                        let v6 = *f == Family::Ipv6Flowspec;
+                        let n = self.flow.count_of(&p.nb.name, v6) as u64;
+                        api::PeerFamily {
+                            afi: if v6 { "ipv6-flowspec" } else { "ipv4-flowspec" }.into(),
+                            received: n,
+                            accepted: n,
+                            advertised: 0,
+                        }
+                    }
                 })
                 .collect(),
             messages: api::MessageCounts {
@@ -1148,6 +1322,88 @@ impl Core {
 
     pub fn rib(&self) -> &Rib {
         &self.rib
+    }
+
+    /// The FlowSpec table as evaluated last, with the classifier's counters.
+    pub fn flowspec_table(&self) -> api::FlowSpecTable {
+        use fib_sync::fib_ebpf::acl::{Action, RateUnit};
+        let counters: HashMap<u64, (u64, u64, u64)> = match self.dataplane.as_ref() {
+            Some(dp) if !self.flow_installed.is_empty() => match dp.rule_counters() {
+                Ok(c) => c
+                    .into_iter()
+                    .map(|c| (c.id.0, (c.packets, c.bytes, c.dropped_packets)))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!("reading classifier counters: {e:#}");
+                    HashMap::new()
+                }
+            },
+            _ => HashMap::new(),
+        };
+        let installed: std::collections::HashSet<u64> =
+            self.flow_installed.iter().map(|r| r.id.0).collect();
+        let cfg = &self.loaded.config.flowspec;
+        api::FlowSpecTable {
+            validate: cfg.validate,
+            enforce: cfg.enforce,
+            rules: self
+                .flow_view
+                .iter()
+                .enumerate()
+                .map(|(order, e)| {
+                    let mut sum = (0, 0, 0);
+                    for r in &e.compiled {
+                        if let Some(c) = counters.get(&r.id.0) {
+                            sum = (sum.0 + c.0, sum.1 + c.1, sum.2 + c.2);
+                        }
+                    }
+                    let effect = match e.translated.first() {
+                        None => "none".to_string(),
+                        Some(r) => {
+                            let mut t = match r.action {
+                                Action::Accept => "accept".to_string(),
+                                Action::Drop => "drop".to_string(),
+                                Action::RateLimit(l) => format!(
+                                    "rate-limit {} {}",
+                                    l.rate,
+                                    if l.unit == RateUnit::Packets {
+                                        "pps"
+                                    } else {
+                                        "bytes/s"
+                                    }
+                                ),
+                            };
+                            if let Some(d) = r.set_dscp {
+                                t.push_str(&format!(", set dscp {d}"));
+                            }
+                            if !r.terminal {
+                                t.push_str(", non-terminal");
+                            }
+                            t
+                        }
+                    };
+                    api::FlowRule {
+                        order,
+                        family: match e.rule.family() {
+                            bgp::wire::nlri::Family::V4 => "ipv4".into(),
+                            bgp::wire::nlri::Family::V6 => "ipv6".into(),
+                        },
+                        rule: e.rule.to_string(),
+                        peer: e.best.peer.clone(),
+                        alternatives: e.alternatives,
+                        actions: e.best.actions.iter().map(|a| a.to_string()).collect(),
+                        effect,
+                        feasible: e.feasible,
+                        installed: !e.compiled.is_empty()
+                            && e.compiled.iter().all(|r| installed.contains(&r.id.0)),
+                        reason: e.reason.clone(),
+                        packets: sum.0,
+                        bytes: sum.1,
+                        dropped: sum.2,
+                    }
+                })
+                .collect(),
+        }
     }
 
     /// Update groups and the shared exported attribute sets (count, bytes), for metrics.

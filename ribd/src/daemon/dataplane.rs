@@ -40,6 +40,8 @@ pub struct Dataplane {
     local: Vec<IpAddr>,
     /// The forwarder's flow-hash seed (for flow lookups).
     hash_seed: u32,
+    /// The XDP classifier's maps (FlowSpec / ACL rules), opened on first use.
+    classifier: Option<fib_ebpf::acl::Classifier>,
     /// BGP next-hops the RIB uses, tracked for it even when no forwarding entry uses them (a next-hop
     /// that went unreachable must be watched so its recovery is noticed).
     tracked: std::collections::BTreeSet<IpAddr>,
@@ -119,6 +121,7 @@ impl Dataplane {
             )
         };
         Ok(Dataplane {
+            classifier: None,
             fwd,
             syncer,
             pending,
@@ -228,6 +231,35 @@ impl Dataplane {
             );
         }
         Ok(nht)
+    }
+
+    fn classifier(&mut self) -> Result<&mut fib_ebpf::acl::Classifier> {
+        if self.classifier.is_none() {
+            self.classifier = Some(
+                self.fwd
+                    .classifier()
+                    .context("opening the classifier maps")?,
+            );
+        }
+        self.classifier.as_mut().context("classifier")
+    }
+
+    /// Makes `rules` (in priority order) the classifier's active rule set, atomically; rules keep
+    /// their counters and rate-limiter state by id.
+    pub fn install_rules(&mut self, rules: &[fib_ebpf::acl::Rule]) -> Result<()> {
+        let set = fib_ebpf::acl::RuleSet::new(rules.to_vec());
+        self.classifier()?
+            .install(&set)
+            .context("installing the rule set")?;
+        Ok(())
+    }
+
+    /// Per-rule counters of the installed rules (summed over CPUs); none before the first install.
+    pub fn rule_counters(&self) -> Result<Vec<fib_ebpf::acl::RuleCounters>> {
+        match &self.classifier {
+            Some(c) => Ok(c.counters()?),
+            None => Ok(Vec::new()),
+        }
     }
 
     pub fn stats(&self) -> api::DataplaneStats {

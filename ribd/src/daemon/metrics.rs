@@ -37,6 +37,7 @@ fn esc(s: &str) -> String {
 pub fn render(core: &Core) -> String {
     let mut out = String::new();
     update_groups(&mut out, core);
+    flowspec(&mut out, core);
     let summary = core.summary();
     let peers = core.peer_views();
     let states = [
@@ -322,6 +323,61 @@ pub fn render(core: &Core) -> String {
 }
 
 /// Update groups: members, Adj-RIB-Out size and memory, UPDATEs encoded once vs queued to members.
+/// FlowSpec rules by state, and per installed rule its classifier counters (labelled by the rule's
+/// text, which is its identity in BGP).
+fn flowspec(out: &mut String, core: &Core) {
+    let t = core.flowspec_table();
+    let count =
+        |f: &dyn Fn(&crate::api::FlowRule) -> bool| t.rules.iter().filter(|r| f(r)).count() as f64;
+    metric(
+        out,
+        "ribd_flowspec_rules",
+        "gauge",
+        "FlowSpec rules learned, by state.",
+        &[
+            ("state=\"installed\"".into(), count(&|r| r.installed)),
+            ("state=\"infeasible\"".into(), count(&|r| !r.feasible)),
+            (
+                "state=\"not_installed\"".into(),
+                count(&|r| r.feasible && !r.installed),
+            ),
+        ],
+    );
+    let per = |f: &dyn Fn(&crate::api::FlowRule) -> u64| -> Vec<(String, f64)> {
+        t.rules
+            .iter()
+            .filter(|r| r.installed)
+            .map(|r| {
+                (
+                    format!("rule=\"{}\",peer=\"{}\"", esc(&r.rule), esc(&r.peer)),
+                    f(r) as f64,
+                )
+            })
+            .collect()
+    };
+    metric(
+        out,
+        "ribd_flowspec_matched_packets_total",
+        "counter",
+        "Packets matched by an installed FlowSpec rule in XDP.",
+        &per(&|r| r.packets),
+    );
+    metric(
+        out,
+        "ribd_flowspec_matched_bytes_total",
+        "counter",
+        "Bytes (frame length) matched by an installed FlowSpec rule in XDP.",
+        &per(&|r| r.bytes),
+    );
+    metric(
+        out,
+        "ribd_flowspec_dropped_packets_total",
+        "counter",
+        "Packets dropped by a FlowSpec rule (discard, or over its rate limit).",
+        &per(&|r| r.dropped),
+    );
+}
+
 fn update_groups(out: &mut String, core: &Core) {
     let (groups, (sets, set_bytes)) = core.adj_out_stats();
     let label = |i: usize, g: &crate::adj_out::GroupStats| {

@@ -52,6 +52,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/lookup/{addr}", get(lookup))
         .route("/v1/dataplane/stats", get(stats))
         .route("/v1/fib/check", get(check))
+        .route("/v1/flowspec", get(flowspec))
         .route("/v1/reload", post(reload))
         .route("/metrics", get(metrics))
         .fallback(|| async {
@@ -302,6 +303,10 @@ async fn stats(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
 
 async fn check(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
     ask(&s, &h, RequestKind::Check).await
+}
+
+async fn flowspec(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
+    ask(&s, &h, RequestKind::FlowSpec).await
 }
 
 async fn reload(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {

@@ -165,6 +165,8 @@ pub trait PrefixKey: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug + Into<
     fn bucket(&self) -> usize;
     /// True when `self` is `other` or more specific inside it.
     fn within(&self, other: &Self) -> bool;
+    /// The bucket range holding every prefix inside `self`, when it is narrower than the table.
+    fn bucket_span(&self) -> Option<(usize, usize)>;
 }
 
 /// Buckets per table.
@@ -183,6 +185,11 @@ impl PrefixKey for Ipv4Net {
     fn within(&self, other: &Self) -> bool {
         other.contains(self)
     }
+    fn bucket_span(&self) -> Option<(usize, usize)> {
+        let lo = u32::from(self.network());
+        let hi = u32::from(self.broadcast());
+        Some(((lo >> 16) as usize, (hi >> 16) as usize))
+    }
 }
 
 impl PrefixKey for Ipv6Net {
@@ -198,6 +205,10 @@ impl PrefixKey for Ipv6Net {
     }
     fn within(&self, other: &Self) -> bool {
         other.contains(self)
+    }
+    fn bucket_span(&self) -> Option<(usize, usize)> {
+        // Buckets hash the top 32 bits: prefixes inside a /32-or-longer share its bucket.
+        (self.prefix_len() >= 32).then(|| (self.bucket(), self.bucket()))
     }
 }
 
@@ -288,6 +299,18 @@ impl<K: PrefixKey> Table<K> {
         self.buckets
             .iter_mut()
             .flat_map(|b| b.iter_mut().map(|(_, v)| v))
+    }
+
+    /// Prefixes strictly more specific than `k` (inside it, longer). Scans only the buckets `k`
+    /// spans: one for an IPv4 prefix of /16 or longer or an IPv6 prefix of /32 or longer.
+    pub fn more_specifics<'a>(&'a self, k: &'a K) -> impl Iterator<Item = &'a K> + 'a {
+        let buckets: Box<dyn Iterator<Item = &'a Vec<(K, Paths)>> + 'a> = match k.bucket_span() {
+            Some((lo, hi)) => Box::new(self.buckets[lo..=hi].iter()),
+            None => Box::new(self.buckets.iter()),
+        };
+        buckets
+            .flat_map(|b| b.iter().map(|(x, _)| x))
+            .filter(move |x| *x != k && x.within(k))
     }
 
     /// Prefixes in address order (for display and stable pagination).
