@@ -217,16 +217,19 @@ impl PrefixKey for Ipv6Net {
 pub struct Table<K: PrefixKey> {
     buckets: Vec<Vec<(K, Paths)>>,
     len: usize,
-    /// next-hop → prefixes that had a path through it (lazily pruned).
-    pub(crate) nh_users: FxHashMap<IpAddr, NhUsers<K>>,
+    /// next-hop → buckets holding prefixes with a path through it (lazily pruned).
+    pub(crate) nh_users: FxHashMap<IpAddr, NhUsers>,
 }
 
-/// Prefixes using a next-hop. `refs` counts live (prefix, path) uses; `list` may hold stale or duplicate
-/// prefixes and is compacted when it grows past twice the live count.
+/// Where a next-hop is used. `refs` counts live (prefix, path) uses; `buckets` lists the buckets that may
+/// hold such prefixes (2 bytes each, and a table arriving in address order touches each bucket once in
+/// a row, so the list stays far shorter than the prefix count: a prefix list cost 5 bytes per IPv4 and
+/// 17 per IPv6 prefix-path). It may hold stale or duplicate buckets and is compacted when it grows past
+/// twice the live count (capped at the bucket count).
 #[derive(Debug)]
-pub(crate) struct NhUsers<K> {
+pub(crate) struct NhUsers {
     pub refs: usize,
-    pub list: Vec<K>,
+    pub buckets: Vec<u16>,
 }
 
 impl<K: PrefixKey> Default for Table<K> {
@@ -328,29 +331,34 @@ impl<K: PrefixKey> Table<K> {
             }
         }
         for u in self.nh_users.values_mut() {
-            u.list.sort_unstable();
-            u.list.dedup();
-            u.list.shrink_to_fit();
+            u.buckets.sort_unstable();
+            u.buckets.dedup();
+            u.buckets.shrink_to_fit();
         }
     }
 
     pub(crate) fn note_nh_use(&mut self, nh: IpAddr, k: K) {
+        let b = k.bucket() as u16;
         let u = self.nh_users.entry(nh).or_insert_with(|| NhUsers {
             refs: 0,
-            list: Vec::new(),
+            buckets: Vec::new(),
         });
         u.refs += 1;
-        u.list.push(k);
-        if u.list.len() > 2 * u.refs + 16 {
-            let mut list = std::mem::take(&mut u.list);
+        if u.buckets.last() == Some(&b) {
+            return;
+        }
+        u.buckets.push(b);
+        if u.buckets.len() > 2 * u.refs.min(BUCKETS) + 16 {
+            let mut list = std::mem::take(&mut u.buckets);
             list.sort_unstable();
             list.dedup();
-            list.retain(|p| {
-                self.get(p)
-                    .is_some_and(|e| e.iter().any(|x| x.attrs.next_hop == Some(nh)))
+            list.retain(|&b| {
+                self.buckets[b as usize]
+                    .iter()
+                    .any(|(_, e)| e.iter().any(|x| x.attrs.next_hop == Some(nh)))
             });
             if let Some(u) = self.nh_users.get_mut(&nh) {
-                u.list = list;
+                u.buckets = list;
             }
         }
     }
@@ -364,16 +372,22 @@ impl<K: PrefixKey> Table<K> {
         }
     }
 
-    /// Distinct prefixes that may use `nh` (callers re-check).
+    /// Prefixes with a path through `nh`.
     pub(crate) fn nh_prefixes(&mut self, nh: IpAddr) -> Vec<K> {
-        match self.nh_users.get_mut(&nh) {
-            Some(u) => {
-                u.list.sort_unstable();
-                u.list.dedup();
-                u.list.clone()
+        let Some(u) = self.nh_users.get_mut(&nh) else {
+            return Vec::new();
+        };
+        u.buckets.sort_unstable();
+        u.buckets.dedup();
+        let mut out = Vec::new();
+        for &b in &u.buckets {
+            for (k, e) in &self.buckets[b as usize] {
+                if e.iter().any(|x| x.attrs.next_hop == Some(nh)) {
+                    out.push(*k);
+                }
             }
-            None => Vec::new(),
         }
+        out
     }
 }
 
