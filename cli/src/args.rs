@@ -175,6 +175,10 @@ pub enum Show {
     #[command(alias = "flow")]
     Flowspec,
 
+    /// Config ACL rules in the order the XDP classifier applies them (before FlowSpec), with
+    /// per-rule packet/byte/drop counters.
+    Acl,
+
     /// Dataplane counters per reason, interface and next-hop.
     Stats {
         /// Sample every SECS seconds (default 1) and print rates between samples.

@@ -301,6 +301,14 @@ impl Ctx<'_> {
                 return self.fib(prefix, *page_size, out);
             }
             Show::Stats { watch, count } => return self.stats(*watch, *count, out),
+            Show::Acl => {
+                let t: ribd::api::AclTable = self.client.get("/v1/acl")?;
+                if self.json {
+                    json_line(out, &t)?;
+                } else {
+                    render::acl(out, &t, self.style)?;
+                }
+            }
             Show::Flowspec => {
                 let t: ribd::api::FlowSpecTable = self.client.get("/v1/flowspec")?;
                 if self.json {

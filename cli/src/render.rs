@@ -226,6 +226,47 @@ pub fn neighbors(out: &mut dyn Write, peers: &[Peer], style: Style) -> io::Resul
     t.flush(out, style)
 }
 
+/// `show acl`: one row per config ACL rule, in classifier order.
+pub fn acl(out: &mut dyn Write, t: &ribd::api::AclTable, style: Style) -> io::Result<()> {
+    if t.rules.is_empty() {
+        return writeln!(out, "no ACLs configured");
+    }
+    let mut tab = Table::new(&[
+        ("#", Align::Right),
+        ("ACL", Align::Left),
+        ("RULE", Align::Left),
+        ("INTERFACES", Align::Left),
+        ("MATCH → ACTION", Align::Left),
+        ("STATE", Align::Left),
+        ("PACKETS", Align::Right),
+        ("BYTES", Align::Right),
+        ("DROPPED", Align::Right),
+    ]);
+    for r in &t.rules {
+        let (state, color) = if r.installed {
+            ("installed", Color::Green)
+        } else {
+            ("not installed", Color::Red)
+        };
+        tab.row(vec![
+            r.order.to_string().into(),
+            r.acl.as_str().into(),
+            r.name.as_str().into(),
+            if r.interfaces.is_empty() {
+                "all".into()
+            } else {
+                r.interfaces.join(",").into()
+            },
+            r.rule.as_str().into(),
+            Cell::colored(state, Some(color)),
+            r.packets.to_string().into(),
+            r.bytes.to_string().into(),
+            r.dropped.to_string().into(),
+        ]);
+    }
+    tab.flush(out, style)
+}
+
 /// `show flowspec`: one row per rule in classifier order, then the reasons of rules not installed.
 pub fn flowspec(out: &mut dyn Write, t: &ribd::api::FlowSpecTable, style: Style) -> io::Result<()> {
     writeln!(

@@ -264,6 +264,27 @@ pub struct NextHopCounter {
     pub bytes: u64,
 }
 
+/// The config ACL rules in the order the classifier applies them (before FlowSpec rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AclTable {
+    pub rules: Vec<AclRuleView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AclRuleView {
+    pub order: usize,
+    pub acl: String,
+    pub name: String,
+    /// Ingress interfaces; empty = every forwarding interface.
+    pub interfaces: Vec<String>,
+    /// Match and action, e.g. `destination 192.0.2.0/24 protocol udp → drop`.
+    pub rule: String,
+    pub installed: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+}
+
 /// The FlowSpec table in the order the classifier applies it (RFC 8955 §5.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowSpecTable {

@@ -55,6 +55,9 @@ pub struct Config {
     /// FlowSpec validation and enforcement.
     #[serde(default)]
     pub flowspec: crate::flowspec::FlowSpecConfig,
+    /// Static ACLs, applied by the XDP classifier before FlowSpec rules and the route lookup.
+    #[serde(default)]
+    pub acl: Vec<crate::acl::AclDef>,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -375,6 +378,8 @@ pub struct Loaded {
     pub config: Config,
     pub neighbors: Vec<Neighbor>,
     pub policies: PolicySet,
+    /// The validated ACL rules, in order.
+    pub acls: Vec<crate::acl::AclRule>,
     pub source: String,
 }
 
@@ -740,11 +745,21 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, Vec<ConfigError>> {
             }
         }
     }
+    let acls = match crate::acl::validate(&config.acl) {
+        Ok(a) => a,
+        Err(list) => {
+            for (field, msg) in list {
+                err(&mut errs, &["acl"], format!("{field}: {msg}"));
+            }
+            Vec::new()
+        }
+    };
     if errs.is_empty() {
         Ok(Loaded {
             config,
             neighbors,
             policies,
+            acls,
             source: file.into(),
         })
     } else {

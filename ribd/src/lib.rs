@@ -9,6 +9,8 @@
 //! The API model types live in [`api`] and are all the CLI links against (feature `daemon` off).
 
 #[cfg(feature = "daemon")]
+pub mod acl;
+#[cfg(feature = "daemon")]
 pub mod adj_out;
 pub mod api;
 #[cfg(feature = "daemon")]

@@ -44,6 +44,7 @@ pub enum RequestKind {
     Reload,
     Metrics,
     FlowSpec,
+    Acl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +129,30 @@ pub struct Core {
     flow_unicast_changed: bool,
     /// The classifier rule set last installed.
     flow_installed: Vec<fib_sync::fib_ebpf::acl::Rule>,
+}
+
+/// A config ACL rule restricted to its interfaces' current ifindexes (an interface that does not
+/// exist makes the rule match nothing until it appears and the rule set is rebuilt).
+fn acl_rule_with_interfaces(a: &crate::acl::AclRule) -> fib_sync::fib_ebpf::acl::Rule {
+    let mut r = a.rule.clone();
+    if let Some(ifs) = &a.interfaces {
+        let idx: Vec<u32> = ifs
+            .iter()
+            .filter_map(|name| {
+                let c = std::ffi::CString::new(name.as_str()).ok()?;
+                // SAFETY: a valid NUL-terminated string.
+                let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+                if i == 0 {
+                    tracing::warn!(acl = %a.acl, rule = %a.name, interface = %name, "ACL interface not found: the rule does not apply there");
+                    None
+                } else {
+                    Some(i)
+                }
+            })
+            .collect();
+        r.matches.ingress_ifindex = Some(idx);
+    }
+    r
 }
 
 /// The unicast RIB as the FlowSpec feasibility check sees it (RFC 8955 §6).
@@ -617,14 +642,20 @@ impl Core {
         self.flow_view = self.flow.evaluate(cfg.validate, &view);
         self.flow.changed = false;
         self.flow_unicast_changed = false;
-        let rules: Vec<fib_sync::fib_ebpf::acl::Rule> = if cfg.enforce {
-            self.flow_view
-                .iter()
-                .flat_map(|e| e.compiled.iter().cloned())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // Config ACLs first (the operator's own policy), then FlowSpec in RFC 8955 order.
+        let mut rules: Vec<fib_sync::fib_ebpf::acl::Rule> = self
+            .loaded
+            .acls
+            .iter()
+            .map(acl_rule_with_interfaces)
+            .collect();
+        if cfg.enforce {
+            rules.extend(
+                self.flow_view
+                    .iter()
+                    .flat_map(|e| e.compiled.iter().cloned()),
+            );
+        }
         if rules == self.flow_installed {
             return;
         }
@@ -930,6 +961,8 @@ impl Core {
         // Any change of a policy or list may change what a chain does, even under the same names.
         let policies_changed = self.loaded.config.policy_defs() != new.config.policy_defs();
         self.loaded = new;
+        // ACLs or FlowSpec settings may have changed: rebuild the classifier's rule set.
+        self.flow.changed = true;
         for name in old.keys() {
             if !self.loaded.neighbors.iter().any(|n| &n.name == name) {
                 self.remove_peer(name, "removed from the configuration");
@@ -1134,6 +1167,7 @@ impl Core {
             }
             RequestKind::Metrics => Response::Text(super::metrics::render(self)),
             RequestKind::FlowSpec => Response::json(&self.flowspec_table()),
+            RequestKind::Acl => Response::json(&self.acl_table()),
         }
     }
 
@@ -1324,10 +1358,9 @@ impl Core {
         &self.rib
     }
 
-    /// The FlowSpec table as evaluated last, with the classifier's counters.
-    pub fn flowspec_table(&self) -> api::FlowSpecTable {
-        use fib_sync::fib_ebpf::acl::{Action, RateUnit};
-        let counters: HashMap<u64, (u64, u64, u64)> = match self.dataplane.as_ref() {
+    /// Classifier counters by rule id: (packets, bytes, dropped packets).
+    fn rule_counters(&self) -> HashMap<u64, (u64, u64, u64)> {
+        match self.dataplane.as_ref() {
             Some(dp) if !self.flow_installed.is_empty() => match dp.rule_counters() {
                 Ok(c) => c
                     .into_iter()
@@ -1339,7 +1372,42 @@ impl Core {
                 }
             },
             _ => HashMap::new(),
-        };
+        }
+    }
+
+    /// The config ACL rules with the classifier's counters.
+    pub fn acl_table(&self) -> api::AclTable {
+        let counters = self.rule_counters();
+        let installed: std::collections::HashSet<u64> =
+            self.flow_installed.iter().map(|r| r.id.0).collect();
+        api::AclTable {
+            rules: self
+                .loaded
+                .acls
+                .iter()
+                .enumerate()
+                .map(|(order, a)| {
+                    let c = counters.get(&a.rule.id.0).copied().unwrap_or_default();
+                    api::AclRuleView {
+                        order,
+                        acl: a.acl.clone(),
+                        name: a.name.clone(),
+                        interfaces: a.interfaces.clone().unwrap_or_default(),
+                        rule: a.text.clone(),
+                        installed: installed.contains(&a.rule.id.0),
+                        packets: c.0,
+                        bytes: c.1,
+                        dropped: c.2,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The FlowSpec table as evaluated last, with the classifier's counters.
+    pub fn flowspec_table(&self) -> api::FlowSpecTable {
+        use fib_sync::fib_ebpf::acl::{Action, RateUnit};
+        let counters = self.rule_counters();
         let installed: std::collections::HashSet<u64> =
             self.flow_installed.iter().map(|r| r.id.0).collect();
         let cfg = &self.loaded.config.flowspec;

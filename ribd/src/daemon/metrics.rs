@@ -38,6 +38,7 @@ pub fn render(core: &Core) -> String {
     let mut out = String::new();
     update_groups(&mut out, core);
     flowspec(&mut out, core);
+    acls(&mut out, core);
     let summary = core.summary();
     let peers = core.peer_views();
     let states = [
@@ -374,6 +375,43 @@ fn flowspec(out: &mut String, core: &Core) {
         "ribd_flowspec_dropped_packets_total",
         "counter",
         "Packets dropped by a FlowSpec rule (discard, or over its rate limit).",
+        &per(&|r| r.dropped),
+    );
+}
+
+/// Per config ACL rule: matched packets/bytes and drops.
+fn acls(out: &mut String, core: &Core) {
+    let t = core.acl_table();
+    let per = |f: &dyn Fn(&crate::api::AclRuleView) -> u64| -> Vec<(String, f64)> {
+        t.rules
+            .iter()
+            .map(|r| {
+                (
+                    format!("acl=\"{}\",rule=\"{}\"", esc(&r.acl), esc(&r.name)),
+                    f(r) as f64,
+                )
+            })
+            .collect()
+    };
+    metric(
+        out,
+        "ribd_acl_matched_packets_total",
+        "counter",
+        "Packets matched by a config ACL rule in XDP.",
+        &per(&|r| r.packets),
+    );
+    metric(
+        out,
+        "ribd_acl_matched_bytes_total",
+        "counter",
+        "Bytes (frame length) matched by a config ACL rule in XDP.",
+        &per(&|r| r.bytes),
+    );
+    metric(
+        out,
+        "ribd_acl_dropped_packets_total",
+        "counter",
+        "Packets dropped by a config ACL rule (drop, or over its rate limit).",
         &per(&|r| r.dropped),
     );
 }

@@ -53,6 +53,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/dataplane/stats", get(stats))
         .route("/v1/fib/check", get(check))
         .route("/v1/flowspec", get(flowspec))
+        .route("/v1/acl", get(acl))
         .route("/v1/reload", post(reload))
         .route("/metrics", get(metrics))
         .fallback(|| async {
@@ -303,6 +304,10 @@ async fn stats(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
 
 async fn check(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
     ask(&s, &h, RequestKind::Check).await
+}
+
+async fn acl(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
+    ask(&s, &h, RequestKind::Acl).await
 }
 
 async fn flowspec(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
