@@ -214,12 +214,7 @@ struct Figures {
     sets: usize,
 }
 
-fn run(
-    runs: usize,
-    peers: u8,
-    prefixes: usize,
-    load: &Loader<'_>,
-) -> Figures {
+fn run(runs: usize, peers: u8, prefixes: usize, load: &Loader<'_>) -> Figures {
     let mut f = Figures {
         paths: 0,
         secs: Vec::new(),
