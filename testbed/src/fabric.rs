@@ -75,6 +75,24 @@ pub struct Ribd {
 }
 
 impl Ribd {
+    /// Writes `config` to `dir/ribd.toml` and starts ribd with it in namespace `ns` (socket and log in
+    /// `dir` too; the config must name `dir/ribd.sock` as its API socket): for topologies other than
+    /// the fabric's.
+    pub fn start(cmd: RibdCommand, ns: &str, dir: &Path, config: &str) -> Result<Ribd> {
+        let path = dir.join("ribd.toml");
+        std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+        let mut r = Ribd {
+            cmd,
+            ns: ns.to_string(),
+            config: path,
+            socket: dir.join("ribd.sock"),
+            log: dir.join("ribd.log"),
+            daemon: None,
+        };
+        r.spawn()?;
+        Ok(r)
+    }
+
     fn spawn(&mut self) -> Result<()> {
         let mut args: Vec<&str> = self.cmd.args.iter().map(String::as_str).collect();
         let conf = self.config.display().to_string();

@@ -47,6 +47,8 @@ pub struct FlowRx {
     pub longest_gap: u64,
     /// When the last packet of this flow arrived.
     pub last_rx: Option<Instant>,
+    /// Packets per TOS / traffic class octet as received (DSCP = octet >> 2), when the socket reports it.
+    pub tos: BTreeMap<u8, u64>,
 }
 
 /// A UDP receiver counting per flow.
@@ -75,9 +77,12 @@ impl Receiver {
                 }
             };
             sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+            recv_tos_on(&sock, bind.is_ipv4())?;
             let mut buf = [0u8; 2048];
             while !s2.load(Ordering::Relaxed) {
-                let Ok(n) = sock.recv(&mut buf) else { continue };
+                let Some((n, tos)) = recv_with_tos(&sock, &mut buf) else {
+                    continue;
+                };
                 if n < 16 || u32::from_be_bytes(buf[0..4].try_into()?) != MAGIC {
                     continue;
                 }
@@ -91,6 +96,9 @@ impl Receiver {
                     f.next_seq = seq + 1;
                 }
                 f.last_rx = Some(Instant::now());
+                if let Some(t) = tos {
+                    *f.tos.entry(t).or_default() += 1;
+                }
             }
             Ok(())
         })?;
@@ -126,6 +134,69 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.halt();
     }
+}
+
+/// Asks the kernel to report each datagram's TOS (IPv4) or traffic class (IPv6) octet.
+fn recv_tos_on(sock: &UdpSocket, v4: bool) -> Result<()> {
+    let one: libc::c_int = 1;
+    let (level, opt) = if v4 {
+        (libc::IPPROTO_IP, libc::IP_RECVTOS)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS)
+    };
+    // SAFETY: setsockopt with a valid fd and a c_int option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            opt,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "setsockopt(IP_RECVTOS/IPV6_RECVTCLASS): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// One datagram into `buf` with its TOS / traffic class octet; `None` on timeout or error.
+fn recv_with_tos(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, Option<u8>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the recvmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: recvmsg on a valid fd with the buffers above.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return None;
+    }
+    let mut tos = None;
+    // SAFETY: walking the control messages the kernel wrote into cbuf, with the libc macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let (level, ty) = ((*c).cmsg_level, (*c).cmsg_type);
+            let data = libc::CMSG_DATA(c);
+            if level == libc::IPPROTO_IP && ty == libc::IP_TOS {
+                tos = Some(*data);
+            } else if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_TCLASS {
+                tos = Some(std::ptr::read_unaligned(data.cast::<libc::c_int>()) as u8);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Some((n as usize, tos))
 }
 
 /// A paced sender of `flows` UDP flows.
