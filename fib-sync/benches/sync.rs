@@ -482,7 +482,7 @@ fn main() {
             table.len() as f64 / med / 1e6,
             load_avg()
         );
-        if kernel {
+        if kernel && run("init") {
             let (k4, k6) = kernel_install(table);
             let k = secs(k4) + secs(k6);
             println!(
@@ -501,77 +501,74 @@ fn main() {
             keep = Some((pins, s));
         }
     }
-    let (pins, mut s) = keep.expect("real table synced");
-    if !run("churn") && !run("failover") {
-        return;
-    }
-
-    // ---- churn ----
-    let batch = 10_000;
-    let mut present4: Vec<bool> = vec![true; v4_real.len()];
-    let mut present6: Vec<bool> = vec![true; v6.len()];
-    let mut round = 1u32;
-    let mut churn = |s: &mut FibSync, v4_share: f64, secs_: u64, rng: &mut Rng| -> f64 {
-        let mut changes = 0u64;
-        let mut busy = Duration::ZERO;
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(secs_) {
-            let mut b = Vec::with_capacity(batch);
-            let mut seen = HashSet::with_capacity(batch);
-            while b.len() < batch {
-                let v6_pick = (rng.below(1000) as f64) >= v4_share * 1000.0;
-                let (table, present) = if v6_pick {
-                    (&v6, &mut present6)
-                } else {
-                    (&v4_real, &mut present4)
-                };
-                let i = rng.below(table.len());
-                let (p, asn) = table[i];
-                if !seen.insert(p) {
-                    continue;
+    if let Some((pins, mut s)) = keep.filter(|_| run("churn")) {
+        // ---- churn ----
+        let batch = 10_000;
+        let mut present4: Vec<bool> = vec![true; v4_real.len()];
+        let mut present6: Vec<bool> = vec![true; v6.len()];
+        let mut round = 1u32;
+        let mut churn = |s: &mut FibSync, v4_share: f64, secs_: u64, rng: &mut Rng| -> f64 {
+            let mut changes = 0u64;
+            let mut busy = Duration::ZERO;
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(secs_) {
+                let mut b = Vec::with_capacity(batch);
+                let mut seen = HashSet::with_capacity(batch);
+                while b.len() < batch {
+                    let v6_pick = (rng.below(1000) as f64) >= v4_share * 1000.0;
+                    let (table, present) = if v6_pick {
+                        (&v6, &mut present6)
+                    } else {
+                        (&v4_real, &mut present4)
+                    };
+                    let i = rng.below(table.len());
+                    let (p, asn) = table[i];
+                    if !seen.insert(p) {
+                        continue;
+                    }
+                    if present[i] && rng.below(2) == 0 {
+                        b.push(Route::withdraw(p));
+                        present[i] = false;
+                    } else {
+                        // Re-announced over one of two next-hop set assignments (best-path changes
+                        // among the existing upstream sets, as most churn is); a new Route per delta,
+                        // as ribd converts its FibDeltas.
+                        b.push(Route::forward(p, set_for(asn, round % 2)));
+                        present[i] = true;
+                    }
                 }
-                if present[i] && rng.below(2) == 0 {
-                    b.push(Route::withdraw(p));
-                    present[i] = false;
-                } else {
-                    // Re-announced over one of two next-hop set assignments (best-path changes
-                    // among the existing upstream sets, as most churn is); a new Route per delta,
-                    // as ribd converts its FibDeltas.
-                    b.push(Route::forward(p, set_for(asn, round % 2)));
-                    present[i] = true;
-                }
+                let t = Instant::now();
+                s.apply(&b).unwrap();
+                busy += t.elapsed();
+                changes += b.len() as u64;
+                round += 1;
             }
-            let t = Instant::now();
-            s.apply(&b).unwrap();
-            busy += t.elapsed();
-            changes += b.len() as u64;
-            round += 1;
-        }
-        changes as f64 / secs(busy) / 1e6
-    };
-    println!(
-        "churn on the live maps (random announce/withdraw/next-hop-set changes, batches of {batch}, time inside apply):"
-    );
-    for (name, share) in if run("churn") {
-        &[
-            ("IPv4", 1.0),
-            ("IPv6", 0.0),
-            ("mixed as the table (68% IPv4)", 0.68),
-        ][..]
-    } else {
-        &[][..]
-    } {
-        let mut rates: Vec<f64> = (0..repeat)
-            .map(|_| churn(&mut s, *share, 1, &mut rng))
-            .collect();
-        let (min, med) = min_med(&mut rates);
+            changes as f64 / secs(busy) / 1e6
+        };
         println!(
-            "  {name}: median {med:.2} M changes/s (min {min:.2}) [load {}]",
-            load_avg()
+            "churn on the live maps (random announce/withdraw/next-hop-set changes, batches of {batch}, time inside apply):"
         );
+        for (name, share) in if run("churn") {
+            &[
+                ("IPv4", 1.0),
+                ("IPv6", 0.0),
+                ("mixed as the table (68% IPv4)", 0.68),
+            ][..]
+        } else {
+            &[][..]
+        } {
+            let mut rates: Vec<f64> = (0..repeat)
+                .map(|_| churn(&mut s, *share, 1, &mut rng))
+                .collect();
+            let (min, med) = min_med(&mut rates);
+            println!(
+                "  {name}: median {med:.2} M changes/s (min {min:.2}) [load {}]",
+                load_avg()
+            );
+        }
+        drop(s);
+        drop(pins);
     }
-    drop(s);
-    drop(pins);
 
     // ---- failover with ~1M IPv4 prefixes ----
     if !run("failover") {

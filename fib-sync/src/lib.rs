@@ -11,12 +11,14 @@
 //! ```
 //!
 //! Modules: [`types`] (input/output), [`ids`] (quarantined id pools), [`sync`] (the engine and its
-//! batches), [`check`] (consistency check), [`maps`] (pinned map handles).
+//! batches), [`check`] (consistency check), [`maps`] (pinned map handles), [`mirror`] (optional copy
+//! of the FIB in a kernel routing table).
 
 mod bulk;
 pub mod check;
 pub mod ids;
 pub mod maps;
+pub mod mirror;
 pub mod reconcile;
 pub mod resolve;
 pub mod sync;
@@ -26,6 +28,7 @@ pub mod types;
 pub use check::Mismatch;
 pub use fib_ebpf;
 pub use maps::PinnedMaps;
+pub use mirror::{KernelMirror, KernelNh, MirrorConfig};
 pub use reconcile::ReconcileReport;
 pub use resolve::{Resolution, Resolver, ResolverConfig};
 pub use sync::{BatchReport, FibSync, SyncConfig, WriteCounts};

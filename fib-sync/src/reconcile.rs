@@ -152,10 +152,7 @@ impl FibSync {
         for g in gids {
             let table: std::sync::Arc<[u32]> = old_groups[&g].clone().into();
             s.nhg_ids.adopt(g, 0, now);
-            let mut distinct = table.to_vec();
-            distinct.sort_unstable();
-            distinct.dedup();
-            for nh in distinct {
+            for nh in crate::sync::distinct_nhs(&table) {
                 if let Some(n) = s.nhs.get_mut(&nh) {
                     n.refs += 1;
                 }

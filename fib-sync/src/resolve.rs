@@ -82,6 +82,15 @@ pub struct Resolution {
 }
 
 impl Resolution {
+    /// How a kernel route reaches the next-hop (for the kernel mirror): its egress interface and
+    /// directly connected gateway, when a usable route reaches it.
+    pub fn kernel_nh(&self) -> Option<crate::mirror::KernelNh> {
+        match (self.reachable, self.oif, self.neighbour) {
+            (true, Some(oif), Some(gateway)) => Some(crate::mirror::KernelNh { oif, gateway }),
+            _ => None,
+        }
+    }
+
     pub fn nht(&self, addr: IpAddr) -> NhtUpdate {
         NhtUpdate {
             addr,

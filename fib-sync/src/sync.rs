@@ -310,6 +310,23 @@ impl FibSync {
         }
     }
 
+    /// The whole table as routes (what a batch building it from nothing would contain).
+    pub fn table(&self) -> Vec<Route> {
+        self.routes()
+            .map(|(prefix, id)| Route {
+                prefix,
+                action: Some(match id {
+                    PL_BLACKHOLE => RouteAction::Blackhole,
+                    PL_LOCAL => RouteAction::Local,
+                    _ => match self.pls.get(&id) {
+                        Some(p) => RouteAction::Forward(p.set.clone()),
+                        None => RouteAction::PassToKernel,
+                    },
+                }),
+            })
+            .collect()
+    }
+
     /// The path-list id of a next-hop set, while some prefix uses it.
     pub fn pathlist_of(&self, set: &NhSet) -> Option<u32> {
         self.pl_of_set.get(set).copied()
@@ -727,10 +744,7 @@ impl FibSync {
             .nhg_ids
             .alloc()
             .ok_or(SyncError::IdsExhausted("nexthop group"))?;
-        let mut distinct: Vec<u32> = table.to_vec();
-        distinct.sort_unstable();
-        distinct.dedup();
-        for nh in distinct {
+        for nh in crate::sync::distinct_nhs(&table) {
             if let Some(n) = self.nhs.get_mut(&nh) {
                 n.refs += 1;
             }
@@ -951,10 +965,7 @@ impl FibSync {
             if self.group_of_table.get(&g.table) == Some(&id) {
                 self.group_of_table.remove(&g.table);
             }
-            let mut distinct: Vec<u32> = g.table.to_vec();
-            distinct.sort_unstable();
-            distinct.dedup();
-            for nh in distinct {
+            for nh in crate::sync::distinct_nhs(&g.table) {
                 if let Some(n) = self.nhs.get_mut(&nh) {
                     n.refs -= 1;
                     if n.refs == 0 {
@@ -1007,6 +1018,18 @@ fn note_err(first: &mut Option<SyncError>, r: Result<(), fib_ebpf::MapsError>) {
     {
         *first = Some(SyncError::Map(e.to_string()));
     }
+}
+
+/// The distinct next-hop ids of a bucket table, in order of first appearance (a linear scan: groups
+/// have few members; sorting 256 buckets twice per path-list was a visible part of a failover).
+pub(crate) fn distinct_nhs(table: &[u32]) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::with_capacity(8);
+    for &nh in table {
+        if !out.contains(&nh) {
+            out.push(nh);
+        }
+    }
+    out
 }
 
 /// The `nh` map value of an L2 next-hop.

@@ -3,6 +3,7 @@
 //! ```text
 //!   RIB ──apply(routes)──► track new next-hops (resolve now) ─► FibSync::set_nexthops ─► FibSync::apply
 //!   RIB ◄──NhtUpdate────── poll(): kernel events ─► re-resolve ─► FibSync::set_nexthops (PIC)
+//!   (both, optionally) ─► KernelMirror (queued, written by its own thread into a kernel table)
 //! ```
 
 use std::net::IpAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::SyncError;
+use crate::mirror::KernelMirror;
 use crate::resolve::{Resolution, Resolver};
 use crate::sync::{BatchReport, FibSync};
 use crate::types::{NhL2, NhtUpdate, Route, RouteAction};
@@ -22,6 +24,8 @@ pub struct Syncer {
     rib_tracked: FxHashSet<IpAddr>,
     /// Last (reachable, cost) reported per next-hop.
     reported: FxHashMap<IpAddr, (bool, Option<u32>)>,
+    /// Optional copy of the FIB in a kernel routing table.
+    mirror: Option<KernelMirror>,
 }
 
 impl Syncer {
@@ -31,6 +35,32 @@ impl Syncer {
             resolver,
             rib_tracked: FxHashSet::default(),
             reported: FxHashMap::default(),
+            mirror: None,
+        }
+    }
+
+    /// Starts (or, with `None`, stops) mirroring the FIB into a kernel routing table; a new mirror
+    /// gets the current next-hops and the whole table first.
+    pub fn set_mirror(&mut self, mirror: Option<KernelMirror>) {
+        if let Some(m) = &mirror {
+            m.nexthops(
+                self.resolver
+                    .tracked()
+                    .map(|(a, r)| (a, r.kernel_nh()))
+                    .collect(),
+            );
+            m.routes(self.sync.table());
+        }
+        self.mirror = mirror;
+    }
+
+    pub fn mirror(&self) -> Option<&KernelMirror> {
+        self.mirror.as_ref()
+    }
+
+    fn mirror_nexthops(&self, changes: &[(IpAddr, Resolution)]) {
+        if let Some(m) = &self.mirror {
+            m.nexthops(changes.iter().map(|(a, r)| (*a, r.kernel_nh())).collect());
         }
     }
 
@@ -45,6 +75,7 @@ impl Syncer {
     pub fn track(&mut self, addr: IpAddr) -> Result<NhtUpdate, SyncError> {
         self.rib_tracked.insert(addr);
         let r = self.resolver.track(addr)?;
+        self.mirror_nexthops(&[(addr, r)]);
         self.sync.set_nexthops(&[(addr, r.l2)])?;
         self.reported.insert(addr, (r.reachable, r.igp_cost));
         Ok(r.nht(addr))
@@ -55,6 +86,9 @@ impl Syncer {
         if !self.sync.uses_nexthop(&addr) {
             self.reported.remove(&addr);
             self.resolver.untrack(addr)?;
+            if let Some(m) = &self.mirror {
+                m.nexthops(vec![(addr, None)]);
+            }
         }
         Ok(())
     }
@@ -77,15 +111,21 @@ impl Syncer {
         new.dedup();
         let mut nht = Vec::new();
         let mut res: Vec<(IpAddr, Option<NhL2>)> = Vec::new();
+        let mut full: Vec<(IpAddr, Resolution)> = Vec::new();
         for a in new {
             let r = self.resolver.track(a)?;
             res.push((a, r.l2));
+            full.push((a, r));
             self.note(a, &r, &mut nht);
         }
         if !res.is_empty() {
+            self.mirror_nexthops(&full);
             self.sync.set_nexthops(&res)?;
         }
         let report = self.sync.apply(routes)?;
+        if let Some(m) = &self.mirror {
+            m.routes(routes.to_vec());
+        }
         // Next-hops no route uses any more and the RIB does not track: stop resolving them.
         let unused: Vec<IpAddr> = self
             .resolver
@@ -97,6 +137,9 @@ impl Syncer {
             self.reported.remove(&a);
             self.resolver.untrack(a)?;
             self.sync.set_nexthops(&[(a, None)])?;
+            if let Some(m) = &self.mirror {
+                m.nexthops(vec![(a, None)]);
+            }
         }
         Ok((report, nht))
     }
@@ -131,6 +174,7 @@ impl Syncer {
             self.note(*a, r, &mut nht);
         }
         let report = self.sync.set_nexthops(&l2)?;
+        self.mirror_nexthops(&changes);
         Ok((Some(report), nht))
     }
 }

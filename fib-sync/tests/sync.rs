@@ -446,3 +446,61 @@ fn a_bulk_load_takes_the_last_route_of_a_repeated_prefix_and_answers_before_it_s
         assert_eq!(s.tbl8_in_use(), (0..64).filter(|i| i % 3 != 1).count());
     }
 }
+
+#[test]
+fn a_next_hop_death_with_a_million_prefixes_is_one_store_per_path_list() {
+    let inst = Instance::new("pic1m", Engine4::Dir24);
+    let mut s = inst.sync(SyncConfig::default());
+    let c = addr("192.0.2.3");
+    s.set_nexthops(&[
+        (addr(A), Some(lo_nh(1))),
+        (addr(B), Some(lo_nh(2))),
+        (c, Some(lo_nh(3))),
+    ])
+    .unwrap();
+    let sets = [
+        NhSet::new([(addr(A), 1)]),
+        NhSet::new([(addr(B), 1)]),
+        NhSet::new([(addr(A), 1), (addr(B), 1)]),
+        NhSet::new([(addr(A), 2), (addr(B), 1), (c, 1)]),
+        NhSet::new([(addr(B), 1), (c, 1)]),
+    ];
+    let routes: Vec<Route> = (0..1_000_000u32)
+        .map(|i| Route {
+            prefix: IpNet::new(IpAddr::V4((0x1400_0000 + (i << 8)).into()), 24).unwrap(),
+            action: Some(RouteAction::Forward(sets[i as usize % sets.len()].clone())),
+        })
+        .collect();
+    s.apply(&routes).unwrap();
+    s.settle().unwrap();
+    for round in 0..3 {
+        let r = s.set_nexthops(&[(addr(A), None)]).unwrap();
+        assert_eq!(r.prefixes, 0);
+        assert_eq!(
+            r.writes.dir24 + r.writes.dir8 + r.writes.fib4 + r.writes.fib6,
+            0,
+            "round {round}: no prefix entry is written"
+        );
+        assert_eq!(
+            r.writes.pathlist, 3,
+            "round {round}: {{A}}, {{A,B}} and {{A,B,C}}: one store each"
+        );
+        assert!(
+            r.writes.nhg <= 1,
+            "round {round}: at most the new {{B,C}} table of {{A,B,C}} ({{B}} exists): {:?}",
+            r.writes
+        );
+        assert_eq!(r.writes.nh, 0);
+        let r = s.set_nexthops(&[(addr(A), Some(lo_nh(1)))]).unwrap();
+        assert_eq!((r.writes.pathlist, r.prefixes), (3, 0), "recovery");
+    }
+    // The maps' answers follow: {A} passes to the kernel, {A,B} uses B's group.
+    s.set_nexthops(&[(addr(A), None)]).unwrap();
+    let pl_ab = s.pathlist_of(&sets[2]).unwrap();
+    let pl_b = s.pathlist_of(&sets[1]).unwrap();
+    assert_eq!(s.group_of(pl_ab), s.group_of(pl_b));
+    assert_eq!(
+        s.group_of(s.pathlist_of(&sets[0]).unwrap()),
+        Some(fib_ebpf::abi::NHG_PASS)
+    );
+}

@@ -120,6 +120,31 @@ pub struct DataplaneConfig {
     pub route_cache: bool,
     /// Seconds to wait for End-of-RIB from every peer before the first full FIB sync after start.
     pub initial_sync_timeout: u64,
+    /// Optional copy of the FIB in a kernel routing table (off by default).
+    pub kernel_mirror: KernelMirrorConfig,
+}
+
+/// `[dataplane.kernel-mirror]`: mirror the forwarding table into a kernel routing table through
+/// nexthop objects (`proto bgp`), so locally generated traffic and packets XDP passes up are routed
+/// by the kernel as XDP routes transit traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KernelMirrorConfig {
+    pub enabled: bool,
+    /// Kernel routing table id (254 = main).
+    pub table: u32,
+    /// First kernel nexthop object id the mirror owns (it uses 2^24 ids from there).
+    pub nexthop_id_base: u32,
+}
+
+impl Default for KernelMirrorConfig {
+    fn default() -> Self {
+        KernelMirrorConfig {
+            enabled: false,
+            table: 254,
+            nexthop_id_base: 0x5200_0000,
+        }
+    }
 }
 
 impl Default for DataplaneConfig {
@@ -132,6 +157,7 @@ impl Default for DataplaneConfig {
             ipv4_engine: Ipv4Engine::Dir24,
             route_cache: false,
             initial_sync_timeout: 30,
+            kernel_mirror: KernelMirrorConfig::default(),
         }
     }
 }
@@ -447,6 +473,21 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, Vec<ConfigError>> {
                 "expected error, warn, info, debug, trace or a filter like \"info,ribd::rib=debug\", found {:?}",
                 config.log_level
             ),
+        );
+    }
+    let km = &config.dataplane.kernel_mirror;
+    if km.table == 0 {
+        err(
+            &mut errs,
+            &["dataplane", "kernel-mirror", "table"],
+            "expected a kernel routing table id 1-4294967295 (254 is main)".into(),
+        );
+    }
+    if km.nexthop_id_base == 0 || km.nexthop_id_base > u32::MAX - (1 << 24) {
+        err(
+            &mut errs,
+            &["dataplane", "kernel-mirror", "nexthop-id-base"],
+            format!("expected 1-{}", u32::MAX - (1 << 24)),
         );
     }
     if config.dataplane.instance.is_empty()

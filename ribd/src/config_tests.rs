@@ -134,3 +134,24 @@ fn flowspec_families_and_settings() {
         "{e:?}"
     );
 }
+
+#[test]
+fn the_kernel_mirror_is_off_by_default_and_its_table_is_checked() {
+    let c = parse("router-id = \"192.0.2.1\"\nlocal-as = 1\n", "ribd.toml").unwrap();
+    assert!(!c.config.dataplane.kernel_mirror.enabled);
+    let c = parse(
+        "router-id = \"192.0.2.1\"\nlocal-as = 1\n[dataplane.kernel-mirror]\nenabled = true\ntable = 100\n",
+        "ribd.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.config.dataplane.kernel_mirror.enabled,
+            c.config.dataplane.kernel_mirror.table
+        ),
+        (true, 100)
+    );
+    let e =
+        errors("router-id = \"192.0.2.1\"\nlocal-as = 1\n[dataplane.kernel-mirror]\ntable = 0\n");
+    assert!(e[0].contains("dataplane.kernel-mirror.table"), "{}", e[0]);
+}

@@ -4,6 +4,7 @@
 //! ```text
 //!   Rib FIB deltas ──to_routes()──► Syncer::apply ──► pinned maps ──► XDP on every configured interface
 //!   kernel (netlink) ──event fd (tokio AsyncFd)──► Syncer::poll ──NhtUpdate──► Rib::set_nexthop
+//!   Syncer ──(optional, [dataplane.kernel-mirror])──► KernelMirror thread ──► kernel routing table
 //! ```
 //! When the dataplane cannot be set up (no bpffs, an interface missing, ...) ribd keeps running as a
 //! BGP speaker and reports the error in `show summary`; nothing already learned is lost.
@@ -18,13 +19,13 @@ use fib_sync::fib_ebpf::abi::StatReason;
 use fib_sync::fib_ebpf::loader::{AttachMode, AttachedMode, Engine4, LoadOptions};
 use fib_sync::fib_ebpf::{self, Forwarder};
 use fib_sync::{
-    FibSync, NhtUpdate, PinnedMaps, Resolver, ResolverConfig, Route, RouteAction, SyncConfig,
-    Syncer,
+    FibSync, KernelMirror, MirrorConfig, NhtUpdate, PinnedMaps, Resolver, ResolverConfig, Route,
+    RouteAction, SyncConfig, Syncer,
 };
 use ipnet::IpNet;
 
 use crate::api;
-use crate::config::{DataplaneConfig, Ipv4Engine, XdpMode};
+use crate::config::{DataplaneConfig, Ipv4Engine, KernelMirrorConfig, XdpMode};
 use crate::rib::{FibDelta, FibEntry};
 
 pub struct Dataplane {
@@ -45,6 +46,30 @@ pub struct Dataplane {
     /// BGP next-hops the RIB uses, tracked for it even when no forwarding entry uses them (a next-hop
     /// that went unreachable must be watched so its recovery is noticed).
     tracked: std::collections::BTreeSet<IpAddr>,
+    /// `[dataplane.kernel-mirror]`, applied when the sync engine starts (or after the reconcile).
+    mirror_cfg: KernelMirrorConfig,
+}
+
+/// Starts the kernel mirror on `sy` when configured; a failure leaves the XDP dataplane running.
+fn start_mirror(sy: &mut Syncer, cfg: &KernelMirrorConfig) {
+    if !cfg.enabled {
+        return;
+    }
+    match KernelMirror::start(MirrorConfig {
+        table: cfg.table,
+        nh_id_base: cfg.nexthop_id_base,
+    }) {
+        Ok(m) => {
+            tracing::info!(
+                table = cfg.table,
+                "mirroring the FIB into a kernel routing table"
+            );
+            sy.set_mirror(Some(m));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "kernel mirror not started (XDP forwarding is unaffected)")
+        }
+    }
 }
 
 /// The RIB's deltas as fib-sync routes.
@@ -115,10 +140,9 @@ impl Dataplane {
             tracing::info!(dir = %pin_dir.display(), "re-using the pinned dataplane; it keeps forwarding until the first full FIB");
             (None, Some((maps, sync_cfg, resolver)))
         } else {
-            (
-                Some(Syncer::new(FibSync::new(maps, sync_cfg), resolver)),
-                None,
-            )
+            let mut sy = Syncer::new(FibSync::new(maps, sync_cfg), resolver);
+            start_mirror(&mut sy, &cfg.kernel_mirror);
+            (Some(sy), None)
         };
         Ok(Dataplane {
             classifier: None,
@@ -131,6 +155,7 @@ impl Dataplane {
             local: Vec::new(),
             hash_seed: opts.hash_seed,
             tracked: std::collections::BTreeSet::new(),
+            mirror_cfg: cfg.kernel_mirror.clone(),
         })
     }
 
@@ -157,8 +182,9 @@ impl Dataplane {
                     action: Some(RouteAction::Local),
                 }),
         );
-        let (sy, rep) = Syncer::restart(maps, cfg, resolver, &expected, Duration::from_secs(3))
+        let (mut sy, rep) = Syncer::restart(maps, cfg, resolver, &expected, Duration::from_secs(3))
             .context("reconciling the pinned dataplane")?;
+        start_mirror(&mut sy, &self.mirror_cfg);
         tracing::info!(
             prefixes = expected.len(),
             writes = rep.batch.writes.total(),
