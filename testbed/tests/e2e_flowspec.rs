@@ -217,6 +217,18 @@ impl Bed {
             .unwrap_or_default())
     }
 
+    /// IPv4 FlowSpec rules ribd holds from the (first) peer, from `/v1/peers`.
+    fn flowspec_accepted(&self) -> Result<u64> {
+        Ok(self
+            .ribd
+            .peers()?
+            .iter()
+            .flat_map(|p| p.families.iter())
+            .filter(|f| f.afi == "ipv4-flowspec")
+            .map(|f| f.accepted)
+            .sum())
+    }
+
     /// `GET /v1/flowspec` → its rules.
     fn rules(&self) -> Result<Vec<FlowRule>> {
         let t: FlowSpecTable = self.ribd.get("/v1/flowspec")?;
@@ -528,6 +540,11 @@ fn malformed_flowspec_from_a_raw_peer_rfc8955_rfc7606() {
     // A well-formed rule from this hand-made encoding is installed and enforced.
     send(flowspec_update(&GOOD)).unwrap();
     b.wait_installed(&good).unwrap();
+    assert_eq!(
+        b.flowspec_accepted().unwrap(),
+        1,
+        "/v1/peers counts the rule"
+    );
     let (_, rx) = b.send(udp(1, 5001), 2, 500, 500).unwrap();
     assert_eq!(rx.received(), 0, "the well-formed rule drops");
 
@@ -554,6 +571,7 @@ fn malformed_flowspec_from_a_raw_peer_rfc8955_rfc7606() {
     b.wait_installed(&good).unwrap();
     send(flowspec_update(&OVERRUN)).unwrap();
     b.wait_gone(&good).unwrap();
+    assert_eq!(b.flowspec_accepted().unwrap(), 0, "the family was flushed");
     assert_eq!(b.session_state().unwrap(), "Established", "session kept");
     // Later FlowSpec UPDATEs of the disabled family are ignored for the rest of the session.
     send(flowspec_update(&GOOD)).unwrap();
