@@ -1,14 +1,16 @@
 //! End to end: FlowSpec rules from real peers enforced by the XDP classifier (issue 13).
 //!
 //! ```text
-//!   src eth0 ── s0  dut (ribd + XDP on s0, d0; kernel forwarding off)  d0 ── e0 dst (lo 10.100.0-3.1/24)
+//!   src eth0 ── s0  dut (ribd + XDP on s0, d0; kernel forwarding off)  d0 ── e0 dst (lo 10.100.0-3.1/24,
+//!                                                                                  fd00:100::1/64)
 //!                    f0 ── eth0 fs (BIRD 2 | GoBGP | ExaBGP | our raw speaker), FlowSpec only
 //! ```
 //! dut reaches dst's networks by a static route (no unicast BGP), so every rule is checked with
 //! `[flowspec] validate = false` (RFC 8955 §6 would need the covering unicast route from the same peer).
 //! Per implementation (BIRD, GoBGP, ExaBGP; one namespace set each):
 //! - (a) discard of UDP to one destination port: that flow gets nothing, the flow to the next port is
-//!   delivered, and the rule's drop counter in `/v1/flowspec` covers what was sent;
+//!   delivered, and the rule's drop counter in `/v1/flowspec` covers what was sent; the same for an IPv6
+//!   rule (RFC 8956) on fd00:100::/64;
 //! - (b) a rate limit (200 packets/s: traffic-rate-packets from BIRD and ExaBGP, the byte rate of
 //!   200 such packets from GoBGP, which has no packet rate) on a 1000 packets/s flow: what arrives is
 //!   200/s over the sender's count within ±10% (the limiter's burst allowed on top);
@@ -115,6 +117,14 @@ next-hop = "10.0.2.2"
 prefix = "10.0.1.0/24"
 next-hop = "10.0.1.2"
 
+[[static]]
+prefix = "fd00:100::/64"
+next-hop = "fd00:2::2"
+
+[[static]]
+prefix = "fd00:1::/64"
+next-hop = "fd00:1::2"
+
 [[policy.ALL.term]]
 name = "all"
 action = "accept"
@@ -139,6 +149,11 @@ impl Bed {
             (&dut, "s0", "10.0.1.1/24"),
             (&dut, "d0", "10.0.2.1/24"),
             (&dst, "e0", "10.0.2.2/24"),
+            (&src, "eth0", "fd00:1::2/64"),
+            (&dut, "s0", "fd00:1::1/64"),
+            (&dut, "d0", "fd00:2::1/64"),
+            (&dst, "e0", "fd00:2::2/64"),
+            (&dst, "lo", "fd00:100::1/64"),
             (&dut, "f0", &format!("{DUT_FS}/24")),
             (&fs, "eth0", &format!("{FS_ADDR}/24")),
         ] {
@@ -149,6 +164,8 @@ impl Bed {
         }
         src.ip(&["route", "add", "default", "via", "10.0.1.1"])?;
         dst.ip(&["route", "add", "default", "via", "10.0.2.1"])?;
+        src.ip(&["-6", "route", "add", "default", "via", "fd00:1::1"])?;
+        dst.ip(&["-6", "route", "add", "default", "via", "fd00:2::1"])?;
         dut.sysctl("net.ipv4.ip_forward", "0")?;
         dut.sysctl("net.ipv6.conf.all.forwarding", "0")?;
         // Frames XDP redirects into a veth need GRO on the receiving end; locally generated packets need
@@ -269,7 +286,14 @@ impl Bed {
     fn send(&self, dst: SocketAddr, flows: u32, pps: u32, count: u64) -> Result<(Vec<u64>, Rx)> {
         let rx = Receiver::start(
             &self.dst.path(),
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), dst.port()),
+            SocketAddr::new(
+                if dst.is_ipv4() {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                },
+                dst.port(),
+            ),
         )?;
         let tx = Sender::start(&self.src.path(), dst, 30000, flows, pps, 100)?;
         wait_until(Duration::from_secs(120), || {
@@ -380,6 +404,30 @@ fn discard_rate_mark_withdraw(kind: Kind, tag: &str) {
         r1.dropped >= r0.dropped + n_sent,
         "{kind}: the rule's drop counter covers the {n_sent} packets sent: {r1:?}"
     );
+
+    // (a6) the same over IPv6 (RFC 8956): discard UDP to fd00:100::/64 port 5001; port 5002 delivered.
+    let discard6 = FlowRoute::ipv6()
+        .dst("fd00:100::/64")
+        .protocol(17)
+        .dst_port(5001)
+        .discard();
+    let v6 = |port| SocketAddr::new(ip("fd00:100::1"), port);
+    let (sent, rx) = b.send(v6(5001), 4, 1000, 500).unwrap();
+    let l = LossReport::new(&sent, &rx.0, 1000);
+    eprintln!("{kind} (a6) IPv6 before the rule: {l}");
+    assert!(l.loss_percent() <= 1.0, "{kind}: IPv6 baseline {l}");
+    b.peer().announce_flow(&discard6).unwrap();
+    b.wait_installed(&discard6).unwrap();
+    let (sent, rx) = b.send(v6(5001), 4, 1000, 1000).unwrap();
+    eprintln!(
+        "{kind} (a6) IPv6 discard: sent {}, received {}",
+        sent.iter().sum::<u64>(),
+        rx.received()
+    );
+    assert_eq!(rx.received(), 0, "{kind}: discarded IPv6 flow delivered");
+    let (sent, rx) = b.send(v6(5002), 4, 1000, 500).unwrap();
+    let l = LossReport::new(&sent, &rx.0, 1000);
+    assert!(l.loss_percent() <= 1.0, "{kind}: IPv6 other port {l}");
 
     // (b) rate limit to 200 packets/s (GoBGP: the byte rate of 200 packets/s of this size).
     let rate = FlowRoute::ipv4()
