@@ -53,6 +53,12 @@ pub struct FwdBenchArgs {
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Rules besides the matching one in the drop benchmark (random, non-matching).
+    #[arg(long, default_value_t = 1000)]
+    pub drop_rules: usize,
+    /// Skip the drop benchmark (XDP classifier vs nftables).
+    #[arg(long)]
+    pub no_drop: bool,
 }
 
 /// One measured case.
@@ -70,6 +76,19 @@ pub struct Case {
     pub split: f64,
 }
 
+/// One drop case: every injected frame matches a drop rule.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DropCase {
+    pub system: String,
+    /// Rules in the rule set (one of them matches).
+    pub rules: usize,
+    /// Median frames dropped per second (injected / wall time of the run).
+    pub pps: f64,
+    pub runs: Vec<f64>,
+    /// Frames that still reached a sink in the median run (should be 0).
+    pub leaked: u64,
+}
+
 /// The whole result.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Results {
@@ -78,6 +97,7 @@ pub struct Results {
     pub packets_per_run: u32,
     pub batch: u32,
     pub cases: Vec<Case>,
+    pub drop: Vec<DropCase>,
 }
 
 #[repr(C)]
@@ -492,6 +512,137 @@ impl Bed {
     }
 }
 
+impl Bed {
+    /// Frames dropped per second: every frame matches a drop rule (in XDP or in nftables).
+    fn measure_drop(
+        &mut self,
+        prog: &str,
+        a: &FwdBenchArgs,
+        system: &str,
+        rules: usize,
+    ) -> Result<DropCase> {
+        let p = self
+            .fwd
+            .program_named(prog)
+            .with_context(|| format!("program {prog}"))?
+            .fd()
+            .context("program not loaded")?
+            .as_fd()
+            .as_raw_fd() as u32;
+        let (frame, s0, packets, batch, cpu) =
+            (self.frame.clone(), self.s0, a.packets, a.batch, a.cpu);
+        self.dut.run_in(|| -> Result<()> {
+            pin_to_cpu(cpu)?;
+            live_run(p, &frame, s0, packets.min(200_000), batch)?;
+            Ok(())
+        })??;
+        let mut out = Vec::new();
+        for _ in 0..a.runs.max(1) {
+            let before = self.delivered()?;
+            let wall = self.dut.run_in(|| -> Result<Duration> {
+                pin_to_cpu(cpu)?;
+                live_run(p, &frame, s0, packets, batch)
+            })??;
+            std::thread::sleep(Duration::from_millis(50));
+            let after = self.delivered()?;
+            let leaked = after.0 + after.1 - before.0 - before.1;
+            out.push((packets as f64 / wall.as_secs_f64(), leaked));
+        }
+        let mut sorted = out.clone();
+        sorted.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let med = sorted[sorted.len() / 2];
+        Ok(DropCase {
+            system: system.to_string(),
+            rules,
+            pps: med.0,
+            runs: out.iter().map(|r| r.0).collect(),
+            leaked: med.1,
+        })
+    }
+}
+
+/// `n` random rules that never match the benchmark's frames (UDP to port 9): TCP or ICMP rules,
+/// or UDP rules on other ports, over random destination prefixes.
+fn background_rules(n: usize, rng: &mut Rng) -> Vec<(String, fib_ebpf::acl::Rule)> {
+    use fib_ebpf::acl::{Action, Match, Prefix, Rule};
+    (0..n)
+        .map(|i| {
+            let a = Ipv4Addr::from(rng.next() as u32 & 0xffff_ff00);
+            let len = 16 + (rng.next() % 17) as u8;
+            let net = Ipv4Net::new(a, len).expect("length <= 32").trunc();
+            let port = 1000 + (rng.next() % 60000) as u16;
+            let (proto, nft) = match i % 3 {
+                0 => (6u8, format!("ip daddr {net} tcp dport {port} drop")),
+                1 => (17u8, format!("ip daddr {net} udp dport {port} drop")),
+                _ => (1u8, format!("ip daddr {net} ip protocol icmp drop")),
+            };
+            let m = Match {
+                dst: Some(Prefix::V4(net.network(), net.prefix_len())),
+                protocol: Some(vec![proto..=proto]),
+                dst_port: (proto != 1).then(|| vec![port..=port]),
+                ..Match::default()
+            };
+            (nft, Rule::new(i as u64 + 2, m, Action::Drop))
+        })
+        .collect()
+}
+
+/// The drop benchmark: XDP classifier vs nftables at the netdev ingress hook (the earliest place
+/// nftables can drop), same rules, every frame matching the last one.
+fn drop_bench(bed: &mut Bed, a: &FwdBenchArgs) -> Result<Vec<DropCase>> {
+    use fib_ebpf::acl::{Action, Match, Rule, RuleSet};
+    let mut rng = Rng(0xd0d0_cafe);
+    let mut cases = Vec::new();
+    for extra in [0, a.drop_rules] {
+        let mut rules = background_rules(extra, &mut rng);
+        let hit = Match {
+            protocol: Some(vec![17..=17]),
+            dst_port: Some(vec![9..=9]),
+            ..Match::default()
+        };
+        rules.push((
+            "udp dport 9 drop".to_string(),
+            Rule::new(1, hit, Action::Drop),
+        ));
+        let mut cls = bed.fwd.classifier().context("classifier maps")?;
+        cls.install(&RuleSet::new(
+            rules.iter().map(|(_, r)| r.clone()).collect(),
+        ))
+        .context("installing the drop rules")?;
+        eprintln!("fwd-bench: drop, {} rules, XDP classifier", rules.len());
+        cases.push(bed.measure_drop(
+            "xdp_bench_forward4",
+            a,
+            "ribd XDP classifier",
+            rules.len(),
+        )?);
+        cls.clear()?;
+        let mut nft = String::from(
+            "table netdev fwdbench {\n  chain ingress {\n    type filter hook ingress device \"s0\" priority 0;\n",
+        );
+        for (r, _) in &rules {
+            nft.push_str(&format!("    {r}\n"));
+        }
+        nft.push_str("  }\n}\n");
+        let path = std::env::temp_dir().join(format!("fwd-bench-{}.nft", std::process::id()));
+        std::fs::write(&path, nft)?;
+        let r = bed.dut.exec("nft", &["-f", &path.display().to_string()]);
+        let _ = std::fs::remove_file(&path);
+        r.context("loading the nftables rules (apt-get install nftables)")?;
+        eprintln!("fwd-bench: drop, {} rules, nftables ingress", rules.len());
+        let c = bed.measure_drop(
+            "xdp_bench_pass4",
+            a,
+            "nftables (netdev ingress)",
+            rules.len(),
+        );
+        bed.dut
+            .exec("nft", &["delete", "table", "netdev", "fwdbench"])?;
+        cases.push(c?);
+    }
+    Ok(cases)
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -559,12 +710,18 @@ pub fn run(a: FwdBenchArgs) -> Result<Results> {
         "Linux kernel forwarding",
         table.len(),
     )?);
+    let drops = if a.no_drop {
+        Vec::new()
+    } else {
+        drop_bench(&mut bed, &a)?
+    };
     let res = Results {
         machine: machine(),
         load: load(),
         packets_per_run: a.packets,
         batch: a.batch,
         cases,
+        drop: drops,
     };
     print(&res);
     if let Some(path) = &a.json {
@@ -573,6 +730,37 @@ pub fn run(a: FwdBenchArgs) -> Result<Results> {
     }
     drop(bed);
     Ok(res)
+}
+
+fn print_drop(r: &Results) {
+    if r.drop.is_empty() {
+        return;
+    }
+    println!();
+    println!("drop: every frame matches a drop rule (the last of the set)");
+    println!(
+        "{:<28} {:>9} {:>14} {:>10}",
+        "system", "rules", "dropped/s", "leaked"
+    );
+    for c in &r.drop {
+        println!(
+            "{:<28} {:>9} {:>14.0} {:>10}",
+            c.system, c.rules, c.pps, c.leaked
+        );
+    }
+    let mut sizes: Vec<usize> = r.drop.iter().map(|c| c.rules).collect();
+    sizes.dedup();
+    for n in sizes {
+        let get = |s: &str| {
+            r.drop
+                .iter()
+                .find(|c| c.rules == n && c.system.starts_with(s))
+                .map(|c| c.pps)
+        };
+        if let (Some(x), Some(k)) = (get("ribd"), get("nftables")) {
+            println!("{n:>9} rules: XDP / nftables = {:.2}x", x / k.max(1.0));
+        }
+    }
 }
 
 fn print(r: &Results) {
@@ -605,4 +793,5 @@ fn print(r: &Results) {
             println!("{routes:>9} routes: XDP / kernel = {:.2}x", x / k.max(1.0));
         }
     }
+    print_drop(r);
 }

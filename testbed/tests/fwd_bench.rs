@@ -1,5 +1,6 @@
 //! `testbed fwd-bench` on a small table: both forwarding paths the benchmark compares really deliver
-//! every injected frame at the sinks, spread over both ECMP next hops (the figures themselves are
+//! every injected frame at the sinks, spread over both ECMP next hops, and both drop paths (XDP
+//! classifier, nftables) drop every frame (the figures themselves are
 //! not asserted: timings on a shared machine are noise). Needs root.
 
 use testbed::fwdbench::{FwdBenchArgs, run};
@@ -17,6 +18,8 @@ fn live_frames_reach_the_sinks_through_xdp_and_through_the_kernel() {
         batch: 64,
         cpu: 0,
         json: None,
+        drop_rules: 100,
+        no_drop: false,
     })
     .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(r.cases.len(), 4, "{r:?}");
@@ -31,6 +34,12 @@ fn live_frames_reach_the_sinks_through_xdp_and_through_the_kernel() {
             (0.35..=0.65).contains(&c.split),
             "ECMP over both sinks: {c:?}"
         );
+        assert!(c.pps > 0.0);
+    }
+    // The drop cases: XDP classifier and nftables, with 1 and 101 rules; nothing leaks to the sinks.
+    assert_eq!(r.drop.len(), 4, "{r:?}");
+    for c in &r.drop {
+        assert_eq!(c.leaked, 0, "{c:?}");
         assert!(c.pps > 0.0);
     }
 }
