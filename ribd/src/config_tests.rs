@@ -27,6 +27,8 @@ fn the_example_config_is_valid_and_groups_merge() {
     let rr = l.neighbors.iter().find(|n| n.name == "core-rr").unwrap();
     assert!(!rr.is_ebgp() && rr.route_reflector_client);
     assert_eq!(l.config.statics.len(), 1);
+    assert_eq!(l.acls.len(), 3, "the example's ACL rules validate");
+    assert!(l.acls.iter().all(|a| a.acl == "edge-in"));
 }
 
 #[test]
