@@ -84,7 +84,7 @@ fn one_run(
         SutKind::Bird | SutKind::Frr => {
             Probe::Kernel(KernelProbe::new(bed.dut.name(), &samples, "f0", "f1"))
         }
-        SutKind::GoBgp => bail!("GoBGP has no FIB"),
+        SutKind::GoBgp | SutKind::RibdRibOnly => bail!("{} has no FIB", kind.name()),
     };
     // Wait until the dataplane shows the intended state (ECMP sets complete, or everything on the best).
     let mut last = Counts::default();

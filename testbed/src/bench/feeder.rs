@@ -158,7 +158,7 @@ pub struct FeederProc {
 impl FeederProc {
     /// Starts `testbed bench-feeder` inside namespace `ns`.
     pub fn spawn(name: &str, ns: &str, args: &FeederArgs, log: PathBuf) -> Result<FeederProc> {
-        let exe = std::env::current_exe().context("current executable")?;
+        let exe = super::exe()?;
         let err = std::fs::File::create(&log)?;
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/var/run/netns/{ns}"))

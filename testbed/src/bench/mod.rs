@@ -171,6 +171,17 @@ impl RunResults {
     }
 }
 
+static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The testbed executable the feeders and ribd are started from: a copy taken at the start of the run,
+/// so rebuilding the workspace during a long run does not pull the binary from under it.
+pub fn exe() -> Result<PathBuf> {
+    match EXE.get() {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe().context("current executable"),
+    }
+}
+
 /// Median of the values (mean of the middle two for an even count).
 pub fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
@@ -376,6 +387,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .prefix("tb-bench-")
         .tempdir()
         .context("temporary directory")?;
+    let copy = work.path().join("testbed");
+    std::fs::copy(std::env::current_exe()?, &copy).context("copying the testbed executable")?;
+    let _ = EXE.set(copy);
     let feed = table::FeedSet::build(&a, work.path())?;
     println!("{}", feed.describe());
     let mut result = Ok(());

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{Figure, RunResults};
 
-const SYSTEMS: [&str; 4] = ["ribd", "BIRD 2", "FRR", "GoBGP"];
+const SYSTEMS: [&str; 5] = ["ribd", "ribd RIB only", "BIRD 2", "FRR", "GoBGP"];
 
 fn fmt_val(v: f64, unit: &str) -> String {
     match unit {
@@ -125,6 +125,7 @@ pub fn markdown(runs: &[RunResults]) -> String {
         }
         s.push('\n');
     }
+    goals(&mut s, runs);
     let _ = writeln!(s, "## What is measured\n");
     for (m, d) in METRIC_DOC {
         let _ = writeln!(s, "- `{m}`: {d}");
@@ -217,10 +218,141 @@ pub fn markdown(runs: &[RunResults]) -> String {
         if !r.notes.is_empty() {
             let _ = writeln!(s, "Notes:\n");
             for n in &r.notes {
-                let _ = writeln!(s, "- {}", n.replace('\n', " "));
+                let one: String = n.replace('\n', " ").chars().take(240).collect();
+                let _ = writeln!(s, "- {one}");
             }
             s.push('\n');
         }
     }
     s
+}
+
+/// Medians of `metric` for `system` over every case of `section` whose name contains `filter`.
+fn medians<'a>(
+    runs: &'a [RunResults],
+    section: &'a str,
+    filter: &'a str,
+    system: &'a str,
+    metric: &'a str,
+) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+    runs.iter().flat_map(move |r| {
+        r.figures.iter().filter_map(move |f| {
+            (f.section == section
+                && f.case.contains(filter)
+                && f.system == system
+                && f.metric == metric)
+                .then_some(())?;
+            Some((f.case.as_str(), f.median?))
+        })
+    })
+}
+
+/// The goals of issue 12 against the medians measured, computed from the figures.
+fn goals(s: &mut String, runs: &[RunResults]) {
+    let _ = writeln!(
+        s,
+        "## Goals (issue 12) against these figures\n\n| goal | measured | met |\n|---|---|---|"
+    );
+    let row = |s: &mut String, goal: &str, measured: String, met: Option<bool>| {
+        let m = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(s, "| {goal} | {measured} | {m} |");
+    };
+    // Ingest to the dataplane ≥ 5x faster than the fastest of the others to the kernel FIB.
+    let mut ingest = Vec::new();
+    for (case, ours) in medians(runs, "ingest", "", "ribd", "fib_secs") {
+        let best = ["BIRD 2", "FRR"]
+            .iter()
+            .filter_map(|o| {
+                medians(runs, "ingest", case, o, "fib_secs")
+                    .find(|(c, _)| *c == case)
+                    .map(|(_, v)| (*o, v))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((who, v)) = best {
+            ingest.push((case.to_string(), ours, who, v));
+        }
+    }
+    let met = (!ingest.is_empty()).then(|| ingest.iter().all(|(_, o, _, v)| v / o >= 5.0));
+    let text = ingest
+        .iter()
+        .map(|(c, o, who, v)| format!("{c}: ribd {o:.2} s vs {who} {v:.2} s = {:.1}x", v / o))
+        .collect::<Vec<_>>()
+        .join("; ");
+    row(
+        s,
+        "ingest to the dataplane ≥ 5x faster than the fastest other to the kernel FIB",
+        text,
+        met,
+    );
+    // RSS per prefix ≤ 0.7x BIRD's.
+    let mut mem = Vec::new();
+    for (case, ours) in medians(runs, "ingest", "", "ribd", "bytes_per_path") {
+        if let Some((_, b)) =
+            medians(runs, "ingest", case, "BIRD 2", "bytes_per_path").find(|(c, _)| *c == case)
+        {
+            let rib_only = medians(runs, "ingest", case, "ribd RIB only", "bytes_per_path")
+                .find(|(c, _)| *c == case)
+                .map(|(_, v)| format!(" (ribd without dataplane {v:.0} B = {:.2}x)", v / b))
+                .unwrap_or_default();
+            mem.push((
+                format!(
+                    "{case}: ribd {ours:.0} B vs BIRD {b:.0} B = {:.2}x{rib_only}",
+                    ours / b
+                ),
+                ours / b <= 0.7,
+            ));
+        }
+    }
+    row(
+        s,
+        "RSS per prefix ≤ 0.7x BIRD's",
+        mem.iter()
+            .map(|(t, _)| t.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+        (!mem.is_empty()).then(|| mem.iter().all(|(_, m)| *m)),
+    );
+    // Failover ≤ 10 ms from detection for every failure kind, no blackhole with best + backup.
+    let fo: Vec<(&str, f64)> = medians(runs, "failover", "", "ribd", "all_survivor_secs").collect();
+    let worst = fo.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+    let under = fo.iter().filter(|(_, v)| *v <= 0.010).count();
+    row(
+        s,
+        "failover ≤ 10 ms from detection, every failure kind",
+        match worst {
+            Some((c, v)) => format!(
+                "{under} of {} cases within 10 ms; worst {c}: {:.3} s",
+                fo.len(),
+                v
+            ),
+            None => String::new(),
+        },
+        (!fo.is_empty()).then_some(under == fo.len()),
+    );
+    let bh: Vec<(&str, f64)> = medians(runs, "failover", "backup", "ribd", "blackhole_secs")
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    let any = medians(runs, "failover", "backup", "ribd", "blackhole_secs")
+        .next()
+        .is_some();
+    row(
+        s,
+        "no blackhole window with best + backup",
+        bh.iter()
+            .map(|(c, v)| format!("{c}: {v:.3} s without a usable route"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        any.then_some(bh.is_empty()),
+    );
+    row(
+        s,
+        "XDP forwarding ≥ 3x the kernel's packets/s at full table",
+        "measured by `testbed fwd-bench` (not part of this file)".into(),
+        None,
+    );
+    s.push('\n');
 }

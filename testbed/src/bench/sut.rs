@@ -24,6 +24,8 @@ use crate::peers::{Daemon, ns_output, tail};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SutKind {
     Ribd,
+    /// ribd with `[dataplane] enabled = false`: what the RIB alone costs.
+    RibdRibOnly,
     Bird,
     Frr,
     GoBgp,
@@ -33,16 +35,18 @@ impl SutKind {
     pub fn parse(s: &str) -> Result<SutKind> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "ribd" => SutKind::Ribd,
+            "ribd-rib" => SutKind::RibdRibOnly,
             "bird" | "bird2" => SutKind::Bird,
             "frr" => SutKind::Frr,
             "gobgp" => SutKind::GoBgp,
-            other => bail!("unknown system {other:?} (ribd, bird, frr, gobgp)"),
+            other => bail!("unknown system {other:?} (ribd, ribd-rib, bird, frr, gobgp)"),
         })
     }
 
     pub fn name(self) -> &'static str {
         match self {
             SutKind::Ribd => "ribd",
+            SutKind::RibdRibOnly => "ribd RIB only",
             SutKind::Bird => "BIRD 2",
             SutKind::Frr => "FRR",
             SutKind::GoBgp => "GoBGP",
@@ -50,7 +54,7 @@ impl SutKind {
     }
 
     pub fn has_fib(self) -> bool {
-        self != SutKind::GoBgp
+        !matches!(self, SutKind::GoBgp | SutKind::RibdRibOnly)
     }
 }
 
@@ -136,7 +140,8 @@ impl Sut {
             base_fib: 0,
         };
         match kind {
-            SutKind::Ribd => s.start_ribd(spec)?,
+            SutKind::Ribd => s.start_ribd(spec, true)?,
+            SutKind::RibdRibOnly => s.start_ribd(spec, false)?,
             SutKind::Bird => s.start_bird(spec)?,
             SutKind::Frr => s.start_frr(spec)?,
             SutKind::GoBgp => s.start_gobgp(spec)?,
@@ -153,17 +158,19 @@ impl Sut {
         self.path(f).display().to_string()
     }
 
-    fn start_ribd(&mut self, spec: &SutSpec) -> Result<()> {
+    fn start_ribd(&mut self, spec: &SutSpec, dataplane: bool) -> Result<()> {
         let instance = self.ns.clone();
-        let pins = PathBuf::from("/sys/fs/bpf").join(&instance);
-        crate::netns::register_pin_dir(&pins);
-        self.pin_dir = Some(pins);
+        if dataplane {
+            let pins = PathBuf::from("/sys/fs/bpf").join(&instance);
+            crate::netns::register_pin_dir(&pins);
+            self.pin_dir = Some(pins);
+        }
         let ifaces: Vec<String> = (0..spec.feeders).map(|k| format!("\"f{k}\"")).collect();
         let mut c = String::new();
         let _ = writeln!(
             c,
             "router-id = \"10.255.0.1\"\nlocal-as = {DUT_AS}\nlisten = [\"0.0.0.0:179\"]\nlog-level = \"info\"\n\n\
-             [api]\nsocket = \"{}\"\n\n[dataplane]\ninstance = \"{instance}\"\ninterfaces = [{}]\n\n\
+             [api]\nsocket = \"{}\"\n\n[dataplane]\nenabled = {dataplane}\ninstance = \"{instance}\"\ninterfaces = [{}]\n\n\
              [rib.ipv4]\nmax-paths-ebgp = 8\n\n[rib.ipv6]\nmax-paths-ebgp = 8\n\n\
              [[policy.ALL.term]]\nname = \"all\"\naction = \"accept\"\n",
             self.p("ribd.sock"),
@@ -182,7 +189,7 @@ impl Sut {
             c.push('\n');
         }
         std::fs::write(self.path("ribd.toml"), c)?;
-        let exe = std::env::current_exe()?.display().to_string();
+        let exe = super::exe()?.display().to_string();
         let conf = self.p("ribd.toml");
         let d = Daemon::spawn(
             "ribd",
@@ -448,7 +455,9 @@ impl Sut {
     /// Paths in the RIB (all families, all feeders).
     pub fn rib_paths(&self) -> Result<u64> {
         match self.kind {
-            SutKind::Ribd => Ok(self.ribd_summary()?.rib.iter().map(|a| a.paths).sum()),
+            SutKind::Ribd | SutKind::RibdRibOnly => {
+                Ok(self.ribd_summary()?.rib.iter().map(|a| a.paths).sum())
+            }
             SutKind::Bird => {
                 let out = self.birdc(&["show", "route", "count"])?;
                 // "512621 of 512621 routes for 512621 networks in table master4"
@@ -515,7 +524,7 @@ impl Sut {
             SutKind::Bird | SutKind::Frr => {
                 Ok(Some(self.kernel_fib()?.saturating_sub(self.base_fib)))
             }
-            SutKind::GoBgp => Ok(None),
+            SutKind::GoBgp | SutKind::RibdRibOnly => Ok(None),
         }
     }
 
