@@ -96,7 +96,7 @@ const METRIC_DOC: &[(&str, &str)] = &[
     ),
     (
         "blackhole_secs",
-        "longest time some sampled prefix had no usable route (no route / unresolved)",
+        "event → last probe that found a sampled prefix without a usable route (no route, unresolved, passed to the kernel; 0: never)",
     ),
 ];
 
