@@ -3,14 +3,14 @@
  * classify.h: the classifier stage (static ACLs and BGP FlowSpec), run before the route lookup.
  *
  *   cls_ctl.active == 0 ──► nothing to do (one load)
- *   per used field: lookup ──► bitmap id ──► summary; cand = AND of summaries (chunks with candidates)
- *   next match: for each candidate chunk, AND the fields' 512-bit chunks, lowest set bit first
+ *   per used field: lookup ──► bitmap id ──► summary; cand = AND of summaries (words with candidates)
+ *   next match: for each candidate word, AND the fields' words (stop at 0), lowest set bit first
  *   apply in priority order: count; drop / rate-limit (GCRA, shared, spin-locked) / mark DSCP;
  *   stop at the first terminal rule or drop, or after CLS_MAX_APPLY rules.
  *
  * Per-packet cost is bounded: at most CLS_NFIELDS lookups (tries: 3 levels IPv4, 15 IPv6), then only
- * the chunks every used field has a rule in. The chunk walk runs in bpf_loop so the verifier checks
- * its body once. A packet reads the slot named by cls_ctl.active once and only that slot after, so a
+ * the 64-rule words every used field has a rule in (at most CLS_MAX_WORDS). The word walk runs in
+ * bpf_loop and the stage is a global function, so the verifier checks each once. A packet reads the slot named by cls_ctl.active once and only that slot after, so a
  * rule-set swap (userspace fills the other slot, then one u32 store) is never seen half-built.
  * Bitmap id 0 is the empty bitmap: every failed lookup means "no rule".
  */
@@ -57,10 +57,9 @@ struct cls_scan {
 	__u32 bm[CLS_NFIELDS];
 	__u32 used;
 	__u32 n_chunks;
-	__u32 base;      /* first chunk of the slot */
+	__u32 base;      /* first word of the slot */
 	__u32 rule_base; /* first rule of the slot */
-	__u32 cur;       /* chunk held in w */
-	__u32 valid;     /* w holds the rest of chunk `cur` */
+	__u32 cur;       /* word index of `bits` */
 	__u32 applied;   /* rules applied so far */
 	__u32 done;
 	__s32 verdict;   /* -2 drop, -1 go on */
@@ -68,8 +67,8 @@ struct cls_scan {
 	__u16 pktlen;
 	__u16 _pad;
 	__u64 framelen;
-	__u64 cand;      /* chunks still to read */
-	__u64 w[CLS_CHUNK_WORDS];
+	__u64 bits;      /* matching rules of word `cur` not yet applied */
+	__u64 cand[CLS_SUM_WORDS]; /* words still to read */
 };
 
 static __always_inline __u32 cls_ctz64(__u64 x)
@@ -137,13 +136,18 @@ static __always_inline __u32 cls_trie(__u32 slot, __u32 root, const __u8 *a, int
 	return (e & CLS_NODE_CHILD) ? 0 : e;
 }
 
-/* ANDs bitmap `bm`'s summary into *cand; true when no candidate chunk is left. */
+/* ANDs bitmap `bm`'s summary into cand; true when no candidate word is left. */
 static __always_inline int cls_and_sum(__u32 slot, __u32 bm, __u64 *cand)
 {
 	__u32 idx = slot * CLS_MAX_BITMAPS + bm;
-	__u64 *sum = bpf_map_lookup_elem(&cls_sum, &idx);
-	*cand &= sum ? *sum : 0;
-	return *cand == 0;
+	struct cls_sum *sum = bpf_map_lookup_elem(&cls_sum, &idx);
+	__u64 any = 0;
+#pragma unroll
+	for (int k = 0; k < CLS_SUM_WORDS; k++) {
+		cand[k] &= sum ? sum->w[k] : 0;
+		any |= cand[k];
+	}
+	return any == 0;
 }
 
 static __always_inline __u64 cls_now(void)
@@ -222,67 +226,54 @@ static __always_inline void cls_apply(struct cls_scan *s, __u32 idx)
 		s->done = 1;
 }
 
-/* bpf_loop body, one step: apply the next set bit of the chunk held in s->w, or read the next
- * candidate chunk (AND of the used fields' chunks). Stops when done or out of candidates. At most
- * CLS_MAX_CHUNKS reads + CLS_MAX_APPLY applications. */
+/* bpf_loop body, one step: apply the lowest pending match of the current word, or read the next
+ * candidate word (AND of the used fields' words, stopping at zero). Stops when done or out of
+ * candidates: at most CLS_MAX_WORDS reads + CLS_MAX_APPLY applications. */
 static long cls_step(__u64 i, void *ctx)
 {
 	struct cls_scan *s = ctx;
-	if (s->valid) {
-#pragma unroll
-		for (int j = 0; j < CLS_CHUNK_WORDS; j++) {
-			__u64 w = s->w[j];
-			if (w) {
-				__u64 low = w & (~w + 1);
-				s->w[j] = w ^ low;
-				cls_apply(s, s->cur * CLS_CHUNK_RULES + j * 64 + cls_ctz64(low));
-				return s->done ? 1 : 0;
-			}
-		}
-		s->valid = 0;
+	__u64 b = s->bits;
+	if (b) {
+		__u64 low = b & (~b + 1);
+		s->bits = b ^ low;
+		cls_apply(s, s->cur * 64 + cls_ctz64(low));
+		return s->done ? 1 : 0;
 	}
-	__u64 cand = s->cand;
-	if (!cand)
-		return 1;
-	__u64 low = cand & (~cand + 1);
-	s->cand = cand ^ low;
-	__u32 c = cls_ctz64(low);
+	__u32 w = 0;
+	int found = 0;
 #pragma unroll
-	for (int j = 0; j < CLS_CHUNK_WORDS; j++)
-		s->w[j] = ~0ULL;
+	for (int k = 0; k < CLS_SUM_WORDS; k++) {
+		__u64 c = s->cand[k];
+		if (!found && c) {
+			__u64 low = c & (~c + 1);
+			s->cand[k] = c ^ low;
+			w = k * 64 + cls_ctz64(low);
+			found = 1;
+		}
+	}
+	if (!found)
+		return 1;
+	__u64 acc = ~0ULL;
 	for (int f = 0; f < CLS_NFIELDS; f++) {
 		if (!(s->used & (1u << f)))
 			continue;
-		__u32 idx = s->base + s->bm[f] * s->n_chunks + c;
-		struct cls_chunk *ch = bpf_map_lookup_elem(&cls_chunk, &idx);
-		if (!ch) {
-#pragma unroll
-			for (int j = 0; j < CLS_CHUNK_WORDS; j++)
-				s->w[j] = 0;
+		__u32 idx = s->base + s->bm[f] * s->n_chunks * CLS_CHUNK_WORDS + w;
+		__u64 *x = bpf_map_lookup_elem(&cls_chunk, &idx);
+		acc &= x ? *x : 0;
+		if (!acc)
 			break;
-		}
-#pragma unroll
-		for (int j = 0; j < CLS_CHUNK_WORDS; j++)
-			s->w[j] &= ch->w[j];
 	}
-	s->cur = c;
-	s->valid = 1;
+	s->bits = acc;
+	s->cur = w;
 	return 0;
 }
 
-/* Runs the active rule set on `p`. Returns -2 to drop, -1 to go on unchanged, or the DSCP to set.
- * A global (not inlined) function: the verifier checks it once, on its own, instead of once per
- * forwarder path that reaches the call. */
-__noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 framelen)
+/* Runs the rule set of `active` (cls_ctl.active, non-zero) on `p`. Returns -2 to drop, -1 to go
+ * on unchanged, or the DSCP to set. A global (not inlined) function: the verifier checks it once, on
+ * its own, instead of once per forwarder path that reaches the call. */
+__noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 framelen, __u32 active)
 {
-	if (!p)
-		return -1;
-	__u32 zero = 0;
-	struct cls_ctl *ctl = bpf_map_lookup_elem(&cls_ctl, &zero);
-	if (!ctl)
-		return -1;
-	__u32 active = *(volatile __u32 *)&ctl->active;
-	if (!active)
+	if (!p || !active)
 		return -1;
 	__u32 slot = (active - 1) & 1;
 	struct cls_slot *sl = bpf_map_lookup_elem(&cls_slot, &slot);
@@ -295,8 +286,13 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	__u32 nc = sl->n_chunks;
 	s.used = u;
 	s.n_chunks = nc;
-	s.base = slot * CLS_CHUNKS_PER_SLOT;
-	s.cand = nc >= 64 ? ~0ULL : (1ULL << (nc & 63)) - 1;
+	s.base = slot * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS;
+	__u32 nw = nc * CLS_CHUNK_WORDS; /* words of a bitmap, a multiple of 8 */
+#pragma unroll
+	for (int k = 0; k < CLS_SUM_WORDS; k++) {
+		__u32 lo = k * 64;
+		s.cand[k] = nw >= lo + 64 ? ~0ULL : (nw > lo ? (1ULL << (nw - lo)) - 1 : 0);
+	}
 	s.rule_base = slot * CLS_MAX_RULES;
 	s.verdict = -1;
 	s.dscp = -1;
@@ -307,7 +303,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	if (u & (1u << (f))) {                               \
 		__u32 b = (expr);                            \
 		s.bm[f] = b;                                 \
-		if (cls_and_sum(slot, b, &s.cand))           \
+		if (cls_and_sum(slot, b, s.cand))           \
 			return -1;                           \
 	}
 
@@ -332,15 +328,25 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		__u32 *b = bpf_map_lookup_elem(&cls_iif, &k);
 		__u32 bm = b ? *b : sl->none_bm[CLS_F_IIF];
 		s.bm[CLS_F_IIF] = bm;
-		if (cls_and_sum(slot, bm, &s.cand))
+		if (cls_and_sum(slot, bm, s.cand))
 			return -1;
 	}
 #undef CLS_FIELD
 
-	bpf_loop(CLS_MAX_CHUNKS + CLS_MAX_APPLY + 1, cls_step, &s, 0);
+	bpf_loop(CLS_MAX_WORDS + CLS_MAX_APPLY + 1, cls_step, &s, 0);
 	if (s.applied)
 		cls_stat(CLS_STAT_MATCHED);
 	return s.verdict == -2 ? -2 : s.dscp;
+}
+
+/* cls_ctl.active (0 = no rules), read once per packet; 0 when the stage is compiled out. */
+static __always_inline __u32 cls_active(void)
+{
+	if (!cfg_classifier)
+		return 0;
+	__u32 zero = 0;
+	struct cls_ctl *ctl = bpf_map_lookup_elem(&cls_ctl, &zero);
+	return ctl ? *(volatile __u32 *)&ctl->active : 0;
 }
 
 /* Transport fields of a first fragment / unfragmented packet. */
@@ -372,7 +378,8 @@ static __always_inline void cls_l4(struct cls_pkt *p, void *l4, void *end, __u8 
  * DSCP (header checksum patched, RFC 1624). */
 static __always_inline int classify_ipv4(struct xdp_md *ctx, struct iphdr *ip, void *end, __u64 framelen)
 {
-	if (!cfg_classifier)
+	__u32 active = cls_active();
+	if (!active)
 		return CLS_PASS;
 	struct cls_pkt p = {};
 	__builtin_memcpy(p.src, &ip->saddr, 4);
@@ -387,7 +394,7 @@ static __always_inline int classify_ipv4(struct xdp_md *ctx, struct iphdr *ip, v
 		 ((!off && mf) ? CLS_FRAG_FF : 0) | ((off && !mf) ? CLS_FRAG_LF : 0);
 	if (!off)
 		cls_l4(&p, (void *)(ip + 1), end, IPPROTO_ICMP);
-	int r = cls_match(&p, 0, ctx->ingress_ifindex, framelen);
+	int r = cls_match(&p, 0, ctx->ingress_ifindex, framelen, active);
 	if (r == -2)
 		return CLS_DROP;
 	if (r >= 0 && r != p.dscp) {
@@ -408,7 +415,8 @@ static __always_inline int classify_ipv4(struct xdp_md *ctx, struct iphdr *ip, v
 /* IPv6 without extension headers (the caller passes those to the kernel first). */
 static __always_inline int classify_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *end, __u64 framelen)
 {
-	if (!cfg_classifier)
+	__u32 active = cls_active();
+	if (!active)
 		return CLS_PASS;
 	struct cls_pkt p = {};
 	__builtin_memcpy(p.src, &ip6->saddr, 16);
@@ -419,7 +427,7 @@ static __always_inline int classify_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6
 	p.dscp = tc >> 2;
 	p.pktlen = bpf_ntohs(ip6->payload_len) + 40;
 	cls_l4(&p, (void *)(ip6 + 1), end, IPPROTO_ICMPV6);
-	int r = cls_match(&p, 1, ctx->ingress_ifindex, framelen);
+	int r = cls_match(&p, 1, ctx->ingress_ifindex, framelen, active);
 	if (r == -2)
 		return CLS_DROP;
 	if (r >= 0 && r != p.dscp) {

@@ -53,22 +53,23 @@ struct {
 	__type(value, struct cls_tab_row);
 } cls_tab SEC(".maps");
 
-/* Bitmap summaries: bit c = chunk c of the bitmap has a rule. */
+/* Bitmap summaries: bit w = word w of the bitmap has a rule. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, CLS_SLOTS * CLS_MAX_BITMAPS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cls_sum);
 } cls_sum SEC(".maps");
 
-/* Bitmap chunks: bitmap b, chunk c at b * n_chunks + c (slot-relative). */
+/* Bitmap words: word w of bitmap b at b * n_chunks * 8 + w (slot-relative; bitmaps are whole
+ * 512-rule chunks). One u64 per element: no variable offsets into a value for the verifier to track. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CLS_SLOTS * CLS_CHUNKS_PER_SLOT);
+	__uint(max_entries, CLS_SLOTS * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct cls_chunk);
+	__type(value, __u64);
 } cls_chunk SEC(".maps");
 
 /* Ingress interface -> bitmap id, per slot. */

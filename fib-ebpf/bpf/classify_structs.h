@@ -5,9 +5,9 @@
  *
  * How a rule set is laid out (all per slot; two slots, the active one named by cls_ctl.active):
  *
- *   packet field ──lookup──► bitmap id ──► cls_sum[id]  (bit c set = chunk c of the bitmap is non-zero)
- *                                      └─► cls_chunk[id * n_chunks + c] (512 rule bits per chunk)
- *   AND of the used fields' summaries = chunks worth reading; AND of their chunks = matching rules;
+ *   packet field ──lookup──► bitmap id ──► cls_sum[id]  (bit w set = word w of the bitmap is non-zero)
+ *                                      └─► cls_chunk[id * n_chunks * 8 + w] (64 rules a word)
+ *   AND of the used fields' summaries = words worth reading; AND of their words = matching rules;
  *   lowest set bit = highest-priority match (rule index = priority position).
  *
  * Lookups per field: prefixes walk a multibit trie (cls_node: a root of 256 nodes picked by the first
@@ -22,13 +22,15 @@
 #include <linux/bpf.h>
 
 /* Bump when a classifier map's key, value or meaning changes (checked on re-use of pinned maps). */
-#define CLS_ABI_VERSION 1
+#define CLS_ABI_VERSION 2
 
 #define CLS_SLOTS 2
 #define CLS_MAX_RULES 16384
 #define CLS_CHUNK_WORDS 8                       /* u64 words per chunk: one 64-byte line */
 #define CLS_CHUNK_RULES (CLS_CHUNK_WORDS * 64)  /* 512 rules per chunk */
-#define CLS_MAX_CHUNKS (CLS_MAX_RULES / CLS_CHUNK_RULES) /* 32: a summary fits one u64 */
+#define CLS_MAX_CHUNKS (CLS_MAX_RULES / CLS_CHUNK_RULES) /* 32 */
+#define CLS_MAX_WORDS (CLS_MAX_RULES / 64)      /* 256 */
+#define CLS_SUM_WORDS (CLS_MAX_WORDS / 64)      /* 4: one summary bit per bitmap word */
 #define CLS_MAX_BITMAPS 65536                   /* distinct bitmaps per slot */
 #define CLS_CHUNKS_PER_SLOT (1u << 18)          /* bitmap storage per slot (16 MiB) */
 #define CLS_NODES_PER_SLOT 16384                /* trie nodes per slot (1 KiB each) */
@@ -129,6 +131,11 @@ struct cls_node {
 
 struct cls_tab_row {
 	__u32 e[CLS_TAB_ROW];
+};
+
+/* cls_sum: bit w = word w of the bitmap has a rule. */
+struct cls_sum {
+	__u64 w[CLS_SUM_WORDS];
 };
 
 struct cls_chunk {

@@ -918,10 +918,18 @@ fn concurrent_swaps_never_show_a_half_built_set() {
             }
             n
         });
+        // stops the prober also when an install panics (the scope would wait for it forever)
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let guard = Stop(&stop);
         for i in 0..40 {
             cls.install(if i % 2 == 0 { &b } else { &a }).unwrap();
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(guard);
         h.join().unwrap()
     });
     assert!(probes > 100, "only {probes} probes ran");

@@ -3,12 +3,14 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const CLS_ABI_VERSION: u32 = 1;
+pub const CLS_ABI_VERSION: u32 = 2;
 pub const CLS_SLOTS: u32 = 2;
 pub const CLS_MAX_RULES: u32 = 16384;
 pub const CLS_CHUNK_WORDS: usize = 8;
 pub const CLS_CHUNK_RULES: u32 = CLS_CHUNK_WORDS as u32 * 64;
 pub const CLS_MAX_CHUNKS: u32 = CLS_MAX_RULES / CLS_CHUNK_RULES;
+pub const CLS_MAX_WORDS: u32 = CLS_MAX_RULES / 64;
+pub const CLS_SUM_WORDS: usize = CLS_MAX_WORDS as usize / 64;
 pub const CLS_MAX_BITMAPS: u32 = 65536;
 pub const CLS_CHUNKS_PER_SLOT: u32 = 1 << 18;
 pub const CLS_NODES_PER_SLOT: u32 = 16384;
@@ -111,6 +113,13 @@ pub struct ClsTabRow {
     pub e: [u32; CLS_TAB_ROW as usize],
 }
 
+/// `struct cls_sum`: bit w = word w of a bitmap is non-zero.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ClsSum {
+    pub w: [u64; CLS_SUM_WORDS],
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClsChunk {
@@ -151,6 +160,7 @@ unsafe impl aya::Pod for ClsRule {}
 unsafe impl aya::Pod for ClsNode {}
 unsafe impl aya::Pod for ClsTabRow {}
 unsafe impl aya::Pod for ClsChunk {}
+unsafe impl aya::Pod for ClsSum {}
 unsafe impl aya::Pod for ClsIifKey {}
 unsafe impl aya::Pod for ClsCounter {}
 unsafe impl aya::Pod for ClsRl {}
@@ -165,7 +175,8 @@ const _: () = {
     assert!(size_of::<ClsIifKey>() == 8);
     assert!(size_of::<ClsCounter>() == 32);
     assert!(size_of::<ClsRl>() == 24);
-    assert!(CLS_MAX_CHUNKS <= 64);
+    assert!(size_of::<ClsSum>() == 32);
+    assert!(CLS_SUM_WORDS * 64 * 64 == CLS_MAX_RULES as usize);
 };
 
 /// `(kind name, value)` lines of the classifier's ABI, compared with `classify_layout.inc`'s output.
@@ -209,6 +220,8 @@ pub fn layout() -> Vec<(String, u64)> {
     s!(v, "cls_node", ClsNode);
     s!(v, "cls_tab_row", ClsTabRow);
     s!(v, "cls_chunk", ClsChunk);
+    s!(v, "cls_sum", ClsSum);
+    c!(v, CLS_MAX_WORDS, CLS_SUM_WORDS);
     s!(v, "cls_iif_key", ClsIifKey);
     o!(v, "cls_iif_key", ClsIifKey, slot);
     o!(v, "cls_iif_key", ClsIifKey, ifindex);

@@ -160,7 +160,7 @@ impl Classifier {
         let sum_mm = mm(
             &get("cls_sum")?,
             "cls_sum",
-            slots * CLS_MAX_BITMAPS as usize * 8,
+            slots * CLS_MAX_BITMAPS as usize * size_of::<ClsSum>(),
         )?;
         let chunk_mm = mm(
             &get("cls_chunk")?,
@@ -378,8 +378,10 @@ impl Classifier {
             s * CLS_TAB_ROWS_PER_SLOT as usize * size_of::<ClsTabRow>(),
             slice_bytes(&c.tab),
         );
-        self.sum_mm
-            .write(s * CLS_MAX_BITMAPS as usize * 8, slice_bytes(&c.summaries));
+        self.sum_mm.write(
+            s * CLS_MAX_BITMAPS as usize * size_of::<ClsSum>(),
+            slice_bytes(&c.summaries),
+        );
         self.chunk_mm.write(
             s * CLS_CHUNKS_PER_SLOT as usize * size_of::<ClsChunk>(),
             slice_bytes(&c.chunks),
@@ -502,8 +504,12 @@ pub(crate) fn expected_shape(map: &str) -> Option<(u32, u32, u32)> {
             s(size_of::<ClsTabRow>()),
             CLS_SLOTS * CLS_TAB_ROWS_PER_SLOT,
         ),
-        "cls_sum" => (4, 8, CLS_SLOTS * CLS_MAX_BITMAPS),
-        "cls_chunk" => (4, s(size_of::<ClsChunk>()), CLS_SLOTS * CLS_CHUNKS_PER_SLOT),
+        "cls_sum" => (4, s(size_of::<ClsSum>()), CLS_SLOTS * CLS_MAX_BITMAPS),
+        "cls_chunk" => (
+            4,
+            8,
+            CLS_SLOTS * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS as u32,
+        ),
         "cls_iif" => (8, 4, CLS_IIF_MAX),
         "cls_counters" => (4, s(size_of::<ClsCounter>()), CLS_MAX_RULES),
         "cls_rl" => (4, s(size_of::<ClsRl>()), CLS_MAX_RULES),

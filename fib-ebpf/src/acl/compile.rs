@@ -47,8 +47,8 @@ pub struct Compiled {
     pub slot: ClsSlot,
     /// Bitmap b, chunk c: words `[(b * n_chunks + c) * 8 ..][..8]`. Bitmap 0 is empty.
     pub chunks: Vec<u64>,
-    /// Per bitmap: bit c = chunk c non-empty.
-    pub summaries: Vec<u64>,
+    /// Per bitmap: bit w = word w non-empty.
+    pub summaries: Vec<ClsSum>,
     /// Trie nodes; the first `CLS_ROOTS * 256` are the roots.
     pub nodes: Vec<[u32; 256]>,
     /// `cls_tab` entries of the slot (`CLS_TAB_ENTRIES`).
@@ -60,9 +60,8 @@ pub struct Compiled {
 
 struct Bitmaps {
     words: usize,
-    n_chunks: usize,
     data: Vec<u64>,
-    summaries: Vec<u64>,
+    summaries: Vec<ClsSum>,
     index: FxHashMap<Vec<u64>, u32>,
 }
 
@@ -71,7 +70,6 @@ impl Bitmaps {
         let words = n_chunks * CLS_CHUNK_WORDS;
         let mut b = Bitmaps {
             words,
-            n_chunks,
             data: Vec::new(),
             summaries: Vec::new(),
             index: FxHashMap::default(),
@@ -85,13 +83,10 @@ impl Bitmaps {
             return id;
         }
         let id = self.summaries.len() as u32;
-        let mut sum = 0u64;
-        for c in 0..self.n_chunks {
-            if bm[c * CLS_CHUNK_WORDS..(c + 1) * CLS_CHUNK_WORDS]
-                .iter()
-                .any(|&w| w != 0)
-            {
-                sum |= 1 << c;
+        let mut sum = ClsSum::default();
+        for (w, &x) in bm.iter().enumerate() {
+            if x != 0 {
+                sum.w[w / 64] |= 1 << (w % 64);
             }
         }
         self.data.extend_from_slice(bm);
@@ -548,10 +543,8 @@ fn encode_rule(r: &super::Rule) -> ClsRule {
 }
 
 impl Compiled {
-    fn chunk(&self, bm: u32, c: usize) -> &[u64] {
-        let n = self.slot.n_chunks as usize;
-        let at = (bm as usize * n + c) * CLS_CHUNK_WORDS;
-        &self.chunks[at..at + CLS_CHUNK_WORDS]
+    fn word(&self, bm: u32, w: usize) -> u64 {
+        self.chunks[bm as usize * self.slot.n_chunks as usize * CLS_CHUNK_WORDS + w]
     }
 
     fn trie(&self, root: u32, a: &[u8]) -> u32 {
@@ -656,30 +649,30 @@ impl Compiled {
                 }),
             ),
         ];
-        let nc = s.n_chunks as usize;
-        let mut cand = if nc >= 64 { u64::MAX } else { (1u64 << nc) - 1 };
+        let mut cand = [u64::MAX; CLS_SUM_WORDS];
         for (f, look) in &lookups {
             if s.fields & (1 << f) != 0 {
                 bm[*f as usize] = look();
-                cand &= self.summaries[bm[*f as usize] as usize];
+                let sum = self.summaries[bm[*f as usize] as usize];
+                for (c, x) in cand.iter_mut().zip(sum.w) {
+                    *c &= x;
+                }
             }
         }
         let mut out = Vec::new();
-        while cand != 0 {
-            let c = cand.trailing_zeros() as usize;
-            cand &= cand - 1;
-            let mut w = [u64::MAX; CLS_CHUNK_WORDS];
-            for f in 0..CLS_NFIELDS as u32 {
-                if s.fields & (1 << f) != 0 {
-                    for (j, x) in self.chunk(bm[f as usize], c).iter().enumerate() {
-                        w[j] &= x;
+        for (k, mut c) in cand.into_iter().enumerate() {
+            while c != 0 {
+                let w = k * 64 + c.trailing_zeros() as usize;
+                c &= c - 1;
+                let mut acc = u64::MAX;
+                for f in 0..CLS_NFIELDS as u32 {
+                    if s.fields & (1 << f) != 0 {
+                        acc &= self.word(bm[f as usize], w);
                     }
                 }
-            }
-            for (j, mut x) in w.into_iter().enumerate() {
-                while x != 0 {
-                    out.push(c * CLS_CHUNK_RULES as usize + j * 64 + x.trailing_zeros() as usize);
-                    x &= x - 1;
+                while acc != 0 {
+                    out.push(w * 64 + acc.trailing_zeros() as usize);
+                    acc &= acc - 1;
                 }
             }
         }
