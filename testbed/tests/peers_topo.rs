@@ -59,7 +59,11 @@ fn routed_chain_forwards_ipv4_and_ipv6_and_is_torn_down() -> Result<()> {
         // A process started inside runs in that namespace and is stopped on request.
         let log = tempfile::NamedTempFile::new()?;
         let pid = t.spawn("right", "sleep", &["600"], log.path())?;
-        assert!(t.ns("right")?.pids().contains(&pid));
+        // The child is nsenter until it has entered the namespace: wait for it to show up there.
+        let inside = testbed::peers::wait_until(std::time::Duration::from_secs(5), || {
+            Ok(t.ns("right")?.pids().contains(&pid).then_some(()))
+        });
+        assert!(inside.is_ok(), "pid {pid} never appeared in the namespace");
         t.stop(pid);
         assert!(!t.ns("right")?.pids().contains(&pid));
         t.spawn("left", "sleep", &["600"], log.path())?;
