@@ -129,6 +129,9 @@ pub struct Core {
     flow_unicast_changed: bool,
     /// The classifier rule set last installed.
     flow_installed: Vec<fib_sync::fib_ebpf::acl::Rule>,
+    /// Whether this process has installed a rule set yet: until then the pinned set is a previous
+    /// process's, unknown here, and must be replaced even by an empty one.
+    flow_install_done: bool,
 }
 
 /// A config ACL rule restricted to its interfaces' current ifindexes (an interface that does not
@@ -241,6 +244,7 @@ impl Core {
             flow_view: Vec::new(),
             flow_unicast_changed: false,
             flow_installed: Vec::new(),
+            flow_install_done: false,
         };
         core.rib.set_track_best(true);
         if core.loaded.config.dataplane.enabled {
@@ -656,7 +660,7 @@ impl Core {
                     .flat_map(|e| e.compiled.iter().cloned()),
             );
         }
-        if rules == self.flow_installed {
+        if self.flow_install_done && rules == self.flow_installed {
             return;
         }
         let Some(dp) = self.dataplane.as_mut() else {
@@ -667,6 +671,7 @@ impl Core {
             Ok(()) => {
                 tracing::info!(rules = rules.len(), "classifier rule set installed");
                 self.flow_installed = rules;
+                self.flow_install_done = true;
             }
             Err(e) => {
                 tracing::error!("installing the classifier rules failed: {e:#}");
