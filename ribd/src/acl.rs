@@ -13,7 +13,7 @@
 //! forward), `drop`, `count` (count and go on to the next rule), `rate-limit = "1000pps"` or
 //! `"50Mbps"` (drop above the rate), `set-dscp = 10` (with accept/count/rate-limit).
 
-use std::hash::{Hash, Hasher};
+use std::hash::{Hash, Hasher as _};
 use std::ops::RangeInclusive;
 
 use fib_sync::fib_ebpf::acl;
@@ -236,7 +236,7 @@ fn rule(
         return Err(errs);
     }
     let name = r.name.clone().unwrap_or_else(|| j.to_string());
-    let mut h = Fnv(0x8422_2325_cbf2_9ce4);
+    let mut h = crate::flowspec::Fnv(0x8422_2325_cbf2_9ce4);
     ("acl", &a.name, &name).hash(&mut h);
     let mut act = match action {
         acl::Action::Accept if terminal => "accept".to_string(),
@@ -272,20 +272,6 @@ fn rule(
         },
         text: format!("{} → {act}", text.join(" ")),
     })
-}
-
-/// FNV-1a, deterministic across processes (ids must survive restarts).
-struct Fnv(u64);
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 const PROTOCOLS: &[(&str, u32)] = &[

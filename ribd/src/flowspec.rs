@@ -146,22 +146,18 @@ impl FlowRib {
 
     /// Removes every announcement of `peer` (session down); returns how many.
     pub fn peer_down(&mut self, peer: &str) -> usize {
-        let mut n = 0;
-        self.rules.retain(|_, paths| {
-            let before = paths.len();
-            paths.retain(|p| p.peer != peer);
-            n += before - paths.len();
-            !paths.is_empty()
-        });
-        self.changed |= n > 0;
-        n
+        self.remove_peer_where(peer, |_| true)
     }
 
     /// Removes `peer`'s announcements of one family (AFI/SAFI disable); returns how many.
     pub fn peer_family_down(&mut self, peer: &str, family: bgp::wire::nlri::Family) -> usize {
+        self.remove_peer_where(peer, |r| r.family() == family)
+    }
+
+    fn remove_peer_where(&mut self, peer: &str, rule: impl Fn(&FlowSpec) -> bool) -> usize {
         let mut n = 0;
         self.rules.retain(|r, paths| {
-            if r.family() != family {
+            if !rule(r) {
                 return true;
             }
             let before = paths.len();
@@ -269,8 +265,9 @@ pub fn rule_id(rule: &FlowSpec, variant: u8) -> acl::RuleId {
     acl::RuleId(h.finish() | 1 << 63)
 }
 
-/// FNV-1a, deterministic across processes (unlike the std hasher).
-struct Fnv(u64);
+/// FNV-1a, deterministic across processes (unlike the std hasher): rule ids of FlowSpec and of
+/// config ACLs must survive restarts.
+pub(crate) struct Fnv(pub(crate) u64);
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
         self.0

@@ -451,15 +451,9 @@ impl Bed {
         Ok((self.sinks[0].packets()?, self.sinks[1].packets()?))
     }
 
-    /// One case: `runs` live runs of `prog`; returns the case (packets/s from the sinks' counts).
-    fn measure(
-        &mut self,
-        prog: &str,
-        a: &FwdBenchArgs,
-        system: &str,
-        routes: usize,
-    ) -> Result<Case> {
-        // The fd stays owned by `fwd` for the whole measurement.
+    /// Warms up, then `a.runs` live runs of `prog` (by name; its fd stays owned by `fwd`): per run the
+    /// wall time and the frames each sink counted.
+    fn live_runs(&mut self, prog: &str, a: &FwdBenchArgs) -> Result<Vec<(Duration, (u64, u64))>> {
         let p = self
             .fwd
             .program_named(prog)
@@ -470,13 +464,13 @@ impl Bed {
             .as_raw_fd() as u32;
         let (frame, s0, packets, batch, cpu) =
             (self.frame.clone(), self.s0, a.packets, a.batch, a.cpu);
-        let mut out = Vec::new();
         // Warm-up: neighbours, caches, page pools.
         self.dut.run_in(|| -> Result<()> {
             pin_to_cpu(cpu)?;
             live_run(p, &frame, s0, packets.min(200_000), batch)?;
             Ok(())
         })??;
+        let mut out = Vec::new();
         for _ in 0..a.runs.max(1) {
             let before = self.delivered()?;
             let wall = self.dut.run_in(|| -> Result<Duration> {
@@ -486,33 +480,46 @@ impl Bed {
             // Frames queued to the sinks' NAPI are counted when it runs: settle briefly.
             std::thread::sleep(Duration::from_millis(50));
             let after = self.delivered()?;
-            let d = (after.0 - before.0, after.1 - before.1);
-            let total = d.0 + d.1;
-            out.push((
-                total as f64 / wall.as_secs_f64(),
-                total as f64 / packets as f64,
-                if total > 0 {
+            out.push((wall, (after.0 - before.0, after.1 - before.1)));
+        }
+        Ok(out)
+    }
+
+    /// One forwarding case: packets/s delivered at the sinks, median over the runs.
+    fn measure(
+        &mut self,
+        prog: &str,
+        a: &FwdBenchArgs,
+        system: &str,
+        routes: usize,
+    ) -> Result<Case> {
+        let out: Vec<(f64, (f64, f64))> = self
+            .live_runs(prog, a)?
+            .into_iter()
+            .map(|(wall, d)| {
+                let total = d.0 + d.1;
+                let split = if total > 0 {
                     d.0 as f64 / total as f64
                 } else {
                     0.0
-                },
-            ));
-        }
-        let mut sorted = out.clone();
-        sorted.sort_by(|x, y| x.0.total_cmp(&y.0));
-        let med = sorted[sorted.len() / 2];
+                };
+                (
+                    total as f64 / wall.as_secs_f64(),
+                    (total as f64 / a.packets as f64, split),
+                )
+            })
+            .collect();
+        let med = median_by_first(&out);
         Ok(Case {
             system: system.to_string(),
             routes,
             pps: med.0,
             runs: out.iter().map(|r| r.0).collect(),
-            delivered: med.1,
-            split: med.2,
+            delivered: med.1.0,
+            split: med.1.1,
         })
     }
-}
 
-impl Bed {
     /// Frames dropped per second: every frame matches a drop rule (in XDP or in nftables).
     fn measure_drop(
         &mut self,
@@ -521,36 +528,12 @@ impl Bed {
         system: &str,
         rules: usize,
     ) -> Result<DropCase> {
-        let p = self
-            .fwd
-            .program_named(prog)
-            .with_context(|| format!("program {prog}"))?
-            .fd()
-            .context("program not loaded")?
-            .as_fd()
-            .as_raw_fd() as u32;
-        let (frame, s0, packets, batch, cpu) =
-            (self.frame.clone(), self.s0, a.packets, a.batch, a.cpu);
-        self.dut.run_in(|| -> Result<()> {
-            pin_to_cpu(cpu)?;
-            live_run(p, &frame, s0, packets.min(200_000), batch)?;
-            Ok(())
-        })??;
-        let mut out = Vec::new();
-        for _ in 0..a.runs.max(1) {
-            let before = self.delivered()?;
-            let wall = self.dut.run_in(|| -> Result<Duration> {
-                pin_to_cpu(cpu)?;
-                live_run(p, &frame, s0, packets, batch)
-            })??;
-            std::thread::sleep(Duration::from_millis(50));
-            let after = self.delivered()?;
-            let leaked = after.0 + after.1 - before.0 - before.1;
-            out.push((packets as f64 / wall.as_secs_f64(), leaked));
-        }
-        let mut sorted = out.clone();
-        sorted.sort_by(|x, y| x.0.total_cmp(&y.0));
-        let med = sorted[sorted.len() / 2];
+        let out: Vec<(f64, u64)> = self
+            .live_runs(prog, a)?
+            .into_iter()
+            .map(|(wall, d)| (a.packets as f64 / wall.as_secs_f64(), d.0 + d.1))
+            .collect();
+        let med = median_by_first(&out);
         Ok(DropCase {
             system: system.to_string(),
             rules,
@@ -559,6 +542,13 @@ impl Bed {
             leaked: med.1,
         })
     }
+}
+
+/// The run whose first figure is the median.
+fn median_by_first<T: Copy>(runs: &[(f64, T)]) -> (f64, T) {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|x, y| x.0.total_cmp(&y.0));
+    sorted[sorted.len() / 2]
 }
 
 /// `n` random rules that never match the benchmark's frames (UDP to port 9): TCP or ICMP rules,
