@@ -315,6 +315,8 @@ impl Ctx<'_> {
                     json_line(out, &t)?;
                 } else {
                     render::flowspec(out, &t, self.style)?;
+                    let peers: Vec<ribd::api::Peer> = self.client.get("/v1/peers")?;
+                    render::flowspec_peers(out, &peers, self.style)?;
                 }
             }
         }

@@ -324,6 +324,63 @@ pub fn flowspec(out: &mut dyn Write, t: &ribd::api::FlowSpecTable, style: Style)
     Ok(())
 }
 
+fn family_state_color(state: &str) -> Option<Color> {
+    match state {
+        "active" => Some(Color::Green),
+        "disabled" => Some(Color::Red),
+        _ => Some(Color::Yellow),
+    }
+}
+
+/// `show flowspec`, after the rules: the peers with a FlowSpec family, what they sent and were sent,
+/// and the RFC 7606 outcomes of their malformed UPDATEs.
+pub fn flowspec_peers(out: &mut dyn Write, peers: &[Peer], style: Style) -> io::Result<()> {
+    let rows: Vec<(&Peer, &ribd::api::PeerFamily)> = peers
+        .iter()
+        .flat_map(|p| {
+            p.families
+                .iter()
+                .filter(|f| f.afi.ends_with("flowspec"))
+                .map(move |f| (p, f))
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    let mut t = Table::new(&[
+        ("PEER", Align::Left),
+        ("FAMILY", Align::Left),
+        ("STATE", Align::Left),
+        ("RULES IN", Align::Right),
+        ("ADVERTISED", Align::Right),
+        ("TREAT-AS-WITHDRAW", Align::Right),
+        ("AFI/SAFI DISABLE", Align::Right),
+    ]);
+    for (p, f) in &rows {
+        t.row(vec![
+            p.name.as_str().into(),
+            f.afi.as_str().into(),
+            Cell::colored(&f.state, family_state_color(&f.state)),
+            f.accepted.to_string().into(),
+            f.advertised.to_string().into(),
+            f.treat_as_withdraw.to_string().into(),
+            f.afi_safi_disable.to_string().into(),
+        ]);
+    }
+    t.flush(out, style)?;
+    for (p, f) in rows.iter().filter(|(_, f)| f.last_error.is_some()) {
+        writeln!(
+            out,
+            "  {} {}: last RFC 7606 error: {}",
+            p.name,
+            f.afi,
+            f.last_error.as_deref().unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
 const MESSAGE_TYPES: [&str; 5] = [
     "open",
     "update",
@@ -378,6 +435,9 @@ pub fn neighbor_detail(out: &mut dyn Write, p: &Peer, style: Style) -> io::Resul
     if let Some(e) = &p.last_error {
         kv(out, "last error", style.paint(Some(Color::Red), e))?;
     }
+    if let Some(e) = &p.last_down {
+        kv(out, "last down", e.clone())?;
+    }
     kv(
         out,
         "capabilities",
@@ -397,22 +457,48 @@ pub fn neighbor_detail(out: &mut dyn Write, p: &Peer, style: Style) -> io::Resul
     kv(out, "import policy", list(&p.import))?;
     kv(out, "export policy", list(&p.export))?;
     writeln!(out, "  routes:")?;
-    let mut t = Table::new(&[
-        ("FAMILY", Align::Left),
+    // A server older than the per-family state sends none: no column then.
+    let states = p.families.iter().any(|f| !f.state.is_empty());
+    let mut cols = vec![("FAMILY", Align::Left)];
+    if states {
+        cols.push(("STATE", Align::Left));
+    }
+    cols.extend([
         ("RECEIVED", Align::Right),
         ("ACCEPTED", Align::Right),
         ("ADVERTISED", Align::Right),
-    ])
-    .indent(4);
+    ]);
+    let mut t = Table::new(&cols).indent(4);
     for f in &p.families {
-        t.row(vec![
-            f.afi.as_str().into(),
+        let mut row: Vec<Cell> = vec![f.afi.as_str().into()];
+        if states {
+            row.push(Cell::colored(&f.state, family_state_color(&f.state)));
+        }
+        row.extend([
             f.received.to_string().into(),
             f.accepted.to_string().into(),
             f.advertised.to_string().into(),
         ]);
+        t.row(row);
     }
     t.flush(out, style)?;
+    for f in p
+        .families
+        .iter()
+        .filter(|f| f.treat_as_withdraw > 0 || f.afi_safi_disable > 0 || f.last_error.is_some())
+    {
+        writeln!(
+            out,
+            "    {}: RFC 7606 treat-as-withdraw {}, AFI/SAFI disable {}{}",
+            f.afi,
+            f.treat_as_withdraw,
+            f.afi_safi_disable,
+            f.last_error
+                .as_ref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        )?;
+    }
     writeln!(out, "  messages:")?;
     let mut t = Table::new(&[
         ("TYPE", Align::Left),

@@ -42,6 +42,8 @@
 //! and a withdrawal names exactly that path; ids are unique per prefix because one (source peer,
 //! received id) pair is at most one path of a prefix.
 
+pub mod flowspec;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 

@@ -93,7 +93,12 @@ pub struct Peer {
     pub state: String,
     pub uptime_secs: Option<u64>,
     pub flaps: u64,
+    /// Why the session is not Established (the last connection or session error); `None` while
+    /// Established.
     pub last_error: Option<String>,
+    /// Why the last Established session ended, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_down: Option<String>,
     pub router_id: Option<String>,
     pub hold_time: Option<u16>,
     pub keepalive: Option<u16>,
@@ -105,12 +110,26 @@ pub struct Peer {
     pub export: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerFamily {
     pub afi: String,
     pub received: u64,
     pub accepted: u64,
     pub advertised: u64,
+    /// "active" (negotiated on the Established session), "not negotiated" (configured, the peer did not
+    /// offer it), "disabled" (RFC 7606 AFI/SAFI disable for the rest of the session, see `last_error`),
+    /// or "down" (no Established session).
+    #[serde(default)]
+    pub state: String,
+    /// UPDATEs of this family handled as treat-as-withdraw (RFC 7606 §2) since ribd started (FlowSpec).
+    #[serde(default)]
+    pub treat_as_withdraw: u64,
+    /// AFI/SAFI disable events of this family (RFC 7606 §2, RFC 4760 §7) since ribd started (FlowSpec).
+    #[serde(default)]
+    pub afi_safi_disable: u64,
+    /// The last RFC 7606 error seen in this family (FlowSpec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Messages by type: open, update, notification, keepalive, route-refresh.

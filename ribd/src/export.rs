@@ -15,10 +15,11 @@ use bgp::wire::attr::as_path::{AsPath as WAsPath, Segment as WSegment, SegmentTy
 use bgp::wire::attr::community::{Community, ExtCommunity, LargeCommunity as WLarge};
 use bgp::wire::attr::mp::{MpReach, MpUnreach, NextHop};
 use bgp::wire::attr::{Aggregator, Origin as WOrigin, PathAttributes, RawAttribute};
+use bgp::wire::flowspec::FlowSpec;
 use bgp::wire::{AfiSafi, Nlri, Update};
 use ipnet::IpNet;
 
-use crate::policy::{Policy, RouteCtx, RpkiState, Verdict, evaluate};
+use crate::policy::{Policy, RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
 use crate::rib::attrs::{Attrs, Origin, SegmentKind, community};
 use crate::rib::decision::{PeerInfo, PeerKind};
 
@@ -64,6 +65,93 @@ pub fn export_shared(
     src: Source<'_>,
     to: &ExportCtx,
 ) -> Option<Attrs> {
+    let mut out = transform(best, src, to)?;
+    let from_ibgp = src.peer.kind == PeerKind::Ibgp;
+    let self_nh = to.ebgp || to.next_hop_self || out.next_hop.is_none();
+    if self_nh && !(to.rr_client && from_ibgp && !to.next_hop_self) {
+        let v4 = prefix.addr().is_ipv4();
+        out.next_hop = if v4 {
+            to.local_v4.map(IpAddr::V4)
+        } else {
+            to.local_v6.map(IpAddr::V6)
+        }
+        .or(out.next_hop);
+        out.next_hop_ll = None;
+    }
+    out.next_hop?;
+    apply_policy(prefix, RouteKind::Unicast, out, to)
+}
+
+/// A FlowSpec rule's attributes for `to` (RFC 8955 §8, §9: FlowSpec follows the usual propagation rules), or
+/// `None` when it is not to be sent: never back to its source, NO_ADVERTISE / NO_EXPORT, iBGP split
+/// horizon with route reflection, eBGP prepends our AS and drops LOCAL_PREF and a third AS's MED, then
+/// the export policy (RFC 8212 for eBGP) with the rule's destination prefix as the prefix (see
+/// [`crate::policy::MatchDef::safi`]). A rule has no next-hop (RFC 8955 §4: next-hop length 0): none is
+/// set, whatever `next-hop-self` says. The traffic filtering actions are extended communities and go on
+/// unchanged unless the policy changes them.
+pub fn export_flowspec(
+    rule: &bgp::wire::flowspec::FlowSpec,
+    best: &Attrs,
+    src: Source<'_>,
+    to: &ExportCtx,
+) -> Option<Attrs> {
+    if src.peer.addr == to.peer_addr && src.peer.kind != PeerKind::Local {
+        return None;
+    }
+    let mut out = transform(best, src, to)?;
+    out.next_hop = None;
+    out.next_hop_ll = None;
+    let (prefix, kind) = match rule.destination() {
+        Some(d) => (d.prefix(), RouteKind::FlowSpec),
+        None => (
+            match rule.family() {
+                bgp::wire::nlri::Family::V4 => IpNet::V4(Default::default()),
+                bgp::wire::nlri::Family::V6 => IpNet::V6(Default::default()),
+            },
+            RouteKind::FlowSpecNoDestination,
+        ),
+    };
+    let mut a = apply_policy(prefix, kind, out, to)?;
+    // A policy's `next-hop` setting means nothing for a rule.
+    a.next_hop = None;
+    a.next_hop_ll = None;
+    Some(a)
+}
+
+/// The export policy (RFC 8212: an eBGP peer without one gets nothing).
+fn apply_policy(prefix: IpNet, kind: RouteKind, out: Attrs, to: &ExportCtx) -> Option<Attrs> {
+    let verdict = match &to.policy {
+        None if to.ebgp => Verdict::Reject,
+        None => Verdict::Accept(None),
+        Some(chain) => evaluate(
+            chain,
+            &RouteCtx {
+                prefix,
+                peer_addr: to.peer_addr,
+                peer_as: to.peer_as,
+                local_as: to.local_as,
+                local_addr: if prefix.addr().is_ipv4() {
+                    to.local_v4.map(IpAddr::V4)
+                } else {
+                    to.local_v6.map(IpAddr::V6)
+                },
+                rpki: RpkiState::NotFound,
+                kind,
+            },
+            &out,
+        ),
+    };
+    match verdict {
+        Verdict::Accept(Some(a)) => Some(a),
+        Verdict::Accept(None) => Some(out),
+        Verdict::Reject => None,
+    }
+}
+
+/// The propagation rules shared by unicast and FlowSpec: well-known communities, iBGP split horizon
+/// and route reflection (RFC 4456), eBGP AS prepend, LOCAL_PREF and MED handling. Next-hop and policy
+/// are the caller's.
+fn transform(best: &Attrs, src: Source<'_>, to: &ExportCtx) -> Option<Attrs> {
     if best.has_community(community::NO_ADVERTISE) {
         return None;
     }
@@ -100,43 +188,7 @@ pub fn export_shared(
     } else if out.local_pref.is_none() {
         out.local_pref = Some(100);
     }
-    let self_nh = to.ebgp || to.next_hop_self || out.next_hop.is_none();
-    if self_nh && !(to.rr_client && from_ibgp && !to.next_hop_self) {
-        let v4 = prefix.addr().is_ipv4();
-        out.next_hop = if v4 {
-            to.local_v4.map(IpAddr::V4)
-        } else {
-            to.local_v6.map(IpAddr::V6)
-        }
-        .or(out.next_hop);
-        out.next_hop_ll = None;
-    }
-    out.next_hop?;
-    let verdict = match &to.policy {
-        None if to.ebgp => Verdict::Reject,
-        None => Verdict::Accept(None),
-        Some(chain) => evaluate(
-            chain,
-            &RouteCtx {
-                prefix,
-                peer_addr: to.peer_addr,
-                peer_as: to.peer_as,
-                local_as: to.local_as,
-                local_addr: if prefix.addr().is_ipv4() {
-                    to.local_v4.map(IpAddr::V4)
-                } else {
-                    to.local_v6.map(IpAddr::V6)
-                },
-                rpki: RpkiState::NotFound,
-            },
-            &out,
-        ),
-    };
-    match verdict {
-        Verdict::Accept(Some(a)) => Some(a),
-        Verdict::Accept(None) => Some(out),
-        Verdict::Reject => None,
-    }
+    Some(out)
 }
 
 /// The codec's path attributes for an exported attribute set (next-hop handled per family).
@@ -265,6 +317,41 @@ pub fn withdraw_nlri(nlri: Vec<Nlri>) -> Option<Update> {
             ..Update::default()
         }
     })
+}
+
+/// An UPDATE announcing FlowSpec `rules` of one family with attribute set `a` (MP_REACH_NLRI with a
+/// next-hop of length 0, RFC 8955 §4; the actions are in `a`'s extended communities).
+pub fn announce_flowspec(
+    a: &Attrs,
+    family: bgp::wire::nlri::Family,
+    rules: Vec<FlowSpec>,
+) -> Update {
+    let mut attrs = to_wire(a);
+    attrs.next_hop = None;
+    Update {
+        attrs,
+        mp_reach: Some(MpReach {
+            afi_safi: bgp::wire::flowspec::afi_safi(family),
+            next_hop: NextHop::Other(Vec::new()),
+            nlri: Vec::new(),
+            flowspec: rules,
+            opaque_nlri: Vec::new(),
+        }),
+        ..Update::default()
+    }
+}
+
+/// An UPDATE withdrawing FlowSpec `rules` of one family (MP_UNREACH_NLRI).
+pub fn withdraw_flowspec(family: bgp::wire::nlri::Family, rules: Vec<FlowSpec>) -> Update {
+    Update {
+        mp_unreach: Some(MpUnreach {
+            afi_safi: bgp::wire::flowspec::afi_safi(family),
+            withdrawn: Vec::new(),
+            flowspec: rules,
+            opaque_withdrawn: Vec::new(),
+        }),
+        ..Update::default()
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,52 @@ pub struct FlowPath {
     pub local_pref: u32,
     pub as_path_len: usize,
     pub actions: Vec<FlowAction>,
+    /// Every path attribute as received (no next-hop), for export to other peers.
+    pub attrs: std::sync::Arc<crate::rib::attrs::Attrs>,
+}
+
+/// RFC 7606 outcomes of FlowSpec UPDATEs from one peer, for the API and metrics. Counts are since ribd
+/// started (they survive session resets); `disabled` is for the current session only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowPeerStats {
+    /// UPDATEs of each family (IPv4, IPv6) handled as treat-as-withdraw (RFC 7606 §2, RFC 8955 §4.2, §10).
+    pub treat_as_withdraw: [u64; 2],
+    /// "AFI/SAFI disable" events per family (RFC 7606 §2, §5.3, RFC 4760 §7).
+    pub afi_safi_disable: [u64; 2],
+    /// The family is disabled on the current session, with the error that disabled it.
+    pub disabled: [Option<String>; 2],
+    /// The last RFC 7606 error of each family.
+    pub last_error: [Option<String>; 2],
+}
+
+impl FlowPeerStats {
+    /// An UPDATE of `family` handled as treat-as-withdraw because of `error`.
+    pub fn treat_as_withdraw(&mut self, family: bgp::wire::nlri::Family, error: String) {
+        let i = fam_index(family);
+        self.treat_as_withdraw[i] += 1;
+        self.last_error[i] = Some(error);
+    }
+
+    /// `family` disabled for the rest of the session because of `error`.
+    pub fn disable(&mut self, family: bgp::wire::nlri::Family, error: String) {
+        let i = fam_index(family);
+        self.afi_safi_disable[i] += 1;
+        self.disabled[i] = Some(error.clone());
+        self.last_error[i] = Some(error);
+    }
+
+    /// A new session (or the end of one): no family is disabled any more.
+    pub fn session_reset(&mut self) {
+        self.disabled = [None, None];
+    }
+}
+
+/// 0 for IPv4, 1 for IPv6 (index of per-family arrays).
+pub fn fam_index(family: bgp::wire::nlri::Family) -> usize {
+    match family {
+        bgp::wire::nlri::Family::V4 => 0,
+        bgp::wire::nlri::Family::V6 => 1,
+    }
 }
 
 /// The best unicast route covering a prefix: who it came from.
@@ -212,6 +258,50 @@ impl FlowRib {
                 })
             })
             .collect()
+    }
+}
+
+/// Import of one announced rule from a peer: AS_PATH loop (our AS, allowas-in), then the import policy
+/// with the rule's destination prefix as the prefix ([`crate::policy::MatchDef::safi`]); RFC 8212: an
+/// eBGP peer without import policy imports nothing. `None` = refused; else the attributes to keep
+/// (a policy may have changed them, e.g. LOCAL_PREF).
+pub fn import_rule(
+    rule: &FlowSpec,
+    attrs: &crate::rib::attrs::Attrs,
+    ctx: &crate::import::ImportCtx,
+) -> Option<crate::rib::attrs::Attrs> {
+    use crate::policy::{RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
+    if attrs.as_path.count(ctx.local_as) > usize::from(ctx.allowas_in) {
+        return None;
+    }
+    let chain = match &ctx.policy {
+        None if ctx.ebgp => return None,
+        None => return Some(attrs.clone()),
+        Some(chain) => chain,
+    };
+    let (prefix, kind) = match rule.destination() {
+        Some(d) => (d.prefix(), RouteKind::FlowSpec),
+        None => (
+            match rule.family() {
+                bgp::wire::nlri::Family::V4 => IpNet::V4(Default::default()),
+                bgp::wire::nlri::Family::V6 => IpNet::V6(Default::default()),
+            },
+            RouteKind::FlowSpecNoDestination,
+        ),
+    };
+    let r = RouteCtx {
+        prefix,
+        peer_addr: ctx.peer_addr,
+        peer_as: ctx.peer_as,
+        local_as: ctx.local_as,
+        local_addr: ctx.local_addr,
+        rpki: RpkiState::NotFound,
+        kind,
+    };
+    match evaluate(chain, &r, attrs) {
+        Verdict::Accept(Some(a)) => Some(a),
+        Verdict::Accept(None) => Some(attrs.clone()),
+        Verdict::Reject => None,
     }
 }
 
@@ -478,6 +568,7 @@ mod tests {
             local_pref: 100,
             as_path_len: 1,
             actions: vec![],
+            attrs: Default::default(),
         }
     }
 
@@ -636,6 +727,62 @@ mod tests {
         assert_eq!(rib.evaluate(false, &View(vec![]))[0].best.peer, "a");
         assert_eq!(rib.peer_down("a"), 1);
         assert!(rib.is_empty() && rib.changed);
+    }
+
+    #[test]
+    fn import_policy_sees_the_destination_prefix_rfc8212() {
+        use crate::import::ImportCtx;
+        use crate::policy::{PolicyDefs, PolicySet};
+        use crate::rib::attrs::{AsPath, Attrs};
+        let defs: PolicyDefs = toml::from_str(
+            r#"
+[[policy.FS.term]]
+name = "ours"
+match.safi = "flowspec"
+match.prefix = ["192.0.2.0/24 le 32"]
+set.local-pref = 200
+action = "accept"
+"#,
+        )
+        .unwrap();
+        let chain = PolicySet::compile(&defs)
+            .unwrap()
+            .chain(&["FS".to_string()])
+            .unwrap();
+        let mut ctx = ImportCtx {
+            local_as: 65000,
+            peer_as: 65001,
+            peer_addr: "10.0.0.1".parse().unwrap(),
+            local_addr: None,
+            router_id: "10.0.0.254".parse().unwrap(),
+            ebgp: true,
+            allowas_in: 0,
+            policy: Some(chain),
+        };
+        let a = Attrs {
+            as_path: AsPath::sequence(vec![65001]),
+            ..Attrs::default()
+        };
+        let inside = rule(vec![dst("192.0.2.128/25")]);
+        let outside = rule(vec![dst("198.51.100.0/24")]);
+        let no_dst = rule(vec![Component::Protocol(vec![eq(6)])]);
+        assert_eq!(
+            import_rule(&inside, &a, &ctx).and_then(|a| a.local_pref),
+            Some(200)
+        );
+        assert!(import_rule(&outside, &a, &ctx).is_none());
+        assert!(import_rule(&no_dst, &a, &ctx).is_none());
+        // Our own AS in the path: a loop.
+        let looped = Attrs {
+            as_path: AsPath::sequence(vec![65001, 65000]),
+            ..Attrs::default()
+        };
+        assert!(import_rule(&inside, &looped, &ctx).is_none());
+        // RFC 8212: eBGP without import policy imports nothing; iBGP everything.
+        ctx.policy = None;
+        assert!(import_rule(&inside, &a, &ctx).is_none());
+        ctx.ebgp = false;
+        assert!(import_rule(&no_dst, &a, &ctx).is_some());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use bgp::wire::attr::{Origin as WireOrigin, PathAttributes};
 use bgp::wire::{AfiSafi, Nlri, Update};
 use ipnet::IpNet;
 
-use crate::policy::{Policy, RouteCtx, RpkiState, Verdict, evaluate};
+use crate::policy::{Policy, RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
 use crate::rib::attrs::{AsPath, Attrs, LargeCommunity, Origin, RawAttr, Segment, SegmentKind};
 
 /// What the import path needs to know about the session.
@@ -210,6 +210,7 @@ pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, 
                         local_as: ctx.local_as,
                         local_addr: ctx.local_addr,
                         rpki,
+                        kind: RouteKind::Unicast,
                     };
                     evaluate(chain, &r, &base)
                 }

@@ -168,6 +168,7 @@ pub fn peers() -> Vec<Peer> {
             uptime_secs: Some(3723),
             flaps: 2,
             last_error: None,
+            last_down: Some("hold timer expired".to_string()),
             router_id: Some("198.51.100.1".to_string()),
             hold_time: Some(90),
             keepalive: Some(30),
@@ -177,12 +178,26 @@ pub fn peers() -> Vec<Peer> {
                 "enhanced route refresh".to_string(),
                 "add-path rx ipv4-unicast".to_string(),
             ],
-            families: vec![PeerFamily {
-                afi: "ipv4".to_string(),
-                received: 513_042,
-                accepted: 513_040,
-                advertised: 12,
-            }],
+            families: vec![
+                PeerFamily {
+                    afi: "ipv4".to_string(),
+                    received: 513_042,
+                    accepted: 513_040,
+                    advertised: 12,
+                    state: "active".to_string(),
+                    ..PeerFamily::default()
+                },
+                PeerFamily {
+                    afi: "ipv4-flowspec".to_string(),
+                    received: 0,
+                    accepted: 0,
+                    advertised: 3,
+                    state: "disabled".to_string(),
+                    treat_as_withdraw: 2,
+                    afi_safi_disable: 1,
+                    last_error: Some("invalid network field".to_string()),
+                },
+            ],
             messages: MessageCounts {
                 received: [1, 41_230, 0, 124, 0],
                 sent: [1, 3, 0, 125, 1],
@@ -202,6 +217,7 @@ pub fn peers() -> Vec<Peer> {
             uptime_secs: Some(1_300_000),
             flaps: 0,
             last_error: Some("hold timer expired".to_string()),
+            last_down: None,
             router_id: None,
             hold_time: None,
             keepalive: None,
@@ -211,6 +227,7 @@ pub fn peers() -> Vec<Peer> {
                 received: 0,
                 accepted: 0,
                 advertised: 0,
+                ..PeerFamily::default()
             }],
             messages: MessageCounts::default(),
             import: vec![],
@@ -228,6 +245,7 @@ pub fn peers() -> Vec<Peer> {
             uptime_secs: None,
             flaps: 0,
             last_error: None,
+            last_down: None,
             router_id: None,
             hold_time: None,
             keepalive: None,
@@ -238,12 +256,14 @@ pub fn peers() -> Vec<Peer> {
                     received: 0,
                     accepted: 0,
                     advertised: 0,
+                    ..PeerFamily::default()
                 },
                 PeerFamily {
                     afi: "ipv6".to_string(),
                     received: 0,
                     accepted: 0,
                     advertised: 0,
+                    ..PeerFamily::default()
                 },
             ],
             messages: MessageCounts::default(),

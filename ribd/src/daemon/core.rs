@@ -132,6 +132,14 @@ pub struct Core {
     /// Whether this process has installed a rule set yet: until then the pinned set is a previous
     /// process's, unknown here, and must be replaced even by an empty one.
     flow_install_done: bool,
+    /// `flow_view` changed since the classifier was last given it (installs wait for the initial sync).
+    flow_install_pending: bool,
+    /// FlowSpec Adj-RIBs-Out (sessions that negotiated a FlowSpec family).
+    flow_out: crate::adj_out::flowspec::FlowOut,
+    /// RFC 7606 outcomes of FlowSpec UPDATEs, per peer name.
+    flow_stats: BTreeMap<String, crate::flowspec::FlowPeerStats>,
+    /// Why each peer's last session ended (shown next to the current state).
+    last_down: BTreeMap<String, String>,
 }
 
 /// A config ACL rule restricted to its interfaces' current ifindexes (an interface that does not
@@ -202,6 +210,26 @@ fn family_of(f: Family) -> BgpFamily {
     f.afi_safi()
 }
 
+/// FlowSpec export candidates: `src` holds (index into `view`, source peer, source is an RR client).
+fn flow_candidates<'a>(
+    view: &'a [FlowEntry],
+    src: &'a [(usize, PeerInfo, bool)],
+) -> Vec<crate::adj_out::flowspec::FlowCandidate<'a>> {
+    src.iter()
+        .filter_map(|(i, info, rr)| {
+            let e = view.get(*i)?;
+            Some(crate::adj_out::flowspec::FlowCandidate {
+                rule: &e.rule,
+                attrs: &e.best.attrs,
+                src: crate::export::Source {
+                    peer: info,
+                    rr_client: *rr,
+                },
+            })
+        })
+        .collect()
+}
+
 impl Core {
     pub fn new(
         loaded: Loaded,
@@ -245,6 +273,10 @@ impl Core {
             flow_unicast_changed: false,
             flow_installed: Vec::new(),
             flow_install_done: false,
+            flow_install_pending: true,
+            flow_out: crate::adj_out::flowspec::FlowOut::new(),
+            flow_stats: BTreeMap::new(),
+            last_down: BTreeMap::new(),
         };
         core.rib.set_track_best(true);
         if core.loaded.config.dataplane.enabled {
@@ -454,7 +486,9 @@ impl Core {
             p.handle.stop(Some(why));
             if let Some((&sid, _)) = self.by_session.iter().find(|(_, n)| n.as_str() == name) {
                 self.adj.leave(sid);
+                self.flow_out.leave(sid);
             }
+            self.flow_stats.remove(name);
             self.by_session.retain(|_, n| n != name);
             self.rib.remove_peer(p.inb.rib_id);
             self.flow.peer_down(name);
@@ -514,12 +548,17 @@ impl Core {
                     self.rib.set_track_all_changes(self.adj.needs_all_changes());
                     self.dispatch(sends);
                 }
+                self.flow_join(sid);
             }
             Event::Updates { updates, .. } => {
                 for u in &updates {
-                    let flow = |m: Option<usize>| m.is_some_and(|n| n > 0);
-                    if flow(u.mp_reach.as_ref().map(|m| m.flowspec.len()))
-                        || flow(u.mp_unreach.as_ref().map(|m| m.flowspec.len()))
+                    // FlowSpec MP attributes, even with no rule left in them (a treat-as-withdraw
+                    // UPDATE whose only rule was malformed still counts).
+                    let fs = |af: Option<bgp::wire::AfiSafi>| {
+                        af.and_then(bgp::wire::flowspec::family).is_some()
+                    };
+                    if fs(u.mp_reach.as_ref().map(|m| m.afi_safi))
+                        || fs(u.mp_unreach.as_ref().map(|m| m.afi_safi))
                         || u.afi_safi_disable.is_some()
                     {
                         self.import_flowspec(&name, u);
@@ -538,11 +577,19 @@ impl Core {
             }
             Event::RouteRefresh { family, .. } => {
                 tracing::info!(peer = %name, %family, "route refresh requested: re-sending the Adj-RIB-Out");
-                let sends = self.adj.refresh(sid);
+                let sends = match bgp::wire::flowspec::family(family) {
+                    Some(f) => self.flow_refresh(sid, f),
+                    None => self.adj.refresh(sid),
+                };
                 self.dispatch(sends);
             }
             Event::Down { cause, .. } => {
                 self.adj.leave(sid);
+                self.flow_out.leave(sid);
+                self.last_down.insert(name.clone(), cause.to_string());
+                if let Some(st) = self.flow_stats.get_mut(&name) {
+                    st.session_reset();
+                }
                 self.rib.set_track_all_changes(self.adj.needs_all_changes());
                 let Some(p) = self.peers.get_mut(&name) else {
                     return;
@@ -590,15 +637,29 @@ impl Core {
 
     /// FlowSpec parts of one UPDATE from `name`: announcements (MP_REACH, with the traffic-filtering
     /// actions of its extended communities) and withdrawals (MP_UNREACH, or MP_REACH of an UPDATE
-    /// treated as withdraw, RFC 7606). An eBGP peer without import policy imports nothing (RFC 8212).
+    /// treated as withdraw, RFC 7606), through the import policy ([`crate::flowspec::import_rule`]).
+    /// RFC 7606 outcomes are counted per peer and family.
     fn import_flowspec(&mut self, name: &str, u: &bgp::wire::Update) {
+        let stats = self.flow_stats.entry(name.to_string()).or_default();
         // AFI/SAFI disable (RFC 7606 §7.11, an unframeable FlowSpec field): the session ignores the
         // family from now on, so what the peer sent of it goes too.
         if let Some((af, e)) = &u.afi_safi_disable
             && let Some(fam) = bgp::wire::flowspec::family(*af)
         {
+            stats.disable(fam, e.to_string());
             let n = self.flow.peer_family_down(name, fam);
             tracing::warn!(peer = %name, family = %af, error = %e, rules = n, "FlowSpec family disabled for this session: rules removed");
+        }
+        if let Some(e) = &u.treat_as_withdraw {
+            let fam = u
+                .mp_reach
+                .as_ref()
+                .map(|m| m.afi_safi)
+                .or(u.mp_unreach.as_ref().map(|m| m.afi_safi))
+                .and_then(bgp::wire::flowspec::family);
+            if let Some(fam) = fam {
+                stats.treat_as_withdraw(fam, e.to_string());
+            }
         }
         for (_, rule) in u.withdrawn_flowspec() {
             self.flow.withdraw(rule, name);
@@ -607,45 +668,129 @@ impl Core {
             return;
         };
         // Treat-as-withdraw is applied by the codec: what is "announced" here is sound.
-        let allowed = !(p.inb.import.ebgp && p.inb.import.policy.is_none());
-        if !allowed {
-            for (_, rule) in u.announced_flowspec() {
-                self.flow.withdraw(rule, name);
-                tracing::debug!(peer = %name, "FlowSpec ignored: eBGP peer without import policy (RFC 8212)");
-            }
-            return;
-        }
-        let path = FlowPath {
-            peer: name.to_string(),
-            peer_addr: p.nb.address,
-            peer_as: p.inb.import.peer_as,
-            ebgp: p.inb.import.ebgp,
-            local_pref: u.attrs.local_pref.unwrap_or(100),
-            as_path_len: u.attrs.as_path.as_ref().map_or(0, |a| a.path_len()),
-            actions: u.attrs.flow_actions(),
-        };
+        let received = std::sync::Arc::new(crate::import::to_attrs(&u.attrs, None, None));
+        let mut refused = 0;
         for (_, rule) in u.announced_flowspec() {
-            self.flow.announce(rule.clone(), path.clone());
+            let Some(a) = crate::flowspec::import_rule(rule, &received, &p.inb.import) else {
+                self.flow.withdraw(rule, name);
+                refused += 1;
+                continue;
+            };
+            let attrs = if a == *received {
+                received.clone()
+            } else {
+                std::sync::Arc::new(a)
+            };
+            let path = FlowPath {
+                peer: name.to_string(),
+                peer_addr: p.nb.address,
+                peer_as: p.inb.import.peer_as,
+                ebgp: p.inb.import.ebgp,
+                local_pref: attrs.local_pref.unwrap_or(100),
+                as_path_len: attrs.as_path.selection_len() as usize,
+                actions: crate::export::to_wire(&attrs).flow_actions(),
+                attrs,
+            };
+            self.flow.announce(rule.clone(), path);
+        }
+        if refused > 0 {
+            tracing::debug!(peer = %name, refused, "FlowSpec rules refused by import policy (RFC 8212 for eBGP without one)");
         }
         tracing::debug!(peer = %name, rules = self.flow.len(), "FlowSpec UPDATE");
     }
 
-    /// Re-evaluates the FlowSpec table when it or the unicast RIB changed, and installs the result
-    /// into the XDP classifier when it differs from what is installed.
+    /// The FlowSpec Adj-RIB-Out context of session `sid`, when it negotiated a FlowSpec family.
+    fn flow_member_spec(&self, sid: u32) -> Option<crate::adj_out::flowspec::FlowMemberSpec> {
+        let name = self.by_session.get(&sid)?;
+        let p = self.peers.get(name)?;
+        let n = p.negotiated.as_ref()?;
+        let fam = |f: Family| p.nb.families.contains(&f) && n.families.contains(&family_of(f));
+        Some(crate::adj_out::flowspec::FlowMemberSpec {
+            id: sid,
+            ctx: self.export_ctx(p),
+            families: [fam(Family::Ipv4Flowspec), fam(Family::Ipv6Flowspec)],
+            wire: n.context(),
+        })
+    }
+
+    /// The rules offered for export: every feasible rule's best announcement (RFC 8955 §6: an
+    /// infeasible rule is not used, so not passed on), with the PeerInfo of where it came from.
+    fn flow_sources(&self) -> Vec<(usize, PeerInfo, bool)> {
+        self.flow_view
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.feasible)
+            .filter_map(|(i, e)| {
+                let p = self.peers.get(&e.best.peer)?;
+                let info = self.rib.peer(p.inb.rib_id)?.clone();
+                Some((i, info, p.nb.route_reflector_client))
+            })
+            .collect()
+    }
+
+    fn flow_join(&mut self, sid: u32) {
+        let Some(spec) = self.flow_member_spec(sid) else {
+            return;
+        };
+        let src = self.flow_sources();
+        let cands = flow_candidates(&self.flow_view, &src);
+        let sends = self.flow_out.join(spec, &cands);
+        self.dispatch(sends);
+    }
+
+    fn flow_refresh(
+        &mut self,
+        sid: u32,
+        family: bgp::wire::nlri::Family,
+    ) -> Vec<crate::adj_out::Send> {
+        let src = self.flow_sources();
+        let cands = flow_candidates(&self.flow_view, &src);
+        self.flow_out.refresh(sid, family, &cands)
+    }
+
+    /// Every FlowSpec member's export context again (after a reload), sending differences.
+    fn flow_respec(&mut self) {
+        let specs: Vec<_> = self
+            .by_session
+            .keys()
+            .filter(|sid| self.flow_out.is_member(**sid))
+            .filter_map(|sid| self.flow_member_spec(*sid))
+            .collect();
+        let src = self.flow_sources();
+        let cands = flow_candidates(&self.flow_view, &src);
+        let mut sends = Vec::new();
+        for spec in specs {
+            sends.extend(self.flow_out.respec(spec, &cands));
+        }
+        self.dispatch(sends);
+    }
+
+    /// Re-evaluates the FlowSpec table when it or the unicast RIB changed, sends the differences to
+    /// the FlowSpec peers, and installs the result into the XDP classifier when it differs from what
+    /// is installed.
     fn flush_flowspec(&mut self) {
-        // After a restart the pinned rule set keeps protecting until the peers have re-sent theirs.
-        if self.initial_sync_deadline.is_some() {
-            return;
-        }
         let unicast_matters = self.flow_unicast_changed && !self.flow.is_empty();
-        if !self.flow.changed && !unicast_matters {
+        if self.flow.changed || unicast_matters {
+            let cfg = &self.loaded.config.flowspec;
+            let view = RibView(&self.rib);
+            let new = self.flow.evaluate(cfg.validate, &view);
+            self.flow.changed = false;
+            self.flow_unicast_changed = false;
+            self.flow_install_pending = true;
+            if new != self.flow_view {
+                self.flow_view = new;
+                let src = self.flow_sources();
+                let cands = flow_candidates(&self.flow_view, &src);
+                let sends = self.flow_out.sync(&cands);
+                self.dispatch(sends);
+            }
+        }
+        // After a restart the pinned rule set keeps protecting until the peers have re-sent theirs.
+        if self.initial_sync_deadline.is_some() || !self.flow_install_pending {
             return;
         }
+        self.flow_install_pending = false;
         let cfg = &self.loaded.config.flowspec;
-        let view = RibView(&self.rib);
-        self.flow_view = self.flow.evaluate(cfg.validate, &view);
-        self.flow.changed = false;
-        self.flow_unicast_changed = false;
         // Config ACLs first (the operator's own policy), then FlowSpec in RFC 8955 order.
         let mut rules: Vec<fib_sync::fib_ebpf::acl::Rule> = self
             .loaded
@@ -1044,6 +1189,7 @@ impl Core {
                 self.dispatch(sends);
             }
         }
+        self.flow_respec();
         self.rib.set_track_all_changes(self.adj.needs_all_changes());
         let msg = format!(
             "reloaded {}: {added} peers added, {removed} removed, {reset} reset, {updated} updated in place",
@@ -1305,12 +1451,39 @@ impl Core {
                 .filter(|(pfx, _)| pfx.addr().is_ipv4() == v4)
                 .count() as u64
         };
-        let fam = |name: &str, c: &FamilyCounts| api::PeerFamily {
+        let established = st.state == State::Established;
+        let negotiated = |f: Family| {
+            st.negotiated
+                .as_ref()
+                .is_some_and(|n| n.families.contains(&family_of(f)))
+        };
+        let state = |f: Family| -> String {
+            if !established {
+                "down"
+            } else if !negotiated(f) {
+                "not negotiated"
+            } else {
+                "active"
+            }
+            .into()
+        };
+        let fam = |name: &str, f: Family, c: &FamilyCounts| api::PeerFamily {
             afi: name.into(),
             received: c.accepted + held(name == "ipv4-unicast"),
             accepted: c.accepted,
             advertised: c.advertised,
+            state: state(f),
+            treat_as_withdraw: 0,
+            afi_safi_disable: 0,
+            last_error: None,
         };
+        let sid = self
+            .by_session
+            .iter()
+            .find(|(_, n)| **n == p.nb.name)
+            .map(|(k, _)| *k);
+        let flow_adv = sid.map(|s| self.flow_out.advertised(s)).unwrap_or_default();
+        let flow_stats = self.flow_stats.get(&p.nb.name);
         api::Peer {
             name: p.nb.name.clone(),
             address: p.nb.address,
@@ -1326,7 +1499,14 @@ impl Core {
             state: st.state.to_string(),
             uptime_secs: st.uptime.map(|d| d.as_secs()),
             flaps: st.flaps,
-            last_error: st.last_error.as_ref().map(|c| c.to_string()),
+            // The session's last error is stale once it is Established again (e.g. a connect that
+            // failed while the peer's own connection won).
+            last_error: if established {
+                None
+            } else {
+                st.last_error.as_ref().map(|c| c.to_string())
+            },
+            last_down: self.last_down.get(&p.nb.name).cloned(),
             router_id: st.negotiated.as_ref().map(|n| n.peer_id.to_string()),
             hold_time: st.negotiated.as_ref().map(|n| n.hold_time),
             keepalive: st.negotiated.as_ref().map(|n| n.keepalive),
@@ -1336,16 +1516,25 @@ impl Core {
                 .families
                 .iter()
                 .map(|f| match f {
-                    Family::Ipv4Unicast => fam("ipv4-unicast", &p.inb.v4),
-                    Family::Ipv6Unicast => fam("ipv6-unicast", &p.inb.v6),
+                    Family::Ipv4Unicast => fam("ipv4-unicast", *f, &p.inb.v4),
+                    Family::Ipv6Unicast => fam("ipv6-unicast", *f, &p.inb.v6),
                     Family::Ipv4Flowspec | Family::Ipv6Flowspec => {
                         let v6 = *f == Family::Ipv6Flowspec;
+                        let i = usize::from(v6);
                         let n = self.flow.count_of(&p.nb.name, v6) as u64;
+                        let disabled = flow_stats.and_then(|s| s.disabled[i].as_ref());
                         api::PeerFamily {
                             afi: if v6 { "ipv6-flowspec" } else { "ipv4-flowspec" }.into(),
                             received: n,
                             accepted: n,
-                            advertised: 0,
+                            advertised: flow_adv[i],
+                            state: match disabled {
+                                Some(_) if established => "disabled".into(),
+                                _ => state(*f),
+                            },
+                            treat_as_withdraw: flow_stats.map_or(0, |s| s.treat_as_withdraw[i]),
+                            afi_safi_disable: flow_stats.map_or(0, |s| s.afi_safi_disable[i]),
+                            last_error: flow_stats.and_then(|s| s.last_error[i].clone()),
                         }
                     }
                 })

@@ -377,6 +377,37 @@ fn flowspec(out: &mut String, core: &Core) {
         "Packets dropped by a FlowSpec rule (discard, or over its rate limit).",
         &per(&|r| r.dropped),
     );
+    // RFC 7606 outcomes of malformed FlowSpec UPDATEs, per peer and family.
+    let mut outcomes = Vec::new();
+    let mut disabled = Vec::new();
+    for p in core.peer_views() {
+        for f in p.families.iter().filter(|f| f.afi.ends_with("flowspec")) {
+            let l = format!("peer=\"{}\",afi=\"{}\"", esc(&p.name), f.afi);
+            outcomes.push((
+                format!("{l},outcome=\"treat-as-withdraw\""),
+                f.treat_as_withdraw as f64,
+            ));
+            outcomes.push((
+                format!("{l},outcome=\"afi-safi-disable\""),
+                f.afi_safi_disable as f64,
+            ));
+            disabled.push((l, f64::from(u8::from(f.state == "disabled"))));
+        }
+    }
+    metric(
+        out,
+        "ribd_flowspec_rfc7606_total",
+        "counter",
+        "Malformed FlowSpec UPDATEs by RFC 7606 outcome (treat-as-withdraw, AFI/SAFI disable), per peer and family.",
+        &outcomes,
+    );
+    metric(
+        out,
+        "ribd_flowspec_family_disabled",
+        "gauge",
+        "1 while a FlowSpec family is disabled on the peer's session (RFC 7606 AFI/SAFI disable).",
+        &disabled,
+    );
 }
 
 /// Per config ACL rule: matched packets/bytes and drops.

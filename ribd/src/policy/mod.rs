@@ -89,6 +89,29 @@ pub struct MatchDef {
     pub rpki: Option<RpkiState>,
     /// Restrict the term to one address family.
     pub afi: Option<AfiDef>,
+    /// Restrict the term to unicast routes or to FlowSpec rules (RFC 8955). For a FlowSpec rule the
+    /// prefix conditions (`prefix`, `prefix-list`, `afi`) look at its destination prefix component; a
+    /// rule without one matches no prefix condition.
+    pub safi: Option<SafiDef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SafiDef {
+    Unicast,
+    Flowspec,
+}
+
+/// What kind of route a policy evaluates ([`RouteCtx::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteKind {
+    #[default]
+    Unicast,
+    /// A FlowSpec rule; [`RouteCtx::prefix`] is its destination prefix component.
+    FlowSpec,
+    /// A FlowSpec rule without destination prefix; [`RouteCtx::prefix`] is the family's `/0` (for
+    /// `afi`), and prefix conditions do not match.
+    FlowSpecNoDestination,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +327,7 @@ struct Term {
     peer_as: Vec<u32>,
     rpki: Option<RpkiState>,
     afi: Option<AfiDef>,
+    safi: Option<SafiDef>,
     set: Set,
     action: Action,
 }
@@ -370,6 +394,8 @@ pub struct RouteCtx {
     /// Our address on the session (for `next-hop = "self"`).
     pub local_addr: Option<IpAddr>,
     pub rpki: RpkiState,
+    /// Unicast route or FlowSpec rule.
+    pub kind: RouteKind,
 }
 
 /// Outcome of a policy chain.
@@ -452,6 +478,7 @@ impl PolicySet {
                     peer_as: t.matches.peer_as.clone(),
                     rpki: t.matches.rpki,
                     afi: t.matches.afi,
+                    safi: t.matches.safi,
                     set: Set::default(),
                     action: t.action.unwrap_or(Action::NextTerm),
                 };
@@ -675,6 +702,17 @@ fn compile_set(s: &SetDef, at: &dyn Fn(&str) -> String, errors: &mut Vec<String>
 
 impl Term {
     fn matches(&self, r: &RouteCtx, a: &Attrs) -> bool {
+        if let Some(safi) = self.safi {
+            let flow = r.kind != RouteKind::Unicast;
+            if flow != (safi == SafiDef::Flowspec) {
+                return false;
+            }
+        }
+        if r.kind == RouteKind::FlowSpecNoDestination
+            && !(self.prefix_lists.is_empty() && self.prefixes.is_empty())
+        {
+            return false;
+        }
         if let Some(afi) = self.afi {
             let v4 = matches!(r.prefix, IpNet::V4(_));
             if v4 != (afi == AfiDef::Ipv4) {

@@ -13,6 +13,7 @@ fn ctx(prefix: &str) -> RouteCtx {
         local_as: 65000,
         local_addr: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))),
         rpki: RpkiState::NotFound,
+        kind: RouteKind::Unicast,
     }
 }
 
