@@ -478,6 +478,13 @@ impl BgpPeer for GoBgp {
         Ok(())
     }
 
+    fn received_flows(&self, family: Family) -> Result<Vec<super::flow::ReceivedFlow>> {
+        super::flow::parse_gobgp_flows(
+            &self.gobgp(&["global", "rib", "-a", afi(family), "-j"])?,
+            family,
+        )
+    }
+
     fn received(&self, family: Family) -> Result<Vec<ReceivedRoute>> {
         if family.is_flowspec() {
             bail!(

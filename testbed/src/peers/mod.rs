@@ -393,6 +393,14 @@ pub trait BgpPeer: Send + Sync {
         let _ = flow;
         bail!("{} does not originate FlowSpec rules", self.kind())
     }
+    /// FlowSpec rules received from neighbours in `family` (a FlowSpec family), with their actions.
+    fn received_flows(&self, family: Family) -> Result<Vec<flow::ReceivedFlow>> {
+        let _ = family;
+        bail!(
+            "the {} driver does not read back FlowSpec rules",
+            self.kind()
+        )
+    }
     /// Routes received from neighbours (not the peer's own), in a unicast `family`.
     fn received(&self, family: Family) -> Result<Vec<ReceivedRoute>>;
     /// Number of paths received from neighbours in `family` (what [`BgpPeer::received`] would return),
