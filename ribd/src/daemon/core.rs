@@ -140,6 +140,8 @@ pub struct Core {
     flow_stats: BTreeMap<String, crate::flowspec::FlowPeerStats>,
     /// Why each peer's last session ended (shown next to the current state).
     last_down: BTreeMap<String, String>,
+    /// When to hand freed heap back to the kernel (after a table load, after churn).
+    trim: super::memory::Trim,
 }
 
 /// A config ACL rule restricted to its interfaces' current ifindexes (an interface that does not
@@ -277,6 +279,7 @@ impl Core {
             flow_out: crate::adj_out::flowspec::FlowOut::new(),
             flow_stats: BTreeMap::new(),
             last_down: BTreeMap::new(),
+            trim: super::memory::Trim::new(Instant::now()),
         };
         core.rib.set_track_best(true);
         if core.loaded.config.dataplane.enabled {
@@ -1022,6 +1025,17 @@ impl Core {
     /// Work after a batch of session events.
     pub fn after_events(&mut self) {
         self.maybe_reconcile();
+        let (work, eor) = self.trim_inputs();
+        if self.trim.after_events(Instant::now(), work, eor) {
+            super::memory::release_free_heap();
+        }
+    }
+
+    /// Route operations so far and End-of-RIB markers held, for [`super::memory::Trim`].
+    fn trim_inputs(&self) -> (u64, usize) {
+        let c = &self.counters;
+        let work = c.prefixes_announced + c.prefixes_withdrawn + c.fib_deltas;
+        (work, self.peers.values().map(|p| p.inb.eor.len()).sum())
     }
 
     /// After a restart over a forwarding dataplane: once every enabled peer has sent End-of-RIB for
@@ -1081,6 +1095,10 @@ impl Core {
         }
         self.flush();
         self.export_held();
+        let (work, eor) = self.trim_inputs();
+        if self.trim.on_tick(now, work, eor) {
+            super::memory::release_free_heap();
+        }
     }
 
     /// Re-reads the config file; an invalid file changes nothing.

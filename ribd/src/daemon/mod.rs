@@ -15,6 +15,7 @@
 
 mod core;
 pub mod dataplane;
+mod memory;
 pub mod metrics;
 pub mod server;
 
