@@ -330,9 +330,14 @@ fn feasibility(rule: &FlowSpec, best: &FlowPath, unicast: &dyn UnicastView) -> R
         ));
     };
     if origin.peer_addr != best.peer_addr {
+        let from = if origin.peer_addr.is_unspecified() {
+            "this router's configuration (static)".to_string()
+        } else {
+            origin.peer_addr.to_string()
+        };
         return Err(format!(
-            "infeasible: the best unicast route {} comes from {}, not from the rule's neighbour {} (RFC 8955 §6 b)",
-            origin.prefix, origin.peer_addr, best.peer_addr
+            "infeasible: the best unicast route {} comes from {from}, not from the rule's neighbour {} (RFC 8955 §6 b)",
+            origin.prefix, best.peer_addr
         ));
     }
     if unicast.more_specific_from_other_as(dst, origin.peer_as) {
