@@ -6,6 +6,7 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | GET | `/v1/summary` | [`Summary`] |
+//! | GET | `/v1/counters` | [`Counters`] (O(peers): cheap enough to poll while a table loads) |
 //! | GET | `/v1/peers`, `/v1/peers/{name}` | `Vec<`[`Peer`]`>`, [`Peer`] |
 //! | GET | `/v1/rib/{ipv4,ipv6}?prefix=P&match=exact\|longer\|shorter&peer=N&community=C&as-path=RE&limit=N&after=P` | [`RibPage`] |
 //! | GET | `/v1/route/{prefix}` (prefix with `/` written as `_` or URL-encoded) | [`RouteDetail`] |
@@ -53,6 +54,25 @@ pub struct Summary {
     pub attribute_sets: usize,
     pub fib: Vec<AfiCount>,
     pub dataplane: DataplaneSummary,
+}
+
+/// Running totals kept by the core, read without walking the RIB (`/v1/summary` counts paths by
+/// walking every prefix). The core answers only between event batches, after the batch's FIB changes
+/// were applied, so the FIB figures include everything the RIB figures do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// UPDATE messages processed by the core (End-of-RIB included), all peers.
+    pub updates_in: u64,
+    /// NLRI announced and withdrawn in those UPDATEs.
+    pub prefixes_announced: u64,
+    pub prefixes_withdrawn: u64,
+    /// FIB batches applied and the deltas in them.
+    pub fib_batches: u64,
+    pub fib_deltas: u64,
+    /// Per family: prefixes in the RIB, and paths from peers (sum of the peers' accepted counts).
+    pub rib: Vec<AfiCount>,
+    /// Per family: prefixes with a forwarding entry (`paths` = `prefixes`).
+    pub fib: Vec<AfiCount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,6 +33,7 @@ pub struct Request {
 #[derive(Debug)]
 pub enum RequestKind {
     Summary,
+    Counters,
     Peers(Option<String>),
     Rib(IpFamily, api::RibQuery),
     Route(IpNet),
@@ -1240,6 +1241,7 @@ impl Core {
     fn answer(&mut self, kind: RequestKind) -> Response {
         match kind {
             RequestKind::Summary => Response::json(&self.summary()),
+            RequestKind::Counters => Response::json(&self.api_counters()),
             RequestKind::Peers(None) => Response::json(
                 &self
                     .peers
@@ -1440,6 +1442,34 @@ impl Core {
                     error: self.dataplane_error.clone(),
                 },
             },
+        }
+    }
+
+    /// `/v1/counters`: running totals, no walk over the RIB.
+    pub fn api_counters(&self) -> api::Counters {
+        let (mut a4, mut a6) = (0, 0);
+        for p in self.peers.values() {
+            a4 += p.inb.v4.accepted;
+            a6 += p.inb.v6.accepted;
+        }
+        let [f4, f6] = self.rib.fib_len().map(|n| n as u64);
+        let afi = |afi: &str, prefixes: u64, paths: u64| api::AfiCount {
+            afi: afi.into(),
+            prefixes,
+            paths,
+        };
+        let c = &self.counters;
+        api::Counters {
+            updates_in: c.updates_in,
+            prefixes_announced: c.prefixes_announced,
+            prefixes_withdrawn: c.prefixes_withdrawn,
+            fib_batches: c.fib_batches,
+            fib_deltas: c.fib_deltas,
+            rib: vec![
+                afi("ipv4", self.rib.ipv4().len() as u64, a4),
+                afi("ipv6", self.rib.ipv6().len() as u64, a6),
+            ],
+            fib: vec![afi("ipv4", f4, f4), afi("ipv6", f6, f6)],
         }
     }
 

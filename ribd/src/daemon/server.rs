@@ -43,6 +43,7 @@ impl Drop for Servers {
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/summary", get(summary))
+        .route("/v1/counters", get(counters))
         .route("/v1/peers", get(peers))
         .route("/v1/peers/{name}", get(peer))
         .route("/v1/peers/{name}/{action}", post(peer_action))
@@ -163,6 +164,10 @@ async fn ask(state: &AppState, headers: &HeaderMap, kind: RequestKind) -> HttpRe
 
 async fn summary(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
     ask(&s, &h, RequestKind::Summary).await
+}
+
+async fn counters(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
+    ask(&s, &h, RequestKind::Counters).await
 }
 
 async fn peers(State(s): State<AppState>, h: HeaderMap) -> HttpResponse {
