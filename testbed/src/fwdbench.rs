@@ -89,6 +89,17 @@ pub struct DropCase {
     pub leaked: u64,
 }
 
+/// BPF_PROG_TEST_RUN without live frames: the kernel runs the program `repeat` times on one frame
+/// (the benchmark programs give it a new destination each time) and reports the mean ns per run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgCase {
+    pub routes: usize,
+    /// Per pass: ns/packet of `xdp_bench_forward4` (destination rewrite + the forwarder).
+    pub whole_ns: Vec<f64>,
+    /// Per pass: `xdp_bench_forward4` − `xdp_bench_pass4` (the rewrite alone): the forwarder's own cost.
+    pub forwarder_ns: Vec<f64>,
+}
+
 /// The whole result.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Results {
@@ -98,6 +109,7 @@ pub struct Results {
     pub batch: u32,
     pub cases: Vec<Case>,
     pub drop: Vec<DropCase>,
+    pub prog: Vec<ProgCase>,
 }
 
 #[repr(C)]
@@ -257,6 +269,30 @@ fn live_run(prog_fd: u32, data: &[u8], ifindex: u32, repeat: u32, batch: u32) ->
         );
     }
     Ok(elapsed)
+}
+
+/// Mean ns per run of `prog_fd` over `repeat` runs on `data` (plain BPF_PROG_TEST_RUN, no live frames).
+fn test_run_ns(prog_fd: u32, data: &[u8], repeat: u32) -> Result<f64> {
+    let mut attr = TestRunAttr {
+        prog_fd,
+        data_size_in: data.len() as u32,
+        data_in: data.as_ptr() as u64,
+        repeat,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid BPF_PROG_TEST_RUN attribute; `data` outlives the call; no output buffers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestRunAttr,
+            std::mem::size_of::<TestRunAttr>() as u32,
+        )
+    };
+    if rc < 0 {
+        bail!("BPF_PROG_TEST_RUN: {}", std::io::Error::last_os_error());
+    }
+    Ok(f64::from(attr.duration))
 }
 
 fn pin_to_cpu(cpu: usize) -> Result<()> {
@@ -445,6 +481,40 @@ impl Bed {
             arr.set(i as u32, row, 0)?;
         }
         Ok(())
+    }
+
+    /// `passes` alternating passes of forward4 and pass4 (`repeat` runs each) on the CPU of the live runs.
+    fn prog_ns(&mut self, routes: usize, a: &FwdBenchArgs, passes: usize) -> Result<ProgCase> {
+        let mut fd = |name: &str| -> Result<u32> {
+            Ok(self
+                .fwd
+                .program_named(name)
+                .with_context(|| format!("program {name}"))?
+                .fd()
+                .context("program not loaded")?
+                .as_fd()
+                .as_raw_fd() as u32)
+        };
+        let (fwd, pass) = (fd("xdp_bench_forward4")?, fd("xdp_bench_pass4")?);
+        let (frame, cpu) = (self.frame.clone(), a.cpu);
+        let repeat = a.packets.clamp(1, 1_000_000);
+        let mut c = ProgCase {
+            routes,
+            whole_ns: Vec::new(),
+            forwarder_ns: Vec::new(),
+        };
+        self.dut.run_in(|| -> Result<()> {
+            pin_to_cpu(cpu)?;
+            test_run_ns(fwd, &frame, repeat.min(100_000))?;
+            for _ in 0..passes.max(1) {
+                let w = test_run_ns(fwd, &frame, repeat)?;
+                let p = test_run_ns(pass, &frame, repeat)?;
+                c.whole_ns.push(w);
+                c.forwarder_ns.push(w - p);
+            }
+            Ok(())
+        })??;
+        Ok(c)
     }
 
     fn delivered(&self) -> Result<(u64, u64)> {
@@ -688,6 +758,7 @@ pub fn run(a: FwdBenchArgs) -> Result<Results> {
     bed.install(&default, &[])?;
     cases.push(bed.measure("xdp_bench_forward4", &a, "ribd XDP forwarder", 1)?);
     cases.push(bed.measure("xdp_bench_pass4", &a, "Linux kernel forwarding", 1)?);
+    let mut prog = vec![bed.prog_ns(1, &a, a.runs)?];
     eprintln!(
         "fwd-bench: full table, {} prefixes (installing)",
         table.len()
@@ -700,6 +771,7 @@ pub fn run(a: FwdBenchArgs) -> Result<Results> {
         "Linux kernel forwarding",
         table.len(),
     )?);
+    prog.push(bed.prog_ns(table.len(), &a, a.runs)?);
     let drops = if a.no_drop {
         Vec::new()
     } else {
@@ -712,6 +784,7 @@ pub fn run(a: FwdBenchArgs) -> Result<Results> {
         batch: a.batch,
         cases,
         drop: drops,
+        prog,
     };
     print(&res);
     if let Some(path) = &a.json {
@@ -783,5 +856,21 @@ fn print(r: &Results) {
             println!("{routes:>9} routes: XDP / kernel = {:.2}x", x / k.max(1.0));
         }
     }
+    if !r.prog.is_empty() {
+        println!();
+        println!("BPF_PROG_TEST_RUN (no live frames), ns/packet, median of the passes");
+        for c in &r.prog {
+            println!(
+                "{:>9} routes: whole {:>7.1} ns, forwarder alone {:>7.1} ns",
+                c.routes,
+                median(&c.whole_ns),
+                median(&c.forwarder_ns)
+            );
+        }
+    }
     print_drop(r);
+}
+
+fn median(v: &[f64]) -> f64 {
+    crate::bench::median(v).unwrap_or(f64::NAN)
 }

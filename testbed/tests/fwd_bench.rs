@@ -36,6 +36,12 @@ fn live_frames_reach_the_sinks_through_xdp_and_through_the_kernel() {
         );
         assert!(c.pps > 0.0);
     }
+    // BPF_PROG_TEST_RUN ns/packet with 1 route and with the table, one value per pass.
+    assert_eq!(r.prog.len(), 2, "{r:?}");
+    for p in &r.prog {
+        assert_eq!((p.whole_ns.len(), p.forwarder_ns.len()), (1, 1), "{p:?}");
+        assert!(p.whole_ns[0] > 0.0, "{p:?}");
+    }
     // The drop cases: XDP classifier and nftables, with 1 and 101 rules; nothing leaks to the sinks.
     assert_eq!(r.drop.len(), 4, "{r:?}");
     for c in &r.drop {

@@ -4,9 +4,13 @@
 //! then SIGKILL: the kernel answers with a TCP RST) or take its link down.
 //!
 //! ```text
-//!   parent ──stdin: stop | reset | quit──► bench-feeder ──bgp::session──► system under test
-//!   parent ◄─stdout: "established NS", "queued NS", "stopped NS", "down NS" (CLOCK_MONOTONIC ns)
+//!   parent ──stdin: send FILE | stop | reset | quit──► bench-feeder ──bgp::session──► system under test
+//!   parent ◄─stdout: "established NS", "queued NS", "send-start NS", "sent NS", "stopped NS", "down NS"
+//!                    (CLOCK_MONOTONIC ns)
 //! ```
+//!
+//! `send FILE` (the churn section) reads a further stream of whole messages, stamps `send-start`, writes
+//! it to the session and stamps `sent` once the last octet is in the socket.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -123,6 +127,24 @@ pub fn run(a: FeederArgs) -> Result<()> {
                         // SAFETY: kill(2) on ourselves; the kernel closes the sockets with RST.
                         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
                     }
+                    Some(l) if l.starts_with("send ") => {
+                        let path = l["send ".len()..].trim();
+                        let bytes = match std::fs::read(path) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                eprintln!("bench-feeder: reading {path}: {e}");
+                                continue;
+                            }
+                        };
+                        let chunks = super::table::split_messages(&bytes, 1 << 20);
+                        drop(bytes);
+                        say("send-start");
+                        for c in chunks {
+                            h.send_raw(c).await?;
+                        }
+                        h.flush().await?;
+                        say("sent");
+                    }
                     Some("quit") | None => break,
                     Some(other) => eprintln!("bench-feeder: unknown command {other:?}"),
                 },
@@ -237,7 +259,18 @@ impl FeederProc {
         }
     }
 
-    /// Sends a command line (`stop`, `reset`, `quit`).
+    /// Event `tag` if it has arrived by now (no waiting).
+    pub fn try_event(&mut self, tag: &str) -> Option<u64> {
+        while let Ok(ev) = self.rx.try_recv() {
+            self.events.push(ev);
+        }
+        self.events
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, ns)| *ns)
+    }
+
+    /// Sends a command line (`send FILE`, `stop`, `reset`, `quit`).
     pub fn command(&mut self, cmd: &str) -> Result<()> {
         let s = self.stdin.as_mut().context("feeder stdin closed")?;
         writeln!(s, "{cmd}")?;

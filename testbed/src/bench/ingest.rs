@@ -190,7 +190,20 @@ pub fn run(
     res: &mut RunResults,
     save: &dyn Fn(&RunResults) -> Result<()>,
 ) -> Result<()> {
-    let feeders = a.feeders.max(1);
+    for &feeders in &a.feeders {
+        run_case(a, feed, systems, feeders.max(1), res, save)?;
+    }
+    Ok(())
+}
+
+fn run_case(
+    a: &BenchArgs,
+    feed: &FeedSet,
+    systems: &[SutKind],
+    feeders: usize,
+    res: &mut RunResults,
+    save: &dyn Fn(&RunResults) -> Result<()>,
+) -> Result<()> {
     let case = format!(
         "{}, {feeders} feeder{}",
         feed.label,
@@ -202,6 +215,9 @@ pub fn run(
     for rep in 0..a.repeat {
         for &kind in systems {
             let sys = kind.name();
+            if !super::allowed(a, "ingest", &case, kind, res) {
+                continue;
+            }
             let r = match one_run(a, feed, kind, feeders) {
                 Ok(r) => r,
                 Err(e) => {

@@ -13,11 +13,19 @@
 //! ```
 //!
 //! Sections: `ingest` (time from Established to all prefixes in the RIB and in the FIB/dataplane, RSS),
-//! `failover` (two upstreams, one fails; time until the dead next-hop is unused and until everything
-//! uses the survivor).
+//! `churn` (after the table, a pre-encoded mix of withdrawals, re-announcements and attribute changes;
+//! time until absorbed, changes/s), `failover` (two upstreams, one fails; time until the dead next-hop
+//! is unused and until everything uses the survivor), `forward` (`testbed fwd-bench`: packets/s of the
+//! XDP forwarder against kernel forwarding, and the forwarder's BPF_PROG_TEST_RUN ns/packet).
+//!
+//! `--skip SYSTEM:TEXT[=REASON]` leaves a system out of every case whose "section: case" contains TEXT
+//! (e.g. `gobgp:4 feeders`), and records that it did and why.
 
+pub mod churn;
+pub mod churn_stream;
 pub mod failover;
 pub mod feeder;
+pub mod forward;
 pub mod ingest;
 pub mod probe;
 pub mod report;
@@ -35,7 +43,7 @@ pub use sut::SutKind;
 /// `testbed bench` command line.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Sections to run: ingest, failover (comma-separated).
+    /// Sections to run: ingest, churn, failover, forward (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "ingest")]
     pub sections: Vec<String>,
     /// Systems under test: ribd, bird, frr, gobgp (comma-separated).
@@ -48,9 +56,17 @@ pub struct BenchArgs {
     /// Use only the first N IPv4 prefixes (a quick run); IPv6 is scaled down in proportion.
     #[arg(long)]
     pub prefixes: Option<usize>,
-    /// Upstream feeders announcing the same table (ingest; failover always uses two).
-    #[arg(long, default_value_t = 1)]
-    pub feeders: usize,
+    /// Upstream feeders announcing the same table, one ingest case per value (e.g. `1,4`); churn uses
+    /// one, failover two.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub feeders: Vec<usize>,
+    /// Prefix-level changes in the churn stream (withdrawals, re-announcements, attribute changes).
+    #[arg(long, default_value_t = 100_000)]
+    pub churn: usize,
+    /// Leave SYSTEM out of the cases whose "section: case" contains TEXT: `SYSTEM:TEXT[=REASON]`
+    /// (e.g. `gobgp:4 feeders=takes over 10 min`); recorded in the results.
+    #[arg(long)]
+    pub skip: Vec<String>,
     /// Repetitions per system and case; medians and minimums are reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -73,6 +89,9 @@ pub struct BenchArgs {
     /// Poll interval for counts (ms).
     #[arg(long, default_value_t = 25)]
     pub poll_ms: u64,
+    /// Frames per run of the forward section (fwd-bench `--packets`).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub packets: u32,
     /// Where JSON results go.
     #[arg(long, default_value = "target/bench-results")]
     pub results: PathBuf,
@@ -180,6 +199,12 @@ pub fn exe() -> Result<PathBuf> {
         Some(p) => Ok(p.clone()),
         None => std::env::current_exe().context("current executable"),
     }
+}
+
+/// Starts feeders and ribd from `path` (a testbed executable) instead of a copy of the running one:
+/// for tests, whose own executable is the test harness. Call before [`run`].
+pub fn set_exe(path: PathBuf) {
+    let _ = EXE.set(path);
 }
 
 /// Median of the values (mean of the middle two for an even count).
@@ -387,18 +412,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .prefix("tb-bench-")
         .tempdir()
         .context("temporary directory")?;
-    let copy = work.path().join("testbed");
-    std::fs::copy(std::env::current_exe()?, &copy).context("copying the testbed executable")?;
-    let _ = EXE.set(copy);
+    if EXE.get().is_none() {
+        let copy = work.path().join("testbed");
+        std::fs::copy(std::env::current_exe()?, &copy).context("copying the testbed executable")?;
+        let _ = EXE.set(copy);
+    }
     let feed = table::FeedSet::build(&a, work.path())?;
     println!("{}", feed.describe());
     let mut result = Ok(());
     for s in &a.sections {
         let r = match s.as_str() {
             "ingest" => ingest::run(&a, &feed, &systems, &mut res, &save),
+            "churn" => churn::run(&a, &feed, &systems, &mut res, &save),
             "failover" => failover::run(&a, &feed, &systems, &mut res, &save),
+            "forward" => forward::run(&a, &mut res, &save),
             other => Err(anyhow::anyhow!(
-                "unknown section {other:?} (ingest, failover)"
+                "unknown section {other:?} (ingest, churn, failover, forward)"
             )),
         };
         if let Err(e) = r {
@@ -422,6 +451,41 @@ pub fn run(a: BenchArgs) -> Result<()> {
         println!("wrote {}", doc.display());
     }
     result
+}
+
+/// Whether `kind` runs in `case` of `section`; a `--skip` that matches is recorded (once per case).
+pub fn allowed(
+    a: &BenchArgs,
+    section: &str,
+    case: &str,
+    kind: SutKind,
+    res: &mut RunResults,
+) -> bool {
+    let what = format!("{section}: {case}");
+    for s in &a.skip {
+        let (rule, reason) = match s.split_once('=') {
+            Some((r, why)) => (r, why.trim()),
+            None => (s.as_str(), ""),
+        };
+        let (sys, text) = rule.split_once(':').unwrap_or((rule, ""));
+        let Ok(k) = SutKind::parse(sys) else {
+            continue;
+        };
+        if k == kind && what.contains(text.trim()) {
+            let why = if reason.is_empty() {
+                format!("--skip {rule}")
+            } else {
+                format!("{reason} (--skip {rule})")
+            };
+            let note = format!("skipped {} in {what}: {why}", kind.name());
+            if !res.notes.contains(&note) {
+                println!("  {note}");
+                res.notes.push(note);
+            }
+            return false;
+        }
+    }
+    true
 }
 
 /// Polls `f` every `every` until it yields `Some` or `timeout` passes.

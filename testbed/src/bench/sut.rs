@@ -3,7 +3,7 @@
 //!
 //! | system | FIB | RIB count | FIB count |
 //! |---|---|---|---|
-//! | ribd | XDP maps (DIR-24-8, pinned under /sys/fs/bpf/<dut ns>) | `/v1/summary` paths | `/v1/summary` FIB prefixes (the core applies each batch to the maps before it answers) |
+//! | ribd | XDP maps (DIR-24-8, pinned under /sys/fs/bpf/<dut ns>) | `/v1/counters` paths (O(peers), no RIB walk) | `/v1/counters` FIB prefixes (the core applies each batch to the maps before it answers) |
 //! | BIRD 2 | `protocol kernel` into kernel table 100 (`ip rule … lookup 100`), `merge paths` | `birdc show route count` | `/proc/net/fib_triestat` table 100 + `/proc/net/rt6_stats` |
 //! | FRR | zebra into the main table (kernel nexthop objects) | `show bgp … summary json` pfxRcd | `/proc/net/fib_triestat` main + rt6_stats, minus the connected routes |
 //! | GoBGP | none (no FIB without zebra) | `gobgp global rib summary` | — |
@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use ipnet::IpNet;
 
 use super::table::{DUT_AS, FEED_AS, dut_v4, feeder_v4};
 use super::{Rss, rss_sum};
@@ -444,10 +445,11 @@ impl Sut {
         ns_output(&self.ns, "gobgp", &full)
     }
 
-    fn ribd_summary(&self) -> Result<ribd::api::Summary> {
-        let (st, body) = crate::bins::api(&self.path("ribd.sock"), "GET", "/v1/summary")?;
+    /// ribd's running totals (`/v1/counters`: cheap, unlike `/v1/summary`, which walks the RIB).
+    pub fn ribd_counters(&self) -> Result<ribd::api::Counters> {
+        let (st, body) = crate::bins::api(&self.path("ribd.sock"), "GET", "/v1/counters")?;
         if st != 200 {
-            bail!("ribd /v1/summary: HTTP {st}");
+            bail!("ribd /v1/counters: HTTP {st}");
         }
         Ok(serde_json::from_str(&body)?)
     }
@@ -456,7 +458,7 @@ impl Sut {
     pub fn rib_paths(&self) -> Result<u64> {
         match self.kind {
             SutKind::Ribd | SutKind::RibdRibOnly => {
-                Ok(self.ribd_summary()?.rib.iter().map(|a| a.paths).sum())
+                Ok(self.ribd_counters()?.rib.iter().map(|a| a.paths).sum())
             }
             SutKind::Bird => {
                 let out = self.birdc(&["show", "route", "count"])?;
@@ -503,6 +505,69 @@ impl Sut {
         }
     }
 
+    /// Whether `prefix` (exactly) is in the system's RIB (`fib` false) or FIB (`fib` true; `None` for a
+    /// system without one). One cheap query, no table walk: the churn section polls it for its sentinel.
+    pub fn has_route(&self, prefix: IpNet, fib: bool) -> Result<Option<bool>> {
+        let text = prefix.to_string();
+        match (self.kind, fib) {
+            (SutKind::Ribd | SutKind::RibdRibOnly, _) => {
+                let path = format!("/v1/route/{}", text.replace('/', "_"));
+                let (st, body) = crate::bins::api(&self.path("ribd.sock"), "GET", &path)?;
+                if st == 404 {
+                    return Ok(Some(false));
+                }
+                if st != 200 {
+                    bail!("ribd {path}: HTTP {st}: {body}");
+                }
+                let d: ribd::api::RouteDetail = serde_json::from_str(&body)?;
+                Ok(Some(if fib {
+                    d.fib.is_some()
+                } else {
+                    !d.candidates.is_empty()
+                }))
+            }
+            (SutKind::Bird, false) => Ok(Some(birdc_has_route(
+                &self.birdc(&["show", "route", &text])?,
+                &text,
+            ))),
+            (SutKind::Frr, false) => {
+                let afi = if prefix.addr().is_ipv4() {
+                    "ipv4"
+                } else {
+                    "ipv6"
+                };
+                Ok(Some(frr_has_route(&self.vtysh(&[&format!(
+                    "show bgp {afi} unicast {text} json"
+                )])?)))
+            }
+            (SutKind::GoBgp, false) => {
+                let afi = if prefix.addr().is_ipv4() {
+                    "ipv4"
+                } else {
+                    "ipv6"
+                };
+                Ok(Some(gobgp_has_route(
+                    &self.gobgp(&["global", "rib", "-a", afi, &text])?,
+                    &text,
+                )))
+            }
+            (SutKind::Bird | SutKind::Frr, true) => {
+                let table = match self.kind {
+                    SutKind::Bird => BIRD_TABLE.to_string(),
+                    _ => "main".to_string(),
+                };
+                let fam = if prefix.addr().is_ipv4() { "-4" } else { "-6" };
+                let out = crate::netns::ip(&[
+                    "-n", &self.ns, fam, "route", "show", "table", &table, "exact", &text,
+                ])?;
+                Ok(Some(
+                    !String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+                ))
+            }
+            (SutKind::GoBgp, true) => Ok(None),
+        }
+    }
+
     /// Kernel FIB entries relevant to this system (table 100 for BIRD, main for FRR) plus IPv6 entries.
     fn kernel_fib(&self) -> Result<u64> {
         let tries = read_in_ns(&self.ns, "net/fib_triestat")?;
@@ -519,7 +584,7 @@ impl Sut {
     pub fn fib_prefixes(&self) -> Result<Option<u64>> {
         match self.kind {
             SutKind::Ribd => Ok(Some(
-                self.ribd_summary()?.fib.iter().map(|a| a.prefixes).sum(),
+                self.ribd_counters()?.fib.iter().map(|a| a.prefixes).sum(),
             )),
             SutKind::Bird | SutKind::Frr => {
                 Ok(Some(self.kernel_fib()?.saturating_sub(self.base_fib)))
@@ -570,6 +635,27 @@ impl Sut {
     }
 }
 
+/// `birdc show route P`: a line starting with the prefix (absent: "Network not found").
+pub fn birdc_has_route(out: &str, prefix: &str) -> bool {
+    out.lines().any(|l| l.starts_with(prefix))
+}
+
+/// `vtysh -c 'show bgp ipv4 unicast P json'`: a JSON object with a non-empty `paths` (absent: `{}`).
+pub fn frr_has_route(out: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(out)
+        .ok()
+        .and_then(|v| v["paths"].as_array().map(|a| !a.is_empty()))
+        .unwrap_or(false)
+}
+
+/// `gobgp global rib -a ipv4 P`: a table row for the prefix (absent: "Network not in table").
+pub fn gobgp_has_route(out: &str, prefix: &str) -> bool {
+    !out.contains("not in table")
+        && out
+            .lines()
+            .any(|l| l.split_whitespace().any(|w| w == prefix))
+}
+
 impl Drop for Sut {
     fn drop(&mut self) {
         for d in &mut self.procs {
@@ -593,5 +679,25 @@ mod tests {
         assert_eq!(triestat_prefixes(t, "Local:"), Some(5));
         assert_eq!(triestat_prefixes(t, "Id 7:"), None);
         assert_eq!(rt6_entries("0002 0002 0004 001a 0000 0000 0000"), Some(26));
+    }
+
+    // Outputs as BIRD 2.0.12, FRR 8.4.4 and GoBGP 3.10 print them for a present and an absent prefix.
+    #[test]
+    fn sentinel_queries_are_read_from_each_daemons_output() {
+        let bird = "BIRD 2.0.12 ready.\nTable master4:\n198.18.0.0/24        unicast [f0 20:40:01.123] * (100) [AS65001i]\n\tvia 10.0.0.2 on f0\n";
+        assert!(birdc_has_route(bird, "198.18.0.0/24"));
+        assert!(!birdc_has_route(
+            "BIRD 2.0.12 ready.\nNetwork not found\n",
+            "198.18.0.0/24"
+        ));
+        assert!(frr_has_route(
+            r#"{"prefix":"198.18.0.0/24","paths":[{"aspath":{"string":"65001"}}]}"#
+        ));
+        assert!(!frr_has_route("{}"));
+        assert!(!frr_has_route("% Network not in table"));
+        let gobgp = "   Network              Next Hop             AS_PATH              Age        Attrs\n*> 198.18.0.0/24        10.0.0.2             65001                00:00:03   [{Origin: i}]\n";
+        assert!(gobgp_has_route(gobgp, "198.18.0.0/24"));
+        assert!(!gobgp_has_route("Network not in table\n", "198.18.0.0/24"));
+        assert!(!gobgp_has_route(gobgp, "198.18.1.0/24"));
     }
 }

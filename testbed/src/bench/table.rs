@@ -9,19 +9,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result, bail};
 use bgp::wire::attr::Origin;
 use bgp::wire::attr::as_path::AsPath;
 use bgp::wire::attr::community::{Community, LargeCommunity};
-use bgp::wire::attr::mp::{MpReach, NextHop};
+use bgp::wire::attr::mp::{MpReach, MpUnreach, NextHop};
 use bgp::wire::{AfiSafi, Context, Nlri, PathAttributes, Update};
 use bytes::BytesMut;
 use ipnet::IpNet;
 
 use super::BenchArgs;
-use crate::tablegen::{self, Table};
+use super::churn_stream::{self, ChurnConfig, ChurnStream, NextHops};
+use crate::tablegen::{self, AttrSet, Table};
 
 /// AS of every feeder (same AS: equal paths from two feeders form an ECMP set without AS-path relax).
 pub const FEED_AS: u32 = 65001;
@@ -39,6 +40,13 @@ pub fn dut_v4(k: usize) -> Ipv4Addr {
 pub fn feeder_v6(k: usize) -> Ipv6Addr {
     Ipv6Addr::new(0xfd00, 0, k as u16, 0, 0, 0, 0, 2)
 }
+/// The feeder's second address on link k (the churn's next-hop changes move routes to it and back).
+pub fn feeder_v4_alt(k: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, k as u8, 3)
+}
+pub fn feeder_v6_alt(k: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0, k as u16, 0, 0, 0, 0, 3)
+}
 pub fn dut_v6(k: usize) -> Ipv6Addr {
     Ipv6Addr::new(0xfd00, 0, k as u16, 0, 0, 0, 0, 1)
 }
@@ -52,9 +60,11 @@ pub struct FeedSet {
     pub label: String,
     dir: PathBuf,
     streams: Mutex<HashMap<(usize, usize), (PathBuf, usize)>>,
+    churn_cfg: ChurnConfig,
+    churns: Mutex<HashMap<usize, (PathBuf, Arc<ChurnStream>)>>,
 }
 
-fn thousands(n: usize) -> String {
+pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -112,6 +122,11 @@ impl FeedSet {
             label,
             dir: dir.to_path_buf(),
             streams: Mutex::new(HashMap::new()),
+            churn_cfg: ChurnConfig {
+                changes: a.churn,
+                ..ChurnConfig::default()
+            },
+            churns: Mutex::new(HashMap::new()),
         })
     }
 
@@ -141,6 +156,34 @@ impl FeedSet {
         Ok((path, bytes.len()))
     }
 
+    /// The churn stream of feeder `k` (generated and written on first use; the returned value holds
+    /// no octets, the file does).
+    pub fn churn(&self, k: usize) -> Result<(PathBuf, Arc<ChurnStream>)> {
+        let mut m = self.churns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = m.get(&k) {
+            return Ok(s.clone());
+        }
+        let t = std::time::Instant::now();
+        let nh = NextHops {
+            v4: feeder_v4(k),
+            v6: feeder_v6(k),
+            v4_alt: feeder_v4_alt(k),
+            v6_alt: feeder_v6_alt(k),
+        };
+        let mut c = churn_stream::generate(&self.table, nh, &self.churn_cfg)?;
+        let path = self.dir.join(format!("churn-{k}.bgp"));
+        std::fs::write(&path, &c.bytes).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "churn stream for feeder {k}: {} octets, generated in {:.1} s",
+            c.bytes.len(),
+            t.elapsed().as_secs_f64()
+        );
+        c.bytes = Vec::new();
+        let v = (path, Arc::new(c));
+        m.insert(k, v.clone());
+        Ok(v)
+    }
+
     /// Every `step`-th prefix of the table (sampled lookups), IPv4 first.
     pub fn sample(&self, n: usize) -> Vec<IpNet> {
         let step = (self.table.len() / n.max(1)).max(1);
@@ -151,6 +194,92 @@ impl FeedSet {
             .map(|(p, _)| *p)
             .take(n)
             .collect()
+    }
+}
+
+/// The path attributes of attribute set `a` as a feeder sends them (`prepend` extra copies of FEED_AS;
+/// no NEXT_HOP: [`announce`] adds it per family).
+pub fn path_attributes(a: &AttrSet, prepend: usize) -> PathAttributes {
+    let mut path: Vec<u32> = Vec::with_capacity(a.as_path.len() + prepend);
+    path.extend(std::iter::repeat_n(FEED_AS, prepend));
+    path.extend(a.as_path.iter().copied());
+    PathAttributes {
+        origin: Some(match a.origin {
+            0 => Origin::Igp,
+            1 => Origin::Egp,
+            _ => Origin::Incomplete,
+        }),
+        as_path: Some(AsPath::sequence(path)),
+        med: a.med,
+        communities: a
+            .communities
+            .iter()
+            .map(|(x, y)| Community::new(*x, *y))
+            .collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|&(global, local1, local2)| LargeCommunity {
+                global,
+                local1,
+                local2,
+            })
+            .collect(),
+        ..PathAttributes::default()
+    }
+}
+
+/// An UPDATE announcing `nlri` with `attrs`: IPv4 in the NLRI field with NEXT_HOP `nh4`, IPv6 in
+/// MP_REACH_NLRI with the global next hop `nh6`.
+pub fn announce(
+    v6: bool,
+    mut attrs: PathAttributes,
+    nlri: Vec<Nlri>,
+    nh4: Ipv4Addr,
+    nh6: Ipv6Addr,
+) -> Update {
+    if v6 {
+        Update {
+            attrs,
+            mp_reach: Some(MpReach {
+                afi_safi: AfiSafi::IPV6_UNICAST,
+                next_hop: NextHop::Ipv6 {
+                    global: nh6,
+                    link_local: None,
+                },
+                nlri,
+                flowspec: Vec::new(),
+                opaque_nlri: Vec::new(),
+            }),
+            ..Update::default()
+        }
+    } else {
+        attrs.next_hop = Some(nh4);
+        Update {
+            attrs,
+            nlri,
+            ..Update::default()
+        }
+    }
+}
+
+/// An UPDATE withdrawing `nlri` (IPv4 in the withdrawn field, IPv6 in MP_UNREACH_NLRI).
+pub fn withdraw(v6: bool, nlri: Vec<Nlri>) -> Update {
+    if v6 {
+        Update {
+            mp_unreach: Some(MpUnreach {
+                afi_safi: AfiSafi::IPV6_UNICAST,
+                withdrawn: nlri,
+                flowspec: Vec::new(),
+                opaque_withdrawn: Vec::new(),
+            }),
+            ..Update::default()
+        }
+    } else {
+        Update {
+            withdrawn: nlri,
+            ..Update::default()
+        }
     }
 }
 
@@ -172,64 +301,26 @@ pub fn encode(table: &Table, nh4: Ipv4Addr, nh6: Ipv6Addr, prepend: usize) -> Re
             .attrs
             .get(set as usize)
             .context("route points at a missing attribute set")?;
-        let mut path: Vec<u32> = Vec::with_capacity(a.as_path.len() + prepend);
-        path.extend(std::iter::repeat_n(FEED_AS, prepend));
-        path.extend(a.as_path.iter().copied());
-        let mut attrs = PathAttributes {
-            origin: Some(match a.origin {
-                0 => Origin::Igp,
-                1 => Origin::Egp,
-                _ => Origin::Incomplete,
-            }),
-            as_path: Some(AsPath::sequence(path)),
-            med: a.med,
-            communities: a
-                .communities
-                .iter()
-                .map(|(x, y)| Community::new(*x, *y))
-                .collect(),
-            large_communities: a
-                .large_communities
-                .iter()
-                .map(|&(global, local1, local2)| LargeCommunity {
-                    global,
-                    local1,
-                    local2,
-                })
-                .collect(),
-            ..PathAttributes::default()
-        };
-        let u = if v6 {
-            has_v6 = true;
-            Update {
-                attrs,
-                mp_reach: Some(MpReach {
-                    afi_safi: AfiSafi::IPV6_UNICAST,
-                    next_hop: NextHop::Ipv6 {
-                        global: nh6,
-                        link_local: None,
-                    },
-                    nlri,
-                    flowspec: Vec::new(),
-                    opaque_nlri: Vec::new(),
-                }),
-                ..Update::default()
-            }
-        } else {
-            attrs.next_hop = Some(nh4);
-            Update {
-                attrs,
-                nlri,
-                ..Update::default()
-            }
-        };
-        u.encode_split(&ctx, &mut buf)?;
+        has_v6 |= v6;
+        announce(v6, path_attributes(a, prepend), nlri, nh4, nh6).encode_split(&ctx, &mut buf)?;
     }
     Update::end_of_rib(AfiSafi::IPV4_UNICAST).encode_split(&ctx, &mut buf)?;
     if has_v6 {
         Update::end_of_rib(AfiSafi::IPV6_UNICAST).encode_split(&ctx, &mut buf)?;
     }
     Ok(buf.to_vec())
+}
+
+/// Whole messages in a buffer of messages.
+pub fn count_messages(b: &[u8]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i + bgp::wire::HEADER_LEN <= b.len() {
+        let len =
+            usize::from(u16::from_be_bytes([b[i + 16], b[i + 17]])).max(bgp::wire::HEADER_LEN);
+        i += len;
+        n += 1;
+    }
+    n
 }
 
 /// Splits a buffer of whole messages into chunks of about `size` octets at message boundaries.
