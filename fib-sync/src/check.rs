@@ -328,16 +328,23 @@ impl FibSync {
                     },
                 );
             }
-            // The group's members must be exactly the resolved next-hops of the set, in proportion
-            // to their weights.
+            // The group's members must be exactly the live next-hops of the set's primaries (or,
+            // none of them being live, of its backups), in proportion to their weights.
+            let live = |&(a, w): &(IpAddr, u32)| {
+                (!self.withdrawn.contains(&a))
+                    .then(|| self.resolution.get(&a).map(|l2| (*l2, w)))
+                    .flatten()
+            };
+            let mut active: Vec<(NhL2, u32)> = p.set.members().iter().filter_map(live).collect();
+            if active.is_empty() {
+                active = p.set.backup().iter().filter_map(live).collect();
+            }
             let mut members: Vec<(u32, u32)> = Vec::new();
             let mut unknown = false;
-            for &(a, w) in p.set.members() {
-                if let Some(l2) = self.resolution.get(&a) {
-                    match self.nh_of_l2.get(l2) {
-                        Some(&id) => members.push((id, w)),
-                        None => unknown = true,
-                    }
+            for (l2, w) in active {
+                match self.nh_of_l2.get(&l2) {
+                    Some(&id) => members.push((id, w)),
+                    None => unknown = true,
                 }
             }
             members.sort_unstable();
@@ -433,7 +440,14 @@ fn describe(s: &FibSync, id: u32) -> String {
         PL_LOCAL => "local".into(),
         MISSING => "a path-list the engine does not have".into(),
         _ => match s.pls.get(&id) {
-            Some(p) => format!("path-list {id} {:?}", p.set.members()),
+            Some(p) if p.set.backup().is_empty() => {
+                format!("path-list {id} {:?}", p.set.members())
+            }
+            Some(p) => format!(
+                "path-list {id} {:?} backup {:?}",
+                p.set.members(),
+                p.set.backup()
+            ),
             None => format!("unknown path-list {id}"),
         },
     }

@@ -246,7 +246,7 @@ impl FibSync {
                 },
             );
             s.pl_of_set.insert(set.clone(), old);
-            for a in set.addrs() {
+            for a in set.all_addrs() {
                 s.pls_of_addr.entry(a).or_default().insert(old);
             }
             plan.dead_pls.push(old);

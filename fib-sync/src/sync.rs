@@ -11,8 +11,11 @@
 //! ```
 //!
 //! Objects:
-//! - a path-list per distinct [`NhSet`] (BGP next-hops with weights), id stable while any prefix
-//!   uses the set; it points at a group (or the pass-to-kernel group while no member resolves);
+//! - a path-list per distinct [`NhSet`] (primary BGP next-hops with weights, and an optional backup
+//!   set), id stable while any prefix uses the set; it points at a group of its live primaries, or
+//!   when every primary is dead at a group of its live backups (PIC edge), or at the pass-to-kernel
+//!   group when nothing is live. A next-hop is live while it resolves and BGP has not withdrawn it
+//!   ([`FibSync::withdraw_nexthops`]: the session that was its only source went down);
 //! - a group per distinct bucket table (immutable; a change of members builds a new table
 //!   resiliently from the path-list's old one, so only the buckets of a removed member move);
 //! - a next-hop per distinct [`NhL2`] (egress port, MACs, VLAN).
@@ -185,6 +188,9 @@ pub struct FibSync {
     pub(crate) nhs: FxHashMap<u32, NextHop>,
     pub(crate) nh_of_l2: FxHashMap<NhL2, u32>,
     pub(crate) resolution: FxHashMap<IpAddr, NhL2>,
+    /// BGP next-hops whose every path is gone (session down), until the RIB's own deltas have
+    /// moved the prefixes off them: dead even when they resolve.
+    pub(crate) withdrawn: FxHashSet<IpAddr>,
     pub(crate) ports: FxHashMap<u32, u32>,
     pub(crate) pl_ids: IdPool,
     pub(crate) nhg_ids: IdPool,
@@ -213,6 +219,7 @@ impl FibSync {
             nhs: FxHashMap::default(),
             nh_of_l2: FxHashMap::default(),
             resolution: FxHashMap::default(),
+            withdrawn: FxHashSet::default(),
             ports: FxHashMap::default(),
             pl_ids: IdPool::new("path-list", PL_FIRST_DYNAMIC, PATHLIST_MAX, q),
             nhg_ids: IdPool::new("nexthop group", NHG_PASS + 1, NHG_MAX, q),
@@ -411,7 +418,7 @@ impl FibSync {
                 Some(RouteAction::Forward(set)) if set.is_empty() => PL_PASS,
                 Some(RouteAction::Forward(set)) => match last {
                     Some((k, id)) if k == set.ptr_key() => id,
-                    _ => match self.pl_for(set, &mut plan) {
+                    _ => match self.pl_for(set, None, &mut plan) {
                         Ok(id) => {
                             last = Some((set.ptr_key(), id));
                             id
@@ -576,7 +583,7 @@ impl FibSync {
         &mut self,
         changes: &[(IpAddr, Option<NhL2>)],
     ) -> Result<BatchReport, SyncError> {
-        let mut plan = Plan::default();
+        let plan = Plan::default();
         let mut affected: Vec<u32> = Vec::new();
         for &(addr, l2) in changes {
             let old = match l2 {
@@ -589,6 +596,15 @@ impl FibSync {
                 affected.extend(pls.iter().copied());
             }
         }
+        self.regroup_all(affected, plan)
+    }
+
+    /// Regroups the given path-lists (sorted, deduplicated first) in one batch.
+    fn regroup_all(
+        &mut self,
+        mut affected: Vec<u32>,
+        mut plan: Plan,
+    ) -> Result<BatchReport, SyncError> {
         affected.sort_unstable();
         affected.dedup();
         let mut err = None;
@@ -603,6 +619,62 @@ impl FibSync {
             Some(e) => Err(e),
             None => report,
         }
+    }
+
+    /// BGP lost every path through these next-hops (the session that was their only source went
+    /// down): they count as dead from now on, whatever their resolution, and only the path-lists
+    /// containing them are rewritten, in one batch (prefix-independent convergence; a path-list
+    /// whose primaries are all dead moves to its live backups). The RIB's per-prefix deltas that
+    /// follow move the prefixes away; [`FibSync::restore_nexthops`] then lifts the mark.
+    pub fn withdraw_nexthops(&mut self, addrs: &[IpAddr]) -> Result<BatchReport, SyncError> {
+        let mut affected: Vec<u32> = Vec::new();
+        for &a in addrs {
+            if self.withdrawn.insert(a)
+                && self.resolution.contains_key(&a)
+                && let Some(pls) = self.pls_of_addr.get(&a)
+            {
+                affected.extend(pls.iter().copied());
+            }
+        }
+        self.regroup_all(affected, Plan::default())
+    }
+
+    /// Lifts the withdrawn mark of `addrs` (all marks with `None`): path-lists still containing
+    /// them (a path through them came back before the marks were lifted) get them back.
+    pub fn restore_nexthops(
+        &mut self,
+        addrs: Option<&[IpAddr]>,
+    ) -> Result<Option<BatchReport>, SyncError> {
+        let lifted: Vec<IpAddr> = match addrs {
+            Some(a) => a
+                .iter()
+                .copied()
+                .filter(|a| self.withdrawn.remove(a))
+                .collect(),
+            None => self.withdrawn.drain().collect(),
+        };
+        let mut affected: Vec<u32> = Vec::new();
+        for a in lifted {
+            if self.resolution.contains_key(&a)
+                && let Some(pls) = self.pls_of_addr.get(&a)
+            {
+                affected.extend(pls.iter().copied());
+            }
+        }
+        if affected.is_empty() {
+            return Ok(None);
+        }
+        self.regroup_all(affected, Plan::default()).map(Some)
+    }
+
+    /// Next-hops currently marked withdrawn.
+    pub fn withdrawn_nexthops(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.withdrawn.iter().copied()
+    }
+
+    /// Whether a BGP next-hop is usable: it resolves and BGP has not withdrawn it.
+    pub fn is_live(&self, addr: &IpAddr) -> bool {
+        self.resolution.contains_key(addr) && !self.withdrawn.contains(addr)
     }
 
     /// Recomputes a path-list's group from the current resolutions and plans the flip.
@@ -632,7 +704,10 @@ impl FibSync {
         let new = match &r.action {
             None => None,
             Some(RouteAction::Forward(set)) if set.is_empty() => Some(PL_PASS),
-            Some(RouteAction::Forward(set)) => Some(self.pl_for(set, plan)?),
+            Some(RouteAction::Forward(set)) => {
+                let hint = self.routes.get(&prefix).copied();
+                Some(self.pl_for(set, hint, plan)?)
+            }
             Some(RouteAction::Blackhole) => Some(PL_BLACKHOLE),
             Some(RouteAction::PassToKernel) => Some(PL_PASS),
             Some(RouteAction::Local) => Some(PL_LOCAL),
@@ -667,12 +742,24 @@ impl FibSync {
         Ok(())
     }
 
-    /// The path-list of `set`, created (with its group) when new.
-    fn pl_for(&mut self, set: &NhSet, plan: &mut Plan) -> Result<u32, SyncError> {
+    /// The path-list of `set`, created (with its group) when new. `from` is the path-list the
+    /// prefix leaves: a new path-list's group is derived resiliently from that one's table, so when
+    /// the live members are the same (a backup-only change; the RIB catching up with a failover
+    /// fib-sync already made) it is the same group and no flow moves.
+    fn pl_for(
+        &mut self,
+        set: &NhSet,
+        from: Option<u32>,
+        plan: &mut Plan,
+    ) -> Result<u32, SyncError> {
         if let Some(&id) = self.pl_of_set.get(set) {
             return Ok(id);
         }
-        let nhg = self.group_for(set, None, plan)?;
+        let old_table = from
+            .and_then(|pl| self.pls.get(&pl))
+            .and_then(|p| self.groups.get(&p.nhg))
+            .map(|g| g.table.clone());
+        let nhg = self.group_for(set, old_table.as_deref(), plan)?;
         let id = self
             .pl_ids
             .alloc()
@@ -689,7 +776,7 @@ impl FibSync {
             },
         );
         self.pl_of_set.insert(set.clone(), id);
-        for a in set.addrs() {
+        for a in set.all_addrs() {
             self.pls_of_addr.entry(a).or_default().insert(id);
         }
         plan.pathlist.push((id, nhg));
@@ -697,18 +784,33 @@ impl FibSync {
         Ok(id)
     }
 
-    /// Members of a group for `set` under the current resolutions: (nh id, weight), merged per
-    /// next-hop, sorted.
+    /// The BGP next-hops a path-list of `set` forwards over now: its live primaries, or when none
+    /// is live its live backups (PIC edge), with their L2 next-hops and weights.
+    pub(crate) fn active(&self, set: &NhSet) -> Vec<(NhL2, u32)> {
+        let live = |&(a, w): &(IpAddr, u32)| {
+            if self.withdrawn.contains(&a) {
+                return None;
+            }
+            self.resolution.get(&a).map(|l2| (*l2, w))
+        };
+        let m: Vec<(NhL2, u32)> = set.members().iter().filter_map(live).collect();
+        if !m.is_empty() {
+            return m;
+        }
+        set.backup().iter().filter_map(live).collect()
+    }
+
+    /// Members of a group for `set` under the current liveness ([`FibSync::active`]): (nh id,
+    /// weight), merged per next-hop, sorted.
     pub(crate) fn members(
         &mut self,
         set: &NhSet,
         plan: &mut Plan,
     ) -> Result<Vec<(u32, u32)>, SyncError> {
-        let mut m: Vec<(u32, u32)> = Vec::with_capacity(set.members().len());
-        for &(a, w) in set.members() {
-            if let Some(l2) = self.resolution.get(&a).copied() {
-                m.push((self.nh_for(l2, plan)?, w));
-            }
+        let active = self.active(set);
+        let mut m: Vec<(u32, u32)> = Vec::with_capacity(active.len());
+        for (l2, w) in active {
+            m.push((self.nh_for(l2, plan)?, w));
         }
         m.sort_unstable();
         let mut out: Vec<(u32, u32)> = Vec::with_capacity(m.len());
@@ -721,7 +823,7 @@ impl FibSync {
         Ok(out)
     }
 
-    /// The group for `set`: [`NHG_PASS`] when no member resolves, else the interned bucket table
+    /// The group for `set`: [`NHG_PASS`] when no member is live, else the interned bucket table
     /// (derived resiliently from `old` when given).
     fn group_for(
         &mut self,
@@ -937,7 +1039,7 @@ impl FibSync {
             }
             let p = self.pls.remove(&pl).expect("present");
             self.pl_of_set.remove(&p.set);
-            for a in p.set.addrs() {
+            for a in p.set.all_addrs() {
                 if let Some(s) = self.pls_of_addr.get_mut(&a) {
                     s.remove(&pl);
                     if s.is_empty() {

@@ -3,6 +3,7 @@
 //! ```text
 //!   RIB ──apply(routes)──► track new next-hops (resolve now) ─► FibSync::set_nexthops ─► FibSync::apply
 //!   RIB ◄──NhtUpdate────── poll(): kernel events ─► re-resolve ─► FibSync::set_nexthops (PIC)
+//!   session down ──withdraw_nexthops──► FibSync::withdraw_nexthops (PIC, before the RIB's walk)
 //!   (both, optionally) ─► KernelMirror (queued, written by its own thread into a kernel table)
 //! ```
 
@@ -100,7 +101,7 @@ impl Syncer {
         let mut new: Vec<IpAddr> = Vec::new();
         for r in routes {
             if let Some(RouteAction::Forward(set)) = &r.action {
-                for a in set.addrs() {
+                for a in set.all_addrs() {
                     if self.resolver.get(&a).is_none() {
                         new.push(a);
                     }
@@ -142,6 +143,37 @@ impl Syncer {
             }
         }
         Ok((report, nht))
+    }
+
+    /// BGP lost every path through `addrs` (their only session went down): the path-lists
+    /// containing them move to their other live members, or to their backups, in one batch before
+    /// the RIB walks its prefixes (BGP PIC). The kernel mirror drops them too.
+    pub fn withdraw_nexthops(&mut self, addrs: &[IpAddr]) -> Result<BatchReport, SyncError> {
+        let report = self.sync.withdraw_nexthops(addrs)?;
+        if let Some(m) = &self.mirror {
+            m.nexthops(addrs.iter().map(|a| (*a, None)).collect());
+        }
+        Ok(report)
+    }
+
+    /// Lifts every withdrawn mark (after the RIB's deltas that follow a withdrawal were applied:
+    /// no prefix uses those next-hops any more unless a path through them came back).
+    pub fn restore_nexthops(&mut self) -> Result<Option<BatchReport>, SyncError> {
+        let lifted: Vec<IpAddr> = self.sync.withdrawn_nexthops().collect();
+        if lifted.is_empty() {
+            return Ok(None);
+        }
+        let report = self.sync.restore_nexthops(None)?;
+        if let Some(m) = &self.mirror {
+            let back: Vec<_> = lifted
+                .iter()
+                .filter_map(|a| self.resolver.get(a).map(|r| (*a, r.kernel_nh())))
+                .collect();
+            if !back.is_empty() {
+                m.nexthops(back);
+            }
+        }
+        Ok(report)
     }
 
     /// Waits up to `timeout` for kernel changes; applies changed resolutions (only the path-lists
@@ -193,7 +225,7 @@ impl Syncer {
         let mut addrs: Vec<IpAddr> = expected
             .iter()
             .filter_map(|r| match &r.action {
-                Some(RouteAction::Forward(set)) => Some(set.addrs().collect::<Vec<_>>()),
+                Some(RouteAction::Forward(set)) => Some(set.all_addrs().collect::<Vec<_>>()),
                 _ => None,
             })
             .flatten()

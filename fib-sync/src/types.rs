@@ -6,42 +6,101 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-/// A set of BGP next-hops with weights, sorted by address, without duplicates. Path-lists are keyed
-/// by it, so equal sets share one path-list id.
+/// A set of BGP next-hops with weights, sorted by address, without duplicates (the primary set:
+/// what the prefix forwards over), plus an optional backup set (PIC edge: what it forwards over
+/// only while every primary is dead). Path-lists are keyed by both, so equal (primary, backup)
+/// pairs share one path-list id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NhSet(Arc<[(IpAddr, u32)]>);
+pub struct NhSet {
+    /// Primary members, then backup members (each part sorted, no address in both).
+    all: Arc<[(IpAddr, u32)]>,
+    /// How many of `all` are primary.
+    primary: u32,
+}
+
+/// Sorted by address, duplicate addresses merged (weights added), weight 0 counted as 1.
+fn canonical(members: impl IntoIterator<Item = (IpAddr, u32)>) -> Vec<(IpAddr, u32)> {
+    let mut v: Vec<(IpAddr, u32)> = members.into_iter().map(|(a, w)| (a, w.max(1))).collect();
+    v.sort_unstable();
+    let mut out: Vec<(IpAddr, u32)> = Vec::with_capacity(v.len());
+    for (a, w) in v {
+        match out.last_mut() {
+            Some((la, lw)) if *la == a => *lw = lw.saturating_add(w),
+            _ => out.push((a, w)),
+        }
+    }
+    out
+}
 
 impl NhSet {
     /// Canonicalises `members`: sorted by address, duplicate addresses merged (weights added).
-    /// Weight 0 counts as 1 (the bucket builder does the same).
+    /// Weight 0 counts as 1 (the bucket builder does the same). No backup.
     pub fn new(members: impl IntoIterator<Item = (IpAddr, u32)>) -> NhSet {
-        let mut v: Vec<(IpAddr, u32)> = members.into_iter().map(|(a, w)| (a, w.max(1))).collect();
-        v.sort_unstable();
-        let mut out: Vec<(IpAddr, u32)> = Vec::with_capacity(v.len());
-        for (a, w) in v {
-            match out.last_mut() {
-                Some((la, lw)) if *la == a => *lw = lw.saturating_add(w),
-                _ => out.push((a, w)),
-            }
+        let all = canonical(members);
+        NhSet {
+            primary: all.len() as u32,
+            all: all.into(),
         }
-        NhSet(out.into())
     }
 
+    /// A primary set with a backup set, both canonicalised; backup members that are also primary
+    /// are dropped (they die with the primary).
+    pub fn with_backup(
+        primary: impl IntoIterator<Item = (IpAddr, u32)>,
+        backup: impl IntoIterator<Item = (IpAddr, u32)>,
+    ) -> NhSet {
+        let mut all = canonical(primary);
+        let n = all.len();
+        let backup: Vec<(IpAddr, u32)> = canonical(backup)
+            .into_iter()
+            .filter(|(a, _)| all.binary_search_by(|(x, _)| x.cmp(a)).is_err())
+            .collect();
+        all.extend(backup);
+        NhSet {
+            all: all.into(),
+            primary: n as u32,
+        }
+    }
+
+    /// The primary members.
     pub fn members(&self) -> &[(IpAddr, u32)] {
-        &self.0
+        &self.all[..self.primary as usize]
     }
 
+    /// The backup members (empty when there is no backup).
+    pub fn backup(&self) -> &[(IpAddr, u32)] {
+        &self.all[self.primary as usize..]
+    }
+
+    /// The same primary set without a backup.
+    pub fn without_backup(&self) -> NhSet {
+        if self.backup().is_empty() {
+            return self.clone();
+        }
+        NhSet {
+            all: self.members().into(),
+            primary: self.primary,
+        }
+    }
+
+    /// Addresses of the primary members.
     pub fn addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.0.iter().map(|&(a, _)| a)
+        self.members().iter().map(|&(a, _)| a)
     }
 
+    /// Addresses of the primary and the backup members.
+    pub fn all_addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.all.iter().map(|&(a, _)| a)
+    }
+
+    /// No primary member.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.primary == 0
     }
 
     /// Identity of this allocation (equal sets interned by the RIB share it): a cheap cache key.
     pub(crate) fn ptr_key(&self) -> usize {
-        Arc::as_ptr(&self.0) as *const u8 as usize
+        Arc::as_ptr(&self.all) as *const u8 as usize
     }
 }
 
@@ -68,6 +127,23 @@ pub struct Route {
 impl Route {
     pub fn forward(prefix: IpNet, nhs: impl IntoIterator<Item = (IpAddr, u32)>) -> Route {
         let set = NhSet::new(nhs);
+        Route {
+            prefix: prefix.trunc(),
+            action: if set.is_empty() {
+                Some(RouteAction::PassToKernel)
+            } else {
+                Some(RouteAction::Forward(set))
+            },
+        }
+    }
+
+    /// Forward over `primary`; over `backup` only while every primary next-hop is dead (PIC edge).
+    pub fn forward_with_backup(
+        prefix: IpNet,
+        primary: impl IntoIterator<Item = (IpAddr, u32)>,
+        backup: impl IntoIterator<Item = (IpAddr, u32)>,
+    ) -> Route {
+        let set = NhSet::with_backup(primary, backup);
         Route {
             prefix: prefix.trunc(),
             action: if set.is_empty() {

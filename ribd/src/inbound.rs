@@ -261,23 +261,7 @@ impl Inbound {
         negotiated: Option<&Negotiated>,
         notification: bool,
     ) {
-        let gr = negotiated
-            .and_then(|n| n.graceful_restart.as_ref())
-            .filter(|_| nb.graceful_restart)
-            .map(|g| Duration::from_secs(g.restart_time as u64));
-        let llgr = negotiated
-            .and_then(|n| n.long_lived_gr.as_ref())
-            .filter(|_| nb.long_lived_stale_time > 0)
-            .and_then(|l| {
-                // The shortest stale time of the session's families, capped by ours.
-                l.families
-                    .iter()
-                    .filter(|(f, _, _)| nb.families.iter().any(|x| family_of(*x) == *f))
-                    .map(|(_, _, t)| *t)
-                    .min()
-            })
-            .map(|t| Duration::from_secs(t.min(nb.long_lived_stale_time) as u64))
-            .filter(|d| !d.is_zero());
+        let (gr, llgr) = stale_times(nb, negotiated);
         if notification || (gr.is_none() && llgr.is_none()) {
             rib.peer_down(self.rib_id, false);
             self.v4.accepted = 0;
@@ -299,6 +283,17 @@ impl Inbound {
             }
             None => self.enter_llgr(now, rib, llgr.unwrap_or_default()),
         }
+    }
+
+    /// Whether [`Inbound::down`] with these arguments removes the peer's paths at once (no
+    /// graceful restart or LLGR keeps them).
+    pub fn down_removes_paths(
+        nb: &Neighbor,
+        negotiated: Option<&Negotiated>,
+        notification: bool,
+    ) -> bool {
+        let (gr, llgr) = stale_times(nb, negotiated);
+        notification || (gr.is_none() && llgr.is_none())
     }
 
     fn enter_llgr(&mut self, now: Instant, rib: &mut Rib, stale_time: Duration) {
@@ -340,6 +335,32 @@ impl Inbound {
         }
         Vec::new()
     }
+}
+
+/// The graceful-restart time and the LLGR stale time a session loss would keep the peer's paths
+/// for (RFC 4724, RFC 9494), each when negotiated and configured.
+fn stale_times(
+    nb: &Neighbor,
+    negotiated: Option<&Negotiated>,
+) -> (Option<Duration>, Option<Duration>) {
+    let gr = negotiated
+        .and_then(|n| n.graceful_restart.as_ref())
+        .filter(|_| nb.graceful_restart)
+        .map(|g| Duration::from_secs(g.restart_time as u64));
+    let llgr = negotiated
+        .and_then(|n| n.long_lived_gr.as_ref())
+        .filter(|_| nb.long_lived_stale_time > 0)
+        .and_then(|l| {
+            // The shortest stale time of the session's families, capped by ours.
+            l.families
+                .iter()
+                .filter(|(f, _, _)| nb.families.iter().any(|x| family_of(*x) == *f))
+                .map(|(_, _, t)| *t)
+                .min()
+        })
+        .map(|t| Duration::from_secs(t.min(nb.long_lived_stale_time) as u64))
+        .filter(|d| !d.is_zero());
+    (gr, llgr)
 }
 
 #[cfg(test)]

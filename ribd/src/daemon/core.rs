@@ -488,6 +488,7 @@ impl Core {
     fn remove_peer(&mut self, name: &str, why: &str) {
         if let Some(p) = self.peers.remove(name) {
             p.handle.stop(Some(why));
+            self.pic_peer_gone(p.inb.rib_id);
             if let Some((&sid, _)) = self.by_session.iter().find(|(_, n)| n.as_str() == name) {
                 self.adj.leave(sid);
                 self.flow_out.leave(sid);
@@ -603,6 +604,13 @@ impl Core {
                 p.epoch.fetch_add(1, Ordering::AcqRel);
                 let notification = matches!(cause, Cause::Sent(_) | Cause::Received(_));
                 tracing::info!(peer = %name, %cause, "session down");
+                if Inbound::down_removes_paths(&p.nb, negotiated.as_deref(), notification) {
+                    let rib_id = p.inb.rib_id;
+                    self.pic_peer_gone(rib_id);
+                }
+                let Some(p) = self.peers.get_mut(&name) else {
+                    return;
+                };
                 p.inb.down(
                     Instant::now(),
                     &mut self.rib,
@@ -615,6 +623,24 @@ impl Core {
                     tracing::info!(peer = %name, rules = flows, "FlowSpec rules of the peer removed");
                 }
             }
+        }
+    }
+
+    /// BGP PIC: the paths of `rib_id` are about to go. Next-hops no other peer has a path through
+    /// are dead for forwarding: the dataplane moves the path-lists containing them to their other
+    /// next-hops or their backups now (one store each), before the RIB walks its prefixes; the
+    /// RIB's deltas then follow without moving any flow again, and [`Core::flush_fib`] lifts the
+    /// marks once they are applied.
+    fn pic_peer_gone(&mut self, rib_id: crate::rib::table::PeerId) {
+        let Some(dp) = self.dataplane.as_mut() else {
+            return;
+        };
+        let dead = self.rib.nexthops_only_from(rib_id);
+        if dead.is_empty() {
+            return;
+        }
+        if let Err(e) = dp.withdraw_nexthops(&dead) {
+            tracing::warn!("withdrawing next-hops from the dataplane: {e:#}");
         }
     }
 
@@ -830,11 +856,13 @@ impl Core {
     }
 
     fn flush_fib(&mut self) {
+        let mut drained = false;
         for _ in 0..4 {
             let t = Instant::now();
             let deltas = self.rib.take_fib_deltas();
             if deltas.is_empty() {
-                return;
+                drained = true;
+                break;
             }
             self.flow_unicast_changed = true;
             let nht = match self.dataplane.as_mut().map(|dp| dp.apply(&deltas)) {
@@ -863,6 +891,14 @@ impl Core {
             };
             self.apply_nht(tracked);
             self.apply_nht(nht);
+        }
+        // The deltas that follow a session down are applied: no prefix uses its next-hops any more
+        // unless a path through them came back, so the withdrawn marks go.
+        if !drained {
+            return;
+        }
+        if let Some(Err(e)) = self.dataplane.as_mut().map(|dp| dp.restore_nexthops()) {
+            tracing::warn!("restoring withdrawn next-hops: {e:#}");
         }
     }
 

@@ -82,9 +82,11 @@ pub fn to_routes(deltas: &[FibDelta]) -> Vec<Route> {
                 prefix: d.prefix.trunc(),
                 action: Some(RouteAction::Blackhole),
             },
-            Some(FibEntry::Forward(set)) => {
-                Route::forward(d.prefix, set.iter().map(|n| (n.addr, n.weight)))
-            }
+            Some(FibEntry::Forward(set)) => Route::forward_with_backup(
+                d.prefix,
+                set.iter().map(|n| (n.addr, n.weight)),
+                set.backup().iter().map(|n| (n.addr, n.weight)),
+            ),
         })
         .collect()
 }
@@ -239,6 +241,39 @@ impl Dataplane {
         }
         self.tracked = wanted;
         Ok(out)
+    }
+
+    /// BGP lost every path through `addrs` (a session went down and was their only source): the
+    /// path-lists containing them move to their other live next-hops or their backups now, one
+    /// store each, before the RIB walks the prefixes; [`Dataplane::restore_nexthops`] lifts the
+    /// mark once the RIB's deltas are applied.
+    pub fn withdraw_nexthops(&mut self, addrs: &[IpAddr]) -> Result<()> {
+        let Some(sy) = self.syncer.as_mut() else {
+            return Ok(());
+        };
+        let r = sy.withdraw_nexthops(addrs)?;
+        tracing::info!(
+            nexthops = ?addrs,
+            pathlist_flips = r.pathlist_flips,
+            "session down: path-lists moved off its next-hops (PIC)"
+        );
+        Ok(())
+    }
+
+    /// Lifts the marks [`Dataplane::withdraw_nexthops`] set (the RIB's deltas are applied).
+    pub fn restore_nexthops(&mut self) -> Result<()> {
+        let Some(sy) = self.syncer.as_mut() else {
+            return Ok(());
+        };
+        if let Some(r) = sy.restore_nexthops()?
+            && r.pathlist_flips > 0
+        {
+            tracing::info!(
+                pathlist_flips = r.pathlist_flips,
+                "withdrawn next-hops used again"
+            );
+        }
+        Ok(())
     }
 
     /// Kernel changes (links, neighbours, routes): prefix-independent rewrites, then NHT for the RIB.

@@ -344,7 +344,7 @@ pub fn rib_route(core: &Core, prefix: IpNet, best_only: bool) -> Option<api::Rib
                 p.path_id,
                 i == 0 && mp > 0,
                 i < mp,
-                p.flags != 0,
+                p.flags & crate::rib::table::flags::ANY_STALE != 0,
                 &p.attrs,
             )
         })

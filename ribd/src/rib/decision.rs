@@ -303,12 +303,7 @@ pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
             multipath: 0,
         };
     }
-    let max = match best.peer.kind {
-        PeerKind::Ebgp if !best.peer.confed => cfg.max_paths_ebgp,
-        PeerKind::Local => 1,
-        _ => cfg.max_paths_ibgp,
-    }
-    .max(1);
+    let max = max_paths(best.peer, cfg);
     // Paths that tie with the best through the IGP-cost step move directly behind it, in order. With
     // deterministic MED they need not be adjacent yet: another neighbouring AS's group may sit between.
     let mut members: Order = SmallVec::new();
@@ -327,6 +322,16 @@ pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
         order: members,
         multipath,
     }
+}
+
+/// The largest multipath set a best path from `peer` may lead.
+pub fn max_paths(peer: &PeerInfo, cfg: &DecisionConfig) -> usize {
+    match peer.kind {
+        PeerKind::Ebgp if !peer.confed => cfg.max_paths_ebgp,
+        PeerKind::Local => 1,
+        _ => cfg.max_paths_ibgp,
+    }
+    .max(1)
 }
 
 /// A candidate joins the best in the multipath set when it ties through the IGP-cost step, comes from the

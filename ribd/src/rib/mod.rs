@@ -46,10 +46,42 @@ pub struct FibNextHop {
 /// An interned, sorted set of next-hops; every prefix forwarding over the same set shares one.
 pub type NhSet = Arc<[FibNextHop]>;
 
+/// Where a prefix forwards: the primary next-hops (best path and multipath set) and, when the RIB
+/// has an alternative, the backup next-hops (PIC edge: the next-hops of the best path not through a
+/// primary next-hop, with its multipath set), which the dataplane uses only while every primary is
+/// dead. Dereferences to the primary set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwdSet {
+    pub primary: NhSet,
+    pub backup: Option<NhSet>,
+}
+
+impl FwdSet {
+    /// A primary set without backup.
+    pub fn new(primary: NhSet) -> FwdSet {
+        FwdSet {
+            primary,
+            backup: None,
+        }
+    }
+
+    /// The backup next-hops (empty without backup).
+    pub fn backup(&self) -> &[FibNextHop] {
+        self.backup.as_deref().unwrap_or(&[])
+    }
+}
+
+impl std::ops::Deref for FwdSet {
+    type Target = [FibNextHop];
+    fn deref(&self) -> &[FibNextHop] {
+        &self.primary
+    }
+}
+
 /// What the dataplane should do with a prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FibEntry {
-    Forward(NhSet),
+    Forward(FwdSet),
     Blackhole,
 }
 
@@ -68,6 +100,9 @@ pub struct RibConfig {
     pub ipv6: DecisionConfig,
     /// Treat next-hops that next-hop tracking has not reported yet as reachable (cost 0).
     pub nexthop_default_reachable: bool,
+    /// Export a backup next-hop set with each forwarding entry that has an alternative path (PIC
+    /// edge): the dataplane switches to it in one store per path-list when every primary dies.
+    pub backup_paths: bool,
 }
 
 impl Default for RibConfig {
@@ -76,6 +111,7 @@ impl Default for RibConfig {
             ipv4: DecisionConfig::default(),
             ipv6: DecisionConfig::default(),
             nexthop_default_reachable: true,
+            backup_paths: true,
         }
     }
 }
@@ -129,10 +165,56 @@ struct Ctx<'a> {
     peers: &'a [Option<PeerInfo>],
     nht: &'a HashMap<IpAddr, NhState, FxBuildHasher>,
     default_reachable: bool,
+    /// Compute backup next-hop sets ([`RibConfig::backup_paths`]).
+    backups: bool,
     cfg: &'a DecisionConfig,
 }
 
 type FwdKey = SmallVec<[FibNextHop; 4]>;
+
+/// The forwarding result of an entry as a comparable key (no heap for ≤ 4 next-hops each).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Fwd {
+    blackhole: bool,
+    primary: FwdKey,
+    backup: FwdKey,
+}
+
+impl Fwd {
+    fn present(&self) -> bool {
+        self.blackhole || !self.primary.is_empty()
+    }
+}
+
+/// (next-hop, weight) of forwarding paths, merged per next-hop and sorted: UCMP weights from the
+/// link-bandwidth community when every path has one, else equal.
+fn weighted(paths: &[&Path]) -> FwdKey {
+    let mut out = FwdKey::new();
+    let bws: SmallVec<[Option<f32>; 4]> = paths.iter().map(|p| p.attrs.link_bandwidth()).collect();
+    let ucmp = paths.len() > 1 && bws.iter().all(Option::is_some);
+    let min_bw = bws.iter().flatten().copied().fold(f32::INFINITY, f32::min);
+    for (p, bw) in paths.iter().zip(bws) {
+        let Some(addr) = p.attrs.next_hop else {
+            continue;
+        };
+        let weight = match (ucmp, bw) {
+            (true, Some(bw)) => ((bw / min_bw).round() as u32).clamp(1, 1 << 16),
+            _ => 1,
+        };
+        match out.iter_mut().find(|n| n.addr == addr) {
+            Some(n) => n.weight += weight,
+            None => out.push(FibNextHop { addr, weight }),
+        }
+    }
+    out.sort_unstable();
+    if ucmp {
+        let g = out.iter().fold(0, |g, n| gcd(g, n.weight));
+        if g > 1 {
+            out.iter_mut().for_each(|n| n.weight /= g);
+        }
+    }
+    out
+}
 
 impl Ctx<'_> {
     fn nh_state(&self, nh: Option<IpAddr>) -> NhState {
@@ -162,6 +244,14 @@ impl Ctx<'_> {
         })
     }
 
+    /// A candidate whose next-hop the last selection saw reachable, taken as reachable.
+    fn usable_candidate<'p>(&'p self, p: &'p Path) -> Option<Candidate<'p>> {
+        self.candidate(p).map(|mut c| {
+            c.reachable = true;
+            c
+        })
+    }
+
     /// Orders the paths best first and sets the multipath count.
     fn reselect(&self, e: &mut Paths) {
         if e.len() == 1 {
@@ -169,6 +259,7 @@ impl Ctx<'_> {
                 .candidate(&e.as_slice()[0])
                 .is_some_and(|c| c.reachable);
             e.set_multipath(usize::from(reachable));
+            set_nh_down(&mut e.as_mut_slice()[0], !reachable);
             return;
         }
         let cands: SmallVec<[Candidate<'_>; 4]> =
@@ -180,17 +271,21 @@ impl Ctx<'_> {
             return;
         }
         let sel = decision::select(&cands, self.cfg);
+        let reachable: SmallVec<[bool; 4]> = cands.iter().map(|c| c.reachable).collect();
         drop(cands);
         e.permute(&sel.order);
         e.set_multipath(sel.multipath);
+        for (p, &i) in e.as_mut_slice().iter_mut().zip(sel.order.iter()) {
+            set_nh_down(p, !reachable.get(i).copied().unwrap_or(false));
+        }
     }
 
-    /// The forwarding result of an entry, as a comparable key (no heap for ≤ 4 next-hops).
-    fn forwarding(&self, e: &Paths) -> (bool, FwdKey) {
+    /// The forwarding result of an entry, as a comparable key.
+    fn forwarding(&self, e: &Paths) -> Fwd {
         let fwd = e.forwarding();
-        let mut out = FwdKey::new();
+        let mut out = Fwd::default();
         let Some(best) = fwd.first() else {
-            return (false, out);
+            return out;
         };
         let local = self
             .peers
@@ -198,33 +293,62 @@ impl Ctx<'_> {
             .and_then(|p| p.as_ref())
             .is_some_and(|p| p.kind == PeerKind::Local);
         if local && best.attrs.next_hop.is_none() {
-            return (true, out); // blackhole
+            out.blackhole = true;
+            return out;
         }
-        let bws: SmallVec<[Option<f32>; 4]> =
-            fwd.iter().map(|p| p.attrs.link_bandwidth()).collect();
-        let ucmp = fwd.len() > 1 && bws.iter().all(Option::is_some);
-        let min_bw = bws.iter().flatten().copied().fold(f32::INFINITY, f32::min);
-        for (p, bw) in fwd.iter().zip(bws) {
-            let Some(addr) = p.attrs.next_hop else {
-                continue;
-            };
-            let weight = match (ucmp, bw) {
-                (true, Some(bw)) => ((bw / min_bw).round() as u32).clamp(1, 1 << 16),
-                _ => 1,
-            };
-            match out.iter_mut().find(|n| n.addr == addr) {
-                Some(n) => n.weight += weight,
-                None => out.push(FibNextHop { addr, weight }),
+        let paths: SmallVec<[&Path; 4]> = fwd.iter().collect();
+        out.primary = weighted(&paths);
+        if self.backups && e.len() > fwd.len() && !out.primary.is_empty() {
+            out.backup = self.backup(e, &out.primary);
+        }
+        out
+    }
+
+    /// The backup of an entry (PIC edge): what selection would pick if every primary next-hop died.
+    /// The first reachable path after the multipath set whose next-hop is not a primary one, and the
+    /// later such paths that would share the multipath set with it.
+    fn backup(&self, e: &Paths, primary: &FwdKey) -> FwdKey {
+        let rest = &e.as_slice()[e.multipath()..];
+        // Reachability as the last selection saw it (not the tracking state now: a change of it
+        // is compared before and after the entry's reselection).
+        let usable = |p: &Path| {
+            p.flags & flags::NH_DOWN == 0
+                && p.attrs
+                    .next_hop
+                    .is_some_and(|a| !primary.iter().any(|n| n.addr == a))
+        };
+        let Some(i) = rest.iter().position(usable) else {
+            return FwdKey::new();
+        };
+        let lead = &rest[i];
+        let mut set: SmallVec<[&Path; 4]> = SmallVec::new();
+        set.push(lead);
+        // Both are usable: reachable as the last selection saw them (the IGP cost is the current one,
+        // which a cost change re-selects anyway).
+        let seen = |p| self.usable_candidate(p);
+        if let Some(lc) = seen(lead) {
+            let max = decision::max_paths(lc.peer, self.cfg);
+            for p in &rest[i + 1..] {
+                if set.len() >= max {
+                    break;
+                }
+                if usable(p)
+                    && let Some(c) = seen(p)
+                    && decision::multipath_eligible(&lc, &c, self.cfg)
+                {
+                    set.push(p);
+                }
             }
         }
-        out.sort_unstable();
-        if ucmp {
-            let g = out.iter().fold(0, |g, n| gcd(g, n.weight));
-            if g > 1 {
-                out.iter_mut().for_each(|n| n.weight /= g);
-            }
-        }
-        (false, out)
+        weighted(&set)
+    }
+}
+
+fn set_nh_down(p: &mut Path, down: bool) {
+    if down {
+        p.flags |= flags::NH_DOWN;
+    } else {
+        p.flags &= !flags::NH_DOWN;
     }
 }
 
@@ -265,21 +389,25 @@ impl Sink<'_> {
         }
     }
 
-    fn emit(&mut self, prefix: IpNet, old: &(bool, FwdKey), new: (bool, FwdKey)) {
+    fn emit(&mut self, prefix: IpNet, old: &Fwd, new: Fwd) {
         if *old == new {
             return;
         }
-        let present = |f: &(bool, FwdKey)| f.0 || !f.1.is_empty();
         let afi = usize::from(!prefix.addr().is_ipv4());
-        match (present(old), present(&new)) {
+        match (old.present(), new.present()) {
             (false, true) => self.fib_len[afi] += 1,
             (true, false) => self.fib_len[afi] -= 1,
             _ => {}
         }
-        let entry = match new {
-            (true, _) => Some(FibEntry::Blackhole),
-            (false, k) if k.is_empty() => None,
-            (false, k) => Some(FibEntry::Forward(self.intern(&k))),
+        let entry = if new.blackhole {
+            Some(FibEntry::Blackhole)
+        } else if new.primary.is_empty() {
+            None
+        } else {
+            Some(FibEntry::Forward(FwdSet {
+                primary: self.intern(&new.primary),
+                backup: (!new.backup.is_empty()).then(|| self.intern(&new.backup)),
+            }))
         };
         self.stats.fib_deltas += 1;
         self.deltas.push(FibDelta { prefix, entry });
@@ -381,6 +509,7 @@ impl Rib {
                 peers: &self.peers,
                 nht: &self.nht,
                 default_reachable: self.cfg.nexthop_default_reachable,
+                backups: self.cfg.backup_paths,
                 cfg,
             };
             let mut sink = Sink {
@@ -409,6 +538,7 @@ impl Rib {
                 peers: &self.peers,
                 nht: &self.nht,
                 default_reachable: self.cfg.nexthop_default_reachable,
+                backups: self.cfg.backup_paths,
                 cfg,
             };
             let mut sink = Sink {
@@ -504,6 +634,7 @@ impl Rib {
             peers: &self.peers,
             nht: &self.nht,
             default_reachable: self.cfg.nexthop_default_reachable,
+            backups: self.cfg.backup_paths,
             cfg: &self.cfg.ipv4,
         };
         let ctx6 = Ctx {
@@ -551,6 +682,7 @@ impl Rib {
             peers: &self.peers,
             nht: &self.nht,
             default_reachable: self.cfg.nexthop_default_reachable,
+            backups: self.cfg.backup_paths,
             cfg: &self.cfg.ipv4,
         };
         let mut sink = Sink {
@@ -589,6 +721,32 @@ impl Rib {
         self.reselect_keys(&keys4, &keys6);
     }
 
+    /// The BGP next-hops every path through which comes from `peer` (counted per next-hop and
+    /// peer, no prefix walk): when the peer's paths go, these are dead for forwarding, and the
+    /// dataplane can move away from them before the RIB walks the prefixes (BGP PIC).
+    pub fn nexthops_only_from(&self, peer: PeerId) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = Vec::new();
+        let only = |peers: &[(PeerId, u32)]| peers.iter().all(|(p, _)| *p == peer);
+        for (nh, u) in self.v4.nh_users.iter() {
+            if u.peers.iter().any(|(p, _)| *p == peer)
+                && only(&u.peers)
+                && only(self.v6.nh_peers(nh))
+            {
+                out.push(*nh);
+            }
+        }
+        for (nh, u) in self.v6.nh_users.iter() {
+            if !self.v4.nh_users.contains_key(nh)
+                && u.peers.iter().any(|(p, _)| *p == peer)
+                && only(&u.peers)
+            {
+                out.push(*nh);
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
     /// Next-hops in use, for next-hop tracking to resolve.
     pub fn nexthops(&self) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self
@@ -619,24 +777,30 @@ impl Rib {
             peers: &self.peers,
             nht: &self.nht,
             default_reachable: self.cfg.nexthop_default_reachable,
+            backups: self.cfg.backup_paths,
             cfg: &self.cfg.ipv4,
         };
         let mut nhsets: HashSet<NhSet, FxBuildHasher> = HashSet::default();
-        let mut push = |prefix: IpNet, fwd: (bool, FwdKey)| {
-            let entry = match fwd {
-                (true, _) => FibEntry::Blackhole,
-                (false, k) if k.is_empty() => return,
-                (false, k) => {
-                    let s = match nhsets.get(&k[..]) {
-                        Some(s) => s.clone(),
-                        None => {
-                            let s: NhSet = Arc::from(&k[..]);
-                            nhsets.insert(s.clone());
-                            s
-                        }
-                    };
-                    FibEntry::Forward(s)
+        let mut intern = |k: &[FibNextHop]| -> NhSet {
+            match nhsets.get(k) {
+                Some(s) => s.clone(),
+                None => {
+                    let s: NhSet = Arc::from(k);
+                    nhsets.insert(s.clone());
+                    s
                 }
+            }
+        };
+        let mut push = |prefix: IpNet, fwd: Fwd| {
+            let entry = if fwd.blackhole {
+                FibEntry::Blackhole
+            } else if fwd.primary.is_empty() {
+                return;
+            } else {
+                FibEntry::Forward(FwdSet {
+                    primary: intern(&fwd.primary),
+                    backup: (!fwd.backup.is_empty()).then(|| intern(&fwd.backup)),
+                })
             };
             out.push((prefix, entry));
         };
@@ -743,10 +907,15 @@ impl Rib {
                 (ctx.forwarding(e), ())
             }
         };
-        match fwd {
-            (true, _) => Some(FibEntry::Blackhole),
-            (false, k) if k.is_empty() => None,
-            (false, k) => Some(FibEntry::Forward(Arc::from(&k[..]))),
+        if fwd.blackhole {
+            Some(FibEntry::Blackhole)
+        } else if fwd.primary.is_empty() {
+            None
+        } else {
+            Some(FibEntry::Forward(FwdSet {
+                primary: Arc::from(&fwd.primary[..]),
+                backup: (!fwd.backup.is_empty()).then(|| Arc::from(&fwd.backup[..])),
+            }))
         }
     }
 
@@ -755,6 +924,7 @@ impl Rib {
             peers: &self.peers,
             nht: &self.nht,
             default_reachable: self.cfg.nexthop_default_reachable,
+            backups: self.cfg.backup_paths,
             cfg,
         }
     }
@@ -789,6 +959,7 @@ impl Rib {
             peers: &self.peers,
             nht: &self.nht,
             default_reachable: self.cfg.nexthop_default_reachable,
+            backups: self.cfg.backup_paths,
             cfg,
         };
         let cands: Vec<Candidate<'_>> = e.iter().filter_map(|p| ctx.candidate(p)).collect();
@@ -813,7 +984,7 @@ impl Rib {
                     multipath: i < e.multipath(),
                     reachable: c.reachable,
                     igp_cost: c.igp_cost,
-                    stale: p.flags != 0,
+                    stale: p.flags & flags::ANY_STALE != 0,
                     lost_at,
                     reason: lost_at.map(|s| format!("best won: {}", s.describe())),
                 }
@@ -872,12 +1043,13 @@ fn upsert<K: PrefixKey>(
     sink: &mut Sink<'_>,
 ) -> Option<AttrRef> {
     let new_nh = path.attrs.next_hop;
+    let peer = path.peer;
     let mut replaced = None;
     match t.get_mut(&k) {
         None => {
             let mut e = Paths::One(path);
             ctx.reselect(&mut e);
-            sink.emit(k.into(), &(false, FwdKey::new()), ctx.forwarding(&e));
+            sink.emit(k.into(), &Fwd::default(), ctx.forwarding(&e));
             sink.best(k.into(), None, best_id(Some(&e)));
             *t.get_or_insert(k) = e;
         }
@@ -902,10 +1074,10 @@ fn upsert<K: PrefixKey>(
     let old_nh = replaced.as_ref().map(|a| a.next_hop);
     if old_nh != Some(new_nh) {
         if let Some(nh) = new_nh {
-            t.note_nh_use(nh, k);
+            t.note_nh_use(nh, k, peer);
         }
         if let Some(Some(nh)) = old_nh {
-            t.note_nh_unuse(nh);
+            t.note_nh_unuse(nh, peer);
         }
     }
     replaced
@@ -941,7 +1113,7 @@ fn remove<K: PrefixKey>(
     let mut attrs = Vec::with_capacity(removed.len());
     for p in removed {
         if let Some(nh) = p.attrs.next_hop {
-            t.note_nh_unuse(nh);
+            t.note_nh_unuse(nh, p.peer);
         }
         attrs.push(p.attrs);
     }

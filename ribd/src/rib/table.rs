@@ -27,6 +27,11 @@ pub mod flags {
     pub const STALE: u8 = 0x1;
     /// Long-lived stale (RFC 9494): least preferred.
     pub const LLGR_STALE: u8 = 0x2;
+    /// The next-hop was unreachable at the entry's last selection (kept by selection, so a backup
+    /// computed before and after a reachability change sees the state each selection saw).
+    pub const NH_DOWN: u8 = 0x4;
+    /// Graceful-restart stale, of either kind.
+    pub const ANY_STALE: u8 = STALE | LLGR_STALE;
 }
 
 /// One candidate path for a prefix.
@@ -226,10 +231,14 @@ pub struct Table<K: PrefixKey> {
 /// a row, so the list stays far shorter than the prefix count: a prefix list cost 5 bytes per IPv4 and
 /// 17 per IPv6 prefix-path). It may hold stale or duplicate buckets and is compacted when it grows past
 /// twice the live count (capped at the bucket count).
+/// `peers` counts the same uses per source peer (a handful of entries: the peers announcing paths
+/// through this next-hop), so a session going down tells at once which next-hops lose their last
+/// path (BGP PIC) without walking prefixes.
 #[derive(Debug)]
 pub(crate) struct NhUsers {
     pub refs: usize,
     pub buckets: Vec<u16>,
+    pub peers: smallvec::SmallVec<[(PeerId, u32); 2]>,
 }
 
 impl<K: PrefixKey> Default for Table<K> {
@@ -337,13 +346,18 @@ impl<K: PrefixKey> Table<K> {
         }
     }
 
-    pub(crate) fn note_nh_use(&mut self, nh: IpAddr, k: K) {
+    pub(crate) fn note_nh_use(&mut self, nh: IpAddr, k: K, peer: PeerId) {
         let b = k.bucket() as u16;
         let u = self.nh_users.entry(nh).or_insert_with(|| NhUsers {
             refs: 0,
             buckets: Vec::new(),
+            peers: smallvec::SmallVec::new(),
         });
         u.refs += 1;
+        match u.peers.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, n)) => *n += 1,
+            None => u.peers.push((peer, 1)),
+        }
         if u.buckets.last() == Some(&b) {
             return;
         }
@@ -363,13 +377,24 @@ impl<K: PrefixKey> Table<K> {
         }
     }
 
-    pub(crate) fn note_nh_unuse(&mut self, nh: IpAddr) {
+    pub(crate) fn note_nh_unuse(&mut self, nh: IpAddr, peer: PeerId) {
         if let Some(u) = self.nh_users.get_mut(&nh) {
             u.refs = u.refs.saturating_sub(1);
+            if let Some(i) = u.peers.iter().position(|(p, _)| *p == peer) {
+                u.peers[i].1 -= 1;
+                if u.peers[i].1 == 0 {
+                    u.peers.swap_remove(i);
+                }
+            }
             if u.refs == 0 {
                 self.nh_users.remove(&nh);
             }
         }
+    }
+
+    /// The peers with paths through `nh` in this table, with their path counts.
+    pub(crate) fn nh_peers(&self, nh: &IpAddr) -> &[(PeerId, u32)] {
+        self.nh_users.get(nh).map_or(&[], |u| &u.peers[..])
     }
 
     /// Prefixes with a path through `nh`.

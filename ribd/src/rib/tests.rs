@@ -375,11 +375,22 @@ fn equal_paths_from_two_ebgp_peers_form_an_ecmp_set_only_with_as_path_relax() {
     rib.announce(a, p, 0, x.clone());
     rib.announce(b, p, 0, y.clone());
     let d = rib.take_fib_deltas();
-    assert_eq!(
-        d.len(),
-        1,
-        "second path with a different AS path is not multipath: no forwarding change"
-    );
+    assert_eq!(d.len(), 2);
+    match &d[1].entry {
+        Some(FibEntry::Forward(set)) => {
+            assert_eq!(
+                set.iter().map(|n| n.addr).collect::<Vec<_>>(),
+                vec![nh(1)],
+                "second path with a different AS path is not multipath"
+            );
+            assert_eq!(
+                set.backup().iter().map(|n| n.addr).collect::<Vec<_>>(),
+                vec![nh(2)],
+                "it is the backup"
+            );
+        }
+        other => panic!("expected a forward entry, got {other:?}"),
+    }
 
     let mut cfg = RibConfig::default();
     cfg.ipv4.as_path_relax = true;
@@ -607,4 +618,162 @@ fn end_of_rib_for_one_family_flushes_only_that_familys_stale_paths_rfc4724_4_2()
     rib.flush_stale_family(ids[0], false);
     assert!(rib.ipv6().is_empty());
     assert_eq!(rib.attr_sets(), 0);
+}
+
+fn addrs(s: &[FibNextHop]) -> Vec<IpAddr> {
+    s.iter().map(|n| n.addr).collect()
+}
+
+fn fwd_of(d: &FibDelta) -> (Vec<IpAddr>, Vec<IpAddr>) {
+    match &d.entry {
+        Some(FibEntry::Forward(set)) => (addrs(set), addrs(set.backup())),
+        other => panic!("expected a forward entry, got {other:?}"),
+    }
+}
+
+#[test]
+fn backup_is_the_best_path_not_through_a_primary_next_hop_and_reaches_the_fib_pic_edge() {
+    let mut rib = Rib::default();
+    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
+    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let c = rib.add_peer(peer(3, PeerKind::Ebgp, 64503));
+    let p: IpNet = "198.51.100.0/24".parse().unwrap();
+    // Best: a (shortest path) via 1. Then b via 1 too (useless as a backup), then c via 3.
+    let best = rib.intern(path_attrs(64501, 1));
+    let same_nh = rib.intern(Attrs {
+        as_path: AsPath::sequence(vec![64502, 64502, 15169]),
+        ..path_attrs(64502, 1)
+    });
+    let other = rib.intern(Attrs {
+        as_path: AsPath::sequence(vec![64503, 64503, 64503, 15169]),
+        ..path_attrs(64503, 3)
+    });
+    rib.announce(a, p, 0, best);
+    rib.announce(b, p, 0, same_nh);
+    let d = rib.take_fib_deltas();
+    assert_eq!(
+        d.len(),
+        1,
+        "a path through the primary's next-hop is no backup"
+    );
+    assert_eq!(fwd_of(&d[0]), (vec![nh(1)], vec![]));
+    rib.announce(c, p, 0, other);
+    let d = rib.take_fib_deltas();
+    assert_eq!(d.len(), 1, "a backup-only change is a FIB change");
+    assert_eq!(fwd_of(&d[0]), (vec![nh(1)], vec![nh(3)]));
+    assert_eq!(
+        rib.fib(),
+        vec![(p, d[0].entry.clone().unwrap())],
+        "the full FIB carries the backup too"
+    );
+    assert_eq!(rib.fib_entry_of(p), d[0].entry);
+    // An unreachable next-hop is no backup.
+    rib.set_nexthop(
+        nh(3),
+        NhState {
+            reachable: false,
+            igp_cost: 0,
+        },
+    );
+    let d = rib.take_fib_deltas();
+    assert_eq!(fwd_of(&d[0]), (vec![nh(1)], vec![]));
+    // The backup is reachable again, then the primary dies: the backup takes over.
+    rib.set_nexthop(
+        nh(3),
+        NhState {
+            reachable: true,
+            igp_cost: 0,
+        },
+    );
+    rib.take_fib_deltas();
+    rib.set_nexthop(
+        nh(1),
+        NhState {
+            reachable: false,
+            igp_cost: 0,
+        },
+    );
+    let d = rib.take_fib_deltas();
+    assert_eq!(
+        fwd_of(&d[0]),
+        (vec![nh(3)], vec![]),
+        "the backup becomes the primary"
+    );
+}
+
+#[test]
+fn a_backup_has_its_own_multipath_set() {
+    let mut cfg = RibConfig::default();
+    cfg.ipv4.as_path_relax = true;
+    let mut rib = Rib::new(cfg);
+    let ids: Vec<_> = (1..=3)
+        .map(|i| rib.add_peer(peer(i, PeerKind::Ebgp, 64500 + u32::from(i))))
+        .collect();
+    let p: IpNet = "198.51.100.0/24".parse().unwrap();
+    let best = rib.intern(path_attrs(64501, 1));
+    rib.announce(ids[0], p, 0, best);
+    for (i, asn) in [(1usize, 64502u32), (2, 64503)] {
+        let a = rib.intern(Attrs {
+            as_path: AsPath::sequence(vec![asn, asn, 15169]),
+            ..path_attrs(asn, i as u8 + 1)
+        });
+        rib.announce(ids[i], p, 0, a);
+    }
+    let d = rib.take_fib_deltas();
+    assert_eq!(fwd_of(d.last().unwrap()), (vec![nh(1)], vec![nh(2), nh(3)]));
+}
+
+#[test]
+fn without_backup_paths_only_primary_changes_are_fib_changes() {
+    let cfg = RibConfig {
+        backup_paths: false,
+        ..RibConfig::default()
+    };
+    let mut rib = Rib::new(cfg);
+    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
+    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let p: IpNet = "198.51.100.0/24".parse().unwrap();
+    let x = rib.intern(path_attrs(64501, 1));
+    let y = rib.intern(Attrs {
+        as_path: AsPath::sequence(vec![64502, 64502, 15169]),
+        ..path_attrs(64502, 2)
+    });
+    rib.announce(a, p, 0, x);
+    rib.announce(b, p, 0, y);
+    let d = rib.take_fib_deltas();
+    assert_eq!(d.len(), 1);
+    assert_eq!(fwd_of(&d[0]), (vec![nh(1)], vec![]));
+}
+
+#[test]
+fn next_hops_only_from_a_peer_are_counted_per_peer_without_a_walk() {
+    let (mut rib, ids) = rib_with_peers(3);
+    let p1: IpNet = "198.51.100.0/24".parse().unwrap();
+    let p2: IpNet = "192.0.2.0/24".parse().unwrap();
+    let p6: IpNet = "2001:db8::/32".parse().unwrap();
+    // Peer 0 uses next-hops 1 and 2; peer 1 uses 2; peer 2 uses 4 (also for IPv6) and 5 (IPv6 only).
+    let a1 = rib.intern(path_attrs(64501, 1));
+    let a2 = rib.intern(path_attrs(64501, 2));
+    let b2 = rib.intern(path_attrs(64502, 2));
+    let c4 = rib.intern(path_attrs(64503, 4));
+    let c5 = rib.intern(path_attrs(64503, 5));
+    rib.announce(ids[0], p1, 0, a1.clone());
+    rib.announce(ids[0], p2, 0, a2);
+    rib.announce(ids[1], p2, 0, b2.clone());
+    rib.announce(ids[2], p1, 0, c4.clone());
+    rib.announce(ids[2], p6, 0, c4);
+    rib.announce(ids[2], p6, 1, c5);
+    assert_eq!(rib.nexthops_only_from(ids[0]), vec![nh(1)]);
+    assert_eq!(rib.nexthops_only_from(ids[1]), Vec::<IpAddr>::new());
+    assert_eq!(rib.nexthops_only_from(ids[2]), vec![nh(4), nh(5)]);
+    // Peer 1 moves its path to next-hop 1: next-hop 2 is now peer 0's alone, 1 is shared.
+    let b1 = rib.intern(path_attrs(64502, 1));
+    rib.announce(ids[1], p2, 0, b1);
+    assert_eq!(rib.nexthops_only_from(ids[0]), vec![nh(2)]);
+    assert_eq!(rib.nexthops_only_from(ids[1]), Vec::<IpAddr>::new());
+    rib.peer_down(ids[0], false);
+    assert_eq!(rib.nexthops_only_from(ids[1]), vec![nh(1)]);
+    assert_eq!(rib.nexthops_only_from(ids[0]), Vec::<IpAddr>::new());
+    rib.remove_peer(ids[2]);
+    assert_eq!(rib.nexthops(), vec![nh(1)]);
 }
