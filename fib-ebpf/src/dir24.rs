@@ -31,7 +31,6 @@ use thiserror::Error;
 use crate::abi::{DIR_ENTRY_TBL8, DIR8_ENTRIES, PL_NO_ROUTE};
 
 const TBL24_ENTRIES: usize = 1 << 24;
-const NO_GROUP: u32 = u32::MAX;
 
 /// Where the entries go. [`crate::maps::FibMaps`] stores them into the live maps.
 pub trait Dir24Sink {
@@ -59,16 +58,21 @@ pub enum Dir24Error {
 
 struct Group {
     idx24: u32,
+    /// The value of the /24-or-shorter prefix covering the group's /24 (what tbl24 gets back when
+    /// the group is unlinked).
+    cover: u32,
     val: [u32; DIR8_ENTRIES],
     depth: [u8; DIR8_ENTRIES],
 }
 
 /// DIR-24-8 shadow and updater.
 pub struct Dir24 {
-    val24: Vec<u32>,
+    /// tbl24 as the maps hold it: a path-list id, or `DIR_ENTRY_TBL8 | group` when a group is
+    /// linked (its covering value is then in the group). One array, not a value array plus a group
+    /// array: 64 MiB less.
+    e24: Vec<u32>,
+    /// Length of the /24-or-shorter prefix owning each /24 (its covering value's depth).
     depth24: Vec<u8>,
-    /// tbl8 group linked under each /24, or NO_GROUP (a flat array: range updates touch millions).
-    grp24: Vec<u32>,
     linked: usize,
     groups: Vec<Option<Box<Group>>>,
     free: Vec<u32>,
@@ -91,9 +95,8 @@ impl Dir24 {
     /// An empty table (every address: no route) with room for `max_groups` tbl8 groups.
     pub fn new(max_groups: u32) -> Dir24 {
         Dir24 {
-            val24: vec![PL_NO_ROUTE; TBL24_ENTRIES],
+            e24: vec![PL_NO_ROUTE; TBL24_ENTRIES],
             depth24: vec![0; TBL24_ENTRIES],
-            grp24: vec![NO_GROUP; TBL24_ENTRIES],
             linked: 0,
             groups: Vec::new(),
             free: Vec::new(),
@@ -135,23 +138,18 @@ impl Dir24 {
         let i = (a >> 8) as usize;
         match self.group_at(i as u32) {
             Some(g) => self.group(g).val[(a & 0xff) as usize],
-            None => self.val24[i],
+            None => self.e24[i],
         }
     }
 
     /// The tbl24 entry as the maps hold it.
     pub fn entry24(&self, idx: u32) -> u32 {
-        match self.group_at(idx) {
-            Some(g) => DIR_ENTRY_TBL8 | g,
-            None => self.val24[idx as usize],
-        }
+        self.e24[idx as usize]
     }
 
     fn group_at(&self, i: u32) -> Option<u32> {
-        match self.grp24[i as usize] {
-            NO_GROUP => None,
-            g => Some(g),
-        }
+        let e = self.e24[i as usize];
+        (e & DIR_ENTRY_TBL8 != 0).then_some(e & !DIR_ENTRY_TBL8)
     }
 
     fn group(&self, g: u32) -> &Group {
@@ -219,8 +217,9 @@ impl Dir24 {
             self.fill8(sink, g, a, len, |d| d == len, pval, pdepth);
             if self.group(g).depth.iter().all(|&d| d <= 24) {
                 // Uniform again: tbl24 takes the covering value, the group waits in quarantine.
-                sink.store24(i, self.val24[i as usize]);
-                self.grp24[i as usize] = NO_GROUP;
+                let cover = self.group(g).cover;
+                sink.store24(i, cover);
+                self.e24[i as usize] = cover;
                 self.linked -= 1;
                 self.quarantine.push_back((g, self.batch, Instant::now()));
             }
@@ -249,7 +248,7 @@ impl Dir24 {
         for (g, grp) in self.groups.iter().enumerate() {
             let g = g as u32;
             let Some(grp) = grp.as_deref() else { continue };
-            if self.grp24[grp.idx24 as usize] != g {
+            if self.group_at(grp.idx24) != Some(g) {
                 continue; // quarantined, not linked
             }
             for (j, &v) in grp.val.iter().enumerate() {
@@ -286,11 +285,11 @@ impl Dir24 {
             if !owned(self.depth24[i]) {
                 continue;
             }
-            self.val24[i] = value;
             self.depth24[i] = depth;
             match self.group_at(i as u32) {
                 Some(g) => {
                     let grp = self.group_mut(g);
+                    grp.cover = value;
                     for j in 0..DIR8_ENTRIES {
                         if owned(grp.depth[j]) {
                             grp.val[j] = value;
@@ -299,7 +298,10 @@ impl Dir24 {
                         }
                     }
                 }
-                None => sink.store24(i as u32, value),
+                None => {
+                    self.e24[i] = value;
+                    sink.store24(i as u32, value)
+                }
             }
         }
     }
@@ -340,9 +342,11 @@ impl Dir24 {
             }
             None => return Err(Dir24Error::GroupsExhausted(self.max_groups)),
         };
-        let (v, d) = (self.val24[i as usize], self.depth24[i as usize]);
+        // No group is linked here, so the entry is the covering value.
+        let (v, d) = (self.e24[i as usize], self.depth24[i as usize]);
         self.groups[g as usize] = Some(Box::new(Group {
             idx24: i,
+            cover: v,
             val: [v; DIR8_ENTRIES],
             depth: [d; DIR8_ENTRIES],
         }));
@@ -351,7 +355,7 @@ impl Dir24 {
         }
         // Linked only after every entry of the group is stored (Release stores in the sink).
         sink.store24(i, DIR_ENTRY_TBL8 | g);
-        self.grp24[i as usize] = g;
+        self.e24[i as usize] = DIR_ENTRY_TBL8 | g;
         self.linked += 1;
         debug_assert_eq!(self.group(g).idx24, i);
         Ok(g)
@@ -448,6 +452,59 @@ mod tests {
         d.insert(&mut s, ip("198.51.100.1"), 32, 21).unwrap();
         assert_eq!(s.lookup(ip("198.51.100.1")), 21);
         assert_eq!(s.lookup(ip("198.51.100.2")), 0);
+    }
+
+    /// Random inserts and deletes of nested prefixes in a few /24s (groups linked, unlinked and
+    /// reused): the shadow, the written table and a plain longest-prefix match always agree.
+    #[test]
+    fn random_nested_prefixes_agree_with_longest_prefix_match() {
+        let mut d = Dir24::new(64);
+        d.set_quarantine_time(Duration::ZERO);
+        let mut s = MemSink::new();
+        let mut rules: HashMap<(u32, u8), u32> = HashMap::default();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let base = u32::from(ip("10.20.0.0"));
+        for step in 0..4000 {
+            let r = next();
+            let len = [14u8, 16, 22, 23, 24, 24, 25, 26, 28, 30, 32][(r % 11) as usize];
+            let addr = mask(base | ((r >> 8) as u32 & 0x381), len);
+            let value = 1 + (r >> 40) as u32 % 1000;
+            if r >> 63 == 0 {
+                d.insert(&mut s, addr.into(), len, value).unwrap();
+                rules.insert((addr, len), value);
+            } else {
+                let had = rules.remove(&(addr, len)).is_some();
+                assert_eq!(d.delete(&mut s, addr.into(), len).unwrap(), had);
+            }
+            if step % 7 == 0 {
+                d.commit();
+            }
+            for a in (base - 256..base + 0x500).step_by(3) {
+                let want = (0..=32u8)
+                    .rev()
+                    .find_map(|l| rules.get(&(mask(a, l), l)).copied())
+                    .unwrap_or(PL_NO_ROUTE);
+                assert_eq!(
+                    d.lookup(a.into()),
+                    want,
+                    "shadow, step {step}, {}",
+                    Ipv4Addr::from(a)
+                );
+                assert_eq!(
+                    s.lookup(a.into()),
+                    want,
+                    "maps, step {step}, {}",
+                    Ipv4Addr::from(a)
+                );
+                assert_eq!(d.entry24(a >> 8), s.t24[(a >> 8) as usize]);
+            }
+        }
     }
 
     #[test]
