@@ -354,7 +354,10 @@ fn flowspec_peers_golden() {
     let out = render(|o| render::flowspec_peers(o, &p, PLAIN));
     golden("flowspec-peers.txt", &out);
     // Only peers with a FlowSpec family are listed; the RFC 7606 error is spelled out.
-    assert!(!out.contains("ix-v6") && out.contains("invalid network field"), "{out}");
+    assert!(
+        !out.contains("ix-v6") && out.contains("invalid network field"),
+        "{out}"
+    );
     // No FlowSpec peer: nothing at all.
     assert!(render(|o| render::flowspec_peers(o, &p[1..], PLAIN)).is_empty());
 }

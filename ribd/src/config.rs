@@ -786,6 +786,9 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, Vec<ConfigError>> {
             }
         }
     }
+    for (field, msg) in crate::flowspec::validate_local(&config.flowspec) {
+        err(&mut errs, &["flowspec", "rule"], format!("{field}: {msg}"));
+    }
     let acls = match crate::acl::validate(&config.acl) {
         Ok(a) => a,
         Err(list) => {

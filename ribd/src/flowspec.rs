@@ -41,6 +41,134 @@ pub struct FlowSpecConfig {
     /// Install feasible rules into the XDP classifier. Off keeps the table for inspection only.
     #[serde(default = "yes")]
     pub enforce: bool,
+    /// Rules of this router (`[[flowspec.rule]]`): enforced like a peer's (no §6 check: they are ours)
+    /// and advertised to FlowSpec peers under the export policy.
+    #[serde(default)]
+    pub rule: Vec<LocalRuleDef>,
+}
+
+/// One locally configured rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LocalRuleDef {
+    /// The match in the operator text form (`dst 192.0.2.0/24 proto =17 dport =53`); the family is
+    /// IPv6 when `family = "ipv6"`.
+    #[serde(rename = "match")]
+    pub matches: String,
+    #[serde(default)]
+    pub family: Option<LocalFamily>,
+    /// Actions: `discard`, `rate-bytes N`, `rate-packets N`, `mark DSCP`, `continue` (T bit: go on with
+    /// the next rules), `sample`.
+    pub then: Vec<String>,
+    /// Communities attached when advertised (`ASN:VALUE` or well-known names).
+    #[serde(default)]
+    pub communities: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LocalFamily {
+    Ipv4,
+    Ipv6,
+}
+
+/// The name the FlowRib knows locally configured rules by (not a valid peer name in the config).
+pub const LOCAL_PEER: &str = "(config)";
+
+impl LocalRuleDef {
+    /// The rule and its attribute set (actions as extended communities, communities), or what is wrong
+    /// with it (field name, message).
+    pub fn compile(&self) -> Result<(FlowSpec, crate::rib::attrs::Attrs), (String, String)> {
+        let fam = match self.family {
+            Some(LocalFamily::Ipv6) => bgp::wire::nlri::Family::V6,
+            _ => bgp::wire::nlri::Family::V4,
+        };
+        let rule =
+            FlowSpec::parse(fam, &self.matches).map_err(|e| ("match".into(), e.to_string()))?;
+        let mut ext = Vec::new();
+        for (i, t) in self.then.iter().enumerate() {
+            let a = parse_action(t).map_err(|e| (format!("then[{i}]"), e))?;
+            if let Some(c) = a.to_ext_community() {
+                ext.push(c.0);
+            }
+        }
+        let mut communities = Vec::new();
+        for (i, c) in self.communities.iter().enumerate() {
+            communities.push(
+                crate::policy::community::parse_community(c)
+                    .map_err(|e| (format!("communities[{i}]"), e.to_string()))?,
+            );
+        }
+        Ok((
+            rule,
+            crate::rib::attrs::Attrs {
+                ext_communities: ext.into(),
+                communities: communities.into(),
+                ..Default::default()
+            },
+        ))
+    }
+}
+
+/// One action word of a local rule.
+fn parse_action(t: &str) -> Result<FlowAction, String> {
+    let mut w = t.split_whitespace();
+    let num = |v: Option<&str>| -> Result<f32, String> {
+        v.and_then(|x| x.parse::<f32>().ok())
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| format!("{t:?}: expected a non-negative number"))
+    };
+    let a = match w.next() {
+        Some("discard") => FlowAction::TrafficRateBytes {
+            asn: 0,
+            bytes_per_second: 0.0,
+        },
+        Some("rate-bytes") => FlowAction::TrafficRateBytes {
+            asn: 0,
+            bytes_per_second: num(w.next())?,
+        },
+        Some("rate-packets") => FlowAction::TrafficRatePackets {
+            asn: 0,
+            packets_per_second: num(w.next())?,
+        },
+        Some("mark") => FlowAction::TrafficMarking {
+            dscp: w
+                .next()
+                .and_then(|x| x.parse::<u8>().ok())
+                .filter(|d| *d < 64)
+                .ok_or_else(|| format!("{t:?}: expected a DSCP value 0-63"))?,
+        },
+        Some("continue") => FlowAction::TrafficAction {
+            sample: false,
+            terminal: true,
+        },
+        Some("sample") => FlowAction::TrafficAction {
+            sample: true,
+            terminal: false,
+        },
+        _ => {
+            return Err(format!(
+                "{t:?}: expected discard, rate-bytes N, rate-packets N, mark DSCP, continue or sample"
+            ));
+        }
+    };
+    if w.next().is_some() {
+        return Err(format!("{t:?}: unexpected words after the action"));
+    }
+    Ok(a)
+}
+
+/// Checks every `[[flowspec.rule]]` (config validation): (field, message) per problem.
+pub fn validate_local(cfg: &FlowSpecConfig) -> Vec<(String, String)> {
+    cfg.rule
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.compile()
+                .err()
+                .map(|(f, m)| (format!("flowspec.rule[{i}].{f}"), m))
+        })
+        .collect()
 }
 
 fn yes() -> bool {
@@ -52,6 +180,7 @@ impl Default for FlowSpecConfig {
         FlowSpecConfig {
             validate: true,
             enforce: true,
+            rule: Vec::new(),
         }
     }
 }
@@ -190,6 +319,39 @@ impl FlowRib {
         gone
     }
 
+    /// Replaces the locally configured rules ([`LOCAL_PEER`]) with `rules`.
+    pub fn set_local(&mut self, rules: Vec<(FlowSpec, crate::rib::attrs::Attrs)>) {
+        let keep: std::collections::BTreeSet<&FlowSpec> = rules.iter().map(|(r, _)| r).collect();
+        let old: Vec<FlowSpec> = self
+            .rules
+            .iter()
+            .filter(|(r, ps)| !keep.contains(r) && ps.iter().any(|p| p.peer == LOCAL_PEER))
+            .map(|(r, _)| r.clone())
+            .collect();
+        for r in old {
+            self.withdraw(&r, LOCAL_PEER);
+        }
+        for (rule, attrs) in rules {
+            let path = FlowPath {
+                peer: LOCAL_PEER.into(),
+                peer_addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                peer_as: 0,
+                ebgp: false,
+                local_pref: attrs.local_pref.unwrap_or(100),
+                as_path_len: 0,
+                actions: attrs
+                    .ext_communities
+                    .iter()
+                    .filter_map(|c| {
+                        FlowAction::from_ext_community(bgp::wire::attr::community::ExtCommunity(*c))
+                    })
+                    .collect(),
+                attrs: std::sync::Arc::new(attrs),
+            };
+            self.announce(rule, path);
+        }
+    }
+
     /// Removes every announcement of `peer` (session down); returns how many.
     pub fn peer_down(&mut self, peer: &str) -> usize {
         self.remove_peer_where(peer, |_| true)
@@ -232,7 +394,8 @@ impl FlowRib {
             .iter()
             .filter_map(|(rule, paths)| {
                 let best = best_path(paths)?.clone();
-                let infeasible = if validate {
+                // Our own rules are not checked against the unicast RIB (§6 is about rules from peers).
+                let infeasible = if validate && best.peer != LOCAL_PEER {
                     feasibility(rule, &best, unicast).err()
                 } else {
                     None
@@ -788,6 +951,86 @@ action = "accept"
         assert!(import_rule(&inside, &a, &ctx).is_none());
         ctx.ebgp = false;
         assert!(import_rule(&no_dst, &a, &ctx).is_some());
+    }
+
+    #[test]
+    fn local_rules_compile_validate_and_skip_section_6() {
+        let text = r#"
+router-id = "192.0.2.1"
+local-as = 65000
+
+[[flowspec.rule]]
+match = "dst 203.0.113.0/24 proto =17 dport =123"
+then = ["rate-packets 100", "mark 10", "continue"]
+communities = ["65000:666", "no-export"]
+
+[[flowspec.rule]]
+family = "ipv6"
+match = "dst 2001:db8::/32 next-header =58"
+then = ["discard"]
+"#;
+        let l = crate::config::parse(text, "t.toml").unwrap();
+        let rules: Vec<_> = l
+            .config
+            .flowspec
+            .rule
+            .iter()
+            .map(|r| r.compile().unwrap())
+            .collect();
+        assert_eq!(
+            rules[0].0.to_string(),
+            "dst 203.0.113.0/24 proto =17 dport =123"
+        );
+        assert_eq!(rules[1].0.family(), Family::V6);
+        assert_eq!(rules[0].1.communities.len(), 2);
+        let mut rib = FlowRib::default();
+        rib.set_local(rules);
+        // Feasible with validation on and no unicast route at all: they are ours.
+        let e = rib.evaluate(true, &View(vec![]));
+        assert_eq!(e.len(), 2);
+        assert!(e.iter().all(|e| e.feasible && e.best.peer == LOCAL_PEER));
+        let r = &e[0].compiled[0];
+        assert_eq!(
+            r.action,
+            acl::Action::RateLimit(acl::RateLimit {
+                rate: 100,
+                unit: acl::RateUnit::Packets,
+                burst: 10
+            })
+        );
+        assert_eq!((r.set_dscp, r.terminal), (Some(10), false));
+        // A reload with one rule left withdraws the other.
+        let one = l.config.flowspec.rule[1].compile().unwrap();
+        rib.set_local(vec![one]);
+        assert_eq!(rib.len(), 1);
+
+        for (bad, field) in [
+            (
+                "match = \"dst 10.0.0.0/8 prot =6\"\nthen = [\"discard\"]",
+                "rule[0].match",
+            ),
+            (
+                "match = \"dst 10.0.0.0/8\"\nthen = [\"mark 64\"]",
+                "rule[0].then[0]",
+            ),
+            (
+                "match = \"dst 10.0.0.0/8\"\nthen = [\"rate-bytes -1\"]",
+                "rule[0].then[0]",
+            ),
+            (
+                "match = \"dst 10.0.0.0/8\"\nthen = [\"discard\"]\ncommunities = [\"x\"]",
+                "rule[0].communities[0]",
+            ),
+        ] {
+            let text = format!(
+                "router-id = \"192.0.2.1\"\nlocal-as = 65000\n\n[[flowspec.rule]]\n{bad}\n"
+            );
+            let e = crate::config::parse(&text, "t.toml").unwrap_err();
+            assert!(
+                e.len() == 1 && e[0].to_string().contains(field),
+                "{bad}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! ExaBGP's (eBGP prepend), a rule the export policy rejects (a destination inside 198.51.100.0/24, policy
 //! `match.safi = "flowspec"` + `match.prefix`) stays in ribd and is not sent, a changed action is
 //! re-advertised, a withdrawal propagates (the other rules stay), the IPv4 and IPv6 FlowSpec counts in
-//! `/v1/peers` (`advertised`, `state`), and ExaBGP's session going down withdraws everything at GoBGP.
+//! `/v1/peers` (`advertised`, `state`), and ExaBGP's session going down withdraws everything at GoBGP
+//! but ribd's own configured rule (`[[flowspec.rule]]`, AS_PATH `65000`), which is also sent to ExaBGP.
 //!
 //! Root only. Namespaces are named with the test process id and removed on drop, failure included.
 
@@ -68,6 +69,7 @@ address = "10.0.40.2"
 remote-as = {FS_AS}
 families = ["ipv4-flowspec", "ipv6-flowspec"]
 import = ["ALL"]
+export = ["ALL"]
 hold-time = 9
 
 [peer.rx]
@@ -76,6 +78,12 @@ remote-as = {RX_AS}
 families = ["ipv4-flowspec", "ipv6-flowspec"]
 export = ["FS-OUT"]
 hold-time = 9
+
+# A rule of ribd's own: advertised to both peers with AS_PATH 65000.
+[[flowspec.rule]]
+match = "dst 203.0.113.0/24 proto =17 dport =123"
+then = ["discard"]
+communities = ["65000:666"]
 
 [[policy.ALL.term]]
 name = "all"
@@ -254,28 +262,35 @@ fn flowspec_learned_from_exabgp_is_advertised_to_gobgp_rfc8955() {
     for f in [&own, &discard, &mark6, &rate] {
         fs.announce_flow(f).unwrap_or_else(|e| fail(e, &bed));
     }
-    let got = wait_received(&*rx, &[&discard, &mark6, &rate]).unwrap_or_else(|e| fail(e, &bed));
+    let local = FlowRoute::ipv4()
+        .dst("203.0.113.0/24")
+        .protocol(17)
+        .dst_port(123)
+        .discard();
+    let got =
+        wait_received(&*rx, &[&discard, &mark6, &rate, &local]).unwrap_or_else(|e| fail(e, &bed));
     for r in &got {
         eprintln!(
             "GoBGP received from ribd: {} {:?} AS_PATH {:?}",
             r.rule, r.actions, r.as_path
         );
         assert_eq!(r.from, ip("10.0.50.1"), "{r:?}");
-        assert_eq!(
-            r.as_path,
-            vec![DUT_AS, FS_AS],
-            "eBGP: our AS prepended: {r:?}"
-        );
+        let want = if r.is(&local) {
+            vec![DUT_AS]
+        } else {
+            vec![DUT_AS, FS_AS]
+        };
+        assert_eq!(r.as_path, want, "eBGP: our AS prepended: {r:?}");
     }
     // ribd holds the rule it does not pass on.
     let t: FlowSpecTable = bed.ribd.get("/v1/flowspec").unwrap();
-    assert_eq!(t.rules.len(), 4, "{t:#?}");
+    assert_eq!(t.rules.len(), 5, "{t:#?}");
     let fams = bed.families("rx").unwrap();
     eprintln!("/v1/peers rx: {fams:?}");
     assert_eq!(
         fams,
         vec![
-            ("ipv4-flowspec".into(), "active".into(), 0, 2),
+            ("ipv4-flowspec".into(), "active".into(), 0, 3),
             ("ipv6-flowspec".into(), "active".into(), 0, 1),
         ]
     );
@@ -283,30 +298,34 @@ fn flowspec_learned_from_exabgp_is_advertised_to_gobgp_rfc8955() {
     assert_eq!(
         fams,
         vec![
-            ("ipv4-flowspec".into(), "active".into(), 3, 0),
+            ("ipv4-flowspec".into(), "active".into(), 3, 1),
             ("ipv6-flowspec".into(), "active".into(), 1, 0),
         ],
-        "never back to the source"
+        "never back to the source (only ribd's own rule goes to ExaBGP)"
     );
 
     // A changed action is advertised again.
     let discard_rate = discard.clone().rate_bytes(25600.0);
     fs.announce_flow(&discard_rate)
         .unwrap_or_else(|e| fail(e, &bed));
-    wait_received(&*rx, &[&discard_rate, &mark6, &rate]).unwrap_or_else(|e| fail(e, &bed));
+    wait_received(&*rx, &[&discard_rate, &mark6, &rate, &local]).unwrap_or_else(|e| fail(e, &bed));
 
     // A withdrawal propagates; the other rules stay.
     fs.withdraw_flow(&discard_rate)
         .unwrap_or_else(|e| fail(e, &bed));
-    wait_received(&*rx, &[&mark6, &rate]).unwrap_or_else(|e| fail(e, &bed));
+    wait_received(&*rx, &[&mark6, &rate, &local]).unwrap_or_else(|e| fail(e, &bed));
     fs.withdraw_flow(&mark6).unwrap_or_else(|e| fail(e, &bed));
-    wait_received(&*rx, &[&rate]).unwrap_or_else(|e| fail(e, &bed));
+    wait_received(&*rx, &[&rate, &local]).unwrap_or_else(|e| fail(e, &bed));
 
     // The source's session goes down: its rules are withdrawn from GoBGP too.
     fs.announce_flow(&mark6).unwrap_or_else(|e| fail(e, &bed));
-    wait_received(&*rx, &[&mark6, &rate]).unwrap_or_else(|e| fail(e, &bed));
+    wait_received(&*rx, &[&mark6, &rate, &local]).unwrap_or_else(|e| fail(e, &bed));
     fs.kill().unwrap_or_else(|e| fail(e, &bed));
-    wait_received(&*rx, &[]).unwrap_or_else(|e| fail(e, &bed));
+    wait_received(&*rx, &[&local]).unwrap_or_else(|e| fail(e, &bed));
     let fams = bed.families("rx").unwrap();
-    assert!(fams.iter().all(|f| f.3 == 0), "{fams:?}");
+    assert_eq!(
+        fams.iter().map(|f| f.3).collect::<Vec<_>>(),
+        vec![1, 0],
+        "{fams:?}"
+    );
 }

@@ -324,6 +324,16 @@ impl Core {
     }
 
     fn apply_statics(&mut self) {
+        // Locally configured FlowSpec rules (validated with the config).
+        let local = self
+            .loaded
+            .config
+            .flowspec
+            .rule
+            .iter()
+            .filter_map(|r| r.compile().ok())
+            .collect();
+        self.flow.set_local(local);
         let statics = self.loaded.config.statics.clone();
         for st in statics {
             let attrs = Attrs {
@@ -751,6 +761,9 @@ impl Core {
             .enumerate()
             .filter(|(_, e)| e.feasible)
             .filter_map(|(i, e)| {
+                if e.best.peer == crate::flowspec::LOCAL_PEER {
+                    return Some((i, self.rib.peer(self.static_peer)?.clone(), false));
+                }
                 let p = self.peers.get(&e.best.peer)?;
                 let info = self.rib.peer(p.inb.rib_id)?.clone();
                 Some((i, info, p.nb.route_reflector_client))
