@@ -51,6 +51,9 @@ pub struct SyncConfig {
     /// An initial batch of at least this many routes into empty maps is built in memory and
     /// copied into the maps in one pass (the tries in batches, on another thread).
     pub bulk_threshold: usize,
+    /// A later batch with at least this many IPv4 and this many IPv6 changes writes the IPv6 trie
+    /// on a second thread while this one updates DIR-24-8 (a spawn costs tens of microseconds).
+    pub parallel_min: usize,
 }
 
 impl Default for SyncConfig {
@@ -60,6 +63,7 @@ impl Default for SyncConfig {
             quarantine: Duration::from_secs(1),
             buckets: NHG_MAX_BUCKETS,
             bulk_threshold: 4096,
+            parallel_min: 256,
         }
     }
 }
@@ -113,6 +117,9 @@ pub struct BatchReport {
     pub batch: u64,
 }
 
+/// A withdrawal in a bulk load's keys.
+const WITHDRAWN: u32 = u32::MAX;
+
 /// Stores into the live DIR-24-8 arrays, counting.
 pub(crate) struct CountingSink<'a> {
     pub maps: &'a fib_ebpf::FibMaps,
@@ -157,6 +164,13 @@ pub(crate) struct Dead {
     pub nhs: Vec<u32>,
 }
 
+/// A prefix a batch changes.
+pub(crate) struct Touch {
+    pub prefix: IpNet,
+    pub before: Option<u32>,
+    pub after: Option<u32>,
+}
+
 /// Writes planned for one batch, applied in the order DESIGN.md requires.
 #[derive(Default)]
 pub(crate) struct Plan {
@@ -164,9 +178,10 @@ pub(crate) struct Plan {
     pub nh: Vec<(u32, NhL2)>,
     pub nhg: Vec<(u32, Arc<[u32]>)>,
     pub pathlist: Vec<(u32, u32)>,
-    /// Prefix → its value before the batch (first touch only).
-    pub touched: PrefixMap<IpNet, Option<u32>>,
-    pub order: Vec<IpNet>,
+    /// Prefix → its place in `order`.
+    pub touched: PrefixMap<IpNet, usize>,
+    /// Prefixes in the order first touched, with their values before and after the batch.
+    pub order: Vec<Touch>,
     pub dead_pls: Vec<u32>,
     pub dead_groups: Vec<u32>,
     pub dead_nhs: Vec<u32>,
@@ -403,55 +418,38 @@ impl FibSync {
     /// routes for one prefix wins). The table of prefixes and the DIR-24-8 shadow are built in the
     /// background and joined before the next batch.
     fn apply_bulk(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
-        const WITHDRAWN: u32 = u32::MAX;
+        let t0 = Instant::now();
         let mut plan = Plan::default();
+        let mut plan4 = Plan::default();
         // The RIB interns next-hop sets, so runs of routes share one allocation: remember the last.
         let mut last: Option<(usize, u32)> = None;
         let mut err = None;
-        // IPv4 keys: address << 32 | length << 24 | position (so the sort keeps the input order of
-        // repeated prefixes); IPv6: (address, length, position).
-        let mut k4: Vec<(u64, u32)> = Vec::with_capacity(routes.len());
-        let mut k6: Vec<(u128, u8, u32, u32)> = Vec::new();
-        for (seq, r) in routes.iter().enumerate() {
-            let id = match &r.action {
-                None => WITHDRAWN,
-                Some(RouteAction::Forward(set)) if set.is_empty() => PL_PASS,
-                Some(RouteAction::Forward(set)) => match last {
-                    Some((k, id)) if k == set.ptr_key() => id,
-                    _ => match self.pl_for(set, None, &mut plan) {
-                        Ok(id) => {
-                            last = Some((set.ptr_key(), id));
-                            id
-                        }
-                        Err(e) => {
-                            err = Some(e);
-                            break;
-                        }
-                    },
-                },
-                Some(RouteAction::Blackhole) => PL_BLACKHOLE,
-                Some(RouteAction::PassToKernel) => PL_PASS,
-                Some(RouteAction::Local) => PL_LOCAL,
-            };
-            match r.prefix.trunc() {
-                IpNet::V4(n) => k4.push((
-                    u64::from(u32::from(n.network())) << 32
-                        | u64::from(n.prefix_len()) << 24
-                        | seq as u64,
-                    id,
-                )),
-                IpNet::V6(n) => k6.push((u128::from(n.network()), n.prefix_len(), seq as u32, id)),
-            }
-        }
         let mut c = WriteCounts::default();
         let mut first_err: Option<SyncError> = None;
-        // 1-3: the objects, before any prefix points at them.
+        // Pass 1, IPv6 first: the trie is the longest job (a kernel insert per prefix), so its
+        // writer starts as soon as its path-lists exist. Keys: (address, length, position), so
+        // the sort keeps the input order of repeated prefixes.
+        let mut k6: Vec<(u128, u8, u32, u32)> = Vec::new();
+        for (seq, r) in routes.iter().enumerate() {
+            let IpNet::V6(n) = r.prefix.trunc() else {
+                continue;
+            };
+            match self.bulk_id(&r.action, &mut last, &mut plan) {
+                Ok(id) => k6.push((u128::from(n.network()), n.prefix_len(), seq as u32, id)),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        // 1-3: the IPv6 routes' objects, before any prefix points at them.
         self.write_objects(&plan, &mut c, &mut first_err);
+        let trie6 = self.maps.fib6_writer()?;
+        let planned6 = t0.elapsed();
         let lpm4 = self.cfg.engine4 == Engine4::Lpm;
-        let m = &self.maps.fib;
         let (v4, v6, groups, trie_c, trie_err) = std::thread::scope(|s| {
-            // 4: the IPv6 trie on its own thread (kernel work), sorted so consecutive inserts walk
-            // the same trie nodes, in batches of one syscall.
+            // 4: the IPv6 trie on its own thread, sorted so consecutive inserts walk the same
+            // trie nodes, in one batch syscall.
             let six = s.spawn(move || {
                 k6.sort_unstable_by_key(|x| (x.0, x.1, x.2));
                 let mut v6: Vec<crate::bulk::Route6> = Vec::with_capacity(k6.len());
@@ -464,19 +462,34 @@ impl FibSync {
                 drop(k6);
                 let t6: Vec<_> = v6
                     .iter()
-                    .map(|&(a, l, id)| {
-                        (
-                            a.into(),
-                            l,
-                            FibVal {
-                                pl_id: id,
-                                flags: 0,
-                            },
-                        )
-                    })
+                    .map(|&(a, l, pl_id)| (a, l, FibVal { pl_id, flags: 0 }))
                     .collect();
-                (v6, m.fib6_insert_batch(&t6))
+                let r = trie6.insert(&t6);
+                (v6, r, t0.elapsed())
             });
+            // Pass 2: IPv4 keys: address << 32 | length << 24 | position.
+            let mut k4: Vec<(u64, u32)> = Vec::with_capacity(routes.len());
+            if err.is_none() {
+                for (seq, r) in routes.iter().enumerate() {
+                    let IpNet::V4(n) = r.prefix.trunc() else {
+                        continue;
+                    };
+                    match self.bulk_id(&r.action, &mut last, &mut plan4) {
+                        Ok(id) => k4.push((
+                            u64::from(u32::from(n.network())) << 32
+                                | u64::from(n.prefix_len()) << 24
+                                | seq as u64,
+                            id,
+                        )),
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            self.write_objects(&plan4, &mut c, &mut first_err);
+            let m = &self.maps.fib;
             k4.sort_unstable_by_key(|x| x.0);
             let mut v4: Vec<crate::bulk::Route4> = Vec::with_capacity(k4.len());
             for (i, &(k, id)) in k4.iter().enumerate() {
@@ -497,24 +510,24 @@ impl FibSync {
             if lpm4 {
                 let t4: Vec<_> = v4
                     .iter()
-                    .map(|&(a, l, id)| {
-                        (
-                            a.into(),
-                            l,
-                            FibVal {
-                                pl_id: id,
-                                flags: 0,
-                            },
-                        )
-                    })
+                    .map(|&(a, l, pl_id)| (a.into(), l, FibVal { pl_id, flags: 0 }))
                     .collect();
                 tc.fib4 = t4.len() as u64;
                 note_err(&mut te, m.fib4_insert_batch(&t4));
             }
+            let t4 = t0.elapsed();
             let v6 = match six.join() {
-                Ok((v6, r)) => {
+                Ok((v6, r, t6)) => {
                     tc.fib6 = v6.len() as u64;
-                    note_err(&mut te, r);
+                    if let Err(e) = r {
+                        te.get_or_insert(e);
+                    }
+                    tracing::debug!(
+                        planned6 = ?planned6,
+                        trie6_done = ?t6,
+                        dir24_done = ?t4,
+                        "bulk load phases"
+                    );
                     v6
                 }
                 Err(_) => {
@@ -528,19 +541,27 @@ impl FibSync {
         if let Some(e) = trie_err {
             first_err.get_or_insert(e);
         }
-        let mut refs: FxHashMap<u32, u64> = FxHashMap::default();
+        // Prefix counts per path-list (ids are small and dense).
+        let mut refs: Vec<u64> = Vec::new();
         for &id in v4.iter().map(|r| &r.2).chain(v6.iter().map(|r| &r.2)) {
             if id >= PL_FIRST_DYNAMIC {
-                *refs.entry(id).or_insert(0) += 1;
+                let i = id as usize;
+                if i >= refs.len() {
+                    refs.resize(i + 1, 0);
+                }
+                refs[i] += 1;
             }
         }
-        for (id, n) in refs {
-            if let Some(p) = self.pls.get_mut(&id) {
+        for (id, n) in refs.into_iter().enumerate() {
+            if n > 0
+                && let Some(p) = self.pls.get_mut(&(id as u32))
+            {
                 p.refs += n;
             }
         }
         let prefixes = (v4.len() + v6.len()) as u64;
         let loaded = Arc::new(crate::bulk::Loaded { v4, v6 });
+        let m = &self.maps.fib;
         match groups {
             Ok(groups) => {
                 self.pending = Some(crate::bulk::spawn_shadow(
@@ -554,11 +575,15 @@ impl FibSync {
                 first_err.get_or_insert(e);
             }
         }
-        let dead = Dead {
+        let pathlist_flips = (plan.pathlist.len() + plan4.pathlist.len()) as u64;
+        let mut dead = Dead {
             pls: std::mem::take(&mut plan.dead_pls),
             groups: std::mem::take(&mut plan.dead_groups),
             nhs: std::mem::take(&mut plan.dead_nhs),
         };
+        dead.pls.append(&mut plan4.dead_pls);
+        dead.groups.append(&mut plan4.dead_groups);
+        dead.nhs.append(&mut plan4.dead_nhs);
         let now = Instant::now();
         self.retire(dead, now, &mut c, &mut first_err);
         self.maps.fib.bump_generation();
@@ -567,13 +592,38 @@ impl FibSync {
         let report = BatchReport {
             writes: c,
             prefixes,
-            pathlist_flips: plan.pathlist.len() as u64,
+            pathlist_flips,
             batch: self.batch,
         };
         match err.or(first_err) {
             Some(e) => Err(e),
             None => Ok(report),
         }
+    }
+
+    /// The path-list id of a route of a bulk load (`WITHDRAWN` for a withdrawal), creating the
+    /// path-list when new. `last` caches the previous set by allocation.
+    fn bulk_id(
+        &mut self,
+        action: &Option<RouteAction>,
+        last: &mut Option<(usize, u32)>,
+        plan: &mut Plan,
+    ) -> Result<u32, SyncError> {
+        Ok(match action {
+            None => WITHDRAWN,
+            Some(RouteAction::Forward(set)) if set.is_empty() => PL_PASS,
+            Some(RouteAction::Forward(set)) => match *last {
+                Some((k, id)) if k == set.ptr_key() => id,
+                _ => {
+                    let id = self.pl_for(set, None, plan)?;
+                    *last = Some((set.ptr_key(), id));
+                    id
+                }
+            },
+            Some(RouteAction::Blackhole) => PL_BLACKHOLE,
+            Some(RouteAction::PassToKernel) => PL_PASS,
+            Some(RouteAction::Local) => PL_LOCAL,
+        })
     }
 
     /// One batch of next-hop changes: `Some(l2)` resolved (or moved to another port or MAC), `None`
@@ -704,32 +754,54 @@ impl FibSync {
         let new = match &r.action {
             None => None,
             Some(RouteAction::Forward(set)) if set.is_empty() => Some(PL_PASS),
-            Some(RouteAction::Forward(set)) => {
-                let hint = self.routes.get(&prefix).copied();
-                Some(self.pl_for(set, hint, plan)?)
-            }
+            Some(RouteAction::Forward(set)) => match self.pl_of_set.get(set) {
+                Some(&id) => Some(id),
+                None => {
+                    // A new path-list derives its group from the one the prefix leaves.
+                    let hint = self.routes.get(&prefix).copied();
+                    Some(self.pl_for(set, hint, plan)?)
+                }
+            },
             Some(RouteAction::Blackhole) => Some(PL_BLACKHOLE),
             Some(RouteAction::PassToKernel) => Some(PL_PASS),
             Some(RouteAction::Local) => Some(PL_LOCAL),
         };
-        let old = self.routes.get(&prefix).copied();
-        if old == new {
-            return Ok(());
-        }
-        if let std::collections::hash_map::Entry::Vacant(e) = plan.touched.entry(prefix) {
-            e.insert(old);
-            plan.order.push(prefix);
-        }
-        match new {
-            Some(id) => {
-                self.routes.insert(prefix, id);
-                if let Some(p) = self.pls.get_mut(&id) {
-                    p.refs += 1;
+        // One probe of the table: the old value comes out of the same entry the new one goes in.
+        let old = match new {
+            Some(id) => match self.routes.entry(prefix) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let o = *e.get();
+                    if o == id {
+                        return Ok(());
+                    }
+                    e.insert(id);
+                    Some(o)
                 }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(id);
+                    None
+                }
+            },
+            None => match self.routes.remove(&prefix) {
+                Some(o) => Some(o),
+                None => return Ok(()),
+            },
+        };
+        match plan.touched.entry(prefix) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(plan.order.len());
+                plan.order.push(Touch {
+                    prefix,
+                    before: old,
+                    after: new,
+                });
             }
-            None => {
-                self.routes.remove(&prefix);
-            }
+            std::collections::hash_map::Entry::Occupied(e) => plan.order[*e.get()].after = new,
+        }
+        if let Some(id) = new
+            && let Some(p) = self.pls.get_mut(&id)
+        {
+            p.refs += 1;
         }
         if let Some(old) = old
             && let Some(p) = self.pls.get_mut(&old)
@@ -933,67 +1005,82 @@ impl FibSync {
         let mut c = WriteCounts::default();
         let mut first_err: Option<SyncError> = None;
         self.write_objects(&plan, &mut c, &mut first_err);
-        let m = &self.maps.fib;
-        // 4. inserts/updates, 5. deletes.
+        // 4. inserts/updates, 5. deletes, in that order within each family. The families touch
+        // disjoint maps, so the IPv6 trie (kernel work) runs on another thread while this one
+        // updates DIR-24-8 when both have enough to do.
         let lpm4 = self.cfg.engine4 == Engine4::Lpm;
         let mut prefixes = 0u64;
-        let mut deletes: Vec<IpNet> = Vec::new();
-        let (mut ins4, mut ins6) = (Vec::new(), Vec::new());
-        for p in &plan.order {
-            let before = plan.touched.get(p).copied().flatten();
-            let now = self.routes.get(p).copied();
-            if before == now {
+        let (mut ops4, mut dels4) = (Vec::new(), Vec::new());
+        let (mut ins6, mut del6) = (Vec::new(), Vec::new());
+        for t in &plan.order {
+            if t.before == t.after {
                 continue;
             }
             prefixes += 1;
-            let Some(v) = now else {
-                deletes.push(*p);
-                continue;
+            match (t.prefix, t.after) {
+                (IpNet::V4(n), Some(v)) => ops4.push((u32::from(n.network()), n.prefix_len(), v)),
+                (IpNet::V4(n), None) => dels4.push((u32::from(n.network()), n.prefix_len())),
+                (IpNet::V6(n), Some(v)) => ins6.push((u128::from(n.network()), n.prefix_len(), v)),
+                (IpNet::V6(n), None) => del6.push((u128::from(n.network()), n.prefix_len())),
+            }
+        }
+        c.fib6 += (ins6.len() + del6.len()) as u64;
+        let min = self.cfg.parallel_min.max(1);
+        let parallel = ins6.len() + del6.len() >= min && ops4.len() + dels4.len() >= min;
+        let fib = &self.maps.fib;
+        let dir24 = &mut self.dir24;
+        let mut job6 = Some((ins6, del6));
+        let six = std::thread::scope(|s| {
+            let six = if parallel {
+                let (i, d) = job6.take().expect("once");
+                Some(s.spawn(move || write_trie6(fib, i, d)))
+            } else {
+                None
             };
-            let val = FibVal { pl_id: v, flags: 0 };
-            match p {
-                IpNet::V4(n) => {
-                    let mut sink = CountingSink { maps: m, c: &mut c };
-                    if let Err(e) = self.dir24.insert(&mut sink, n.network(), n.prefix_len(), v)
-                        && first_err.is_none()
-                    {
-                        first_err = Some(SyncError::Map(e.to_string()));
-                    }
-                    if lpm4 {
-                        ins4.push((n.network(), n.prefix_len(), val));
-                    }
+            let mut sink = CountingSink {
+                maps: fib,
+                c: &mut c,
+            };
+            let mut ins4 = Vec::new();
+            for &(a, l, v) in &ops4 {
+                if let Err(e) = dir24.insert(&mut sink, a.into(), l, v)
+                    && first_err.is_none()
+                {
+                    first_err = Some(SyncError::Map(e.to_string()));
                 }
-                IpNet::V6(n) => ins6.push((n.network(), n.prefix_len(), val)),
-            }
-        }
-        // Sorted, consecutive kernel inserts walk the same trie nodes.
-        ins4.sort_unstable_by_key(|x| (x.0, x.1));
-        ins6.sort_unstable_by_key(|x| (x.0, x.1));
-        c.fib4 += ins4.len() as u64;
-        c.fib6 += ins6.len() as u64;
-        note_err(&mut first_err, m.fib4_insert_batch(&ins4));
-        note_err(&mut first_err, m.fib6_insert_batch(&ins6));
-        let (mut del4, mut del6) = (Vec::new(), Vec::new());
-        for p in &deletes {
-            match p {
-                IpNet::V4(n) => {
-                    let mut sink = CountingSink { maps: m, c: &mut c };
-                    if let Err(e) = self.dir24.delete(&mut sink, n.network(), n.prefix_len())
-                        && first_err.is_none()
-                    {
-                        first_err = Some(SyncError::Map(e.to_string()));
-                    }
-                    if lpm4 {
-                        del4.push((n.network(), n.prefix_len()));
-                    }
+                if lpm4 {
+                    ins4.push((a.into(), l, FibVal { pl_id: v, flags: 0 }));
                 }
-                IpNet::V6(n) => del6.push((n.network(), n.prefix_len())),
             }
+            ins4.sort_unstable_by_key(|x: &(std::net::Ipv4Addr, u8, FibVal)| (x.0, x.1));
+            sink.c.fib4 += ins4.len() as u64;
+            note_err(&mut first_err, fib.fib4_insert_batch(&ins4));
+            let mut del4 = Vec::new();
+            for &(a, l) in &dels4 {
+                if let Err(e) = dir24.delete(&mut sink, a.into(), l)
+                    && first_err.is_none()
+                {
+                    first_err = Some(SyncError::Map(e.to_string()));
+                }
+                if lpm4 {
+                    del4.push((a.into(), l));
+                }
+            }
+            sink.c.fib4 += del4.len() as u64;
+            note_err(&mut first_err, fib.fib4_remove_batch(&del4));
+            match six {
+                Some(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(SyncError::Map("the trie writer panicked".into()))),
+                None => {
+                    let (i, d) = job6.take().expect("once");
+                    write_trie6(fib, i, d)
+                }
+            }
+        });
+        if let Err(e) = six {
+            first_err.get_or_insert(e);
         }
-        c.fib4 += del4.len() as u64;
-        c.fib6 += del6.len() as u64;
-        note_err(&mut first_err, m.fib4_remove_batch(&del4));
-        note_err(&mut first_err, m.fib6_remove_batch(&del6));
         // 6. retire what lost its last reference.
         let dead = Dead {
             pls: std::mem::take(&mut plan.dead_pls),
@@ -1112,6 +1199,25 @@ impl FibSync {
     pub fn tick(&mut self) {
         self.commit(Instant::now());
     }
+}
+
+/// The IPv6 part of a batch: inserts/updates, then deletes, each sorted (consecutive kernel
+/// operations walk the same trie nodes) and in one batch syscall.
+fn write_trie6(
+    fib: &fib_ebpf::FibMaps,
+    mut ins6: Vec<(u128, u8, u32)>,
+    mut del6: Vec<(u128, u8)>,
+) -> Result<(), SyncError> {
+    ins6.sort_unstable();
+    del6.sort_unstable();
+    let ins: Vec<_> = ins6
+        .iter()
+        .map(|&(a, l, pl_id)| (a.into(), l, FibVal { pl_id, flags: 0 }))
+        .collect();
+    let del: Vec<_> = del6.iter().map(|&(a, l)| (a.into(), l)).collect();
+    fib.fib6_insert_batch(&ins)
+        .and_then(|()| fib.fib6_remove_batch(&del))
+        .map_err(|e| SyncError::Map(e.to_string()))
 }
 
 fn note_err(first: &mut Option<SyncError>, r: Result<(), fib_ebpf::MapsError>) {

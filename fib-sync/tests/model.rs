@@ -157,7 +157,8 @@ proptest! {
 
     #[test]
     fn random_deltas_keep_the_dataplane_equal_to_a_model_lpm(
-        batches in proptest::collection::vec(proptest::collection::vec(op(), 1..24), 1..6)
+        batches in proptest::collection::vec(proptest::collection::vec(op(), 1..24), 1..6),
+        small in proptest::bool::ANY,
     ) {
         let mut guard = INSTANCE.lock().unwrap_or_else(|e| e.into_inner());
         // A case that failed half-way leaves routes behind: start the next one on fresh maps.
@@ -168,7 +169,13 @@ proptest! {
         let inst = guard.as_mut().expect("instance");
         let u = universe();
         let probes = probes(&u);
-        let mut s = inst.sync(SyncConfig::default());
+        // `small`: the first batch takes the bulk path and every later batch with both families
+        // writes the IPv6 trie on a second thread, as large batches do.
+        let mut s = inst.sync(if small {
+            SyncConfig { bulk_threshold: 1, parallel_min: 1, ..SyncConfig::default() }
+        } else {
+            SyncConfig::default()
+        });
         let mut fib: BTreeMap<IpNet, Route> = BTreeMap::new();
         let mut res: HashMap<IpAddr, NhL2> = HashMap::new();
         for (bi, batch) in batches.iter().enumerate() {
