@@ -437,6 +437,17 @@ pub fn import_rule(
     if attrs.as_path.count(ctx.local_as) > usize::from(ctx.allowas_in) {
         return None;
     }
+    // LOCAL_PREF is not taken from an eBGP neighbour (RFC 4271 §5.1.5).
+    let stripped;
+    let attrs = if ctx.ebgp && attrs.local_pref.is_some() {
+        stripped = crate::rib::attrs::Attrs {
+            local_pref: None,
+            ..attrs.clone()
+        };
+        &stripped
+    } else {
+        attrs
+    };
     let chain = match &ctx.policy {
         None if ctx.ebgp => return None,
         None => return Some(attrs.clone()),
@@ -940,6 +951,15 @@ action = "accept"
         );
         assert!(import_rule(&outside, &a, &ctx).is_none());
         assert!(import_rule(&no_dst, &a, &ctx).is_none());
+        // LOCAL_PREF from an eBGP neighbour is ignored (the policy's 200 applies, not the peer's).
+        let lp = Attrs {
+            local_pref: Some(500),
+            ..a.clone()
+        };
+        assert_eq!(
+            import_rule(&inside, &lp, &ctx).and_then(|a| a.local_pref),
+            Some(200)
+        );
         // Our own AS in the path: a loop.
         let looped = Attrs {
             as_path: AsPath::sequence(vec![65001, 65000]),
