@@ -3,15 +3,21 @@
  * classify.h: the classifier stage (static ACLs and BGP FlowSpec), run before the route lookup.
  *
  *   cls_ctl.active == 0 ──► nothing to do (one load)
- *   per used field: lookup ──► bitmap id ──► summary; cand = AND of summaries (words with candidates)
- *   next match: for each candidate word, AND the fields' words (stop at 0), lowest set bit first
+ *   destination trie ──► bitmap id (0: no rule covers it, done) ──► its summary = candidate words
+ *   other used fields: one lookup each ──► bitmap id (0: done) ──► first word of their bitmap
+ *   next match: for each candidate word, AND the fields' words, lowest set bit first
  *   apply in priority order: count; drop / rate-limit (GCRA, shared, spin-locked) / mark DSCP;
  *   stop at the first terminal rule or drop, or after CLS_MAX_APPLY rules.
  *
  * Per-packet cost is bounded: at most CLS_NFIELDS lookups (tries: 3 levels IPv4, 15 IPv6), then only
- * the 64-rule words every used field has a rule in (at most CLS_MAX_WORDS). The word walk runs in
- * bpf_loop and the stage is a global function, so the verifier checks each once. A packet reads the slot named by cls_ctl.active once and only that slot after, so a
- * rule-set swap (userspace fills the other slot, then one u32 store) is never seen half-built.
+ * the 64-rule words where the destination has a rule (at most CLS_MAX_WORDS). Only the destination's
+ * summary is read: the other fields' bitmaps are mostly dense (wildcards), so their summaries cost
+ * a load each and rarely remove a word. The first CLS_INLINE_WORDS candidate words are ANDed in
+ * line; a packet that matches nothing there and has no other candidate is done without bpf_loop.
+ * The rest of the walk (and applying matches) runs in bpf_loop, and the stage is a global function,
+ * so the verifier checks each once. A packet reads the slot named by cls_ctl.active once and only
+ * that slot after, so a rule-set swap (userspace fills the other slot, then one u32 store) is never
+ * seen half-built.
  * Bitmap id 0 is the empty bitmap: every failed lookup means "no rule".
  */
 #ifndef FIB_CLASSIFY_H
@@ -30,6 +36,9 @@
 volatile const __u32 cfg_classifier = 1;
 /* Load-time, tests only: rate limiters read their clock from cls_clock instead of the kernel. */
 volatile const __u32 cfg_cls_test_clock = 0;
+
+/* Candidate words ANDed before (and without) bpf_loop. */
+#define CLS_INLINE_WORDS 2
 
 #define CLS_PASS 0
 #define CLS_DROP 1
@@ -54,10 +63,8 @@ struct cls_pkt {
 };
 
 struct cls_scan {
-	__u32 bm[CLS_NFIELDS];
+	__u32 off[CLS_NFIELDS]; /* slot-relative first word of each used field's bitmap */
 	__u32 used;
-	__u32 n_chunks;
-	__u32 base;      /* first word of the slot */
 	__u32 rule_base; /* first rule of the slot */
 	__u32 cur;       /* word index of `bits` */
 	__u32 applied;   /* rules applied so far */
@@ -71,32 +78,15 @@ struct cls_scan {
 	__u64 cand[CLS_SUM_WORDS]; /* words still to read */
 };
 
+/* Trailing zeros of a non-zero word without branches (BPF has no ctz; a branchy binary search
+ * mispredicts on every packet): popcount of the bits below the lowest set one. */
 static __always_inline __u32 cls_ctz64(__u64 x)
 {
-	__u32 n = 0;
-	if (!(x & 0xffffffffULL)) {
-		n += 32;
-		x >>= 32;
-	}
-	if (!(x & 0xffffULL)) {
-		n += 16;
-		x >>= 16;
-	}
-	if (!(x & 0xffULL)) {
-		n += 8;
-		x >>= 8;
-	}
-	if (!(x & 0xfULL)) {
-		n += 4;
-		x >>= 4;
-	}
-	if (!(x & 0x3ULL)) {
-		n += 2;
-		x >>= 2;
-	}
-	if (!(x & 0x1ULL))
-		n += 1;
-	return n;
+	__u64 v = (x & (~x + 1)) - 1;
+	v = v - ((v >> 1) & 0x5555555555555555ULL);
+	v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+	v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (__u32)((v * 0x0101010101010101ULL) >> 56);
 }
 
 static __always_inline void cls_stat(__u32 idx)
@@ -136,18 +126,27 @@ static __always_inline __u32 cls_trie(__u32 slot, __u32 root, const __u8 *a, int
 	return (e & CLS_NODE_CHILD) ? 0 : e;
 }
 
-/* ANDs bitmap `bm`'s summary into cand; true when no candidate word is left. */
-static __always_inline int cls_and_sum(__u32 slot, __u32 bm, __u64 *cand)
+/* IPv4 walk without data-dependent branches (the depth differs from packet to packet, and a
+ * mispredicted exit costs more than a load from a line already in the cache): always three levels;
+ * past a leaf, the walk reads the slot's first node and keeps the leaf. */
+static __always_inline __u32 cls_trie4(__u32 slot, __u32 root, const __u8 *a)
 {
-	__u32 idx = slot * CLS_MAX_BITMAPS + bm;
-	struct cls_sum *sum = bpf_map_lookup_elem(&cls_sum, &idx);
-	__u64 any = 0;
+	__u32 base = slot * CLS_NODES_PER_SLOT;
+	__u32 node = base + root * 256 + a[0];
+	struct cls_node *n = bpf_map_lookup_elem(&cls_node, &node);
+	if (!n)
+		return 0;
+	__u32 e = n->e[a[1]];
 #pragma unroll
-	for (int k = 0; k < CLS_SUM_WORDS; k++) {
-		cand[k] &= sum ? sum->w[k] : 0;
-		any |= cand[k];
+	for (int i = 2; i < 4; i++) {
+		__u32 child = -(e >> 31); /* all ones when e names a child node */
+		node = base + (e & ~CLS_NODE_CHILD & child);
+		n = bpf_map_lookup_elem(&cls_node, &node);
+		if (!n)
+			return 0;
+		e = (n->e[a[i]] & child) | (e & ~child);
 	}
-	return any == 0;
+	return e & ~(__u32)-(e >> 31);
 }
 
 static __always_inline __u64 cls_now(void)
@@ -226,6 +225,22 @@ static __always_inline void cls_apply(struct cls_scan *s, __u32 idx)
 		s->done = 1;
 }
 
+/* Word w of the AND of the used fields' bitmaps. The loads are independent of each other (the
+ * offsets are known), so they overlap; no early exit, whose branch would mispredict. */
+static __always_inline __u64 cls_word(const struct cls_scan *s, __u32 w)
+{
+	__u64 acc = ~0ULL;
+#pragma unroll
+	for (int f = 0; f < CLS_NFIELDS; f++) {
+		if (s->used & (1u << f)) {
+			__u32 idx = s->off[f] + w;
+			__u64 *x = bpf_map_lookup_elem(&cls_chunk, &idx);
+			acc &= x ? *x : 0;
+		}
+	}
+	return acc;
+}
+
 /* bpf_loop body, one step: apply the lowest pending match of the current word, or read the next
  * candidate word (AND of the used fields' words, stopping at zero). Stops when done or out of
  * candidates: at most CLS_MAX_WORDS reads + CLS_MAX_APPLY applications. */
@@ -253,17 +268,7 @@ static long cls_step(__u64 i, void *ctx)
 	}
 	if (!found)
 		return 1;
-	__u64 acc = ~0ULL;
-	for (int f = 0; f < CLS_NFIELDS; f++) {
-		if (!(s->used & (1u << f)))
-			continue;
-		__u32 idx = s->base + s->bm[f] * s->n_chunks * CLS_CHUNK_WORDS + w;
-		__u64 *x = bpf_map_lookup_elem(&cls_chunk, &idx);
-		acc &= x ? *x : 0;
-		if (!acc)
-			break;
-	}
-	s->bits = acc;
+	s->bits = cls_word(s, w);
 	s->cur = w;
 	return 0;
 }
@@ -281,34 +286,50 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		return -1;
 	cls_stat(CLS_STAT_CLASSIFIED);
 
-	struct cls_scan s = {};
+	/* The destination first (always used): most traffic is covered by no rule's prefix, and its
+	 * summary says which words can hold a match at all. The other fields' summaries are not read:
+	 * most of their bitmaps are dense (wildcards), and ANDing a word costs one load. */
+	__u32 dbm = v6 ? cls_trie(slot, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(slot, CLS_ROOT_DST4, p->dst);
+	if (!dbm)
+		return -1;
+	__u32 sidx = slot * CLS_MAX_BITMAPS + dbm;
+	struct cls_sum *sum = bpf_map_lookup_elem(&cls_sum, &sidx);
+	if (!sum)
+		return -1;
+
+	struct cls_scan s;
 	__u32 u = sl->fields;
-	__u32 nc = sl->n_chunks;
-	s.used = u;
-	s.n_chunks = nc;
-	s.base = slot * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS;
-	__u32 nw = nc * CLS_CHUNK_WORDS; /* words of a bitmap, a multiple of 8 */
+	__u32 nw = sl->n_chunks * CLS_CHUNK_WORDS; /* words of a bitmap */
+	__u32 base = slot * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS;
 #pragma unroll
-	for (int k = 0; k < CLS_SUM_WORDS; k++) {
-		__u32 lo = k * 64;
-		s.cand[k] = nw >= lo + 64 ? ~0ULL : (nw > lo ? (1ULL << (nw - lo)) - 1 : 0);
-	}
+	for (int k = 0; k < CLS_SUM_WORDS; k++)
+		s.cand[k] = sum->w[k];
+#pragma unroll
+	for (int f = 0; f < CLS_NFIELDS; f++)
+		s.off[f] = 0;
+	s.used = u;
+	s.off[CLS_F_DST] = base + dbm * nw;
 	s.rule_base = slot * CLS_MAX_RULES;
+	s.cur = 0;
+	s.applied = 0;
+	s.done = 0;
 	s.verdict = -1;
 	s.dscp = -1;
 	s.pktlen = p->pktlen;
+	s._pad = 0;
 	s.framelen = framelen;
+	s.bits = 0;
 
+	/* Bitmap 0 is empty: a field no rule accepts the packet's value of ends the stage. */
 #define CLS_FIELD(f, expr)                                   \
 	if (u & (1u << (f))) {                               \
 		__u32 b = (expr);                            \
-		s.bm[f] = b;                                 \
-		if (cls_and_sum(slot, b, s.cand))           \
+		if (!b)                                      \
 			return -1;                           \
+		s.off[f] = base + b * nw;                    \
 	}
 
-	CLS_FIELD(CLS_F_DST, cls_trie(slot, v6 ? CLS_ROOT_DST6 : CLS_ROOT_DST4, p->dst, v6 ? 16 : 4));
-	CLS_FIELD(CLS_F_SRC, cls_trie(slot, v6 ? CLS_ROOT_SRC6 : CLS_ROOT_SRC4, p->src, v6 ? 16 : 4));
+	CLS_FIELD(CLS_F_SRC, v6 ? cls_trie(slot, CLS_ROOT_SRC6, p->src, 16) : cls_trie4(slot, CLS_ROOT_SRC4, p->src));
 	CLS_FIELD(CLS_F_PROTO, cls_tab_get(slot, CLS_TAB_PROTO + p->proto));
 	CLS_FIELD(CLS_F_DPORT,
 		  p->has_ports ? cls_tab_get(slot, CLS_TAB_DPORT + p->dport) : sl->none_bm[CLS_F_DPORT]);
@@ -325,14 +346,35 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	CLS_FIELD(CLS_F_FRAG, cls_tab_get(slot, CLS_TAB_FRAG + (p->frag & 15)));
 	if (u & (1u << CLS_F_IIF)) {
 		struct cls_iif_key k = { .slot = slot, .ifindex = ifindex };
-		__u32 *b = bpf_map_lookup_elem(&cls_iif, &k);
-		__u32 bm = b ? *b : sl->none_bm[CLS_F_IIF];
-		s.bm[CLS_F_IIF] = bm;
-		if (cls_and_sum(slot, bm, s.cand))
+		__u32 *ib = bpf_map_lookup_elem(&cls_iif, &k);
+		__u32 bm = ib ? *ib : sl->none_bm[CLS_F_IIF];
+		if (!bm)
 			return -1;
+		s.off[CLS_F_IIF] = base + bm * nw;
 	}
 #undef CLS_FIELD
 
+	/* The first candidate words in line: most packets that get this far match nothing in one or
+	 * two words, and then need no bpf_loop. The loop goes on from the first matching word. */
+	__u64 c = s.cand[0];
+	__u64 acc = 0;
+	__u32 w = 0;
+#pragma unroll
+	for (int i = 0; i < CLS_INLINE_WORDS; i++) {
+		if (!c)
+			break;
+		__u64 low = c & (~c + 1);
+		c ^= low;
+		w = cls_ctz64(low);
+		acc = cls_word(&s, w);
+		if (acc)
+			break;
+	}
+	if (!acc && !(c | s.cand[1] | s.cand[2] | s.cand[3]))
+		return -1;
+	s.cand[0] = c;
+	s.bits = acc;
+	s.cur = w;
 	bpf_loop(CLS_MAX_WORDS + CLS_MAX_APPLY + 1, cls_step, &s, 0);
 	if (s.applied)
 		cls_stat(CLS_STAT_MATCHED);

@@ -649,16 +649,17 @@ impl Compiled {
                 }),
             ),
         ];
-        let mut cand = [u64::MAX; CLS_SUM_WORDS];
+        // the destination's summary names the candidate words; a field whose bitmap is the empty
+        // one (id 0) ends the walk
         for (f, look) in &lookups {
             if s.fields & (1 << f) != 0 {
                 bm[*f as usize] = look();
-                let sum = self.summaries[bm[*f as usize] as usize];
-                for (c, x) in cand.iter_mut().zip(sum.w) {
-                    *c &= x;
+                if bm[*f as usize] == 0 {
+                    return Vec::new();
                 }
             }
         }
+        let cand = self.summaries[bm[CLS_F_DST as usize] as usize].w;
         let mut out = Vec::new();
         for (k, mut c) in cand.into_iter().enumerate() {
             while c != 0 {
