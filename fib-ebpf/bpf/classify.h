@@ -372,6 +372,36 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	}
 	if (!acc && !(c | s.cand[1] | s.cand[2] | s.cand[3]))
 		return -1;
+	/* The first match in line when it ends evaluation by itself, without a rate limiter: a drop,
+	 * or a terminal accept (with or without a DSCP). That is what a flood matching a mitigation
+	 * rule does on every packet. Same effects as cls_apply on the first match. */
+	if (acc) {
+		__u32 ri = s.rule_base + w * 64 + cls_ctz64(acc);
+		struct cls_rule *r = bpf_map_lookup_elem(&cls_rules, &ri);
+		if (!r)
+			return -1;
+		__u8 act = r->action;
+		__u8 fl = r->flags;
+		if (act == CLS_ACT_DROP || (act == CLS_ACT_ACCEPT && (fl & CLS_RF_TERMINAL))) {
+			__u32 ctr = r->counter;
+			struct cls_counter *cnt = bpf_map_lookup_elem(&cls_counters, &ctr);
+			int drop = act == CLS_ACT_DROP;
+			if (cnt) {
+				cnt->packets += 1;
+				cnt->bytes += framelen;
+				if (drop) {
+					cnt->drop_packets += 1;
+					cnt->drop_bytes += framelen;
+				}
+			}
+			cls_stat(CLS_STAT_MATCHED);
+			if (drop) {
+				cls_stat(CLS_STAT_DROPPED);
+				return -2;
+			}
+			return (fl & CLS_RF_SET_DSCP) ? (r->dscp & 63) : -1;
+		}
+	}
 	s.cand[0] = c;
 	s.bits = acc;
 	s.cur = w;

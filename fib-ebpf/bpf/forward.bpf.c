@@ -576,6 +576,16 @@ int xdp_bench_pass4(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/* The same rewrite, then XDP_DROP: what the packet source and the rewrite cost alone (the ceiling
+ * of any drop rate measured with xdp_bench_forward4). */
+SEC("xdp")
+int xdp_bench_drop4(struct xdp_md *ctx)
+{
+	if (bench_set_dst(ctx))
+		return XDP_ABORTED;
+	return XDP_DROP;
+}
+
 /* The same for IPv6: the next destination of bench_dst6 into an untagged IPv6 frame, hop limit back
  * to 64 (no header checksum in IPv6). */
 static __always_inline int bench_set_dst6(struct xdp_md *ctx)
