@@ -405,3 +405,114 @@ action = "accept"
     assert_eq!(got, vec!["proto =47"]);
     assert!(r.eor.is_empty());
 }
+
+mod model {
+    //! Property: whatever the sequence of table changes, a member that applies every UPDATE it was
+    //! sent (announce = replace, withdraw = remove) holds exactly what export says it should have
+    //! now, and `advertised` counts it.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const RULES: [&str; 6] = [
+        "dst 10.0.1.0/24",
+        "dst 10.0.2.0/24 proto =17",
+        "dst 10.0.0.0/16 dport >=80&<=90",
+        "proto =47",
+        "dst fd00::/64",
+        "dst fd00:1::/64 next-header =6",
+    ];
+
+    fn action(i: u8) -> FlowAction {
+        match i % 3 {
+            0 => DISCARD,
+            1 => FlowAction::TrafficMarking { dscp: i },
+            _ => FlowAction::TrafficRateBytes {
+                asn: 0,
+                bytes_per_second: f32::from(i) * 1000.0,
+            },
+        }
+    }
+
+    /// One table state: per rule, absent or (source 1 or 2, action).
+    fn table() -> impl Strategy<Value = Vec<Option<(u8, u8)>>> {
+        proptest::collection::vec(proptest::option::of((1u8..=2, 0u8..6)), RULES.len())
+    }
+
+    fn apply(sends: &[Send], m: MemberId, have: &mut BTreeMap<String, Vec<FlowAction>>) {
+        let ctx = WireCtx {
+            four_octet_as: true,
+            ..WireCtx::default()
+        };
+        for s in sends.iter().filter(|s| s.to.contains(&m)) {
+            let mut buf = &s.bytes[..];
+            while let Some(len) = bgp::wire::frame(buf, 65535).unwrap() {
+                let Message::Update(u) = Message::decode(&buf[..len], &ctx).unwrap() else {
+                    panic!("not an UPDATE")
+                };
+                for (_, f) in u.withdrawn_flowspec() {
+                    assert!(
+                        have.remove(&f.to_string()).is_some(),
+                        "withdrawn unsent {f}"
+                    );
+                }
+                for (_, f) in u.announced_flowspec() {
+                    have.insert(f.to_string(), u.attrs.flow_actions());
+                }
+                buf = &buf[len..];
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn member_view_follows_the_table(
+            states in proptest::collection::vec(table(), 1..8),
+            join_at in 0usize..8,
+        ) {
+            let peers = [peer(1, 65010, PeerKind::Ebgp), peer(2, 65020, PeerKind::Ebgp)];
+            let all = Some(chain(ALL, &["ALL"]));
+            let mut out = FlowOut::new();
+            // Member 1 is also source 1: it must never get its own rules.
+            let mut have: BTreeMap<String, Vec<FlowAction>> = BTreeMap::new();
+            let mut joined = false;
+            for (step, st) in states.iter().enumerate() {
+                let rows: Vec<(FlowSpec, Attrs, PeerInfo, bool)> = st
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, x)| x.map(|(src, a)| (i, src, a)))
+                    .map(|(i, src, a)| {
+                        (
+                            rule(RULES[i]),
+                            attrs(&[65000 + 10 * u32::from(src)], &[action(a)]),
+                            peers[usize::from(src) - 1].clone(),
+                            false,
+                        )
+                    })
+                    .collect();
+                let t = Table { rows };
+                let sends = if !joined && step >= join_at.min(states.len() - 1) {
+                    joined = true;
+                    out.join(spec(1, 65010, all.clone()), &t.cands())
+                } else {
+                    out.sync(&t.cands())
+                };
+                apply(&sends, 1, &mut have);
+                if joined {
+                    let want: BTreeMap<String, Vec<FlowAction>> = st
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, x)| x.map(|(src, a)| (i, src, a)))
+                        .filter(|(_, src, _)| *src != 1)
+                        .map(|(i, _, a)| (rule(RULES[i]).to_string(), vec![action(a)]))
+                        .collect();
+                    prop_assert_eq!(&have, &want);
+                    let v6 = want.keys().filter(|k| k.contains(':')).count() as u64;
+                    prop_assert_eq!(out.advertised(1), [want.len() as u64 - v6, v6]);
+                } else {
+                    prop_assert!(sends.is_empty());
+                }
+            }
+        }
+    }
+}
