@@ -23,6 +23,7 @@ use std::time::Instant;
 use ipnet::IpNet;
 use ribd::rib::attrs::{AsPath, Attrs, LargeCommunity, Origin};
 use ribd::rib::decision::{PeerInfo, PeerKind};
+use ribd::rib::table::PeerId;
 use ribd::rib::{Rib, RibConfig};
 use testbed::tablegen;
 
@@ -104,7 +105,7 @@ fn peer(i: u8) -> PeerInfo {
 
 /// Feeds the table from `peers` the way sessions do: attributes converted and interned once per
 /// UPDATE (consecutive prefixes with the same attributes), then every prefix announced.
-fn ingest(rib: &mut Rib, table: &[(IpNet, u32)], peer_ids: &[u32], first: u8) -> (usize, f64) {
+fn ingest(rib: &mut Rib, table: &[(IpNet, u32)], peer_ids: &[PeerId], first: u8) -> (usize, f64) {
     let t = Instant::now();
     let mut n = 0;
     let mut deltas = 0;
@@ -176,7 +177,7 @@ fn gen_attrs(set: &tablegen::AttrSet, peer_as: u32, k: u8) -> Attrs {
 }
 
 /// Feeds the synthetic table from each peer in turn (attributes interned once per set and peer).
-fn ingest_gen(rib: &mut Rib, table: &tablegen::Table, peer_ids: &[u32]) -> (usize, f64) {
+fn ingest_gen(rib: &mut Rib, table: &tablegen::Table, peer_ids: &[PeerId]) -> (usize, f64) {
     let t = Instant::now();
     let mut n = 0;
     for (k, &pid) in peer_ids.iter().enumerate() {
@@ -203,7 +204,7 @@ fn ingest_gen(rib: &mut Rib, table: &tablegen::Table, peer_ids: &[u32]) -> (usiz
 }
 
 /// Loads a table from the given peers: (prefix-paths, seconds).
-type Loader<'a> = dyn Fn(&mut Rib, &[u32]) -> (usize, f64) + 'a;
+type Loader<'a> = dyn Fn(&mut Rib, &[PeerId]) -> (usize, f64) + 'a;
 
 /// One scenario's figures over `runs` runs: rates (median, min), heap of the last run.
 struct Figures {
@@ -226,7 +227,7 @@ fn run(runs: usize, peers: u8, prefixes: usize, load: &Loader<'_>) -> Figures {
         let heap0 = LIVE.load(Ordering::Relaxed);
         let rss0 = rss();
         let mut rib = Rib::new(RibConfig::default());
-        let ids: Vec<u32> = (1..=peers).map(|i| rib.add_peer(peer(i))).collect();
+        let ids: Vec<PeerId> = (1..=peers).map(|i| rib.add_peer(peer(i))).collect();
         let (n, secs) = load(&mut rib, &ids);
         rib.shrink();
         f.heap = (LIVE.load(Ordering::Relaxed) - heap0) as f64;
@@ -279,7 +280,7 @@ fn main() {
         .collect::<std::collections::HashSet<_>>()
         .len();
     println!("distinct origin ASes: {distinct_origins}; {runs} run(s) per scenario");
-    let real = |rib: &mut Rib, ids: &[u32]| ingest(rib, &table, ids, 1);
+    let real = |rib: &mut Rib, ids: &[PeerId]| ingest(rib, &table, ids, 1);
     let one = run(runs, 1, prefixes, &real);
     let four = run(runs, 4, prefixes, &real);
     report("real 513k IPv4", prefixes, &one, &four);
@@ -311,7 +312,7 @@ fn main() {
         gen_table.sharing_ratio(),
         t.elapsed().as_secs_f64()
     );
-    let synth = |rib: &mut Rib, ids: &[u32]| ingest_gen(rib, &gen_table, ids);
+    let synth = |rib: &mut Rib, ids: &[PeerId]| ingest_gen(rib, &gen_table, ids);
     let one = run(runs, 1, n, &synth);
     let four = run(runs, 4, n, &synth);
     report("synthetic 1.05M+240k", n, &one, &four);

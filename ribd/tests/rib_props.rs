@@ -70,7 +70,7 @@ fn attr_pool() -> Vec<Attrs> {
     v
 }
 
-fn new_rib(relax: bool) -> (Rib, Vec<u32>) {
+fn new_rib(relax: bool) -> (Rib, Vec<ribd::rib::table::PeerId>) {
     let mut cfg = RibConfig::default();
     cfg.ipv4.as_path_relax = relax;
     cfg.ipv6.as_path_relax = relax;
@@ -98,7 +98,7 @@ fn new_rib(relax: bool) -> (Rib, Vec<u32>) {
 
 fn apply(
     rib: &mut Rib,
-    peers: &[u32],
+    peers: &[ribd::rib::table::PeerId],
     pool: &[Attrs],
     anns: &[Ann],
     model: &mut BTreeMap<IpNet, FibEntry>,

@@ -150,7 +150,6 @@ pub struct Rib {
     v4: Table<Ipv4Net>,
     v6: Table<Ipv6Net>,
     nht: HashMap<IpAddr, NhState, FxBuildHasher>,
-    seq: u32,
     deltas: Vec<FibDelta>,
     stats: RibStats,
     fib_len: [usize; 2],
@@ -239,7 +238,7 @@ impl Ctx<'_> {
             reachable: nh.reachable,
             igp_cost: nh.igp_cost,
             llgr_stale: p.flags & flags::LLGR_STALE != 0,
-            seq: p.seq,
+            seq: u32::from(p.rank),
             path_id: p.path_id,
         })
     }
@@ -459,7 +458,6 @@ impl Rib {
             v4: Table::default(),
             v6: Table::default(),
             nht: HashMap::default(),
-            seq: 0,
             deltas: Vec::new(),
             stats: RibStats::default(),
             fib_len: [0, 0],
@@ -474,11 +472,17 @@ impl Rib {
     }
 
     /// Registers a peer (or a local origin such as static routes).
+    ///
+    /// Panics past 65,536 peers at once (paths store a 16-bit peer index).
     pub fn add_peer(&mut self, info: PeerInfo) -> PeerId {
         if let Some(i) = self.peers.iter().position(Option::is_none) {
             self.peers[i] = Some(info);
             return i as PeerId;
         }
+        assert!(
+            self.peers.len() <= PeerId::MAX as usize,
+            "more than 65,536 peers in the RIB"
+        );
         self.peers.push(Some(info));
         (self.peers.len() - 1) as PeerId
     }
@@ -502,8 +506,7 @@ impl Rib {
 
     /// Adds or replaces the path `(peer, path_id)` for `prefix`. Returns true when the path is new.
     pub fn announce(&mut self, peer: PeerId, prefix: IpNet, path_id: u32, attrs: AttrRef) -> bool {
-        self.seq = self.seq.wrapping_add(1);
-        let path = Path::new(peer, path_id, attrs, self.seq);
+        let path = Path::new(peer, path_id, attrs);
         let released = with_table!(self, prefix, |t, k, cfg| {
             let ctx = Ctx {
                 peers: &self.peers,
@@ -1047,7 +1050,7 @@ fn upsert<K: PrefixKey>(
     let mut replaced = None;
     match t.get_mut(&k) {
         None => {
-            let mut e = Paths::One(path);
+            let mut e = Paths::one(path);
             ctx.reselect(&mut e);
             sink.emit(k.into(), &Fwd::default(), ctx.forwarding(&e));
             sink.best(k.into(), None, best_id(Some(&e)));
@@ -1056,14 +1059,10 @@ fn upsert<K: PrefixKey>(
         Some(e) => {
             let before = ctx.forwarding(e);
             let old_best = best_id(Some(e));
-            match e
-                .as_mut_slice()
-                .iter_mut()
-                .find(|p| p.peer == path.peer && p.path_id == path.path_id)
-            {
-                Some(old) => replaced = Some(std::mem::replace(old, path).attrs),
-                None => e.push(path),
-            }
+            let at = e
+                .iter()
+                .position(|p| p.peer == path.peer && p.path_id == path.path_id);
+            replaced = e.push_newest(path, at).map(|old| old.attrs);
             ctx.reselect(e);
             let after = ctx.forwarding(e);
             sink.emit(k.into(), &before, after);

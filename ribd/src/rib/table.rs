@@ -5,9 +5,11 @@
 //! - a table is 65,536 buckets of sorted vectors of `(prefix, Paths)` (bucketed by the top 16 address
 //!   bits for IPv4, which keeps address order; by a hash of the top 32 bits for IPv6). No hash table
 //!   load-factor slack, no per-entry allocation, and ordered walks for `--longer` queries;
-//! - [`Paths`] is 24 bytes: one path inline (the common case: one path per peer per prefix), or a boxed
-//!   slice when several peers announce the prefix;
-//! - a path is an interned attribute pointer plus peer, path id, arrival sequence and flags.
+//! - [`Paths`] is 24 bytes: the multipath count and one path inline (the common case: one path per
+//!   peer per prefix), or a boxed slice when several peers announce the prefix;
+//! - a [`Path`] is 16 bytes: an interned attribute pointer, the ADD-PATH path id, a 16-bit peer
+//!   index, flags, and its arrival rank among the prefix's paths (all the decision process needs of
+//!   arrival order), so every further peer's path costs 16 bytes in the prefix's slice.
 //!
 //! An IPv4 entry costs 32 bytes plus the interned attribute set's share.
 
@@ -18,8 +20,8 @@ use rustc_hash::FxHashMap;
 
 use super::attrs::AttrRef;
 
-/// Index of a peer in the RIB's peer table.
-pub type PeerId = u32;
+/// Index of a peer in the RIB's peer table (at most 65,536 peers and local origins).
+pub type PeerId = u16;
 
 /// Path flags.
 pub mod flags {
@@ -38,47 +40,87 @@ pub mod flags {
 #[derive(Debug, Clone)]
 pub struct Path {
     pub attrs: AttrRef,
-    pub peer: PeerId,
     pub path_id: u32,
-    pub seq: u32,
+    pub peer: PeerId,
     pub flags: u8,
-    /// Multipath count of the entry; meaningful only in the first path (see [`Paths::multipath`]).
-    mp: u8,
+    /// Arrival order among the paths of the prefix: a path announced (or replaced) later has a
+    /// higher rank. Ranks are compacted when they would overflow, keeping their order.
+    pub rank: u8,
 }
 
 impl Path {
-    pub fn new(peer: PeerId, path_id: u32, attrs: AttrRef, seq: u32) -> Path {
+    /// A path; [`Paths::push_newest`] (or being a prefix's only path) gives it its rank.
+    pub fn new(peer: PeerId, path_id: u32, attrs: AttrRef) -> Path {
         Path {
             attrs,
-            peer,
             path_id,
-            seq,
+            peer,
             flags: 0,
-            mp: 0,
+            rank: 0,
         }
     }
 }
 
-/// All candidates of one prefix, best first.
+/// All candidates of one prefix, best first, with the multipath count (see [`Paths::multipath`]).
 #[derive(Debug, Clone)]
 pub enum Paths {
-    One(Path),
-    Many(Box<[Path]>),
+    One(u8, Path),
+    Many(u8, Box<[Path]>),
 }
 
 impl Paths {
+    /// The entry of a prefix's first path.
+    pub fn one(mut p: Path) -> Paths {
+        p.rank = 0;
+        Paths::One(0, p)
+    }
+
     pub fn as_slice(&self) -> &[Path] {
         match self {
-            Paths::One(p) => std::slice::from_ref(p),
-            Paths::Many(v) => v,
+            Paths::One(_, p) => std::slice::from_ref(p),
+            Paths::Many(_, v) => v,
         }
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [Path] {
         match self {
-            Paths::One(p) => std::slice::from_mut(p),
-            Paths::Many(v) => v,
+            Paths::One(_, p) => std::slice::from_mut(p),
+            Paths::Many(_, v) => v,
         }
+    }
+
+    /// Makes `p` the newest path of the entry: it replaces the path `at` when given, else it is
+    /// added. Returns the replaced path.
+    pub fn push_newest(&mut self, mut p: Path, at: Option<usize>) -> Option<Path> {
+        let newest = self
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != at)
+            .map(|(_, x)| x.rank)
+            .max();
+        p.rank = match newest {
+            None => 0,
+            Some(r) if r < u8::MAX => r + 1,
+            Some(_) => self.compact_ranks(at),
+        };
+        match at {
+            Some(i) => Some(std::mem::replace(&mut self.as_mut_slice()[i], p)),
+            None => {
+                self.push(p);
+                None
+            }
+        }
+    }
+
+    /// Renumbers the ranks 0.. in their order (skipping the path `skip`); returns the next rank.
+    fn compact_ranks(&mut self, skip: Option<usize>) -> u8 {
+        let s = self.as_mut_slice();
+        let mut idx: Vec<usize> = (0..s.len()).filter(|&i| Some(i) != skip).collect();
+        idx.sort_by_key(|&i| s[i].rank);
+        for (r, &i) in idx.iter().enumerate() {
+            s[i].rank = r.min(u8::MAX as usize - 1) as u8;
+        }
+        idx.len().min(u8::MAX as usize) as u8
     }
 
     pub fn len(&self) -> usize {
@@ -91,15 +133,16 @@ impl Paths {
 
     /// Number of leading paths forming the multipath (forwarding) set; 0 = nothing usable.
     pub fn multipath(&self) -> usize {
-        self.as_slice()[0].mp as usize
+        match self {
+            Paths::One(mp, _) | Paths::Many(mp, _) => *mp as usize,
+        }
     }
 
     pub fn set_multipath(&mut self, n: usize) {
-        let s = self.as_mut_slice();
-        for p in s.iter_mut() {
-            p.mp = 0;
+        let n = n.min(self.len()).min(u8::MAX as usize) as u8;
+        match self {
+            Paths::One(mp, _) | Paths::Many(mp, _) => *mp = n,
         }
-        s[0].mp = n.min(u8::MAX as usize) as u8;
     }
 
     pub fn best(&self) -> Option<&Path> {
@@ -114,14 +157,15 @@ impl Paths {
         self.as_slice().iter()
     }
 
-    pub fn push(&mut self, p: Path) {
+    fn push(&mut self, p: Path) {
+        let mp = self.multipath() as u8;
         let mut v: Vec<Path> = std::mem::take(self).into_vec();
         v.push(p);
-        *self = Paths::Many(v.into_boxed_slice());
+        *self = Paths::Many(mp, v.into_boxed_slice());
     }
 
     /// Removes the paths matching `pred`, returning them; `None` in the result's second place means the
-    /// entry is now empty.
+    /// entry is now empty. The multipath count of what is kept is 0 until selection runs again.
     pub fn extract(self, pred: impl Fn(&Path) -> bool) -> (Vec<Path>, Option<Paths>) {
         let (removed, kept): (Vec<Path>, Vec<Path>) =
             self.into_vec().into_iter().partition(|p| pred(p));
@@ -130,22 +174,22 @@ impl Paths {
 
     pub fn into_vec(self) -> Vec<Path> {
         match self {
-            Paths::One(p) => vec![p],
-            Paths::Many(v) => v.into_vec(),
+            Paths::One(_, p) => vec![p],
+            Paths::Many(_, v) => v.into_vec(),
         }
     }
 
     pub fn from_vec(mut v: Vec<Path>) -> Option<Paths> {
         match v.len() {
             0 => None,
-            1 => v.pop().map(Paths::One),
-            _ => Some(Paths::Many(v.into_boxed_slice())),
+            1 => v.pop().map(|p| Paths::One(0, p)),
+            _ => Some(Paths::Many(0, v.into_boxed_slice())),
         }
     }
 
     /// Reorders the paths: `order[i]` is the index of the path that goes to position i.
     pub fn permute(&mut self, order: &[usize]) {
-        if let Paths::Many(v) = self {
+        if let Paths::Many(_, v) = self {
             let old: Vec<Path> = std::mem::take(v).into_vec();
             let mut slots: Vec<Option<Path>> = old.into_iter().map(Some).collect();
             let new: Vec<Path> = order
@@ -159,7 +203,7 @@ impl Paths {
 
 impl Default for Paths {
     fn default() -> Self {
-        Paths::Many(Box::new([]))
+        Paths::Many(0, Box::new([]))
     }
 }
 
@@ -422,8 +466,38 @@ mod tests {
 
     #[test]
     fn paths_stay_24_bytes_and_an_ipv4_entry_32() {
+        assert_eq!(std::mem::size_of::<Path>(), 16);
         assert_eq!(std::mem::size_of::<Paths>(), 24);
         assert_eq!(std::mem::size_of::<(Ipv4Net, Paths)>(), 32);
+    }
+
+    /// Arrival order survives any number of replacements: ranks are compacted, never wrapped.
+    #[test]
+    fn ranks_keep_arrival_order_through_many_replacements() {
+        let mut store = super::super::attrs::AttrStore::new();
+        let a = store.intern(super::super::attrs::Attrs::default());
+        let mut e = Paths::one(Path::new(0, 0, a.clone()));
+        for peer in 1..4 {
+            assert!(e.push_newest(Path::new(peer, 0, a.clone()), None).is_none());
+        }
+        // Arrival order now 0, 1, 2, 3; replace peers 1 and 2 alternately, 600 times.
+        let mut order: Vec<PeerId> = vec![0, 1, 2, 3];
+        for i in 0..600 {
+            let peer = 1 + (i % 2) as PeerId;
+            let at = e.iter().position(|p| p.peer == peer);
+            assert!(e.push_newest(Path::new(peer, 0, a.clone()), at).is_some());
+            order.retain(|&p| p != peer);
+            order.push(peer);
+            let mut by_rank: Vec<&Path> = e.iter().collect();
+            by_rank.sort_by_key(|p| p.rank);
+            let got: Vec<PeerId> = by_rank.iter().map(|p| p.peer).collect();
+            assert_eq!(got, order, "after replacement {i}");
+            let mut ranks: Vec<u8> = e.iter().map(|p| p.rank).collect();
+            ranks.sort_unstable();
+            ranks.dedup();
+            assert_eq!(ranks.len(), 4, "distinct ranks");
+        }
+        assert_eq!(e.len(), 4);
     }
 
     #[test]
