@@ -599,6 +599,15 @@ impl Core {
                 self.dispatch(sends);
             }
             Event::Down { cause, .. } => {
+                // BGP PIC first: the dataplane leaves the peer's next-hops before any other work
+                // (leaving the update group may free a whole table).
+                let notification = matches!(cause, Cause::Sent(_) | Cause::Received(_));
+                if let Some(p) = self.peers.get(&name)
+                    && Inbound::down_removes_paths(&p.nb, p.negotiated.as_deref(), notification)
+                {
+                    let rib_id = p.inb.rib_id;
+                    self.pic_peer_gone(rib_id);
+                }
                 self.adj.leave(sid);
                 self.flow_out.leave(sid);
                 self.last_down.insert(name.clone(), cause.to_string());
@@ -612,15 +621,7 @@ impl Core {
                 p.established = false;
                 let negotiated = p.negotiated.take();
                 p.epoch.fetch_add(1, Ordering::AcqRel);
-                let notification = matches!(cause, Cause::Sent(_) | Cause::Received(_));
                 tracing::info!(peer = %name, %cause, "session down");
-                if Inbound::down_removes_paths(&p.nb, negotiated.as_deref(), notification) {
-                    let rib_id = p.inb.rib_id;
-                    self.pic_peer_gone(rib_id);
-                }
-                let Some(p) = self.peers.get_mut(&name) else {
-                    return;
-                };
                 p.inb.down(
                     Instant::now(),
                     &mut self.rib,
