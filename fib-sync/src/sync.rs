@@ -117,6 +117,37 @@ pub struct BatchReport {
     pub batch: u64,
 }
 
+/// Path-list ids of the next-hop set allocations seen in one bulk load (the routes, and so the
+/// allocations, outlive it). The previous set first: runs of routes often share one. Bounded, so
+/// a caller that does not intern sets pays only the probe.
+#[derive(Default)]
+struct PtrCache {
+    last: Option<(usize, u32)>,
+    ids: FxHashMap<usize, u32>,
+}
+
+impl PtrCache {
+    const MAX: usize = 1 << 16;
+
+    fn get(&mut self, key: usize) -> Option<u32> {
+        match self.last {
+            Some((k, id)) if k == key => Some(id),
+            _ => {
+                let id = *self.ids.get(&key)?;
+                self.last = Some((key, id));
+                Some(id)
+            }
+        }
+    }
+
+    fn put(&mut self, key: usize, id: u32) {
+        self.last = Some((key, id));
+        if self.ids.len() < Self::MAX {
+            self.ids.insert(key, id);
+        }
+    }
+}
+
 /// A withdrawal in a bulk load's keys.
 const WITHDRAWN: u32 = u32::MAX;
 
@@ -421,8 +452,9 @@ impl FibSync {
         let t0 = Instant::now();
         let mut plan = Plan::default();
         let mut plan4 = Plan::default();
-        // The RIB interns next-hop sets, so runs of routes share one allocation: remember the last.
-        let mut last: Option<(usize, u32)> = None;
+        // The RIB interns next-hop sets, so routes share a few allocations: path-list ids by
+        // allocation cost one small-table probe instead of hashing and comparing the set.
+        let mut cache = PtrCache::default();
         let mut err = None;
         let mut c = WriteCounts::default();
         let mut first_err: Option<SyncError> = None;
@@ -434,7 +466,7 @@ impl FibSync {
             let IpNet::V6(n) = r.prefix.trunc() else {
                 continue;
             };
-            match self.bulk_id(&r.action, &mut last, &mut plan) {
+            match self.bulk_id(&r.action, &mut cache, &mut plan) {
                 Ok(id) => k6.push((u128::from(n.network()), n.prefix_len(), seq as u32, id)),
                 Err(e) => {
                     err = Some(e);
@@ -474,7 +506,7 @@ impl FibSync {
                     let IpNet::V4(n) = r.prefix.trunc() else {
                         continue;
                     };
-                    match self.bulk_id(&r.action, &mut last, &mut plan4) {
+                    match self.bulk_id(&r.action, &mut cache, &mut plan4) {
                         Ok(id) => k4.push((
                             u64::from(u32::from(n.network())) << 32
                                 | u64::from(n.prefix_len()) << 24
@@ -602,21 +634,21 @@ impl FibSync {
     }
 
     /// The path-list id of a route of a bulk load (`WITHDRAWN` for a withdrawal), creating the
-    /// path-list when new. `last` caches the previous set by allocation.
+    /// path-list when new. `cache` maps set allocations seen in this batch to their ids.
     fn bulk_id(
         &mut self,
         action: &Option<RouteAction>,
-        last: &mut Option<(usize, u32)>,
+        cache: &mut PtrCache,
         plan: &mut Plan,
     ) -> Result<u32, SyncError> {
         Ok(match action {
             None => WITHDRAWN,
             Some(RouteAction::Forward(set)) if set.is_empty() => PL_PASS,
-            Some(RouteAction::Forward(set)) => match *last {
-                Some((k, id)) if k == set.ptr_key() => id,
-                _ => {
+            Some(RouteAction::Forward(set)) => match cache.get(set.ptr_key()) {
+                Some(id) => id,
+                None => {
                     let id = self.pl_for(set, None, plan)?;
-                    *last = Some((set.ptr_key(), id));
+                    cache.put(set.ptr_key(), id);
                     id
                 }
             },
