@@ -1,9 +1,11 @@
 //! fib-sync benchmark (needs root; prints figures and ratios measured in one run, asserts no time):
 //!
 //! - initial sync of the full IPv4 + IPv6 tables in one batch into fresh maps, against installing
-//!   the same tables into a kernel routing table over netlink (batched RTM_NEWROUTE with ACKs, as
-//!   routing daemons do) in a namespace; two table sets: the real prefixes (ipasn_20140513, ~513k
-//!   IPv4; ipasn6_20151101, ~27.7k IPv6 grown to 240k by deaggregation) and today's size (1.05M
+//!   the same tables into a kernel routing table over netlink (RTM_NEWROUTE, as many per sendmsg as
+//!   fit in 60 KiB, each ACKed) in a namespace, once with a gateway in every route (BIRD) and once
+//!   through nexthop objects (FRR's zebra), the faster being the baseline; two table sets: the
+//!   real prefixes (ipasn_20140513, ~513k IPv4; ipasn6_20151101, ~27.7k IPv6 grown to 240k by
+//!   deaggregation) and today's size (1.05M
 //!   IPv4 and 240k IPv6, grown as the testbed's table generator does: real length mix,
 //!   more-specifics of real prefixes and random global prefixes);
 //! - sustained churn of random announce/withdraw/next-hop-set deltas in batches, on the live maps;
@@ -11,8 +13,9 @@
 //!   and ECMP sets) and over 8 upstreams with ECMP sets, with the number of map writes.
 //!
 //! `cargo bench -p fib-sync --bench sync` (FS_BENCH_NO_KERNEL=1 skips the kernel baseline,
-//! FS_BENCH_REPEAT=n repeats each map measurement n times, default 3; FS_BENCH_ONLY=init,churn,failover
-//! runs only those parts).
+//! FS_BENCH_REPEAT=n repeats each map measurement n times, default 3;
+//! FS_BENCH_ONLY=trie,init,churn,failover runs only those parts; `trie` times the IPv6 trie alone
+//! in several insert orders).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -191,7 +194,16 @@ impl Pins {
         Pins(Path::new("/sys/fs/bpf").join(name), Some(fwd))
     }
     fn sync(&self) -> FibSync {
-        let mut s = FibSync::new(PinnedMaps::open(&self.0).unwrap(), SyncConfig::default());
+        // FS_BENCH_PARALLEL_MIN: SyncConfig::parallel_min (a huge value keeps every batch on one thread).
+        let parallel_min = std::env::var("FS_BENCH_PARALLEL_MIN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SyncConfig::default().parallel_min);
+        let cfg = SyncConfig {
+            parallel_min,
+            ..SyncConfig::default()
+        };
+        let mut s = FibSync::new(PinnedMaps::open(&self.0).unwrap(), cfg);
         let res: Vec<_> = (0..8).map(|i| (nh_addr(i), Some(l2(i)))).collect();
         s.set_nexthops(&res).unwrap();
         s
@@ -426,6 +438,17 @@ fn min_med(v: &mut [f64]) -> (f64, f64) {
     (v[0], v[v.len() / 2])
 }
 
+/// CPU time of this process (all threads).
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 fn load_avg() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     load.split_whitespace()
@@ -637,9 +660,10 @@ fn main() {
         let mut present4: Vec<bool> = vec![true; v4_real.len()];
         let mut present6: Vec<bool> = vec![true; v6.len()];
         let mut round = 1u32;
-        let mut churn = |s: &mut FibSync, v4_share: f64, secs_: u64, rng: &mut Rng| -> f64 {
+        let mut churn = |s: &mut FibSync, v4_share: f64, secs_: u64, rng: &mut Rng| -> (f64, f64) {
             let mut changes = 0u64;
             let mut busy = Duration::ZERO;
+            let mut cpu = Duration::ZERO;
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(secs_) {
                 let mut b = Vec::with_capacity(batch);
@@ -668,12 +692,17 @@ fn main() {
                     }
                 }
                 let t = Instant::now();
+                let c = process_cpu();
                 s.apply(&b).unwrap();
                 busy += t.elapsed();
+                cpu += process_cpu().saturating_sub(c);
                 changes += b.len() as u64;
                 round += 1;
             }
-            changes as f64 / secs(busy) / 1e6
+            (
+                changes as f64 / secs(busy) / 1e6,
+                changes as f64 / secs(cpu) / 1e6,
+            )
         };
         println!(
             "churn on the live maps (random announce/withdraw/next-hop-set changes, batches of {batch}, time inside apply):"
@@ -687,12 +716,14 @@ fn main() {
         } else {
             &[][..]
         } {
-            let mut rates: Vec<f64> = (0..repeat)
+            let (mut rates, mut per_cpu): (Vec<f64>, Vec<f64>) = (0..repeat)
                 .map(|_| churn(&mut s, *share, 1, &mut rng))
-                .collect();
+                .unzip();
             let (min, med) = min_med(&mut rates);
+            let (cmin, cmed) = min_med(&mut per_cpu);
             println!(
-                "  {name}: median {med:.2} M changes/s (min {min:.2}) [load {}]",
+                "  {name}: median {med:.2} M changes/s (min {min:.2}); per CPU-second of this \
+                 process (both threads; less sensitive to other load) median {cmed:.2} M (min {cmin:.2}) [load {}]",
                 load_avg()
             );
         }
