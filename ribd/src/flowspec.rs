@@ -479,6 +479,26 @@ pub fn import_rule(
     }
 }
 
+/// Rules whose evaluated entry differs between two evaluations (added, removed, other best
+/// announcement, feasibility, translation): what FlowSpec export must look at again. Both lists are in
+/// [`FlowSpec`] order, as [`FlowRib::evaluate`] returns them.
+pub fn changed_rules(old: &[FlowEntry], new: &[FlowEntry]) -> std::collections::BTreeSet<FlowSpec> {
+    let before: BTreeMap<&FlowSpec, &FlowEntry> = old.iter().map(|e| (&e.rule, e)).collect();
+    let after: BTreeMap<&FlowSpec, &FlowEntry> = new.iter().map(|e| (&e.rule, e)).collect();
+    let mut out = std::collections::BTreeSet::new();
+    for (r, e) in &after {
+        if before.get(r) != Some(e) {
+            out.insert((*r).clone());
+        }
+    }
+    for r in before.keys() {
+        if !after.contains_key(r) {
+            out.insert((*r).clone());
+        }
+    }
+    out
+}
+
 /// The preferred announcement: highest LOCAL_PREF, shortest AS_PATH, eBGP over iBGP, lowest address.
 fn best_path(paths: &[FlowPath]) -> Option<&FlowPath> {
     paths.iter().min_by(|a, b| {

@@ -14,7 +14,7 @@
 //! in full; a mitigation should reach the next router at once, so nothing is held back; and a rule is
 //! its own identity, so one path per rule is sent (the best, as for unicast without ADD-PATH).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bgp::wire::flowspec::FlowSpec;
 use bgp::wire::nlri::Family;
@@ -76,7 +76,7 @@ impl FlowOut {
                 sent: BTreeMap::new(),
             },
         );
-        self.sync_member(id, cands, true)
+        self.sync_member(id, cands, None, true)
     }
 
     pub fn leave(&mut self, id: MemberId) {
@@ -95,7 +95,7 @@ impl FlowOut {
                 // Rules of a family the member no longer has are simply not sent any more; the
                 // session was reset if its families changed, so nothing needs withdrawing there.
                 m.spec = spec;
-                self.sync_member(id, cands, false)
+                self.sync_member(id, cands, None, false)
             }
             Some(_) => {
                 self.members.remove(&id);
@@ -117,7 +117,7 @@ impl FlowOut {
         };
         m.sent.retain(|r, _| r.family() != family);
         let only = m.spec.families;
-        let mut out = self.sync_member(id, cands, false);
+        let mut out = self.sync_member(id, cands, None, false);
         if only[fam_index(family)]
             && let Some(m) = self.members.get(&id)
         {
@@ -129,11 +129,29 @@ impl FlowOut {
         out
     }
 
-    /// The table changed (or feasibility, or policy): every member gets its difference.
+    /// The table changed (or feasibility, or policy): every member gets its difference, computed over
+    /// the whole table.
     pub fn sync(&mut self, cands: &[FlowCandidate<'_>]) -> Vec<Send> {
         let ids: Vec<MemberId> = self.members.keys().copied().collect();
         ids.into_iter()
-            .flat_map(|id| self.sync_member(id, cands, false))
+            .flat_map(|id| self.sync_member(id, cands, None, false))
+            .collect()
+    }
+
+    /// [`FlowOut::sync`] looking only at the rules in `changed` (those whose best announcement,
+    /// feasibility or presence changed): the cost of one change is one export per member, not the whole
+    /// table per member. `cands` is still the whole table (only the changed rules are read).
+    pub fn sync_changed(
+        &mut self,
+        cands: &[FlowCandidate<'_>],
+        changed: &BTreeSet<FlowSpec>,
+    ) -> Vec<Send> {
+        if changed.is_empty() {
+            return Vec::new();
+        }
+        let ids: Vec<MemberId> = self.members.keys().copied().collect();
+        ids.into_iter()
+            .flat_map(|id| self.sync_member(id, cands, Some(changed), false))
             .collect()
     }
 
@@ -156,18 +174,21 @@ impl FlowOut {
             .flat_map(|m| m.sent.iter())
     }
 
+    /// Brings member `id` to `cands`; with `only`, just for those rules (the others are as sent).
     fn sync_member(
         &mut self,
         id: MemberId,
         cands: &[FlowCandidate<'_>],
+        only: Option<&BTreeSet<FlowSpec>>,
         end_of_rib: bool,
     ) -> Vec<Send> {
         let Some(m) = self.members.get_mut(&id) else {
             return Vec::new();
         };
         let fam_on = |r: &FlowSpec| m.spec.families[fam_index(r.family())];
+        let looked_at = |r: &FlowSpec| only.is_none_or(|o| o.contains(r));
         let mut wanted: BTreeMap<&FlowSpec, Attrs> = BTreeMap::new();
-        for c in cands.iter().filter(|c| fam_on(c.rule)) {
+        for c in cands.iter().filter(|c| fam_on(c.rule) && looked_at(c.rule)) {
             if let Some(a) = export_flowspec(c.rule, c.attrs, c.src, &m.spec.ctx) {
                 wanted.insert(c.rule, a);
             }
@@ -175,7 +196,7 @@ impl FlowOut {
         // Withdrawals first (per family), then announcements packed by attribute set.
         let mut gone: [Vec<FlowSpec>; 2] = [Vec::new(), Vec::new()];
         m.sent.retain(|r, _| {
-            let keep = wanted.contains_key(r);
+            let keep = !looked_at(r) || wanted.contains_key(r);
             if !keep {
                 gone[fam_index(r.family())].push(r.clone());
             }

@@ -822,10 +822,11 @@ impl Core {
             self.flow_unicast_changed = false;
             self.flow_install_pending = true;
             if new != self.flow_view {
+                let changed = crate::flowspec::changed_rules(&self.flow_view, &new);
                 self.flow_view = new;
                 let src = self.flow_sources();
                 let cands = flow_candidates(&self.flow_view, &src);
-                let sends = self.flow_out.sync(&cands);
+                let sends = self.flow_out.sync_changed(&cands, &changed);
                 self.dispatch(sends);
             }
         }

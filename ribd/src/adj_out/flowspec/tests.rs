@@ -409,7 +409,7 @@ action = "accept"
 mod model {
     //! Property: whatever the sequence of table changes, a member that applies every UPDATE it was
     //! sent (announce = replace, withdraw = remove) holds exactly what export says it should have
-    //! now, and `advertised` counts it.
+    //! now, and `advertised` counts it — with full (`sync`) and incremental (`sync_changed`) updates.
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
@@ -469,6 +469,7 @@ mod model {
         fn member_view_follows_the_table(
             states in proptest::collection::vec(table(), 1..8),
             join_at in 0usize..8,
+            incremental in any::<bool>(),
         ) {
             let peers = [peer(1, 65010, PeerKind::Ebgp), peer(2, 65020, PeerKind::Ebgp)];
             let all = Some(chain(ALL, &["ALL"]));
@@ -491,9 +492,18 @@ mod model {
                     })
                     .collect();
                 let t = Table { rows };
+                // The changed rules, as the daemon computes them from two evaluations.
+                let changed: std::collections::BTreeSet<FlowSpec> = RULES
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| step == 0 || states[step - 1][*i] != st[*i])
+                    .map(|(_, r)| rule(r))
+                    .collect();
                 let sends = if !joined && step >= join_at.min(states.len() - 1) {
                     joined = true;
                     out.join(spec(1, 65010, all.clone()), &t.cands())
+                } else if incremental {
+                    out.sync_changed(&t.cands(), &changed)
                 } else {
                     out.sync(&t.cands())
                 };
