@@ -1,6 +1,8 @@
 //! Property test: random batches of route deltas and next-hop changes always leave the dataplane's
 //! answers — asked through the XDP program with BPF_PROG_TEST_RUN — equal to a model longest-prefix
-//! match, and the consistency check clean. Needs root (CAP_BPF).
+//! match, and the consistency check clean. Routes carry backup sets and BGP withdraws and restores
+//! next-hops (PIC): the model forwards over the live primaries, or with none live the live backups.
+//! Needs root (CAP_BPF).
 
 mod common;
 
@@ -20,10 +22,14 @@ const NEXT_HOPS: [&str; 4] = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8:f
 #[derive(Debug, Clone)]
 enum Op {
     /// prefix index, action: None withdraw, Some(0) blackhole, Some(mask) forward over the
-    /// next-hops whose bit is set (weights 1..).
-    Route(usize, Option<u8>),
+    /// next-hops whose bit is set (weights 1..); then the backup mask.
+    Route(usize, Option<u8>, u8),
     /// next-hop index, Some(mac byte) resolved, None unresolved.
     Nh(usize, Option<u8>),
+    /// BGP withdraws the next-hop (its session went down).
+    Withdraw(usize),
+    /// Every withdrawal is lifted.
+    Restore,
 }
 
 fn universe() -> Vec<IpNet> {
@@ -93,9 +99,12 @@ fn probes(u: &[IpNet]) -> Vec<IpAddr> {
 fn op() -> impl Strategy<Value = Op> {
     let n = universe().len();
     prop_oneof![
-        6 => (0..n, proptest::option::weighted(0.75, 0u8..16)).prop_map(|(i, a)| Op::Route(i, a)),
+        6 => (0..n, proptest::option::weighted(0.75, 0u8..16), 0u8..16)
+            .prop_map(|(i, a, b)| Op::Route(i, a, b)),
         1 => (0..NEXT_HOPS.len(), proptest::option::weighted(0.8, 1u8..4))
             .prop_map(|(i, m)| Op::Nh(i, m)),
+        1 => (0..NEXT_HOPS.len()).prop_map(Op::Withdraw),
+        1 => Just(Op::Restore),
     ]
 }
 
@@ -103,7 +112,7 @@ fn l2(i: usize, mac: u8) -> NhL2 {
     lo_nh((i as u8) << 4 | mac)
 }
 
-fn to_route(u: &[IpNet], i: usize, a: Option<u8>) -> Route {
+fn to_route(u: &[IpNet], i: usize, a: Option<u8>, b: u8) -> Route {
     let prefix = u[i];
     match a {
         None => Route::withdraw(prefix),
@@ -111,12 +120,14 @@ fn to_route(u: &[IpNet], i: usize, a: Option<u8>) -> Route {
             prefix,
             action: Some(RouteAction::Blackhole),
         },
-        Some(mask) => Route::forward(
-            prefix,
-            (0..NEXT_HOPS.len())
-                .filter(|b| mask & (1 << b) != 0)
-                .map(|b| (NEXT_HOPS[b].parse().unwrap(), b as u32 + 1)),
-        ),
+        Some(mask) => {
+            let set = |mask: u8| {
+                (0..NEXT_HOPS.len())
+                    .filter(move |b| mask & (1 << b) != 0)
+                    .map(|b| (NEXT_HOPS[b].parse().unwrap(), b as u32 + 1))
+            };
+            Route::forward_with_backup(prefix, set(mask), set(b))
+        }
     }
 }
 
@@ -124,8 +135,14 @@ fn to_route(u: &[IpNet], i: usize, a: Option<u8>) -> Route {
 fn model(
     fib: &BTreeMap<IpNet, Route>,
     res: &HashMap<IpAddr, NhL2>,
+    withdrawn: &std::collections::HashSet<IpAddr>,
     dst: IpAddr,
 ) -> (u32, Vec<[u8; 6]>) {
+    let live = |a: &IpAddr| {
+        res.get(a)
+            .filter(|_| !withdrawn.contains(a))
+            .map(|l| l.dmac)
+    };
     let best = fib
         .values()
         .filter(|r| r.prefix.contains(&dst))
@@ -134,11 +151,10 @@ fn model(
         None | Some(RouteAction::PassToKernel) | Some(RouteAction::Local) => (XDP_PASS, vec![]),
         Some(RouteAction::Blackhole) => (XDP_DROP, vec![]),
         Some(RouteAction::Forward(set)) => {
-            let macs: Vec<[u8; 6]> = set
-                .addrs()
-                .filter_map(|a| res.get(&a))
-                .map(|l| l.dmac)
-                .collect();
+            let mut macs: Vec<[u8; 6]> = set.addrs().filter_map(|a| live(&a)).collect();
+            if macs.is_empty() {
+                macs = set.backup().iter().filter_map(|(a, _)| live(a)).collect();
+            }
             if macs.is_empty() {
                 (XDP_PASS, vec![])
             } else {
@@ -178,15 +194,25 @@ proptest! {
         });
         let mut fib: BTreeMap<IpNet, Route> = BTreeMap::new();
         let mut res: HashMap<IpAddr, NhL2> = HashMap::new();
+        let mut withdrawn: std::collections::HashSet<IpAddr> = Default::default();
         for (bi, batch) in batches.iter().enumerate() {
             let mut routes = Vec::new();
             let mut nhs = Vec::new();
+            let (mut wd, mut restore) = (Vec::new(), false);
             for o in batch {
                 match *o {
-                    Op::Route(i, a) => routes.push(to_route(&u, i, a)),
+                    Op::Route(i, a, b) => routes.push(to_route(&u, i, a, b)),
                     Op::Nh(i, m) => nhs.push((NEXT_HOPS[i].parse::<IpAddr>().unwrap(), m.map(|m| l2(i, m)))),
+                    Op::Withdraw(i) => wd.push(NEXT_HOPS[i].parse::<IpAddr>().unwrap()),
+                    Op::Restore => restore = true,
                 }
             }
+            if restore {
+                s.restore_nexthops(None).unwrap();
+                withdrawn.clear();
+            }
+            s.withdraw_nexthops(&wd).unwrap();
+            withdrawn.extend(wd);
             s.set_nexthops(&nhs).unwrap();
             for (a, l) in &nhs {
                 match l { Some(l) => { res.insert(*a, *l); } None => { res.remove(a); } }
@@ -197,7 +223,7 @@ proptest! {
             }
             for (k, &dst) in probes.iter().enumerate() {
                 let (act, dmac) = inst.send(dst, 1000 + k as u16);
-                let (want, macs) = model(&fib, &res, dst);
+                let (want, macs) = model(&fib, &res, &withdrawn, dst);
                 prop_assert_eq!(act, want, "{}", dst);
                 if want == XDP_REDIRECT {
                     prop_assert!(macs.contains(&dmac), "{} went to {:?}, expected one of {:?}", dst, dmac, macs);
