@@ -96,13 +96,10 @@ static __always_inline void cls_stat(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline __u32 cls_tab_get(__u32 slot, __u32 entry)
+/* Direct-table entry of the slot's tables (looked up once per packet). */
+static __always_inline __u32 cls_tab_get(const struct cls_tab_slot *tab, __u32 entry)
 {
-	__u32 row = slot * CLS_TAB_ROWS_PER_SLOT + entry / CLS_TAB_ROW;
-	struct cls_tab_row *r = bpf_map_lookup_elem(&cls_tab, &row);
-	if (!r)
-		return 0;
-	return r->e[entry & (CLS_TAB_ROW - 1)];
+	return tab->e[entry & (CLS_TAB_ENTRIES - 1)];
 }
 
 /* Multibit trie walk: the root node is chosen by a[0] and indexed by a[1]; each further level by the
@@ -297,6 +294,9 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	if (!sum)
 		return -1;
 
+	struct cls_tab_slot *tab = bpf_map_lookup_elem(&cls_tab, &slot);
+	if (!tab)
+		return -1;
 	struct cls_scan s;
 	__u32 u = sl->fields;
 	__u32 nw = sl->n_chunks * CLS_CHUNK_WORDS; /* words of a bitmap */
@@ -330,20 +330,20 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	}
 
 	CLS_FIELD(CLS_F_SRC, v6 ? cls_trie(slot, CLS_ROOT_SRC6, p->src, 16) : cls_trie4(slot, CLS_ROOT_SRC4, p->src));
-	CLS_FIELD(CLS_F_PROTO, cls_tab_get(slot, CLS_TAB_PROTO + p->proto));
+	CLS_FIELD(CLS_F_PROTO, cls_tab_get(tab, CLS_TAB_PROTO + p->proto));
 	CLS_FIELD(CLS_F_DPORT,
-		  p->has_ports ? cls_tab_get(slot, CLS_TAB_DPORT + p->dport) : sl->none_bm[CLS_F_DPORT]);
+		  p->has_ports ? cls_tab_get(tab, CLS_TAB_DPORT + p->dport) : sl->none_bm[CLS_F_DPORT]);
 	CLS_FIELD(CLS_F_SPORT,
-		  p->has_ports ? cls_tab_get(slot, CLS_TAB_SPORT + p->sport) : sl->none_bm[CLS_F_SPORT]);
-	CLS_FIELD(CLS_F_ICMP_TYPE, p->has_icmp ? cls_tab_get(slot, CLS_TAB_ICMP_TYPE + p->icmp_type)
+		  p->has_ports ? cls_tab_get(tab, CLS_TAB_SPORT + p->sport) : sl->none_bm[CLS_F_SPORT]);
+	CLS_FIELD(CLS_F_ICMP_TYPE, p->has_icmp ? cls_tab_get(tab, CLS_TAB_ICMP_TYPE + p->icmp_type)
 					       : sl->none_bm[CLS_F_ICMP_TYPE]);
-	CLS_FIELD(CLS_F_ICMP_CODE, p->has_icmp ? cls_tab_get(slot, CLS_TAB_ICMP_CODE + p->icmp_code)
+	CLS_FIELD(CLS_F_ICMP_CODE, p->has_icmp ? cls_tab_get(tab, CLS_TAB_ICMP_CODE + p->icmp_code)
 					       : sl->none_bm[CLS_F_ICMP_CODE]);
-	CLS_FIELD(CLS_F_TCP_FLAGS, p->has_tcp ? cls_tab_get(slot, CLS_TAB_TCP_FLAGS + p->tcp_flags)
+	CLS_FIELD(CLS_F_TCP_FLAGS, p->has_tcp ? cls_tab_get(tab, CLS_TAB_TCP_FLAGS + p->tcp_flags)
 					      : sl->none_bm[CLS_F_TCP_FLAGS]);
-	CLS_FIELD(CLS_F_PKTLEN, cls_tab_get(slot, CLS_TAB_PKTLEN + p->pktlen));
-	CLS_FIELD(CLS_F_DSCP, cls_tab_get(slot, CLS_TAB_DSCP + (p->dscp & 63)));
-	CLS_FIELD(CLS_F_FRAG, cls_tab_get(slot, CLS_TAB_FRAG + (p->frag & 15)));
+	CLS_FIELD(CLS_F_PKTLEN, cls_tab_get(tab, CLS_TAB_PKTLEN + p->pktlen));
+	CLS_FIELD(CLS_F_DSCP, cls_tab_get(tab, CLS_TAB_DSCP + (p->dscp & 63)));
+	CLS_FIELD(CLS_F_FRAG, cls_tab_get(tab, CLS_TAB_FRAG + (p->frag & 15)));
 	if (u & (1u << CLS_F_IIF)) {
 		struct cls_iif_key k = { .slot = slot, .ifindex = ifindex };
 		__u32 *ib = bpf_map_lookup_elem(&cls_iif, &k);

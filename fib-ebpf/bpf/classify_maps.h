@@ -44,13 +44,13 @@ struct {
 	__type(value, struct cls_node);
 } cls_node SEC(".maps");
 
-/* Direct tables of the 8- and 16-bit fields (value -> bitmap id), 16 entries per element. */
+/* Direct tables of the 8- and 16-bit fields (value -> bitmap id), one element per slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CLS_SLOTS * CLS_TAB_ROWS_PER_SLOT);
+	__uint(max_entries, CLS_SLOTS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct cls_tab_row);
+	__type(value, struct cls_tab_slot);
 } cls_tab SEC(".maps");
 
 /* Bitmap summaries: bit w = word w of the bitmap has a rule. */

@@ -22,7 +22,7 @@
 #include <linux/bpf.h>
 
 /* Bump when a classifier map's key, value or meaning changes (checked on re-use of pinned maps). */
-#define CLS_ABI_VERSION 2
+#define CLS_ABI_VERSION 3
 
 #define CLS_SLOTS 2
 #define CLS_MAX_RULES 16384
@@ -38,7 +38,8 @@
 #define CLS_MAX_APPLY 16                        /* matching rules applied per packet (non-terminal chain) */
 #define CLS_IIF_MAX 4096
 
-/* cls_tab layout inside a slot, in u32 entries (16 per row). */
+/* cls_tab layout inside a slot, in u32 entries. A slot is one map value: the program looks it up once
+ * per packet and indexes it directly (masked with CLS_TAB_ENTRIES - 1). */
 #define CLS_TAB_PROTO 0
 #define CLS_TAB_ICMP_TYPE 256
 #define CLS_TAB_ICMP_CODE 512
@@ -48,7 +49,7 @@
 #define CLS_TAB_SPORT 4096
 #define CLS_TAB_DPORT (CLS_TAB_SPORT + 65536)
 #define CLS_TAB_PKTLEN (CLS_TAB_DPORT + 65536)
-#define CLS_TAB_ENTRIES (CLS_TAB_PKTLEN + 65536)
+#define CLS_TAB_ENTRIES (1u << 18) /* a power of two >= CLS_TAB_PKTLEN + 65536 */
 #define CLS_TAB_ROW 16
 #define CLS_TAB_ROWS_PER_SLOT (CLS_TAB_ENTRIES / CLS_TAB_ROW)
 
@@ -131,6 +132,11 @@ struct cls_node {
 
 struct cls_tab_row {
 	__u32 e[CLS_TAB_ROW];
+};
+
+/* cls_tab value: one slot's direct tables. */
+struct cls_tab_slot {
+	__u32 e[CLS_TAB_ENTRIES];
 };
 
 /* cls_sum: bit w = word w of the bitmap has a rule. */

@@ -3,7 +3,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const CLS_ABI_VERSION: u32 = 2;
+pub const CLS_ABI_VERSION: u32 = 3;
 pub const CLS_SLOTS: u32 = 2;
 pub const CLS_MAX_RULES: u32 = 16384;
 pub const CLS_CHUNK_WORDS: usize = 8;
@@ -27,7 +27,8 @@ pub const CLS_TAB_FRAG: u32 = 1088;
 pub const CLS_TAB_SPORT: u32 = 4096;
 pub const CLS_TAB_DPORT: u32 = CLS_TAB_SPORT + 65536;
 pub const CLS_TAB_PKTLEN: u32 = CLS_TAB_DPORT + 65536;
-pub const CLS_TAB_ENTRIES: u32 = CLS_TAB_PKTLEN + 65536;
+/// A power of two (the program masks indexes with it) >= `CLS_TAB_PKTLEN + 65536`; one map value.
+pub const CLS_TAB_ENTRIES: u32 = 1 << 18;
 pub const CLS_TAB_ROW: u32 = 16;
 pub const CLS_TAB_ROWS_PER_SLOT: u32 = CLS_TAB_ENTRIES / CLS_TAB_ROW;
 
@@ -177,6 +178,7 @@ const _: () = {
     assert!(size_of::<ClsRl>() == 24);
     assert!(size_of::<ClsSum>() == 32);
     assert!(CLS_SUM_WORDS * 64 * 64 == CLS_MAX_RULES as usize);
+    assert!(CLS_TAB_ENTRIES.is_power_of_two() && CLS_TAB_ENTRIES >= CLS_TAB_PKTLEN + 65536);
 };
 
 /// `(kind name, value)` lines of the classifier's ABI, compared with `classify_layout.inc`'s output.

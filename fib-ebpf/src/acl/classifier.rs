@@ -499,11 +499,7 @@ pub(crate) fn expected_shape(map: &str) -> Option<(u32, u32, u32)> {
         "cls_slot" => (4, s(size_of::<ClsSlot>()), CLS_SLOTS),
         "cls_rules" => (4, s(size_of::<ClsRule>()), CLS_SLOTS * CLS_MAX_RULES),
         "cls_node" => (4, s(size_of::<ClsNode>()), CLS_SLOTS * CLS_NODES_PER_SLOT),
-        "cls_tab" => (
-            4,
-            s(size_of::<ClsTabRow>()),
-            CLS_SLOTS * CLS_TAB_ROWS_PER_SLOT,
-        ),
+        "cls_tab" => (4, CLS_TAB_ENTRIES * 4, CLS_SLOTS),
         "cls_sum" => (4, s(size_of::<ClsSum>()), CLS_SLOTS * CLS_MAX_BITMAPS),
         "cls_chunk" => (
             4,
