@@ -90,8 +90,9 @@ pub fn record(r: &crate::fwdbench::Results, res: &mut RunResults) {
             continue;
         }
         let case = format!(
-            "64-byte UDP, every frame dropped, {} rules",
-            super::table::thousands(d.rules)
+            "64-byte UDP, every frame dropped, {} rule{}",
+            super::table::thousands(d.rules),
+            if d.rules == 1 { "" } else { "s" }
         );
         let sys = if d.system.starts_with("ribd") {
             "ribd"
