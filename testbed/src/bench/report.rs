@@ -14,6 +14,9 @@ const SYSTEMS: [&str; 7] = [
     super::forward::NFTABLES,
 ];
 
+/// Diagnostics shown without a ratio: not a figure of merit (how fast the feeder's socket drained).
+const NO_RATIO: [&str; 1] = ["send_secs"];
+
 /// Ratio to ribd's figure, oriented so that above 1 means ribd does better: theirs / ours for times
 /// and sizes, ours / theirs for rates (unit "/s").
 pub fn ratio(unit: &str, ours: f64, theirs: f64) -> f64 {
@@ -78,6 +81,7 @@ pub fn print_ratios(res: &RunResults, section: &str, case: &str) {
                 fmt_val(min, unit)
             );
             if s != "ribd"
+                && !NO_RATIO.contains(&m)
                 && let Some(o) = ours
                 && o > 0.0
                 && med > 0.0
@@ -118,7 +122,7 @@ const METRIC_DOC: &[(&str, &str)] = &[
     ),
     (
         "quiesce_rib_secs",
-        "churn: first octet of the churn stream sent → the system has processed all of it (ribd: its UPDATE counter; others: the sentinel prefix sent last is in the RIB)",
+        "churn: first octet of the churn stream sent → the system has processed all of it (ribd: its UPDATE counter; others: the sentinel prefix sent last is in the RIB; resolution one poll round, `--poll-ms` plus the query)",
     ),
     (
         "quiesce_fib_secs",
@@ -241,6 +245,7 @@ pub fn markdown(runs: &[RunResults]) -> String {
                                 f.values.len()
                             );
                             if *sy != "ribd"
+                                && !NO_RATIO.contains(&m)
                                 && let Some(o) = ours
                                 && o > 0.0
                                 && med > 0.0
