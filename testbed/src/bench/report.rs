@@ -390,9 +390,24 @@ fn goals(s: &mut String, runs: &[RunResults]) {
             .join("; "),
         (!mem.is_empty()).then(|| mem.iter().all(|(_, m)| *m)),
     );
-    // Failover ≤ 10 ms from detection for every failure kind, no blackhole with best + backup.
-    let fo: Vec<(&str, f64)> = medians(runs, "failover", "", "ribd", "all_survivor_secs").collect();
-    let worst = fo.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+    // Failover ≤ 10 ms from detection for every failure kind, no blackhole with best + backup: the
+    // latest runs that measured them (cases measured again later replace the earlier ones).
+    let latest = |section: &'static str, metric: &'static str| -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> = Vec::new();
+        let mut sorted: Vec<&RunResults> = runs.iter().collect();
+        sorted.sort_by(|a, b| b.started_utc.cmp(&a.started_utc));
+        for r in sorted {
+            let when = r.started_utc.get(11..16).unwrap_or("");
+            for (c, v) in medians(std::slice::from_ref(r), section, "", "ribd", metric) {
+                if !out.iter().any(|(k, _)| k.starts_with(c)) {
+                    out.push((format!("{c} (run {when})"), v));
+                }
+            }
+        }
+        out
+    };
+    let fo = latest("failover", "all_survivor_secs");
+    let worst = fo.iter().max_by(|a, b| a.1.total_cmp(&b.1));
     let under = fo.iter().filter(|(_, v)| *v <= 0.010).count();
     row(
         s,
@@ -407,19 +422,26 @@ fn goals(s: &mut String, runs: &[RunResults]) {
         },
         (!fo.is_empty()).then_some(under == fo.len()),
     );
-    let bh: Vec<(&str, f64)> = medians(runs, "failover", "backup", "ribd", "blackhole_secs")
-        .filter(|(_, v)| *v > 0.0)
+    let bhs: Vec<(String, f64)> = latest("failover", "blackhole_secs")
+        .into_iter()
+        .filter(|(c, _)| c.contains("backup"))
         .collect();
-    let any = medians(runs, "failover", "backup", "ribd", "blackhole_secs")
-        .next()
-        .is_some();
+    let any = !bhs.is_empty();
+    let bh: Vec<&(String, f64)> = bhs.iter().filter(|(_, v)| *v > 0.0).collect();
     row(
         s,
         "no blackhole window with best + backup",
-        bh.iter()
-            .map(|(c, v)| format!("{c}: {v:.3} s without a usable route"))
-            .collect::<Vec<_>>()
-            .join("; "),
+        if bh.is_empty() && any {
+            format!(
+                "none in the {} best + backup cases of the latest runs",
+                bhs.len()
+            )
+        } else {
+            bh.iter()
+                .map(|(c, v)| format!("{c}: {v:.3} s without a usable route"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
         any.then_some(bh.is_empty()),
     );
     // XDP forwarding ≥ 3x the kernel at full table: the forward section's live-frame cases with the
