@@ -16,7 +16,9 @@ use bgp::wire::{AfiSafi, Nlri, Update};
 use ipnet::IpNet;
 
 use crate::policy::{Policy, RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
-use crate::rib::attrs::{AsPath, Attrs, LargeCommunity, Origin, RawAttr, Segment, SegmentKind};
+use crate::rib::attrs::{
+    AsPath, AttrRef, Attrs, LargeCommunity, Origin, RawAttr, Segment, SegmentKind,
+};
 
 /// What the import path needs to know about the session.
 #[derive(Debug, Clone)]
@@ -144,34 +146,115 @@ fn rejected_before_policy(ctx: &ImportCtx, a: &Attrs) -> Option<&'static str> {
     None
 }
 
+/// Where [`import_into`] puts its operations, in UPDATE order, and how it shares attribute sets.
+pub trait ImportSink {
+    /// The shared copy of `attrs` (the RIB's interning). [`import_into`] asks once per distinct set of
+    /// an UPDATE, not per prefix, and gives back every reference it keeps with [`ImportSink::release`].
+    fn intern(&mut self, attrs: Attrs) -> AttrRef;
+    /// Gives back a reference taken with [`ImportSink::intern`].
+    fn release(&mut self, attrs: AttrRef);
+    /// An accepted path.
+    fn announce(&mut self, prefix: IpNet, path_id: u32, attrs: AttrRef);
+    /// A withdrawal (or an announcement an RFC 7606 treat-as-withdraw turned into one).
+    fn withdraw(&mut self, prefix: IpNet, path_id: u32);
+    /// Received but refused (loop, policy): withdrawn from the RIB if it was there.
+    fn reject(&mut self, prefix: IpNet, path_id: u32);
+}
+
+/// The announcements of one family of an UPDATE: next-hop, IPv6 link-local next-hop, NLRI.
+type Family<'a> = (Option<IpAddr>, Option<std::net::Ipv6Addr>, &'a [Nlri]);
+
+/// An UPDATE family's attribute set: converted from the UPDATE, then interned once.
+enum Base {
+    Owned(Attrs),
+    Shared(AttrRef),
+    /// Only while moving from one to the other.
+    Moving,
+}
+
+impl Base {
+    fn get(&self) -> &Attrs {
+        static EMPTY: std::sync::OnceLock<Attrs> = std::sync::OnceLock::new();
+        match self {
+            Base::Owned(a) => a,
+            Base::Shared(a) => a,
+            Base::Moving => EMPTY.get_or_init(Attrs::default),
+        }
+    }
+
+    /// A reference to the interned set (interned on first use).
+    fn share(&mut self, sink: &mut impl ImportSink) -> AttrRef {
+        if let Base::Shared(a) = self {
+            return a.clone();
+        }
+        let a = match std::mem::replace(self, Base::Moving) {
+            Base::Owned(a) => sink.intern(a),
+            _ => sink.intern(Attrs::default()),
+        };
+        *self = Base::Shared(a.clone());
+        a
+    }
+}
+
 /// Turns one UPDATE into RIB operations. Returns the operations and what happened, for counters.
 pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, ImportCounts) {
-    let mut ops = Vec::new();
+    struct Collect(Vec<Op>);
+    impl ImportSink for Collect {
+        fn intern(&mut self, attrs: Attrs) -> AttrRef {
+            AttrRef(Arc::new(attrs))
+        }
+        fn release(&mut self, _: AttrRef) {}
+        fn announce(&mut self, prefix: IpNet, path_id: u32, attrs: AttrRef) {
+            self.0.push(Op::Announce {
+                prefix,
+                path_id,
+                attrs: (*attrs).clone(),
+            });
+        }
+        fn withdraw(&mut self, prefix: IpNet, path_id: u32) {
+            self.0.push(Op::Withdraw { prefix, path_id });
+        }
+        fn reject(&mut self, prefix: IpNet, path_id: u32) {
+            self.0.push(Op::Reject { prefix, path_id });
+        }
+    }
+    let mut c = Collect(Vec::new());
+    let n = import_into(ctx, u, rpki, &mut c);
+    (c.0, n)
+}
+
+/// [`import_update`] without the intermediate list: the attributes are converted once per family of
+/// the UPDATE, each prefix goes through the policy chain and straight to `sink`.
+pub fn import_into(
+    ctx: &ImportCtx,
+    u: &Update,
+    rpki: RpkiState,
+    sink: &mut impl ImportSink,
+) -> ImportCounts {
     let mut n = ImportCounts::default();
-    let withdraw_all =
-        |ops: &mut Vec<Op>, n: &mut ImportCounts, it: &mut dyn Iterator<Item = (IpNet, u32)>| {
-            for (prefix, path_id) in it {
-                ops.push(Op::Withdraw { prefix, path_id });
-                n.withdrawn += 1;
-            }
-        };
-    withdraw_all(&mut ops, &mut n, &mut prefixes(&u.withdrawn));
+    let mut withdraw_all = |n: &mut ImportCounts, v: &[Nlri]| {
+        for (prefix, path_id) in prefixes(v) {
+            sink.withdraw(prefix, path_id);
+            n.withdrawn += 1;
+        }
+    };
+    withdraw_all(&mut n, &u.withdrawn);
     if let Some(mu) = &u.mp_unreach {
-        withdraw_all(&mut ops, &mut n, &mut prefixes(&mu.withdrawn));
+        withdraw_all(&mut n, &mu.withdrawn);
     }
     if u.treat_as_withdraw.is_some() {
         // RFC 7606 §2: the UPDATE's announcements become withdrawals.
         n.treat_as_withdraw += 1;
-        withdraw_all(&mut ops, &mut n, &mut prefixes(&u.nlri));
+        withdraw_all(&mut n, &u.nlri);
         if let Some(mr) = &u.mp_reach {
-            withdraw_all(&mut ops, &mut n, &mut prefixes(&mr.nlri));
+            withdraw_all(&mut n, &mr.nlri);
         }
-        return (ops, n);
+        return n;
     }
 
-    let mut families: Vec<(Option<IpAddr>, Option<std::net::Ipv6Addr>, &[Nlri])> = Vec::new();
+    let mut families: [Option<Family<'_>>; 2] = [None, None];
     if !u.nlri.is_empty() {
-        families.push((u.attrs.next_hop.map(IpAddr::V4), None, &u.nlri));
+        families[0] = Some((u.attrs.next_hop.map(IpAddr::V4), None, &u.nlri));
     }
     if let Some(mr) = &u.mp_reach
         && (mr.afi_safi == AfiSafi::IPV4_UNICAST || mr.afi_safi == AfiSafi::IPV6_UNICAST)
@@ -181,9 +264,9 @@ pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, 
             NextHop::Ipv6 { global, link_local } => (Some(IpAddr::V6(*global)), *link_local),
             _ => (None, None),
         };
-        families.push((nh, ll, &mr.nlri));
+        families[1] = Some((nh, ll, &mr.nlri));
     }
-    for (nh, ll, nlri) in families {
+    for (nh, ll, nlri) in families.into_iter().flatten() {
         let mut base = to_attrs(&u.attrs, nh, ll);
         if ctx.ebgp {
             // RFC 4271 §5.1.5: LOCAL_PREF is not sent to (and is ignored from) external peers.
@@ -193,10 +276,15 @@ pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, 
             for (prefix, path_id) in prefixes(nlri) {
                 n.received += 1;
                 n.rejected += 1;
-                ops.push(Op::Reject { prefix, path_id });
+                sink.reject(prefix, path_id);
             }
             continue;
         }
+        // The family's set, moved into the RIB's interning at its first unmodified acceptance; the
+        // policy then reads the shared copy.
+        let mut base = Base::Owned(base);
+        // The last set a policy modified (consecutive prefixes usually get the same one).
+        let mut changed: Option<AttrRef> = None;
         for (prefix, path_id) in prefixes(nlri) {
             n.received += 1;
             let verdict = match &ctx.policy {
@@ -212,27 +300,44 @@ pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, 
                         rpki,
                         kind: RouteKind::Unicast,
                     };
-                    evaluate(chain, &r, &base)
+                    evaluate(chain, &r, base.get())
                 }
             };
             match verdict {
-                Verdict::Accept(changed) => {
+                Verdict::Accept(None) => {
                     n.accepted += 1;
-                    ops.push(Op::Announce {
-                        prefix,
-                        path_id,
-                        attrs: changed.unwrap_or_else(|| base.clone()),
-                    });
+                    let a = base.share(sink);
+                    sink.announce(prefix, path_id, a);
+                }
+                Verdict::Accept(Some(modified)) => {
+                    n.accepted += 1;
+                    let a = match &changed {
+                        Some(a) if **a == modified => a.clone(),
+                        _ => {
+                            let a = sink.intern(modified);
+                            if let Some(old) = changed.replace(a.clone()) {
+                                sink.release(old);
+                            }
+                            a
+                        }
+                    };
+                    sink.announce(prefix, path_id, a);
                 }
                 Verdict::Reject => {
                     n.rejected += 1;
                     // A previously accepted path of the same prefix must go.
-                    ops.push(Op::Reject { prefix, path_id });
+                    sink.reject(prefix, path_id);
                 }
             }
         }
+        if let Base::Shared(a) = base {
+            sink.release(a);
+        }
+        if let Some(a) = changed {
+            sink.release(a);
+        }
     }
-    (ops, n)
+    n
 }
 
 #[cfg(test)]

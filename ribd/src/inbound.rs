@@ -28,9 +28,10 @@ use bgp::wire::{AfiSafi, Notification, Update};
 use ipnet::IpNet;
 
 use crate::config::{Family, MaxPrefixAction, Neighbor};
-use crate::import::{self, ImportCtx, Op};
+use crate::import::{self, ImportCtx, ImportSink};
 use crate::policy::RpkiState;
 use crate::rib::Rib;
+use crate::rib::attrs::{AttrRef, Attrs};
 use crate::rib::table::PeerId;
 
 /// Per-family counts of a peer.
@@ -150,58 +151,21 @@ impl Inbound {
                 }
                 continue;
             }
-            let (ops, n) = import::import_update(&self.import, u, RpkiState::NotFound);
-            for op in ops {
-                match op {
-                    Op::Announce {
-                        prefix,
-                        path_id,
-                        attrs,
-                    } => {
-                        // max-prefix "discard": a new prefix beyond the limit is ignored (replacements of
-                        // accepted ones still apply).
-                        let full = nb.max_prefix.as_ref().is_some_and(|m| {
-                            m.action == MaxPrefixAction::Discard
-                                && self.accepted() >= m.limit as u64
-                        });
-                        if full && !rib.has_path(self.rib_id, prefix, path_id) {
-                            self.rejected.insert((prefix, path_id));
-                            continue;
-                        }
-                        self.rejected.remove(&(prefix, path_id));
-                        let a = rib.intern(attrs);
-                        if rib.announce(self.rib_id, prefix, path_id, a) {
-                            self.counts(prefix).accepted += 1;
-                        }
-                        c.announced += 1;
-                    }
-                    Op::Withdraw { prefix, path_id } | Op::Reject { prefix, path_id } => {
-                        if matches!(op, Op::Reject { .. }) {
-                            self.rejected.insert((prefix, path_id));
-                        } else {
-                            self.rejected.remove(&(prefix, path_id));
-                        }
-                        if rib.withdraw(self.rib_id, prefix, path_id) {
-                            let fc = self.counts(prefix);
-                            fc.accepted = fc.accepted.saturating_sub(1);
-                        }
-                        c.withdrawn += 1;
-                    }
-                }
-            }
+            let mut sink = ToRib {
+                rib: &mut *rib,
+                peer: self.rib_id,
+                nb,
+                v4: &mut self.v4,
+                v6: &mut self.v6,
+                rejected: &mut self.rejected,
+                c: &mut c,
+            };
+            let n = import::import_into(&self.import, u, RpkiState::NotFound, &mut sink);
             if n.treat_as_withdraw > 0 {
                 tracing::warn!(peer = %nb.name, error = ?u.treat_as_withdraw, "malformed UPDATE treated as withdraw (RFC 7606)");
             }
         }
         (self.check_max_prefix(now, rib, nb), c)
-    }
-
-    fn counts(&mut self, prefix: IpNet) -> &mut FamilyCounts {
-        if prefix.addr().is_ipv4() {
-            &mut self.v4
-        } else {
-            &mut self.v6
-        }
     }
 
     /// Re-counts the peer's paths in the RIB (after stale paths were flushed).
@@ -361,6 +325,79 @@ fn stale_times(
         .map(|t| Duration::from_secs(t.min(nb.long_lived_stale_time) as u64))
         .filter(|d| !d.is_zero());
     (gr, llgr)
+}
+
+/// Applies one UPDATE's import straight to the RIB (attribute sets are interned once per UPDATE by
+/// [`import::import_into`], then every prefix takes a reference).
+struct ToRib<'a> {
+    rib: &'a mut Rib,
+    peer: PeerId,
+    nb: &'a Neighbor,
+    v4: &'a mut FamilyCounts,
+    v6: &'a mut FamilyCounts,
+    rejected: &'a mut HashSet<(IpNet, u32)>,
+    c: &'a mut Counted,
+}
+
+impl ToRib<'_> {
+    fn counts(&mut self, prefix: IpNet) -> &mut FamilyCounts {
+        if prefix.addr().is_ipv4() {
+            self.v4
+        } else {
+            self.v6
+        }
+    }
+
+    fn remove(&mut self, prefix: IpNet, path_id: u32) {
+        if self.rib.withdraw(self.peer, prefix, path_id) {
+            let fc = self.counts(prefix);
+            fc.accepted = fc.accepted.saturating_sub(1);
+        }
+        self.c.withdrawn += 1;
+    }
+}
+
+impl ImportSink for ToRib<'_> {
+    fn intern(&mut self, attrs: Attrs) -> AttrRef {
+        self.rib.intern(attrs)
+    }
+
+    fn release(&mut self, attrs: AttrRef) {
+        self.rib.release(attrs);
+    }
+
+    fn announce(&mut self, prefix: IpNet, path_id: u32, attrs: AttrRef) {
+        // max-prefix "discard": a new prefix beyond the limit is ignored (replacements of accepted
+        // ones still apply).
+        let full = self.nb.max_prefix.as_ref().is_some_and(|m| {
+            m.action == MaxPrefixAction::Discard
+                && self.v4.accepted + self.v6.accepted >= m.limit as u64
+        });
+        if full && !self.rib.has_path(self.peer, prefix, path_id) {
+            self.rejected.insert((prefix, path_id));
+            self.rib.release(attrs);
+            return;
+        }
+        if !self.rejected.is_empty() {
+            self.rejected.remove(&(prefix, path_id));
+        }
+        if self.rib.announce(self.peer, prefix, path_id, attrs) {
+            self.counts(prefix).accepted += 1;
+        }
+        self.c.announced += 1;
+    }
+
+    fn withdraw(&mut self, prefix: IpNet, path_id: u32) {
+        if !self.rejected.is_empty() {
+            self.rejected.remove(&(prefix, path_id));
+        }
+        self.remove(prefix, path_id);
+    }
+
+    fn reject(&mut self, prefix: IpNet, path_id: u32) {
+        self.rejected.insert((prefix, path_id));
+        self.remove(prefix, path_id);
+    }
 }
 
 #[cfg(test)]

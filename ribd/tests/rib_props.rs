@@ -120,6 +120,14 @@ fn drain(rib: &mut Rib, model: &mut BTreeMap<IpNet, FibEntry>) {
     }
 }
 
+/// Prefix-paths counted by walking the tables: what `Rib::path_count` must keep without walking.
+fn walked_paths(rib: &Rib) -> [usize; 2] {
+    [
+        rib.ipv4().iter().map(|(_, e)| e.len()).sum(),
+        rib.ipv6().iter().map(|(_, e)| e.len()).sum(),
+    ]
+}
+
 fn rib_fib(rib: &Rib) -> BTreeMap<IpNet, FibEntry> {
     rib.fib().into_iter().collect()
 }
@@ -175,6 +183,8 @@ proptest! {
         prop_assert_eq!(rib_fib(&r1), rib_fib(&r2));
         prop_assert_eq!(&m1, &rib_fib(&r1), "the delta stream reproduces the FIB");
         prop_assert_eq!(&m2, &rib_fib(&r2));
+        prop_assert_eq!(r1.path_count(), walked_paths(&r1));
+        prop_assert_eq!(r1.path_count()[0] + r1.path_count()[1], anns.len());
     }
 
     #[test]
@@ -189,11 +199,14 @@ proptest! {
         drain(&mut rib, &mut model);
         prop_assert_eq!(&model, &rib_fib(&rib));
         let pfx = prefixes();
-        for a in &anns {
+        for (i, a) in anns.iter().enumerate() {
             prop_assert!(rib.withdraw(peers[a.peer], pfx[a.prefix], a.path_id));
+            let n = rib.path_count();
+            prop_assert_eq!(n[0] + n[1], anns.len() - i - 1);
         }
         drain(&mut rib, &mut model);
         prop_assert!(rib.ipv4().is_empty() && rib.ipv6().is_empty());
+        prop_assert_eq!(rib.path_count(), [0, 0]);
         prop_assert_eq!(rib.attr_sets(), 0, "every interned attribute set was released");
         prop_assert!(model.is_empty(), "the FIB delta stream ends empty: {:?}", model);
         prop_assert!(rib.nexthops().is_empty(), "no next-hop left tracked");
@@ -218,5 +231,7 @@ proptest! {
         prop_assert_eq!(&ma, &mb);
         prop_assert_eq!(rib_fib(&a), rib_fib(&b));
         prop_assert_eq!(a.attr_sets(), b.attr_sets());
+        prop_assert_eq!(a.path_count(), walked_paths(&a), "peer down keeps the path count");
+        prop_assert_eq!(a.path_count(), b.path_count());
     }
 }

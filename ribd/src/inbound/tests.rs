@@ -588,3 +588,57 @@ fn llgr_without_gr_starts_the_long_lived_phase_at_once() {
     assert_eq!(w.inb.stale, Some(Stale::Llgr { until: w.at(60) }));
     assert!(w.paths("198.51.100.0/24")[0].2);
 }
+
+/// Every prefix of one UPDATE shares one interned attribute set (interned once, not per prefix), a
+/// policy that modifies the set gives the prefixes it matches one shared modified set, and a
+/// withdrawal of everything frees them all.
+#[test]
+fn one_update_interns_one_attribute_set_for_all_its_prefixes() {
+    let mut w = World::new("");
+    let mut s = Session::new(None, None, None);
+    let n = s.establish();
+    let ps = pfx(40);
+    w.feed(1, &n, announce(&refs(&ps), &[65000]));
+    assert_eq!(w.inb.accepted(), 40);
+    assert_eq!(w.rib.attr_sets(), 1);
+    let a: Ipv4Net = ps[0].parse().unwrap();
+    let b: Ipv4Net = ps[39].parse().unwrap();
+    let pa = &w.rib.ipv4().get(&a).unwrap().as_slice()[0].attrs;
+    let pb = &w.rib.ipv4().get(&b).unwrap().as_slice()[0].attrs;
+    assert!(crate::rib::attrs::AttrRef::ptr_eq(pa, pb));
+
+    // A policy that sets MED on the prefixes of one list: two sets, each shared by its prefixes.
+    let text = "[prefix-list.LOW]\nprefixes = [\"198.51.0.0/19 le 24\"]\n\
+                [[policy.P.term]]\nname = \"low\"\naction = \"accept\"\n\
+                [policy.P.term.match]\nprefix-list = [\"LOW\"]\n[policy.P.term.set]\nmed = 7\n\
+                [[policy.P.term]]\nname = \"rest\"\naction = \"accept\"\n";
+    let defs: crate::policy::PolicyDefs = toml::from_str(text).unwrap();
+    w.inb.import.policy = crate::policy::PolicySet::compile(&defs)
+        .unwrap()
+        .chain(&["P".to_string()])
+        .ok();
+    w.feed(2, &n, announce(&refs(&ps), &[65001]));
+    assert_eq!(w.inb.accepted(), 40, "replacements, not new paths");
+    assert_eq!(w.rib.attr_sets(), 2, "the first set was freed");
+    let low = |w: &World, i: usize| {
+        let k: Ipv4Net = ps[i].parse().unwrap();
+        w.rib.ipv4().get(&k).unwrap().as_slice()[0].attrs.clone()
+    };
+    assert_eq!(low(&w, 0).med, Some(7));
+    assert!(crate::rib::attrs::AttrRef::ptr_eq(
+        &low(&w, 0),
+        &low(&w, 31)
+    ));
+    assert_eq!(low(&w, 32).med, None);
+    assert!(crate::rib::attrs::AttrRef::ptr_eq(
+        &low(&w, 32),
+        &low(&w, 39)
+    ));
+
+    let prefixes: Vec<IpNet> = ps.iter().map(|p| p.parse().unwrap()).collect();
+    let wd = wire(&n, crate::export::withdraw(&prefixes).unwrap());
+    w.inb.updates(w.at(3), &mut w.rib, &w.nb, &[wd]);
+    assert_eq!(w.inb.accepted(), 0);
+    assert_eq!(w.rib.attr_sets(), 0, "nothing left behind");
+    assert_eq!(w.rib.path_count(), [0, 0]);
+}

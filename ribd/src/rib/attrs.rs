@@ -291,9 +291,38 @@ impl Hash for AttrRef {
 }
 
 /// Hash-consing store: one `Arc<Attrs>` per distinct attribute set.
+///
+/// Each slot keeps the set's hash: growing the table rehashes the stored `u64`s instead of every
+/// attribute set (AS paths, communities), which was most of the cost of interning a full table.
 #[derive(Debug, Default)]
 pub struct AttrStore {
-    set: HashSet<Arc<Attrs>, rustc_hash::FxBuildHasher>,
+    set: HashSet<Stored, rustc_hash::FxBuildHasher>,
+}
+
+/// A slot of the store: the set and its content hash.
+#[derive(Debug)]
+struct Stored {
+    hash: u64,
+    attrs: Arc<Attrs>,
+}
+
+impl Hash for Stored {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.attrs, &other.attrs) || *self.attrs == *other.attrs)
+    }
+}
+impl Eq for Stored {}
+
+fn content_hash(a: &Attrs) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(a)
 }
 
 impl AttrStore {
@@ -303,11 +332,15 @@ impl AttrStore {
 
     /// Returns the shared copy of `attrs`, storing it if it is new.
     pub fn intern(&mut self, attrs: Attrs) -> AttrRef {
-        if let Some(a) = self.set.get(&attrs) {
-            return AttrRef(a.clone());
+        let probe = Stored {
+            hash: content_hash(&attrs),
+            attrs: Arc::new(attrs),
+        };
+        if let Some(s) = self.set.get(&probe) {
+            return AttrRef(s.attrs.clone());
         }
-        let a = Arc::new(attrs);
-        self.set.insert(a.clone());
+        let a = probe.attrs.clone();
+        self.set.insert(probe);
         AttrRef(a)
     }
 
@@ -315,7 +348,11 @@ impl AttrStore {
     pub fn release(&mut self, a: AttrRef) {
         // The store's copy + the one being released.
         if Arc::strong_count(&a.0) == 2 {
-            self.set.remove(&*a.0);
+            let probe = Stored {
+                hash: content_hash(&a.0),
+                attrs: a.0,
+            };
+            self.set.remove(&probe);
         }
     }
 
@@ -323,11 +360,11 @@ impl AttrStore {
     /// interning table).
     pub fn approx_bytes(&self) -> usize {
         let fixed = std::mem::size_of::<Attrs>() + 16;
-        self.set.capacity() * (std::mem::size_of::<usize>() + 1)
+        self.set.capacity() * (std::mem::size_of::<Stored>() + 1)
             + self
                 .set
                 .iter()
-                .map(|a| fixed + a.heap_bytes())
+                .map(|s| fixed + s.attrs.heap_bytes())
                 .sum::<usize>()
     }
 
@@ -342,7 +379,7 @@ impl AttrStore {
 
     /// Drops every set no route refers to any more (after bulk operations that bypassed `release`).
     pub fn collect_garbage(&mut self) {
-        self.set.retain(|a| Arc::strong_count(a) > 1);
+        self.set.retain(|s| Arc::strong_count(&s.attrs) > 1);
     }
 }
 

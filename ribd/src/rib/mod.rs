@@ -153,6 +153,8 @@ pub struct Rib {
     deltas: Vec<FibDelta>,
     stats: RibStats,
     fib_len: [usize; 2],
+    /// Prefix-paths held: `[ipv4, ipv6]` (kept as paths come and go, so counting is O(1)).
+    paths: [usize; 2],
     track_best: bool,
     /// Report every change of a prefix's candidates, not only of its best path (ADD-PATH export).
     track_all: bool,
@@ -428,6 +430,13 @@ impl Default for Rib {
     }
 }
 
+fn afi_index(p: IpNet) -> usize {
+    match p {
+        IpNet::V4(_) => 0,
+        IpNet::V6(_) => 1,
+    }
+}
+
 macro_rules! with_table {
     ($self:ident, $prefix:expr, |$t:ident, $k:ident, $cfg:ident| $body:expr) => {
         match $prefix {
@@ -461,6 +470,7 @@ impl Rib {
             deltas: Vec::new(),
             stats: RibStats::default(),
             fib_len: [0, 0],
+            paths: [0, 0],
             track_best: false,
             track_all: false,
             best_changed: Vec::new(),
@@ -504,6 +514,12 @@ impl Rib {
         self.attrs.intern(attrs)
     }
 
+    /// Drops a reference taken with [`Rib::intern`] that no path holds; the set is freed when nothing
+    /// else uses it.
+    pub fn release(&mut self, attrs: AttrRef) {
+        self.attrs.release(attrs);
+    }
+
     /// Adds or replaces the path `(peer, path_id)` for `prefix`. Returns true when the path is new.
     pub fn announce(&mut self, peer: PeerId, prefix: IpNet, path_id: u32, attrs: AttrRef) -> bool {
         let path = Path::new(peer, path_id, attrs);
@@ -530,7 +546,10 @@ impl Rib {
                 self.attrs.release(a);
                 false
             }
-            None => true,
+            None => {
+                self.paths[afi_index(prefix)] += 1;
+                true
+            }
         }
     }
 
@@ -561,6 +580,7 @@ impl Rib {
             )
         });
         let found = !released.is_empty();
+        self.paths[afi_index(prefix)] -= released.len();
         for a in released {
             self.attrs.release(a);
         }
@@ -655,9 +675,12 @@ impl Rib {
         let mut released = Vec::new();
         if afis[0] {
             released.extend(flush_in(&mut self.v4, peer, pred, &ctx4, &mut sink));
+            self.paths[0] -= released.len();
         }
         if afis[1] {
+            let n4 = released.len();
             released.extend(flush_in(&mut self.v6, peer, pred, &ctx6, &mut sink));
+            self.paths[1] -= released.len() - n4;
         }
         for a in released {
             self.attrs.release(a);
@@ -881,6 +904,11 @@ impl Rib {
             IpNet::V6(n) => self.v6.get(&n.trunc()),
         };
         e.is_some_and(|e| e.iter().any(|p| p.peer == peer && p.path_id == path_id))
+    }
+
+    /// Prefix-paths held: `[ipv4, ipv6]`, without walking the tables.
+    pub fn path_count(&self) -> [usize; 2] {
+        self.paths
     }
 
     /// Prefixes with a forwarding entry: `[ipv4, ipv6]`.
