@@ -494,6 +494,10 @@ impl AdjOut {
             let Some(g) = self.groups[gi].as_ref() else {
                 continue;
             };
+            if g.ctx.exports_nothing() {
+                // A group's context never changes (a reload moves members), so it holds nothing.
+                continue;
+            }
             let fams = g.key.families;
             let hold = g.hold_until.is_some_and(|t| now < t);
             let mut batch = Batch::default();
@@ -625,6 +629,10 @@ impl AdjOut {
         let Some(g) = self.groups[gi].as_ref() else {
             return out;
         };
+        if g.ctx.exports_nothing() {
+            // Not even worth a RIB lookup (a full table arriving would cost one per prefix).
+            return out;
+        }
         let Some((paths, usable)) = env.rib.usable_paths(p) else {
             return out;
         };

@@ -40,6 +40,13 @@ pub struct ExportCtx {
     pub policy: Option<Vec<Arc<Policy>>>,
 }
 
+impl ExportCtx {
+    /// RFC 8212: an eBGP peer without export policy is sent nothing, whatever the route.
+    pub fn exports_nothing(&self) -> bool {
+        self.ebgp && self.policy.is_none()
+    }
+}
+
 /// What the source of a best path was.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
@@ -152,7 +159,8 @@ fn apply_policy(prefix: IpNet, kind: RouteKind, out: Attrs, to: &ExportCtx) -> O
 /// and route reflection (RFC 4456), eBGP AS prepend, LOCAL_PREF and MED handling. Next-hop and policy
 /// are the caller's.
 fn transform(best: &Attrs, src: Source<'_>, to: &ExportCtx) -> Option<Attrs> {
-    if best.has_community(community::NO_ADVERTISE) {
+    // RFC 8212 decides before anything is copied (a full table is exported prefix by prefix).
+    if to.exports_nothing() || best.has_community(community::NO_ADVERTISE) {
         return None;
     }
     if to.ebgp

@@ -91,7 +91,43 @@ struct PeerRt {
     /// it was encoded for, and the task drops what belongs to an earlier session.
     out: mpsc::UnboundedSender<(u64, bytes::Bytes)>,
     epoch: Arc<AtomicU64>,
+    /// When the session last delivered UPDATEs (or came up): a peer that sends no End-of-RIB counts
+    /// as loaded once it has been quiet for a while (see `maybe_first_sync`).
+    last_rx: Instant,
 }
+
+/// The initial load into a fresh dataplane. Writing a full table prefix by prefix as it arrives costs
+/// several times what one bulk write of the finished table costs (fib-sync sorts it and paints the
+/// DIR-24-8 image in one pass), and nothing forwards yet anyway; like an "update delay", the first
+/// write waits until the table is in:
+/// - every established peer has sent End-of-RIB for each of its families, or has been quiet for
+///   [`QUIET`] (a peer that sends no End-of-RIB), and at least one peer is established; or
+/// - no session has come up [`WAIT_FOR_PEERS`] after start (static routes go out alone); or
+/// - `[dataplane] initial-sync-timeout` has passed since start.
+///
+/// Later changes are written as they come.
+#[derive(Debug)]
+struct FirstSync {
+    started: Instant,
+    deadline: Instant,
+    /// The RIB's deltas so far, in order (fib-sync's bulk path keeps the last of a repeated prefix
+    /// and drops withdrawn ones), or `None` once they outgrew [`FirstSync::cap`]: then the whole
+    /// table is taken from the RIB at the end instead (which costs a walk of the RIB).
+    held: Option<Vec<crate::rib::FibDelta>>,
+}
+
+impl FirstSync {
+    /// Held deltas beyond twice the forwarding table (prefixes changing again and again, several
+    /// peers each adding to ECMP sets) are not worth their memory.
+    fn cap(fib_len: [usize; 2]) -> usize {
+        2 * (fib_len[0] + fib_len[1]) + 65_536
+    }
+}
+
+/// See [`FirstSync`].
+const QUIET: Duration = Duration::from_secs(2);
+/// See [`FirstSync`].
+const WAIT_FOR_PEERS: Duration = Duration::from_secs(5);
 
 /// Counters for /metrics.
 #[derive(Debug, Default)]
@@ -120,6 +156,11 @@ pub struct Core {
     dataplane_error: Option<String>,
     /// A restart waits for the first full FIB until every peer sent End-of-RIB, or this time.
     initial_sync_deadline: Option<Instant>,
+    /// A fresh dataplane: FIB deltas are held during the initial load and the whole table is written
+    /// at once when it is in (see `maybe_first_sync`).
+    first_sync: Option<FirstSync>,
+    /// What the maps hold of the RIB's forwarding table ([IPv4, IPv6] prefixes) after the last write.
+    programmed: [usize; 2],
     /// Adj-RIBs-Out, one per update group.
     adj: AdjOut,
     /// FlowSpec rules learned from peers.
@@ -265,6 +306,8 @@ impl Core {
             dataplane: None,
             dataplane_error: None,
             initial_sync_deadline: None,
+            first_sync: None,
+            programmed: [0, 0],
             adj: AdjOut::new(),
             // Changed from the start: the first evaluation replaces whatever rule set is pinned.
             flow: {
@@ -293,10 +336,17 @@ impl Core {
                     if let Err(e) = dp.install_local(&local) {
                         tracing::warn!(error = %e, "installing local host routes failed");
                     }
+                    let wait =
+                        Duration::from_secs(core.loaded.config.dataplane.initial_sync_timeout);
                     if dp.is_pending() {
-                        let wait =
-                            Duration::from_secs(core.loaded.config.dataplane.initial_sync_timeout);
                         core.initial_sync_deadline = Some(Instant::now() + wait);
+                    } else if dp.first_sync_due() {
+                        let now = Instant::now();
+                        core.first_sync = Some(FirstSync {
+                            started: now,
+                            deadline: now + wait,
+                            held: Some(Vec::new()),
+                        });
                     }
                     core.dataplane = Some(dp);
                 }
@@ -490,6 +540,7 @@ impl Core {
                 negotiated: None,
                 out,
                 epoch,
+                last_rx: Instant::now(),
             },
         );
         Ok(())
@@ -529,6 +580,7 @@ impl Core {
                     return;
                 };
                 p.established = true;
+                p.last_rx = Instant::now();
                 // A graceful restart's stale paths stay until End-of-RIB (or the stale timer) removes
                 // those the peer did not send again (RFC 4724 §4.2): the deadline survives re-establishment.
                 tracing::info!(peer = %name, peer_id = %negotiated.peer_id, hold = negotiated.hold_time, "session established");
@@ -582,9 +634,9 @@ impl Core {
                 let Some(p) = self.peers.get_mut(&name) else {
                     return;
                 };
-                let (actions, c) = p
-                    .inb
-                    .updates(Instant::now(), &mut self.rib, &p.nb, &updates);
+                let now = Instant::now();
+                p.last_rx = now;
+                let (actions, c) = p.inb.updates(now, &mut self.rib, &p.nb, &updates);
                 self.counters.updates_in += c.updates;
                 self.counters.prefixes_announced += c.announced;
                 self.counters.prefixes_withdrawn += c.withdrawn;
@@ -871,6 +923,27 @@ impl Core {
     }
 
     fn flush_fib(&mut self) {
+        if self.first_sync.is_some() {
+            // The initial load: the deltas are kept for one write at its end (`maybe_first_sync`);
+            // next-hops are resolved as they appear.
+            for _ in 0..4 {
+                let deltas = self.rib.take_fib_deltas();
+                if deltas.is_empty() {
+                    break;
+                }
+                self.flow_unicast_changed = true;
+                let cap = FirstSync::cap(self.rib.fib_len());
+                if let Some(fs) = self.first_sync.as_mut() {
+                    match &mut fs.held {
+                        Some(h) if h.len() + deltas.len() <= cap => h.extend(deltas),
+                        _ => fs.held = None,
+                    }
+                }
+                let tracked = self.track_nexthops();
+                self.apply_nht(tracked);
+            }
+            return;
+        }
         let mut drained = false;
         for _ in 0..4 {
             let t = Instant::now();
@@ -881,7 +954,10 @@ impl Core {
             }
             self.flow_unicast_changed = true;
             let nht = match self.dataplane.as_mut().map(|dp| dp.apply(&deltas)) {
-                Some(Ok(nht)) => nht,
+                Some(Ok(nht)) => {
+                    self.programmed = self.rib.fib_len();
+                    nht
+                }
                 Some(Err(e)) => {
                     tracing::error!("dataplane update failed: {e:#}");
                     self.dataplane_error = Some(format!("{e:#}"));
@@ -895,15 +971,7 @@ impl Core {
             if self.counters.sync_seconds.len() > 4096 {
                 self.counters.sync_seconds.drain(..2048);
             }
-            let wanted = self.rib.nexthops();
-            let tracked = match self.dataplane.as_mut().map(|dp| dp.track_nexthops(&wanted)) {
-                Some(Ok(n)) => n,
-                Some(Err(e)) => {
-                    tracing::warn!("next-hop tracking: {e:#}");
-                    Vec::new()
-                }
-                None => Vec::new(),
-            };
+            let tracked = self.track_nexthops();
             self.apply_nht(tracked);
             self.apply_nht(nht);
         }
@@ -915,6 +983,96 @@ impl Core {
         if let Some(Err(e)) = self.dataplane.as_mut().map(|dp| dp.restore_nexthops()) {
             tracing::warn!("restoring withdrawn next-hops: {e:#}");
         }
+    }
+
+    /// Makes the dataplane resolve every next-hop the RIB uses; returns the state of new ones.
+    fn track_nexthops(&mut self) -> Vec<fib_sync::NhtUpdate> {
+        let wanted = self.rib.nexthops();
+        match self.dataplane.as_mut().map(|dp| dp.track_nexthops(&wanted)) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                tracing::warn!("next-hop tracking: {e:#}");
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Ends the initial load into a fresh dataplane when [`FirstSync`] says the table is in, and
+    /// writes the RIB's whole forwarding table in one batch (fib-sync's bulk path).
+    fn maybe_first_sync(&mut self) {
+        let Some(fs) = &self.first_sync else {
+            return;
+        };
+        let now = Instant::now();
+        let enabled = self.peers.values().filter(|p| p.nb.enabled);
+        let mut up = enabled.clone().filter(|p| p.established).peekable();
+        let loaded = |p: &PeerRt| {
+            let eor = match &p.negotiated {
+                Some(n) => {
+                    p.nb.families
+                        .iter()
+                        .map(|f| family_of(*f))
+                        .filter(|f| n.families.contains(f))
+                        .all(|f| p.inb.eor.contains(&f))
+                }
+                None => false,
+            };
+            eor || now.duration_since(p.last_rx) >= QUIET
+        };
+        let why = if now >= fs.deadline {
+            "initial-sync-timeout"
+        } else if enabled.clone().next().is_none() {
+            "no peers"
+        } else if up.peek().is_none() {
+            if now.duration_since(fs.started) < WAIT_FOR_PEERS {
+                return;
+            }
+            "no session up yet"
+        } else if up.all(loaded) {
+            "every session sent its table"
+        } else {
+            return;
+        };
+        let t = Instant::now();
+        let held = self.first_sync.take().and_then(|fs| fs.held);
+        let routes = match held {
+            Some(mut held) => {
+                held.extend(self.rib.take_fib_deltas());
+                super::dataplane::to_routes(&held)
+            }
+            None => {
+                let _ = self.rib.take_fib_deltas();
+                super::dataplane::fib_routes(&self.rib)
+            }
+        };
+        let n = routes.len();
+        let tracked = self.track_nexthops();
+        self.apply_nht(tracked);
+        let res = self.dataplane.as_mut().map(|dp| dp.apply_routes(routes));
+        match res {
+            Some(Ok(nht)) => {
+                self.programmed = self.rib.fib_len();
+                self.counters.fib_batches += 1;
+                self.counters.fib_deltas += n as u64;
+                self.counters.sync_seconds.push(t.elapsed().as_secs_f64());
+                tracing::info!(
+                    routes = n,
+                    prefixes = self.programmed[0] + self.programmed[1],
+                    secs = t.elapsed().as_secs_f64(),
+                    why,
+                    "initial load: whole forwarding table written to the dataplane"
+                );
+                self.apply_nht(nht);
+            }
+            Some(Err(e)) => {
+                tracing::error!("dataplane update failed: {e:#}");
+                self.dataplane_error = Some(format!("{e:#}"));
+            }
+            None => {}
+        }
+        // Whatever changed since (next-hop reachability) goes out as ordinary deltas.
+        self.flush();
     }
 
     fn export_ctx(&self, p: &PeerRt) -> crate::export::ExportCtx {
@@ -1077,6 +1235,7 @@ impl Core {
     /// Work after a batch of session events.
     pub fn after_events(&mut self) {
         self.maybe_reconcile();
+        self.maybe_first_sync();
         let (work, eor) = self.trim_inputs();
         if self.trim.after_events(Instant::now(), work, eor) {
             super::memory::release_free_heap();
@@ -1124,7 +1283,10 @@ impl Core {
         let _ = self.rib.take_fib_deltas();
         let res = self.dataplane.as_mut().map(|dp| dp.reconcile(&fib));
         match res {
-            Some(Ok(nht)) => self.apply_nht(nht),
+            Some(Ok(nht)) => {
+                self.programmed = self.rib.fib_len();
+                self.apply_nht(nht);
+            }
             Some(Err(e)) => {
                 tracing::error!("reconcile failed: {e:#}");
                 self.dataplane_error = Some(format!("{e:#}"));
@@ -1136,6 +1298,7 @@ impl Core {
 
     pub fn on_tick(&mut self) {
         self.maybe_reconcile();
+        self.maybe_first_sync();
         let now = Instant::now();
         let names: Vec<String> = self.peers.keys().cloned().collect();
         for name in names {
@@ -1435,21 +1598,17 @@ impl Core {
         })
     }
 
+    /// O(1): the API's readiness counters are polled while a table loads.
     pub fn summary(&self) -> api::Summary {
-        let count = |t: &dyn Fn() -> (u64, u64)| t();
-        let (p4, n4) = count(&|| {
-            (
-                self.rib.ipv4().len() as u64,
-                self.rib.ipv4().iter().map(|(_, e)| e.len() as u64).sum(),
-            )
-        });
-        let (p6, n6) = count(&|| {
-            (
-                self.rib.ipv6().len() as u64,
-                self.rib.ipv6().iter().map(|(_, e)| e.len() as u64).sum(),
-            )
-        });
-        let [f4, f6] = self.rib.fib_len().map(|n| n as u64);
+        let (p4, p6) = (self.rib.ipv4().len() as u64, self.rib.ipv6().len() as u64);
+        let [n4, n6] = self.rib.path_count().map(|n| n as u64);
+        // With a dataplane: what its maps hold (the RIB's table as of the last write; nothing during
+        // the initial load). Without one, or while a restart waits to reconcile: the RIB's view.
+        let [f4, f6] = match &self.dataplane {
+            Some(dp) if !dp.is_pending() => self.programmed,
+            _ => self.rib.fib_len(),
+        }
+        .map(|n| n as u64);
         let cfg = &self.loaded.config;
         api::Summary {
             version: env!("CARGO_PKG_VERSION").into(),

@@ -39,6 +39,9 @@ pub struct Dataplane {
     flush_on_exit: bool,
     /// Host routes for this box's addresses.
     local: Vec<IpAddr>,
+    /// Nothing has been written to fresh maps yet: the first batch carries the local host routes too,
+    /// so a first full table finds the maps empty and takes fib-sync's bulk path.
+    first_sync_due: bool,
     /// The forwarder's flow-hash seed (for flow lookups).
     hash_seed: u32,
     /// The XDP classifier's maps (FlowSpec / ACL rules), opened on first use.
@@ -72,21 +75,95 @@ fn start_mirror(sy: &mut Syncer, cfg: &KernelMirrorConfig) {
     }
 }
 
-/// The RIB's deltas as fib-sync routes.
+/// The RIB's deltas as fib-sync routes. The RIB interns its next-hop sets, so each distinct set is
+/// converted once per call and shared by every route that uses it (a full table has a handful of
+/// sets; converting per route cost an allocation and a sort each).
 pub fn to_routes(deltas: &[FibDelta]) -> Vec<Route> {
+    let mut conv = SetCache::default();
     deltas
         .iter()
-        .map(|d| match &d.entry {
-            None => Route::withdraw(d.prefix),
-            Some(FibEntry::Blackhole) => Route {
-                prefix: d.prefix.trunc(),
-                action: Some(RouteAction::Blackhole),
-            },
-            Some(FibEntry::Forward(set)) => Route::forward_with_backup(
-                d.prefix,
-                set.iter().map(|n| (n.addr, n.weight)),
-                set.backup().iter().map(|n| (n.addr, n.weight)),
-            ),
+        .map(|d| conv.route(d.prefix, d.entry.as_ref()))
+        .collect()
+}
+
+/// RIB next-hop set (by identity) → fib-sync next-hop set.
+#[derive(Default)]
+struct SetCache {
+    last: Option<((usize, usize), RouteAction)>,
+    seen: rustc_hash::FxHashMap<(usize, usize), RouteAction>,
+}
+
+impl SetCache {
+    fn route(&mut self, prefix: IpNet, entry: Option<&FibEntry>) -> Route {
+        let set = match entry {
+            None => return Route::withdraw(prefix),
+            Some(FibEntry::Blackhole) => {
+                return Route {
+                    prefix: prefix.trunc(),
+                    action: Some(RouteAction::Blackhole),
+                };
+            }
+            Some(FibEntry::Forward(set)) => set,
+        };
+        // Both sets are interned by the RIB and alive (held by `entry`) while this call runs.
+        let key = (
+            set.primary.as_ptr() as usize,
+            set.backup.as_ref().map_or(0, |b| b.as_ptr() as usize),
+        );
+        let action = match &self.last {
+            Some((k, a)) if *k == key => a.clone(),
+            _ => {
+                let a = self
+                    .seen
+                    .entry(key)
+                    .or_insert_with(|| {
+                        Route::forward_with_backup(
+                            prefix,
+                            set.iter().map(|n| (n.addr, n.weight)),
+                            set.backup().iter().map(|n| (n.addr, n.weight)),
+                        )
+                        .action
+                        .unwrap_or(RouteAction::PassToKernel)
+                    })
+                    .clone();
+                self.last = Some((key, a.clone()));
+                a
+            }
+        };
+        Route {
+            prefix: prefix.trunc(),
+            action: Some(action),
+        }
+    }
+}
+
+/// The RIB's whole forwarding table as fib-sync routes (a first full load, a reconcile).
+pub fn fib_routes(rib: &crate::rib::Rib) -> Vec<Route> {
+    let mut conv = SetCache::default();
+    rib.fib()
+        .iter()
+        .map(|(prefix, e)| conv.route(*prefix, Some(e)))
+        .collect()
+}
+
+/// Host routes for `local` addresses that `routes` does not leave with a route of their own (a RIB
+/// route for the exact host prefix wins; `routes` may name a prefix several times, the last counts).
+fn local_routes(local: &[IpAddr], routes: &[Route]) -> Vec<Route> {
+    let mut mine: std::collections::HashMap<IpNet, bool> =
+        local.iter().map(|a| (IpNet::from(*a), false)).collect();
+    if mine.is_empty() {
+        return Vec::new();
+    }
+    for r in routes {
+        if let Some(named) = mine.get_mut(&r.prefix) {
+            *named = r.action.is_some();
+        }
+    }
+    mine.into_iter()
+        .filter(|(_, named)| !named)
+        .map(|(prefix, _)| Route {
+            prefix,
+            action: Some(RouteAction::Local),
         })
         .collect()
 }
@@ -146,8 +223,10 @@ impl Dataplane {
             start_mirror(&mut sy, &cfg.kernel_mirror);
             (Some(sy), None)
         };
+        let first_sync_due = syncer.is_some();
         Ok(Dataplane {
             classifier: None,
+            first_sync_due,
             fwd,
             syncer,
             pending,
@@ -173,17 +252,7 @@ impl Dataplane {
             return Ok(Vec::new());
         };
         let mut expected = to_routes(fib);
-        let have: std::collections::HashSet<IpNet> = expected.iter().map(|r| r.prefix).collect();
-        expected.extend(
-            self.local
-                .iter()
-                .map(|a| IpNet::from(*a))
-                .filter(|p| !have.contains(p))
-                .map(|prefix| Route {
-                    prefix,
-                    action: Some(RouteAction::Local),
-                }),
-        );
+        expected.extend(local_routes(&self.local, &expected));
         let (mut sy, rep) = Syncer::restart(maps, cfg, resolver, &expected, Duration::from_secs(3))
             .context("reconciling the pinned dataplane")?;
         start_mirror(&mut sy, &self.mirror_cfg);
@@ -211,15 +280,31 @@ impl Dataplane {
 
     /// Applies one batch of RIB deltas; returns reachability of next-hops seen for the first time.
     pub fn apply(&mut self, deltas: &[FibDelta]) -> Result<Vec<NhtUpdate>> {
+        self.apply_routes(to_routes(deltas))
+    }
+
+    /// True while nothing has been written to fresh maps: the daemon holds the RIB's deltas during
+    /// the initial load and writes the whole table at once ([`Dataplane::apply_routes`]).
+    pub fn first_sync_due(&self) -> bool {
+        self.first_sync_due
+    }
+
+    /// Applies fib-sync routes (a batch of deltas, or the RIB's whole table for the first sync).
+    pub fn apply_routes(&mut self, mut routes: Vec<Route>) -> Result<Vec<NhtUpdate>> {
         let Some(syncer) = self.syncer.as_mut() else {
             // Restarting: the RIB's whole table is written at reconcile time.
             return Ok(Vec::new());
         };
-        let routes = to_routes(deltas);
+        if self.first_sync_due {
+            self.first_sync_due = false;
+            routes.extend(local_routes(&self.local, &routes));
+        }
+        let t = std::time::Instant::now();
         let (report, nht) = syncer.apply(&routes)?;
         tracing::debug!(
             prefixes = report.prefixes,
             writes = report.writes.total(),
+            secs = t.elapsed().as_secs_f64(),
             "FIB batch applied"
         );
         Ok(nht)
@@ -454,18 +539,7 @@ impl Dataplane {
     /// RIB vs engine vs maps.
     pub fn check(&self, expected: &[FibDelta]) -> api::CheckReport {
         let mut routes = to_routes(expected);
-        let rib_prefixes: std::collections::HashSet<IpNet> =
-            routes.iter().map(|r| r.prefix).collect();
-        routes.extend(
-            self.local
-                .iter()
-                .map(|a| IpNet::from(*a))
-                .filter(|p| !rib_prefixes.contains(p))
-                .map(|prefix| Route {
-                    prefix,
-                    action: Some(RouteAction::Local),
-                }),
-        );
+        routes.extend(local_routes(&self.local, &routes));
         let Some(sy) = &self.syncer else {
             return api::CheckReport { ok: false, checked: 0, differences: vec!["restarting: the dataplane is reconciled after End-of-RIB from every peer (or the initial-sync timeout)".into()] };
         };
@@ -504,6 +578,10 @@ impl Dataplane {
     /// when a BGP route covers them.
     pub fn install_local(&mut self, addrs: &[IpAddr]) -> Result<()> {
         self.local = addrs.to_vec();
+        if self.first_sync_due {
+            // They go with the first batch (fresh maps stay empty until then).
+            return Ok(());
+        }
         let Some(sy) = self.syncer.as_mut() else {
             return Ok(());
         };
