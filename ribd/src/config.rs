@@ -120,6 +120,11 @@ pub struct DataplaneConfig {
     pub route_cache: bool,
     /// Seconds to wait for End-of-RIB from every peer before the first full FIB sync after start.
     pub initial_sync_timeout: u64,
+    /// "Update delay" for a fresh dataplane (nothing pinned): hold the RIB's changes until every
+    /// session has sent its table (End-of-RIB, or quiet for 2 s) and write the whole table in one
+    /// bulk batch, several times faster than prefix by prefix, at the price of forwarding nothing
+    /// until then. Off by default: routes are forwarded as they arrive.
+    pub initial_load_hold: bool,
     /// Optional copy of the FIB in a kernel routing table (off by default).
     pub kernel_mirror: KernelMirrorConfig,
 }
@@ -157,6 +162,7 @@ impl Default for DataplaneConfig {
             ipv4_engine: Ipv4Engine::Dir24,
             route_cache: false,
             initial_sync_timeout: 30,
+            initial_load_hold: false,
             kernel_mirror: KernelMirrorConfig::default(),
         }
     }

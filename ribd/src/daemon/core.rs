@@ -105,7 +105,8 @@ struct PeerRt {
 /// - no session has come up [`WAIT_FOR_PEERS`] after start (static routes go out alone); or
 /// - `[dataplane] initial-sync-timeout` has passed since start.
 ///
-/// Later changes are written as they come.
+/// Later changes are written as they come. Only with `[dataplane] initial-load-hold = true`; without
+/// it the first batch (with the local host routes) is written as soon as it comes.
 #[derive(Debug)]
 struct FirstSync {
     started: Instant,
@@ -340,7 +341,8 @@ impl Core {
                         Duration::from_secs(core.loaded.config.dataplane.initial_sync_timeout);
                     if dp.is_pending() {
                         core.initial_sync_deadline = Some(Instant::now() + wait);
-                    } else if dp.first_sync_due() {
+                    } else if dp.first_sync_due() && core.loaded.config.dataplane.initial_load_hold
+                    {
                         let now = Instant::now();
                         core.first_sync = Some(FirstSync {
                             started: now,

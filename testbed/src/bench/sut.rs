@@ -171,7 +171,7 @@ impl Sut {
         let _ = writeln!(
             c,
             "router-id = \"10.255.0.1\"\nlocal-as = {DUT_AS}\nlisten = [\"0.0.0.0:179\"]\nlog-level = \"info\"\n\n\
-             [api]\nsocket = \"{}\"\n\n[dataplane]\nenabled = {dataplane}\ninstance = \"{instance}\"\ninterfaces = [{}]\n\n\
+             [api]\nsocket = \"{}\"\n\n[dataplane]\nenabled = {dataplane}\ninitial-load-hold = true\ninstance = \"{instance}\"\ninterfaces = [{}]\n\n\
              [rib.ipv4]\nmax-paths-ebgp = 8\n\n[rib.ipv6]\nmax-paths-ebgp = 8\n\n\
              [[policy.ALL.term]]\nname = \"all\"\naction = \"accept\"\n",
             self.p("ribd.sock"),
