@@ -477,7 +477,7 @@ fn initial(tag: &str, table: &[(IpNet, u32)], repeat: usize) -> (Vec<f64>, Pins,
             let (pls, nhgs, nhs) = s.ids_in_use();
             println!(
                 "  {tag}: {} prefixes, {} writes ({} tbl24, {} tbl8, {} trie), {pls} path-lists, {nhgs} groups, \
-                 {nhs} next-hops, {} tbl8 groups; DIR-24-8 shadow for later batches ready {:.3} s later",
+                 {nhs} next-hops, {} tbl8 groups; tables of prefixes for later batches ready {:.3} s later",
                 rep.prefixes,
                 rep.writes.total(),
                 rep.writes.dir24,
@@ -485,6 +485,12 @@ fn initial(tag: &str, table: &[(IpNet, u32)], repeat: usize) -> (Vec<f64>, Pins,
                 rep.writes.fib4 + rep.writes.fib6,
                 s.tbl8_in_use(),
                 secs(settle)
+            );
+            let b = s.prefix_state_bytes();
+            println!(
+                "  {tag}: per-prefix state in the heap (tables of prefixes, tbl8 group records) {:.1} MiB = {:.1} B/prefix",
+                b as f64 / (1 << 20) as f64,
+                b as f64 / rep.prefixes as f64
             );
             let t = Instant::now();
             let diffs = s.check(&r).unwrap();

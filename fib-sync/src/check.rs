@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   expected routes ──► engine state (prefix → path-list of the right next-hop set)
-//!                  └──► DIR-24-8 built afresh from them ──answers per /24 and per tbl8 entry──► dir24/dir8
+//!                  └──► DIR-24-8 image painted from them ──answers per /24 and per tbl8 entry──► dir24/dir8
 //!                  └──► exact prefix sets ──────────────────────────────────────────────────► fib6 (fib4)
 //!   path-lists ──► pathlist[pl] ──► nhg buckets (members = resolved next-hops, weights) ──► nh (MACs)
 //! ```
@@ -13,12 +13,12 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use fib_ebpf::Engine4;
 use fib_ebpf::abi::*;
-use fib_ebpf::dir24::{Dir24, NullSink};
 use fib_ebpf::nhg as buckets;
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::SyncError;
+use crate::dir4::image;
 use crate::sync::{FibSync, nh_l2};
 use crate::types::{NhL2, PrefixMap, Route, RouteAction};
 
@@ -213,18 +213,40 @@ impl FibSync {
     }
 
     fn check_dir24(&self, want: &PrefixMap<IpNet, u32>, out: &mut Out) {
-        let mut exp = Dir24::new(DIR8_MAX_GROUPS);
-        for (p, &id) in want {
-            if let IpNet::V4(n) = p {
-                // Only errors on exhaustion, which the live table would have hit first.
-                let _ = exp.insert(&mut NullSink, n.network(), n.prefix_len(), id);
-            }
+        let mut v4: Vec<(u32, u8, u32)> = want
+            .iter()
+            .filter_map(|(p, &id)| match p {
+                IpNet::V4(n) => Some((u32::from(n.network()), n.prefix_len(), id)),
+                IpNet::V6(_) => None,
+            })
+            .collect();
+        v4.sort_unstable();
+        // The expected image: tbl24 values, and the entries of each /24 that needs a group
+        // (tbl24 then holds the tbl8 flag and the group's place in `groups`).
+        let mut groups: Vec<(u32, Box<[u32; DIR8_ENTRIES]>)> = Vec::new();
+        let Ok(mut val24) = image(&v4, |i, _, t| {
+            groups.push((i, Box::new(*t)));
+            Ok(())
+        }) else {
+            return;
+        };
+        drop(v4);
+        for (k, (i, _)) in groups.iter().enumerate() {
+            val24[*i as usize] = DIR_ENTRY_TBL8 | k as u32;
         }
+        let exp = |a: u32| {
+            let x = val24[(a >> 8) as usize];
+            if x & DIR_ENTRY_TBL8 != 0 {
+                groups[(x & !DIR_ENTRY_TBL8) as usize].1[(a & 0xff) as usize]
+            } else {
+                x
+            }
+        };
         let m = &self.maps;
         let mut linked = 0usize;
         for i in 0..(1u32 << 24) {
             let e = m.fib.dir24_load(i);
-            let x = exp.entry24(i);
+            let x = val24[i as usize];
             if e & DIR_ENTRY_TBL8 != 0 {
                 linked += 1;
             }
@@ -248,7 +270,7 @@ impl FibSync {
                 } else {
                     e
                 };
-                let x = exp.lookup(a);
+                let x = exp(u32::from(a));
                 if found != x {
                     out.push(
                         "answer",

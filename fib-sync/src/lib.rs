@@ -16,6 +16,7 @@
 
 mod bulk;
 pub mod check;
+mod dir4;
 pub mod ids;
 pub mod maps;
 pub mod mirror;

@@ -14,23 +14,22 @@
 //!   deletes ─► retire what nothing uses (old path-lists, groups, next-hops, tbl8 groups, tx ports)
 //! ```
 //!
-//! The DIR-24-8 shadow is rebuilt so that every tbl8 group the maps link keeps its index when its
-//! /24 still needs one: `Dir24` allocates group indexes in order while nothing has been freed, so
-//! groups are claimed in index order — by the real prefixes of their /24, or by a throw-away /32 that
-//! is removed at once (its group then waits in quarantine, as a group the old process may have
-//! unlinked just before it died must).
+//! DIR-24-8 is rewritten from the expected image so that every tbl8 group the maps link keeps its
+//! number when its /24 still needs one; the other numbers below the highest one linked wait in
+//! quarantine (the old process may have unlinked a group just before it died), new groups get
+//! numbers above.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use fib_ebpf::Engine4;
 use fib_ebpf::abi::*;
-use fib_ebpf::dir24::{Dir24, NullSink};
 use fib_ebpf::nhg as buckets;
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::SyncError;
+use crate::dir4::{Tables, image};
 use crate::maps::PinnedMaps;
 use crate::sync::{
     BatchReport, CountingSink, Dead, FibSync, Group, NextHop, PathList, Plan, SyncConfig,
@@ -274,7 +273,7 @@ impl FibSync {
         s.write_objects(&plan, &mut c, &mut err);
 
         // 5. DIR-24-8: a shadow keeping the live group indexes, then only differing entries.
-        let tbl8_kept = s.rebuild_dir24(&live24, &live_group_of, &mut c)?;
+        let tbl8_kept = s.rebuild_dir24(&live24, &live_group_of, &mut c, now)?;
 
         // 6. Tries: inserts/updates, then deletes.
         let mut trie_del: Vec<IpNet> = Vec::new();
@@ -282,8 +281,8 @@ impl FibSync {
             if fam4 && !lpm4 {
                 continue;
             }
-            for (p, &v) in s.routes.iter() {
-                if p.addr().is_ipv4() != fam4 || live.get(p) == Some(&v) {
+            for (p, v) in s.routes() {
+                if p.addr().is_ipv4() != fam4 || live.get(&p) == Some(&v) {
                     continue;
                 }
                 let val = FibVal { pl_id: v, flags: 0 };
@@ -301,7 +300,7 @@ impl FibSync {
                     err.get_or_insert(merr(e));
                 }
             }
-            trie_del.extend(live.keys().filter(|p| !s.routes.contains_key(p)));
+            trie_del.extend(live.keys().filter(|p| s.route_now(p).is_none()));
         }
         for p in &trie_del {
             let r = match p {
@@ -356,7 +355,7 @@ impl FibSync {
         let report = ReconcileReport {
             batch: BatchReport {
                 writes: c,
-                prefixes: s.routes.len() as u64,
+                prefixes: s.len() as u64,
                 pathlist_flips: plan.pathlist.len() as u64,
                 batch: s.batch,
             },
@@ -370,102 +369,63 @@ impl FibSync {
         }
     }
 
-    /// Builds the DIR-24-8 shadow for `self.routes` so that each live tbl8 group whose /24 still
-    /// needs one keeps its index, then writes the entries that differ from `live24`: groups first
-    /// (new ones completely, kept ones entry by entry), then tbl24. Returns the groups kept.
+    /// Rewrites DIR-24-8 for the IPv4 table (planned already) so that each live tbl8 group whose
+    /// /24 still needs one keeps its number, writing only the entries that differ from what the
+    /// maps hold: groups first (new ones completely, kept ones entry by entry), then tbl24. The
+    /// other group numbers the dead process used wait in quarantine. Returns the groups kept.
     fn rebuild_dir24(
         &mut self,
         live24: &[u32],
         live_group_of: &FxHashMap<u32, u32>,
         c: &mut WriteCounts,
+        now: Instant,
     ) -> Result<usize, SyncError> {
-        let mut d = Dir24::new(self.maps.fib.dir8_groups());
-        d.set_quarantine_time(self.cfg.quarantine);
-        let mut long: FxHashMap<u32, Vec<(Ipv4Net, u32)>> = FxHashMap::default();
-        let mut short: Vec<(Ipv4Net, u32)> = Vec::new();
-        for (p, &v) in &self.routes {
-            if let IpNet::V4(n) = p {
-                if n.prefix_len() > 24 {
-                    long.entry(u32::from(n.network()) >> 8)
-                        .or_default()
-                        .push((*n, v));
-                } else {
-                    short.push((*n, v));
-                }
+        let v4: Vec<(u32, u8, u32)> = self.dir4.rules.iter().collect();
+        // The expected image: tbl24 values and, per /24 needing a group, its entries.
+        let mut want: Vec<(u32, u32, Box<[u32; DIR8_ENTRIES]>)> = Vec::new();
+        let mut val24 = image(&v4, |i, cover, t| {
+            want.push((i, cover, Box::new(*t)));
+            Ok(())
+        })?;
+        drop(v4);
+        let n = live_group_of.keys().max().map_or(0, |&g| g + 1);
+        let mut keep: Vec<(u32, u32, u32)> = Vec::new();
+        let mut number: Vec<Option<u32>> = Vec::with_capacity(want.len());
+        for (i, cover, _) in &want {
+            let e = live24[*i as usize];
+            let g = e & !DIR_ENTRY_TBL8;
+            if e & DIR_ENTRY_TBL8 != 0 && live_group_of.get(&g) == Some(i) {
+                keep.push((g, *i, *cover));
+                number.push(Some(g));
+            } else {
+                number.push(None);
             }
         }
-        let ins = |d: &mut Dir24, n: &Ipv4Net, v: u32| {
-            d.insert(&mut NullSink, n.network(), n.prefix_len(), v)
-                .map_err(merr)
-        };
-        let ngroups = live_group_of.keys().max().map_or(0, |&g| g + 1);
-        let spare = (0..1u32 << 24)
-            .find(|i| !long.contains_key(i))
-            .expect("some /24 holds no long prefix");
-        let mut kept = 0usize;
-        for g in 0..ngroups {
-            let idx = live_group_of.get(&g).copied();
-            let claimed = match idx.and_then(|i| long.remove(&i).map(|ps| (i, ps))) {
-                Some((i, ps)) => {
-                    for (n, v) in &ps {
-                        ins(&mut d, n, *v)?;
-                    }
-                    kept += 1;
-                    i
-                }
-                None => {
-                    // Burn index g: a throw-away /32 claims it and is removed at once.
-                    let a = Ipv4Addr::from(spare << 8);
-                    d.insert(&mut NullSink, a, 32, PL_PASS).map_err(merr)?;
-                    let e = d.entry24(spare);
-                    d.delete(&mut NullSink, a, 32).map_err(merr)?;
-                    if e != DIR_ENTRY_TBL8 | g {
-                        return Err(SyncError::Map(format!(
-                            "rebuilding the DIR-24-8 shadow: group {g} came out as {e:#x}"
-                        )));
-                    }
-                    continue;
-                }
-            };
-            if d.entry24(claimed) != DIR_ENTRY_TBL8 | g {
-                return Err(SyncError::Map(format!(
-                    "rebuilding the DIR-24-8 shadow: /24 {claimed:#x} did not get group {g}"
-                )));
-            }
-        }
-        for ps in long.values() {
-            for (n, v) in ps {
-                ins(&mut d, n, *v)?;
-            }
-        }
-        for (n, v) in &short {
-            ins(&mut d, n, *v)?;
-        }
+        self.dir4.adopted(&keep, n, now);
         let m = &self.maps.fib;
         let mut sink = CountingSink { maps: m, c };
-        use fib_ebpf::dir24::Dir24Sink;
         // Groups first: a new group is complete before tbl24 links it.
-        for i in 0..1u32 << 24 {
-            let e = d.entry24(i);
-            if e & DIR_ENTRY_TBL8 == 0 {
-                continue;
-            }
-            let g = e & !DIR_ENTRY_TBL8;
-            let same_group = live24[i as usize] == e;
-            for j in 0..=255u32 {
-                let v = d.lookup(Ipv4Addr::from((i << 8) | j));
-                if !same_group || m.dir8_load(g, j as u8) != v {
+        for ((i, cover, t), g) in want.iter().zip(number) {
+            let (g, same) = match g {
+                Some(g) => (g, true),
+                None => {
+                    let g = self.dir4.alloc_group()?;
+                    self.dir4.link(g, *i, *cover);
+                    (g, false)
+                }
+            };
+            for (j, &v) in t.iter().enumerate() {
+                if !same || m.dir8_load(g, j as u8) != v {
                     sink.store8(g, j as u8, v);
                 }
             }
+            val24[*i as usize] = DIR_ENTRY_TBL8 | g;
         }
-        for i in 0..1u32 << 24 {
-            let e = d.entry24(i);
-            if live24[i as usize] != e {
-                sink.store24(i, e);
+        for (i, &e) in val24.iter().enumerate() {
+            if live24[i] != e {
+                sink.store24(i as u32, e);
             }
         }
-        self.dir24 = d;
-        Ok(kept)
+        Ok(keep.len())
     }
 }

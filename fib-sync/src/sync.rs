@@ -28,12 +28,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fib_ebpf::abi::*;
-use fib_ebpf::dir24::{Dir24, Dir24Sink};
 use fib_ebpf::{Engine4, nhg as buckets};
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::SyncError;
+use crate::dir4::{Dir4, Tables};
 use crate::ids::IdPool;
 use crate::maps::PinnedMaps;
 use crate::types::{NhL2, NhSet, PrefixMap, Route, RouteAction};
@@ -151,13 +151,16 @@ impl PtrCache {
 /// A withdrawal in a bulk load's keys.
 const WITHDRAWN: u32 = u32::MAX;
 
-/// Stores into the live DIR-24-8 arrays, counting.
+/// The live DIR-24-8 arrays: reads, and stores counted.
 pub(crate) struct CountingSink<'a> {
     pub maps: &'a fib_ebpf::FibMaps,
     pub c: &'a mut WriteCounts,
 }
 
-impl Dir24Sink for CountingSink<'_> {
+impl Tables for CountingSink<'_> {
+    fn load24(&self, idx: u32) -> u32 {
+        self.maps.dir24_load(idx)
+    }
     fn store24(&mut self, idx: u32, value: u32) {
         self.c.dir24 += 1;
         self.maps.dir24_store(idx, value)
@@ -222,10 +225,12 @@ pub(crate) struct Plan {
 pub struct FibSync {
     pub(crate) maps: PinnedMaps,
     pub(crate) cfg: SyncConfig,
-    pub(crate) dir24: Dir24,
-    /// The shadow of an initial bulk load, still being built (joined before the next batch).
-    pub(crate) pending: Option<crate::bulk::PendingShadow>,
-    pub(crate) routes: PrefixMap<IpNet, u32>,
+    /// The IPv4 prefixes and the tbl8 groups they use (tbl24 is read back from the maps).
+    pub(crate) dir4: Dir4,
+    /// The table of prefixes of an initial bulk load, still being built (joined before the next
+    /// batch).
+    pub(crate) pending: Option<crate::bulk::PendingTables>,
+    pub(crate) routes6: PrefixMap<Ipv6Net, u32>,
     pub(crate) pls: FxHashMap<u32, PathList>,
     pub(crate) pl_of_set: FxHashMap<NhSet, u32>,
     pub(crate) pls_of_addr: FxHashMap<IpAddr, FxHashSet<u32>>,
@@ -249,14 +254,13 @@ impl FibSync {
     /// A sync engine over maps that hold no routes yet (a fresh instance). Use
     /// [`FibSync::restart`](crate::reconcile) when the pinned maps may hold a previous process's state.
     pub fn new(maps: PinnedMaps, cfg: SyncConfig) -> FibSync {
-        let mut dir24 = Dir24::new(maps.fib.dir8_groups());
-        dir24.set_quarantine_time(cfg.quarantine);
+        let dir4 = Dir4::new(maps.fib.dir8_groups(), cfg.quarantine);
         let q = cfg.quarantine;
         FibSync {
             maps,
-            dir24,
+            dir4,
             pending: None,
-            routes: PrefixMap::default(),
+            routes6: PrefixMap::default(),
             pls: FxHashMap::default(),
             pl_of_set: FxHashMap::default(),
             pls_of_addr: FxHashMap::default(),
@@ -288,7 +292,7 @@ impl FibSync {
     pub fn len(&self) -> usize {
         match &self.pending {
             Some(p) => p.routes.len(),
-            None => self.routes.len(),
+            None => self.dir4.rules.len() + self.routes6.len(),
         }
     }
 
@@ -300,8 +304,21 @@ impl FibSync {
     pub fn routes(&self) -> Box<dyn Iterator<Item = (IpNet, u32)> + '_> {
         match &self.pending {
             Some(p) => Box::new(p.routes.iter()),
-            None => Box::new(self.routes.iter().map(|(p, v)| (*p, *v))),
+            None => Box::new(
+                self.dir4
+                    .rules
+                    .iter()
+                    .map(|(a, l, v)| (IpNet::V4(Ipv4Net::new_assert(a.into(), l)), v))
+                    .chain(self.routes6.iter().map(|(p, v)| (IpNet::V6(*p), *v))),
+            ),
         }
+    }
+
+    /// Heap bytes of the per-prefix state: the IPv4 table with its tbl8 group records and the
+    /// IPv6 table (from capacities; the DIR-24-8 arrays themselves are the mmapped maps).
+    pub fn prefix_state_bytes(&self) -> usize {
+        let slot6 = size_of::<(Ipv6Net, u32)>() + 1;
+        self.dir4.heap_bytes() + (self.routes6.capacity() * 8 / 7).next_power_of_two() * slot6
     }
 
     /// Map writes since start.
@@ -329,27 +346,29 @@ impl FibSync {
             self.pl_ids.quarantined(),
             self.nhg_ids.quarantined(),
             self.nh_ids.quarantined(),
-            if self.pending.is_some() {
-                0
-            } else {
-                self.dir24.groups_quarantined()
-            },
+            self.dir4.groups_quarantined(),
         )
     }
 
     /// tbl8 groups linked.
     pub fn tbl8_in_use(&self) -> usize {
-        match &self.pending {
-            Some(p) => p.groups.len(),
-            None => self.dir24.groups_in_use(),
-        }
+        self.dir4.groups_in_use()
     }
 
     /// Waits for the DIR-24-8 shadow of an initial bulk load (the maps are complete before; the
     /// shadow is needed for the next batch, which waits for it itself).
     pub fn settle(&mut self) -> Result<(), SyncError> {
         if let Some(p) = self.pending.take() {
-            (self.dir24, self.routes) = p.join()?;
+            (self.dir4.rules, self.routes6) = p.join()?;
+        }
+        Ok(())
+    }
+
+    /// Joins the tables of an initial bulk load if they are built (without waiting), so the
+    /// sorted routes they were built from are freed while idle, not at the next batch.
+    pub fn settle_if_ready(&mut self) -> Result<(), SyncError> {
+        if self.pending.as_ref().is_some_and(|p| p.job.is_finished()) {
+            self.settle()?;
         }
         Ok(())
     }
@@ -359,7 +378,15 @@ impl FibSync {
         let p = prefix.trunc();
         match &self.pending {
             Some(b) => b.routes.get(&p),
-            None => self.routes.get(&p).copied(),
+            None => self.route_now(&p),
+        }
+    }
+
+    /// The path-list id of a truncated prefix in the joined table.
+    pub(crate) fn route_now(&self, p: &IpNet) -> Option<u32> {
+        match p {
+            IpNet::V4(n) => self.dir4.rules.get(u32::from(n.network()), n.prefix_len()),
+            IpNet::V6(n) => self.routes6.get(n).copied(),
         }
     }
 
@@ -422,14 +449,14 @@ impl FibSync {
         let mut err = None;
         plan.order.reserve(routes.len());
         plan.touched.reserve(routes.len());
-        let bulk = self.routes.is_empty()
-            && self.dir24.is_empty()
+        let bulk = self.dir4.rules.is_empty()
+            && self.routes6.is_empty()
+            && self.dir4.group_slots() == 0
             && routes.len() >= self.cfg.bulk_threshold
             && routes.len() < 1 << 24;
         if bulk {
             return self.apply_bulk(routes);
         }
-        self.routes.reserve(routes.len());
         for r in routes {
             if let Err(e) = self.plan_route(r, &mut plan) {
                 err = Some(e);
@@ -593,15 +620,10 @@ impl FibSync {
         }
         let prefixes = (v4.len() + v6.len()) as u64;
         let loaded = Arc::new(crate::bulk::Loaded { v4, v6 });
-        let m = &self.maps.fib;
         match groups {
             Ok(groups) => {
-                self.pending = Some(crate::bulk::spawn_shadow(
-                    loaded,
-                    groups,
-                    m.dir8_groups(),
-                    self.cfg.quarantine,
-                )?)
+                self.dir4.loaded(&groups);
+                self.pending = Some(crate::bulk::spawn_tables(loaded)?)
             }
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -790,7 +812,7 @@ impl FibSync {
                 Some(&id) => Some(id),
                 None => {
                     // A new path-list derives its group from the one the prefix leaves.
-                    let hint = self.routes.get(&prefix).copied();
+                    let hint = self.route_now(&prefix);
                     Some(self.pl_for(set, hint, plan)?)
                 }
             },
@@ -799,8 +821,28 @@ impl FibSync {
             Some(RouteAction::Local) => Some(PL_LOCAL),
         };
         // One probe of the table: the old value comes out of the same entry the new one goes in.
-        let old = match new {
-            Some(id) => match self.routes.entry(prefix) {
+        let old = match (prefix, new) {
+            (IpNet::V4(n), Some(id)) => {
+                let old = self
+                    .dir4
+                    .rules
+                    .insert(u32::from(n.network()), n.prefix_len(), id);
+                if old == Some(id) {
+                    return Ok(());
+                }
+                old
+            }
+            (IpNet::V4(n), None) => {
+                match self
+                    .dir4
+                    .rules
+                    .remove(u32::from(n.network()), n.prefix_len())
+                {
+                    Some(o) => Some(o),
+                    None => return Ok(()),
+                }
+            }
+            (IpNet::V6(n), Some(id)) => match self.routes6.entry(n) {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
                     let o = *e.get();
                     if o == id {
@@ -814,7 +856,7 @@ impl FibSync {
                     None
                 }
             },
-            None => match self.routes.remove(&prefix) {
+            (IpNet::V6(n), None) => match self.routes6.remove(&n) {
                 Some(o) => Some(o),
                 None => return Ok(()),
             },
@@ -1060,7 +1102,7 @@ impl FibSync {
         let min = self.cfg.parallel_min.max(1);
         let parallel = ins6.len() + del6.len() >= min && ops4.len() + dels4.len() >= min;
         let fib = &self.maps.fib;
-        let dir24 = &mut self.dir24;
+        let dir4 = &mut self.dir4;
         let mut job6 = Some((ins6, del6));
         let six = std::thread::scope(|s| {
             let six = if parallel {
@@ -1074,11 +1116,15 @@ impl FibSync {
                 c: &mut c,
             };
             let mut ins4 = Vec::new();
+            // The table holds the batch's final state already: each write stores final values,
+            // in address order (neighbouring buckets and tbl24 lines).
+            ops4.sort_unstable();
+            dels4.sort_unstable();
             for &(a, l, v) in &ops4 {
-                if let Err(e) = dir24.insert(&mut sink, a.into(), l, v)
+                if let Err(e) = dir4.write(&mut sink, a, l, v)
                     && first_err.is_none()
                 {
-                    first_err = Some(SyncError::Map(e.to_string()));
+                    first_err = Some(e);
                 }
                 if lpm4 {
                     ins4.push((a.into(), l, FibVal { pl_id: v, flags: 0 }));
@@ -1089,11 +1135,7 @@ impl FibSync {
             note_err(&mut first_err, fib.fib4_insert_batch(&ins4));
             let mut del4 = Vec::new();
             for &(a, l) in &dels4 {
-                if let Err(e) = dir24.delete(&mut sink, a.into(), l)
-                    && first_err.is_none()
-                {
-                    first_err = Some(SyncError::Map(e.to_string()));
-                }
+                dir4.erase(&mut sink, a, l);
                 if lpm4 {
                     del4.push((a.into(), l));
                 }
@@ -1219,9 +1261,7 @@ impl FibSync {
 
     pub(crate) fn commit(&mut self, now: Instant) {
         self.batch += 1;
-        if self.pending.is_none() {
-            self.dir24.commit();
-        }
+        self.dir4.commit();
         self.pl_ids.release(self.batch, now);
         self.nhg_ids.release(self.batch, now);
         self.nh_ids.release(self.batch, now);
@@ -1229,6 +1269,9 @@ impl FibSync {
 
     /// Commits an empty batch (lets quarantined ids age; ribd calls it on a timer when idle).
     pub fn tick(&mut self) {
+        if let Err(e) = self.settle_if_ready() {
+            tracing::error!(error = %e, "joining the tables of the initial load");
+        }
         self.commit(Instant::now());
     }
 }

@@ -183,6 +183,8 @@ impl Syncer {
         &mut self,
         timeout: Duration,
     ) -> Result<(Option<BatchReport>, Vec<NhtUpdate>), SyncError> {
+        // The daemon polls when idle: the right moment to drop what the initial load left.
+        self.sync.settle_if_ready()?;
         let changes = self.resolver.poll(timeout)?;
         self.absorb(changes)
     }

@@ -91,7 +91,6 @@ fn new_rib(relax: bool) -> (Rib, Vec<ribd::rib::table::PeerId>) {
                 },
                 confed: false,
             })
-            .expect("a free peer slot")
         })
         .collect();
     (rib, peers)

@@ -22,7 +22,7 @@ use crate::import::ImportCtx;
 use crate::inbound::{Action as InboundAction, FamilyCounts, Inbound};
 use crate::rib::attrs::Attrs;
 use crate::rib::decision::{PeerInfo, PeerKind};
-use crate::rib::{FibEntry, FibNextHop, Rib};
+use crate::rib::{FibEntry, Rib};
 
 /// An API request and where to send the answer.
 pub struct Request {
@@ -283,17 +283,15 @@ impl Core {
         events: mpsc::Sender<Event>,
     ) -> anyhow::Result<Core> {
         let mut rib = Rib::new(loaded.config.rib.clone());
-        let static_peer = rib
-            .add_peer(PeerInfo {
-                name: "static".into(),
-                addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                router_id: loaded.config.router_id,
-                remote_as: loaded.config.local_as,
-                local_as: loaded.config.local_as,
-                kind: PeerKind::Local,
-                confed: false,
-            })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let static_peer = rib.add_peer(PeerInfo {
+            name: "static".into(),
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            router_id: loaded.config.router_id,
+            remote_as: loaded.config.local_as,
+            local_as: loaded.config.local_as,
+            kind: PeerKind::Local,
+            confed: false,
+        });
         let mut core = Core {
             loaded,
             opts,
@@ -496,7 +494,10 @@ impl Core {
     }
 
     fn add_peer(&mut self, nb: Neighbor) -> anyhow::Result<()> {
-        // The RIB slot first: a peer that does not fit must not leave a session task behind.
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let pc = self.session_config(&nb, id);
+        let handle = PeerHandle::spawn(pc, Some(&self.listener), self.events.clone())?;
         let rib_id = self.rib.add_peer(PeerInfo {
             name: nb.name.clone(),
             addr: nb.address,
@@ -509,17 +510,7 @@ impl Core {
                 PeerKind::Ibgp
             },
             confed: false,
-        })?;
-        let id = self.next_session_id;
-        self.next_session_id += 1;
-        let pc = self.session_config(&nb, id);
-        let handle = match PeerHandle::spawn(pc, Some(&self.listener), self.events.clone()) {
-            Ok(h) => h,
-            Err(e) => {
-                self.rib.remove_peer(rib_id);
-                return Err(e.into());
-            }
-        };
+        });
         if nb.enabled {
             handle.start();
         }
@@ -1366,18 +1357,14 @@ impl Core {
         for nb in self.loaded.neighbors.clone() {
             match old.get(&nb.name) {
                 None => {
-                    let name = nb.name.clone();
-                    match self.add_peer(nb) {
-                        Ok(()) => added += 1,
-                        Err(e) => tracing::error!(peer = %name, error = %e, "cannot start peer"),
+                    if self.add_peer(nb).is_ok() {
+                        added += 1;
                     }
                 }
                 Some(o) if !o.same_session(&nb) => {
                     self.remove_peer(&nb.name, "session parameters changed");
-                    let name = nb.name.clone();
-                    match self.add_peer(nb) {
-                        Ok(()) => reset += 1,
-                        Err(e) => tracing::error!(peer = %name, error = %e, "cannot start peer"),
+                    if self.add_peer(nb).is_ok() {
+                        reset += 1;
                     }
                 }
                 Some(o) => {
@@ -1977,32 +1964,29 @@ impl Core {
                 prefix: prefix.to_string(),
                 kind: "blackhole".into(),
                 nexthops: vec![],
-                backup: vec![],
                 pathlist: None,
                 group: None,
             });
         }
         let set = self.rib.fib_entry_of(prefix)?;
-        let unresolved = |n: &FibNextHop| api::FibNextHop {
-            address: n.addr,
-            weight: n.weight,
-            interface: None,
-            mac: None,
-            resolved: false,
-            buckets: None,
-        };
-        let (nexthops, backup) = match set {
-            FibEntry::Forward(s) => (
-                s.primary.iter().map(unresolved).collect(),
-                s.backup().iter().map(unresolved).collect(),
-            ),
-            FibEntry::Blackhole => (vec![], vec![]),
+        let nexthops = match set {
+            FibEntry::Forward(s) => s
+                .iter()
+                .map(|n| api::FibNextHop {
+                    address: n.addr,
+                    weight: n.weight,
+                    interface: None,
+                    mac: None,
+                    resolved: false,
+                    buckets: None,
+                })
+                .collect(),
+            FibEntry::Blackhole => vec![],
         };
         let mut r = api::FibRoute {
             prefix: prefix.to_string(),
             kind: "forward".into(),
             nexthops,
-            backup,
             pathlist: None,
             group: None,
         };
