@@ -32,11 +32,11 @@ pub(crate) enum Mode {
     Stop,
 }
 
-/// The peer task's answer to a control message: the reader's next mode and events to deliver first.
+/// The peer task's answer to a control message: the reader's next mode. Events to deliver first are
+/// in `ReaderState::owed` by then.
 #[derive(Debug)]
 pub(crate) struct Ack {
     pub mode: Mode,
-    pub events: Vec<Event>,
 }
 
 /// What a reader tells the peer task.
@@ -54,6 +54,11 @@ pub(crate) struct ReaderState {
     pub last_rx_ms: AtomicU64,
     /// The reader is waiting for the consumer (bounded channel full).
     pub paused: AtomicBool,
+    /// Events the peer task produced for this connection's consumer (Established, RouteRefresh), to be
+    /// delivered before the UPDATEs read next. The reader hands them over one by one; when the
+    /// connection is closed first (its reader aborted), the peer task delivers what is left, so an
+    /// Established always reaches the consumer before its Down.
+    pub owed: std::sync::Mutex<std::collections::VecDeque<Event>>,
 }
 
 /// Converts a decoded message to the FSM's view (UPDATE contents stay behind).
@@ -178,10 +183,8 @@ impl Reader {
                     return;
                 }
                 let Ok(ack) = rx.await else { return };
-                for ev in ack.events {
-                    if self.events.send(ev).await.is_err() {
-                        return;
-                    }
+                if !self.deliver_owed().await {
+                    return;
                 }
                 match ack.mode {
                     Mode::Stop => return,
@@ -193,6 +196,22 @@ impl Reader {
         }
         self.flush(&mut batch).await;
         let _ = self.to_task.send(FromReader::Closed(self.conn));
+    }
+
+    /// Hands the events the peer task left in `owed` to the consumer. Abort-safe: an event leaves the
+    /// queue only together with a send that cannot wait. False when the consumer is gone.
+    async fn deliver_owed(&self) -> bool {
+        let owed = || self.state.owed.lock().unwrap_or_else(|e| e.into_inner());
+        while !owed().is_empty() {
+            let Ok(permit) = self.events.reserve().await else {
+                return false;
+            };
+            match owed().pop_front() {
+                Some(ev) => permit.send(ev),
+                None => break,
+            }
+        }
+        true
     }
 
     /// Hands the batch to the consumer, waiting (and so not reading the socket) while its channel is full.

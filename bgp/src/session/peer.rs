@@ -61,7 +61,7 @@ pub(crate) struct PeerTask {
     /// Events from the task itself (Down), waiting for room in the consumer's channel. Readers' acks
     /// wait behind them so that the consumer sees every event in order.
     pending: VecDeque<Event>,
-    deferred_acks: Vec<(oneshot::Sender<Ack>, Ack)>,
+    deferred_acks: Vec<(ConnId, oneshot::Sender<Ack>, Ack, Vec<Event>)>,
 }
 
 impl PeerTask {
@@ -143,8 +143,8 @@ impl PeerTask {
                         permit.send(ev);
                     }
                     if self.pending.is_empty() {
-                        for (tx, ack) in self.deferred_acks.drain(..) {
-                            let _ = tx.send(ack);
+                        for (id, tx, ack, events) in std::mem::take(&mut self.deferred_acks) {
+                            self.send_ack(id, tx, ack, events);
                         }
                     }
                 }
@@ -182,18 +182,27 @@ impl PeerTask {
                     None if self.conns.contains_key(&id) => Mode::Control,
                     None => Mode::Stop,
                 };
-                let a = Ack {
-                    mode,
-                    events: std::mem::take(&mut self.ack_events),
-                };
+                let events = std::mem::take(&mut self.ack_events);
                 if self.pending.is_empty() {
-                    let _ = ack.send(a);
+                    self.send_ack(id, ack, Ack { mode }, events);
                 } else {
-                    self.deferred_acks.push((ack, a));
+                    self.deferred_acks.push((id, ack, Ack { mode }, events));
                 }
             }
             FromReader::Malformed(id, n) => self.input(Input::Malformed(id, n)).await,
             FromReader::Closed(id) => self.input(Input::Closed(id)).await,
+        }
+    }
+
+    /// Answers a reader: its events go into its `owed` queue (it delivers them before reading on), or
+    /// to the task's own queue when the connection is already closed.
+    fn send_ack(&mut self, id: ConnId, tx: oneshot::Sender<Ack>, ack: Ack, events: Vec<Event>) {
+        match self.conns.get(&id) {
+            Some(c) => {
+                lock(&c.state.owed).extend(events);
+                let _ = tx.send(ack);
+            }
+            None => self.pending.extend(events),
         }
     }
 
@@ -339,6 +348,22 @@ impl PeerTask {
                     let _ = c.control.send(WriteCmd::Close);
                     c.reader.abort();
                     let _ = c.reader.await;
+                    // Events its reader had not handed over yet (e.g. Established, when the other
+                    // connection's KEEPALIVE closes this one right after): they precede everything
+                    // queued since, and the Down that follows.
+                    let owed = std::mem::take(&mut *lock(&c.state.owed));
+                    for ev in owed.into_iter().rev() {
+                        self.pending.push_front(ev);
+                    }
+                    let mut i = 0;
+                    while i < self.deferred_acks.len() {
+                        if self.deferred_acks[i].0 == id {
+                            let (.., events) = self.deferred_acks.remove(i);
+                            self.pending.extend(events);
+                        } else {
+                            i += 1;
+                        }
+                    }
                     let writer = c.writer;
                     tokio::spawn(async move {
                         let abort = writer.abort_handle();
