@@ -290,10 +290,11 @@ impl FibSync {
 
     /// Prefixes held.
     pub fn len(&self) -> usize {
-        match &self.pending {
-            Some(p) => p.routes.len(),
-            None => self.dir4.rules.len() + self.routes6.len(),
-        }
+        self.dir4.rules.len()
+            + match &self.pending {
+                Some(p) => p.v6.len(),
+                None => self.routes6.len(),
+            }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -302,15 +303,14 @@ impl FibSync {
 
     /// Every prefix held with its path-list id (reserved ids included).
     pub fn routes(&self) -> Box<dyn Iterator<Item = (IpNet, u32)> + '_> {
+        let v4 = self
+            .dir4
+            .rules
+            .iter()
+            .map(|(a, l, v)| (IpNet::V4(Ipv4Net::new_assert(a.into(), l)), v));
         match &self.pending {
-            Some(p) => Box::new(p.routes.iter()),
-            None => Box::new(
-                self.dir4
-                    .rules
-                    .iter()
-                    .map(|(a, l, v)| (IpNet::V4(Ipv4Net::new_assert(a.into(), l)), v))
-                    .chain(self.routes6.iter().map(|(p, v)| (IpNet::V6(*p), *v))),
-            ),
+            Some(p) => Box::new(v4.chain(p.iter())),
+            None => Box::new(v4.chain(self.routes6.iter().map(|(p, v)| (IpNet::V6(*p), *v)))),
         }
     }
 
@@ -355,11 +355,11 @@ impl FibSync {
         self.dir4.groups_in_use()
     }
 
-    /// Waits for the DIR-24-8 shadow of an initial bulk load (the maps are complete before; the
-    /// shadow is needed for the next batch, which waits for it itself).
+    /// Waits for the IPv6 table of an initial bulk load (the maps are complete before; the table
+    /// is needed for the next batch, which waits for it itself).
     pub fn settle(&mut self) -> Result<(), SyncError> {
         if let Some(p) = self.pending.take() {
-            (self.dir4.rules, self.routes6) = p.join()?;
+            self.routes6 = p.join()?;
         }
         Ok(())
     }
@@ -376,9 +376,9 @@ impl FibSync {
     /// The path-list id a prefix has (reserved ids included).
     pub fn route(&self, prefix: &IpNet) -> Option<u32> {
         let p = prefix.trunc();
-        match &self.pending {
-            Some(b) => b.routes.get(&p),
-            None => self.route_now(&p),
+        match (&self.pending, p) {
+            (Some(b), IpNet::V6(n)) => b.get(&n),
+            _ => self.route_now(&p),
         }
     }
 
@@ -506,7 +506,7 @@ impl FibSync {
         let trie6 = self.maps.fib6_writer()?;
         let planned6 = t0.elapsed();
         let lpm4 = self.cfg.engine4 == Engine4::Lpm;
-        let (v4, v6, groups, trie_c, trie_err) = std::thread::scope(|s| {
+        let (v4, v6, rules4, groups, trie_c, trie_err) = std::thread::scope(|s| {
             // 4: the IPv6 trie on its own thread, sorted so consecutive inserts walk the same
             // trie nodes, in one batch syscall.
             let six = s.spawn(move || {
@@ -574,6 +574,8 @@ impl FibSync {
                 tc.fib4 = t4.len() as u64;
                 note_err(&mut te, m.fib4_insert_batch(&t4));
             }
+            // The IPv4 table for later batches, while the trie writer (the longer job) runs.
+            let rules4 = crate::dir4::Rules4::from_sorted(&v4);
             let t4 = t0.elapsed();
             let v6 = match six.join() {
                 Ok((v6, r, t6)) => {
@@ -594,7 +596,7 @@ impl FibSync {
                     Vec::new()
                 }
             };
-            (v4, v6, groups, tc, te)
+            (v4, v6, rules4, groups, tc, te)
         });
         c.add(&trie_c);
         if let Some(e) = trie_err {
@@ -619,12 +621,13 @@ impl FibSync {
             }
         }
         let prefixes = (v4.len() + v6.len()) as u64;
-        let loaded = Arc::new(crate::bulk::Loaded { v4, v6 });
+        drop(v4);
+        self.dir4.rules = rules4;
+        if !v6.is_empty() {
+            self.pending = Some(crate::bulk::spawn_table6(Arc::new(v6))?);
+        }
         match groups {
-            Ok(groups) => {
-                self.dir4.loaded(&groups);
-                self.pending = Some(crate::bulk::spawn_tables(loaded)?)
-            }
+            Ok(groups) => self.dir4.loaded(&groups),
             Err(e) => {
                 first_err.get_or_insert(e);
             }
