@@ -163,17 +163,18 @@ fn gen_attrs(set: &tablegen::AttrSet, peer_as: u32, k: u8) -> Attrs {
             .iter()
             .map(|(a, b)| ((*a as u32) << 16) | *b as u32)
             .collect(),
-        large_communities: set
-            .large_communities
+        ..Attrs::default()
+    }
+    .with_large_communities(
+        set.large_communities
             .iter()
             .map(|(g, a, b)| LargeCommunity {
                 global: *g,
                 local1: *a,
                 local2: *b,
             })
-            .collect(),
-        ..Attrs::default()
-    }
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// Feeds the synthetic table from each peer in turn (attributes interned once per set and peer).

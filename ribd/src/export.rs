@@ -83,7 +83,7 @@ pub fn export_shared(
             to.local_v6.map(IpAddr::V6)
         }
         .or(out.next_hop);
-        out.next_hop_ll = None;
+        out.set_next_hop_ll(None);
     }
     out.next_hop?;
     apply_policy(prefix, RouteKind::Unicast, out, to)
@@ -107,7 +107,7 @@ pub fn export_flowspec(
     }
     let mut out = transform(best, src, to)?;
     out.next_hop = None;
-    out.next_hop_ll = None;
+    out.set_next_hop_ll(None);
     let (prefix, kind) = match rule.destination() {
         Some(d) => (d.prefix(), RouteKind::FlowSpec),
         None => (
@@ -121,7 +121,7 @@ pub fn export_flowspec(
     let mut a = apply_policy(prefix, kind, out, to)?;
     // A policy's `next-hop` setting means nothing for a rule.
     a.next_hop = None;
-    a.next_hop_ll = None;
+    a.set_next_hop_ll(None);
     Some(a)
 }
 
@@ -178,18 +178,18 @@ fn transform(best: &Attrs, src: Source<'_>, to: &ExportCtx) -> Option<Attrs> {
         if !src.rr_client && !to.rr_client {
             return None;
         }
-        if out.originator_id.is_none() {
-            out.originator_id = Some(src.peer.router_id);
+        if out.originator_id().is_none() {
+            out.set_originator_id(Some(src.peer.router_id));
         }
         let mut cl = vec![to.router_id];
-        cl.extend_from_slice(&out.cluster_list);
-        out.cluster_list = cl.into();
+        cl.extend_from_slice(out.cluster_list());
+        out.set_cluster_list(cl);
     }
     if to.ebgp {
         out.as_path.prepend(to.local_as, 1);
         out.local_pref = None;
-        out.originator_id = None;
-        out.cluster_list = Box::new([]);
+        out.set_originator_id(None);
+        out.set_cluster_list(Vec::new());
         if src.peer.kind == PeerKind::Ebgp {
             out.med = None; // MED is not passed on to a third AS (RFC 4271 §5.1.4)
         }
@@ -210,8 +210,7 @@ pub fn to_wire(a: &Attrs) -> PathAttributes {
         as_path: Some(WAsPath {
             segments: a
                 .as_path
-                .segments
-                .iter()
+                .segments()
                 .map(|s| WSegment {
                     kind: match s.kind {
                         SegmentKind::Set => SegmentType::Set,
@@ -231,14 +230,18 @@ pub fn to_wire(a: &Attrs) -> PathAttributes {
         local_pref: a.local_pref,
         atomic_aggregate: a.atomic_aggregate,
         aggregator: a
-            .aggregator
+            .aggregator()
             .map(|(asn, address)| Aggregator { asn, address }),
         communities: a.communities.iter().map(|c| Community(*c)).collect(),
-        originator_id: a.originator_id,
-        cluster_list: a.cluster_list.to_vec(),
-        ext_communities: a.ext_communities.iter().map(|c| ExtCommunity(*c)).collect(),
+        originator_id: a.originator_id(),
+        cluster_list: a.cluster_list().to_vec(),
+        ext_communities: a
+            .ext_communities()
+            .iter()
+            .map(|c| ExtCommunity(*c))
+            .collect(),
         large_communities: a
-            .large_communities
+            .large_communities()
             .iter()
             .map(|c| WLarge {
                 global: c.global,
@@ -248,7 +251,7 @@ pub fn to_wire(a: &Attrs) -> PathAttributes {
             .collect(),
         // Unknown optional transitive attributes go on with the Partial bit set (RFC 4271 §5).
         unknown: a
-            .unknown
+            .unknown()
             .iter()
             .filter(|u| u.flags & 0xC0 == 0xC0)
             .map(|u| RawAttribute {
@@ -291,7 +294,7 @@ pub fn announce_nlri(a: &Attrs, nlri: Vec<Nlri>) -> Option<Update> {
             afi_safi: AfiSafi::IPV6_UNICAST,
             next_hop: NextHop::Ipv6 {
                 global,
-                link_local: a.next_hop_ll,
+                link_local: a.next_hop_ll(),
             },
             nlri,
             flowspec: Vec::new(),
@@ -482,8 +485,8 @@ mod tests {
             &to(false, true),
         )
         .expect("reflected to a client");
-        assert_eq!(out.originator_id, Some(Ipv4Addr::new(10, 0, 0, 9)));
-        assert_eq!(&*out.cluster_list, &[Ipv4Addr::new(10, 0, 0, 1)]);
+        assert_eq!(out.originator_id(), Some(Ipv4Addr::new(10, 0, 0, 9)));
+        assert_eq!(out.cluster_list(), &[Ipv4Addr::new(10, 0, 0, 1)]);
         assert_eq!(
             out.next_hop,
             best().next_hop,

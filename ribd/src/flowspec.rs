@@ -102,10 +102,10 @@ impl LocalRuleDef {
         Ok((
             rule,
             crate::rib::attrs::Attrs {
-                ext_communities: ext.into(),
                 communities: communities.into(),
                 ..Default::default()
-            },
+            }
+            .with_ext_communities(ext),
         ))
     }
 }
@@ -340,7 +340,7 @@ impl FlowRib {
                 local_pref: attrs.local_pref.unwrap_or(100),
                 as_path_len: 0,
                 actions: attrs
-                    .ext_communities
+                    .ext_communities()
                     .iter()
                     .filter_map(|c| {
                         FlowAction::from_ext_community(bgp::wire::attr::community::ExtCommunity(*c))

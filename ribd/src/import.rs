@@ -16,9 +16,7 @@ use bgp::wire::{AfiSafi, Nlri, Update};
 use ipnet::IpNet;
 
 use crate::policy::{Policy, RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
-use crate::rib::attrs::{
-    AsPath, AttrRef, Attrs, LargeCommunity, Origin, RawAttr, Segment, SegmentKind,
-};
+use crate::rib::attrs::{AsPath, AttrRef, Attrs, LargeCommunity, Origin, RawAttr, SegmentKind};
 
 /// What the import path needs to know about the session.
 #[derive(Debug, Clone)]
@@ -73,23 +71,21 @@ pub fn to_attrs(
     let as_path = a
         .as_path
         .as_ref()
-        .map(|p| AsPath {
-            segments: p
-                .segments
-                .iter()
-                .map(|s| Segment {
-                    kind: match s.kind {
+        .map(|p| {
+            AsPath::from_segments(p.segments.iter().map(|s| {
+                (
+                    match s.kind {
                         SegmentType::Set => SegmentKind::Set,
                         SegmentType::Sequence => SegmentKind::Sequence,
                         SegmentType::ConfedSequence => SegmentKind::ConfedSequence,
                         SegmentType::ConfedSet => SegmentKind::ConfedSet,
                     },
-                    asns: s.asns.clone().into(),
-                })
-                .collect(),
+                    &s.asns[..],
+                )
+            }))
         })
         .unwrap_or_default();
-    Attrs {
+    let mut out = Attrs {
         origin: match a.origin {
             Some(WireOrigin::Igp) | None => Origin::Igp,
             Some(WireOrigin::Egp) => Origin::Egp,
@@ -97,35 +93,40 @@ pub fn to_attrs(
         },
         as_path,
         next_hop,
-        next_hop_ll,
         med: a.med,
         local_pref: a.local_pref,
         atomic_aggregate: a.atomic_aggregate,
-        aggregator: a.aggregator.map(|g| (g.asn, g.address)),
         communities: a.communities.iter().map(|c| c.0).collect(),
-        ext_communities: a.ext_communities.iter().map(|c| c.0).collect(),
-        large_communities: a
-            .large_communities
+        weight: 0,
+        ..Attrs::default()
+    };
+    // The rare attributes: setting an absent one costs nothing.
+    out.set_next_hop_ll(next_hop_ll);
+    out.set_aggregator(a.aggregator.map(|g| (g.asn, g.address)));
+    out.set_originator_id(a.originator_id);
+    out.set_cluster_list(a.cluster_list.clone());
+    out.set_ext_communities(a.ext_communities.iter().map(|c| c.0).collect::<Vec<_>>());
+    out.set_large_communities(
+        a.large_communities
             .iter()
             .map(|c| LargeCommunity {
                 global: c.global,
                 local1: c.local1,
                 local2: c.local2,
             })
-            .collect(),
-        originator_id: a.originator_id,
-        cluster_list: a.cluster_list.clone().into(),
-        unknown: a
-            .unknown
+            .collect::<Vec<_>>(),
+    );
+    out.set_unknown(
+        a.unknown
             .iter()
             .map(|u| RawAttr {
                 flags: u.flags,
                 type_code: u.type_code,
                 value: u.value.clone().into(),
             })
-            .collect(),
-        weight: 0,
-    }
+            .collect::<Vec<_>>(),
+    );
+    out
 }
 
 fn prefixes(v: &[Nlri]) -> impl Iterator<Item = (IpNet, u32)> + '_ {
@@ -137,10 +138,10 @@ fn rejected_before_policy(ctx: &ImportCtx, a: &Attrs) -> Option<&'static str> {
     if a.as_path.count(ctx.local_as) > ctx.allowas_in as usize {
         return Some("AS_PATH loop (own AS)");
     }
-    if !ctx.ebgp && a.originator_id == Some(ctx.router_id) {
+    if !ctx.ebgp && a.originator_id() == Some(ctx.router_id) {
         return Some("ORIGINATOR_ID is ours (RFC 4456 §8)");
     }
-    if !ctx.ebgp && a.cluster_list.contains(&ctx.router_id) {
+    if !ctx.ebgp && a.cluster_list().contains(&ctx.router_id) {
         return Some("CLUSTER_LIST loop (RFC 4456 §8)");
     }
     None
@@ -500,7 +501,7 @@ mod tests {
             Some(IpAddr::V6("2001:db8::1".parse().unwrap()))
         );
         assert_eq!(
-            attrs.next_hop_ll,
+            attrs.next_hop_ll(),
             Some("fe80::1".parse::<Ipv6Addr>().unwrap())
         );
     }

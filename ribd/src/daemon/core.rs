@@ -395,13 +395,14 @@ impl Core {
                     .iter()
                     .filter_map(|c| crate::policy::community::parse_community(c).ok())
                     .collect(),
-                large_communities: st
-                    .large_communities
+                ..Attrs::default()
+            }
+            .with_large_communities(
+                st.large_communities
                     .iter()
                     .filter_map(|c| crate::policy::community::parse_large(c).ok())
-                    .collect(),
-                ..Attrs::default()
-            };
+                    .collect::<Vec<_>>(),
+            );
             let a = self.rib.intern(attrs);
             self.rib.announce(self.static_peer, st.prefix, 0, a);
         }
@@ -2070,8 +2071,8 @@ pub fn rib_path(
         med: a.med,
         local_pref: a.local_pref,
         communities: a.communities.iter().map(|c| format_community(*c)).collect(),
-        large_communities: a.large_communities.iter().map(format_large).collect(),
-        ext_communities: a.ext_communities.iter().map(format_ext).collect(),
+        large_communities: a.large_communities().iter().map(format_large).collect(),
+        ext_communities: a.ext_communities().iter().map(format_ext).collect(),
         stale,
     }
 }

@@ -777,7 +777,7 @@ impl Term {
             return false;
         }
         if !self.larges.is_empty()
-            && !a.large_communities.iter().any(|c| {
+            && !a.large_communities().iter().any(|c| {
                 self.larges
                     .iter()
                     .any(|p| p.matches(c, community::format_large))
@@ -786,7 +786,7 @@ impl Term {
             return false;
         }
         if !self.exts.is_empty()
-            && !a.ext_communities.iter().any(|c| {
+            && !a.ext_communities().iter().any(|c| {
                 self.exts
                     .iter()
                     .any(|p| p.matches(c, community::format_ext))
@@ -833,7 +833,7 @@ impl Set {
             Some(NextHopSet::SelfAddr) => {
                 if let Some(l) = r.local_addr {
                     a.next_hop = Some(l);
-                    a.next_hop_ll = None;
+                    a.set_next_hop_ll(None);
                 }
             }
             Some(NextHopSet::PeerAddress) => a.next_hop = Some(r.peer_addr),
@@ -860,8 +860,8 @@ impl Set {
             a.communities = merge_sorted(&a.communities, &self.community_add);
         }
         if !self.large_remove.is_empty() {
-            a.large_communities = a
-                .large_communities
+            let kept: Vec<_> = a
+                .large_communities()
                 .iter()
                 .copied()
                 .filter(|c| {
@@ -871,13 +871,14 @@ impl Set {
                         .any(|p| p.matches(c, community::format_large))
                 })
                 .collect();
+            a.set_large_communities(kept);
         }
         if !self.large_add.is_empty() {
-            a.large_communities = merge_sorted(&a.large_communities, &self.large_add);
+            a.set_large_communities(merge_sorted(a.large_communities(), &self.large_add));
         }
         if !self.ext_remove.is_empty() {
-            a.ext_communities = a
-                .ext_communities
+            let kept: Vec<_> = a
+                .ext_communities()
                 .iter()
                 .copied()
                 .filter(|c| {
@@ -887,9 +888,10 @@ impl Set {
                         .any(|p| p.matches(c, community::format_ext))
                 })
                 .collect();
+            a.set_ext_communities(kept);
         }
         if !self.ext_add.is_empty() {
-            a.ext_communities = merge_sorted(&a.ext_communities, &self.ext_add);
+            a.set_ext_communities(merge_sorted(a.ext_communities(), &self.ext_add));
         }
         if let Some((asn, n)) = self.prepend {
             a.as_path.prepend(asn.unwrap_or(r.local_as), n as usize);

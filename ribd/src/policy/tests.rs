@@ -22,11 +22,11 @@ fn attrs() -> Attrs {
         as_path: AsPath::sequence(vec![64500, 174, 15169]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         communities: Box::new([community::parse_community("64500:100").unwrap()]),
-        large_communities: Box::new([community::parse_large("64500:1:2").unwrap()]),
-        ext_communities: Box::new([community::parse_ext("rt:64500:7").unwrap()]),
         med: Some(50),
         ..Attrs::default()
     }
+    .with_large_communities([community::parse_large("64500:1:2").unwrap()])
+    .with_ext_communities([community::parse_ext("rt:64500:7").unwrap()])
 }
 
 fn compile(toml_text: &str) -> PolicySet {
@@ -137,8 +137,8 @@ weight = 7
             crate::rib::attrs::community::NO_EXPORT
         ]
     );
-    assert_eq!(m.large_communities.len(), 2);
-    assert!(m.ext_communities.is_empty());
+    assert_eq!(m.large_communities().len(), 2);
+    assert!(m.ext_communities().is_empty());
     assert_eq!(m.as_path.to_string(), "65000 65000 64500 174 15169");
     assert_eq!(m.weight, 7);
     assert_eq!(a, attrs(), "the input is not modified");

@@ -173,7 +173,7 @@ fn med_group(c: &Candidate<'_>) -> u32 {
 
 fn router_id(c: &Candidate<'_>) -> u32 {
     // RFC 4456 §9: ORIGINATOR_ID stands in for the router id when present.
-    u32::from(c.attrs.originator_id.unwrap_or(c.peer.router_id))
+    u32::from(c.attrs.originator_id().unwrap_or(c.peer.router_id))
 }
 
 /// Compares two candidates. `Ordering::Less` means `a` is preferred. `with_med` says whether the MED
@@ -225,7 +225,10 @@ pub fn compare_with(
     step!(Step::RouterId, router_id(a).cmp(&router_id(b)));
     step!(
         Step::ClusterListLength,
-        a.attrs.cluster_list.len().cmp(&b.attrs.cluster_list.len())
+        a.attrs
+            .cluster_list()
+            .len()
+            .cmp(&b.attrs.cluster_list().len())
     );
     step!(Step::PeerAddress, a.peer.addr.cmp(&b.peer.addr));
     step!(Step::PathId, a.path_id.cmp(&b.path_id));

@@ -191,6 +191,13 @@ impl Fwd {
 /// link-bandwidth community when every path has one, else equal.
 fn weighted(paths: &[&Path]) -> FwdKey {
     let mut out = FwdKey::new();
+    if let [p] = paths {
+        // The usual case: one path, weight 1 (a lone path's bandwidth sets no ratio).
+        if let Some(addr) = p.attrs.next_hop {
+            out.push(FibNextHop { addr, weight: 1 });
+        }
+        return out;
+    }
     let bws: SmallVec<[Option<f32>; 4]> = paths.iter().map(|p| p.attrs.link_bandwidth()).collect();
     let ucmp = paths.len() > 1 && bws.iter().all(Option::is_some);
     let min_bw = bws.iter().flatten().copied().fold(f32::INFINITY, f32::min);

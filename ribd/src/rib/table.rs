@@ -159,7 +159,10 @@ impl Paths {
 
     fn push(&mut self, p: Path) {
         let mp = self.multipath() as u8;
-        let mut v: Vec<Path> = std::mem::take(self).into_vec();
+        let old = std::mem::take(self).into_vec();
+        // One allocation of the final size (growing a vector and boxing it reallocated twice).
+        let mut v: Vec<Path> = Vec::with_capacity(old.len() + 1);
+        v.extend(old);
         v.push(p);
         *self = Paths::Many(mp, v.into_boxed_slice());
     }
@@ -187,16 +190,22 @@ impl Paths {
         }
     }
 
-    /// Reorders the paths: `order[i]` is the index of the path that goes to position i.
+    /// Reorders the paths: `order[i]` is the index of the path that goes to position i (`order`
+    /// is a permutation of the indices). In place, without allocating: selection runs on every
+    /// change of a prefix with several paths.
     pub fn permute(&mut self, order: &[usize]) {
-        if let Paths::Many(_, v) = self {
-            let old: Vec<Path> = std::mem::take(v).into_vec();
-            let mut slots: Vec<Option<Path>> = old.into_iter().map(Some).collect();
-            let new: Vec<Path> = order
-                .iter()
-                .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
-                .collect();
-            *v = new.into_boxed_slice();
+        let Paths::Many(_, v) = self else { return };
+        if order.len() != v.len() {
+            return;
+        }
+        // Position i takes the path first at order[i]; one that already moved away (to a position
+        // before i, by the swap that filled it) is found by following the permutation.
+        for i in 0..order.len() {
+            let mut j = order[i];
+            while j < i {
+                j = order[j];
+            }
+            v.swap(i, j);
         }
     }
 }
@@ -498,6 +507,37 @@ mod tests {
             assert_eq!(ranks.len(), 4, "distinct ranks");
         }
         assert_eq!(e.len(), 4);
+    }
+
+    #[test]
+    fn permute_puts_every_path_where_the_order_says_for_every_order() {
+        fn perms(n: usize) -> Vec<Vec<usize>> {
+            if n == 0 {
+                return vec![Vec::new()];
+            }
+            let mut out = Vec::new();
+            for p in perms(n - 1) {
+                for i in 0..n {
+                    let mut q = p.clone();
+                    q.insert(i, n - 1);
+                    out.push(q);
+                }
+            }
+            out
+        }
+        let mut store = crate::rib::attrs::AttrStore::new();
+        let a = store.intern(crate::rib::attrs::Attrs::default());
+        for n in 2..=6 {
+            for order in perms(n) {
+                let v: Vec<Path> = (0..n)
+                    .map(|i| Path::new(i as PeerId, 0, a.clone()))
+                    .collect();
+                let mut e = Paths::from_vec(v).unwrap();
+                e.permute(&order);
+                let got: Vec<usize> = e.iter().map(|p| p.peer as usize).collect();
+                assert_eq!(got, order);
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::attrs::{AsPath, Attrs, Origin, Segment, SegmentKind};
+use super::attrs::{AsPath, Attrs, Origin, SegmentKind};
 use super::decision::{Candidate, DecisionConfig, PeerInfo, PeerKind, Step, compare, select};
 use super::*;
 
@@ -115,18 +115,10 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::AsPathLength,
             setup: none_c,
             attrs: |a, b| {
-                a.as_path = AsPath {
-                    segments: Box::new([
-                        Segment {
-                            kind: SegmentKind::Sequence,
-                            asns: Box::new([1]),
-                        },
-                        Segment {
-                            kind: SegmentKind::Set,
-                            asns: Box::new([7, 8, 9]),
-                        },
-                    ]),
-                };
+                a.as_path = AsPath::from_segments([
+                    (SegmentKind::Sequence, &[1][..]),
+                    (SegmentKind::Set, &[7, 8, 9][..]),
+                ]);
                 b.as_path = AsPath::sequence(vec![1, 2, 3])
             },
             cfg: none_cfg,
@@ -225,14 +217,14 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
                 a.peer = Box::leak(Box::new(peer(3, PeerKind::Ebgp, 1)));
                 b.peer = Box::leak(Box::new(peer(1, PeerKind::Ebgp, 1)))
             },
-            attrs: |a, _| a.originator_id = Some(Ipv4Addr::new(1, 1, 1, 1)),
+            attrs: |a, _| a.set_originator_id(Some(Ipv4Addr::new(1, 1, 1, 1))),
             cfg: none_cfg,
         },
         Case {
             name: "shorter CLUSTER_LIST wins (RFC 4456 9)",
             step: Step::ClusterListLength,
             setup: none_c,
-            attrs: |_, b| b.cluster_list = Box::new([Ipv4Addr::new(9, 9, 9, 9)]),
+            attrs: |_, b| b.set_cluster_list([Ipv4Addr::new(9, 9, 9, 9)]),
             cfg: none_cfg,
         },
         Case {
@@ -435,14 +427,8 @@ fn link_bandwidth_gives_ucmp_weights() {
         let b = bw.to_be_bytes();
         [0x40, 0x04, 0, 1, b[0], b[1], b[2], b[3]]
     };
-    let x = rib.intern(Attrs {
-        ext_communities: Box::new([lb(1.25e9)]),
-        ..path_attrs(64501, 1)
-    });
-    let y = rib.intern(Attrs {
-        ext_communities: Box::new([lb(3.75e9)]),
-        ..path_attrs(64502, 2)
-    });
+    let x = rib.intern(path_attrs(64501, 1).with_ext_communities([lb(1.25e9)]));
+    let y = rib.intern(path_attrs(64502, 2).with_ext_communities([lb(3.75e9)]));
     rib.announce(a, p, 0, x);
     rib.announce(b, p, 0, y);
     let d = rib.take_fib_deltas();

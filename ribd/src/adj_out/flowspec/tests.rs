@@ -69,11 +69,13 @@ fn attrs(path: &[u32], actions: &[FlowAction]) -> Attrs {
         as_path: AsPath::sequence(path.to_vec()),
         ..Attrs::default()
     };
-    a.ext_communities = actions
-        .iter()
-        .filter_map(|x| x.to_ext_community())
-        .map(|c| c.0)
-        .collect();
+    a.set_ext_communities(
+        actions
+            .iter()
+            .filter_map(|x| x.to_ext_community())
+            .map(|c| c.0)
+            .collect::<Vec<_>>(),
+    );
     a
 }
 
