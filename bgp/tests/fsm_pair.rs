@@ -1,8 +1,11 @@
 //! Two FSMs against each other in memory, on virtual time: the `Pair` harness.
 //!
-//! Every connection attempt, message and close travels with a fixed one-way latency through an event
-//! queue ordered by (time, sequence), so delivery is FIFO per direction, as on TCP. Timers are kept
-//! per side exactly as a driver keeps them (the last `Output::Timer` for an id wins).
+//! Every connection attempt, message and close travels with a one-way latency through an event queue
+//! ordered by (time, sequence). The latency is `LATENCY` plus, optionally, a `Lag`: extra delay for the
+//! first messages one side sends on the connections a given side opened (the asymmetric timing of a
+//! slow accept path or a congested direction). Delivery stays FIFO per connection and direction, as on
+//! TCP: a message never overtakes an earlier one on the same connection. Timers are kept per side
+//! exactly as a driver keeps them (the last `Output::Timer` for an id wins).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -54,6 +57,15 @@ struct Node {
     outputs: Vec<(Time, Output)>,
 }
 
+/// Extra one-way delay for the first `first` messages `from` sends on each connection `opened_by` opened.
+#[derive(Debug, Clone, Copy)]
+struct Lag {
+    opened_by: Side,
+    from: Side,
+    first: u32,
+    extra: Duration,
+}
+
 struct Pair {
     now: Time,
     seq: u64,
@@ -62,6 +74,13 @@ struct Pair {
     nodes: HashMap<Side, Node>,
     /// (side, conn) → (other side's conn)
     links: HashMap<(Side, ConnId), ConnId>,
+    /// (side, conn) → the side that opened it.
+    opener: HashMap<(Side, ConnId), Side>,
+    /// (side, conn) → messages that side sent on it so far.
+    sent: HashMap<(Side, ConnId), u32>,
+    /// (side, conn) → when the last thing that side sent on it arrives (FIFO per direction).
+    last_arrival: HashMap<(Side, ConnId), Time>,
+    lags: Vec<Lag>,
 }
 
 fn cfg(asn: u32, peer: u32, id: [u8; 4]) -> FsmConfig {
@@ -86,7 +105,42 @@ impl Pair {
             inputs: Vec::new(),
             nodes: HashMap::from([(Side::A, node(a)), (Side::B, node(b))]),
             links: HashMap::new(),
+            opener: HashMap::new(),
+            sent: HashMap::new(),
+            last_arrival: HashMap::new(),
+            lags: Vec::new(),
         }
+    }
+
+    fn lag(mut self, opened_by: Side, from: Side, first: u32, extra: Duration) -> Self {
+        self.lags.push(Lag {
+            opened_by,
+            from,
+            first,
+            extra,
+        });
+        self
+    }
+
+    /// When something `s` sends now on `conn` arrives: base latency, the lags that apply to this
+    /// message (`message` counts `s`'s messages on the connection; `None` for the close), and never
+    /// before what `s` sent earlier on the same connection.
+    fn arrival(&mut self, s: Side, conn: ConnId, message: bool) -> Time {
+        let mut at = self.now + LATENCY;
+        if message {
+            let n = self.sent.entry((s, conn)).or_insert(0);
+            let index = *n;
+            *n += 1;
+            let opener = self.opener.get(&(s, conn)).copied();
+            for l in &self.lags {
+                if Some(l.opened_by) == opener && l.from == s && index < l.first {
+                    at += l.extra;
+                }
+            }
+        }
+        let last = self.last_arrival.entry((s, conn)).or_insert(at);
+        *last = (*last).max(at);
+        *last
     }
 
     fn node(&mut self, s: Side) -> &mut Node {
@@ -128,13 +182,15 @@ impl Pair {
             Output::Connect(conn) => self.push(now + LATENCY, Ev::Syn { from: s, conn }),
             Output::Send(conn, m) => {
                 if let Some(&peer) = self.links.get(&(s, conn)) {
-                    self.push_input(now + LATENCY, s.other(), Input::Received(peer, m));
+                    let at = self.arrival(s, conn, true);
+                    self.push_input(at, s.other(), Input::Received(peer, m));
                 }
             }
             Output::Close(conn) => {
                 if let Some(peer) = self.links.remove(&(s, conn)) {
                     self.links.remove(&(s.other(), peer));
-                    self.push_input(now + LATENCY, s.other(), Input::Closed(peer));
+                    let at = self.arrival(s, conn, false);
+                    self.push_input(at, s.other(), Input::Closed(peer));
                 }
             }
             Output::Timer(t, Some(d)) => {
@@ -167,6 +223,8 @@ impl Pair {
                 self.node(to).outputs.push((now, Output::Accept(peer)));
                 self.links.insert((to, peer), conn);
                 self.links.insert((from, conn), peer);
+                self.opener.insert((to, peer), from);
+                self.opener.insert((from, conn), from);
                 self.push_input(now + LATENCY, from, Input::Connected(conn));
             }
             Some(Output::Refuse) => {
@@ -537,4 +595,178 @@ fn keepalives_keep_an_idle_session_up_for_an_hour_rfc4271_4_4() {
     p.run_for(S(3600));
     p.assert_established();
     assert_eq!(p.fsm(Side::A).status().flaps, 0);
+}
+
+/// Both connect at once; the connection B opened (Y) is slow to carry its first messages (A's accept
+/// path): A's OPEN on Y by `a_late`, B's by `b_late`. A is 10.0.0.1, B 10.0.0.2: §6.8 keeps Y.
+fn slow_second_connection(a_late: u64, b_late: u64) -> Pair {
+    let mut p = ebgp_pair()
+        .lag(Side::B, Side::A, 1, Duration::from_millis(a_late))
+        .lag(Side::B, Side::B, 1, Duration::from_millis(b_late));
+    p.input(Side::A, Input::Start);
+    p.input(Side::B, Input::Start);
+    p.run_for(S(10));
+    p
+}
+
+fn ups(p: &Pair, s: Side) -> usize {
+    p.outputs(s)
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Established(..)))
+        .count()
+}
+
+#[test]
+fn late_open_on_the_winning_connection_costs_one_flap_not_both_connections_rfc4271_6_8() {
+    // X (A's connection) reaches OpenConfirm on A and Established on B first. Then B's OPEN on Y
+    // reaches A: §6.8 step 2 makes A close X, which B has Established, in favour of Y. A's OPEN on Y
+    // reaches B after B is Established on X: "Established wins" alone would make B close Y too and
+    // lose both connections (an idle hold on each side). B waits for A's resolution instead and
+    // follows it onto Y: one flap on B.
+    for (a_late, b_late) in [(6, 0), (8, 2), (12, 4)] {
+        let p = slow_second_connection(a_late, b_late);
+        p.assert_established();
+        assert_eq!(p.established_initiator(), Side::B);
+        assert_eq!(
+            (ups(&p, Side::A), ups(&p, Side::B)),
+            (1, 2),
+            "{a_late} {b_late}"
+        );
+        assert!(p.outputs(Side::B).iter().any(|(_, o)| matches!(
+            o,
+            Output::Down(Cause::Received(n)) if n.subcode == cease::CONNECTION_COLLISION_RESOLUTION
+        )));
+        assert_eq!(p.fsm(Side::A).status().flaps, 0);
+        assert_eq!(p.fsm(Side::B).status().flaps, 1);
+        assert!(p.idle_hold_delays(Side::A).is_empty() && p.idle_hold_delays(Side::B).is_empty());
+    }
+}
+
+#[test]
+fn both_established_before_the_late_opens_keep_the_first_connection_rfc4271_6_8() {
+    // Both OPENs on Y arrive after both sides are Established on X: each waits for the other's
+    // resolution, hears nothing, and after `collision_wait` closes Y as §6.8 prescribes. No flap.
+    for late in [6, 8, 12] {
+        let p = slow_second_connection(late, late);
+        p.assert_established();
+        assert_eq!(p.established_initiator(), Side::A);
+        assert_eq!((ups(&p, Side::A), ups(&p, Side::B)), (1, 1));
+        assert_eq!(
+            p.fsm(Side::A).status().flaps + p.fsm(Side::B).status().flaps,
+            0
+        );
+        for s in [Side::A, Side::B] {
+            assert!(
+                p.outputs(s)
+                    .iter()
+                    .any(|(_, o)| matches!(o, Output::Timer(TimerId::Collision(_), Some(_))))
+            );
+        }
+    }
+}
+
+/// What one collision run ended in.
+#[derive(Debug, Default, Clone, Copy)]
+struct Outcome {
+    converged: bool,
+    flaps: u64,
+    /// Both connections died: the session went through an idle hold (the "double kill").
+    idle_holds: usize,
+    /// Sides that held a colliding OPEN waiting for the peer's resolution.
+    waited: usize,
+}
+
+fn collision_run(a_id: u8, b_start: Duration, lags: &[Lag], delay_open: bool) -> Outcome {
+    let mut a = cfg(65001, 65002, [10, 0, 0, a_id]);
+    let mut b = cfg(65002, 65001, [10, 0, 0, 50]);
+    if delay_open {
+        a.delay_open = Some(Duration::from_millis(20));
+        b.delay_open = None;
+    }
+    let mut p = Pair::new(a, b);
+    p.lags = lags.to_vec();
+    p.input(Side::A, Input::Start);
+    p.run_for(b_start);
+    p.input(Side::B, Input::Start);
+    p.run_for(S(60));
+    let converged = [Side::A, Side::B]
+        .iter()
+        .all(|&s| p.fsm(s).state() == State::Established && p.fsm(s).connections() == 1)
+        && p.fsm(Side::A)
+            .established_conn()
+            .and_then(|a| p.links.get(&(Side::A, a)).copied())
+            == p.fsm(Side::B).established_conn();
+    Outcome {
+        converged,
+        flaps: p.fsm(Side::A).status().flaps + p.fsm(Side::B).status().flaps,
+        idle_holds: p.idle_hold_delays(Side::A).len() + p.idle_hold_delays(Side::B).len(),
+        waited: [Side::A, Side::B]
+            .iter()
+            .filter(|&&s| {
+                p.outputs(s)
+                    .iter()
+                    .any(|(_, o)| matches!(o, Output::Timer(TimerId::Collision(_), Some(_))))
+            })
+            .count(),
+    }
+}
+
+/// Both speakers active; B starts 0–10 ms after A; every combination of extra delay (0, 3, 7, 12 ms) for
+/// the first message each side sends on each side's connection (the OPEN: a slow accept path, or an
+/// OPEN stuck behind a congested direction); A's BGP Identifier below and above B's; without and with
+/// DelayOpen on A. The session must always end Established on one connection that both ends agree on;
+/// the race of §6.8 may cost at most one flap (one side Established on the connection the other side's
+/// OpenConfirm resolution closes) and never both connections (an idle hold on either side).
+#[test]
+fn collision_sweep_over_start_offsets_and_asymmetric_delays_rfc4271_6_8() {
+    let extras = [0u64, 3, 7, 12].map(Duration::from_millis);
+    let (mut runs, mut flapped, mut double_kills, mut max_flaps, mut waited) = (0, 0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for delay_open in [false, true] {
+        for a_id in [10u8, 90] {
+            for offset in 0..=10u64 {
+                for i in 0..extras.len().pow(4) {
+                    let pick = |k: u32| extras[i / extras.len().pow(k) % extras.len()];
+                    let lags: Vec<Lag> = [
+                        (Side::A, Side::A),
+                        (Side::A, Side::B),
+                        (Side::B, Side::A),
+                        (Side::B, Side::B),
+                    ]
+                    .iter()
+                    .zip(0..)
+                    .map(|(&(opened_by, from), k)| Lag {
+                        opened_by,
+                        from,
+                        first: 1,
+                        extra: pick(k),
+                    })
+                    .filter(|l| !l.extra.is_zero())
+                    .collect();
+                    let o = collision_run(a_id, Duration::from_millis(offset), &lags, delay_open);
+                    runs += 1;
+                    flapped += usize::from(o.flaps > 0);
+                    double_kills += usize::from(o.idle_holds > 0);
+                    max_flaps = max_flaps.max(o.flaps);
+                    waited += usize::from(o.waited > 0);
+                    if !o.converged || o.flaps > 1 || o.idle_holds > 0 {
+                        failures.push((delay_open, a_id, offset, lags, o));
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "collision sweep: {runs} runs, {flapped} with a flap, {double_kills} with both connections lost, \
+         max flaps per run {max_flaps}, {waited} where a side waited for the peer's resolution, {} failing",
+        failures.len()
+    );
+    for f in failures.iter().take(5) {
+        println!("  e.g. {f:?}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed",
+        failures.len()
+    );
 }

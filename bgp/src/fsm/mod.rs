@@ -14,7 +14,10 @@
 //! Up to two TCP connections exist at once (ours and the peer's); each has its own phase and timers,
 //! and the session's RFC state is the most advanced of them. Connection collisions (§6.8) are resolved
 //! when a connection's OPEN arrives while the other already has the peer's OPEN: the connection opened
-//! by the speaker with the higher BGP Identifier survives; one facing an Established session loses.
+//! by the speaker with the higher BGP Identifier survives (the larger AS on equal Identifiers, RFC 6286
+//! §2.3). A new connection facing an Established session loses, but when the Identifier rule favours it
+//! the FSM first waits a little for the peer's own resolution (see `open_received`): the peer may be
+//! closing the Established connection, which it only saw in OpenConfirm.
 //!
 //! After a connection error the session waits in Idle for an idle-hold time that doubles with each
 //! consecutive failure (capped), and resets once a session stays up for `stable_time`.
@@ -74,6 +77,9 @@ pub enum TimerId {
     Hold(ConnId),
     Keepalive(ConnId),
     DelayOpen(ConnId),
+    /// How long a connection whose OPEN collided with an Established session waits for the peer's
+    /// resolution before it is closed (see `FsmConfig::collision_wait`).
+    Collision(ConnId),
 }
 
 /// What happens to the FSM (RFC 4271 §8.1 events, grouped).
@@ -184,6 +190,17 @@ pub struct FsmConfig {
     pub capabilities: Capabilities,
     /// Capability codes the peer must advertise, else OPEN error "Unsupported Capability" (RFC 5492 §5).
     pub required_capabilities: Vec<u8>,
+    /// When the peer's OPEN arrives on a second connection while the session is Established on the
+    /// other one and the BGP Identifier rule favours the new connection, how long to wait for the peer's
+    /// side of the collision resolution (a NOTIFICATION or close on either connection, or a KEEPALIVE
+    /// on the new one) before closing the new connection as RFC 4271 §6.8 prescribes. The peer answers
+    /// our OPEN at once, so a few round trips are enough; longer only keeps a spare socket open.
+    #[serde(default = "default_collision_wait")]
+    pub collision_wait: Duration,
+}
+
+fn default_collision_wait() -> Duration {
+    Duration::from_secs(5)
 }
 
 impl FsmConfig {
@@ -205,6 +222,7 @@ impl FsmConfig {
             stable_time: Duration::from_secs(60),
             capabilities: default_capabilities(local_as, &[Family::IPV4_UNICAST]),
             required_capabilities: Vec::new(),
+            collision_wait: default_collision_wait(),
         }
     }
 }
@@ -248,6 +266,12 @@ struct Conn {
     keepalive_period: Option<Duration>,
     keepalive: Option<Time>,
     delay_open: Option<Time>,
+    /// The peer's OPEN arrived (and was valid) while the other connection was Established, and the
+    /// collision waits for the peer's resolution (`open_received`): what it negotiated, not yet
+    /// answered with a KEEPALIVE. The connection stays in OpenSent meanwhile.
+    held: Option<Box<Negotiated>>,
+    /// Deadline of `TimerId::Collision` while `held`.
+    held_until: Option<Time>,
 }
 
 impl Conn {
@@ -263,6 +287,8 @@ impl Conn {
             keepalive_period: None,
             keepalive: None,
             delay_open: None,
+            held: None,
+            held_until: None,
         }
     }
 }
@@ -542,11 +568,12 @@ impl Fsm {
                     self.send_open(now, id, out);
                     self.open_received(now, id, open, out);
                 }
-                Phase::OpenSent => self.open_received(now, id, open, out),
+                Phase::OpenSent if !self.is_held(id) => self.open_received(now, id, open, out),
                 _ => self.fsm_error(now, id, phase, out),
             },
             Msg::Keepalive => match phase {
                 Phase::OpenConfirm => self.establish(now, id, out),
+                Phase::OpenSent if self.is_held(id) => self.peer_chose(now, id, out),
                 Phase::Established => {
                     if let Some(c) = self.conn_mut(id) {
                         c.last_rx = now;
@@ -596,20 +623,50 @@ impl Fsm {
             .map(|c| (c.id, c.phase, c.dir));
         if let Some((rid, rphase, rdir)) = rival {
             let this_dir = self.conns.iter().find(|c| c.id == id).map(|c| c.dir);
-            let loser = if rphase == Phase::Established {
-                id
+            // The connection opened by the dominant speaker survives: the higher BGP Identifier, or
+            // on equal Identifiers (possible between ASes) the larger AS number (RFC 6286 §2.3).
+            let keep_ours = (u32::from(self.cfg.router_id), self.cfg.local_as)
+                > (u32::from(open.bgp_id), neg.peer_as);
+            let keep_dir = if keep_ours {
+                Direction::Outgoing
             } else {
-                // Keep the connection opened by the side with the higher BGP Identifier.
-                let keep_ours = u32::from(self.cfg.router_id) > u32::from(open.bgp_id);
-                let keep_dir = if keep_ours {
-                    Direction::Outgoing
-                } else {
-                    Direction::Incoming
-                };
-                if this_dir == Some(keep_dir) || rdir != keep_dir {
-                    rid
-                } else {
-                    id
+                Direction::Incoming
+            };
+            let new_wins = this_dir == Some(keep_dir) || rdir != keep_dir;
+            let loser = match rphase {
+                // §6.8 step 2 or 3 (both sides, whichever resolves, agree on the winner).
+                Phase::OpenConfirm => {
+                    if new_wins {
+                        rid
+                    } else {
+                        id
+                    }
+                }
+                // "Unless allowed via configuration, a connection collision with an existing BGP
+                // connection that is in the Established state causes closing of the newly created
+                // connection" (§6.8). When the Identifier rule also favours the Established one, both
+                // sides agree: close the new one now.
+                _ if !new_wins => id,
+                // The Identifier rule favours the new connection. We reached Established on the other
+                // one with the peer's KEEPALIVE, but the peer may still have been in OpenConfirm there
+                // when our OPEN on this connection reached it; then §6.8 step 2 makes it close the
+                // Established one. Closing this one now as well would kill both connections and cost
+                // an idle hold on each side (and, with equal timing on every retry, again and again).
+                // So the answer waits for the peer's side of the resolution: its NOTIFICATION or close
+                // on this connection (it kept the Established one, as BIRD and FRR always do there),
+                // or on the Established one, or a KEEPALIVE here (it kept this one; we follow, which
+                // costs one flap instead of two dead connections). Without either within
+                // `collision_wait` (the peer was Established too and waits as we do) this connection
+                // is closed as §6.8 says. Nothing is sent meanwhile: to the peer this connection is
+                // simply in OpenSent. A restarted peer's new connection (RFC 4724 §4.2) never gets
+                // here: `incoming` refuses connections while Established.
+                _ => {
+                    let until = now + self.cfg.collision_wait;
+                    let Some(c) = self.conn_mut(id) else { return };
+                    c.held = Some(Box::new(neg));
+                    c.held_until = Some(until);
+                    out.push(Output::Timer(TimerId::Collision(id), Some(until)));
+                    return;
                 }
             };
             let n = Notification::new(
@@ -623,6 +680,65 @@ impl Fsm {
                 return;
             }
         }
+        self.accept_open(now, id, neg, out);
+    }
+
+    fn is_held(&self, id: ConnId) -> bool {
+        self.conns.iter().any(|c| c.id == id && c.held.is_some())
+    }
+
+    /// A KEEPALIVE on a held connection: the peer resolved the collision in its favour (it is in
+    /// OpenConfirm there, so it has closed or is closing the Established connection). Follow it.
+    fn peer_chose(&mut self, now: Time, id: ConnId, out: &mut Out) {
+        let rivals: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|c| c.id != id && c.phase >= Phase::OpenSent)
+            .map(|c| c.id)
+            .collect();
+        for rid in rivals {
+            let n = Notification::new(
+                code::CEASE,
+                cease::CONNECTION_COLLISION_RESOLUTION,
+                Vec::new(),
+            );
+            out.push(Output::Send(rid, Msg::Notification(n.clone())));
+            // Leaving the held connection alone answers its OPEN (`drop_conn` resumes it).
+            self.drop_conn(now, rid, Some(Cause::Sent(n)), false, out);
+        }
+        if self
+            .conns
+            .iter()
+            .any(|c| c.id == id && c.phase == Phase::OpenConfirm)
+        {
+            self.establish(now, id, out);
+        }
+    }
+
+    /// Answers a held OPEN once the connection it collided with is gone.
+    fn resume_held(&mut self, now: Time, out: &mut Out) {
+        if self
+            .conns
+            .iter()
+            .any(|c| matches!(c.phase, Phase::OpenConfirm | Phase::Established))
+        {
+            return;
+        }
+        let Some(c) = self.conns.iter_mut().find(|c| c.held.is_some()) else {
+            return;
+        };
+        let id = c.id;
+        let neg = c.held.take();
+        if c.held_until.take().is_some() {
+            out.push(Output::Timer(TimerId::Collision(id), None));
+        }
+        if let Some(neg) = neg {
+            self.accept_open(now, id, *neg, out);
+        }
+    }
+
+    /// The peer's OPEN on `id` is accepted: KEEPALIVE, negotiated hold and keepalive timers, OpenConfirm.
+    fn accept_open(&mut self, now: Time, id: ConnId, neg: Negotiated, out: &mut Out) {
         let hold = (neg.hold_time > 0).then(|| Duration::from_secs(neg.hold_time.into()));
         let ka = (neg.keepalive > 0).then(|| Duration::from_secs(neg.keepalive.into()));
         out.push(Output::Send(id, Msg::Keepalive));
@@ -689,6 +805,10 @@ impl Fsm {
 
     /// Sends `n` on every connection past OpenSent and drops them all.
     fn shutdown_with(&mut self, now: Time, n: Notification, out: &mut Out) {
+        // Every connection goes: a held OPEN must not be answered on the way.
+        for c in &mut self.conns {
+            c.held = None;
+        }
         let ids: Vec<(ConnId, Phase)> = self.conns.iter().map(|c| (c.id, c.phase)).collect();
         for (id, phase) in ids {
             if phase >= Phase::OpenSent {
@@ -721,6 +841,7 @@ impl Fsm {
             (TimerId::Hold(id), c.hold.is_some()),
             (TimerId::Keepalive(id), c.keepalive.is_some()),
             (TimerId::DelayOpen(id), c.delay_open.is_some()),
+            (TimerId::Collision(id), c.held_until.is_some()),
         ] {
             if armed {
                 out.push(Output::Timer(t, None));
@@ -754,6 +875,8 @@ impl Fsm {
             self.idle_hold = Some(now + delay);
             out.push(Output::Timer(TimerId::IdleHold, self.idle_hold));
         }
+        // The connection a held OPEN collided with is gone: the collision is over.
+        self.resume_held(now, out);
     }
 
     /// Idle hold before the next automatic start: `idle_hold × 2^(failures−1)`, capped.
@@ -822,6 +945,21 @@ impl Fsm {
                     return;
                 }
                 self.send_open(now, id, out);
+            }
+            TimerId::Collision(id) => {
+                let Some(c) = self.conn_mut(id) else { return };
+                if c.held.is_none() || c.held_until.is_none_or(|d| now < d) {
+                    return;
+                }
+                // No word from the peer: it kept the Established connection too (§6.8's default).
+                c.held_until = None;
+                let n = Notification::new(
+                    code::CEASE,
+                    cease::CONNECTION_COLLISION_RESOLUTION,
+                    Vec::new(),
+                );
+                out.push(Output::Send(id, Msg::Notification(n.clone())));
+                self.drop_conn(now, id, Some(Cause::Sent(n)), false, out);
             }
         }
     }

@@ -519,6 +519,147 @@ fn incoming_connection_while_established_is_refused_rfc4271_6_8() {
     assert_eq!(f.handle(S(1), Input::Incoming), vec![Output::Refuse]);
 }
 
+/// Our connection (outgoing, `X`) Established while the peer's connection (incoming, `Y`, accepted
+/// before) is in OpenSent; then the peer's OPEN arrives on `Y`. Our Identifier is 10.0.0.1.
+fn established_then_open_on_the_other(peer_id: [u8; 4]) -> (Fsm, ConnId, ConnId, Vec<Output>) {
+    let mut f = Fsm::new(cfg());
+    let Output::Connect(x) = f.handle(S(0), Input::Start)[0] else {
+        panic!("no connect")
+    };
+    f.handle(S(0), Input::Connected(x));
+    let Output::Accept(y) = f.handle(S(0), Input::Incoming)[0] else {
+        panic!("not accepted")
+    };
+    let mut open = peer_open(65002, 90);
+    open.bgp_id = Ipv4Addr::from(peer_id);
+    f.handle(S(0), Input::Received(x, Msg::Open(open.clone().wire())));
+    f.handle(S(0), Input::Received(x, Msg::Keepalive));
+    assert_eq!(f.established_conn(), Some(x));
+    let out = f.handle(S(1), Input::Received(y, Msg::Open(open.wire())));
+    (f, x, y, out)
+}
+
+fn is_collision_cease(n: Option<&Notification>) -> bool {
+    n.is_some_and(|n| (n.code, n.subcode) == (code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION))
+}
+
+#[test]
+fn open_colliding_with_established_loses_at_once_when_the_identifier_rule_agrees_rfc4271_6_8() {
+    // We have the higher Identifier: our connection X is the one §6.8 keeps either way.
+    let (f, x, y, out) = established_then_open_on_the_other([10, 0, 0, 0]);
+    assert!(out.contains(&Output::Close(y)));
+    assert!(is_collision_cease(notification(&out)));
+    assert_eq!(f.established_conn(), Some(x));
+    assert_eq!(f.connections(), 1);
+}
+
+#[test]
+fn open_colliding_with_established_waits_for_the_peers_resolution_rfc4271_6_8() {
+    // The peer has the higher Identifier: the rule favours its connection Y. It may have been in
+    // OpenConfirm on X when our OPEN on Y reached it, and then it closes X: closing Y as well would
+    // lose both. Nothing is sent on Y until the peer has shown its choice.
+    let (f, x, y, out) = established_then_open_on_the_other([10, 0, 0, 2]);
+    assert!(sent(&out).is_empty(), "{out:?}");
+    assert_eq!(timer(&out, TimerId::Collision(y)), Some(Some(S(6))));
+    assert_eq!((f.established_conn(), f.connections()), (Some(x), 2));
+
+    // The peer closes X (it resolved in OpenConfirm): Y carries on, one flap, no idle hold.
+    let mut a = f.clone();
+    let n = Notification::new(
+        code::CEASE,
+        cease::CONNECTION_COLLISION_RESOLUTION,
+        Vec::new(),
+    );
+    let out = a.handle(S(1), Input::Received(x, Msg::Notification(n)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Down(Cause::Received(_))))
+    );
+    assert!(out.contains(&Output::Send(y, Msg::Keepalive)));
+    assert_eq!(timer(&out, TimerId::Collision(y)), Some(None));
+    assert_eq!(timer(&out, TimerId::IdleHold), None);
+    assert_eq!(a.state(), State::OpenConfirm);
+    let out = a.handle(S(1), Input::Received(y, Msg::Keepalive));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Established(id, _) if *id == y))
+    );
+    assert_eq!((a.status().flaps, a.status().failures), (1, 0));
+
+    // Its KEEPALIVE arrives on Y first (it is in OpenConfirm there): we follow, closing X.
+    let mut b = f.clone();
+    let out = b.handle(S(1), Input::Received(y, Msg::Keepalive));
+    assert!(out.contains(&Output::Close(x)));
+    assert!(is_collision_cease(notification(&out)));
+    assert!(out.contains(&Output::Send(y, Msg::Keepalive)));
+    assert_eq!((b.established_conn(), b.connections()), (Some(y), 1));
+    assert_eq!(b.status().flaps, 1);
+
+    // It kept X (it was Established there too) and closes Y: nothing else changes.
+    let mut c = f.clone();
+    let n = Notification::new(
+        code::CEASE,
+        cease::CONNECTION_COLLISION_RESOLUTION,
+        Vec::new(),
+    );
+    let out = c.handle(S(1), Input::Received(y, Msg::Notification(n)));
+    assert!(out.contains(&Output::Close(y)));
+    assert_eq!((c.established_conn(), c.connections()), (Some(x), 1));
+    assert_eq!(c.status().flaps, 0);
+    let mut c2 = f.clone();
+    c2.handle(S(1), Input::Closed(y));
+    assert_eq!(
+        (c2.established_conn(), c2.connections(), c2.status().flaps),
+        (Some(x), 1, 0)
+    );
+
+    // No word within `collision_wait` (the peer waits as well): Y is closed as §6.8 prescribes.
+    let mut d = f.clone();
+    let out = d.handle(S(6), Input::Timer(TimerId::Collision(y)));
+    assert!(out.contains(&Output::Close(y)));
+    assert!(is_collision_cease(notification(&out)));
+    assert_eq!(
+        (d.established_conn(), d.connections(), d.status().flaps),
+        (Some(x), 1, 0)
+    );
+
+    // A stop while waiting sends its Cease on both and answers nothing.
+    let mut e = f.clone();
+    let out = e.handle(S(1), Input::Stop { message: None });
+    assert!(!out.contains(&Output::Send(y, Msg::Keepalive)));
+    assert_eq!(e.connections(), 0);
+    // A second OPEN on the waiting connection is an FSM error.
+    let mut g = f;
+    let out = g.handle(
+        S(1),
+        Input::Received(y, Msg::Open(peer_open(65002, 90).wire())),
+    );
+    assert_eq!(notification(&out).map(|n| n.code), Some(code::FSM));
+    assert_eq!(g.established_conn(), Some(x));
+}
+
+#[test]
+fn equal_identifiers_keep_the_connection_of_the_larger_as_rfc6286_2_3() {
+    // Same BGP Identifier on both sides (allowed between ASes): our AS 65003 is larger than the
+    // peer's 65002, so our connection survives a collision in OpenConfirm, as on the peer's side.
+    let mut f = Fsm::new(FsmConfig::new(65003, 65002, Ipv4Addr::new(10, 0, 0, 1)));
+    let Output::Connect(x) = f.handle(S(0), Input::Start)[0] else {
+        panic!("no connect")
+    };
+    f.handle(S(0), Input::Connected(x));
+    let Output::Accept(y) = f.handle(S(0), Input::Incoming)[0] else {
+        panic!("not accepted")
+    };
+    let mut open = peer_open(65002, 90);
+    open.bgp_id = Ipv4Addr::new(10, 0, 0, 1);
+    f.handle(S(0), Input::Received(x, Msg::Open(open.clone().wire())));
+    assert_eq!(f.state(), State::OpenConfirm);
+    let out = f.handle(S(0), Input::Received(y, Msg::Open(open.wire())));
+    assert!(out.contains(&Output::Close(y)));
+    assert!(is_collision_cease(notification(&out)));
+    assert_eq!((f.state(), f.connections()), (State::OpenConfirm, 1));
+}
+
 #[test]
 fn capabilities_negotiate_to_the_intersection_rfc5492() {
     let mut c = cfg();
