@@ -13,7 +13,8 @@
 //! Destination streams: "miss" = uniform over the IPv4 space (few packets are near a rule), "hit" =
 //! inside the rules' destination prefixes (the fields' bitmaps overlap and chunks are ANDed).
 //!
-//! Run: `cargo bench -p fib-ebpf --bench classify` (`-- --reps N` for more passes).
+//! Run: `cargo bench -p fib-ebpf --bench classify` (`-- --reps N` for more passes, `--rules 100,1000`
+//! for only those rule counts, `--hit-only` without the uniform stream).
 
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
@@ -237,6 +238,15 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
+    // `--rules 100,1000`: only these rule counts (the rule sets are drawn in order, so each count
+    // gets the same rules as in a full run)
+    let only: Option<Vec<usize>> = args
+        .iter()
+        .position(|a| a == "--rules")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect());
+    // `--hit-only`: skip the uniform ("miss") stream
+    let hit_only = args.iter().any(|a| a == "--hit-only");
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "classifier cost per packet, {reps} interleaved passes of {DESTS} runs each; load average {}",
@@ -287,7 +297,13 @@ fn main() {
                 u32::from(a) | host
             })
             .collect();
+        if only.as_ref().is_some_and(|o| !o.contains(&n)) {
+            continue;
+        }
         for (name, stream) in [("miss", &miss), ("hit", &hit)] {
+            if hit_only && name == "miss" {
+                continue;
+            }
             fill_dst4(&mut base, stream);
             fill_dst4(&mut cls_fwd, stream);
             pass(&mut base, &frame);
