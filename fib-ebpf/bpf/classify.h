@@ -291,13 +291,10 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	/* The destination first (always used): most traffic is covered by no rule's prefix, and its
 	 * summary says which words can hold a match at all. The other fields' summaries are not read:
 	 * most of their bitmaps are dense (wildcards), and ANDing a word costs one load. */
-	__u32 dbm = v6 ? cls_trie(slot, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(slot, CLS_ROOT_DST4, p->dst);
-	if (!dbm)
+	__u32 leaf = v6 ? cls_trie(slot, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(slot, CLS_ROOT_DST4, p->dst);
+	if (!leaf)
 		return -1;
-	__u32 sidx = slot * CLS_MAX_BITMAPS + dbm;
-	struct cls_sum *sum = bpf_map_lookup_elem(&cls_sum, &sidx);
-	if (!sum)
-		return -1;
+	__u32 dbm = leaf & CLS_LEAF_ID;
 
 	struct cls_tab_slot *tab = bpf_map_lookup_elem(&cls_tab, &slot);
 	if (!tab)
@@ -308,7 +305,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	__u32 base = slot * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS;
 #pragma unroll
 	for (int k = 0; k < CLS_SUM_WORDS; k++)
-		s.cand[k] = sum->w[k];
+		s.cand[k] = 0;
 #pragma unroll
 	for (int f = 0; f < CLS_NFIELDS; f++)
 		s.off[f] = 0;
@@ -334,7 +331,8 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		s.off[f] = base + b * nw;                    \
 	}
 
-	CLS_FIELD(CLS_F_SRC, v6 ? cls_trie(slot, CLS_ROOT_SRC6, p->src, 16) : cls_trie4(slot, CLS_ROOT_SRC4, p->src));
+	CLS_FIELD(CLS_F_SRC, (v6 ? cls_trie(slot, CLS_ROOT_SRC6, p->src, 16) : cls_trie4(slot, CLS_ROOT_SRC4, p->src)) &
+				     CLS_LEAF_ID);
 	CLS_FIELD(CLS_F_PROTO, cls_tab_get(tab, CLS_TAB_PROTO + p->proto));
 	CLS_FIELD(CLS_F_DPORT,
 		  p->has_ports ? cls_tab_get(tab, CLS_TAB_DPORT + p->dport) : sl->none_bm[CLS_F_DPORT]);
@@ -359,24 +357,42 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	}
 #undef CLS_FIELD
 
-	/* The first candidate words in line: most packets that get this far match nothing in one or
-	 * two words, and then need no bpf_loop. The loop goes on from the first matching word. */
-	__u64 c = s.cand[0];
+	__u64 c = 0;
 	__u64 acc = 0;
 	__u32 w = 0;
-#pragma unroll
-	for (int i = 0; i < CLS_INLINE_WORDS; i++) {
-		if (!c)
-			break;
-		__u64 low = c & (~c + 1);
-		c ^= low;
-		w = cls_ctz64(low);
+	if (!(leaf & CLS_LEAF_MORE)) {
+		/* The destination's rules are all in one word, named by the leaf: no summary to read
+		 * before the words (most destinations with rules have few of them). */
+		w = (leaf >> CLS_LEAF_W_SHIFT) & 0xff;
 		acc = cls_word(&s, w);
-		if (acc)
-			break;
+		if (!acc)
+			return -1;
+	} else {
+		__u32 sidx = slot * CLS_MAX_BITMAPS + dbm;
+		struct cls_sum *sum = bpf_map_lookup_elem(&cls_sum, &sidx);
+		if (!sum)
+			return -1;
+#pragma unroll
+		for (int k = 0; k < CLS_SUM_WORDS; k++)
+			s.cand[k] = sum->w[k];
+		/* The first candidate words in line: most packets that get this far match nothing in
+		 * one or two words, and then need no bpf_loop. The loop goes on from the first
+		 * matching word. */
+		c = s.cand[0];
+#pragma unroll
+		for (int i = 0; i < CLS_INLINE_WORDS; i++) {
+			if (!c)
+				break;
+			__u64 low = c & (~c + 1);
+			c ^= low;
+			w = cls_ctz64(low);
+			acc = cls_word(&s, w);
+			if (acc)
+				break;
+		}
+		if (!acc && !(c | s.cand[1] | s.cand[2] | s.cand[3]))
+			return -1;
 	}
-	if (!acc && !(c | s.cand[1] | s.cand[2] | s.cand[3]))
-		return -1;
 	/* The first match in line when it ends evaluation by itself, without a rate limiter: a drop,
 	 * or a terminal accept (with or without a DSCP). That is what a flood matching a mitigation
 	 * rule does on every packet. Same effects as cls_apply on the first match. */

@@ -22,7 +22,7 @@
 #include <linux/bpf.h>
 
 /* Bump when a classifier map's key, value or meaning changes (checked on re-use of pinned maps). */
-#define CLS_ABI_VERSION 3
+#define CLS_ABI_VERSION 4
 
 #define CLS_SLOTS 2
 #define CLS_MAX_RULES 16384
@@ -34,7 +34,10 @@
 #define CLS_MAX_BITMAPS 65536                   /* distinct bitmaps per slot */
 #define CLS_CHUNKS_PER_SLOT (1u << 18)          /* bitmap storage per slot (16 MiB) */
 #define CLS_NODES_PER_SLOT 16384                /* trie nodes per slot (1 KiB each) */
-#define CLS_NODE_CHILD 0x80000000u              /* trie entry: child node index, else bitmap id */
+#define CLS_NODE_CHILD 0x80000000u              /* trie entry: child node index, else a leaf: */
+#define CLS_LEAF_ID 0xffffu                     /*   bitmap id (0: no rule) */
+#define CLS_LEAF_W_SHIFT 16                     /*   bits 16-23: the bitmap's first non-empty word */
+#define CLS_LEAF_MORE 0x01000000u               /*   it has further non-empty words (see cls_sum) */
 #define CLS_MAX_APPLY 16                        /* matching rules applied per packet (non-terminal chain) */
 #define CLS_IIF_MAX 4096
 

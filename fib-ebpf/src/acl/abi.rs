@@ -3,7 +3,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const CLS_ABI_VERSION: u32 = 3;
+pub const CLS_ABI_VERSION: u32 = 4;
 pub const CLS_SLOTS: u32 = 2;
 pub const CLS_MAX_RULES: u32 = 16384;
 pub const CLS_CHUNK_WORDS: usize = 8;
@@ -14,7 +14,12 @@ pub const CLS_SUM_WORDS: usize = CLS_MAX_WORDS as usize / 64;
 pub const CLS_MAX_BITMAPS: u32 = 65536;
 pub const CLS_CHUNKS_PER_SLOT: u32 = 1 << 18;
 pub const CLS_NODES_PER_SLOT: u32 = 16384;
+/// Trie entry: a child node index with this bit, else a leaf: bitmap id | first non-empty word
+/// << `CLS_LEAF_W_SHIFT` | `CLS_LEAF_MORE` when the bitmap has further non-empty words.
 pub const CLS_NODE_CHILD: u32 = 0x8000_0000;
+pub const CLS_LEAF_ID: u32 = 0xffff;
+pub const CLS_LEAF_W_SHIFT: u32 = 16;
+pub const CLS_LEAF_MORE: u32 = 0x0100_0000;
 pub const CLS_MAX_APPLY: u32 = 16;
 pub const CLS_IIF_MAX: u32 = 4096;
 
@@ -178,6 +183,7 @@ const _: () = {
     assert!(size_of::<ClsRl>() == 24);
     assert!(size_of::<ClsSum>() == 32);
     assert!(CLS_SUM_WORDS * 64 * 64 == CLS_MAX_RULES as usize);
+    assert!(CLS_MAX_BITMAPS - 1 <= CLS_LEAF_ID && CLS_MAX_WORDS <= 256);
     assert!(CLS_TAB_ENTRIES.is_power_of_two() && CLS_TAB_ENTRIES >= CLS_TAB_PKTLEN + 65536);
 };
 
@@ -251,6 +257,7 @@ pub fn layout() -> Vec<(String, u64)> {
         CLS_NODES_PER_SLOT
     );
     c!(v, CLS_NODE_CHILD, CLS_MAX_APPLY, CLS_IIF_MAX);
+    c!(v, CLS_LEAF_ID, CLS_LEAF_W_SHIFT, CLS_LEAF_MORE);
     c!(
         v,
         CLS_TAB_PROTO,

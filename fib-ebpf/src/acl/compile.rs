@@ -496,6 +496,16 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
         });
     }
 
+    // Trie leaves carry their bitmap's first non-empty word (and whether there are more), so a
+    // packet whose destination has rules in one word reads that word without the summary.
+    for node in nodes.iter_mut() {
+        for e in node.iter_mut() {
+            if *e & CLS_NODE_CHILD == 0 && *e != 0 {
+                *e = leaf(*e, &bms.summaries[*e as usize]);
+            }
+        }
+    }
+
     let cls_rules = rules.iter().map(encode_rule).collect();
     Ok(Compiled {
         ids: rules.iter().map(|r| r.id).collect(),
@@ -507,6 +517,22 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
         iif,
         rules: cls_rules,
     })
+}
+
+/// The trie leaf of bitmap `id` (non-empty) with summary `sum`.
+fn leaf(id: u32, sum: &ClsSum) -> u32 {
+    let mut words = sum.w.iter().enumerate().flat_map(|(k, &x)| {
+        (0..64)
+            .filter(move |b| x & (1 << b) != 0)
+            .map(move |b| k * 64 + b)
+    });
+    let first = words.next().unwrap_or(0) as u32;
+    let more = if words.next().is_some() {
+        CLS_LEAF_MORE
+    } else {
+        0
+    };
+    id | first << CLS_LEAF_W_SHIFT | more
 }
 
 /// ns per unit << 16 for `rate` units per second.
@@ -577,14 +603,21 @@ impl Compiled {
             _ => return Vec::new(),
         };
         let mut bm = [0u32; CLS_NFIELDS];
+        let dst_leaf = std::cell::Cell::new(0u32);
         let lookups: [(u32, Box<dyn Fn() -> u32 + '_>); CLS_NFIELDS] = [
             (
                 CLS_F_DST,
-                Box::new(|| self.trie(if v6 { CLS_ROOT_DST6 } else { CLS_ROOT_DST4 }, &dst)),
+                Box::new(|| {
+                    let l = self.trie(if v6 { CLS_ROOT_DST6 } else { CLS_ROOT_DST4 }, &dst);
+                    dst_leaf.set(l);
+                    l & CLS_LEAF_ID
+                }),
             ),
             (
                 CLS_F_SRC,
-                Box::new(|| self.trie(if v6 { CLS_ROOT_SRC6 } else { CLS_ROOT_SRC4 }, &src)),
+                Box::new(|| {
+                    self.trie(if v6 { CLS_ROOT_SRC6 } else { CLS_ROOT_SRC4 }, &src) & CLS_LEAF_ID
+                }),
             ),
             (
                 CLS_F_PROTO,
@@ -659,7 +692,16 @@ impl Compiled {
                 }
             }
         }
-        let cand = self.summaries[bm[CLS_F_DST as usize] as usize].w;
+        // the leaf names the only non-empty word, or says to read the summary
+        let l = dst_leaf.get();
+        let cand = if l & CLS_LEAF_MORE != 0 {
+            self.summaries[bm[CLS_F_DST as usize] as usize].w
+        } else {
+            let w = ((l >> CLS_LEAF_W_SHIFT) & 0xff) as usize;
+            let mut c = [0u64; CLS_SUM_WORDS];
+            c[w / 64] = 1 << (w % 64);
+            c
+        };
         let mut out = Vec::new();
         for (k, mut c) in cand.into_iter().enumerate() {
             while c != 0 {
