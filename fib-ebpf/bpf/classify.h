@@ -89,11 +89,17 @@ static __always_inline __u32 cls_ctz64(__u64 x)
 	return (__u32)((v * 0x0101010101010101ULL) >> 56);
 }
 
+static __always_inline struct cls_stats *cls_stats_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&cls_stats, &zero);
+}
+
 static __always_inline void cls_stat(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&cls_stats, &idx);
-	if (v)
-		*v += 1;
+	struct cls_stats *st = cls_stats_get();
+	if (st)
+		st->v[idx] += 1;
 }
 
 /* Direct-table entry of the slot's tables (looked up once per packet). */
@@ -286,7 +292,10 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	struct cls_slot *sl = bpf_map_lookup_elem(&cls_slot, &slot);
 	if (!sl || !sl->n_rules)
 		return -1;
-	cls_stat(CLS_STAT_CLASSIFIED);
+	struct cls_stats *st = cls_stats_get();
+	if (!st)
+		return -1;
+	st->v[CLS_STAT_CLASSIFIED] += 1;
 
 	/* The destination first (always used): most traffic is covered by no rule's prefix, and its
 	 * summary says which words can hold a match at all. The other fields' summaries are not read:
@@ -415,9 +424,9 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 					cnt->drop_bytes += framelen;
 				}
 			}
-			cls_stat(CLS_STAT_MATCHED);
+			st->v[CLS_STAT_MATCHED] += 1;
 			if (drop) {
-				cls_stat(CLS_STAT_DROPPED);
+				st->v[CLS_STAT_DROPPED] += 1;
 				return -2;
 			}
 			return (fl & CLS_RF_SET_DSCP) ? (r->dscp & 63) : -1;
@@ -428,7 +437,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	s.cur = w;
 	bpf_loop(CLS_MAX_WORDS + CLS_MAX_APPLY + 1, cls_step, &s, 0);
 	if (s.applied)
-		cls_stat(CLS_STAT_MATCHED);
+		st->v[CLS_STAT_MATCHED] += 1;
 	return s.verdict == -2 ? -2 : s.dscp;
 }
 

@@ -96,12 +96,13 @@ struct {
 	__type(value, struct cls_rl);
 } cls_rl SEC(".maps");
 
-/* Classifier-wide per-CPU packet counters (CLS_STAT_x). */
+/* Classifier-wide per-CPU packet counters: one element, all CLS_STAT_x counters in it (one lookup
+ * serves every count a packet makes). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CLS_STAT_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cls_stats);
 } cls_stats SEC(".maps");
 
 /* Tests only (cfg_cls_test_clock): the rate limiters' clock in ns, written by the test. */

@@ -100,6 +100,11 @@
 #define CLS_STAT_REMARKED 4   /* DSCP rewritten */
 #define CLS_STAT_MAX 5
 
+/* cls_stats value (per CPU). */
+struct cls_stats {
+	__u64 v[CLS_STAT_MAX];
+};
+
 /* cls_ctl: which slot packets use. active = 0: no rules (the stage costs one load); 1 + slot
  * otherwise. Userspace fills the inactive slot, then flips `active` with one aligned u32 store. */
 struct cls_ctl {

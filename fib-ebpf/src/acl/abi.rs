@@ -76,6 +76,13 @@ pub const CLS_STAT_RATE_DROPPED: u32 = 3;
 pub const CLS_STAT_REMARKED: u32 = 4;
 pub const CLS_STAT_MAX: u32 = 5;
 
+/// `struct cls_stats`: the classifier-wide counters (one per-CPU element).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClsStats {
+    pub v: [u64; CLS_STAT_MAX as usize],
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClsCtl {
@@ -170,6 +177,7 @@ unsafe impl aya::Pod for ClsSum {}
 unsafe impl aya::Pod for ClsIifKey {}
 unsafe impl aya::Pod for ClsCounter {}
 unsafe impl aya::Pod for ClsRl {}
+unsafe impl aya::Pod for ClsStats {}
 
 const _: () = {
     assert!(size_of::<ClsCtl>() == 16);
@@ -181,6 +189,7 @@ const _: () = {
     assert!(size_of::<ClsIifKey>() == 8);
     assert!(size_of::<ClsCounter>() == 32);
     assert!(size_of::<ClsRl>() == 24);
+    assert!(size_of::<ClsStats>() == 8 * CLS_STAT_MAX as usize);
     assert!(size_of::<ClsSum>() == 32);
     assert!(CLS_SUM_WORDS * 64 * 64 == CLS_MAX_RULES as usize);
     assert!(CLS_MAX_BITMAPS - 1 <= CLS_LEAF_ID && CLS_MAX_WORDS <= 256);
@@ -238,6 +247,7 @@ pub fn layout() -> Vec<(String, u64)> {
     o!(v, "cls_counter", ClsCounter, bytes);
     o!(v, "cls_counter", ClsCounter, drop_packets);
     o!(v, "cls_counter", ClsCounter, drop_bytes);
+    s!(v, "cls_stats", ClsStats);
     s!(v, "cls_rl", ClsRl);
     o!(v, "cls_rl", ClsRl, tat);
     o!(v, "cls_rl", ClsRl, frac);

@@ -477,16 +477,14 @@ impl Classifier {
 
     /// Classifier-wide counts.
     pub fn stats(&self) -> Result<ClassifierStats, AclError> {
-        let get = |i| {
-            self.percpu_sum::<1>(&self.stats, "cls_stats", i)
-                .map(|v| v[0])
-        };
+        let v = self.percpu_sum::<{ CLS_STAT_MAX as usize }>(&self.stats, "cls_stats", 0)?;
+        let get = |i: u32| v[i as usize];
         Ok(ClassifierStats {
-            classified: get(CLS_STAT_CLASSIFIED)?,
-            matched: get(CLS_STAT_MATCHED)?,
-            dropped: get(CLS_STAT_DROPPED)?,
-            rate_dropped: get(CLS_STAT_RATE_DROPPED)?,
-            remarked: get(CLS_STAT_REMARKED)?,
+            classified: get(CLS_STAT_CLASSIFIED),
+            matched: get(CLS_STAT_MATCHED),
+            dropped: get(CLS_STAT_DROPPED),
+            rate_dropped: get(CLS_STAT_RATE_DROPPED),
+            remarked: get(CLS_STAT_REMARKED),
         })
     }
 }
@@ -509,7 +507,7 @@ pub(crate) fn expected_shape(map: &str) -> Option<(u32, u32, u32)> {
         "cls_iif" => (8, 4, CLS_IIF_MAX),
         "cls_counters" => (4, s(size_of::<ClsCounter>()), CLS_MAX_RULES),
         "cls_rl" => (4, s(size_of::<ClsRl>()), CLS_MAX_RULES),
-        "cls_stats" => (4, 8, CLS_STAT_MAX),
+        "cls_stats" => (4, s(size_of::<ClsStats>()), 1),
         _ => return None,
     })
 }
