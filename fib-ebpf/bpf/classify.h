@@ -304,6 +304,15 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	if (!leaf)
 		return -1;
 	__u32 dbm = leaf & CLS_LEAF_ID;
+	/* Several candidate words: the summary names them (loaded now, while the other fields are
+	 * looked up). */
+	struct cls_sum *sum = NULL;
+	if (leaf & CLS_LEAF_MORE) {
+		__u32 sidx = slot * CLS_MAX_BITMAPS + dbm;
+		sum = bpf_map_lookup_elem(&cls_sum, &sidx);
+		if (!sum)
+			return -1;
+	}
 
 	struct cls_tab_slot *tab = bpf_map_lookup_elem(&cls_tab, &slot);
 	if (!tab)
@@ -377,8 +386,6 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		if (!acc)
 			return -1;
 	} else {
-		__u32 sidx = slot * CLS_MAX_BITMAPS + dbm;
-		struct cls_sum *sum = bpf_map_lookup_elem(&cls_sum, &sidx);
 		if (!sum)
 			return -1;
 #pragma unroll
