@@ -586,6 +586,14 @@ int xdp_bench_drop4(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
+/* Nothing but XDP_DROP: the cost of the live-frame harness itself (page-pool frame, program call,
+ * recycling), the floor under every drop-benchmark figure. */
+SEC("xdp")
+int xdp_bench_drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
+}
+
 /* The same for IPv6: the next destination of bench_dst6 into an untagged IPv6 frame, hop limit back
  * to 64 (no header checksum in IPv6). */
 static __always_inline int bench_set_dst6(struct xdp_md *ctx)

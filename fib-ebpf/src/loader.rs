@@ -32,11 +32,12 @@ use crate::sys::Mmap;
 use crate::{FORWARD_OBJ, XDP_PROGRAM};
 
 /// Programs of the object that only the benchmark loads.
-pub const BENCH_PROGRAMS: [&str; 12] = [
+pub const BENCH_PROGRAMS: [&str; 13] = [
     "xdp_bench_lookup4",
     "xdp_bench_forward4",
     "xdp_bench_pass4",
     "xdp_bench_drop4",
+    "xdp_bench_drop",
     "xdp_bench_forward6",
     "xdp_bench_pass6",
     "xdp_bench_mem",

@@ -43,9 +43,9 @@ fn live_frames_reach_the_sinks_through_xdp_and_through_the_kernel() {
         assert_eq!((p.whole_ns.len(), p.forwarder_ns.len()), (1, 1), "{p:?}");
         assert!(p.whole_ns[0] > 0.0, "{p:?}");
     }
-    // The drop cases, with 1 and 101 rules: the packet source alone, the XDP classifier, nftables
-    // (sets); nothing leaks to the sinks.
-    assert_eq!(r.drop.len(), 6, "{r:?}");
+    // The drop cases, with 1 and 101 rules: the harness alone, the packet source alone, the XDP
+    // classifier, nftables (sets); nothing leaks to the sinks.
+    assert_eq!(r.drop.len(), 8, "{r:?}");
     for c in &r.drop {
         assert_eq!(c.leaked, 0, "{c:?}");
         assert!(c.pps > 0.0);

@@ -85,8 +85,9 @@ pub fn record(r: &crate::fwdbench::Results, res: &mut RunResults) {
         }
     }
     for d in &r.drop {
-        // the live-frame source alone is a ceiling for both systems, not one of them
-        if d.system == crate::fwdbench::SOURCE_CEILING {
+        // the live-frame source (and its harness) alone is a ceiling for both systems, not one of them
+        if d.system == crate::fwdbench::SOURCE_CEILING || d.system == crate::fwdbench::HARNESS_FLOOR
+        {
             continue;
         }
         let case = format!(
