@@ -194,7 +194,8 @@ pub struct FsmConfig {
     /// other one and the BGP Identifier rule favours the new connection, how long to wait for the peer's
     /// side of the collision resolution (a NOTIFICATION or close on either connection, or a KEEPALIVE
     /// on the new one) before closing the new connection as RFC 4271 §6.8 prescribes. The peer answers
-    /// our OPEN at once, so a few round trips are enough; longer only keeps a spare socket open.
+    /// our OPEN at once, so a few round trips are enough; longer only keeps a spare socket open. Zero
+    /// closes it at once, as BIRD and FRR do.
     #[serde(default = "default_collision_wait")]
     pub collision_wait: Duration,
 }
@@ -646,7 +647,7 @@ impl Fsm {
                 // connection that is in the Established state causes closing of the newly created
                 // connection" (§6.8). When the Identifier rule also favours the Established one, both
                 // sides agree: close the new one now.
-                _ if !new_wins => id,
+                _ if !new_wins || self.cfg.collision_wait.is_zero() => id,
                 // The Identifier rule favours the new connection. We reached Established on the other
                 // one with the peer's KEEPALIVE, but the peer may still have been in OpenConfirm there
                 // when our OPEN on this connection reached it; then §6.8 step 2 makes it close the
