@@ -6,6 +6,8 @@
 //!   BIRD, FRR:  `ip -batch` of `route get ADDR` (RTM_GETROUTE per sample) → "dev f0" / "dev f1"
 //!   frozen peer: an AF_PACKET socket on the frozen feeder's interface stamps the dut's NOTIFICATION
 //!   link down:   SIOCSIFFLAGS on the feeder's end, stamped just before the ioctl
+//!   detection:   in the dut's namespace, an AF_PACKET socket with kernel timestamps (NOTIFICATION in
+//!                or out, RST in) and an rtnetlink listener (carrier loss), both SCHED_FIFO
 //! ```
 //! Only samples are looked up: a full dump of a kernel table takes longer than the events measured.
 
@@ -32,6 +34,11 @@ pub struct Counts {
     pub survivor: usize,
     /// Nowhere usable: no route, unresolved, passed to the kernel, dropped.
     pub none: usize,
+    /// When (mono_ns) the last lookup of the round that found the dead upstream was made (0: none);
+    /// for `ip route get` rounds, which are one batch, the round's start (an earlier bound).
+    pub dead_at: u64,
+    /// The same for the last lookup not on the survivor (dead or nowhere).
+    pub other_at: u64,
 }
 
 /// An address inside `p` (the first host, or the address itself for a host route).
@@ -144,6 +151,7 @@ impl XdpProbe {
         let mut c = Counts::default();
         let mut out = vec![0u8; 256];
         for f in &self.frames {
+            let at = mono_ns();
             let r = prog
                 .test_run(TestRunOptions {
                     data_in: Some(f),
@@ -154,10 +162,12 @@ impl XdpProbe {
             // XDP_REDIRECT = 4: the destination MAC says which upstream.
             if r.return_value == 4 && out[..6] == self.dead_mac {
                 c.dead += 1;
+                (c.dead_at, c.other_at) = (at, at);
             } else if r.return_value == 4 && out[..6] == self.survivor_mac {
                 c.survivor += 1;
             } else {
                 c.none += 1;
+                c.other_at = at;
             }
         }
         Ok(c)
@@ -189,6 +199,7 @@ impl KernelProbe {
     }
 
     pub fn probe(&mut self) -> Result<Counts> {
+        let start = mono_ns();
         let mut child = Command::new("ip")
             .args(["-n", &self.ns, "-force", "-batch", "-"])
             .stdin(Stdio::piped())
@@ -213,6 +224,12 @@ impl KernelProbe {
             }
         }
         c.none = self.n.saturating_sub(c.dead + c.survivor);
+        if c.dead > 0 {
+            c.dead_at = start;
+        }
+        if c.survivor < self.n {
+            c.other_at = start;
+        }
         Ok(c)
     }
 }
@@ -298,7 +315,16 @@ pub fn link_down(ns: &str, ifname: &str) -> Result<u64> {
 /// Watches `ifname` in `ns` for a BGP NOTIFICATION sent by `from`; returns when it passed, or `None`
 /// after `timeout`. Call [`NotificationSniffer::start`] before the event, [`NotificationSniffer::wait`] after.
 pub struct NotificationSniffer {
-    handle: std::thread::JoinHandle<Result<Option<u64>>>,
+    handle: Option<std::thread::JoinHandle<Result<Option<u64>>>>,
+    found: std::sync::mpsc::Receiver<u64>,
+}
+
+/// Makes the calling thread SCHED_FIFO, so that a listener that sleeps until an event runs as soon
+/// as the event wakes it (its timestamp is not delayed by a loaded machine). Best effort.
+fn realtime_priority() {
+    let p = libc::sched_param { sched_priority: 50 };
+    // SAFETY: changes only the calling thread's policy.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &p) };
 }
 
 fn is_notification_from(frame: &[u8], from: [u8; 4]) -> bool {
@@ -330,8 +356,10 @@ impl NotificationSniffer {
         let file = File::open(format!("/var/run/netns/{ns}"))?;
         let name = std::ffi::CString::new(ifname)?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let (found_tx, found) = std::sync::mpsc::channel::<u64>();
         let from = from.octets();
         let handle = std::thread::spawn(move || -> Result<Option<u64>> {
+            realtime_priority();
             let setup = || -> Result<i32> {
                 // SAFETY: setns on a valid namespace fd affects only this thread.
                 if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
@@ -392,7 +420,9 @@ impl NotificationSniffer {
                 // SAFETY: recv into our buffer.
                 let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
                 if n > 0 && is_notification_from(&buf[..n as usize], from) {
-                    found = Some(mono_ns());
+                    let t = mono_ns();
+                    found = Some(t);
+                    let _ = found_tx.send(t);
                     break;
                 }
             }
@@ -401,13 +431,374 @@ impl NotificationSniffer {
             Ok(found)
         });
         ready_rx.recv().context("sniffer thread ended")??;
-        Ok(NotificationSniffer { handle })
+        Ok(NotificationSniffer {
+            handle: Some(handle),
+            found,
+        })
     }
 
-    pub fn wait(self) -> Result<Option<u64>> {
-        self.handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("sniffer panicked"))?
+    /// When the NOTIFICATION passed, as soon as the sniffer saw it (closing its socket, which
+    /// waits for an RCU grace period, happens afterwards and off the clock); `None` after the
+    /// timeout.
+    pub fn wait(mut self) -> Result<Option<u64>> {
+        if let Ok(t) = self.found.recv() {
+            // Not joined: the thread ends by itself once its socket is closed.
+            drop(self.handle.take());
+            return Ok(Some(t));
+        }
+        match self.handle.take() {
+            Some(h) => h.join().map_err(|_| anyhow::anyhow!("sniffer panicked"))?,
+            None => Ok(None),
+        }
+    }
+}
+
+/// What the system under test saw of a failure, each the first after [`DutWatch::start`], stamped
+/// on [`mono_ns`]'s clock (CLOCK_MONOTONIC, the clock of the probe rounds).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// A BGP NOTIFICATION from the peer arrived on the dut's interface (kernel receive timestamp).
+    pub notification_in: Option<u64>,
+    /// The dut's own NOTIFICATION (e.g. Hold Timer Expired) left its interface (kernel timestamp).
+    pub notification_out: Option<u64>,
+    /// A TCP segment with RST from the peer arrived (kernel receive timestamp).
+    pub rst_in: Option<u64>,
+    /// The dut's kernel announced carrier loss on the interface: RTM_NEWLINK without IFF_LOWER_UP
+    /// (or with an operstate other than up), as read by a listener in the dut's namespace; stamped
+    /// when that listener read it (netlink has no kernel timestamp), so late by its wake-up at most.
+    pub carrier_lost: Option<u64>,
+}
+
+impl Seen {
+    fn merge(&mut self, o: Seen) {
+        let first = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        self.notification_in = first(self.notification_in, o.notification_in);
+        self.notification_out = first(self.notification_out, o.notification_out);
+        self.rst_in = first(self.rst_in, o.rst_in);
+        self.carrier_lost = first(self.carrier_lost, o.carrier_lost);
+    }
+}
+
+/// CLOCK_REALTIME in nanoseconds (packet timestamps are on it).
+fn real_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// What a frame on the dut's interface says, for [`Seen`]: a NOTIFICATION or RST from `peer`, a
+/// NOTIFICATION from `own`.
+fn classify(frame: &[u8], peer: [u8; 4], own: [u8; 4]) -> Seen {
+    let mut s = Seen::default();
+    if frame.len() < 14 + 20 || frame[12..14] != [0x08, 0x00] {
+        return s;
+    }
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[9] != 6 || ip.len() < ihl + 20 {
+        return s;
+    }
+    let (src, tcp) = (&ip[12..16], &ip[ihl..]);
+    let rst = tcp[13] & 0x04 != 0;
+    let notification = is_notification_from(frame, [src[0], src[1], src[2], src[3]]);
+    if src == peer {
+        if rst {
+            s.rst_in = Some(0);
+        }
+        if notification {
+            s.notification_in = Some(0);
+        }
+    } else if src == own && notification {
+        s.notification_out = Some(0);
+    }
+    s
+}
+
+/// Whether a rtnetlink datagram announces that interface `index` lost its carrier.
+fn carrier_lost_in(buf: &[u8], index: i32) -> bool {
+    const RTM_NEWLINK: u16 = 16;
+    const IFLA_OPERSTATE: u16 = 16;
+    const IF_OPER_UP: u8 = 6;
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        if len < 16 || off + len > buf.len() {
+            return false;
+        }
+        let msg = &buf[off + 16..off + len];
+        if ty == RTM_NEWLINK && msg.len() >= 16 {
+            let idx = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+            let flags = u32::from_ne_bytes([msg[8], msg[9], msg[10], msg[11]]);
+            if idx == index {
+                if flags & libc::IFF_LOWER_UP as u32 == 0 {
+                    return true;
+                }
+                let mut a = 16;
+                while a + 4 <= msg.len() {
+                    let alen = usize::from(u16::from_ne_bytes([msg[a], msg[a + 1]]));
+                    let aty = u16::from_ne_bytes([msg[a + 2], msg[a + 3]]) & 0x3fff;
+                    if alen < 4 || a + alen > msg.len() {
+                        break;
+                    }
+                    if aty == IFLA_OPERSTATE && alen >= 5 && msg[a + 4] != IF_OPER_UP {
+                        return true;
+                    }
+                    a += (alen + 3) & !3;
+                }
+            }
+        }
+        off += (len + 3) & !3;
+    }
+    false
+}
+
+/// Watches the dut's interface while a failure happens: an AF_PACKET socket with kernel
+/// timestamps (SO_TIMESTAMPNS) for NOTIFICATIONs and RSTs, and an rtnetlink link listener for
+/// carrier loss, both inside the dut's namespace. [`DutWatch::finish`] stops them.
+pub struct DutWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Result<Seen>>>,
+}
+
+/// A socket of `domain`/`ty`/`proto` with a 50 ms receive timeout, made on this thread.
+fn socket_with_timeout(domain: i32, ty: i32, proto: i32) -> Result<i32> {
+    // SAFETY: a socket owned by the calling thread, closed by it.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
+    if fd < 0 {
+        bail!("socket: {}", std::io::Error::last_os_error());
+    }
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 50_000,
+    };
+    // SAFETY: setsockopt with a correctly sized timeval.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            size_of::<libc::timeval>() as u32,
+        );
+    }
+    Ok(fd)
+}
+
+impl DutWatch {
+    /// Starts watching `ifname` in `ns`, where `own` is the dut's address and `peer` the failing
+    /// upstream's; returns once both listeners are in place.
+    pub fn start(
+        ns: &str,
+        ifname: &str,
+        own: std::net::Ipv4Addr,
+        peer: std::net::Ipv4Addr,
+    ) -> Result<DutWatch> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let name = std::ffi::CString::new(ifname)?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let mut threads = Vec::new();
+        for netlink in [false, true] {
+            let file = File::open(format!("/var/run/netns/{ns}"))
+                .with_context(|| format!("opening namespace {ns}"))?;
+            let (name, stop, ready) = (name.clone(), stop.clone(), ready_tx.clone());
+            let (own, peer) = (own.octets(), peer.octets());
+            threads.push(std::thread::spawn(move || -> Result<Seen> {
+                realtime_priority();
+                let setup = || -> Result<(i32, i32)> {
+                    // SAFETY: setns on a valid namespace fd affects only this thread.
+                    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        bail!("setns: {}", std::io::Error::last_os_error());
+                    }
+                    // SAFETY: valid NUL-terminated name.
+                    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
+                    if idx == 0 {
+                        bail!("no interface {name:?}");
+                    }
+                    let fd = if netlink {
+                        let fd = socket_with_timeout(
+                            libc::AF_NETLINK,
+                            libc::SOCK_RAW,
+                            libc::NETLINK_ROUTE,
+                        )?;
+                        // SAFETY: sockaddr_nl is plain data.
+                        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+                        sa.nl_family = libc::AF_NETLINK as u16;
+                        sa.nl_groups = libc::RTMGRP_LINK as u32;
+                        // SAFETY: bind with a correctly sized sockaddr_nl.
+                        if unsafe {
+                            libc::bind(
+                                fd,
+                                (&sa as *const libc::sockaddr_nl).cast(),
+                                size_of::<libc::sockaddr_nl>() as u32,
+                            )
+                        } < 0
+                        {
+                            let e = std::io::Error::last_os_error();
+                            // SAFETY: our socket.
+                            unsafe { libc::close(fd) };
+                            bail!("bind rtnetlink: {e}");
+                        }
+                        fd
+                    } else {
+                        let proto = (libc::ETH_P_ALL as u16).to_be();
+                        let fd =
+                            socket_with_timeout(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto))?;
+                        // SAFETY: sockaddr_ll is plain data.
+                        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                        sll.sll_family = libc::AF_PACKET as u16;
+                        sll.sll_protocol = proto;
+                        sll.sll_ifindex = idx;
+                        let on: i32 = 1;
+                        // SAFETY: bind/setsockopt with correctly sized structs we own.
+                        let rc = unsafe {
+                            libc::setsockopt(
+                                fd,
+                                libc::SOL_SOCKET,
+                                libc::SO_TIMESTAMPNS,
+                                (&on as *const i32).cast(),
+                                size_of::<i32>() as u32,
+                            );
+                            libc::bind(
+                                fd,
+                                (&sll as *const libc::sockaddr_ll).cast(),
+                                size_of::<libc::sockaddr_ll>() as u32,
+                            )
+                        };
+                        if rc < 0 {
+                            let e = std::io::Error::last_os_error();
+                            // SAFETY: our socket.
+                            unsafe { libc::close(fd) };
+                            bail!("bind AF_PACKET: {e}");
+                        }
+                        fd
+                    };
+                    Ok((fd, idx))
+                };
+                let (fd, idx) = match setup() {
+                    Ok(v) => {
+                        let _ = ready.send(Ok(()));
+                        v
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(anyhow::anyhow!("{e:#}")));
+                        return Err(e);
+                    }
+                };
+                let mut seen = Seen::default();
+                let mut buf = vec![0u8; 65536];
+                let mut ctl = [0u64; 16];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut iov = libc::iovec {
+                        iov_base: buf.as_mut_ptr().cast(),
+                        iov_len: buf.len(),
+                    };
+                    // SAFETY: msghdr is plain data; it points at our buffers below.
+                    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                    msg.msg_iov = &mut iov;
+                    msg.msg_iovlen = 1;
+                    msg.msg_control = ctl.as_mut_ptr().cast();
+                    msg.msg_controllen = size_of_val(&ctl);
+                    // SAFETY: recvmsg into our buffers.
+                    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+                    let (mono, real) = (mono_ns(), real_ns());
+                    if n <= 0 {
+                        continue;
+                    }
+                    let data = &buf[..n as usize];
+                    if netlink {
+                        if seen.carrier_lost.is_none() && carrier_lost_in(data, idx) {
+                            seen.carrier_lost = Some(mono);
+                        }
+                        continue;
+                    }
+                    let c = classify(data, peer, own);
+                    if c == Seen::default() {
+                        continue;
+                    }
+                    // The kernel's receive (or transmit) timestamp, moved onto the monotonic clock.
+                    let mut at = mono;
+                    // SAFETY: walking the control messages recvmsg filled in.
+                    unsafe {
+                        let mut cm = libc::CMSG_FIRSTHDR(&msg);
+                        while !cm.is_null() {
+                            if (*cm).cmsg_level == libc::SOL_SOCKET
+                                && (*cm).cmsg_type == libc::SCM_TIMESTAMPNS
+                            {
+                                let ts: libc::timespec =
+                                    std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast());
+                                let stamp = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+                                if stamp > 0 && stamp <= real {
+                                    at = mono.saturating_sub(real - stamp);
+                                }
+                            }
+                            cm = libc::CMSG_NXTHDR(&msg, cm);
+                        }
+                    }
+                    let stamp = |v: Option<u64>| v.map(|_| at);
+                    seen.merge(Seen {
+                        notification_in: stamp(c.notification_in),
+                        notification_out: stamp(c.notification_out),
+                        rst_in: stamp(c.rst_in),
+                        carrier_lost: None,
+                    });
+                }
+                // SAFETY: our socket.
+                unsafe { libc::close(fd) };
+                Ok(seen)
+            }));
+        }
+        drop(ready_tx);
+        let mut watch = DutWatch { stop, threads };
+        for _ in 0..2 {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let _ = watch.stop_threads();
+                    return Err(e.context(format!("watching {ifname} in {ns}")));
+                }
+                Err(_) => {
+                    let _ = watch.stop_threads();
+                    bail!("watcher thread ended");
+                }
+            }
+        }
+        Ok(watch)
+    }
+
+    fn stop_threads(&mut self) -> Result<Seen> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut seen = Seen::default();
+        let mut err = None;
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(Ok(s)) => seen.merge(s),
+                Ok(Err(e)) => err = Some(e),
+                Err(_) => err = Some(anyhow::anyhow!("watcher panicked")),
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(seen),
+        }
+    }
+
+    /// Stops watching; what was seen.
+    pub fn finish(mut self) -> Result<Seen> {
+        self.stop_threads()
+    }
+}
+
+impl Drop for DutWatch {
+    fn drop(&mut self) {
+        let _ = self.stop_threads();
     }
 }
 
@@ -457,5 +848,85 @@ mod tests {
         let keepalive_at = f.len() - 3;
         f[keepalive_at] = 4;
         assert!(!is_notification_from(&f, [10, 0, 0, 1]));
+    }
+
+    fn tcp_frame(src: [u8; 4], flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&[10, 0, 0, 9]);
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 5 << 4;
+        tcp[13] = flags;
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&tcp);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn dut_watch_tells_notifications_in_and_out_and_resets_apart() {
+        let (peer, own) = ([10, 0, 0, 2], [10, 0, 0, 1]);
+        let mut notification = vec![0xffu8; 16];
+        notification.extend_from_slice(&[0, 21, 3, 4, 0]);
+        let mut keepalive = vec![0xffu8; 16];
+        keepalive.extend_from_slice(&[0, 19, 4]);
+        let c = classify(&tcp_frame(peer, 0x18, &notification), peer, own);
+        assert_eq!(
+            (c.notification_in, c.notification_out, c.rst_in),
+            (Some(0), None, None)
+        );
+        let c = classify(&tcp_frame(own, 0x18, &notification), peer, own);
+        assert_eq!(
+            (c.notification_in, c.notification_out, c.rst_in),
+            (None, Some(0), None)
+        );
+        let c = classify(&tcp_frame(peer, 0x14, &[]), peer, own);
+        assert_eq!(
+            (c.notification_in, c.notification_out, c.rst_in),
+            (None, None, Some(0))
+        );
+        assert_eq!(
+            classify(&tcp_frame(peer, 0x18, &keepalive), peer, own),
+            Seen::default()
+        );
+        assert_eq!(
+            classify(&tcp_frame([10, 0, 1, 2], 0x14, &[]), peer, own),
+            Seen::default()
+        );
+    }
+
+    fn newlink(index: i32, flags: u32, operstate: Option<u8>) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&[0u8; 4]);
+        m.extend_from_slice(&16u16.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 10]);
+        m.extend_from_slice(&[0, 0, 1, 0]);
+        m.extend_from_slice(&index.to_ne_bytes());
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        if let Some(o) = operstate {
+            m.extend_from_slice(&5u16.to_ne_bytes());
+            m.extend_from_slice(&16u16.to_ne_bytes());
+            m.extend_from_slice(&[o, 0, 0, 0]);
+        }
+        let len = m.len() as u32;
+        m[..4].copy_from_slice(&len.to_ne_bytes());
+        m
+    }
+
+    #[test]
+    fn carrier_loss_is_read_from_rtm_newlink() {
+        let up = (libc::IFF_UP | libc::IFF_LOWER_UP | libc::IFF_RUNNING) as u32;
+        let admin_up_only = libc::IFF_UP as u32;
+        assert!(!carrier_lost_in(&newlink(3, up, Some(6)), 3));
+        assert!(carrier_lost_in(&newlink(3, admin_up_only, Some(2)), 3));
+        assert!(carrier_lost_in(&newlink(3, up, Some(7)), 3));
+        assert!(!carrier_lost_in(&newlink(4, admin_up_only, Some(2)), 3));
+        // Two messages in one datagram: the second one says it.
+        let mut two = newlink(4, admin_up_only, None);
+        two.extend_from_slice(&newlink(3, admin_up_only, None));
+        assert!(carrier_lost_in(&two, 3));
     }
 }
