@@ -109,15 +109,17 @@ fn new_rib(loaded: &ribd::config::Loaded) -> Loaded {
     let nb = &loaded.neighbors[0];
     let mut rib = Rib::new(loaded.config.rib.clone());
     rib.set_track_best(true);
-    let id = rib.add_peer(PeerInfo {
-        name: nb.name.clone(),
-        addr: nb.address,
-        router_id: Ipv4Addr::new(10, 0, 0, 2),
-        remote_as: nb.remote_as,
-        local_as: nb.local_as,
-        kind: PeerKind::Ebgp,
-        confed: false,
-    });
+    let id = rib
+        .add_peer(PeerInfo {
+            name: nb.name.clone(),
+            addr: nb.address,
+            router_id: Ipv4Addr::new(10, 0, 0, 2),
+            remote_as: nb.remote_as,
+            local_as: nb.local_as,
+            kind: PeerKind::Ebgp,
+            confed: false,
+        })
+        .expect("a free peer slot");
     let import = ribd::import::ImportCtx {
         local_as: nb.local_as,
         peer_as: nb.remote_as,

@@ -742,6 +742,18 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, Vec<ConfigError>> {
             enabled: s.enabled.unwrap_or(true),
         });
     }
+    // The RIB names a path's peer with 16 bits; one slot goes to the static routes.
+    if let Some(name) = config.peer.keys().nth(crate::rib::MAX_PEERS - 1) {
+        err(
+            &mut errs,
+            &["peer", name.as_str()],
+            format!(
+                "{} peers configured; at most {} fit in the RIB (peers are counted in name order, this is the first that does not fit)",
+                config.peer.len(),
+                crate::rib::MAX_PEERS - 1
+            ),
+        );
+    }
     for (i, st) in config.statics.iter().enumerate() {
         let field = format!("static[{i}]");
         if st.prefix.trunc() != st.prefix {

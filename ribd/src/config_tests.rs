@@ -157,3 +157,23 @@ fn the_kernel_mirror_is_off_by_default_and_its_table_is_checked() {
         errors("router-id = \"192.0.2.1\"\nlocal-as = 1\n[dataplane.kernel-mirror]\ntable = 0\n");
     assert!(e[0].contains("dataplane.kernel-mirror.table"), "{}", e[0]);
 }
+
+#[test]
+fn more_peers_than_the_rib_holds_is_a_config_error_naming_the_first_that_does_not_fit() {
+    let mut text = String::from("router-id = \"192.0.2.1\"\nlocal-as = 65000\n");
+    let n = crate::rib::MAX_PEERS; // one more than fits: one slot is the static routes'
+    for i in 0..n {
+        text.push_str(&format!(
+            "[peer.p{i:05}]\naddress = \"10.{}.{}.1\"\nremote-as = 64500\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    let e = errors(&text).join("\n");
+    let want = format!(
+        "peer.p{:05}: {n} peers configured; at most {} fit in the RIB",
+        n - 1,
+        n - 1
+    );
+    assert!(e.contains(&want), "missing {want:?} in:\n{e}");
+}

@@ -91,6 +91,7 @@ fn new_rib(relax: bool) -> (Rib, Vec<ribd::rib::table::PeerId>) {
                 },
                 confed: false,
             })
+            .expect("a free peer slot")
         })
         .collect();
     (rib, peers)

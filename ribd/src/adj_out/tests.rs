@@ -53,7 +53,10 @@ impl World {
 
     /// An eBGP session on the same LAN (192.0.2.0/24), member id = `n`, RIB peer registered.
     fn spec(&mut self, n: u8, asn: u32) -> MemberSpec {
-        let rib_peer = self.rib.add_peer(peer_info(n, asn));
+        let rib_peer = self
+            .rib
+            .add_peer(peer_info(n, asn))
+            .expect("a free peer slot");
         MemberSpec {
             id: n as MemberId,
             rib_peer,
@@ -438,7 +441,7 @@ fn add_path_best_n_and_ecmp_select_the_leading_paths() {
     });
     w.rib.set_track_best(true);
     for (n, asn) in [(1, 64501), (3, 64503), (4, 64504), (2, 64502)] {
-        w.rib.add_peer(peer_info(n, asn));
+        w.rib.add_peer(peer_info(n, asn)).expect("a free peer slot");
     }
     w.join(m);
     // Two equal-length paths form the multipath set; the longer one is not in it.

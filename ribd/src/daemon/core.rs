@@ -283,15 +283,17 @@ impl Core {
         events: mpsc::Sender<Event>,
     ) -> anyhow::Result<Core> {
         let mut rib = Rib::new(loaded.config.rib.clone());
-        let static_peer = rib.add_peer(PeerInfo {
-            name: "static".into(),
-            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            router_id: loaded.config.router_id,
-            remote_as: loaded.config.local_as,
-            local_as: loaded.config.local_as,
-            kind: PeerKind::Local,
-            confed: false,
-        });
+        let static_peer = rib
+            .add_peer(PeerInfo {
+                name: "static".into(),
+                addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                router_id: loaded.config.router_id,
+                remote_as: loaded.config.local_as,
+                local_as: loaded.config.local_as,
+                kind: PeerKind::Local,
+                confed: false,
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut core = Core {
             loaded,
             opts,
@@ -495,10 +497,7 @@ impl Core {
     }
 
     fn add_peer(&mut self, nb: Neighbor) -> anyhow::Result<()> {
-        let id = self.next_session_id;
-        self.next_session_id += 1;
-        let pc = self.session_config(&nb, id);
-        let handle = PeerHandle::spawn(pc, Some(&self.listener), self.events.clone())?;
+        // The RIB slot first: a peer that does not fit must not leave a session task behind.
         let rib_id = self.rib.add_peer(PeerInfo {
             name: nb.name.clone(),
             addr: nb.address,
@@ -511,7 +510,17 @@ impl Core {
                 PeerKind::Ibgp
             },
             confed: false,
-        });
+        })?;
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let pc = self.session_config(&nb, id);
+        let handle = match PeerHandle::spawn(pc, Some(&self.listener), self.events.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                self.rib.remove_peer(rib_id);
+                return Err(e.into());
+            }
+        };
         if nb.enabled {
             handle.start();
         }
@@ -1358,14 +1367,18 @@ impl Core {
         for nb in self.loaded.neighbors.clone() {
             match old.get(&nb.name) {
                 None => {
-                    if self.add_peer(nb).is_ok() {
-                        added += 1;
+                    let name = nb.name.clone();
+                    match self.add_peer(nb) {
+                        Ok(()) => added += 1,
+                        Err(e) => tracing::error!(peer = %name, error = %e, "cannot start peer"),
                     }
                 }
                 Some(o) if !o.same_session(&nb) => {
                     self.remove_peer(&nb.name, "session parameters changed");
-                    if self.add_peer(nb).is_ok() {
-                        reset += 1;
+                    let name = nb.name.clone();
+                    match self.add_peer(nb) {
+                        Ok(()) => reset += 1,
+                        Err(e) => tracing::error!(peer = %name, error = %e, "cannot start peer"),
                     }
                 }
                 Some(o) => {

@@ -248,8 +248,8 @@ impl World {
             kind: PeerKind::Ebgp,
             confed: false,
         };
-        let id = rib.add_peer(info(2, 64501));
-        let other = rib.add_peer(info(3, 64502));
+        let id = rib.add_peer(info(2, 64501)).expect("a free peer slot");
+        let other = rib.add_peer(info(3, 64502)).expect("a free peer slot");
         let import = ImportCtx {
             local_as: 65000,
             peer_as: 64501,

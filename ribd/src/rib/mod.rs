@@ -92,6 +92,29 @@ pub struct FibDelta {
     pub entry: Option<FibEntry>,
 }
 
+/// How many peers (local origins included) the RIB holds at once: paths name theirs with a 16-bit
+/// [`PeerId`].
+pub const MAX_PEERS: usize = PeerId::MAX as usize + 1;
+
+/// [`Rib::add_peer`] found every peer slot taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooManyPeers {
+    /// The peer that did not fit.
+    pub name: String,
+}
+
+impl std::fmt::Display for TooManyPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "peer {}: the RIB holds at most {MAX_PEERS} peers and local origins at once",
+            self.name
+        )
+    }
+}
+
+impl std::error::Error for TooManyPeers {}
+
 /// RIB configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -121,6 +144,23 @@ impl Default for RibConfig {
 pub struct RibStats {
     pub selections: u64,
     pub fib_deltas: u64,
+}
+
+/// Where the RIB's bytes go (see [`Rib::memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RibMemory {
+    pub ipv4: table::TableMemory,
+    pub ipv6: table::TableMemory,
+    /// Distinct interned attribute sets.
+    pub attr_sets: usize,
+    /// The sets themselves with their `Arc` counters.
+    pub attr_set_bytes: usize,
+    /// Their lists (AS path segments and numbers, communities, ...).
+    pub attr_list_bytes: usize,
+    /// The interning table's slots.
+    pub attr_index_bytes: usize,
+    /// Interned next-hop sets of forwarding entries.
+    pub nhset_bytes: usize,
 }
 
 /// A candidate with its explanation, for `show route PREFIX`.
@@ -488,20 +528,18 @@ impl Rib {
         &self.cfg
     }
 
-    /// Registers a peer (or a local origin such as static routes).
-    ///
-    /// Panics past 65,536 peers at once (paths store a 16-bit peer index).
-    pub fn add_peer(&mut self, info: PeerInfo) -> PeerId {
+    /// Registers a peer (or a local origin such as static routes). Fails when [`MAX_PEERS`] are
+    /// registered already (paths store a 16-bit peer index); a removed peer's slot is reused.
+    pub fn add_peer(&mut self, info: PeerInfo) -> Result<PeerId, TooManyPeers> {
         if let Some(i) = self.peers.iter().position(Option::is_none) {
             self.peers[i] = Some(info);
-            return i as PeerId;
+            return Ok(i as PeerId);
         }
-        assert!(
-            self.peers.len() <= PeerId::MAX as usize,
-            "more than 65,536 peers in the RIB"
-        );
+        if self.peers.len() >= MAX_PEERS {
+            return Err(TooManyPeers { name: info.name });
+        }
         self.peers.push(Some(info));
-        (self.peers.len() - 1) as PeerId
+        Ok((self.peers.len() - 1) as PeerId)
     }
 
     pub fn peer(&self, id: PeerId) -> Option<&PeerInfo> {
@@ -964,6 +1002,26 @@ impl Rib {
             default_reachable: self.cfg.nexthop_default_reachable,
             backups: self.cfg.backup_paths,
             cfg,
+        }
+    }
+
+    /// Where the RIB's bytes go, by part (requested sizes, allocator overhead not included): for
+    /// benchmarks and `/metrics`-style accounting.
+    pub fn memory(&self) -> RibMemory {
+        let (sets, lists, index) = self.attrs.memory();
+        RibMemory {
+            ipv4: self.v4.memory(),
+            ipv6: self.v6.memory(),
+            attr_sets: self.attrs.len(),
+            attr_set_bytes: sets,
+            attr_list_bytes: lists,
+            attr_index_bytes: index,
+            nhset_bytes: self.nhsets.capacity() * 17
+                + self
+                    .nhsets
+                    .iter()
+                    .map(|s| 16 + std::mem::size_of_val(&**s))
+                    .sum::<usize>(),
         }
     }
 

@@ -270,6 +270,20 @@ impl PrefixKey for Ipv6Net {
     }
 }
 
+/// Where a table's bytes go (see [`Table::memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableMemory {
+    /// The bucket array (one vector header per bucket).
+    pub buckets: usize,
+    /// The `(prefix, Paths)` entries, capacity included.
+    pub entries: usize,
+    /// Boxed path slices of prefixes with several paths, and how many there are.
+    pub path_slices: usize,
+    pub slices: usize,
+    /// Next-hop tracking: per next-hop bucket lists and peer counts.
+    pub nh_index: usize,
+}
+
 /// A prefix table.
 #[derive(Debug)]
 pub struct Table<K: PrefixKey> {
@@ -443,6 +457,39 @@ impl<K: PrefixKey> Table<K> {
                 self.nh_users.remove(&nh);
             }
         }
+    }
+
+    /// Bytes the table holds, by part (requested sizes; allocator overhead not included).
+    pub fn memory(&self) -> TableMemory {
+        let entry = std::mem::size_of::<(K, Paths)>();
+        let mut m = TableMemory {
+            buckets: self.buckets.capacity() * std::mem::size_of::<Vec<(K, Paths)>>(),
+            ..TableMemory::default()
+        };
+        for b in &self.buckets {
+            m.entries += b.capacity() * entry;
+            for (_, e) in b {
+                if let Paths::Many(_, v) = e {
+                    m.path_slices += std::mem::size_of_val(&**v);
+                    m.slices += 1;
+                }
+            }
+        }
+        let slot = std::mem::size_of::<(IpAddr, NhUsers)>() + 1;
+        m.nh_index = self.nh_users.capacity() * slot
+            + self
+                .nh_users
+                .values()
+                .map(|u| {
+                    u.buckets.capacity() * 2
+                        + if u.peers.spilled() {
+                            u.peers.capacity() * std::mem::size_of::<(PeerId, u32)>()
+                        } else {
+                            0
+                        }
+                })
+                .sum::<usize>();
+        m
     }
 
     /// The peers with paths through `nh` in this table, with their path counts.

@@ -339,7 +339,10 @@ fn deterministic_med_is_independent_of_arrival_order() {
 fn rib_with_peers(n: u8) -> (Rib, Vec<PeerId>) {
     let mut rib = Rib::default();
     let ids = (1..=n)
-        .map(|i| rib.add_peer(peer(i, PeerKind::Ebgp, 64500 + i as u32)))
+        .map(|i| {
+            rib.add_peer(peer(i, PeerKind::Ebgp, 64500 + i as u32))
+                .expect("a free peer slot")
+        })
         .collect();
     (rib, ids)
 }
@@ -359,8 +362,12 @@ fn path_attrs(asn: u32, nexthop: u8) -> Attrs {
 #[test]
 fn equal_paths_from_two_ebgp_peers_form_an_ecmp_set_only_with_as_path_relax() {
     let mut rib = Rib::default();
-    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
-    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let a = rib
+        .add_peer(peer(1, PeerKind::Ebgp, 64501))
+        .expect("a free peer slot");
+    let b = rib
+        .add_peer(peer(2, PeerKind::Ebgp, 64502))
+        .expect("a free peer slot");
     let p: IpNet = "198.51.100.0/24".parse().unwrap();
     let x = rib.intern(path_attrs(64501, 1));
     let y = rib.intern(path_attrs(64502, 2));
@@ -387,8 +394,12 @@ fn equal_paths_from_two_ebgp_peers_form_an_ecmp_set_only_with_as_path_relax() {
     let mut cfg = RibConfig::default();
     cfg.ipv4.as_path_relax = true;
     let mut rib = Rib::new(cfg);
-    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
-    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let a = rib
+        .add_peer(peer(1, PeerKind::Ebgp, 64501))
+        .expect("a free peer slot");
+    let b = rib
+        .add_peer(peer(2, PeerKind::Ebgp, 64502))
+        .expect("a free peer slot");
     let x = rib.intern(path_attrs(64501, 1));
     let y = rib.intern(path_attrs(64502, 2));
     rib.announce(a, p, 0, x);
@@ -420,8 +431,12 @@ fn link_bandwidth_gives_ucmp_weights() {
     let mut cfg = RibConfig::default();
     cfg.ipv4.as_path_relax = true;
     let mut rib = Rib::new(cfg);
-    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
-    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let a = rib
+        .add_peer(peer(1, PeerKind::Ebgp, 64501))
+        .expect("a free peer slot");
+    let b = rib
+        .add_peer(peer(2, PeerKind::Ebgp, 64502))
+        .expect("a free peer slot");
     let p: IpNet = "198.51.100.0/24".parse().unwrap();
     let lb = |bw: f32| {
         let b = bw.to_be_bytes();
@@ -543,7 +558,9 @@ fn graceful_restart_keeps_stale_paths_until_end_of_rib_rfc4724_4_2() {
 #[test]
 fn static_blackhole_route_is_a_blackhole_fib_entry() {
     let mut rib = Rib::default();
-    let local = rib.add_peer(peer(0, PeerKind::Local, 65000));
+    let local = rib
+        .add_peer(peer(0, PeerKind::Local, 65000))
+        .expect("a free peer slot");
     let a = rib.intern(Attrs::default());
     let p: IpNet = "2001:db8::/32".parse().unwrap();
     rib.announce(local, p, 0, a);
@@ -620,9 +637,15 @@ fn fwd_of(d: &FibDelta) -> (Vec<IpAddr>, Vec<IpAddr>) {
 #[test]
 fn backup_is_the_best_path_not_through_a_primary_next_hop_and_reaches_the_fib_pic_edge() {
     let mut rib = Rib::default();
-    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
-    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
-    let c = rib.add_peer(peer(3, PeerKind::Ebgp, 64503));
+    let a = rib
+        .add_peer(peer(1, PeerKind::Ebgp, 64501))
+        .expect("a free peer slot");
+    let b = rib
+        .add_peer(peer(2, PeerKind::Ebgp, 64502))
+        .expect("a free peer slot");
+    let c = rib
+        .add_peer(peer(3, PeerKind::Ebgp, 64503))
+        .expect("a free peer slot");
     let p: IpNet = "198.51.100.0/24".parse().unwrap();
     // Best: a (shortest path) via 1. Then b via 1 too (useless as a backup), then c via 3.
     let best = rib.intern(path_attrs(64501, 1));
@@ -693,7 +716,10 @@ fn a_backup_has_its_own_multipath_set() {
     cfg.ipv4.as_path_relax = true;
     let mut rib = Rib::new(cfg);
     let ids: Vec<_> = (1..=3)
-        .map(|i| rib.add_peer(peer(i, PeerKind::Ebgp, 64500 + u32::from(i))))
+        .map(|i| {
+            rib.add_peer(peer(i, PeerKind::Ebgp, 64500 + u32::from(i)))
+                .expect("a free peer slot")
+        })
         .collect();
     let p: IpNet = "198.51.100.0/24".parse().unwrap();
     let best = rib.intern(path_attrs(64501, 1));
@@ -716,8 +742,12 @@ fn without_backup_paths_only_primary_changes_are_fib_changes() {
         ..RibConfig::default()
     };
     let mut rib = Rib::new(cfg);
-    let a = rib.add_peer(peer(1, PeerKind::Ebgp, 64501));
-    let b = rib.add_peer(peer(2, PeerKind::Ebgp, 64502));
+    let a = rib
+        .add_peer(peer(1, PeerKind::Ebgp, 64501))
+        .expect("a free peer slot");
+    let b = rib
+        .add_peer(peer(2, PeerKind::Ebgp, 64502))
+        .expect("a free peer slot");
     let p: IpNet = "198.51.100.0/24".parse().unwrap();
     let x = rib.intern(path_attrs(64501, 1));
     let y = rib.intern(Attrs {
@@ -762,4 +792,20 @@ fn next_hops_only_from_a_peer_are_counted_per_peer_without_a_walk() {
     assert_eq!(rib.nexthops_only_from(ids[0]), Vec::<IpAddr>::new());
     rib.remove_peer(ids[2]);
     assert_eq!(rib.nexthops(), vec![nh(1)]);
+}
+
+#[test]
+fn the_peer_table_full_is_an_error_naming_the_peer_and_a_freed_slot_is_reused() {
+    let mut rib = Rib::default();
+    for i in 0..MAX_PEERS {
+        rib.add_peer(peer((i % 250) as u8 + 1, PeerKind::Ebgp, 64500))
+            .expect("a free peer slot");
+    }
+    let mut extra = peer(1, PeerKind::Ebgp, 64501);
+    extra.name = "one-too-many".into();
+    let e = rib.add_peer(extra.clone()).expect_err("no slot left");
+    assert_eq!(e.name, "one-too-many");
+    assert!(e.to_string().contains("at most 65536"), "{e}");
+    rib.remove_peer(7);
+    assert_eq!(rib.add_peer(extra), Ok(7));
 }
