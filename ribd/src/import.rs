@@ -202,7 +202,7 @@ pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, 
     struct Collect(Vec<Op>);
     impl ImportSink for Collect {
         fn intern(&mut self, attrs: Attrs) -> AttrRef {
-            AttrRef(Arc::new(attrs))
+            AttrRef::unshared(attrs)
         }
         fn release(&mut self, _: AttrRef) {}
         fn announce(&mut self, prefix: IpNet, path_id: u32, attrs: AttrRef) {

@@ -623,18 +623,52 @@ impl Attrs {
 /// Shared handle to an interned attribute set. Equality and hashing are by pointer: two handles from the
 /// same [`AttrStore`] are equal exactly when their contents are.
 #[derive(Debug, Clone)]
-pub struct AttrRef(pub(crate) Arc<Attrs>);
+pub struct AttrRef(pub(crate) Arc<Interned>);
+
+/// An interned set with its content hash, in one allocation (the hash fills what malloc's 16-byte
+/// rounding would leave unused, so the interning table's slot is a bare pointer).
+#[derive(Debug)]
+pub(crate) struct Interned {
+    hash: u64,
+    attrs: Attrs,
+}
+
+impl Hash for Interned {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for Interned {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other) || (self.hash == other.hash && self.attrs == other.attrs)
+    }
+}
+impl Eq for Interned {}
 
 impl AttrRef {
     pub fn ptr_eq(a: &AttrRef, b: &AttrRef) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// A handle to a set of its own, not interned (for code paths that only pass sets along).
+    pub fn unshared(attrs: Attrs) -> AttrRef {
+        AttrRef(Arc::new(Interned {
+            hash: content_hash(&attrs),
+            attrs,
+        }))
+    }
+
+    /// The set's address: identifies it among the sets alive.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
     }
 }
 
 impl std::ops::Deref for AttrRef {
     type Target = Attrs;
     fn deref(&self) -> &Attrs {
-        &self.0
+        &self.0.attrs
     }
 }
 
@@ -646,39 +680,42 @@ impl PartialEq for AttrRef {
 impl Eq for AttrRef {}
 impl Hash for AttrRef {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.0) as usize).hash(state)
+        self.addr().hash(state)
     }
 }
 
-/// Hash-consing store: one `Arc<Attrs>` per distinct attribute set.
+/// Hash-consing store: one `Arc` per distinct attribute set.
 ///
-/// Each slot keeps the set's hash: growing the table rehashes the stored `u64`s instead of every
-/// attribute set (AS paths, communities), which was most of the cost of interning a full table.
+/// Each set keeps its hash: growing the table rehashes the stored `u64`s instead of every attribute
+/// set (AS paths, communities), which was most of the cost of interning a full table. A lookup
+/// probes with the set on the stack (nothing allocated when it is known already).
 #[derive(Debug, Default)]
 pub struct AttrStore {
-    set: HashSet<Stored, rustc_hash::FxBuildHasher>,
+    set: HashSet<Slot, rustc_hash::FxBuildHasher>,
 }
 
-/// A slot of the store: the set and its content hash.
+/// A slot of the store: one pointer.
 #[derive(Debug)]
-struct Stored {
-    hash: u64,
-    attrs: Arc<Attrs>,
-}
+struct Slot(Arc<Interned>);
 
-impl Hash for Stored {
+impl Hash for Slot {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
+        self.0.hash(state);
     }
 }
 
-impl PartialEq for Stored {
+impl PartialEq for Slot {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && (Arc::ptr_eq(&self.attrs, &other.attrs) || *self.attrs == *other.attrs)
+        *self.0 == *other.0
     }
 }
-impl Eq for Stored {}
+impl Eq for Slot {}
+
+impl std::borrow::Borrow<Interned> for Slot {
+    fn borrow(&self) -> &Interned {
+        &self.0
+    }
+}
 
 fn content_hash(a: &Attrs) -> u64 {
     use std::hash::BuildHasher;
@@ -692,15 +729,15 @@ impl AttrStore {
 
     /// Returns the shared copy of `attrs`, storing it if it is new.
     pub fn intern(&mut self, attrs: Attrs) -> AttrRef {
-        let probe = Stored {
+        let probe = Interned {
             hash: content_hash(&attrs),
-            attrs: Arc::new(attrs),
+            attrs,
         };
         if let Some(s) = self.set.get(&probe) {
-            return AttrRef(s.attrs.clone());
+            return AttrRef(s.0.clone());
         }
-        let a = probe.attrs.clone();
-        self.set.insert(probe);
+        let a = Arc::new(probe);
+        self.set.insert(Slot(a.clone()));
         AttrRef(a)
     }
 
@@ -708,34 +745,29 @@ impl AttrStore {
     pub fn release(&mut self, a: AttrRef) {
         // The store's copy + the one being released.
         if Arc::strong_count(&a.0) == 2 {
-            let probe = Stored {
-                hash: content_hash(&a.0),
-                attrs: a.0,
-            };
-            self.set.remove(&probe);
+            self.set.remove(&*a.0);
         }
     }
 
-    /// Approximate bytes of every set held (the set, its `Arc` counters, its lists and its slot in the
-    /// interning table).
+    /// Approximate bytes of every set held (the set with its hash and `Arc` counters, its lists and
+    /// its slot in the interning table).
     pub fn approx_bytes(&self) -> usize {
-        let fixed = std::mem::size_of::<Attrs>() + 16;
-        self.set.capacity() * (std::mem::size_of::<Stored>() + 1)
-            + self
-                .set
-                .iter()
-                .map(|s| fixed + s.attrs.heap_bytes())
-                .sum::<usize>()
+        let (sets, lists, index) = self.memory();
+        sets + lists + index
     }
 
     /// Where the store's bytes go: (sets with their `Arc` headers, their lists, the interning index).
     pub fn memory(&self) -> (usize, usize, usize) {
-        let fixed = std::mem::size_of::<Attrs>() + 16;
-        let lists = self.set.iter().map(|s| s.attrs.heap_bytes()).sum::<usize>();
+        let fixed = std::mem::size_of::<Interned>() + 16;
+        let lists = self
+            .set
+            .iter()
+            .map(|s| s.0.attrs.heap_bytes())
+            .sum::<usize>();
         (
             self.set.len() * fixed,
             lists,
-            self.set.capacity() * (std::mem::size_of::<Stored>() + 1),
+            self.set.capacity() * (std::mem::size_of::<Slot>() + 1),
         )
     }
 
@@ -750,7 +782,7 @@ impl AttrStore {
 
     /// Drops every set no route refers to any more (after bulk operations that bypassed `release`).
     pub fn collect_garbage(&mut self) {
-        self.set.retain(|s| Arc::strong_count(&s.attrs) > 1);
+        self.set.retain(|s| Arc::strong_count(&s.0) > 1);
     }
 }
 

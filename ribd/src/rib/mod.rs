@@ -421,11 +421,7 @@ type BestId = Option<(PeerId, u32, usize)>;
 
 fn best_id(e: Option<&Paths>) -> BestId {
     let b = e?.best()?;
-    Some((
-        b.peer,
-        b.path_id,
-        std::sync::Arc::as_ptr(&b.attrs.0) as usize,
-    ))
+    Some((b.peer, b.path_id, b.attrs.addr()))
 }
 
 impl Sink<'_> {
@@ -1103,7 +1099,7 @@ fn llgr_mark<K: PrefixKey>(
             if p.peer != peer || p.flags & flags::STALE == 0 || p.flags & flags::LLGR_STALE != 0 {
                 continue;
             }
-            let key = Arc::as_ptr(&p.attrs.0) as usize;
+            let key = p.attrs.addr();
             let new = cache
                 .entry(key)
                 .or_insert_with(|| {

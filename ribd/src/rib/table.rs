@@ -309,9 +309,11 @@ pub(crate) struct NhUsers {
 }
 
 impl<K: PrefixKey> Default for Table<K> {
+    /// An empty table: its bucket array (1.5 MB) comes with the first prefix, so a family no peer
+    /// sends costs nothing.
     fn default() -> Self {
         Table {
-            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            buckets: Vec::new(),
             len: 0,
             nh_users: FxHashMap::default(),
         }
@@ -328,12 +330,12 @@ impl<K: PrefixKey> Table<K> {
     }
 
     pub fn get(&self, k: &K) -> Option<&Paths> {
-        let b = &self.buckets[k.bucket()];
+        let b = self.buckets.get(k.bucket())?;
         b.binary_search_by(|(x, _)| x.cmp(k)).ok().map(|i| &b[i].1)
     }
 
     pub fn get_mut(&mut self, k: &K) -> Option<&mut Paths> {
-        let b = &mut self.buckets[k.bucket()];
+        let b = self.buckets.get_mut(k.bucket())?;
         match b.binary_search_by(|(x, _)| x.cmp(k)) {
             Ok(i) => Some(&mut b[i].1),
             Err(_) => None,
@@ -342,6 +344,9 @@ impl<K: PrefixKey> Table<K> {
 
     /// The entry for `k`, inserted empty when absent (callers fill it before anyone else looks).
     pub(crate) fn get_or_insert(&mut self, k: K) -> &mut Paths {
+        if self.buckets.is_empty() {
+            self.buckets = (0..BUCKETS).map(|_| Vec::new()).collect();
+        }
         let b = &mut self.buckets[k.bucket()];
         let i = match b.binary_search_by(|(x, _)| x.cmp(&k)) {
             Ok(i) => i,
@@ -355,7 +360,7 @@ impl<K: PrefixKey> Table<K> {
     }
 
     pub(crate) fn take(&mut self, k: &K) -> Option<Paths> {
-        let b = &mut self.buckets[k.bucket()];
+        let b = self.buckets.get_mut(k.bucket())?;
         let i = b.binary_search_by(|(x, _)| x.cmp(k)).ok()?;
         self.len -= 1;
         Some(b.remove(i).1)
@@ -384,7 +389,7 @@ impl<K: PrefixKey> Table<K> {
     /// spans: one for an IPv4 prefix of /16 or longer or an IPv6 prefix of /32 or longer.
     pub fn more_specifics<'a>(&'a self, k: &'a K) -> impl Iterator<Item = &'a K> + 'a {
         let buckets: Box<dyn Iterator<Item = &'a Vec<(K, Paths)>> + 'a> = match k.bucket_span() {
-            Some((lo, hi)) => Box::new(self.buckets[lo..=hi].iter()),
+            Some((lo, hi)) => Box::new(self.buckets.get(lo..=hi).unwrap_or(&[]).iter()),
             None => Box::new(self.buckets.iter()),
         };
         buckets
