@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use ribd::api::{
-    ActionResult, Candidate, CheckReport, DataplaneStats, FibPage, FibRoute, Lookup, Peer, RibPage,
-    RibPath, RibRoute, RouteDetail, Summary,
+    ActionResult, Candidate, CheckReport, DataplaneStats, FibNextHop, FibPage, FibRoute, Lookup,
+    Peer, RibPage, RibPath, RibRoute, RouteDetail, Summary,
 };
 
 use crate::table::{Align, Cell, Color, Style, Table};
@@ -790,15 +790,30 @@ pub fn fib_entry(out: &mut dyn Write, f: &FibRoute, style: Style) -> io::Result<
     }
     let mut t = nexthop_table(2);
     for n in &f.nexthops {
-        t.row(vec![
-            n.address.to_string().into(),
-            n.weight.to_string().into(),
-            opt(&n.buckets).into(),
-            iface_cell(n.resolved, &n.interface),
-            opt(&n.mac).into(),
-        ]);
+        t.row(nexthop_cells(n, ""));
     }
-    t.flush(out, style)
+    for n in &f.backup {
+        t.row(nexthop_cells(n, "backup "));
+    }
+    t.flush(out, style)?;
+    if !f.backup.is_empty() {
+        writeln!(
+            out,
+            "  backup: where flows go while every primary next hop is down (BGP PIC)"
+        )?;
+    }
+    Ok(())
+}
+
+/// The cells of one next-hop row; `tag` marks backup next-hops.
+fn nexthop_cells(n: &FibNextHop, tag: &str) -> Vec<Cell> {
+    vec![
+        format!("{tag}{}", n.address).into(),
+        n.weight.to_string().into(),
+        opt(&n.buckets).into(),
+        iface_cell(n.resolved, &n.interface),
+        opt(&n.mac).into(),
+    ]
 }
 
 /// `show fib`: the dataplane's routes, fed page by page.
@@ -861,14 +876,13 @@ impl FibTable {
             if r.nexthops.is_empty() {
                 head(&mut self.table, vec!["-".into()]);
             }
-            for (i, n) in r.nexthops.iter().enumerate() {
-                let nh = vec![
-                    n.address.to_string().into(),
-                    n.weight.to_string().into(),
-                    opt(&n.buckets).into(),
-                    iface_cell(n.resolved, &n.interface),
-                    opt(&n.mac).into(),
-                ];
+            let rows = r
+                .nexthops
+                .iter()
+                .map(|n| (n, ""))
+                .chain(r.backup.iter().map(|n| (n, "backup ")));
+            for (i, (n, tag)) in rows.enumerate() {
+                let nh = nexthop_cells(n, tag);
                 if i == 0 {
                     head(&mut self.table, nh);
                 } else {

@@ -224,6 +224,10 @@ pub struct FibRoute {
     /// "forward", "blackhole", "pass" (to the kernel) or "local".
     pub kind: String,
     pub nexthops: Vec<FibNextHop>,
+    /// BGP PIC backup next-hops: where the dataplane moves this route's flows when every primary
+    /// next-hop is dead, before the RIB has reselected (empty without an alternative path).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup: Vec<FibNextHop>,
     /// Dataplane ids, when the dataplane holds the route.
     pub pathlist: Option<u32>,
     pub group: Option<u32>,

@@ -38,6 +38,15 @@ fn entry(maps: &FibMaps, p: &IpNet) -> u32 {
     }
 }
 
+/// The FIB part of `/v1/route/PREFIX` (what `ribctl show route` prints).
+fn fib_of(sut: &Sut, p: &IpNet) -> serde_json::Value {
+    let path = format!("/v1/route/{}", ribd::api::prefix_to_path(&p.to_string()));
+    let (st, body) = testbed::bins::api(&sut.ribd_socket(), "GET", &path).unwrap();
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["fib"].clone()
+}
+
 #[test]
 fn session_down_moves_the_dataplane_before_the_rib_deltas_are_applied() {
     if unsafe { libc::geteuid() } != 0 {
@@ -96,6 +105,16 @@ fn session_down_moves_the_dataplane_before_the_rib_deltas_are_applied() {
     })
     .unwrap_or_else(|e| panic!("never all on the best upstream: {}", diag(e)));
     let before: Vec<u32> = samples.iter().map(|p| entry(&maps, p)).collect();
+    // What an operator sees (`ribctl show route`): the primary next-hop carrying every bucket and
+    // the backup, resolved, waiting with none.
+    let fib = fib_of(&sut, &samples[0]);
+    let (primary, backup) = (&fib["nexthops"], &fib["backup"]);
+    assert_eq!(primary.as_array().map(Vec::len), Some(1), "{fib}");
+    assert_eq!(backup.as_array().map(Vec::len), Some(1), "{fib}");
+    assert_ne!(primary[0]["address"], backup[0]["address"], "{fib}");
+    assert_eq!(backup[0]["resolved"], true, "{fib}");
+    assert_eq!(backup[0]["buckets"], 0, "{fib}");
+    assert!(primary[0]["buckets"].as_u64() > Some(0), "{fib}");
 
     fa.command("stop").unwrap();
     let (mut flipped_first, mut rounds) = (false, 0u32);
@@ -130,6 +149,13 @@ fn session_down_moves_the_dataplane_before_the_rib_deltas_are_applied() {
         "no probe round saw the samples on the survivor while their prefix entries still held the \
          old path-lists: the dataplane did not move before the RIB's deltas"
     );
+    // No backup is left once the survivor is the only path; the old backup is now the primary.
+    let after = fib_of(&sut, &samples[0]);
+    assert_eq!(
+        after["nexthops"][0]["address"], backup[0]["address"],
+        "{after}"
+    );
+    assert!(after.get("backup").is_none(), "{after}");
     let (st, body) = testbed::bins::api(&sut.ribd_socket(), "GET", "/v1/fib/check").unwrap();
     assert_eq!(st, 200, "{body}");
     let check: serde_json::Value = serde_json::from_str(&body).unwrap();

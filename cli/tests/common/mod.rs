@@ -348,6 +348,14 @@ pub fn fib_route() -> FibRoute {
                 buckets: Some(128),
             },
         ],
+        backup: vec![FibNextHop {
+            address: ip("192.0.2.10"),
+            weight: 1,
+            interface: Some("eth2".to_string()),
+            mac: Some("02:00:00:00:00:0a".to_string()),
+            resolved: true,
+            buckets: Some(0),
+        }],
         pathlist: Some(4),
         group: Some(7),
     }
@@ -399,6 +407,7 @@ pub fn fib_pages() -> Vec<FibPage> {
         resolved: true,
         buckets: Some(256),
     }];
+    v6.backup = vec![];
     v6.pathlist = Some(9);
     v6.group = Some(11);
     vec![
@@ -410,6 +419,7 @@ pub fn fib_pages() -> Vec<FibPage> {
                     prefix: "192.0.2.0/24".to_string(),
                     kind: "blackhole".to_string(),
                     nexthops: vec![],
+                    backup: vec![],
                     pathlist: Some(1),
                     group: None,
                 },
@@ -423,6 +433,7 @@ pub fn fib_pages() -> Vec<FibPage> {
                     prefix: "198.51.100.0/24".to_string(),
                     kind: "pass".to_string(),
                     nexthops: vec![],
+                    backup: vec![],
                     pathlist: None,
                     group: None,
                 },

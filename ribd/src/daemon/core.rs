@@ -22,7 +22,7 @@ use crate::import::ImportCtx;
 use crate::inbound::{Action as InboundAction, FamilyCounts, Inbound};
 use crate::rib::attrs::Attrs;
 use crate::rib::decision::{PeerInfo, PeerKind};
-use crate::rib::{FibEntry, Rib};
+use crate::rib::{FibEntry, FibNextHop, Rib};
 
 /// An API request and where to send the answer.
 pub struct Request {
@@ -1978,29 +1978,32 @@ impl Core {
                 prefix: prefix.to_string(),
                 kind: "blackhole".into(),
                 nexthops: vec![],
+                backup: vec![],
                 pathlist: None,
                 group: None,
             });
         }
         let set = self.rib.fib_entry_of(prefix)?;
-        let nexthops = match set {
-            FibEntry::Forward(s) => s
-                .iter()
-                .map(|n| api::FibNextHop {
-                    address: n.addr,
-                    weight: n.weight,
-                    interface: None,
-                    mac: None,
-                    resolved: false,
-                    buckets: None,
-                })
-                .collect(),
-            FibEntry::Blackhole => vec![],
+        let unresolved = |n: &FibNextHop| api::FibNextHop {
+            address: n.addr,
+            weight: n.weight,
+            interface: None,
+            mac: None,
+            resolved: false,
+            buckets: None,
+        };
+        let (nexthops, backup) = match set {
+            FibEntry::Forward(s) => (
+                s.primary.iter().map(unresolved).collect(),
+                s.backup().iter().map(unresolved).collect(),
+            ),
+            FibEntry::Blackhole => (vec![], vec![]),
         };
         let mut r = api::FibRoute {
             prefix: prefix.to_string(),
             kind: "forward".into(),
             nexthops,
+            backup,
             pathlist: None,
             group: None,
         };

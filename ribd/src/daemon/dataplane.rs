@@ -469,13 +469,15 @@ impl Dataplane {
         r.pathlist = sy.sync.route(&prefix);
         r.group = r.pathlist.and_then(|pl| sy.sync.group_of(pl));
         let buckets = r.group.and_then(|g| sy.sync.maps().fib.nhg_read(g).ok());
-        for nh in &mut r.nexthops {
+        for nh in r.nexthops.iter_mut().chain(r.backup.iter_mut()) {
             if let Some(l2) = sy.sync.resolution(&nh.address) {
                 nh.resolved = true;
                 nh.interface = Some(ifname(l2.ifindex));
                 nh.mac = Some(mac(&l2.dmac));
-                if let (Some(b), Some(id)) = (&buckets, sy.sync.nh_id(&l2)) {
-                    nh.buckets = Some(b.iter().filter(|x| **x == id).count() as u32);
+                // A next-hop without a dataplane id is in no group: none of this group's buckets.
+                if let Some(b) = &buckets {
+                    let id = sy.sync.nh_id(&l2);
+                    nh.buckets = Some(b.iter().filter(|x| Some(**x) == id).count() as u32);
                 }
             }
         }
