@@ -133,8 +133,6 @@ pub fn encode_table(
     nh6: Option<Ipv6Addr>,
     ctx: &Context,
 ) -> Result<Vec<Bytes>> {
-    use bgp::wire::attr::community::{Community, LargeCommunity};
-    use bgp::wire::attr::mp::{MpReach, NextHop};
     let mut by_set: BTreeMap<(bool, u32), Vec<Nlri>> = BTreeMap::new();
     for (p, set) in &table.routes {
         by_set
@@ -149,57 +147,18 @@ pub fn encode_table(
             .attrs
             .get(set as usize)
             .context("route points at a missing attribute set")?;
-        let attrs = PathAttributes {
-            origin: Some(match a.origin {
-                0 => Origin::Igp,
-                1 => Origin::Egp,
-                _ => Origin::Incomplete,
-            }),
-            as_path: Some(AsPath::sequence(a.as_path.iter().copied())),
-            med: a.med,
-            communities: a
-                .communities
-                .iter()
-                .map(|(x, y)| Community::new(*x, *y))
-                .collect(),
-            large_communities: a
-                .large_communities
-                .iter()
-                .map(|&(global, local1, local2)| LargeCommunity {
-                    global,
-                    local1,
-                    local2,
-                })
-                .collect(),
-            ..PathAttributes::default()
-        };
-        let u = if v6 {
-            let global = nh6.context("the table has IPv6 routes: an IPv6 next hop is needed")?;
-            Update {
-                attrs,
-                mp_reach: Some(MpReach {
-                    afi_safi: Family::IPV6_UNICAST,
-                    next_hop: NextHop::Ipv6 {
-                        global,
-                        link_local: None,
-                    },
-                    nlri,
-                    flowspec: Vec::new(),
-                    opaque_nlri: Vec::new(),
-                }),
-                ..Update::default()
-            }
+        if v6 {
+            nh6.context("the table has IPv6 routes: an IPv6 next hop is needed")?;
         } else {
-            let nh = nh4.context("the table has IPv4 routes: an IPv4 next hop is needed")?;
-            Update {
-                attrs: PathAttributes {
-                    next_hop: Some(nh),
-                    ..attrs
-                },
-                nlri,
-                ..Update::default()
-            }
-        };
+            nh4.context("the table has IPv4 routes: an IPv4 next hop is needed")?;
+        }
+        let u = crate::bench::table::announce(
+            v6,
+            crate::bench::table::path_attributes(a, 0),
+            nlri,
+            nh4.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            nh6.unwrap_or(Ipv6Addr::UNSPECIFIED),
+        );
         u.encode_split(ctx, &mut buf)?;
         if buf.len() >= CHUNK {
             chunks.push(buf.split().freeze());
