@@ -771,17 +771,6 @@ impl AttrStore {
         )
     }
 
-    /// Where the store's bytes go: (sets with their `Arc` headers, their lists, the interning index).
-    pub fn memory(&self) -> (usize, usize, usize) {
-        let fixed = std::mem::size_of::<Attrs>() + 16;
-        let lists = self.set.iter().map(|s| s.attrs.heap_bytes()).sum::<usize>();
-        (
-            self.set.len() * fixed,
-            lists,
-            self.set.capacity() * (std::mem::size_of::<Stored>() + 1),
-        )
-    }
-
     /// Number of distinct attribute sets held.
     pub fn len(&self) -> usize {
         self.set.len()
