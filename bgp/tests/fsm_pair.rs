@@ -86,6 +86,9 @@ struct Pair {
 fn cfg(asn: u32, peer: u32, id: [u8; 4]) -> FsmConfig {
     let mut c = FsmConfig::new(asn, peer, Ipv4Addr::from(id));
     c.connect_retry = S(5);
+    // Exact timers: the sweeps' figures are for the unjittered worst case (equal retry timing);
+    // `jitter_*` tests turn it on.
+    c.jitter_seed = None;
     c
 }
 
@@ -296,6 +299,30 @@ impl Pair {
         for i in backlog {
             self.input(s, i);
         }
+    }
+
+    /// `s`'s host reboots: its FSM is replaced by a fresh one with `cfg` (not started), its connections
+    /// vanish without a FIN or RST reaching the other side (what the other side sends on them is lost),
+    /// and nothing in flight toward it survives. Its outputs so far are kept.
+    fn reboot(&mut self, s: Side, cfg: FsmConfig) {
+        self.queue.retain(|Reverse((_, _, ev))| match ev {
+            Ev::Syn { from, .. } => *from != s,
+            Ev::Input { to, .. } => *to != s,
+        });
+        let gone: Vec<(Side, ConnId)> = self.links.keys().filter(|k| k.0 == s).copied().collect();
+        for k in gone {
+            if let Some(peer) = self.links.remove(&k) {
+                self.links.remove(&(s.other(), peer));
+            }
+        }
+        self.opener.retain(|k, _| k.0 != s);
+        self.sent.retain(|k, _| k.0 != s);
+        self.last_arrival.retain(|k, _| k.0 != s);
+        let n = self.node(s);
+        n.fsm = Fsm::new(cfg);
+        n.timers.clear();
+        n.frozen = false;
+        n.backlog.clear();
     }
 
     fn outputs(&self, s: Side) -> &[(Time, Output)] {
@@ -665,6 +692,121 @@ fn both_established_before_the_late_opens_keep_the_first_connection_rfc4271_6_8(
     }
 }
 
+/// Graceful restart (RFC 4724) for IPv4 unicast; `restarting` is the Restart State bit of the OPEN.
+fn with_gr(mut c: FsmConfig, restarting: bool) -> FsmConfig {
+    c.capabilities.graceful_restart = Some(GracefulRestart {
+        restarting,
+        restart_time: 120,
+        families: vec![(Family::IPV4_UNICAST, true)],
+    });
+    c
+}
+
+fn downs(p: &Pair, s: Side) -> Vec<Cause> {
+    p.outputs(s)
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::Down(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// B reboots while A (either Identifier order) still has the session Established, then comes back
+/// with `b_after(its config)`. Returns the pair 5 s after B's restart, far inside A's 90 s hold time
+/// (so only the new connection can have replaced the old session), and A's flaps before the reboot.
+/// The recorded outputs start at the reboot.
+fn reboot_run(a_id: u8, gr_a: bool, b_after: impl Fn(FsmConfig) -> FsmConfig) -> (Pair, u64) {
+    let a = cfg(65001, 65002, [10, 0, 0, a_id]);
+    let a = if gr_a { with_gr(a, false) } else { a };
+    let b = with_gr(cfg(65002, 65001, [10, 0, 0, 50]), false);
+    let mut p = Pair::new(a, b.clone());
+    p.input(Side::A, Input::Start);
+    p.input(Side::B, Input::Start);
+    p.run_for(S(1));
+    p.assert_established();
+    // A keepalive period later (B's keepalives are all delivered), B's host goes away silently.
+    p.run_for(S(40));
+    p.assert_established();
+    let flaps = p.fsm(Side::A).status().flaps;
+    p.node(Side::A).outputs.clear();
+    p.reboot(Side::B, b_after(b));
+    p.node(Side::B).outputs.clear();
+    p.input(Side::B, Input::Start);
+    p.run_for(S(5));
+    (p, flaps)
+}
+
+#[test]
+fn restarted_gr_peer_on_a_new_connection_replaces_the_established_session_rfc4724_4_2() {
+    for a_id in [10u8, 90] {
+        let (p, flaps) = reboot_run(a_id, true, |b| with_gr(b, true));
+        p.assert_established();
+        // The old session ended as a TCP failure (no NOTIFICATION): ribd keeps the routes stale.
+        assert_eq!(
+            downs(&p, Side::A),
+            vec![Cause::ConnectionClosed],
+            "A {a_id}"
+        );
+        assert_eq!(p.fsm(Side::A).status().flaps, flaps + 1);
+        assert_eq!(ups(&p, Side::A), 1);
+        assert!(p.idle_hold_delays(Side::A).is_empty());
+        // Nothing was sent on the old connection, and the restart was no collision.
+        assert!(p.sent_notifications(Side::A).is_empty(), "A {a_id}");
+        // The new session carries B's restart state.
+        let neg = p.fsm(Side::A).status().negotiated.clone().unwrap();
+        assert!(neg.graceful_restart.is_some_and(|g| g.restarting));
+    }
+}
+
+#[test]
+fn restarted_peer_is_refused_while_established_without_graceful_restart_rfc4271_6_8() {
+    // A did not advertise GR: the new connection is refused (§6.8) until A's hold timer ends the
+    // dead session.
+    let (p, _) = reboot_run(10, false, |b| with_gr(b, true));
+    assert_eq!(p.fsm(Side::A).state(), State::Established);
+    assert_ne!(p.fsm(Side::B).state(), State::Established);
+    assert!(downs(&p, Side::A).is_empty());
+    assert!(p.outputs(Side::A).iter().any(|(_, o)| *o == Output::Refuse));
+}
+
+#[test]
+fn new_connection_without_the_restart_bit_is_a_collision_not_a_restart_rfc4724_3() {
+    // GR negotiated, but B's new OPEN has R clear: no restart, §6.8 decides. A's Identifier higher:
+    // the new connection loses at once and the (dead) session stays until A's hold timer.
+    let (p, flaps) = reboot_run(90, true, |b| b);
+    assert!(downs(&p, Side::A).is_empty(), "{:?}", p.outputs(Side::A));
+    assert_eq!(p.fsm(Side::A).status().flaps, flaps);
+    assert_eq!(p.fsm(Side::A).state(), State::Established);
+    let cease7 = |n: &Notification| {
+        n.code == code::CEASE && n.subcode == cease::CONNECTION_COLLISION_RESOLUTION
+    };
+    let sent = p.sent_notifications(Side::A);
+    assert!(!sent.is_empty() && sent.iter().all(cease7));
+    assert_ne!(p.fsm(Side::B).state(), State::Established);
+    // B's Identifier higher: A holds the new OPEN for B's resolution; B (which has no other
+    // connection) answers with a KEEPALIVE, and A follows it there as in any late collision, closing
+    // the old connection with Cease/7: a NOTIFICATION, so no graceful restart keeps the routes.
+    let (p, flaps) = reboot_run(10, true, |b| b);
+    p.assert_established();
+    assert_eq!(p.fsm(Side::A).status().flaps, flaps + 1);
+    assert!(matches!(&downs(&p, Side::A)[..], [Cause::Sent(n)] if cease7(n)));
+}
+
+#[test]
+fn late_collision_of_a_restarting_peer_is_not_a_second_restart_rfc4724_4_2() {
+    // B comes up restarting (R set on every OPEN): the session it reaches Established with A carries
+    // the bit already, so B's late OPEN on its second connection is a §6.8 collision, not a restart
+    // that would drop the Established connection B may be keeping.
+    let w = sweep((Handling::OursGr, Handling::OursGrRestarting));
+    assert!(
+        w.failures.is_empty(),
+        "{} of {} runs failed",
+        w.failures.len(),
+        w.runs
+    );
+}
+
 /// What one collision run ended in.
 #[derive(Debug, Default, Clone, Copy)]
 struct Outcome {
@@ -682,11 +824,19 @@ struct Outcome {
 enum Handling {
     Ours,
     Classic,
+    /// Ours with graceful restart negotiated (R bit clear): a new connection facing an Established
+    /// session is accepted and resolved by §6.8 instead of refused.
+    OursGr,
+    /// `OursGr` with the Restart State bit set (a speaker that has just restarted).
+    OursGrRestarting,
 }
 
 fn with(mut c: FsmConfig, h: Handling) -> FsmConfig {
-    if h == Handling::Classic {
-        c.collision_wait = Duration::ZERO;
+    match h {
+        Handling::Classic => c.collision_wait = Duration::ZERO,
+        Handling::OursGr => c = with_gr(c, false),
+        Handling::OursGrRestarting => c = with_gr(c, true),
+        Handling::Ours => {}
     }
     c
 }
@@ -697,9 +847,15 @@ fn collision_run(
     b_start: Duration,
     lags: &[Lag],
     delay_open: bool,
+    jitter: bool,
 ) -> Outcome {
     let mut a = with(cfg(65001, 65002, [10, 0, 0, a_id]), ha);
     let mut b = with(cfg(65002, 65001, [10, 0, 0, 50]), hb);
+    if jitter {
+        // FsmConfig::new's seeds (from the Identifiers and ASes): distinct per side.
+        a.jitter_seed = FsmConfig::new(65001, 65002, Ipv4Addr::new(10, 0, 0, a_id)).jitter_seed;
+        b.jitter_seed = FsmConfig::new(65002, 65001, Ipv4Addr::new(10, 0, 0, 50)).jitter_seed;
+    }
     if delay_open {
         a.delay_open = Some(Duration::from_millis(20));
         b.delay_open = None;
@@ -739,6 +895,8 @@ struct Sweep {
     /// Runs in which both connections were lost (an idle hold on either side).
     double_kills: usize,
     max_flaps: u64,
+    /// Runs in which both connections were lost more than once (the retries collided again).
+    repeated: usize,
     waited: usize,
     /// Runs that did not converge, or cost more than one flap, or lost both connections.
     failures: Vec<(bool, u8, u64, Vec<Lag>, Outcome)>,
@@ -749,6 +907,10 @@ struct Sweep {
 /// OPEN stuck behind a congested direction); A's BGP Identifier below and above B's; without and with
 /// DelayOpen on A: 11,264 runs of 60 s virtual time.
 fn sweep(handling: (Handling, Handling)) -> Sweep {
+    sweep_with(handling, false)
+}
+
+fn sweep_with(handling: (Handling, Handling), jitter: bool) -> Sweep {
     let extras = [0u64, 3, 7, 12].map(Duration::from_millis);
     let mut w = Sweep::default();
     for delay_open in [false, true] {
@@ -778,10 +940,13 @@ fn sweep(handling: (Handling, Handling)) -> Sweep {
                         Duration::from_millis(offset),
                         &lags,
                         delay_open,
+                        jitter,
                     );
                     w.runs += 1;
                     w.flapped += usize::from(o.flaps > 0);
                     w.double_kills += usize::from(o.idle_holds > 0);
+                    // A double kill costs an idle hold on each side; more means it came back on a retry.
+                    w.repeated += usize::from(o.idle_holds > 2);
                     w.max_flaps = w.max_flaps.max(o.flaps);
                     w.waited += usize::from(o.waited > 0);
                     if !o.converged || o.flaps > 1 || o.idle_holds > 0 {
@@ -792,11 +957,13 @@ fn sweep(handling: (Handling, Handling)) -> Sweep {
         }
     }
     println!(
-        "collision sweep {handling:?}: {} runs, {} with a flap, {} with both connections lost, max flaps \
-         per run {}, {} where a side waited for the peer's resolution, {} failing",
+        "collision sweep {handling:?} (jitter {jitter}): {} runs, {} with a flap, {} with both connections \
+         lost ({} more than once), max flaps per run {}, {} where a side waited for the peer's resolution, \
+         {} failing",
         w.runs,
         w.flapped,
         w.double_kills,
+        w.repeated,
         w.max_flaps,
         w.waited,
         w.failures.len()
@@ -813,6 +980,20 @@ fn sweep(handling: (Handling, Handling)) -> Sweep {
 #[test]
 fn collision_sweep_over_start_offsets_and_asymmetric_delays_rfc4271_6_8() {
     let w = sweep((Handling::Ours, Handling::Ours));
+    assert!(
+        w.failures.is_empty(),
+        "{} of {} runs failed",
+        w.failures.len(),
+        w.runs
+    );
+}
+
+/// With graceful restart negotiated an Established session accepts the peer's new connection (a
+/// restarting peer's OPEN would replace the session); without the Restart State bit it is an ordinary
+/// late collision and must resolve exactly as without GR.
+#[test]
+fn collision_sweep_with_graceful_restart_negotiated_rfc4724_4_2() {
+    let w = sweep((Handling::OursGr, Handling::OursGr));
     assert!(
         w.failures.is_empty(),
         "{} of {} runs failed",
@@ -841,4 +1022,27 @@ fn collision_sweep_against_a_peer_that_keeps_the_established_connection_rfc4271_
             classic.double_kills
         );
     }
+}
+
+/// RFC 4271 §10 jitter: between two peers that close a new connection facing an Established one at
+/// once, the race that loses both connections repeats on the retries when both sides run the same
+/// exact timers (the same idle hold, the same timing); with the jitter the retries drift apart and the
+/// race does not come back.
+#[test]
+fn jitter_keeps_a_lost_collision_from_repeating_on_every_retry_rfc4271_10() {
+    let exact = sweep_with((Handling::Classic, Handling::Classic), false);
+    let jittered = sweep_with((Handling::Classic, Handling::Classic), true);
+    assert!(
+        exact.repeated > 0,
+        "the sweep reproduces repeated double kills"
+    );
+    assert!(
+        jittered.repeated * 10 < exact.repeated,
+        "{} repeated with jitter, {} without",
+        jittered.repeated,
+        exact.repeated
+    );
+    // Our collision handling with the jitter on still converges everywhere.
+    let ours = sweep_with((Handling::Ours, Handling::Ours), true);
+    assert!(ours.failures.is_empty(), "{} failed", ours.failures.len());
 }

@@ -198,6 +198,12 @@ pub struct FsmConfig {
     /// closes it at once, as BIRD and FRR do.
     #[serde(default = "default_collision_wait")]
     pub collision_wait: Duration,
+    /// Seed of the RFC 4271 §10 jitter: each ConnectRetry and idle-hold delay is multiplied by a random
+    /// factor in 0.75–1.0, so two speakers with the same timers do not collide again on every retry.
+    /// `None` arms the exact delays. The FSM draws from its own small generator (no clock, no OS
+    /// randomness), so a seeded run on virtual time is reproducible.
+    #[serde(default)]
+    pub jitter_seed: Option<u64>,
 }
 
 fn default_collision_wait() -> Duration {
@@ -224,6 +230,12 @@ impl FsmConfig {
             capabilities: default_capabilities(local_as, &[Family::IPV4_UNICAST]),
             required_capabilities: Vec::new(),
             collision_wait: default_collision_wait(),
+            // Distinct speakers (and a speaker's distinct peers) draw distinct sequences.
+            jitter_seed: Some(
+                (u64::from(u32::from(router_id)) << 32)
+                    ^ u64::from(local_as)
+                    ^ (u64::from(peer_as) << 16),
+            ),
         }
     }
 }
@@ -305,6 +317,8 @@ pub struct Fsm {
     connect_retry: Option<Time>,
     idle_hold: Option<Time>,
     status: Status,
+    /// State of the jitter generator (splitmix64), from `FsmConfig::jitter_seed`.
+    rng: u64,
 }
 
 type Out = Vec<Output>;
@@ -312,6 +326,7 @@ type Out = Vec<Output>;
 impl Fsm {
     pub fn new(cfg: FsmConfig) -> Self {
         Fsm {
+            rng: cfg.jitter_seed.unwrap_or(0),
             cfg,
             conns: Vec::new(),
             next_id: 1,
@@ -476,7 +491,7 @@ impl Fsm {
         self.conns
             .push(Conn::new(id, Direction::Outgoing, Phase::Connecting, now));
         out.push(Output::Connect(id));
-        let d = now + self.cfg.connect_retry;
+        let d = now + self.jitter(self.cfg.connect_retry);
         self.connect_retry = Some(d);
         out.push(Output::Timer(TimerId::ConnectRetry, Some(d)));
     }
@@ -503,13 +518,29 @@ impl Fsm {
         self.open_or_delay(now, id, out);
     }
 
+    /// The Established connection, when it negotiated graceful restart (RFC 4724): a new connection
+    /// from the peer may then be the peer coming back after a restart we did not notice.
+    fn established_gr(&self) -> Option<ConnId> {
+        self.conns
+            .iter()
+            .find(|c| c.phase == Phase::Established)
+            .filter(|c| {
+                c.negotiated
+                    .as_ref()
+                    .is_some_and(|n| n.graceful_restart.is_some())
+            })
+            .map(|c| c.id)
+    }
+
     fn incoming(&mut self, now: Time, out: &mut Out) {
         // Idle refuses connections (RFC 4271 §8.2.2); so does an Established session (§6.8: the new
-        // connection loses), and a third connection.
+        // connection loses), and a third connection. With graceful restart negotiated the new connection
+        // gets its OPEN exchange: a restarting peer's OPEN replaces the session (RFC 4724 §4.2, see
+        // `open_received`), any other OPEN meets the usual §6.8 resolution.
         if !self.started
             || self.idle_hold.is_some()
             || self.conns.len() >= 2
-            || self.established_conn().is_some()
+            || (self.established_conn().is_some() && self.established_gr().is_none())
         {
             out.push(Output::Refuse);
             return;
@@ -616,6 +647,27 @@ impl Fsm {
             return;
         }
         let neg = negotiate(&self.cfg, &open);
+        // RFC 4724 §4.2: the peer restarted (its OPEN sets the Restart State bit, §3) and comes back on a
+        // new connection while ours still looks Established (e.g. it rebooted and no RST reached us).
+        // The old connection goes without a NOTIFICATION, as a TCP failure (Down(ConnectionClosed): the
+        // consumer keeps the peer's routes as stale), and the new connection proceeds. A late collision
+        // is no restart: a peer that has not restarted leaves the bit clear, and one that was already
+        // restarting when the Established session came up set it there too (it sets it on every OPEN
+        // until its restart is over, so both colliding connections carry it). Either takes §6.8 below.
+        let restarting = |g: Option<&GracefulRestart>| g.is_some_and(|g| g.restarting);
+        if restarting(neg.peer_caps.graceful_restart.as_ref())
+            && let Some(old) = self.established_gr().filter(|&old| {
+                old != id
+                    && self.conns.iter().any(|c| {
+                        c.id == old
+                            && c.negotiated
+                                .as_ref()
+                                .is_some_and(|n| !restarting(n.graceful_restart.as_ref()))
+                    })
+            })
+        {
+            self.drop_conn(now, old, Some(Cause::ConnectionClosed), false, out);
+        }
         // Connection collision (RFC 4271 §6.8).
         let rival = self
             .conns
@@ -660,7 +712,7 @@ impl Fsm {
                 // `collision_wait` (the peer was Established too and waits as we do) this connection
                 // is closed as §6.8 says. Nothing is sent meanwhile: to the peer this connection is
                 // simply in OpenSent. A restarted peer's new connection (RFC 4724 §4.2) never gets
-                // here: `incoming` refuses connections while Established.
+                // here: its Established rival was dropped above.
                 _ => {
                     let until = now + self.cfg.collision_wait;
                     let Some(c) = self.conn_mut(id) else { return };
@@ -872,7 +924,7 @@ impl Fsm {
                 self.status.failures = 0;
             }
             self.status.failures = self.status.failures.saturating_add(1);
-            let delay = self.backoff_delay();
+            let delay = self.jitter(self.backoff_delay());
             self.idle_hold = Some(now + delay);
             out.push(Output::Timer(TimerId::IdleHold, self.idle_hold));
         }
@@ -880,7 +932,24 @@ impl Fsm {
         self.resume_held(now, out);
     }
 
-    /// Idle hold before the next automatic start: `idle_hold × 2^(failures−1)`, capped.
+    /// `d` times a random factor in [0.75, 1.0] (RFC 4271 §10), or `d` without a jitter seed.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        if self.cfg.jitter_seed.is_none() {
+            return d;
+        }
+        // splitmix64: tiny, statistically fine for spreading retries, deterministic per seed.
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // 3/4 + r/4 with r in [0, 1] in steps of 1/1024.
+        let r = (z % 1025) as u32;
+        d.checked_mul(3072 + r).map_or(d, |x| x / 4096)
+    }
+
+    /// Idle hold before the next automatic start: `idle_hold × 2^(failures−1)`, capped (before the
+    /// jitter, which takes up to a quarter off).
     pub fn backoff_delay(&self) -> Duration {
         let exp = self.status.failures.saturating_sub(1).min(20);
         let d = self.cfg.idle_hold.saturating_mul(1u32 << exp);

@@ -7,8 +7,11 @@ use super::*;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
+/// Exact timers (no jitter) so deadlines can be asserted; the jitter has its own tests.
 fn cfg() -> FsmConfig {
-    FsmConfig::new(65001, 65002, Ipv4Addr::new(10, 0, 0, 1))
+    let mut c = FsmConfig::new(65001, 65002, Ipv4Addr::new(10, 0, 0, 1));
+    c.jitter_seed = None;
+    c
 }
 
 /// The fields of a peer's OPEN, editable before encoding them as the codec's `Open`.
@@ -397,6 +400,71 @@ fn consecutive_failures_double_idle_hold_up_to_the_cap() {
         id = next;
     }
     assert_eq!(delays, vec![1, 2, 4, 5, 5]);
+}
+
+/// Drives `retries` ConnectRetry expiries (connections never complete) and returns each delay.
+fn connect_retry_delays(c: FsmConfig, retries: usize) -> Vec<Duration> {
+    let mut f = Fsm::new(c);
+    let mut now = S(0);
+    let mut out = f.handle(now, Input::Start);
+    let mut delays = Vec::new();
+    for _ in 0..retries {
+        let Some(Some(at)) = timer(&out, TimerId::ConnectRetry) else {
+            panic!("no ConnectRetry in {out:?}")
+        };
+        delays.push(at - now);
+        now = at;
+        out = f.handle(now, Input::Timer(TimerId::ConnectRetry));
+    }
+    delays
+}
+
+#[test]
+fn connect_retry_is_jittered_between_three_quarters_and_the_full_time_rfc4271_10() {
+    let seeded = FsmConfig::new(65001, 65002, Ipv4Addr::new(10, 0, 0, 1));
+    assert!(seeded.jitter_seed.is_some(), "jitter is on by default");
+    let d = connect_retry_delays(seeded.clone(), 50);
+    assert!(d.iter().all(|&x| x >= S(30) * 3 / 4 && x <= S(30)), "{d:?}");
+    // Spread over the range, not one value.
+    let (min, max) = (d.iter().min().unwrap(), d.iter().max().unwrap());
+    assert!(*max - *min > S(3), "{min:?}..{max:?}");
+    // Deterministic per seed (reproducible on virtual time), different between speakers.
+    assert_eq!(connect_retry_delays(seeded, 50), d);
+    let other = FsmConfig::new(65002, 65001, Ipv4Addr::new(10, 0, 0, 2));
+    assert_ne!(connect_retry_delays(other, 50), d);
+    // Without a seed the timer is exact.
+    assert!(connect_retry_delays(cfg(), 5).iter().all(|&x| x == S(30)));
+}
+
+#[test]
+fn idle_hold_back_off_is_jittered_rfc4271_10() {
+    let mut c = FsmConfig::new(65001, 65002, Ipv4Addr::new(10, 0, 0, 1));
+    c.idle_hold_max = S(8);
+    let mut f = Fsm::new(c);
+    let mut now = S(0);
+    let out = f.handle(now, Input::Start);
+    let Output::Connect(mut id) = out[0] else {
+        panic!()
+    };
+    for nominal in [1u64, 2, 4, 8, 8, 8] {
+        f.handle(now, Input::Connected(id));
+        let out = f.handle(now, Input::Closed(id));
+        assert_eq!(f.backoff_delay(), S(nominal));
+        let Some(Some(at)) = timer(&out, TimerId::IdleHold) else {
+            panic!("no idle hold in {out:?}")
+        };
+        let d = at - now;
+        assert!(
+            d >= S(nominal) * 3 / 4 && d <= S(nominal),
+            "{d:?} for {nominal} s"
+        );
+        now = at;
+        let out = f.handle(now, Input::Timer(TimerId::IdleHold));
+        let Output::Connect(next) = out[0] else {
+            panic!("{out:?}")
+        };
+        id = next;
+    }
 }
 
 #[test]
@@ -802,4 +870,93 @@ fn negotiated_session_gives_the_codec_context_rfc7911_4() {
     assert!(ctx.add_path_receive(Family::IPV4_UNICAST));
     assert!(!ctx.add_path_send(Family::IPV4_UNICAST));
     assert_eq!(ctx.max_message_len, 65535);
+}
+
+fn gr(restarting: bool) -> Option<GracefulRestart> {
+    Some(GracefulRestart {
+        restarting,
+        restart_time: 120,
+        families: vec![(Family::IPV4_UNICAST, true)],
+    })
+}
+
+/// Established with graceful restart negotiated on both sides (the peer's R bit as given).
+fn established_gr(peer_restarting: bool) -> (Fsm, ConnId) {
+    let mut c = cfg();
+    c.capabilities.graceful_restart = gr(false);
+    let mut o = peer_open(65002, 90);
+    o.caps.graceful_restart = gr(peer_restarting);
+    established(c, o)
+}
+
+#[test]
+fn restarting_peer_on_a_new_connection_replaces_the_established_one_rfc4724_4_2() {
+    let (mut f, old) = established_gr(false);
+    let out = f.handle(S(100), Input::Incoming);
+    let Some(Output::Accept(new)) = out.first().cloned() else {
+        panic!("{out:?}")
+    };
+    assert!(sent(&out).iter().any(|m| matches!(m, Msg::Open(_))));
+    assert_eq!(f.state(), State::Established);
+    let mut o = peer_open(65002, 90);
+    o.caps.graceful_restart = gr(true);
+    let out = f.handle(S(100), Input::Received(new, Msg::Open(o.wire())));
+    // The old connection is closed without a NOTIFICATION: a TCP failure to the consumer, whose
+    // graceful-restart helper keeps the routes stale.
+    assert!(out.contains(&Output::Close(old)));
+    assert!(out.contains(&Output::Down(Cause::ConnectionClosed)));
+    assert_eq!(notification(&out), None);
+    assert!(out.contains(&Output::Send(new, Msg::Keepalive)));
+    assert_eq!(f.state(), State::OpenConfirm);
+    assert_eq!(timer(&out, TimerId::IdleHold), None);
+    let out = f.handle(S(100), Input::Received(new, Msg::Keepalive));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Established(id, _) if *id == new))
+    );
+    assert_eq!(f.established_conn(), Some(new));
+    assert_eq!(f.status().flaps, 1);
+    assert_eq!(f.status().failures, 0);
+    // The old connection's late close is nothing.
+    assert!(f.handle(S(101), Input::Closed(old)).is_empty());
+}
+
+#[test]
+fn new_connection_while_established_is_refused_without_graceful_restart_rfc4271_6_8() {
+    let (mut f, _) = established(cfg(), peer_open(65002, 90));
+    assert_eq!(f.handle(S(100), Input::Incoming), vec![Output::Refuse]);
+    // GR advertised by the peer only is not negotiated either.
+    let mut o = peer_open(65002, 90);
+    o.caps.graceful_restart = gr(false);
+    let (mut f, _) = established(cfg(), o);
+    assert_eq!(f.handle(S(100), Input::Incoming), vec![Output::Refuse]);
+}
+
+#[test]
+fn open_without_the_restart_bit_on_a_new_connection_is_a_collision_rfc4724_3() {
+    // Our Identifier (10.0.0.1) is below the peer's: §6.8 favours the new (incoming) connection, so its
+    // OPEN is held for the peer's resolution; the Established session stays.
+    for (old_restarting, new_restarting) in [(false, false), (true, true)] {
+        let (mut f, old) = established_gr(old_restarting);
+        let out = f.handle(S(100), Input::Incoming);
+        let Some(Output::Accept(new)) = out.first().cloned() else {
+            panic!("{out:?}")
+        };
+        let mut o = peer_open(65002, 90);
+        o.caps.graceful_restart = gr(new_restarting);
+        let out = f.handle(S(100), Input::Received(new, Msg::Open(o.wire())));
+        assert!(!out.iter().any(|o| matches!(o, Output::Down(_))), "{out:?}");
+        assert!(!out.contains(&Output::Close(old)));
+        assert!(timer(&out, TimerId::Collision(new)).is_some());
+        assert_eq!(f.established_conn(), Some(old));
+        // Nothing from the peer: the new connection goes (Cease/7), the session stays.
+        let out = f.handle(S(105), Input::Timer(TimerId::Collision(new)));
+        assert!(out.contains(&Output::Close(new)));
+        assert_eq!(
+            notification(&out).map(|n| (n.code, n.subcode)),
+            Some((code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION))
+        );
+        assert_eq!(f.established_conn(), Some(old));
+        assert_eq!(f.status().flaps, 0);
+    }
 }
