@@ -376,3 +376,149 @@ async fn both_active_speakers_converge_on_one_connection_rfc4271_6_8() {
         "loopback collisions: {ROUNDS} rounds, {collided} with two connections, {flapped} with one flap"
     );
 }
+
+/// A TCP relay standing for the network path between a peer and A: the peer connects to the relay,
+/// which connects on to A from the peer's address (A's listener knows the peer by it). `cut_existing`
+/// makes the paths relayed so far silent the way a rebooted host is: nothing more is carried either
+/// way and no FIN or RST reaches A (A's side stays open and unread); later connections are relayed.
+struct Relay {
+    addr: SocketAddr,
+    /// Generation of the paths: a path is cut when it moves past the one the path started in.
+    cut: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Relay {
+    async fn spawn(bind: IpAddr, from: IpAddr, to: SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(bind, 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let c = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let mut gen_rx = c.subscribe();
+                let generation = *gen_rx.borrow_and_update();
+                let sock = tokio::net::TcpSocket::new_v4().unwrap();
+                sock.bind(SocketAddr::new(from, 0)).unwrap();
+                let Ok(outbound) = sock.connect(to).await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let (mut ir, mut iw) = inbound.into_split();
+                    let (mut or, mut ow) = outbound.into_split();
+                    let ab = tokio::io::copy(&mut ir, &mut ow);
+                    let ba = tokio::io::copy(&mut or, &mut iw);
+                    let gone = async move { gen_rx.wait_for(|g| *g != generation).await.is_ok() };
+                    tokio::select! {
+                        // The cut first: bytes sent after it (B's Cease on its way down) are never carried.
+                        biased;
+                        true = gone => {
+                            // The host is gone: A's end stays open and silent until the test ends.
+                            std::future::pending::<()>().await;
+                        }
+                        _ = ab => {}
+                        _ = ba => {}
+                    }
+                    // A plain close (not a cut) is carried on by dropping both ends.
+                    drop((ir, iw, or, ow));
+                });
+            }
+        });
+        Relay { addr, cut }
+    }
+
+    fn cut_existing(&self) {
+        self.cut.send_modify(|g| *g += 1);
+    }
+}
+
+/// RFC 4724 §4.2 over loopback: B's host reboots (no FIN or RST reaches A) while A, with graceful
+/// restart negotiated and a 90 s hold time, still has the session Established. B's fresh speaker
+/// connects again with the Restart State bit set: A closes the old connection as a TCP failure (Down
+/// with ConnectionClosed, the cause ribd's GR helper keeps routes for) and comes up on the new one,
+/// long before its hold timer would have noticed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebooted_graceful_restart_peer_replaces_the_silent_session_rfc4724_4_2() {
+    let ip = |last: u8| IpAddr::V4(Ipv4Addr::new(127, 0, 200, last));
+    let la = Listener::bind(&[SocketAddr::new(ip(1), 0)]).unwrap();
+    let relay = Relay::spawn(ip(3), ip(2), la.local_addrs()[0]).await;
+    let gr = |restarting| {
+        Some(crate::fsm::GracefulRestart {
+            restarting,
+            restart_time: 120,
+            families: vec![(Family::IPV4_UNICAST, true)],
+        })
+    };
+    let mk = |asn: u32, peer_as: u32, me: u8, restarting: bool| {
+        let mut f = FsmConfig::new(asn, peer_as, Ipv4Addr::new(10, 0, 0, me));
+        f.hold_time = 90;
+        f.connect_retry = Duration::from_secs(1);
+        f.passive = me == 1;
+        f.capabilities.graceful_restart = gr(restarting);
+        f
+    };
+    // A: passive, knows B at 127.0.200.2 (where the relay's connections come from).
+    let (ta, mut ra) = mpsc::channel(1024);
+    let a = PeerHandle::spawn(
+        PeerConfig::new(
+            PeerId(1),
+            SocketAddr::new(ip(2), 179),
+            mk(65001, 65002, 1, false),
+        ),
+        Some(&la),
+        ta,
+    )
+    .unwrap();
+    // B connects through the relay; it needs no listener.
+    let spawn_b = |restarting: bool| {
+        let (tb, rb) = mpsc::channel(1024);
+        let mut c = PeerConfig::new(PeerId(2), relay.addr, mk(65002, 65001, 2, restarting));
+        c.socket.local_addr = Some(ip(2));
+        (PeerHandle::spawn(c, None, tb).unwrap(), rb)
+    };
+    let (b, _rb) = spawn_b(false);
+    a.start();
+    b.start();
+    for h in [&a, &b] {
+        tokio::time::timeout(WAIT, h.wait_for(State::Established))
+            .await
+            .expect("Established in time");
+    }
+    match tokio::time::timeout(WAIT, ra.recv()).await {
+        Ok(Some(Event::Established { .. })) => {}
+        e => panic!("A's first event {e:?}"),
+    }
+    // B's host goes away silently; its speaker ends (whatever it sends is lost).
+    relay.cut_existing();
+    b.stop(None);
+    tokio::time::timeout(WAIT, b.wait_for(State::Idle))
+        .await
+        .unwrap();
+    drop(b);
+    assert_eq!(a.state(), State::Established);
+    // B's fresh speaker: its OPEN sets the Restart State bit.
+    let (b2, _rb2) = spawn_b(true);
+    b2.start();
+    let down = tokio::time::timeout(WAIT, ra.recv()).await;
+    match down {
+        Ok(Some(Event::Down { cause, .. })) => assert_eq!(cause, Cause::ConnectionClosed),
+        e => panic!("A's next event {e:?}"),
+    }
+    match tokio::time::timeout(WAIT, ra.recv()).await {
+        Ok(Some(Event::Established { negotiated, .. })) => {
+            assert!(negotiated.graceful_restart.is_some_and(|g| g.restarting));
+        }
+        e => panic!("A's event after the Down {e:?}"),
+    }
+    tokio::time::timeout(WAIT, b2.wait_for(State::Established))
+        .await
+        .expect("B's new speaker Established");
+    let st = a.status();
+    assert_eq!(st.flaps, 1);
+    assert_eq!(st.last_error, Some(Cause::ConnectionClosed));
+    // Well inside A's 90 s hold time: the hold timer played no part.
+    assert!(st.uptime.is_some());
+    drop(relay);
+    drop(la);
+}
