@@ -1137,15 +1137,14 @@ fn upsert<K: PrefixKey>(
     let new_nh = path.attrs.next_hop;
     let peer = path.peer;
     let mut replaced = None;
-    match t.get_mut(&k) {
-        None => {
-            let mut e = Paths::one(path);
-            ctx.reselect(&mut e);
-            sink.emit(k.into(), &Fwd::default(), ctx.forwarding(&e));
-            sink.best(k.into(), None, best_id(Some(&e)));
-            *t.get_or_insert(k) = e;
+    match t.slot(k) {
+        (e, true) => {
+            *e = Paths::one(path);
+            ctx.reselect(e);
+            sink.emit(k.into(), &Fwd::default(), ctx.forwarding(e));
+            sink.best(k.into(), None, best_id(Some(e)));
         }
-        Some(e) => {
+        (e, false) => {
             let before = ctx.forwarding(e);
             let old_best = best_id(Some(e));
             let at = e

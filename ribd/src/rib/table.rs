@@ -342,6 +342,24 @@ impl<K: PrefixKey> Table<K> {
         }
     }
 
+    /// The entry for `k` and whether it was absent, in one search (a table fed in attribute-set
+    /// order finds each prefix in a cold bucket, so a miss followed by an insert searched it twice).
+    /// An absent entry is inserted empty: the caller fills it before anyone else looks.
+    pub(crate) fn slot(&mut self, k: K) -> (&mut Paths, bool) {
+        if self.buckets.is_empty() {
+            self.buckets = (0..BUCKETS).map(|_| Vec::new()).collect();
+        }
+        let b = &mut self.buckets[k.bucket()];
+        match b.binary_search_by(|(x, _)| x.cmp(&k)) {
+            Ok(i) => (&mut b[i].1, false),
+            Err(i) => {
+                b.insert(i, (k, Paths::default()));
+                self.len += 1;
+                (&mut b[i].1, true)
+            }
+        }
+    }
+
     /// The entry for `k`, inserted empty when absent (callers fill it before anyone else looks).
     pub(crate) fn get_or_insert(&mut self, k: K) -> &mut Paths {
         if self.buckets.is_empty() {
