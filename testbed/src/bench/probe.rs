@@ -365,43 +365,9 @@ impl NotificationSniffer {
                 if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                     bail!("setns: {}", std::io::Error::last_os_error());
                 }
-                let proto = (libc::ETH_P_ALL as u16).to_be();
-                // SAFETY: a packet socket, owned by this thread and closed at its end.
-                let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-                if fd < 0 {
-                    bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
-                }
                 // SAFETY: valid NUL-terminated name.
                 let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-                // SAFETY: sockaddr_ll is plain data.
-                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                sll.sll_family = libc::AF_PACKET as u16;
-                sll.sll_protocol = proto;
-                sll.sll_ifindex = idx as i32;
-                let tv = libc::timeval {
-                    tv_sec: 0,
-                    tv_usec: 100_000,
-                };
-                // SAFETY: bind/setsockopt with correctly sized structs we own.
-                unsafe {
-                    if libc::bind(
-                        fd,
-                        (&sll as *const libc::sockaddr_ll).cast(),
-                        size_of::<libc::sockaddr_ll>() as u32,
-                    ) < 0
-                    {
-                        libc::close(fd);
-                        bail!("bind AF_PACKET: {}", std::io::Error::last_os_error());
-                    }
-                    libc::setsockopt(
-                        fd,
-                        libc::SOL_SOCKET,
-                        libc::SO_RCVTIMEO,
-                        (&tv as *const libc::timeval).cast(),
-                        size_of::<libc::timeval>() as u32,
-                    );
-                }
-                Ok(fd)
+                packet_socket(idx as i32, Duration::from_millis(100), false)
             };
             let fd = match setup() {
                 Ok(fd) => {
@@ -568,8 +534,46 @@ pub struct DutWatch {
     threads: Vec<std::thread::JoinHandle<Result<Seen>>>,
 }
 
-/// A socket of `domain`/`ty`/`proto` with a 50 ms receive timeout, made on this thread.
-fn socket_with_timeout(domain: i32, ty: i32, proto: i32) -> Result<i32> {
+/// A raw packet socket (all protocols) bound to interface `ifindex` with a receive timeout, made on
+/// this thread; with `timestamps`, each packet carries its kernel receive time (SO_TIMESTAMPNS).
+fn packet_socket(ifindex: i32, timeout: Duration, timestamps: bool) -> Result<i32> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    let fd = socket_with_timeout(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto), timeout)?;
+    // SAFETY: sockaddr_ll is plain data.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex;
+    let on: i32 = 1;
+    // SAFETY: setsockopt/bind on our socket with correctly sized values we own.
+    let rc = unsafe {
+        if timestamps {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const i32).cast(),
+                size_of::<i32>() as u32,
+            );
+        }
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: our socket.
+        unsafe { libc::close(fd) };
+        bail!("bind AF_PACKET: {e}");
+    }
+    Ok(fd)
+}
+
+/// A socket of `domain`/`ty`/`proto` with a receive timeout of `timeout` (under a second), made on
+/// this thread (in its network namespace).
+fn socket_with_timeout(domain: i32, ty: i32, proto: i32, timeout: Duration) -> Result<i32> {
     // SAFETY: a socket owned by the calling thread, closed by it.
     let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
     if fd < 0 {
@@ -577,7 +581,7 @@ fn socket_with_timeout(domain: i32, ty: i32, proto: i32) -> Result<i32> {
     }
     let tv = libc::timeval {
         tv_sec: 0,
-        tv_usec: 50_000,
+        tv_usec: timeout.subsec_micros().into(),
     };
     // SAFETY: setsockopt with a correctly sized timeval.
     unsafe {
@@ -627,6 +631,7 @@ impl DutWatch {
                             libc::AF_NETLINK,
                             libc::SOCK_RAW,
                             libc::NETLINK_ROUTE,
+                            Duration::from_millis(50),
                         )?;
                         // SAFETY: sockaddr_nl is plain data.
                         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
@@ -648,37 +653,7 @@ impl DutWatch {
                         }
                         fd
                     } else {
-                        let proto = (libc::ETH_P_ALL as u16).to_be();
-                        let fd =
-                            socket_with_timeout(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto))?;
-                        // SAFETY: sockaddr_ll is plain data.
-                        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                        sll.sll_family = libc::AF_PACKET as u16;
-                        sll.sll_protocol = proto;
-                        sll.sll_ifindex = idx;
-                        let on: i32 = 1;
-                        // SAFETY: bind/setsockopt with correctly sized structs we own.
-                        let rc = unsafe {
-                            libc::setsockopt(
-                                fd,
-                                libc::SOL_SOCKET,
-                                libc::SO_TIMESTAMPNS,
-                                (&on as *const i32).cast(),
-                                size_of::<i32>() as u32,
-                            );
-                            libc::bind(
-                                fd,
-                                (&sll as *const libc::sockaddr_ll).cast(),
-                                size_of::<libc::sockaddr_ll>() as u32,
-                            )
-                        };
-                        if rc < 0 {
-                            let e = std::io::Error::last_os_error();
-                            // SAFETY: our socket.
-                            unsafe { libc::close(fd) };
-                            bail!("bind AF_PACKET: {e}");
-                        }
-                        fd
+                        packet_socket(idx, Duration::from_millis(50), true)?
                     };
                     Ok((fd, idx))
                 };
