@@ -66,6 +66,7 @@ struct cls_scan {
 	__u32 off[CLS_NFIELDS]; /* slot-relative first word of each used field's bitmap */
 	__u32 used;
 	__u32 rule_base; /* first rule of the slot */
+	__u32 slot;
 	__u32 cur;       /* word index of `bits` */
 	__u32 applied;   /* rules applied so far */
 	__u32 done;
@@ -73,6 +74,7 @@ struct cls_scan {
 	__s32 dscp;      /* DSCP to set, or -1 */
 	__u16 pktlen;
 	__u16 _pad;
+	__u32 _pad2;
 	__u64 framelen;
 	__u64 bits;      /* matching rules of word `cur` not yet applied */
 	__u64 cand[CLS_SUM_WORDS]; /* words still to read */
@@ -108,39 +110,35 @@ static __always_inline __u32 cls_tab_get(const struct cls_tab_slot *tab, __u32 e
 	return tab->e[entry & (CLS_TAB_ENTRIES - 1)];
 }
 
+#define CLS_NODE_MASK (CLS_NODE_ENTRIES_PER_SLOT - 1)
+#define CLS_WORD_MASK (CLS_WORDS_PER_SLOT - 1)
+
+/* Entry `i` of the slot's trie nodes (node n's entries at n * 256; the mask keeps it inside). */
+static __always_inline __u32 cls_node_e(const struct cls_nodes *nodes, __u32 i)
+{
+	return nodes->e[i & CLS_NODE_MASK];
+}
+
 /* Multibit trie walk: the root node is chosen by a[0] and indexed by a[1]; each further level by the
  * next byte. Entries are leaf-pushed (every entry holds the answer of the longest prefix covering it). */
-static __always_inline __u32 cls_trie(__u32 slot, __u32 root, const __u8 *a, int nbytes)
+static __always_inline __u32 cls_trie(const struct cls_nodes *nodes, __u32 root, const __u8 *a, int nbytes)
 {
-	__u32 node = slot * CLS_NODES_PER_SLOT + root * 256 + a[0];
-	struct cls_node *n = bpf_map_lookup_elem(&cls_node, &node);
-	if (!n)
-		return 0;
-	__u32 e = n->e[a[1]];
+	__u32 e = cls_node_e(nodes, ((root * 256 + a[0]) << 8) + a[1]);
 	for (int i = 2; i < nbytes; i++) {
 		if (!(e & CLS_NODE_CHILD))
 			break;
-		node = slot * CLS_NODES_PER_SLOT + (e & ~CLS_NODE_CHILD);
-		n = bpf_map_lookup_elem(&cls_node, &node);
-		if (!n)
-			return 0;
-		e = n->e[a[i]];
+		e = cls_node_e(nodes, ((e & ~CLS_NODE_CHILD) << 8) + a[i]);
 	}
 	return (e & CLS_NODE_CHILD) ? 0 : e;
 }
 
 /* IPv4 walk: a leaf at the root returns at once; below it, no data-dependent branches (the depth
  * differs from packet to packet, and a mispredicted exit costs more than a load from a line already
- * in the cache): always the two further levels; past a leaf, the walk reads the slot's first node
+ * in the cache): always the two further levels; past a leaf, the walk reads entry a[i] of node 0
  * and keeps the leaf. */
-static __always_inline __u32 cls_trie4(__u32 slot, __u32 root, const __u8 *a)
+static __always_inline __u32 cls_trie4(const struct cls_nodes *nodes, __u32 root, const __u8 *a)
 {
-	__u32 base = slot * CLS_NODES_PER_SLOT;
-	__u32 node = base + root * 256 + a[0];
-	struct cls_node *n = bpf_map_lookup_elem(&cls_node, &node);
-	if (!n)
-		return 0;
-	__u32 e = n->e[a[1]];
+	__u32 e = cls_node_e(nodes, ((root * 256 + a[0]) << 8) + a[1]);
 	/* Most traffic's destination is covered by no rule's /17 or longer prefix: a leaf at the root
 	 * (this branch is as predictable as the traffic mix). */
 	if (!(e & CLS_NODE_CHILD))
@@ -148,11 +146,8 @@ static __always_inline __u32 cls_trie4(__u32 slot, __u32 root, const __u8 *a)
 #pragma unroll
 	for (int i = 2; i < 4; i++) {
 		__u32 child = -(e >> 31); /* all ones when e names a child node */
-		node = base + (e & ~CLS_NODE_CHILD & child);
-		n = bpf_map_lookup_elem(&cls_node, &node);
-		if (!n)
-			return 0;
-		e = (n->e[a[i]] & child) | (e & ~child);
+		__u32 n = cls_node_e(nodes, ((e & ~CLS_NODE_CHILD & child) << 8) + a[i]);
+		e = (n & child) | (e & ~child);
 	}
 	return e & ~(__u32)-(e >> 31);
 }
@@ -233,18 +228,16 @@ static __always_inline void cls_apply(struct cls_scan *s, __u32 idx)
 		s->done = 1;
 }
 
-/* Word w of the AND of the used fields' bitmaps. The loads are independent of each other (the
- * offsets are known), so they overlap; no early exit, whose branch would mispredict. */
-static __always_inline __u64 cls_word(const struct cls_scan *s, __u32 w)
+/* Word w of the AND of the used fields' bitmaps: one load per field off the slot's words. The loads
+ * are independent of each other (the offsets are known), so they overlap; no early exit, whose branch
+ * would mispredict. */
+static __always_inline __u64 cls_word(const struct cls_words *words, const struct cls_scan *s, __u32 w)
 {
 	__u64 acc = ~0ULL;
 #pragma unroll
 	for (int f = 0; f < CLS_NFIELDS; f++) {
-		if (s->used & (1u << f)) {
-			__u32 idx = s->off[f] + w;
-			__u64 *x = bpf_map_lookup_elem(&cls_chunk, &idx);
-			acc &= x ? *x : 0;
-		}
+		if (s->used & (1u << f))
+			acc &= words->w[(s->off[f] + w) & CLS_WORD_MASK];
 	}
 	return acc;
 }
@@ -276,7 +269,11 @@ static long cls_step(__u64 i, void *ctx)
 	}
 	if (!found)
 		return 1;
-	s->bits = cls_word(s, w);
+	__u32 slot = s->slot;
+	const struct cls_words *words = bpf_map_lookup_elem(&cls_chunk, &slot);
+	if (!words)
+		return 1;
+	s->bits = cls_word(words, s, w);
 	s->cur = w;
 	return 0;
 }
@@ -300,27 +297,32 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	/* The destination first (always used): most traffic is covered by no rule's prefix, and its
 	 * summary says which words can hold a match at all. The other fields' summaries are not read:
 	 * most of their bitmaps are dense (wildcards), and ANDing a word costs one load. */
-	__u32 leaf = v6 ? cls_trie(slot, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(slot, CLS_ROOT_DST4, p->dst);
+	const struct cls_nodes *nodes = bpf_map_lookup_elem(&cls_node, &slot);
+	if (!nodes)
+		return -1;
+	__u32 leaf = v6 ? cls_trie(nodes, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(nodes, CLS_ROOT_DST4, p->dst);
 	if (!leaf)
 		return -1;
 	__u32 dbm = leaf & CLS_LEAF_ID;
 	/* Several candidate words: the summary names them (loaded now, while the other fields are
 	 * looked up). */
-	struct cls_sum *sum = NULL;
+	const struct cls_sum *sum = NULL;
 	if (leaf & CLS_LEAF_MORE) {
-		__u32 sidx = slot * CLS_MAX_BITMAPS + dbm;
-		sum = bpf_map_lookup_elem(&cls_sum, &sidx);
-		if (!sum)
+		const struct cls_sums *sums = bpf_map_lookup_elem(&cls_sum, &slot);
+		if (!sums)
 			return -1;
+		/* no arithmetic on the pointer before its null check (clang would hoist it) */
+		barrier_var(sums);
+		sum = &sums->s[dbm & (CLS_MAX_BITMAPS - 1)];
 	}
 
-	struct cls_tab_slot *tab = bpf_map_lookup_elem(&cls_tab, &slot);
-	if (!tab)
+	const struct cls_tab_slot *tab = bpf_map_lookup_elem(&cls_tab, &slot);
+	const struct cls_words *words = bpf_map_lookup_elem(&cls_chunk, &slot);
+	if (!tab || !words)
 		return -1;
 	struct cls_scan s;
 	__u32 u = sl->fields;
 	__u32 nw = sl->n_chunks * CLS_CHUNK_WORDS; /* words of a bitmap */
-	__u32 base = slot * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS;
 #pragma unroll
 	for (int k = 0; k < CLS_SUM_WORDS; k++)
 		s.cand[k] = 0;
@@ -328,8 +330,9 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	for (int f = 0; f < CLS_NFIELDS; f++)
 		s.off[f] = 0;
 	s.used = u;
-	s.off[CLS_F_DST] = base + dbm * nw;
+	s.off[CLS_F_DST] = dbm * nw;
 	s.rule_base = slot * CLS_MAX_RULES;
+	s.slot = slot;
 	s.cur = 0;
 	s.applied = 0;
 	s.done = 0;
@@ -337,6 +340,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	s.dscp = -1;
 	s.pktlen = p->pktlen;
 	s._pad = 0;
+	s._pad2 = 0;
 	s.framelen = framelen;
 	s.bits = 0;
 
@@ -346,10 +350,10 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		__u32 b = (expr);                            \
 		if (!b)                                      \
 			return -1;                           \
-		s.off[f] = base + b * nw;                    \
+		s.off[f] = b * nw;                    \
 	}
 
-	CLS_FIELD(CLS_F_SRC, (v6 ? cls_trie(slot, CLS_ROOT_SRC6, p->src, 16) : cls_trie4(slot, CLS_ROOT_SRC4, p->src)) &
+	CLS_FIELD(CLS_F_SRC, (v6 ? cls_trie(nodes, CLS_ROOT_SRC6, p->src, 16) : cls_trie4(nodes, CLS_ROOT_SRC4, p->src)) &
 				     CLS_LEAF_ID);
 	CLS_FIELD(CLS_F_PROTO, cls_tab_get(tab, CLS_TAB_PROTO + p->proto));
 	CLS_FIELD(CLS_F_DPORT,
@@ -371,7 +375,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		__u32 bm = ib ? *ib : sl->none_bm[CLS_F_IIF];
 		if (!bm)
 			return -1;
-		s.off[CLS_F_IIF] = base + bm * nw;
+		s.off[CLS_F_IIF] = bm * nw;
 	}
 #undef CLS_FIELD
 
@@ -382,7 +386,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		/* The destination's rules are all in one word, named by the leaf: no summary to read
 		 * before the words (most destinations with rules have few of them). */
 		w = (leaf >> CLS_LEAF_W_SHIFT) & 0xff;
-		acc = cls_word(&s, w);
+		acc = cls_word(words, &s, w);
 		if (!acc)
 			return -1;
 	} else {
@@ -402,7 +406,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 			__u64 low = c & (~c + 1);
 			c ^= low;
 			w = cls_ctz64(low);
-			acc = cls_word(&s, w);
+			acc = cls_word(words, &s, w);
 			if (acc)
 				break;
 		}

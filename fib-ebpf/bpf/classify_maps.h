@@ -35,13 +35,13 @@ struct {
 	__type(value, struct cls_rule);
 } cls_rules SEC(".maps");
 
-/* Prefix tries (src/dst, IPv4/IPv6). */
+/* Prefix tries (src/dst, IPv4/IPv6): one value per slot, node n at entries n * 256. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CLS_SLOTS * CLS_NODES_PER_SLOT);
+	__uint(max_entries, CLS_SLOTS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct cls_node);
+	__type(value, struct cls_nodes);
 } cls_node SEC(".maps");
 
 /* Direct tables of the 8- and 16-bit fields (value -> bitmap id), one element per slot. */
@@ -53,23 +53,23 @@ struct {
 	__type(value, struct cls_tab_slot);
 } cls_tab SEC(".maps");
 
-/* Bitmap summaries: bit w = word w of the bitmap has a rule. */
+/* Bitmap summaries (bit w = word w of the bitmap has a rule): one value per slot, by bitmap id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CLS_SLOTS * CLS_MAX_BITMAPS);
+	__uint(max_entries, CLS_SLOTS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct cls_sum);
+	__type(value, struct cls_sums);
 } cls_sum SEC(".maps");
 
-/* Bitmap words: word w of bitmap b at b * n_chunks * 8 + w (slot-relative; bitmaps are whole
- * 512-rule chunks). One u64 per element: no variable offsets into a value for the verifier to track. */
+/* Bitmap words: one value per slot, word w of bitmap b at b * n_chunks * 8 + w (bitmaps are whole
+ * 512-rule chunks). The program indexes it with a masked index: one load per word. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CLS_SLOTS * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS);
+	__uint(max_entries, CLS_SLOTS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cls_words);
 } cls_chunk SEC(".maps");
 
 /* Ingress interface -> bitmap id, per slot. */

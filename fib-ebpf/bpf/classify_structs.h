@@ -6,7 +6,7 @@
  * How a rule set is laid out (all per slot; two slots, the active one named by cls_ctl.active):
  *
  *   packet field ──lookup──► bitmap id ──► cls_sum[id]  (bit w set = word w of the bitmap is non-zero)
- *                                      └─► cls_chunk[id * n_chunks * 8 + w] (64 rules a word)
+ *                                      └─► cls_chunk word id * n_chunks * 8 + w (64 rules a word)
  *   AND of the used fields' summaries = words worth reading; AND of their words = matching rules;
  *   lowest set bit = highest-priority match (rule index = priority position).
  *
@@ -14,6 +14,11 @@
  * address byte and indexed by the second, then one node per further byte); 8- and 16-bit fields index
  * cls_tab directly; the ingress interface is a hash (cls_iif). A packet without the header a field
  * needs (no ports, not ICMP, not TCP) uses the slot's none_bm for it: the rules that ignore the field.
+ *
+ * Since ABI 5 the trie nodes, summaries and bitmap words of a slot are each one map value (cls_nodes,
+ * cls_sums, cls_words): the program looks each up once per packet and then indexes it with a masked
+ * index, a plain load per trie level and per field word instead of a map lookup. The byte layout of
+ * the mmapped maps is the same as ABI 4's (slot s at s * the per-slot size); only the shapes differ.
  */
 #ifndef FIB_CLASSIFY_STRUCTS_H
 #define FIB_CLASSIFY_STRUCTS_H
@@ -22,7 +27,7 @@
 #include <linux/bpf.h>
 
 /* Bump when a classifier map's key, value or meaning changes (checked on re-use of pinned maps). */
-#define CLS_ABI_VERSION 4
+#define CLS_ABI_VERSION 5
 
 #define CLS_SLOTS 2
 #define CLS_MAX_RULES 16384
@@ -34,6 +39,8 @@
 #define CLS_MAX_BITMAPS 65536                   /* distinct bitmaps per slot */
 #define CLS_CHUNKS_PER_SLOT (1u << 18)          /* bitmap storage per slot (16 MiB) */
 #define CLS_NODES_PER_SLOT 16384                /* trie nodes per slot (1 KiB each) */
+#define CLS_WORDS_PER_SLOT (CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS) /* 2^21: one cls_words value */
+#define CLS_NODE_ENTRIES_PER_SLOT (CLS_NODES_PER_SLOT * 256)        /* 2^22: one cls_nodes value */
 #define CLS_NODE_CHILD 0x80000000u              /* trie entry: child node index, else a leaf: */
 #define CLS_LEAF_ID 0xffffu                     /*   bitmap id (0: no rule) */
 #define CLS_LEAF_W_SHIFT 16                     /*   bits 16-23: the bitmap's first non-empty word */
@@ -154,6 +161,19 @@ struct cls_sum {
 
 struct cls_chunk {
 	__u64 w[CLS_CHUNK_WORDS];
+};
+
+/* Per-slot map values (powers of two, so a masked index always stays inside). */
+struct cls_nodes {
+	__u32 e[CLS_NODE_ENTRIES_PER_SLOT];
+};
+
+struct cls_sums {
+	struct cls_sum s[CLS_MAX_BITMAPS];
+};
+
+struct cls_words {
+	__u64 w[CLS_WORDS_PER_SLOT];
 };
 
 struct cls_iif_key {

@@ -1013,3 +1013,74 @@ fn pinned_rules_and_counters_survive_a_restart() {
     let other = Classifier::open_pinned(&opts.pin_dir().unwrap()).unwrap();
     assert_eq!(other.counters().unwrap(), cls.counters().unwrap());
 }
+
+#[test]
+fn classifier_pins_of_an_older_abi_are_rebuilt_on_upgrade() {
+    use fib_ebpf::acl::abi::{CLS_ABI_VERSION, ClsCtl};
+    let instance = format!("acl-upgrade-{}", std::process::id());
+    let opts = LoadOptions {
+        instance: Some(instance.clone()),
+        ..Default::default()
+    };
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let dir = opts.pin_dir().unwrap();
+    let _guard = Cleanup(dir.clone());
+    let set = RuleSet::new(vec![rule(
+        7,
+        Match {
+            dst_port: Some(vec![80..=80]),
+            ..m()
+        },
+        Action::Drop,
+    )]);
+    let p80 = Pkt::v4("1.1.1.1", "2.2.2.2").with(|p| p.dport = 80).frame();
+    {
+        let mut fwd = Forwarder::load_with(&opts).unwrap();
+        fwd.maps().pathlist_set(42, 7).unwrap();
+        let mut cls = fwd.classifier().unwrap();
+        cls.install(&set).unwrap();
+        assert_eq!(run_on(fwd.program().unwrap(), &p80, 1).0, XDP_DROP);
+    }
+    // Make the pins look like an older build's: an older version in cls_ctl, and a bitmap map of
+    // another shape (ABI 4 kept one u64 per element).
+    let ctl = aya::maps::MapData::from_pin(dir.join("cls_ctl")).unwrap();
+    let mut ctl: aya::maps::Array<_, ClsCtl> =
+        aya::maps::Array::try_from(aya::maps::Map::Array(ctl)).unwrap();
+    let mut v = ctl.get(&0, 0).unwrap();
+    assert_eq!(v.abi_version, CLS_ABI_VERSION);
+    v.abi_version = CLS_ABI_VERSION - 1;
+    ctl.set(0, v, 0).unwrap();
+    std::fs::remove_file(dir.join("cls_chunk")).unwrap();
+    aya::maps::MapData::from_pin(dir.join("cls_stats"))
+        .unwrap()
+        .pin(dir.join("cls_chunk"))
+        .unwrap();
+    // The upgrade loads: the routes' pins are re-used, the classifier's are created afresh.
+    let mut fwd =
+        Forwarder::load_with(&opts).expect("an older classifier ABI does not stop the load");
+    assert!(fwd.reused_pinned_maps());
+    assert_eq!(fwd.maps().pathlist_get(42).unwrap(), 7, "routes are kept");
+    let mut cls = fwd.classifier().unwrap();
+    assert!(cls.installed().is_empty(), "the old rules are gone");
+    assert_eq!(run_on(fwd.program().unwrap(), &p80, 1).0, XDP_PASS);
+    let ctl = aya::maps::MapData::from_pin(dir.join("cls_ctl")).unwrap();
+    let ctl: aya::maps::Array<_, ClsCtl> =
+        aya::maps::Array::try_from(aya::maps::Map::Array(ctl)).unwrap();
+    assert_eq!(ctl.get(&0, 0).unwrap().abi_version, CLS_ABI_VERSION);
+    // Installing again (what ribd does at start) enforces them, counting from zero.
+    let rep = cls.install(&set).unwrap();
+    assert_eq!(rep.kept_counters, 0);
+    assert_eq!(run_on(fwd.program().unwrap(), &p80, 1).0, XDP_DROP);
+    let c7 = cls.counter(RuleId(7)).unwrap().unwrap();
+    assert_eq!((c7.packets, c7.dropped_packets), (1, 1));
+    drop(cls);
+    drop(fwd);
+    // and the rebuilt pins are re-used by the next start, rules included
+    let fwd = Forwarder::load_with(&opts).unwrap();
+    assert_eq!(fwd.classifier().unwrap().installed(), &[RuleId(7)]);
+}

@@ -3,7 +3,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const CLS_ABI_VERSION: u32 = 4;
+pub const CLS_ABI_VERSION: u32 = 5;
 pub const CLS_SLOTS: u32 = 2;
 pub const CLS_MAX_RULES: u32 = 16384;
 pub const CLS_CHUNK_WORDS: usize = 8;
@@ -14,6 +14,10 @@ pub const CLS_SUM_WORDS: usize = CLS_MAX_WORDS as usize / 64;
 pub const CLS_MAX_BITMAPS: u32 = 65536;
 pub const CLS_CHUNKS_PER_SLOT: u32 = 1 << 18;
 pub const CLS_NODES_PER_SLOT: u32 = 16384;
+/// Bitmap words of a slot: one `cls_chunk` map value (the program masks word indexes with it - 1).
+pub const CLS_WORDS_PER_SLOT: u32 = CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS as u32;
+/// Trie entries of a slot: one `cls_node` map value (node n at entries n * 256).
+pub const CLS_NODE_ENTRIES_PER_SLOT: u32 = CLS_NODES_PER_SLOT * 256;
 /// Trie entry: a child node index with this bit, else a leaf: bitmap id | first non-empty word
 /// << `CLS_LEAF_W_SHIFT` | `CLS_LEAF_MORE` when the bitmap has further non-empty words.
 pub const CLS_NODE_CHILD: u32 = 0x8000_0000;
@@ -194,6 +198,7 @@ const _: () = {
     assert!(CLS_SUM_WORDS * 64 * 64 == CLS_MAX_RULES as usize);
     assert!(CLS_MAX_BITMAPS - 1 <= CLS_LEAF_ID && CLS_MAX_WORDS <= 256);
     assert!(CLS_TAB_ENTRIES.is_power_of_two() && CLS_TAB_ENTRIES >= CLS_TAB_PKTLEN + 65536);
+    assert!(CLS_WORDS_PER_SLOT.is_power_of_two() && CLS_NODE_ENTRIES_PER_SLOT.is_power_of_two());
 };
 
 /// `(kind name, value)` lines of the classifier's ABI, compared with `classify_layout.inc`'s output.
@@ -267,6 +272,7 @@ pub fn layout() -> Vec<(String, u64)> {
         CLS_NODES_PER_SLOT
     );
     c!(v, CLS_NODE_CHILD, CLS_MAX_APPLY, CLS_IIF_MAX);
+    c!(v, CLS_WORDS_PER_SLOT, CLS_NODE_ENTRIES_PER_SLOT);
     c!(v, CLS_LEAF_ID, CLS_LEAF_W_SHIFT, CLS_LEAF_MORE);
     c!(
         v,

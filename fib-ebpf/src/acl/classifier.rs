@@ -496,14 +496,10 @@ pub(crate) fn expected_shape(map: &str) -> Option<(u32, u32, u32)> {
         "cls_ctl" => (4, s(size_of::<ClsCtl>()), 1),
         "cls_slot" => (4, s(size_of::<ClsSlot>()), CLS_SLOTS),
         "cls_rules" => (4, s(size_of::<ClsRule>()), CLS_SLOTS * CLS_MAX_RULES),
-        "cls_node" => (4, s(size_of::<ClsNode>()), CLS_SLOTS * CLS_NODES_PER_SLOT),
+        "cls_node" => (4, CLS_NODE_ENTRIES_PER_SLOT * 4, CLS_SLOTS),
         "cls_tab" => (4, CLS_TAB_ENTRIES * 4, CLS_SLOTS),
-        "cls_sum" => (4, s(size_of::<ClsSum>()), CLS_SLOTS * CLS_MAX_BITMAPS),
-        "cls_chunk" => (
-            4,
-            8,
-            CLS_SLOTS * CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS as u32,
-        ),
+        "cls_sum" => (4, s(size_of::<ClsSum>()) * CLS_MAX_BITMAPS, CLS_SLOTS),
+        "cls_chunk" => (4, CLS_WORDS_PER_SLOT * 8, CLS_SLOTS),
         "cls_iif" => (8, 4, CLS_IIF_MAX),
         "cls_counters" => (4, s(size_of::<ClsCounter>()), CLS_MAX_RULES),
         "cls_rl" => (4, s(size_of::<ClsRl>()), CLS_MAX_RULES),
@@ -512,9 +508,9 @@ pub(crate) fn expected_shape(map: &str) -> Option<(u32, u32, u32)> {
     })
 }
 
-/// Checks the classifier maps pinned in `dir` before the loader re-uses them: shapes, and the ABI
-/// version recorded in `cls_ctl`.
-pub(crate) fn check_pinned(dir: &Path) -> Result<(), crate::LoaderError> {
+/// Why the classifier maps pinned in `dir` cannot be re-used by this build, if they cannot: a map's
+/// shape or the ABI version recorded in `cls_ctl` differs.
+fn pinned_mismatch(dir: &Path) -> Result<Option<String>, crate::LoaderError> {
     use crate::LoaderError;
     for name in super::PINNED_MAPS {
         let path = dir.join(name);
@@ -529,10 +525,9 @@ pub(crate) fn check_pinned(dir: &Path) -> Result<(), crate::LoaderError> {
         let want = expected_shape(name).unwrap_or_default();
         let got = (info.key_size(), info.value_size(), info.max_entries());
         if got != want {
-            return Err(LoaderError::Incompatible {
-                path,
-                detail: format!("key/value/max_entries {got:?}, expected {want:?}"),
-            });
+            return Ok(Some(format!(
+                "{name}: key/value/max_entries {got:?}, expected {want:?}"
+            )));
         }
         if name == "cls_ctl" {
             let mm = Mmap::new(md.fd().as_fd(), 4096).map_err(|source| LoaderError::Io {
@@ -542,14 +537,46 @@ pub(crate) fn check_pinned(dir: &Path) -> Result<(), crate::LoaderError> {
             })?;
             let v = mm.u32_at(4).load(Ordering::Acquire);
             if v != 0 && v != CLS_ABI_VERSION {
-                return Err(LoaderError::Incompatible {
+                return Ok(Some(format!(
+                    "classifier ABI version {v}, this build speaks {CLS_ABI_VERSION}"
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Checks the classifier maps pinned in `dir` before the loader re-uses them (shapes, and the ABI
+/// version recorded in `cls_ctl`). Classifier state is derived: the rules come from the config and
+/// FlowSpec, which ribd installs again when it starts. So pins of another classifier ABI (an
+/// upgrade) are not refused but removed, and the loader creates them afresh: until the next install
+/// no rule applies, and per-rule counters, rate-limiter states and the classifier-wide counts start
+/// from zero. A program still attached keeps the old maps (they live while it does) until the new
+/// program replaces it. The forwarder's own pins (routes) are not touched. Returns whether the
+/// classifier pins were rebuilt.
+pub(crate) fn check_pinned(dir: &Path) -> Result<bool, crate::LoaderError> {
+    let Some(why) = pinned_mismatch(dir)? else {
+        return Ok(false);
+    };
+    tracing::warn!(
+        dir = %dir.display(),
+        %why,
+        "classifier pins of another ABI: removing them to create them afresh (installed rules \
+         are gone until the next install; per-rule counters and rate-limiter states restart from 0)"
+    );
+    for name in super::PINNED_MAPS {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(crate::LoaderError::Io {
+                    what: "remove classifier pin of another ABI",
                     path,
-                    detail: format!(
-                        "classifier ABI version {v}, this build speaks {CLS_ABI_VERSION}"
-                    ),
+                    source,
                 });
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
