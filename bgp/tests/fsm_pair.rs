@@ -798,13 +798,7 @@ fn late_collision_of_a_restarting_peer_is_not_a_second_restart_rfc4724_4_2() {
     // B comes up restarting (R set on every OPEN): the session it reaches Established with A carries
     // the bit already, so B's late OPEN on its second connection is a §6.8 collision, not a restart
     // that would drop the Established connection B may be keeping.
-    let w = sweep((Handling::OursGr, Handling::OursGrRestarting));
-    assert!(
-        w.failures.is_empty(),
-        "{} of {} runs failed",
-        w.failures.len(),
-        w.runs
-    );
+    sweep((Handling::OursGr, Handling::OursGrRestarting)).assert_no_failures();
 }
 
 /// What one collision run ended in.
@@ -902,6 +896,17 @@ struct Sweep {
     failures: Vec<(bool, u8, u64, Vec<Lag>, Outcome)>,
 }
 
+impl Sweep {
+    fn assert_no_failures(&self) {
+        assert!(
+            self.failures.is_empty(),
+            "{} of {} runs failed",
+            self.failures.len(),
+            self.runs
+        );
+    }
+}
+
 /// Both speakers active; B starts 0–10 ms after A; every combination of extra delay (0, 3, 7, 12 ms) for
 /// the first message each side sends on each side's connection (the OPEN: a slow accept path, or an
 /// OPEN stuck behind a congested direction); A's BGP Identifier below and above B's; without and with
@@ -979,13 +984,7 @@ fn sweep_with(handling: (Handling, Handling), jitter: bool) -> Sweep {
 /// resolution closes) and never both connections (an idle hold on either side).
 #[test]
 fn collision_sweep_over_start_offsets_and_asymmetric_delays_rfc4271_6_8() {
-    let w = sweep((Handling::Ours, Handling::Ours));
-    assert!(
-        w.failures.is_empty(),
-        "{} of {} runs failed",
-        w.failures.len(),
-        w.runs
-    );
+    sweep((Handling::Ours, Handling::Ours)).assert_no_failures();
 }
 
 /// With graceful restart negotiated an Established session accepts the peer's new connection (a
@@ -993,13 +992,7 @@ fn collision_sweep_over_start_offsets_and_asymmetric_delays_rfc4271_6_8() {
 /// late collision and must resolve exactly as without GR.
 #[test]
 fn collision_sweep_with_graceful_restart_negotiated_rfc4724_4_2() {
-    let w = sweep((Handling::OursGr, Handling::OursGr));
-    assert!(
-        w.failures.is_empty(),
-        "{} of {} runs failed",
-        w.failures.len(),
-        w.runs
-    );
+    sweep((Handling::OursGr, Handling::OursGr)).assert_no_failures();
 }
 
 /// Against a peer that closes a new connection facing an Established one at once (BIRD, FRR; GoBGP

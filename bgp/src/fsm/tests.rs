@@ -587,10 +587,9 @@ fn incoming_connection_while_established_is_refused_rfc4271_6_8() {
     assert_eq!(f.handle(S(1), Input::Incoming), vec![Output::Refuse]);
 }
 
-/// Our connection (outgoing, `X`) Established while the peer's connection (incoming, `Y`, accepted
-/// before) is in OpenSent; then the peer's OPEN arrives on `Y`. Our Identifier is 10.0.0.1.
-fn established_then_open_on_the_other(peer_id: [u8; 4]) -> (Fsm, ConnId, ConnId, Vec<Output>) {
-    let mut f = Fsm::new(cfg());
+/// Starts `f` and gives it two connections: its own outgoing `X` (connected) and the peer's `Y`
+/// (accepted), both before any OPEN from the peer.
+fn outgoing_then_incoming(f: &mut Fsm) -> (ConnId, ConnId) {
     let Output::Connect(x) = f.handle(S(0), Input::Start)[0] else {
         panic!("no connect")
     };
@@ -598,6 +597,14 @@ fn established_then_open_on_the_other(peer_id: [u8; 4]) -> (Fsm, ConnId, ConnId,
     let Output::Accept(y) = f.handle(S(0), Input::Incoming)[0] else {
         panic!("not accepted")
     };
+    (x, y)
+}
+
+/// Our connection (outgoing, `X`) Established while the peer's connection (incoming, `Y`, accepted
+/// before) is in OpenSent; then the peer's OPEN arrives on `Y`. Our Identifier is 10.0.0.1.
+fn established_then_open_on_the_other(peer_id: [u8; 4]) -> (Fsm, ConnId, ConnId, Vec<Output>) {
+    let mut f = Fsm::new(cfg());
+    let (x, y) = outgoing_then_incoming(&mut f);
     let mut open = peer_open(65002, 90);
     open.bgp_id = Ipv4Addr::from(peer_id);
     f.handle(S(0), Input::Received(x, Msg::Open(open.clone().wire())));
@@ -605,6 +612,14 @@ fn established_then_open_on_the_other(peer_id: [u8; 4]) -> (Fsm, ConnId, ConnId,
     assert_eq!(f.established_conn(), Some(x));
     let out = f.handle(S(1), Input::Received(y, Msg::Open(open.wire())));
     (f, x, y, out)
+}
+
+fn collision_cease() -> Notification {
+    Notification::new(
+        code::CEASE,
+        cease::CONNECTION_COLLISION_RESOLUTION,
+        Vec::new(),
+    )
 }
 
 fn is_collision_cease(n: Option<&Notification>) -> bool {
@@ -633,12 +648,10 @@ fn open_colliding_with_established_waits_for_the_peers_resolution_rfc4271_6_8() 
 
     // The peer closes X (it resolved in OpenConfirm): Y carries on, one flap, no idle hold.
     let mut a = f.clone();
-    let n = Notification::new(
-        code::CEASE,
-        cease::CONNECTION_COLLISION_RESOLUTION,
-        Vec::new(),
+    let out = a.handle(
+        S(1),
+        Input::Received(x, Msg::Notification(collision_cease())),
     );
-    let out = a.handle(S(1), Input::Received(x, Msg::Notification(n)));
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::Down(Cause::Received(_))))
@@ -665,12 +678,10 @@ fn open_colliding_with_established_waits_for_the_peers_resolution_rfc4271_6_8() 
 
     // It kept X (it was Established there too) and closes Y: nothing else changes.
     let mut c = f.clone();
-    let n = Notification::new(
-        code::CEASE,
-        cease::CONNECTION_COLLISION_RESOLUTION,
-        Vec::new(),
+    let out = c.handle(
+        S(1),
+        Input::Received(y, Msg::Notification(collision_cease())),
     );
-    let out = c.handle(S(1), Input::Received(y, Msg::Notification(n)));
     assert!(out.contains(&Output::Close(y)));
     assert_eq!((c.established_conn(), c.connections()), (Some(x), 1));
     assert_eq!(c.status().flaps, 0);
@@ -711,13 +722,7 @@ fn equal_identifiers_keep_the_connection_of_the_larger_as_rfc6286_2_3() {
     // Same BGP Identifier on both sides (allowed between ASes): our AS 65003 is larger than the
     // peer's 65002, so our connection survives a collision in OpenConfirm, as on the peer's side.
     let mut f = Fsm::new(FsmConfig::new(65003, 65002, Ipv4Addr::new(10, 0, 0, 1)));
-    let Output::Connect(x) = f.handle(S(0), Input::Start)[0] else {
-        panic!("no connect")
-    };
-    f.handle(S(0), Input::Connected(x));
-    let Output::Accept(y) = f.handle(S(0), Input::Incoming)[0] else {
-        panic!("not accepted")
-    };
+    let (x, y) = outgoing_then_incoming(&mut f);
     let mut open = peer_open(65002, 90);
     open.bgp_id = Ipv4Addr::new(10, 0, 0, 1);
     f.handle(S(0), Input::Received(x, Msg::Open(open.clone().wire())));
