@@ -181,6 +181,27 @@ impl FibMaps {
             .store(dir24_entry(value), Ordering::Release)
     }
 
+    /// Stores `value` (as [`FibMaps::dir24_store`] takes it) into the tbl24 entries `from..to`
+    /// that hold something else, one atomic store each; returns how many it stored. A fresh map
+    /// is all zeros (`PL_NO_ROUTE`), so filling a range without routes there stores nothing.
+    pub fn dir24_fill(&self, from: u32, to: u32, value: u32) -> u64 {
+        if from >= to {
+            return 0;
+        }
+        let v = dir24_entry(value);
+        let mut n = 0;
+        for e in self
+            .dir24_mm
+            .u16_slice(from as usize * 2, (to - from) as usize)
+        {
+            if e.load(Ordering::Relaxed) != v {
+                e.store(v, Ordering::Release);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// tbl24 entry `idx` in the 32-bit form [`FibMaps::dir24_store`] takes.
     pub fn dir24_load(&self, idx: u32) -> u32 {
         let e = self

@@ -226,6 +226,21 @@ impl Mmap {
         unsafe { &*(self.ptr.as_ptr().add(off) as *const std::sync::atomic::AtomicU16) }
     }
 
+    /// The `n` u16s from byte offset `off` as atomics. Panics when out of range or misaligned.
+    pub fn u16_slice(&self, off: usize, n: usize) -> &[std::sync::atomic::AtomicU16] {
+        assert!(
+            off.is_multiple_of(2) && off + 2 * n <= self.len,
+            "mmap u16 range {off}+{n} out of range"
+        );
+        // SAFETY: in bounds and aligned (mmap is page aligned); AtomicU16 has u16's layout.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.ptr.as_ptr().add(off) as *const std::sync::atomic::AtomicU16,
+                n,
+            )
+        }
+    }
+
     /// The u64 at byte offset `off` as an atomic.
     pub fn u64_at(&self, off: usize) -> &std::sync::atomic::AtomicU64 {
         assert!(

@@ -3,7 +3,9 @@
 //! - initial sync of the full IPv4 + IPv6 tables in one batch into fresh maps, against installing
 //!   the same tables into a kernel routing table over netlink (RTM_NEWROUTE, as many per sendmsg as
 //!   fit in 60 KiB, each ACKed) in a namespace, once with a gateway in every route (BIRD) and once
-//!   through nexthop objects (FRR's zebra), the faster being the baseline; two table sets: the
+//!   through nexthop objects (FRR's zebra), the faster being the baseline; every run of the maps is
+//!   followed by one of each kernel install (same data, interleaved so load drifts reach both),
+//!   and the ratios are median vs median, min vs min and CPU time vs CPU time; two table sets: the
 //!   real prefixes (ipasn_20140513, ~513k IPv4; ipasn6_20151101, ~27.7k IPv6 grown to 240k by
 //!   deaggregation) and today's size (1.05M
 //!   IPv4 and 240k IPv6, grown as the testbed's table generator does: real length mix,
@@ -244,8 +246,9 @@ enum KernelNh {
 
 /// Installs `table` into routing table 100 of a fresh namespace over netlink: RTM_NEWROUTE
 /// (proto bgp, via a gateway on a veth), as many per sendmsg as fit in 60 KiB, each ACKed. Returns
-/// the time for the IPv4 and the IPv6 routes.
-fn kernel_install(table: &[(IpNet, u32)], nh: KernelNh) -> (Duration, Duration) {
+/// the time for the IPv4 and the IPv6 routes, and the CPU time of the installing thread (the
+/// kernel's work runs in its syscalls).
+fn kernel_install(table: &[(IpNet, u32)], nh: KernelNh) -> (Duration, Duration, Duration) {
     let ns = Netns(format!("fsbench{}-k", std::process::id()));
     ip(&["netns", "add", &ns.0]);
     // A veth pair inside the namespace stands in for the upstream port (no dummy module here).
@@ -318,9 +321,10 @@ fn kernel_install(table: &[(IpNet, u32)], nh: KernelNh) -> (Duration, Duration) 
             let _ = sock.set_rx_buf_sz(8 << 20);
             let v4 = table.iter().filter(|x| x.0.addr().is_ipv4()).map(|x| x.0);
             let v6 = table.iter().filter(|x| x.0.addr().is_ipv6()).map(|x| x.0);
+            let c0 = thread_cpu();
             let t4 = install(&sock, ifindex, nh, v4);
             let t6 = install(&sock, ifindex, nh, v6);
-            (t4, t6)
+            (t4, t6, thread_cpu() - c0)
         })
         .join()
         .unwrap()
@@ -449,6 +453,17 @@ fn process_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 fn load_avg() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     load.split_whitespace()
@@ -457,19 +472,48 @@ fn load_avg() -> String {
         .join(" ")
 }
 
-/// Initial sync of `table` (both families, one batch) into fresh maps, `repeat` times; returns the
-/// sorted times and the last engine (settled).
-fn initial(tag: &str, table: &[(IpNet, u32)], repeat: usize) -> (Vec<f64>, Pins, FibSync) {
+/// Wall and CPU seconds of the runs of one side.
+#[derive(Default)]
+struct Runs {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Runs {
+    fn push(&mut self, wall: Duration, cpu: Duration) {
+        self.wall.push(secs(wall));
+        self.cpu.push(secs(cpu));
+    }
+    /// (min, median) of the wall times, median CPU.
+    fn stats(&self) -> (f64, f64, f64) {
+        let (min, med) = min_med(&mut self.wall.clone());
+        (min, med, min_med(&mut self.cpu.clone()).1)
+    }
+}
+
+/// Initial sync of `table` (both families, one batch) into fresh maps, `repeat` times, each run
+/// followed by the kernel installs of the same table when `kernel` (so load drifts reach both
+/// sides alike); prints both sides and their ratios. Returns the last engine (settled).
+fn initial(
+    tag: &str,
+    table: &[(IpNet, u32)],
+    n4: usize,
+    repeat: usize,
+    kernel: bool,
+) -> (Pins, FibSync) {
     let r = routes(table, 0);
-    let mut times = Vec::new();
+    let mut maps = Runs::default();
+    let mut kern = [Runs::default(), Runs::default()];
+    let methods = [KernelNh::Gateway, KernelNh::Object];
     let mut last = None;
     for k in 0..repeat {
         let pins = Pins::new(&format!("{tag}{k}"));
         let mut s = pins.sync();
+        let c = process_cpu();
         let t = Instant::now();
         let rep = s.apply(&r).unwrap();
         let el = t.elapsed();
-        times.push(secs(el));
+        maps.push(el, process_cpu() - c);
         let t = Instant::now();
         s.settle().unwrap();
         let settle = t.elapsed();
@@ -501,11 +545,58 @@ fn initial(tag: &str, table: &[(IpNet, u32)], repeat: usize) -> (Vec<f64>, Pins,
             );
             assert!(diffs.is_empty(), "{diffs:?}");
         }
+        println!(
+            "  {tag} run {k}: maps {:.3} s [load {}]",
+            secs(el),
+            load_avg()
+        );
         last = Some((pins, s));
+        if !kernel {
+            continue;
+        }
+        for (nh, runs) in methods.iter().zip(&mut kern) {
+            let (k4, k6, cpu) = kernel_install(table, *nh);
+            runs.push(k4 + k6, cpu);
+            println!(
+                "  {tag} run {k}: kernel table over netlink ({nh:?}): IPv4 {n4} in {:.3} s + IPv6 {} in {:.3} s = {:.3} s \
+                 ({:.0} routes/s) [load {}]",
+                secs(k4),
+                table.len() - n4,
+                secs(k6),
+                secs(k4 + k6),
+                table.len() as f64 / secs(k4 + k6),
+                load_avg()
+            );
+        }
     }
-    let (pins, s) = last.expect("repeat >= 1");
-    times.sort_by(|a, b| a.total_cmp(b));
-    (times, pins, s)
+    let (min, med, cpu) = maps.stats();
+    println!(
+        "  {tag}: maps min {min:.3} s, median {med:.3} s ({:.2} M prefixes/s), CPU {cpu:.3} s [load {}]",
+        table.len() as f64 / med / 1e6,
+        load_avg()
+    );
+    if kernel {
+        // Both ways routing daemons install; the faster one (by median) is the baseline.
+        let mut best = (f64::MAX, f64::MAX, f64::MAX, KernelNh::Gateway);
+        for (nh, runs) in methods.iter().zip(&kern) {
+            let (kmin, kmed, kcpu) = runs.stats();
+            println!(
+                "  {tag}: kernel ({nh:?}) min {kmin:.3} s, median {kmed:.3} s, CPU {kcpu:.3} s"
+            );
+            if kmed < best.1 {
+                best = (kmin, kmed, kcpu, *nh);
+            }
+        }
+        let (kmin, kmed, kcpu, nh) = best;
+        println!(
+            "  {tag}: maps are {:.1}x faster than the faster kernel install ({nh:?}) at the median \
+             ({:.1}x min vs min; {:.1}x in CPU time) over {repeat} interleaved runs",
+            kmed / med,
+            kmin / min,
+            kcpu / cpu,
+        );
+    }
+    last.expect("repeat >= 1")
 }
 
 /// The IPv6 trie alone: 240k inserts into a fresh `fib6` in several orders and splits, to see what
@@ -546,30 +637,40 @@ fn trie_orders(v6: &[(IpNet, u32)]) {
     ];
     for (name, list, threads, chunk) in cases {
         let mut t = Vec::new();
+        let mut cpu = Vec::new();
         for k in 0..3 {
             let pins = Pins::new(&format!("trie{k}"));
             let maps = PinnedMaps::open(&pins.0).unwrap();
             let start = Instant::now();
-            std::thread::scope(|s| {
-                for part in list.chunks(list.len().div_ceil(threads)) {
-                    let m = &maps;
-                    s.spawn(move || {
-                        for c in part.chunks(chunk.min(part.len())) {
-                            if chunk == 1 {
-                                m.fib.fib6_insert(c[0].0, c[0].1, c[0].2).unwrap();
-                            } else {
-                                m.fib.fib6_insert_batch(c).unwrap();
+            let c: Duration = std::thread::scope(|s| {
+                let jobs: Vec<_> = list
+                    .chunks(list.len().div_ceil(threads))
+                    .map(|part| {
+                        let m = &maps;
+                        s.spawn(move || {
+                            let c0 = thread_cpu();
+                            for c in part.chunks(chunk.min(part.len())) {
+                                if chunk == 1 {
+                                    m.fib.fib6_insert(c[0].0, c[0].1, c[0].2).unwrap();
+                                } else {
+                                    m.fib.fib6_insert_batch(c).unwrap();
+                                }
                             }
-                        }
-                    });
-                }
+                            thread_cpu() - c0
+                        })
+                    })
+                    .collect();
+                jobs.into_iter().map(|j| j.join().unwrap()).sum()
             });
             t.push(secs(start.elapsed()));
+            cpu.push(secs(c));
         }
         let (min, med) = min_med(&mut t);
+        let (_, cpu_med) = min_med(&mut cpu);
         println!(
-            "  {name}: median {med:.3} s (min {min:.3}), {:.2} µs/prefix [load {}]",
+            "  {name}: median {med:.3} s (min {min:.3}), {:.2} µs/prefix; CPU {:.2} µs/prefix [load {}]",
             med * 1e6 / list.len() as f64,
+            cpu_med * 1e6 / list.len() as f64,
             load_avg()
         );
     }
@@ -626,36 +727,7 @@ fn main() {
         if tag == "today" && !run("init") {
             continue;
         }
-        let (t, pins, s) = initial(tag, table, repeat);
-        let (min, med) = (t[0], t[t.len() / 2]);
-        println!(
-            "  {tag}: maps min {min:.3} s, median {med:.3} s ({:.2} M prefixes/s) [load {}]",
-            table.len() as f64 / med / 1e6,
-            load_avg()
-        );
-        if kernel && run("init") {
-            // Both ways routing daemons install; the faster one is the baseline.
-            let mut best = f64::MAX;
-            for nh in [KernelNh::Gateway, KernelNh::Object] {
-                let (k4, k6) = kernel_install(table, nh);
-                let k = secs(k4) + secs(k6);
-                println!(
-                    "  {tag}: kernel table over netlink ({nh:?}): IPv4 {n4} in {:.3} s + IPv6 {} in {:.3} s = {k:.3} s \
-                     ({:.0} routes/s) [load {}]",
-                    secs(k4),
-                    table.len() - n4,
-                    secs(k6),
-                    table.len() as f64 / k,
-                    load_avg()
-                );
-                best = best.min(k);
-            }
-            println!(
-                "  {tag}: maps are {:.1}x faster than the faster kernel install (median; {:.1}x at min)",
-                best / med,
-                best / min,
-            );
-        }
+        let (pins, s) = initial(tag, table, n4, repeat, kernel && run("init"));
         if tag == "real" {
             keep = Some((pins, s));
         }

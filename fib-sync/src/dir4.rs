@@ -38,6 +38,14 @@ pub(crate) trait Tables {
     fn load24(&self, idx: u32) -> u32;
     fn store24(&mut self, idx: u32, value: u32);
     fn store8(&mut self, group: u32, j: u8, value: u32);
+    /// Stores `value` into the tbl24 entries `from..to` that hold something else.
+    fn fill24(&mut self, from: u32, to: u32, value: u32) {
+        for i in from..to {
+            if self.load24(i) != value {
+                self.store24(i, value);
+            }
+        }
+    }
 }
 
 const BUCKETS: usize = 1 << 16;

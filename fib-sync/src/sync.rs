@@ -169,6 +169,9 @@ impl Tables for CountingSink<'_> {
         self.c.dir8 += 1;
         self.maps.dir8_store(group, j, value)
     }
+    fn fill24(&mut self, from: u32, to: u32, value: u32) {
+        self.c.dir24 += self.maps.dir24_fill(from, to, value);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -471,8 +474,8 @@ impl FibSync {
     }
 
     /// The first batch into empty maps: the objects first, then the IPv6 trie (sorted, batched) on
-    /// another thread while this one writes one flat DIR-24-8 image (see [`crate::bulk`]) and the
-    /// IPv4 reference trie if configured. Each family is sorted by prefix (the last of several
+    /// another thread while this one writes DIR-24-8 in one sweep (see [`crate::bulk`]) and the
+    /// IPv4 reference trie if configured, then takes the trie batches left. Each family is sorted by prefix (the last of several
     /// routes for one prefix wins). The table of prefixes and the DIR-24-8 shadow are built in the
     /// background and joined before the next batch.
     fn apply_bulk(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
@@ -507,8 +510,10 @@ impl FibSync {
         let planned6 = t0.elapsed();
         let lpm4 = self.cfg.engine4 == Engine4::Lpm;
         let (v4, v6, rules4, groups, trie_c, trie_err) = std::thread::scope(|s| {
-            // 4: the IPv6 trie on its own thread, sorted so consecutive inserts walk the same
-            // trie nodes, in one batch syscall.
+            // 4: the IPv6 trie, sorted so consecutive inserts walk the same trie nodes, in
+            // batches shared with this thread once its IPv4 work is done.
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let trie6 = &trie6;
             let six = s.spawn(move || {
                 k6.sort_unstable_by_key(|x| (x.0, x.1, x.2));
                 let mut v6: Vec<crate::bulk::Route6> = Vec::with_capacity(k6.len());
@@ -519,12 +524,14 @@ impl FibSync {
                     }
                 }
                 drop(k6);
-                let t6: Vec<_> = v6
-                    .iter()
-                    .map(|&(a, l, pl_id)| (a, l, FibVal { pl_id, flags: 0 }))
-                    .collect();
-                let r = trie6.insert(&t6);
-                (v6, r, t0.elapsed())
+                let chunks = Arc::new(crate::bulk::Trie6Chunks::new(
+                    v6.iter()
+                        .map(|&(a, l, pl_id)| (a, l, FibVal { pl_id, flags: 0 }))
+                        .collect(),
+                ));
+                let _ = tx.send(chunks.clone());
+                let n = chunks.work(trie6);
+                (v6, chunks, n, t0.elapsed())
             });
             // Pass 2: IPv4 keys: address << 32 | length << 24 | position.
             let mut k4: Vec<(u64, u32)> = Vec::with_capacity(routes.len());
@@ -577,16 +584,20 @@ impl FibSync {
             // The IPv4 table for later batches, while the trie writer (the longer job) runs.
             let rules4 = crate::dir4::Rules4::from_sorted(&v4);
             let t4 = t0.elapsed();
+            // Then the trie chunks the writer has not taken yet.
+            let helped = rx.recv().map_or(0, |chunks| chunks.work(trie6));
             let v6 = match six.join() {
-                Ok((v6, r, t6)) => {
+                Ok((v6, chunks, n, t6)) => {
                     tc.fib6 = v6.len() as u64;
-                    if let Err(e) = r {
+                    if let Err(e) = chunks.result() {
                         te.get_or_insert(e);
                     }
                     tracing::debug!(
                         planned6 = ?planned6,
                         trie6_done = ?t6,
                         dir24_done = ?t4,
+                        trie6_by_writer = n,
+                        trie6_by_dir24_thread = helped,
                         "bulk load phases"
                     );
                     v6

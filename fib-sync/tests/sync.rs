@@ -447,6 +447,61 @@ fn a_bulk_load_takes_the_last_route_of_a_repeated_prefix_and_answers_before_it_s
     }
 }
 
+/// A bulk load with several trie batches of IPv6 (the trie writer and the DIR-24-8 thread share
+/// them) and nested IPv4 prefixes over unrouted gaps: every IPv6 prefix is in the trie once, the
+/// maps check clean, and tbl24 is written only where a route is (a fresh map reads as no route).
+#[test]
+fn a_bulk_load_shares_the_trie_batches_and_writes_only_routed_tbl24_entries() {
+    let inst = Instance::new("bulkshare", Engine4::Dir24);
+    let mut s = inst.sync(SyncConfig::default());
+    s.set_nexthops(&[(addr(A), Some(lo_nh(1))), (addr(B), Some(lo_nh(2)))])
+        .unwrap();
+    let mut routes = Vec::new();
+    let n6 = 20_000u32;
+    for i in 0..n6 {
+        // /56s of 2001:db8::/32, every seventh replaced by a /44 that covers some of them.
+        let p6 = if i % 7 == 0 {
+            IpNet::new(
+                IpAddr::V6((0x2001_0db8_u128 << 96 | u128::from(i / 7) << 84).into()),
+                44,
+            )
+        } else {
+            IpNet::new(
+                IpAddr::V6((0x2001_0db8_u128 << 96 | u128::from(i) << 72).into()),
+                56,
+            )
+        }
+        .unwrap();
+        let nh = if i % 2 == 0 { A } else { B };
+        routes.push(Route::forward(p6.trunc(), [(addr(nh), 1)]));
+    }
+    // 10.0.0.0/16 with /24s and /28s under it, and /24s of 11.0.0.0/8 (no cover).
+    routes.push(Route::forward(net("10.0.0.0/16"), [(addr(A), 1)]));
+    for i in 0..256u32 {
+        let p = IpNet::new(IpAddr::V4((0x0a00_0000 + (i << 8)).into()), 24).unwrap();
+        if i % 3 == 0 {
+            routes.push(Route::forward(p, [(addr(B), 1)]));
+        }
+        let q = IpNet::new(IpAddr::V4((0x0b00_0000 + (i << 12)).into()), 24).unwrap();
+        routes.push(Route::forward(q, [(addr(A), 1)]));
+        if i % 5 == 0 {
+            let l = IpNet::new(IpAddr::V4((0x0a00_0000 + (i << 8) + 32).into()), 28).unwrap();
+            routes.push(Route::forward(l, [(addr(A), 1), (addr(B), 1)]));
+        }
+    }
+    let r = s.apply(&routes).unwrap();
+    assert_eq!(r.writes.fib6, u64::from(n6));
+    let groups = 256 / 5 + 1;
+    // tbl24: the /16's 256 entries (each a value or a group link) and 256 uncovered /24s.
+    assert_eq!(r.writes.dir24, 256 + 256, "no write to unrouted entries");
+    assert_eq!(r.writes.dir8, groups * 256);
+    let in_trie = s.maps().fib6_entries().unwrap();
+    assert_eq!(in_trie.len(), n6 as usize);
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+    s.settle().unwrap();
+    assert_eq!(s.check(&routes).unwrap(), vec![]);
+}
+
 #[test]
 fn a_next_hop_death_with_a_million_prefixes_is_one_store_per_path_list() {
     let inst = Instance::new("pic1m", Engine4::Dir24);
