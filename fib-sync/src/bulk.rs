@@ -28,7 +28,7 @@ use ipnet::{IpNet, Ipv6Net};
 use crate::SyncError;
 use crate::dir4::Tables;
 use crate::maps::Trie6Writer;
-use crate::types::PrefixMap;
+use crate::table6::Table6;
 
 /// One IPv4 route of a bulk load: (network address, prefix length, path-list id).
 pub(crate) type Route4 = (u32, u8, u32);
@@ -38,7 +38,7 @@ pub(crate) type Route6 = (u128, u8, u32);
 /// The IPv6 table being built in the background, and the sorted routes it is built from
 /// (for lookups until it is joined).
 pub(crate) struct PendingTables {
-    pub job: JoinHandle<PrefixMap<Ipv6Net, u32>>,
+    pub job: JoinHandle<Table6>,
     pub v6: Arc<Vec<Route6>>,
 }
 
@@ -56,7 +56,7 @@ impl PendingTables {
             .map(|&(a, l, v)| (IpNet::V6(Ipv6Net::new_assert(a.into(), l)), v))
     }
 
-    pub fn join(self) -> Result<PrefixMap<Ipv6Net, u32>, SyncError> {
+    pub fn join(self) -> Result<Table6, SyncError> {
         self.job
             .join()
             .map_err(|_| SyncError::Map("the table builder panicked".into()))
@@ -197,15 +197,7 @@ pub(crate) fn spawn_table6(v6: Arc<Vec<Route6>>) -> Result<PendingTables, SyncEr
     let r = v6.clone();
     let job = std::thread::Builder::new()
         .name("fib-table6".into())
-        .spawn(move || {
-            let mut t = PrefixMap::default();
-            t.reserve(r.len());
-            t.extend(
-                r.iter()
-                    .map(|&(a, l, v)| (Ipv6Net::new_assert(a.into(), l), v)),
-            );
-            t
-        })
+        .spawn(move || Table6::from_routes(&r))
         .map_err(|e| SyncError::Map(format!("spawning the table builder: {e}")))?;
     Ok(PendingTables { job, v6 })
 }

@@ -24,6 +24,7 @@ pub mod reconcile;
 pub mod resolve;
 pub mod sync;
 pub mod syncer;
+mod table6;
 pub mod types;
 
 pub use check::Mismatch;

@@ -29,13 +29,14 @@ use std::time::{Duration, Instant};
 
 use fib_ebpf::abi::*;
 use fib_ebpf::{Engine4, nhg as buckets};
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::SyncError;
 use crate::dir4::{Dir4, Tables};
 use crate::ids::IdPool;
 use crate::maps::PinnedMaps;
+use crate::table6::Table6;
 use crate::types::{NhL2, NhSet, PrefixMap, Route, RouteAction};
 
 /// Settings of the sync engine.
@@ -233,7 +234,8 @@ pub struct FibSync {
     /// The table of prefixes of an initial bulk load, still being built (joined before the next
     /// batch).
     pub(crate) pending: Option<crate::bulk::PendingTables>,
-    pub(crate) routes6: PrefixMap<Ipv6Net, u32>,
+    /// The IPv6 prefixes (packed, `table6.rs`; the LPM trie itself is the kernel's map).
+    pub(crate) routes6: Table6,
     pub(crate) pls: FxHashMap<u32, PathList>,
     pub(crate) pl_of_set: FxHashMap<NhSet, u32>,
     pub(crate) pls_of_addr: FxHashMap<IpAddr, FxHashSet<u32>>,
@@ -263,7 +265,7 @@ impl FibSync {
             maps,
             dir4,
             pending: None,
-            routes6: PrefixMap::default(),
+            routes6: Table6::default(),
             pls: FxHashMap::default(),
             pl_of_set: FxHashMap::default(),
             pls_of_addr: FxHashMap::default(),
@@ -313,15 +315,14 @@ impl FibSync {
             .map(|(a, l, v)| (IpNet::V4(Ipv4Net::new_assert(a.into(), l)), v));
         match &self.pending {
             Some(p) => Box::new(v4.chain(p.iter())),
-            None => Box::new(v4.chain(self.routes6.iter().map(|(p, v)| (IpNet::V6(*p), *v)))),
+            None => Box::new(v4.chain(self.routes6.iter().map(|(p, v)| (IpNet::V6(p), v)))),
         }
     }
 
     /// Heap bytes of the per-prefix state: the IPv4 table with its tbl8 group records and the
     /// IPv6 table (from capacities; the DIR-24-8 arrays themselves are the mmapped maps).
     pub fn prefix_state_bytes(&self) -> usize {
-        let slot6 = size_of::<(Ipv6Net, u32)>() + 1;
-        self.dir4.heap_bytes() + (self.routes6.capacity() * 8 / 7).next_power_of_two() * slot6
+        self.dir4.heap_bytes() + self.routes6.heap_bytes()
     }
 
     /// Map writes since start.
@@ -389,7 +390,7 @@ impl FibSync {
     pub(crate) fn route_now(&self, p: &IpNet) -> Option<u32> {
         match p {
             IpNet::V4(n) => self.dir4.rules.get(u32::from(n.network()), n.prefix_len()),
-            IpNet::V6(n) => self.routes6.get(n).copied(),
+            IpNet::V6(n) => self.routes6.get(n),
         }
     }
 
@@ -856,20 +857,13 @@ impl FibSync {
                     None => return Ok(()),
                 }
             }
-            (IpNet::V6(n), Some(id)) => match self.routes6.entry(n) {
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    let o = *e.get();
-                    if o == id {
-                        return Ok(());
-                    }
-                    e.insert(id);
-                    Some(o)
+            (IpNet::V6(n), Some(id)) => {
+                let old = self.routes6.insert(&n, id);
+                if old == Some(id) {
+                    return Ok(());
                 }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(id);
-                    None
-                }
-            },
+                old
+            }
             (IpNet::V6(n), None) => match self.routes6.remove(&n) {
                 Some(o) => Some(o),
                 None => return Ok(()),
