@@ -5,13 +5,16 @@
 //! - a table is 65,536 buckets of sorted vectors of `(prefix, Paths)` (bucketed by the top 16 address
 //!   bits for IPv4, which keeps address order; by a hash of the top 32 bits for IPv6). No hash table
 //!   load-factor slack, no per-entry allocation, and ordered walks for `--longer` queries;
-//! - [`Paths`] is 24 bytes: the multipath count and one path inline (the common case: one path per
-//!   peer per prefix), or a boxed slice when several peers announce the prefix;
+//! - [`Paths`] is 16 bytes: one path inline (the common case: one path per peer per prefix), or a
+//!   boxed slice when several peers announce the prefix, told apart by the low bit of the first
+//!   word (an `Arc` pointer's is clear), with the multipath count in the lone path's rank or
+//!   beside the slice's length;
 //! - a [`Path`] is 16 bytes: an interned attribute pointer, the ADD-PATH path id, a 16-bit peer
 //!   index, flags, and its arrival rank among the prefix's paths (all the decision process needs of
 //!   arrival order), so every further peer's path costs 16 bytes in the prefix's slice.
 //!
-//! An IPv4 entry costs 32 bytes plus the interned attribute set's share.
+//! An IPv4 entry costs 24 bytes (an IPv6 entry 40) plus the interned attribute set's share; with
+//! a 24-byte `Paths` they were 32 and 48 (8 bytes per path of a full table from one peer).
 
 use std::net::IpAddr;
 
@@ -36,15 +39,19 @@ pub mod flags {
     pub const ANY_STALE: u8 = STALE | LLGR_STALE;
 }
 
-/// One candidate path for a prefix.
+/// One candidate path for a prefix. `repr(C)` with the attribute pointer first: [`Paths`] tells an
+/// inline path from a boxed slice by that word's low bit (always clear in an `Arc` pointer).
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Path {
     pub attrs: AttrRef,
     pub path_id: u32,
     pub peer: PeerId,
     pub flags: u8,
     /// Arrival order among the paths of the prefix: a path announced (or replaced) later has a
-    /// higher rank. Ranks are compacted when they would overflow, keeping their order.
+    /// higher rank. Ranks are compacted when they would overflow, keeping their order. Only the
+    /// order among a prefix's paths means anything (a prefix's only path keeps its multipath
+    /// count here, see [`Paths`]).
     pub rank: u8,
 }
 
@@ -62,36 +69,123 @@ impl Path {
 }
 
 /// All candidates of one prefix, best first, with the multipath count (see [`Paths::multipath`]).
-#[derive(Debug, Clone)]
-pub enum Paths {
-    One(u8, Path),
-    Many(u8, Box<[Path]>),
+///
+/// 16 bytes, so a table entry is 24 (IPv4) or 40 (IPv6) bytes: either the one path inline (the
+/// common case; its multipath count, 0 or 1, is kept in its `rank`, which means nothing for a
+/// lone path), or a boxed slice of several as (data pointer with the low bit set, length,
+/// multipath count). An `Arc` pointer is 8-aligned, so an inline path's first word has that bit
+/// clear; callers only ever see `Path`s, and no `Path` value can set it.
+#[repr(C)]
+pub struct Paths {
+    repr: Repr,
 }
+
+#[repr(C)]
+union Repr {
+    one: std::mem::ManuallyDrop<Path>,
+    many: Many,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Many {
+    /// `Box<[Path]>` data pointer | 1.
+    ptr: *mut Path,
+    len: u32,
+    mp: u8,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<AttrRef>() == 8);
+    assert!(std::mem::size_of::<Path>() == 16 && std::mem::align_of::<Path>() == 8);
+    assert!(std::mem::size_of::<Many>() == 16);
+    assert!(std::mem::size_of::<Paths>() == 16);
+};
+
+// SAFETY: a `Paths` owns its path or its boxed slice exclusively, like `Box<[Path]>` does; `Path`
+// is `Send + Sync` (asserted below).
+unsafe impl Send for Paths {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Paths {}
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Path>();
+};
 
 impl Paths {
     /// The entry of a prefix's first path.
     pub fn one(mut p: Path) -> Paths {
         p.rank = 0;
-        Paths::One(0, p)
+        Paths::inline(p)
+    }
+
+    /// `p` inline; its rank is the multipath count (0 or 1).
+    fn inline(p: Path) -> Paths {
+        let r = Paths {
+            repr: Repr {
+                one: std::mem::ManuallyDrop::new(p),
+            },
+        };
+        debug_assert!(!r.is_many());
+        r
+    }
+
+    fn boxed(v: Box<[Path]>, mp: u8) -> Paths {
+        let len = u32::try_from(v.len()).expect("fewer than 2^32 paths per prefix");
+        let ptr = Box::into_raw(v) as *mut Path;
+        debug_assert!(ptr as usize & 1 == 0);
+        Paths {
+            repr: Repr {
+                many: Many {
+                    ptr: ptr.map_addr(|a| a | 1),
+                    len,
+                    mp,
+                },
+            },
+        }
+    }
+
+    fn is_many(&self) -> bool {
+        // SAFETY: both members start with a pointer-sized word: the tagged slice pointer or the
+        // attribute `Arc` pointer (bit 0 clear); reading it as a raw pointer is valid for either.
+        unsafe { self.repr.many.ptr.addr() & 1 == 1 }
+    }
+
+    /// The slice of a boxed entry (data pointer, length), `None` for an inline path.
+    fn many(&self) -> Option<(*mut Path, usize)> {
+        self.is_many().then(|| {
+            // SAFETY: the active member is `many` (tag bit set).
+            let m = unsafe { self.repr.many };
+            (m.ptr.map_addr(|a| a & !1), m.len as usize)
+        })
     }
 
     pub fn as_slice(&self) -> &[Path] {
-        match self {
-            Paths::One(_, p) => std::slice::from_ref(p),
-            Paths::Many(_, v) => v,
+        match self.many() {
+            // SAFETY: (ptr, len) came from a `Box<[Path]>` this value owns.
+            Some((ptr, len)) => unsafe { std::slice::from_raw_parts(ptr, len) },
+            // SAFETY: the active member is `one`.
+            None => std::slice::from_ref(unsafe { &*self.repr.one }),
         }
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [Path] {
-        match self {
-            Paths::One(_, p) => std::slice::from_mut(p),
-            Paths::Many(_, v) => v,
+        match self.many() {
+            // SAFETY: (ptr, len) came from a `Box<[Path]>` this value owns exclusively.
+            Some((ptr, len)) => unsafe { std::slice::from_raw_parts_mut(ptr, len) },
+            // SAFETY: the active member is `one`.
+            None => std::slice::from_mut(unsafe { &mut *self.repr.one }),
         }
     }
 
     /// Makes `p` the newest path of the entry: it replaces the path `at` when given, else it is
     /// added. Returns the replaced path.
     pub fn push_newest(&mut self, mut p: Path, at: Option<usize>) -> Option<Path> {
+        if !self.is_many() && at == Some(0) {
+            // The lone path replaced: the multipath count stays (in the rank).
+            p.rank = self.multipath() as u8;
+            return Some(std::mem::replace(&mut self.as_mut_slice()[0], p));
+        }
         let newest = self
             .iter()
             .enumerate()
@@ -124,24 +218,30 @@ impl Paths {
     }
 
     pub fn len(&self) -> usize {
-        self.as_slice().len()
+        self.many().map_or(1, |(_, n)| n)
     }
 
     pub fn is_empty(&self) -> bool {
-        false
+        self.len() == 0
     }
 
     /// Number of leading paths forming the multipath (forwarding) set; 0 = nothing usable.
     pub fn multipath(&self) -> usize {
-        match self {
-            Paths::One(mp, _) | Paths::Many(mp, _) => *mp as usize,
+        if self.is_many() {
+            // SAFETY: the active member is `many`.
+            unsafe { self.repr.many.mp as usize }
+        } else {
+            self.as_slice()[0].rank as usize
         }
     }
 
     pub fn set_multipath(&mut self, n: usize) {
         let n = n.min(self.len()).min(u8::MAX as usize) as u8;
-        match self {
-            Paths::One(mp, _) | Paths::Many(mp, _) => *mp = n,
+        if self.is_many() {
+            // The active member is `many` (a plain `Copy` field write); only its count changes.
+            self.repr.many.mp = n;
+        } else {
+            self.as_mut_slice()[0].rank = n;
         }
     }
 
@@ -164,7 +264,7 @@ impl Paths {
         let mut v: Vec<Path> = Vec::with_capacity(old.len() + 1);
         v.extend(old);
         v.push(p);
-        *self = Paths::Many(mp, v.into_boxed_slice());
+        *self = Paths::boxed(v.into_boxed_slice(), mp);
     }
 
     /// Removes the paths matching `pred`, returning them; `None` in the result's second place means the
@@ -176,25 +276,44 @@ impl Paths {
     }
 
     pub fn into_vec(self) -> Vec<Path> {
-        match self {
-            Paths::One(_, p) => vec![p],
-            Paths::Many(_, v) => v.into_vec(),
+        let me = std::mem::ManuallyDrop::new(self);
+        match me.many() {
+            // SAFETY: (ptr, len) came from `Box::into_raw` of a `[Path]` this value owned; `me`
+            // is not dropped, so the box has one owner again.
+            Some((ptr, len)) => unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)).into_vec()
+            },
+            None => {
+                // SAFETY: the active member is `one`, read out once; `me` is not dropped.
+                let mut p = unsafe { std::ptr::read(&*me.repr.one) };
+                p.rank = 0;
+                vec![p]
+            }
         }
     }
 
     pub fn from_vec(mut v: Vec<Path>) -> Option<Paths> {
         match v.len() {
             0 => None,
-            1 => v.pop().map(|p| Paths::One(0, p)),
-            _ => Some(Paths::Many(0, v.into_boxed_slice())),
+            1 => v.pop().map(Paths::one),
+            _ => Some(Paths::boxed(v.into_boxed_slice(), 0)),
         }
+    }
+
+    /// Heap bytes of a boxed slice (0 for an inline path).
+    pub fn heap_bytes(&self) -> usize {
+        self.many()
+            .map_or(0, |(_, n)| n * std::mem::size_of::<Path>())
     }
 
     /// Reorders the paths: `order[i]` is the index of the path that goes to position i (`order`
     /// is a permutation of the indices). In place, without allocating: selection runs on every
     /// change of a prefix with several paths.
     pub fn permute(&mut self, order: &[usize]) {
-        let Paths::Many(_, v) = self else { return };
+        if !self.is_many() {
+            return;
+        }
+        let v = self.as_mut_slice();
         if order.len() != v.len() {
             return;
         }
@@ -210,9 +329,42 @@ impl Paths {
     }
 }
 
+impl Drop for Paths {
+    fn drop(&mut self) {
+        match self.many() {
+            // SAFETY: (ptr, len) came from `Box::into_raw`; this is its only owner.
+            Some((ptr, len)) => unsafe {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)));
+            },
+            // SAFETY: the active member is `one`, dropped once.
+            None => unsafe { std::mem::ManuallyDrop::drop(&mut self.repr.one) },
+        }
+    }
+}
+
+impl Clone for Paths {
+    fn clone(&self) -> Self {
+        if self.is_many() {
+            Paths::boxed(self.as_slice().into(), self.multipath() as u8)
+        } else {
+            Paths::inline(self.as_slice()[0].clone())
+        }
+    }
+}
+
+impl std::fmt::Debug for Paths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paths")
+            .field("multipath", &self.multipath())
+            .field("paths", &self.as_slice())
+            .finish()
+    }
+}
+
 impl Default for Paths {
+    /// An empty boxed slice (a placeholder the table fills at once).
     fn default() -> Self {
-        Paths::Many(0, Box::new([]))
+        Paths::boxed(Box::new([]), 0)
     }
 }
 
@@ -492,10 +644,9 @@ impl<K: PrefixKey> Table<K> {
         for b in &self.buckets {
             m.entries += b.capacity() * entry;
             for (_, e) in b {
-                if let Paths::Many(_, v) = e {
-                    m.path_slices += std::mem::size_of_val(&**v);
-                    m.slices += 1;
-                }
+                let n = e.heap_bytes();
+                m.path_slices += n;
+                m.slices += usize::from(n > 0);
             }
         }
         let slot = std::mem::size_of::<(IpAddr, NhUsers)>() + 1;
@@ -544,10 +695,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_stay_24_bytes_and_an_ipv4_entry_32() {
+    fn paths_stay_16_bytes_and_entries_24_and_40() {
         assert_eq!(std::mem::size_of::<Path>(), 16);
-        assert_eq!(std::mem::size_of::<Paths>(), 24);
-        assert_eq!(std::mem::size_of::<(Ipv4Net, Paths)>(), 32);
+        assert_eq!(std::mem::size_of::<Paths>(), 16);
+        assert_eq!(std::mem::size_of::<(Ipv4Net, Paths)>(), 24);
+        assert_eq!(std::mem::size_of::<(Ipv6Net, Paths)>(), 40);
     }
 
     /// Arrival order survives any number of replacements: ranks are compacted, never wrapped.
@@ -607,6 +759,133 @@ mod tests {
                 let got: Vec<usize> = e.iter().map(|p| p.peer as usize).collect();
                 assert_eq!(got, order);
             }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A path from this peer (replacing its current one, if any).
+        Announce(PeerId, usize),
+        /// Remove this peer's path.
+        Withdraw(PeerId),
+        SetMultipath(usize),
+        /// Rotate the order by this much (a permutation).
+        Rotate(usize),
+        Clone,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..6 as PeerId, 0..3usize).prop_map(|(p, a)| Op::Announce(p, a)),
+            2 => (0..6 as PeerId).prop_map(Op::Withdraw),
+            2 => (0..8usize).prop_map(Op::SetMultipath),
+            1 => (0..6usize).prop_map(Op::Rotate),
+            1 => Just(Op::Clone),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The 16-byte entry (one path inline or a tagged boxed slice) behaves as a vector of paths
+        /// with a multipath count: same paths in the same order, same count, newest-last ranks,
+        /// and every attribute handle released when entries are dropped (no leak, no double drop).
+        #[test]
+        fn paths_behave_like_a_vector_with_a_count(ops in prop::collection::vec(op(), 1..200)) {
+            let mut store = crate::rib::attrs::AttrStore::new();
+            let attrs: Vec<AttrRef> = (0..3u32)
+                .map(|i| store.intern(crate::rib::attrs::Attrs { med: Some(i), ..Default::default() }))
+                .collect();
+            let base: Vec<usize> = attrs.iter().map(|a| std::sync::Arc::strong_count(&a.0)).collect();
+            {
+                // Model: (peer, attrs index) in order, newest-arrival order, multipath count.
+                let mut model: Vec<(PeerId, usize)> = Vec::new();
+                let mut arrival: Vec<PeerId> = Vec::new();
+                let mut mp = 0usize;
+                let mut e: Option<Paths> = None;
+                let mut clones = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Announce(peer, a) => {
+                            let p = Path::new(peer, 0, attrs[a].clone());
+                            match e.as_mut() {
+                                None => {
+                                    e = Some(Paths::one(p));
+                                    model.push((peer, a));
+                                    mp = 0;
+                                }
+                                Some(x) => {
+                                    let at = x.iter().position(|q| q.peer == peer);
+                                    let old = x.push_newest(p, at);
+                                    prop_assert_eq!(old.is_some(), at.is_some());
+                                    match at {
+                                        Some(i) => model[i] = (peer, a),
+                                        None => model.push((peer, a)),
+                                    }
+                                }
+                            }
+                            arrival.retain(|&q| q != peer);
+                            arrival.push(peer);
+                        }
+                        Op::Withdraw(peer) => {
+                            if let Some(x) = e.take() {
+                                let (removed, kept) = x.extract(|q| q.peer == peer);
+                                let had = model.iter().any(|m| m.0 == peer);
+                                prop_assert_eq!(removed.len(), usize::from(had));
+                                model.retain(|m| m.0 != peer);
+                                arrival.retain(|&q| q != peer);
+                                e = kept;
+                                mp = 0;
+                            }
+                        }
+                        Op::SetMultipath(n) => {
+                            if let Some(x) = e.as_mut() {
+                                x.set_multipath(n);
+                                mp = n.min(model.len());
+                            }
+                        }
+                        Op::Rotate(r) => {
+                            if let Some(x) = e.as_mut() {
+                                let n = model.len();
+                                let order: Vec<usize> = (0..n).map(|i| (i + r) % n).collect();
+                                x.permute(&order);
+                                if n > 1 {
+                                    model = order.iter().map(|&i| model[i]).collect();
+                                }
+                            }
+                        }
+                        Op::Clone => {
+                            if let Some(x) = &e {
+                                clones.push(x.clone());
+                            }
+                        }
+                    }
+                    prop_assert_eq!(e.is_none(), model.is_empty());
+                    if let Some(x) = &e {
+                        let got: Vec<(PeerId, usize)> = x
+                            .iter()
+                            .map(|p| (p.peer, attrs.iter().position(|a| a == &p.attrs).unwrap()))
+                            .collect();
+                        prop_assert_eq!(&got, &model);
+                        prop_assert_eq!(x.len(), model.len());
+                        prop_assert_eq!(x.multipath(), mp);
+                        prop_assert_eq!(x.forwarding().len(), mp);
+                        prop_assert_eq!(x.best().is_some(), mp > 0);
+                        let mut by_rank: Vec<&Path> = x.iter().collect();
+                        by_rank.sort_by_key(|p| p.rank);
+                        let order: Vec<PeerId> = by_rank.iter().map(|p| p.peer).collect();
+                        if model.len() > 1 {
+                            prop_assert_eq!(order, arrival.clone());
+                        }
+                        prop_assert_eq!(x.heap_bytes(), if model.len() > 1 { 16 * model.len() } else { 0 });
+                    }
+                    if let Some(c) = clones.last() {
+                        prop_assert!(c.len() >= 1);
+                    }
+                }
+            }
+            let now: Vec<usize> = attrs.iter().map(|a| std::sync::Arc::strong_count(&a.0)).collect();
+            prop_assert_eq!(now, base);
         }
     }
 
