@@ -429,7 +429,7 @@ mod tests {
                     .trunc()
                     .network(),
             );
-            if x % 5 == 0 {
+            if x.is_multiple_of(5) {
                 assert_eq!(t.remove(&net(a, l)), model.remove(&(a, l)));
             } else {
                 assert_eq!(t.insert(&net(a, l), i), model.insert((a, l), i));

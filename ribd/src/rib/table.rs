@@ -856,7 +856,7 @@ mod tests {
                         }
                         Op::Clone => {
                             if let Some(x) = &e {
-                                clones.push(x.clone());
+                                clones.push((x.clone(), model.clone(), mp));
                             }
                         }
                     }
@@ -879,9 +879,15 @@ mod tests {
                         }
                         prop_assert_eq!(x.heap_bytes(), if model.len() > 1 { 16 * model.len() } else { 0 });
                     }
-                    if let Some(c) = clones.last() {
-                        prop_assert!(c.len() >= 1);
-                    }
+                }
+                // Clones are deep: each still holds what the entry held when it was cloned.
+                for (c, m, mp) in &clones {
+                    let got: Vec<(PeerId, usize)> = c
+                        .iter()
+                        .map(|p| (p.peer, attrs.iter().position(|a| a == &p.attrs).unwrap()))
+                        .collect();
+                    prop_assert_eq!(&got, m);
+                    prop_assert_eq!(c.multipath(), *mp);
                 }
             }
             let now: Vec<usize> = attrs.iter().map(|a| std::sync::Arc::strong_count(&a.0)).collect();
