@@ -557,6 +557,9 @@ fn initial(
         for (nh, runs) in methods.iter().zip(&mut kern) {
             let (k4, k6, cpu) = kernel_install(table, *nh);
             runs.push(k4 + k6, cpu);
+            // The namespace's routes are freed by kernel workers after `ip netns del`: let that
+            // finish before the next measurement of either side.
+            std::thread::sleep(Duration::from_secs(1));
             println!(
                 "  {tag} run {k}: kernel table over netlink ({nh:?}): IPv4 {n4} in {:.3} s + IPv6 {} in {:.3} s = {:.3} s \
                  ({:.0} routes/s) [load {}]",
