@@ -67,7 +67,7 @@ fn load(classifier: bool) -> Forwarder {
     let buckets = fib_ebpf::nhg::buckets(&(1..=8).map(|i| (i, 1)).collect::<Vec<_>>(), 256);
     m.nhg_write(1, &buckets).expect("nhg");
     m.pathlist_set(PL_FIRST_DYNAMIC, 1).expect("pathlist");
-    let mut dir = Dir24::new(DIR8_MAX_GROUPS);
+    let mut dir = Dir24::new(DIR8_MAX_GROUPS, std::time::Duration::from_secs(1));
     let mut sink = f.maps();
     dir.insert(&mut sink, Ipv4Addr::UNSPECIFIED, 0, PL_FIRST_DYNAMIC)
         .expect("default route");

@@ -25,7 +25,7 @@ use std::time::Instant;
 use aya::maps::{Array, Map};
 use aya::programs::{TestRun, TestRunOptions};
 use fib_ebpf::abi::*;
-use fib_ebpf::{Dir24, Engine4, Forwarder, LoadOptions, NullSink};
+use fib_ebpf::{Engine4, Forwarder, LoadOptions, dir24};
 
 const V4: &str = "/usr/lib/python3/dist-packages/data/ipasn_20140513.dat.gz";
 const V6: &str = "/usr/lib/python3/dist-packages/data/ipasn6_20151101.dat.gz";
@@ -219,12 +219,27 @@ fn ns_per_lookup(fwd: &mut Forwarder, prog: &str, passes: u32) -> f64 {
 
 fn populate_dir24(fwd: &mut Forwarder, t: &[(u32, u8, u32)]) -> f64 {
     let start = Instant::now();
-    let mut dir = Dir24::new(DIR8_MAX_GROUPS);
-    for &(a, l, asn) in t {
-        dir.insert(&mut NullSink, Ipv4Addr::from(a), l, pl_of(asn))
-            .expect("dir24");
-    }
-    dir.sync_all(fwd.maps_mut());
+    // The bulk build fib-sync's first batch uses: sorted by (address, length), the last of a
+    // repeated prefix kept, one sweep into the fresh maps.
+    let mut v: Vec<(u32, u8, u32)> = t
+        .iter()
+        .map(|&(a, l, asn)| {
+            (
+                a & u32::MAX.checked_shl(32 - u32::from(l)).unwrap_or(0),
+                l,
+                pl_of(asn),
+            )
+        })
+        .collect();
+    v.sort_by_key(|r| (r.0, r.1));
+    v.dedup_by(|later, kept| {
+        let same = (later.0, later.1) == (kept.0, kept.1);
+        if same {
+            kept.2 = later.2;
+        }
+        same
+    });
+    dir24::load_sorted(&v, fwd.maps_mut(), DIR8_MAX_GROUPS).expect("dir24");
     start.elapsed().as_secs_f64()
 }
 

@@ -1,49 +1,58 @@
-//! The userspace DIR-24-8 builder/updater: the one place that decides what the `dir24`/`dir8` maps
-//! hold.
+//! The DIR-24-8 builder, the one place that decides what the `dir24`/`dir8` maps hold (fib-sync
+//! drives it, the fib-ebpf tests and benchmarks too). It keeps no userspace copy of the arrays:
+//! its user is their only writer, so it reads tbl24 back from them, and which entries a prefix
+//! owns follows from the ordered table of prefixes itself.
 //!
 //! ```text
-//!   insert/delete(prefix, pl_id) ──► shadow (value + depth per entry, groups, rule set)
-//!                                        │ only entries whose answer changes
-//!                                        ▼
-//!                                    Dir24Sink::store24 / store8 (FibMaps: atomic u32 stores)
+//!   Rules4: 65,536 buckets (address >> 16), each a sorted Vec of packed u64
+//!           (low 16 address bits, length, path-list id): 8 bytes per prefix, ordered by
+//!           (address, length), so a prefix's more-specifics are one contiguous run
+//!        │ write(prefix, value) / erase(prefix): every /24 (tbl24) or tbl8 entry of the prefix
+//!        │ that no longer prefix of the table covers, skipping the more-specifics' ranges
+//!        ▼
+//!   Dir24Sink::load24 / store24 / store8 / fill24 (FibMaps: mmapped arrays, atomic stores)
+//!
+//!   load_sorted(routes sorted by (address, length)): one sweep into arrays that hold no route
 //! ```
 //!
-//! tbl24 has one entry per /24: a path-list id, or `DIR_ENTRY_TBL8 | group` when some prefix longer
-//! than /24 lies under it. A tbl8 group holds the 256 addresses of that /24. The shadow keeps, per
-//! entry, the length of the prefix that wrote it, so an insert never overwrites an entry owned by a
-//! longer prefix and a delete restores exactly the entries the deleted prefix owned (to its parent's
-//! answer). A new group is filled from its covering value before tbl24 points at it; a group whose
-//! entries all come from /24-or-shorter prefixes again is unlinked (tbl24 gets the covering value
-//! back) and quarantined: it is reused only after two more committed batches and a minimum time,
-//! so a forwarder that read the old tbl24 entry just before the unlink never reads a recycled group.
+//! The table is updated before the arrays (a batch plans every prefix first), so a paint sees the
+//! batch's final table: each store writes the entry's final value, and an entry owned by a prefix
+//! the batch has not painted yet keeps its old value until that prefix's own paint. A deleted
+//! prefix's entries get its parent's value (the longest shorter prefix covering it). A /24 with a
+//! prefix longer than /24 under it links a tbl8 group, filled from the /24's value before tbl24
+//! points at it; the group remembers its /24 and its covering value (what tbl24 gets back when
+//! the last long prefix goes and the group is unlinked into quarantine: reusable only after two
+//! more committed batches and a minimum time, so a forwarder that read the old tbl24 entry just
+//! before the unlink never reads a recycled group). [`Dir24::insert`] and [`Dir24::delete`] are
+//! batches of one route.
 //!
-//! Bulk build: insert everything into a `Dir24` with a [`NullSink`], then [`Dir24::sync_all`] into
-//! the maps (groups first, then tbl24).
+//! Memory: 8 bytes per prefix plus 1.5 MiB of bucket headers and 8 bytes per tbl8 group, where the
+//! previous shadow kept 80 MiB (a u32 tbl24 copy and a u8 depth per /24) plus a hashed rule set.
 
 use std::collections::VecDeque;
-
-use rustc_hash::FxHashMap as HashMap;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
+
+use std::net::Ipv4Addr;
 
 use thiserror::Error;
 
 use crate::abi::{DIR_ENTRY_TBL8, DIR8_ENTRIES, PL_NO_ROUTE};
 
-const TBL24_ENTRIES: usize = 1 << 24;
-
-/// Where the entries go. [`crate::maps::FibMaps`] stores them into the live maps.
+/// Where the arrays are: the live maps ([`crate::maps::FibMaps`], through the mmapped arrays) or
+/// memory (tests). The builder keeps no copy of tbl24: it reads it back from here.
 pub trait Dir24Sink {
+    /// tbl24 entry `idx` (a path-list id, or `DIR_ENTRY_TBL8 | group`).
+    fn load24(&self, idx: u32) -> u32;
     fn store24(&mut self, idx: u32, value: u32);
     fn store8(&mut self, group: u32, j: u8, value: u32);
-}
-
-/// Discards writes: for building the shadow before one bulk copy.
-pub struct NullSink;
-
-impl Dir24Sink for NullSink {
-    fn store24(&mut self, _: u32, _: u32) {}
-    fn store8(&mut self, _: u32, _: u8, _: u32) {}
+    /// Stores `value` into the tbl24 entries `from..to` that hold something else.
+    fn fill24(&mut self, from: u32, to: u32, value: u32) {
+        for i in from..to {
+            if self.load24(i) != value {
+                self.store24(i, value);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -56,32 +65,7 @@ pub enum Dir24Error {
     Value(u32),
 }
 
-struct Group {
-    idx24: u32,
-    /// The value of the /24-or-shorter prefix covering the group's /24 (what tbl24 gets back when
-    /// the group is unlinked).
-    cover: u32,
-    val: [u32; DIR8_ENTRIES],
-    depth: [u8; DIR8_ENTRIES],
-}
-
-/// DIR-24-8 shadow and updater.
-pub struct Dir24 {
-    /// tbl24 as the maps hold it: a path-list id, or `DIR_ENTRY_TBL8 | group` when a group is
-    /// linked (its covering value is then in the group). One array, not a value array plus a group
-    /// array: 64 MiB less.
-    e24: Vec<u32>,
-    /// Length of the /24-or-shorter prefix owning each /24 (its covering value's depth).
-    depth24: Vec<u8>,
-    linked: usize,
-    groups: Vec<Option<Box<Group>>>,
-    free: Vec<u32>,
-    quarantine: VecDeque<(u32, u64, Instant)>,
-    max_groups: u32,
-    rules: HashMap<(u32, u8), u32>,
-    batch: u64,
-    quarantine_time: Duration,
-}
+const BUCKETS: usize = 1 << 16;
 
 fn mask(addr: u32, len: u8) -> u32 {
     if len == 0 {
@@ -91,83 +75,332 @@ fn mask(addr: u32, len: u8) -> u32 {
     }
 }
 
-impl Dir24 {
-    /// An empty table (every address: no route) with room for `max_groups` tbl8 groups.
-    pub fn new(max_groups: u32) -> Dir24 {
-        Dir24 {
-            e24: vec![PL_NO_ROUTE; TBL24_ENTRIES],
-            depth24: vec![0; TBL24_ENTRIES],
-            linked: 0,
-            groups: Vec::new(),
-            free: Vec::new(),
-            quarantine: VecDeque::new(),
-            max_groups,
-            rules: HashMap::default(),
-            batch: 0,
-            quarantine_time: Duration::from_secs(1),
+/// Last address of `addr/len`.
+fn last(addr: u32, len: u8) -> u32 {
+    addr | u32::MAX.checked_shr(len.into()).unwrap_or(0)
+}
+
+/// A bucket entry: (low 16 address bits, length) as the sort key in the high half, the value
+/// in the low half.
+fn pack(addr: u32, len: u8, v: u32) -> u64 {
+    u64::from(key(addr, len)) << 32 | u64::from(v)
+}
+
+fn key(addr: u32, len: u8) -> u32 {
+    (addr & 0xffff) << 8 | u32::from(len)
+}
+
+fn unpack(bucket: usize, e: u64) -> (u32, u8, u32) {
+    let k = (e >> 32) as u32;
+    ((bucket as u32) << 16 | k >> 8, k as u8, e as u32)
+}
+
+/// IPv4 prefixes → path-list ids, ordered by (address, length).
+pub struct Rules4 {
+    buckets: Box<[Vec<u64>]>,
+    len: usize,
+}
+
+impl Default for Rules4 {
+    fn default() -> Self {
+        Rules4 {
+            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            len: 0,
         }
     }
+}
 
-    /// Minimum time a freed group waits before reuse (besides two committed batches).
-    pub fn set_quarantine_time(&mut self, d: Duration) {
-        self.quarantine_time = d;
+impl Rules4 {
+    /// From routes sorted by (address, length) without duplicates; buckets sized exactly.
+    pub fn from_sorted(routes: &[(u32, u8, u32)]) -> Rules4 {
+        debug_assert!(routes.is_sorted_by_key(|r| (r.0, r.1)));
+        let mut r = Rules4::default();
+        let mut i = 0;
+        while i < routes.len() {
+            let b = (routes[i].0 >> 16) as usize;
+            let n = routes[i..].partition_point(|x| (x.0 >> 16) as usize == b);
+            let v: Vec<u64> = routes[i..i + n]
+                .iter()
+                .map(|&(a, l, v)| pack(a, l, v))
+                .collect();
+            r.buckets[b] = v;
+            i += n;
+        }
+        r.len = routes.len();
+        r
     }
 
-    /// Number of prefixes held.
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.len == 0
     }
 
-    /// tbl8 groups linked from tbl24 right now.
+    fn find(b: &[u64], addr: u32, len: u8) -> Result<usize, usize> {
+        let k = key(addr, len);
+        b.binary_search_by_key(&k, |e| (e >> 32) as u32)
+    }
+
+    /// The value of exactly `addr/len` (`addr` masked).
+    pub fn get(&self, addr: u32, len: u8) -> Option<u32> {
+        let b = &self.buckets[(addr >> 16) as usize];
+        Self::find(b, addr, len).ok().map(|i| b[i] as u32)
+    }
+
+    /// Inserts or replaces; returns the old value.
+    pub fn insert(&mut self, addr: u32, len: u8, v: u32) -> Option<u32> {
+        let b = &mut self.buckets[(addr >> 16) as usize];
+        match Self::find(b, addr, len) {
+            Ok(i) => {
+                let old = b[i] as u32;
+                b[i] = pack(addr, len, v);
+                Some(old)
+            }
+            Err(i) => {
+                if b.len() == b.capacity() {
+                    // Grow by a quarter, not double: these vectors are most of the memory.
+                    b.reserve_exact((b.len() / 4).max(2));
+                }
+                b.insert(i, pack(addr, len, v));
+                self.len += 1;
+                None
+            }
+        }
+    }
+
+    /// Removes; returns the old value.
+    pub fn remove(&mut self, addr: u32, len: u8) -> Option<u32> {
+        let b = &mut self.buckets[(addr >> 16) as usize];
+        let i = Self::find(b, addr, len).ok()?;
+        let old = b.remove(i) as u32;
+        self.len -= 1;
+        if b.is_empty() {
+            *b = Vec::new();
+        } else if b.capacity() > 8 && b.capacity() >= 2 * b.len() {
+            b.shrink_to(b.len() + b.len() / 4);
+        }
+        Some(old)
+    }
+
+    /// Every prefix with its value, in (address, length) order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u8, u32)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .flat_map(|(b, v)| v.iter().map(move |&e| unpack(b, e)))
+    }
+
+    /// The prefixes whose address lies in `lo..=hi`, in (address, length) order.
+    pub fn range(&self, lo: u32, hi: u32) -> impl Iterator<Item = (u32, u8, u32)> + '_ {
+        let (b0, b1) = ((lo >> 16) as usize, (hi >> 16) as usize);
+        (b0..=b1).flat_map(move |b| {
+            let v = &self.buckets[b];
+            let from = if b == b0 {
+                v.partition_point(|&e| ((e >> 32) as u32) < key(lo, 0))
+            } else {
+                0
+            };
+            v[from..]
+                .iter()
+                .map(move |&e| unpack(b, e))
+                .take_while(move |r| r.0 <= hi)
+        })
+    }
+
+    /// The longest prefix shorter than `len` covering `addr`: its value, or no route.
+    pub fn parent(&self, addr: u32, len: u8) -> u32 {
+        (0..len)
+            .rev()
+            .find_map(|l| self.get(mask(addr, l), l))
+            .unwrap_or(PL_NO_ROUTE)
+    }
+
+    /// Heap bytes held (bucket headers and entries).
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.len() * size_of::<Vec<u64>>()
+            + self.buckets.iter().map(|b| b.capacity() * 8).sum::<usize>()
+    }
+}
+
+/// No group: the `idx24` of a free or quarantined group slot.
+const UNLINKED: u32 = u32::MAX;
+
+/// The IPv4 FIB: the prefixes, and the tbl8 groups they use in the maps.
+pub struct Dir24 {
+    /// The prefixes. A batch updates them before it paints ([`Dir24::write`], [`Dir24::erase`]).
+    pub rules: Rules4,
+    /// Per group number: the /24 it is linked from (`UNLINKED` when free or quarantined) and
+    /// the value of the /24-or-shorter prefix covering that /24.
+    idx24: Vec<u32>,
+    cover: Vec<u32>,
+    linked: usize,
+    free: Vec<u32>,
+    quarantine: VecDeque<(u32, u64, Instant)>,
+    max_groups: u32,
+    batch: u64,
+    quarantine_time: Duration,
+}
+
+impl Dir24 {
+    /// No prefixes, over arrays that hold no route; `max_groups` tbl8 groups, freed groups
+    /// reusable after two more batches and `quarantine_time`.
+    pub fn new(max_groups: u32, quarantine_time: Duration) -> Dir24 {
+        Dir24 {
+            rules: Rules4::default(),
+            idx24: Vec::new(),
+            cover: Vec::new(),
+            linked: 0,
+            free: Vec::new(),
+            quarantine: VecDeque::new(),
+            max_groups,
+            batch: 0,
+            quarantine_time,
+        }
+    }
+
+    /// After a bulk load (the table follows): the groups the maps link, numbered 0.. as given:
+    /// (/24, covering value).
+    pub fn loaded(&mut self, groups: &[(u32, u32)]) {
+        self.idx24 = groups.iter().map(|g| g.0).collect();
+        self.cover = groups.iter().map(|g| g.1).collect();
+        self.linked = groups.len();
+        self.free.clear();
+        self.quarantine.clear();
+    }
+
+    /// After a restart: the groups linked (number → (/24, cover)) and the numbers below
+    /// `n` that are not, which go to quarantine (the dead process may just have unlinked them).
+    pub fn adopted(&mut self, linked: &[(u32, u32, u32)], n: u32, now: Instant) {
+        self.idx24 = vec![UNLINKED; n as usize];
+        self.cover = vec![PL_NO_ROUTE; n as usize];
+        for &(g, idx, cover) in linked {
+            self.idx24[g as usize] = idx;
+            self.cover[g as usize] = cover;
+        }
+        self.linked = linked.len();
+        self.free.clear();
+        self.quarantine = (0..n)
+            .filter(|&g| self.idx24[g as usize] == UNLINKED)
+            .map(|g| (g, self.batch, now))
+            .collect();
+    }
+
+    /// Records group `g` as linked from /24 `idx` (a restart links it itself).
+    pub fn link(&mut self, g: u32, idx: u32, cover: u32) {
+        self.idx24[g as usize] = idx;
+        self.cover[g as usize] = cover;
+        self.linked += 1;
+    }
+
+    /// A free group number (used by a restart).
+    pub fn alloc_group(&mut self) -> Result<u32, Dir24Error> {
+        match self.free.pop() {
+            Some(g) => Ok(g),
+            None if (self.idx24.len() as u32) < self.max_groups => {
+                self.idx24.push(UNLINKED);
+                self.cover.push(PL_NO_ROUTE);
+                Ok(self.idx24.len() as u32 - 1)
+            }
+            None => Err(Dir24Error::GroupsExhausted(self.max_groups)),
+        }
+    }
+
+    /// Group numbers ever handed out (linked, quarantined or free).
+    pub fn group_slots(&self) -> usize {
+        self.idx24.len()
+    }
+
     pub fn groups_in_use(&self) -> usize {
         self.linked
     }
 
-    /// Groups waiting in quarantine.
     pub fn groups_quarantined(&self) -> usize {
         self.quarantine.len()
     }
 
-    /// Longest-prefix answer of the shadow (what the maps hold once every write has landed).
-    pub fn lookup(&self, addr: Ipv4Addr) -> u32 {
-        let a = u32::from(addr);
-        let i = (a >> 8) as usize;
-        match self.group_at(i as u32) {
-            Some(g) => self.group(g).val[(a & 0xff) as usize],
-            None => self.e24[i],
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.rules.heap_bytes()
+            + (self.idx24.capacity() + self.cover.capacity() + self.free.capacity()) * 4
+            + self.quarantine.capacity() * size_of::<(u32, u64, Instant)>()
+    }
+
+    /// Marks the end of a batch; groups unlinked at least two batches and the quarantine time
+    /// ago become reusable.
+    pub fn commit(&mut self) {
+        self.batch += 1;
+        while let Some(&(g, b, t)) = self.quarantine.front() {
+            if b + 2 <= self.batch && t.elapsed() >= self.quarantine_time {
+                self.quarantine.pop_front();
+                self.free.push(g);
+            } else {
+                break;
+            }
         }
     }
 
-    /// The tbl24 entry as the maps hold it.
-    pub fn entry24(&self, idx: u32) -> u32 {
-        self.e24[idx as usize]
+    /// Writes `addr/len`'s value `v` (already in `rules`) into the arrays: the entries it owns,
+    /// i.e. those no longer prefix of `rules` covers.
+    pub fn write(
+        &mut self,
+        t: &mut impl Dir24Sink,
+        addr: u32,
+        len: u8,
+        v: u32,
+    ) -> Result<(), Dir24Error> {
+        debug_assert_eq!(self.rules.get(addr, len), Some(v));
+        if len <= 24 {
+            self.paint24(t, addr, len, v);
+        } else {
+            let g = self.ensure_group(t, addr >> 8)?;
+            paint8(&self.rules, t, g, addr, len, v);
+        }
+        Ok(())
     }
 
-    fn group_at(&self, i: u32) -> Option<u32> {
-        let e = self.e24[i as usize];
-        (e & DIR_ENTRY_TBL8 != 0).then_some(e & !DIR_ENTRY_TBL8)
+    /// Gives the entries `addr/len` (already gone from `rules`) owned to its parent; unlinks a
+    /// group no longer prefix needs.
+    pub fn erase(&mut self, t: &mut impl Dir24Sink, addr: u32, len: u8) {
+        if len <= 24 {
+            let pv = self.rules.parent(addr, len);
+            self.paint24(t, addr, len, pv);
+            return;
+        }
+        let j = addr >> 8;
+        let e = t.load24(j);
+        if e & DIR_ENTRY_TBL8 == 0 {
+            // Unlinked by the erase of another long prefix of this /24 in the same batch: tbl24
+            // holds the covering value, every entry's final answer.
+            return;
+        }
+        let g = e & !DIR_ENTRY_TBL8;
+        // The parent: the longest shorter long prefix in this /24 covering `addr`, else the cover.
+        let mut pv = self.cover[g as usize];
+        let mut any_long = false;
+        for (ra, rl, rv) in self.rules.range(j << 8, last(j << 8, 24)) {
+            if rl > 24 {
+                any_long = true;
+                if rl < len && mask(addr, rl) == ra {
+                    pv = rv; // ascending lengths at one address: the last one found is longest
+                }
+            }
+        }
+        paint8(&self.rules, t, g, addr, len, pv);
+        if !any_long {
+            // Uniform again: tbl24 takes the covering value, the group waits in quarantine.
+            t.store24(j, self.cover[g as usize]);
+            self.idx24[g as usize] = UNLINKED;
+            self.linked -= 1;
+            self.quarantine.push_back((g, self.batch, Instant::now()));
+        }
     }
 
-    fn group(&self, g: u32) -> &Group {
-        self.groups[g as usize]
-            .as_deref()
-            .expect("linked group exists")
-    }
-
-    fn group_mut(&mut self, g: u32) -> &mut Group {
-        self.groups[g as usize]
-            .as_deref_mut()
-            .expect("linked group exists")
-    }
-
-    /// Inserts or replaces `addr/len → value` (a path-list id, reserved ids included).
+    /// One route as a batch of its own: `addr/len → value` into the table, then painted.
     pub fn insert(
         &mut self,
-        sink: &mut impl Dir24Sink,
+        t: &mut impl Dir24Sink,
         addr: Ipv4Addr,
         len: u8,
         value: u32,
@@ -179,23 +412,22 @@ impl Dir24 {
             return Err(Dir24Error::Value(value));
         }
         let a = mask(u32::from(addr), len);
-        if len <= 24 {
-            self.rules.insert((a, len), value);
-            self.fill24(sink, a, len, |d| d <= len, value, len);
-        } else {
-            let i = a >> 8;
-            let g = self.ensure_group(sink, i)?;
-            self.rules.insert((a, len), value);
-            self.fill8(sink, g, a, len, |d| d <= len, value, len);
+        let old = self.rules.insert(a, len, value);
+        let r = self.write(t, a, len, value);
+        if r.is_err() {
+            // No group for it: the table goes back to what the arrays answer.
+            match old {
+                Some(v) => self.rules.insert(a, len, v),
+                None => self.rules.remove(a, len),
+            };
         }
-        Ok(())
+        r
     }
 
-    /// Deletes `addr/len`; its addresses fall back to the next shorter covering prefix. Returns
-    /// whether the prefix was present.
+    /// One deletion as a batch of its own; returns whether `addr/len` was present.
     pub fn delete(
         &mut self,
-        sink: &mut impl Dir24Sink,
+        t: &mut impl Dir24Sink,
         addr: Ipv4Addr,
         len: u8,
     ) -> Result<bool, Dir24Error> {
@@ -203,193 +435,275 @@ impl Dir24 {
             return Err(Dir24Error::PrefixLen(len));
         }
         let a = mask(u32::from(addr), len);
-        if self.rules.remove(&(a, len)).is_none() {
+        if self.rules.remove(a, len).is_none() {
             return Ok(false);
         }
-        let (pval, pdepth) = self.parent(a, len);
-        if len <= 24 {
-            self.fill24(sink, a, len, |d| d == len, pval, pdepth);
-        } else {
-            let i = a >> 8;
-            let g = self
-                .group_at(i)
-                .expect("a prefix longer than /24 has a group");
-            self.fill8(sink, g, a, len, |d| d == len, pval, pdepth);
-            if self.group(g).depth.iter().all(|&d| d <= 24) {
-                // Uniform again: tbl24 takes the covering value, the group waits in quarantine.
-                let cover = self.group(g).cover;
-                sink.store24(i, cover);
-                self.e24[i as usize] = cover;
-                self.linked -= 1;
-                self.quarantine.push_back((g, self.batch, Instant::now()));
-            }
-        }
+        self.erase(t, a, len);
         Ok(true)
     }
 
-    /// Marks the end of a batch; groups freed at least two batches and `quarantine_time` ago
-    /// become reusable.
-    pub fn commit(&mut self) {
-        self.batch += 1;
-        while let Some(&(g, b, t)) = self.quarantine.front() {
-            if b + 2 <= self.batch && t.elapsed() >= self.quarantine_time {
-                self.quarantine.pop_front();
-                self.groups[g as usize] = None;
-                self.free.push(g);
-            } else {
-                break;
-            }
-        }
-    }
-
-    /// Writes the whole table into `sink`: every linked group, then every tbl24 entry. Used after
-    /// a bulk build into a fresh map set.
-    pub fn sync_all(&self, sink: &mut impl Dir24Sink) {
-        for (g, grp) in self.groups.iter().enumerate() {
-            let g = g as u32;
-            let Some(grp) = grp.as_deref() else { continue };
-            if self.group_at(grp.idx24) != Some(g) {
-                continue; // quarantined, not linked
-            }
-            for (j, &v) in grp.val.iter().enumerate() {
-                sink.store8(g, j as u8, v);
-            }
-        }
-        for i in 0..TBL24_ENTRIES as u32 {
-            sink.store24(i, self.entry24(i));
-        }
-    }
-
-    /// Longest rule strictly shorter than `len` covering `a`: (value, depth), or no route.
-    fn parent(&self, a: u32, len: u8) -> (u32, u8) {
-        for l in (0..len).rev() {
-            if let Some(&v) = self.rules.get(&(mask(a, l), l)) {
-                return (v, l);
-            }
-        }
-        (PL_NO_ROUTE, 0)
-    }
-
-    fn fill24(
-        &mut self,
-        sink: &mut impl Dir24Sink,
-        a: u32,
-        len: u8,
-        owned: impl Fn(u8) -> bool,
-        value: u32,
-        depth: u8,
-    ) {
-        let start = (a >> 8) as usize;
-        let n = 1usize << (24 - len);
-        for i in start..start + n {
-            if !owned(self.depth24[i]) {
+    /// Paints `v` into the /24s of `addr/len` (len ≤ 24) that no longer /24-or-shorter prefix
+    /// covers; in a /24 with a group, into the entries no long prefix covers.
+    fn paint24(&mut self, t: &mut impl Dir24Sink, addr: u32, len: u8, v: u32) {
+        let (rules, cover) = (&self.rules, &mut self.cover);
+        let first = addr >> 8;
+        let end = u64::from(first) + (1u64 << (24 - len));
+        let mut cursor = u64::from(first);
+        // Addresses below this lie inside a more-specific already stepped over.
+        let mut skip_end = 0u64;
+        for (ra, rl, _) in rules.range(addr, last(addr, len)) {
+            if rl <= len || u64::from(ra) < skip_end {
                 continue;
             }
-            self.depth24[i] = depth;
-            match self.group_at(i as u32) {
-                Some(g) => {
-                    let grp = self.group_mut(g);
-                    grp.cover = value;
-                    for j in 0..DIR8_ENTRIES {
-                        if owned(grp.depth[j]) {
-                            grp.val[j] = value;
-                            grp.depth[j] = depth;
-                            sink.store8(g, j as u8, value);
-                        }
-                    }
-                }
-                None => {
-                    self.e24[i] = value;
-                    sink.store24(i as u32, value)
-                }
+            let j = u64::from(ra >> 8);
+            for i in cursor..j {
+                paint_slot(rules, cover, t, i as u32, v, true);
             }
+            if rl <= 24 {
+                cursor = j + (1u64 << (24 - rl));
+                skip_end = u64::from(ra) + (1u64 << (32 - rl));
+            } else {
+                // The first long prefix of /24 j: its group keeps what they cover.
+                paint_slot(rules, cover, t, j as u32, v, false);
+                cursor = j + 1;
+                skip_end = (j + 1) << 8;
+            }
+        }
+        for i in cursor..end {
+            paint_slot(rules, cover, t, i as u32, v, true);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn fill8(
-        &mut self,
-        sink: &mut impl Dir24Sink,
-        g: u32,
-        a: u32,
-        len: u8,
-        owned: impl Fn(u8) -> bool,
-        value: u32,
-        depth: u8,
-    ) {
-        let start = (a & 0xff) as usize;
-        let n = 1usize << (32 - len);
-        let grp = self.group_mut(g);
-        for j in start..start + n {
-            if owned(grp.depth[j]) {
-                grp.val[j] = value;
-                grp.depth[j] = depth;
-                sink.store8(g, j as u8, value);
-            }
+    /// The group under /24 `i`, allocated, filled from tbl24's value and linked if absent.
+    fn ensure_group(&mut self, t: &mut impl Dir24Sink, i: u32) -> Result<u32, Dir24Error> {
+        let e = t.load24(i);
+        if e & DIR_ENTRY_TBL8 != 0 {
+            return Ok(e & !DIR_ENTRY_TBL8);
         }
-    }
-
-    /// The group under /24 `i`, allocated, filled from the covering value and linked if absent.
-    fn ensure_group(&mut self, sink: &mut impl Dir24Sink, i: u32) -> Result<u32, Dir24Error> {
-        if let Some(g) = self.group_at(i) {
-            return Ok(g);
-        }
-        let g = match self.free.pop() {
-            Some(g) => g,
-            None if (self.groups.len() as u32) < self.max_groups => {
-                self.groups.push(None);
-                self.groups.len() as u32 - 1
-            }
-            None => return Err(Dir24Error::GroupsExhausted(self.max_groups)),
-        };
-        // No group is linked here, so the entry is the covering value.
-        let (v, d) = (self.e24[i as usize], self.depth24[i as usize]);
-        self.groups[g as usize] = Some(Box::new(Group {
-            idx24: i,
-            cover: v,
-            val: [v; DIR8_ENTRIES],
-            depth: [d; DIR8_ENTRIES],
-        }));
+        let g = self.alloc_group()?;
         for j in 0..DIR8_ENTRIES {
+            t.store8(g, j as u8, e);
+        }
+        // Linked only after every entry of the group is stored (Release stores).
+        t.store24(i, DIR_ENTRY_TBL8 | g);
+        self.idx24[g as usize] = i;
+        self.cover[g as usize] = e;
+        self.linked += 1;
+        Ok(g)
+    }
+}
+
+/// Paints `v` as /24 `i`'s covering value: tbl24 itself, or the group's entries that no long
+/// prefix covers (`all`: there is none in the table, so every entry).
+fn paint_slot(
+    rules: &Rules4,
+    cover: &mut [u32],
+    t: &mut impl Dir24Sink,
+    i: u32,
+    v: u32,
+    all: bool,
+) {
+    let e = t.load24(i);
+    if e & DIR_ENTRY_TBL8 == 0 {
+        t.store24(i, v);
+        return;
+    }
+    let g = e & !DIR_ENTRY_TBL8;
+    cover[g as usize] = v;
+    if all {
+        // The group's long prefixes leave later in this batch: every entry ends up `v`.
+        for j in 0..DIR8_ENTRIES {
+            t.store8(g, j as u8, v);
+        }
+    } else {
+        paint8(rules, t, g, i << 8, 24, v);
+    }
+}
+
+/// Paints `v` into the entries of group `g` under `addr/len` (len ≥ 24) that no longer prefix
+/// covers.
+fn paint8(rules: &Rules4, t: &mut impl Dir24Sink, g: u32, addr: u32, len: u8, v: u32) {
+    let first = addr & 0xff;
+    let end = first + (1u32 << (32 - len));
+    let mut cursor = first;
+    let mut skip_end = 0u32;
+    for (ra, rl, _) in rules.range(addr, last(addr, len)) {
+        let j = ra & 0xff;
+        if rl <= len || j < skip_end {
+            continue;
+        }
+        for k in cursor..j {
+            t.store8(g, k as u8, v);
+        }
+        cursor = j + (1u32 << (32 - rl));
+        skip_end = cursor;
+    }
+    for k in cursor..end {
+        t.store8(g, k as u8, v);
+    }
+}
+
+/// The expected DIR-24-8 image of sorted IPv4 routes, built in memory: tbl24 values (covering
+/// values where a group is needed) and, per /24 with a long prefix in address order, its
+/// 256 entries. `each_group(/24, cover, entries)` receives the groups in /24 order.
+pub fn image(
+    routes: &[(u32, u8, u32)],
+    mut each_group: impl FnMut(u32, u32, &[u32; DIR8_ENTRIES]) -> Result<(), Dir24Error>,
+) -> Result<Vec<u32>, Dir24Error> {
+    debug_assert!(routes.is_sorted_by_key(|r| (r.0, r.1)));
+    let mut val24 = vec![PL_NO_ROUTE; 1 << 24];
+    let mut table = [PL_NO_ROUTE; DIR8_ENTRIES];
+    // The group being painted: its /24.
+    let mut open: Option<u32> = None;
+    for &(addr, len, v) in routes {
+        if len <= 24 {
+            // A prefix covering a /24 sorts before every longer prefix inside it, so no group of
+            // the range is open or will be painted from a stale value.
+            let start = (addr >> 8) as usize;
+            val24[start..start + (1usize << (24 - len))].fill(v);
+            continue;
+        }
+        let idx = addr >> 8;
+        if open != Some(idx) {
+            if let Some(o) = open {
+                each_group(o, val24[o as usize], &table)?;
+            }
+            table = [val24[idx as usize]; DIR8_ENTRIES];
+            open = Some(idx);
+        }
+        let start = (addr & 0xff) as usize;
+        table[start..start + (1usize << (32 - len))].fill(v);
+    }
+    if let Some(o) = open {
+        each_group(o, val24[o as usize], &table)?;
+    }
+    Ok(val24)
+}
+
+/// Writes `routes` (sorted by address, then length; no duplicates) into maps that hold no
+/// routes, through `sink`, in one sweep in address order: each tbl24 entry is written once with
+/// its final value, and only where the map holds something else (a fresh map is all
+/// `PL_NO_ROUTE`, so unrouted space costs a read); a /24 with longer prefixes gets the next
+/// group number, filled completely before tbl24 links it. Returns each group's /24 and covering
+/// value, by group number (for [`Dir24::loaded`]).
+///
+/// A covering prefix sorts before what it covers, so a stack of the open /24-or-shorter
+/// prefixes (innermost on top) gives the value of the entries between two routes; the long
+/// prefixes of a /24 are contiguous and come after every shorter prefix covering it.
+pub fn load_sorted(
+    routes: &[(u32, u8, u32)],
+    sink: &mut impl Dir24Sink,
+    max_groups: u32,
+) -> Result<Vec<(u32, u32)>, Dir24Error> {
+    let mut groups: Vec<(u32, u32)> = Vec::new();
+    // Open prefixes: (first tbl24 entry past them, value).
+    let mut open: Vec<(u32, u32)> = Vec::with_capacity(33);
+    // tbl24 entries below this are written.
+    let mut cursor = 0u32;
+    let mut i = 0;
+    while i < routes.len() {
+        let (addr, len, v) = routes[i];
+        let idx = addr >> 8;
+        advance(&mut open, &mut cursor, idx, sink);
+        if len <= 24 {
+            open.push((idx + (1 << (24 - len)), v));
+            i += 1;
+            continue;
+        }
+        // The long prefixes of /24 `idx`, over its covering value.
+        let cover = open.last().map_or(PL_NO_ROUTE, |o| o.1);
+        let mut table = [cover; DIR8_ENTRIES];
+        while let Some(&(a, l, v)) = routes.get(i).filter(|r| r.0 >> 8 == idx) {
+            let start = (a & 0xff) as usize;
+            table[start..start + (1usize << (32 - l))].fill(v);
+            i += 1;
+        }
+        let g = groups.len() as u32;
+        if g >= max_groups {
+            return Err(Dir24Error::GroupsExhausted(max_groups));
+        }
+        for (j, &v) in table.iter().enumerate() {
             sink.store8(g, j as u8, v);
         }
-        // Linked only after every entry of the group is stored (Release stores in the sink).
-        sink.store24(i, DIR_ENTRY_TBL8 | g);
-        self.e24[i as usize] = DIR_ENTRY_TBL8 | g;
-        self.linked += 1;
-        debug_assert_eq!(self.group(g).idx24, i);
-        Ok(g)
+        // The group is complete before its /24 links it.
+        sink.store24(idx, DIR_ENTRY_TBL8 | g);
+        groups.push((idx, cover));
+        cursor = idx + 1;
+    }
+    advance(&mut open, &mut cursor, 1 << 24, sink);
+    Ok(groups)
+}
+
+/// Writes the tbl24 entries from `cursor` up to `to` with the value of the innermost open prefix
+/// covering each (none: `PL_NO_ROUTE`), and closes the prefixes that end by `to`.
+fn advance(open: &mut Vec<(u32, u32)>, cursor: &mut u32, to: u32, sink: &mut impl Dir24Sink) {
+    while *cursor < to {
+        while open.last().is_some_and(|o| o.0 <= *cursor) {
+            open.pop();
+        }
+        let (end, v) = match open.last() {
+            Some(&(end, v)) => (end.min(to), v),
+            None => (to, PL_NO_ROUTE),
+        };
+        sink.fill24(*cursor, end, v);
+        *cursor = end;
+    }
+    while open.last().is_some_and(|o| o.0 <= to) {
+        open.pop();
+    }
+}
+
+/// Reads a tbl8 entry (for [`lookup`]).
+pub trait Load8 {
+    fn load8(&self, group: u32, j: u8) -> u32;
+}
+
+/// The answer the arrays give for `addr` (what the forwarder reads).
+pub fn lookup(t: &(impl Dir24Sink + Load8), addr: Ipv4Addr) -> u32 {
+    let a = u32::from(addr);
+    let e = t.load24(a >> 8);
+    if e & DIR_ENTRY_TBL8 != 0 {
+        t.load8(e & !DIR_ENTRY_TBL8, a as u8)
+    } else {
+        e
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
-    /// Records the table the sink would hold, to check the shadow and the writes agree.
-    struct MemSink {
+    /// The arrays in memory, as the maps would hold them.
+    struct Mem {
         t24: Vec<u32>,
         t8: HashMap<u32, [u32; 256]>,
+        stores: u64,
     }
 
-    impl Dir24Sink for MemSink {
+    impl Dir24Sink for Mem {
+        fn load24(&self, idx: u32) -> u32 {
+            self.t24[idx as usize]
+        }
         fn store24(&mut self, idx: u32, value: u32) {
+            self.stores += 1;
             self.t24[idx as usize] = value;
         }
         fn store8(&mut self, group: u32, j: u8, value: u32) {
+            self.stores += 1;
             self.t8.entry(group).or_insert([0; 256])[j as usize] = value;
         }
     }
 
-    impl MemSink {
-        fn new() -> MemSink {
-            MemSink {
-                t24: vec![0; TBL24_ENTRIES],
-                t8: HashMap::default(),
+    impl Mem {
+        fn new() -> Mem {
+            Mem {
+                t24: vec![0; 1 << 24],
+                t8: HashMap::new(),
+                stores: 0,
             }
         }
-        fn lookup(&self, a: Ipv4Addr) -> u32 {
-            let a = u32::from(a);
+        fn lookup(&self, a: u32) -> u32 {
             let e = self.t24[(a >> 8) as usize];
             if e & DIR_ENTRY_TBL8 != 0 {
                 self.t8[&(e & !DIR_ENTRY_TBL8)][(a & 0xff) as usize]
@@ -399,18 +713,69 @@ mod tests {
         }
     }
 
-    fn ip(s: &str) -> Ipv4Addr {
-        s.parse().unwrap()
+    impl Load8 for Mem {
+        fn load8(&self, group: u32, j: u8) -> u32 {
+            self.t8[&group][j as usize]
+        }
+    }
+
+    fn ip(s: &str) -> u32 {
+        u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
+    }
+
+    fn put(d: &mut Dir24, m: &mut Mem, a: u32, l: u8, v: u32) {
+        d.rules.insert(mask(a, l), l, v);
+        d.write(m, mask(a, l), l, v).unwrap();
+    }
+
+    fn del(d: &mut Dir24, m: &mut Mem, a: u32, l: u8) -> bool {
+        let had = d.rules.remove(mask(a, l), l).is_some();
+        if had {
+            d.erase(m, mask(a, l), l);
+        }
+        had
     }
 
     #[test]
-    fn longer_prefixes_survive_shorter_inserts_and_deletes_restore_the_parent() {
-        let mut d = Dir24::new(16);
-        let mut s = MemSink::new();
-        d.insert(&mut s, ip("10.1.2.128"), 25, 30).unwrap();
-        d.insert(&mut s, ip("10.1.2.0"), 24, 20).unwrap();
-        d.insert(&mut s, ip("10.0.0.0"), 8, 10).unwrap();
-        d.insert(&mut s, ip("10.1.2.7"), 32, 40).unwrap();
+    fn rules_are_ordered_by_address_then_length_across_buckets() {
+        let mut r = Rules4::default();
+        for (a, l, v) in [
+            ("10.1.0.0", 16, 3),
+            ("10.0.0.0", 8, 1),
+            ("10.0.0.0", 16, 2),
+            ("10.1.2.0", 24, 4),
+            ("11.0.0.0", 8, 5),
+        ] {
+            assert_eq!(r.insert(ip(a), l, v), None);
+        }
+        assert_eq!(r.insert(ip("10.1.0.0"), 16, 30), Some(3));
+        let all: Vec<_> = r.iter().map(|x| x.2).collect();
+        assert_eq!(all, [1, 2, 30, 4, 5]);
+        let sub: Vec<_> = r
+            .range(ip("10.0.0.1"), last(ip("10.0.0.0"), 8))
+            .map(|x| x.2)
+            .collect();
+        assert_eq!(sub, [30, 4], "a range starts at its first address");
+        assert_eq!(r.parent(ip("10.1.2.0"), 24), 30);
+        assert_eq!(r.parent(ip("10.2.0.0"), 16), 1);
+        assert_eq!(r.parent(ip("12.0.0.0"), 8), PL_NO_ROUTE);
+        assert_eq!(r.remove(ip("10.0.0.0"), 8), Some(1));
+        assert_eq!(r.len(), 4);
+        let back = Rules4::from_sorted(&r.iter().collect::<Vec<_>>());
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            r.iter().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn longer_prefixes_survive_shorter_writes_and_erases_restore_the_parent() {
+        let mut d = Dir24::new(16, Duration::ZERO);
+        let mut m = Mem::new();
+        put(&mut d, &mut m, ip("10.1.2.128"), 25, 30);
+        put(&mut d, &mut m, ip("10.1.2.0"), 24, 20);
+        put(&mut d, &mut m, ip("10.0.0.0"), 8, 10);
+        put(&mut d, &mut m, ip("10.1.2.7"), 32, 40);
         for (a, v) in [
             ("10.1.2.7", 40),
             ("10.1.2.200", 30),
@@ -418,50 +783,47 @@ mod tests {
             ("10.9.9.9", 10),
             ("11.0.0.1", 0),
         ] {
-            assert_eq!(d.lookup(ip(a)), v, "{a}");
-            assert_eq!(s.lookup(ip(a)), v, "{a} in the written table");
+            assert_eq!(m.lookup(ip(a)), v, "{a}");
         }
-        d.delete(&mut s, ip("10.1.2.0"), 24).unwrap();
-        assert_eq!(s.lookup(ip("10.1.2.1")), 10);
-        assert_eq!(s.lookup(ip("10.1.2.7")), 40);
-        d.delete(&mut s, ip("10.1.2.7"), 32).unwrap();
-        d.delete(&mut s, ip("10.1.2.128"), 25).unwrap();
+        del(&mut d, &mut m, ip("10.1.2.0"), 24);
+        assert_eq!(m.lookup(ip("10.1.2.1")), 10);
+        assert_eq!(m.lookup(ip("10.1.2.7")), 40);
+        del(&mut d, &mut m, ip("10.1.2.7"), 32);
+        del(&mut d, &mut m, ip("10.1.2.128"), 25);
         assert_eq!(d.groups_in_use(), 0, "a uniform group is unlinked");
         assert_eq!(d.groups_quarantined(), 1);
-        assert_eq!(s.t24[0x0a0102], 10, "tbl24 holds the covering value again");
-        assert_eq!(s.lookup(ip("10.1.2.200")), 10);
+        assert_eq!(m.t24[0x0a0102], 10, "tbl24 holds the covering value again");
+        assert_eq!(m.lookup(ip("10.1.2.200")), 10);
     }
 
     #[test]
     fn a_freed_group_is_reused_only_after_quarantine() {
-        let mut d = Dir24::new(1);
-        d.set_quarantine_time(Duration::ZERO);
-        let mut s = MemSink::new();
-        d.insert(&mut s, ip("192.0.2.1"), 32, 20).unwrap();
-        d.delete(&mut s, ip("192.0.2.1"), 32).unwrap();
-        assert_eq!(
-            d.insert(&mut s, ip("198.51.100.1"), 32, 21),
-            Err(Dir24Error::GroupsExhausted(1))
-        );
+        let mut d = Dir24::new(1, Duration::ZERO);
+        let mut m = Mem::new();
+        put(&mut d, &mut m, ip("192.0.2.1"), 32, 20);
+        del(&mut d, &mut m, ip("192.0.2.1"), 32);
+        d.rules.insert(ip("198.51.100.1"), 32, 21);
+        assert!(d.write(&mut m, ip("198.51.100.1"), 32, 21).is_err());
         d.commit();
         assert!(
-            d.insert(&mut s, ip("198.51.100.1"), 32, 21).is_err(),
+            d.write(&mut m, ip("198.51.100.1"), 32, 21).is_err(),
             "one batch is not enough"
         );
         d.commit();
-        d.insert(&mut s, ip("198.51.100.1"), 32, 21).unwrap();
-        assert_eq!(s.lookup(ip("198.51.100.1")), 21);
-        assert_eq!(s.lookup(ip("198.51.100.2")), 0);
+        d.write(&mut m, ip("198.51.100.1"), 32, 21).unwrap();
+        assert_eq!(m.lookup(ip("198.51.100.1")), 21);
+        assert_eq!(m.lookup(ip("198.51.100.2")), 0);
     }
 
-    /// Random inserts and deletes of nested prefixes in a few /24s (groups linked, unlinked and
-    /// reused): the shadow, the written table and a plain longest-prefix match always agree.
+    /// Random batches of inserts, updates and deletes of nested prefixes in a few /24s (groups
+    /// linked, unlinked and reused, a default route), planned into the table first and then
+    /// written inserts before deletes as a batch does: after each batch the arrays equal a
+    /// longest-prefix match and each group's covering value is right.
     #[test]
-    fn random_nested_prefixes_agree_with_longest_prefix_match() {
-        let mut d = Dir24::new(64);
-        d.set_quarantine_time(Duration::ZERO);
-        let mut s = MemSink::new();
-        let mut rules: HashMap<(u32, u8), u32> = HashMap::default();
+    fn random_batches_agree_with_longest_prefix_match() {
+        let mut d = Dir24::new(64, Duration::ZERO);
+        let mut m = Mem::new();
+        let mut rules: HashMap<(u32, u8), u32> = HashMap::new();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {
             x ^= x << 13;
@@ -469,52 +831,290 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let base = u32::from(ip("10.20.0.0"));
-        for step in 0..4000 {
-            let r = next();
-            let len = [14u8, 16, 22, 23, 24, 24, 25, 26, 28, 30, 32][(r % 11) as usize];
-            let addr = mask(base | ((r >> 8) as u32 & 0x381), len);
-            let value = 1 + (r >> 40) as u32 % 1000;
-            if r >> 63 == 0 {
-                d.insert(&mut s, addr.into(), len, value).unwrap();
-                rules.insert((addr, len), value);
-            } else {
-                let had = rules.remove(&(addr, len)).is_some();
-                assert_eq!(d.delete(&mut s, addr.into(), len).unwrap(), had);
+        let base = ip("10.20.0.0");
+        let lpm = |rules: &HashMap<(u32, u8), u32>, a: u32| {
+            (0..=32u8)
+                .rev()
+                .find_map(|l| rules.get(&(mask(a, l), l)).copied())
+                .unwrap_or(PL_NO_ROUTE)
+        };
+        for batch in 0..600 {
+            let n = 1 + next() % 12;
+            let mut ops: Vec<(u32, u8, bool)> = Vec::new();
+            for _ in 0..n {
+                let r = next();
+                let len = [0u8, 14, 16, 22, 23, 24, 24, 25, 26, 28, 30, 32][(r % 12) as usize];
+                let addr = mask(base | ((r >> 8) as u32 & 0x381), len);
+                if ops.iter().any(|o| (o.0, o.1) == (addr, len)) {
+                    continue;
+                }
+                if r >> 63 == 0 {
+                    let v = 16 + (r >> 40) as u32 % 1000;
+                    d.rules.insert(addr, len, v);
+                    rules.insert((addr, len), v);
+                    ops.push((addr, len, true));
+                } else if d.rules.remove(addr, len).is_some() {
+                    rules.remove(&(addr, len));
+                    ops.push((addr, len, false));
+                }
             }
-            if step % 7 == 0 {
-                d.commit();
+            for &(a, l, ins) in &ops {
+                if ins {
+                    let v = d.rules.get(a, l).unwrap();
+                    d.write(&mut m, a, l, v).unwrap();
+                }
             }
+            for &(a, l, ins) in &ops {
+                if !ins {
+                    d.erase(&mut m, a, l);
+                }
+            }
+            d.commit();
             for a in (base - 256..base + 0x500).step_by(3) {
-                let want = (0..=32u8)
-                    .rev()
-                    .find_map(|l| rules.get(&(mask(a, l), l)).copied())
-                    .unwrap_or(PL_NO_ROUTE);
                 assert_eq!(
-                    d.lookup(a.into()),
-                    want,
-                    "shadow, step {step}, {}",
-                    Ipv4Addr::from(a)
+                    m.lookup(a),
+                    lpm(&rules, a),
+                    "batch {batch}, {}",
+                    std::net::Ipv4Addr::from(a)
                 );
-                assert_eq!(
-                    s.lookup(a.into()),
-                    want,
-                    "maps, step {step}, {}",
-                    Ipv4Addr::from(a)
-                );
-                assert_eq!(d.entry24(a >> 8), s.t24[(a >> 8) as usize]);
+            }
+            for (g, &i) in d.idx24.iter().enumerate() {
+                if i != UNLINKED {
+                    assert_eq!(m.t24[i as usize], DIR_ENTRY_TBL8 | g as u32);
+                    let want = lpm(
+                        &rules
+                            .iter()
+                            .filter(|r| r.0.1 <= 24)
+                            .map(|(k, v)| (*k, *v))
+                            .collect(),
+                        i << 8,
+                    );
+                    assert_eq!(d.cover[g], want, "cover of group {g}");
+                }
             }
         }
     }
 
     #[test]
-    fn a_new_group_starts_from_the_covering_value() {
-        let mut d = Dir24::new(4);
-        let mut s = MemSink::new();
-        d.insert(&mut s, ip("203.0.113.0"), 24, 50).unwrap();
-        d.insert(&mut s, ip("203.0.113.64"), 26, 51).unwrap();
-        assert_eq!(s.lookup(ip("203.0.113.1")), 50);
-        assert_eq!(s.lookup(ip("203.0.113.65")), 51);
-        assert_eq!(s.lookup(ip("203.0.113.255")), 50);
+    fn the_image_equals_incremental_writes() {
+        let mut d = Dir24::new(64, Duration::ZERO);
+        let mut m = Mem::new();
+        let routes = [
+            (ip("10.0.0.0"), 8, 16),
+            (ip("10.1.0.0"), 16, 17),
+            (ip("10.1.2.0"), 25, 18),
+            (ip("10.1.2.64"), 26, 19),
+            (ip("10.3.0.0"), 24, 20),
+            (ip("10.3.0.8"), 29, 21),
+        ];
+        for &(a, l, v) in &routes {
+            put(&mut d, &mut m, a, l, v);
+        }
+        let mut groups = Vec::new();
+        let v24 = image(&routes, |i, c, t| {
+            groups.push((i, c, *t));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(groups.len(), d.groups_in_use());
+        for (i, c, t) in groups {
+            let e = m.t24[i as usize];
+            assert_eq!(v24[i as usize], c);
+            assert_eq!(&m.t8[&(e & !DIR_ENTRY_TBL8)], &t);
+        }
+        for i in 0..1u32 << 24 {
+            if m.t24[i as usize] & DIR_ENTRY_TBL8 == 0 {
+                assert_eq!(m.t24[i as usize], v24[i as usize]);
+            }
+        }
+    }
+
+    /// The one-route batches the fib-ebpf tests use: a new group starts from the covering value,
+    /// a failed insert (no group left) leaves the table as the arrays answer.
+    #[test]
+    fn single_route_inserts_and_deletes() {
+        let mut d = Dir24::new(1, Duration::ZERO);
+        let mut m = Mem::new();
+        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        d.insert(&mut m, a("203.0.113.0"), 24, 50).unwrap();
+        d.insert(&mut m, a("203.0.113.64"), 26, 51).unwrap();
+        assert_eq!(m.lookup(ip("203.0.113.1")), 50);
+        assert_eq!(m.lookup(ip("203.0.113.65")), 51);
+        assert_eq!(m.lookup(ip("203.0.113.255")), 50);
+        assert_eq!(
+            d.insert(&mut m, a("198.51.100.1"), 32, 52),
+            Err(Dir24Error::GroupsExhausted(1))
+        );
+        assert_eq!(d.rules.get(ip("198.51.100.1"), 32), None);
+        assert_eq!(
+            d.insert(&mut m, a("10.0.0.0"), 33, 5),
+            Err(Dir24Error::PrefixLen(33))
+        );
+        assert_eq!(
+            d.insert(&mut m, a("10.0.0.0"), 8, DIR_ENTRY_TBL8 | 1),
+            Err(Dir24Error::Value(DIR_ENTRY_TBL8 | 1))
+        );
+        assert!(d.delete(&mut m, a("203.0.113.64"), 26).unwrap());
+        assert!(!d.delete(&mut m, a("203.0.113.64"), 26).unwrap());
+        assert_eq!(m.lookup(ip("203.0.113.65")), 50);
+        assert_eq!(lookup(&m, a("203.0.113.65")), 50);
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// tbl24 and the groups in memory, as the maps hold them, with the stores counted.
+    struct Mem {
+        t24: Vec<u32>,
+        t8: HashMap<u32, [u32; DIR8_ENTRIES]>,
+        stores24: u64,
+        stores8: u64,
+    }
+
+    impl Dir24Sink for Mem {
+        fn load24(&self, idx: u32) -> u32 {
+            self.t24[idx as usize]
+        }
+        fn store24(&mut self, idx: u32, value: u32) {
+            self.stores24 += 1;
+            self.t24[idx as usize] = value;
+        }
+        fn store8(&mut self, group: u32, j: u8, value: u32) {
+            self.stores8 += 1;
+            self.t8.entry(group).or_insert([0; DIR8_ENTRIES])[j as usize] = value;
+        }
+    }
+
+    impl Mem {
+        fn new() -> Mem {
+            Mem {
+                t24: vec![PL_NO_ROUTE; 1 << 24],
+                t8: HashMap::new(),
+                stores24: 0,
+                stores8: 0,
+            }
+        }
+        fn lookup(&self, a: u32) -> u32 {
+            let e = self.t24[(a >> 8) as usize];
+            if e & DIR_ENTRY_TBL8 != 0 {
+                self.t8[&(e & !DIR_ENTRY_TBL8)][(a & 0xff) as usize]
+            } else {
+                e
+            }
+        }
+    }
+
+    fn mask(a: u32, l: u8) -> u32 {
+        a & u32::MAX.checked_shl(32 - u32::from(l)).unwrap_or(0)
+    }
+
+    /// Nested random prefixes over a few /8s (lengths 0..=32, a default route), sorted and
+    /// deduplicated as the bulk path hands them over.
+    fn routes(seed: u64, n: usize) -> Vec<(u32, u8, u32)> {
+        let mut x = seed;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let lens = [0u8, 8, 12, 16, 19, 22, 23, 24, 24, 24, 25, 26, 28, 30, 32];
+        let mut v: Vec<(u32, u8, u32)> = (0..n)
+            .map(|_| {
+                let r = next();
+                let l = lens[(r % lens.len() as u64) as usize];
+                // Three /8s, dense inside two /16s of the first so prefixes nest.
+                let a = [0x0a14_0000u32, 0x2d00_0000, 0xc000_0000][(r >> 8) as usize % 3]
+                    | (r >> 16) as u32 & 0x0001_ffff;
+                (mask(a, l), l, 16 + (r >> 40) as u32 % 1000)
+            })
+            .collect();
+        v.sort_by_key(|r| (r.0, r.1));
+        v.dedup_by_key(|r| (r.0, r.1));
+        v
+    }
+
+    fn lpm(routes: &[(u32, u8, u32)], a: u32) -> u32 {
+        routes
+            .iter()
+            .filter(|r| mask(a, r.1) == r.0)
+            .max_by_key(|r| r.1)
+            .map_or(PL_NO_ROUTE, |r| r.2)
+    }
+
+    /// Into a fresh (zeroed) tbl24 the sweep writes each routed entry once and no unrouted one
+    /// (the old image copy wrote all 2^24), every group is complete before its link, and the
+    /// answers equal a longest-prefix match and the reference image.
+    #[test]
+    fn a_fresh_load_writes_only_routed_entries_and_answers_longest_match() {
+        for (seed, n, default) in [(1u64, 400, false), (7, 2000, false), (11, 300, true)] {
+            let mut rs = routes(0x9E37_79B9_7F4A_7C15 ^ seed, n);
+            rs.retain(|r| default || r.1 > 0);
+            let mut m = Mem::new();
+            let groups = load_sorted(&rs, &mut m, 4096).unwrap();
+            let mut want = Vec::new();
+            let v24 = image(&rs, |i, c, t| {
+                want.push((i, c, *t));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(groups.len(), want.len());
+            for (g, (i, c, t)) in want.iter().enumerate() {
+                assert_eq!(groups[g], (*i, *c), "group {g}: /24 and cover");
+                assert_eq!(m.t24[*i as usize], DIR_ENTRY_TBL8 | g as u32);
+                assert_eq!(&m.t8[&(g as u32)], t);
+            }
+            let routed = (0..1usize << 24)
+                .filter(|&i| m.t24[i] & DIR_ENTRY_TBL8 == 0)
+                .inspect(|&i| assert_eq!(m.t24[i], v24[i], "tbl24 {i:#x}"))
+                .filter(|&i| m.t24[i] != PL_NO_ROUTE)
+                .count() as u64;
+            assert_eq!(m.stores24, routed + groups.len() as u64, "seed {seed}");
+            assert_eq!(m.stores8, groups.len() as u64 * DIR8_ENTRIES as u64);
+            if !default {
+                assert!(m.stores24 < 1 << 23, "unrouted space is not written");
+            }
+            let mut x = seed;
+            for k in 0..20_000u32 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let a = if k % 2 == 0 {
+                    let r = rs[(x >> 33) as usize % rs.len()];
+                    r.0 | (x as u32 & u32::MAX.checked_shr(u32::from(r.1)).unwrap_or(0))
+                } else {
+                    (x >> 32) as u32
+                };
+                assert_eq!(m.lookup(a), lpm(&rs, a), "{}", std::net::Ipv4Addr::from(a));
+            }
+        }
+    }
+
+    /// tbl24 entries that hold something else (not links) are overwritten: the sweep compares
+    /// with what the map holds, it does not assume zeros.
+    #[test]
+    fn a_load_over_stale_tbl24_values_still_answers_longest_match() {
+        let rs = routes(0x5151, 1500);
+        let mut fresh = Mem::new();
+        load_sorted(&rs, &mut fresh, 4096).unwrap();
+        let mut m = Mem::new();
+        for (i, e) in m.t24.iter_mut().enumerate() {
+            *e = if i % 3 == 0 { 0 } else { 1 + (i as u32 % 7) };
+        }
+        load_sorted(&rs, &mut m, 4096).unwrap();
+        assert!(m.t24 == fresh.t24);
+        assert_eq!(m.t8, fresh.t8);
+    }
+
+    #[test]
+    fn running_out_of_groups_is_an_error() {
+        let rs: Vec<(u32, u8, u32)> = (0..3u32)
+            .map(|i| (0x0a00_0001 + (i << 8), 32, 20))
+            .collect();
+        assert!(load_sorted(&rs, &mut Mem::new(), 2).is_err());
+        assert_eq!(load_sorted(&rs, &mut Mem::new(), 3).unwrap().len(), 3);
     }
 }

@@ -21,7 +21,7 @@ pub mod maps;
 pub mod nhg;
 mod sys;
 
-pub use dir24::{Dir24, Dir24Error, Dir24Sink, NullSink};
+pub use dir24::{Dir24, Dir24Error, Dir24Sink};
 pub use loader::{AttachMode, AttachedMode, Engine4, Forwarder, LoadOptions, LoaderError};
 pub use maps::{FibMaps, MapsError};
 

@@ -22,7 +22,7 @@ use aya::maps::MapData;
 use thiserror::Error;
 
 use crate::abi::*;
-use crate::dir24::Dir24Sink;
+use crate::dir24::{Dir24Sink, Load8};
 use crate::sys::{self, Mmap, bytes_of};
 
 /// Maps the loader pins under `/sys/fs/bpf/<instance>/`.
@@ -547,19 +547,43 @@ fn fib6_key(addr: Ipv6Addr, len: u8) -> Result<Fib6Key, MapsError> {
 }
 
 impl Dir24Sink for FibMaps {
+    fn load24(&self, idx: u32) -> u32 {
+        self.dir24_load(idx)
+    }
     fn store24(&mut self, idx: u32, value: u32) {
         self.dir24_store(idx, value)
     }
     fn store8(&mut self, group: u32, j: u8, value: u32) {
         self.dir8_store(group, j, value)
+    }
+    fn fill24(&mut self, from: u32, to: u32, value: u32) {
+        self.dir24_fill(from, to, value);
     }
 }
 
 impl Dir24Sink for &FibMaps {
+    fn load24(&self, idx: u32) -> u32 {
+        self.dir24_load(idx)
+    }
     fn store24(&mut self, idx: u32, value: u32) {
         self.dir24_store(idx, value)
     }
     fn store8(&mut self, group: u32, j: u8, value: u32) {
         self.dir8_store(group, j, value)
+    }
+    fn fill24(&mut self, from: u32, to: u32, value: u32) {
+        self.dir24_fill(from, to, value);
+    }
+}
+
+impl Load8 for FibMaps {
+    fn load8(&self, group: u32, j: u8) -> u32 {
+        self.dir8_load(group, j)
+    }
+}
+
+impl Load8 for &FibMaps {
+    fn load8(&self, group: u32, j: u8) -> u32 {
+        self.dir8_load(group, j)
     }
 }

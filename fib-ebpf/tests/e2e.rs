@@ -264,7 +264,7 @@ fn src_to_dst_through_xdp_only_over_two_links() {
         m.nhg_write(2, &[3]).unwrap();
         m.pathlist_set(16, 1).unwrap();
         m.pathlist_set(17, 2).unwrap();
-        let mut dir = Dir24::new(16);
+        let mut dir = Dir24::new(16, std::time::Duration::from_secs(1));
         for (p, pl) in [
             ("10.9.0.0/24", 16),
             ("10.0.1.0/24", 17),

@@ -83,7 +83,7 @@ fn group(fwd: &mut Forwarder, net: u8, gid: u32, members: &[(u32, u32)]) -> Vec<
     m.nhg_write(gid, &b).unwrap();
     let pl = 100 + u32::from(net);
     m.pathlist_set(pl, gid).unwrap();
-    let mut dir = fib_ebpf::Dir24::new(4);
+    let mut dir = fib_ebpf::Dir24::new(4, std::time::Duration::from_secs(1));
     dir.insert(m, Ipv4Addr::new(10, net, 0, 0), 16, pl).unwrap();
     b
 }

@@ -567,7 +567,7 @@ impl FibSync {
             }
             drop(k4);
             // 4: DIR-24-8 from a flat image (groups before tbl24), the IPv4 reference trie if used.
-            let groups = crate::bulk::load(
+            let groups = crate::dir4::load_sorted(
                 &v4,
                 &mut CountingSink { maps: m, c: &mut c },
                 m.dir8_groups(),
@@ -641,7 +641,7 @@ impl FibSync {
         match groups {
             Ok(groups) => self.dir4.loaded(&groups),
             Err(e) => {
-                first_err.get_or_insert(e);
+                first_err.get_or_insert(e.into());
             }
         }
         let pathlist_flips = (plan.pathlist.len() + plan4.pathlist.len()) as u64;
@@ -1132,7 +1132,7 @@ impl FibSync {
                 if let Err(e) = dir4.write(&mut sink, a, l, v)
                     && first_err.is_none()
                 {
-                    first_err = Some(e);
+                    first_err = Some(e.into());
                 }
                 if lpm4 {
                     ins4.push((a.into(), l, FibVal { pl_id: v, flags: 0 }));

@@ -127,7 +127,10 @@ pub struct Routes4 {
 impl Routes4 {
     pub fn new() -> Routes4 {
         Routes4 {
-            dir: Dir24::new(fib_ebpf::abi::DIR8_MAX_GROUPS),
+            dir: Dir24::new(
+                fib_ebpf::abi::DIR8_MAX_GROUPS,
+                std::time::Duration::from_secs(1),
+            ),
         }
     }
 
