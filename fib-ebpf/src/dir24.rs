@@ -678,7 +678,8 @@ mod tests {
     struct Mem {
         t24: Vec<u32>,
         t8: HashMap<u32, [u32; 256]>,
-        stores: u64,
+        stores24: u64,
+        stores8: u64,
     }
 
     impl Dir24Sink for Mem {
@@ -686,11 +687,11 @@ mod tests {
             self.t24[idx as usize]
         }
         fn store24(&mut self, idx: u32, value: u32) {
-            self.stores += 1;
+            self.stores24 += 1;
             self.t24[idx as usize] = value;
         }
         fn store8(&mut self, group: u32, j: u8, value: u32) {
-            self.stores += 1;
+            self.stores8 += 1;
             self.t8.entry(group).or_insert([0; 256])[j as usize] = value;
         }
     }
@@ -700,7 +701,8 @@ mod tests {
             Mem {
                 t24: vec![0; 1 << 24],
                 t8: HashMap::new(),
-                stores: 0,
+                stores24: 0,
+                stores8: 0,
             }
         }
         fn lookup(&self, a: u32) -> u32 {
@@ -958,57 +960,6 @@ mod tests {
         assert!(!d.delete(&mut m, a("203.0.113.64"), 26).unwrap());
         assert_eq!(m.lookup(ip("203.0.113.65")), 50);
         assert_eq!(lookup(&m, a("203.0.113.65")), 50);
-    }
-}
-
-#[cfg(test)]
-mod load_tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    /// tbl24 and the groups in memory, as the maps hold them, with the stores counted.
-    struct Mem {
-        t24: Vec<u32>,
-        t8: HashMap<u32, [u32; DIR8_ENTRIES]>,
-        stores24: u64,
-        stores8: u64,
-    }
-
-    impl Dir24Sink for Mem {
-        fn load24(&self, idx: u32) -> u32 {
-            self.t24[idx as usize]
-        }
-        fn store24(&mut self, idx: u32, value: u32) {
-            self.stores24 += 1;
-            self.t24[idx as usize] = value;
-        }
-        fn store8(&mut self, group: u32, j: u8, value: u32) {
-            self.stores8 += 1;
-            self.t8.entry(group).or_insert([0; DIR8_ENTRIES])[j as usize] = value;
-        }
-    }
-
-    impl Mem {
-        fn new() -> Mem {
-            Mem {
-                t24: vec![PL_NO_ROUTE; 1 << 24],
-                t8: HashMap::new(),
-                stores24: 0,
-                stores8: 0,
-            }
-        }
-        fn lookup(&self, a: u32) -> u32 {
-            let e = self.t24[(a >> 8) as usize];
-            if e & DIR_ENTRY_TBL8 != 0 {
-                self.t8[&(e & !DIR_ENTRY_TBL8)][(a & 0xff) as usize]
-            } else {
-                e
-            }
-        }
-    }
-
-    fn mask(a: u32, l: u8) -> u32 {
-        a & u32::MAX.checked_shl(32 - u32::from(l)).unwrap_or(0)
     }
 
     /// Nested random prefixes over a few /8s (lengths 0..=32, a default route), sorted and
