@@ -897,6 +897,18 @@ mod tests {
         }
     }
 
+    /// The reference image: tbl24 values and the groups as (/24, cover, entries).
+    #[allow(clippy::type_complexity)]
+    fn image_and_groups(routes: &[(u32, u8, u32)]) -> (Vec<u32>, Vec<(u32, u32, [u32; 256])>) {
+        let mut groups = Vec::new();
+        let v24 = image(routes, |i, c, t| {
+            groups.push((i, c, *t));
+            Ok(())
+        })
+        .unwrap();
+        (v24, groups)
+    }
+
     #[test]
     fn the_image_equals_incremental_writes() {
         let mut d = Dir24::new(64, Duration::ZERO);
@@ -912,12 +924,7 @@ mod tests {
         for &(a, l, v) in &routes {
             put(&mut d, &mut m, a, l, v);
         }
-        let mut groups = Vec::new();
-        let v24 = image(&routes, |i, c, t| {
-            groups.push((i, c, *t));
-            Ok(())
-        })
-        .unwrap();
+        let (v24, groups) = image_and_groups(&routes);
         assert_eq!(groups.len(), d.groups_in_use());
         for (i, c, t) in groups {
             let e = m.t24[i as usize];
@@ -1006,12 +1013,7 @@ mod tests {
             rs.retain(|r| default || r.1 > 0);
             let mut m = Mem::new();
             let groups = load_sorted(&rs, &mut m, 4096).unwrap();
-            let mut want = Vec::new();
-            let v24 = image(&rs, |i, c, t| {
-                want.push((i, c, *t));
-                Ok(())
-            })
-            .unwrap();
+            let (v24, want) = image_and_groups(&rs);
             assert_eq!(groups.len(), want.len());
             for (g, (i, c, t)) in want.iter().enumerate() {
                 assert_eq!(groups[g], (*i, *c), "group {g}: /24 and cover");
