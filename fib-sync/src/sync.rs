@@ -377,6 +377,12 @@ impl FibSync {
         Ok(())
     }
 
+    /// Whether the IPv6 table of an initial bulk load is still being built or waits to be joined
+    /// (the load's sorted IPv6 routes are held until then).
+    pub fn load_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// The path-list id a prefix has (reserved ids included).
     pub fn route(&self, prefix: &IpNet) -> Option<u32> {
         let p = prefix.trunc();

@@ -441,7 +441,9 @@ fn a_bulk_load_takes_the_last_route_of_a_repeated_prefix_and_answers_before_it_s
             vec![],
             "{engine:?}, before settling"
         );
+        assert!(s.load_pending(), "the IPv6 table is joined later");
         s.settle().unwrap();
+        assert!(!s.load_pending(), "settled: the sorted routes are dropped");
         assert_eq!(s.check(&want).unwrap(), vec![], "{engine:?}, settled");
         assert_eq!(s.tbl8_in_use(), (0..64).filter(|i| i % 3 != 1).count());
     }

@@ -1322,8 +1322,11 @@ impl Core {
         }
         self.flush();
         self.export_held();
+        // The first sync's IPv6 table is built in the background and joined here when idle; the
+        // sorted routes it drops were freed after the End-of-RIB trim, so trim again then.
+        let settled = self.dataplane.as_mut().is_some_and(|d| d.settle_load());
         let (work, eor) = self.trim_inputs();
-        if self.trim.on_tick(now, work, eor) {
+        if self.trim.on_tick(now, work, eor) || settled {
             super::memory::release_free_heap();
         }
     }

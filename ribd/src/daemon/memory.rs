@@ -13,6 +13,9 @@
 //!             └─► malloc_trim(0)  when ≥ MIN_WORK route operations happened since the last trim and
 //!                                 a peer just sent End-of-RIB, or a tick passed without work,
 //!                                 or MAX_INTERVAL passed (sustained churn)
+//!   core, on a tick: Dataplane::settle_load joined the first sync's background IPv6 table
+//!      └─► malloc_trim(0) once (the load's sorted routes it dropped were freed after the
+//!                         End-of-RIB trim)
 //! ```
 
 use std::time::{Duration, Instant};
