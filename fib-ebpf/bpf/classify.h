@@ -300,7 +300,12 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	const struct cls_nodes *nodes = bpf_map_lookup_elem(&cls_node, &slot);
 	if (!nodes)
 		return -1;
-	__u32 leaf = v6 ? cls_trie(nodes, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(nodes, CLS_ROOT_DST4, p->dst);
+	__u32 u = sl->fields;
+	__u32 leaf;
+	if (u & CLS_FIELDS_DST_FLAT)
+		leaf = v6 ? sl->dst6_leaf : sl->none_bm[CLS_F_DST];
+	else
+		leaf = v6 ? cls_trie(nodes, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(nodes, CLS_ROOT_DST4, p->dst);
 	if (!leaf)
 		return -1;
 	__u32 dbm = leaf & CLS_LEAF_ID;
@@ -321,7 +326,6 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	if (!tab || !words)
 		return -1;
 	struct cls_scan s;
-	__u32 u = sl->fields;
 	__u32 nw = sl->n_chunks * CLS_CHUNK_WORDS; /* words of a bitmap */
 #pragma unroll
 	for (int k = 0; k < CLS_SUM_WORDS; k++)
@@ -329,7 +333,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 #pragma unroll
 	for (int f = 0; f < CLS_NFIELDS; f++)
 		s.off[f] = 0;
-	s.used = u;
+	s.used = u & ((1u << CLS_NFIELDS) - 1);
 	s.off[CLS_F_DST] = dbm * nw;
 	s.rule_base = slot * CLS_MAX_RULES;
 	s.slot = slot;

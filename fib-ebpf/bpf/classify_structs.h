@@ -84,6 +84,9 @@
 #define CLS_F_FRAG 10
 #define CLS_F_IIF 11
 #define CLS_NFIELDS 12
+/* cls_slot.fields: no rule has a destination prefix, so every destination of a family has the same
+ * leaf (the family's rules): none_bm[CLS_F_DST] for IPv4, dst6_leaf for IPv6; no trie walk. */
+#define CLS_FIELDS_DST_FLAT 0x80000000u
 
 /* Fragment bits as FlowSpec defines them (RFC 8955 4.2.2.12). */
 #define CLS_FRAG_DF 0x01
@@ -124,8 +127,8 @@ struct cls_ctl {
 struct cls_slot {
 	__u32 n_rules;
 	__u32 n_chunks;  /* chunks per bitmap: ceil(n_rules / 512) */
-	__u32 fields;    /* bit CLS_F_x: field x is looked up */
-	__u32 _pad;
+	__u32 fields;    /* bit CLS_F_x: field x is looked up; CLS_FIELDS_DST_FLAT */
+	__u32 dst6_leaf; /* with CLS_FIELDS_DST_FLAT: the leaf of every IPv6 destination */
 	__u32 none_bm[CLS_NFIELDS]; /* bitmap for packets that lack the field */
 };
 

@@ -1084,3 +1084,69 @@ fn classifier_pins_of_an_older_abi_are_rebuilt_on_upgrade() {
     let fwd = Forwarder::load_with(&opts).unwrap();
     assert_eq!(fwd.classifier().unwrap().installed(), &[RuleId(7)]);
 }
+
+#[test]
+fn sets_without_destination_prefixes_keep_address_families_apart() {
+    // No rule has a destination prefix, so the program takes each family's destination leaf from
+    // the slot header instead of walking the trie: the family restrictions must still hold.
+    let set = RuleSet::new(vec![
+        rule(
+            1,
+            Match {
+                family: Some(Family::V6),
+                protocol: Some(vec![17..=17]),
+                ..m()
+            },
+            Action::Drop,
+        ),
+        Rule {
+            set_dscp: Some(9),
+            ..rule(
+                2,
+                Match {
+                    family: Some(Family::V4),
+                    protocol: Some(vec![17..=17]),
+                    ..m()
+                },
+                Action::Accept,
+            )
+        },
+        rule(
+            3,
+            Match {
+                dst_port: Some(vec![80..=80]),
+                ..m()
+            },
+            Action::Drop,
+        ),
+    ]);
+    let compiled = fib_ebpf::acl::compile(&set).unwrap();
+    assert_ne!(
+        compiled.slot.fields & fib_ebpf::acl::abi::CLS_FIELDS_DST_FLAT,
+        0,
+        "the set takes the flat destination path"
+    );
+    let udp4 = || Pkt::v4("100.64.0.1", "198.18.0.1").with(|p| p.proto = 17);
+    let udp6 = || Pkt::v6("2001:db8::1", "2001:db8:9::1").with(|p| p.proto = 17);
+    let cases = vec![
+        case("IPv4 UDP: the IPv4 rule marks", udp4(), Some(9), &[2]),
+        dropped("IPv6 UDP: the IPv6 rule drops", udp6(), &[1]),
+        dropped(
+            "IPv4 TCP to 80: any family",
+            Pkt::v4("100.64.0.1", "198.18.0.1").with(|p| p.dport = 80),
+            &[3],
+        ),
+        dropped(
+            "IPv6 TCP to 80: any family",
+            Pkt::v6("2001:db8::1", "2001:db8:9::1").with(|p| p.dport = 80),
+            &[3],
+        ),
+        case(
+            "IPv6 TCP to 443: nothing",
+            Pkt::v6("2001:db8::1", "2001:db8:9::1"),
+            None,
+            &[],
+        ),
+    ];
+    check(&set, &cases);
+}

@@ -60,6 +60,9 @@ pub const CLS_F_DSCP: u32 = 9;
 pub const CLS_F_FRAG: u32 = 10;
 pub const CLS_F_IIF: u32 = 11;
 pub const CLS_NFIELDS: usize = 12;
+/// `ClsSlot::fields`: no rule has a destination prefix; the destination's leaf is
+/// `none_bm[CLS_F_DST]` (IPv4) or `dst6_leaf` (IPv6) without a trie walk.
+pub const CLS_FIELDS_DST_FLAT: u32 = 0x8000_0000;
 
 pub const CLS_FRAG_DF: u8 = 0x01;
 pub const CLS_FRAG_ISF: u8 = 0x02;
@@ -101,7 +104,8 @@ pub struct ClsSlot {
     pub n_rules: u32,
     pub n_chunks: u32,
     pub fields: u32,
-    pub _pad: u32,
+    /// With [`CLS_FIELDS_DST_FLAT`]: the trie leaf of every IPv6 destination.
+    pub dst6_leaf: u32,
     pub none_bm: [u32; CLS_NFIELDS],
 }
 
@@ -230,6 +234,7 @@ pub fn layout() -> Vec<(String, u64)> {
     o!(v, "cls_slot", ClsSlot, n_rules);
     o!(v, "cls_slot", ClsSlot, n_chunks);
     o!(v, "cls_slot", ClsSlot, fields);
+    o!(v, "cls_slot", ClsSlot, dst6_leaf);
     o!(v, "cls_slot", ClsSlot, none_bm);
     s!(v, "cls_rule", ClsRule);
     o!(v, "cls_rule", ClsRule, id);
@@ -315,7 +320,7 @@ pub fn layout() -> Vec<(String, u64)> {
         CLS_F_DSCP,
         CLS_F_FRAG
     );
-    c!(v, CLS_F_IIF, CLS_NFIELDS);
+    c!(v, CLS_F_IIF, CLS_NFIELDS, CLS_FIELDS_DST_FLAT);
     c!(v, CLS_FRAG_DF, CLS_FRAG_ISF, CLS_FRAG_FF, CLS_FRAG_LF);
     c!(
         v,

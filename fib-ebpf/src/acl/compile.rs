@@ -506,6 +506,14 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
         }
     }
 
+    // No destination prefix anywhere: every destination of a family has its root's (only) leaf, so
+    // the program takes it from the slot header instead of walking the trie.
+    if dst_used && !rules.iter().any(|r| r.matches.dst.is_some()) {
+        slot.fields |= CLS_FIELDS_DST_FLAT;
+        slot.none_bm[CLS_F_DST as usize] = nodes[(CLS_ROOT_DST4 * 256) as usize][0];
+        slot.dst6_leaf = nodes[(CLS_ROOT_DST6 * 256) as usize][0];
+    }
+
     let cls_rules = rules.iter().map(encode_rule).collect();
     Ok(Compiled {
         ids: rules.iter().map(|r| r.id).collect(),
@@ -608,7 +616,11 @@ impl Compiled {
             (
                 CLS_F_DST,
                 Box::new(|| {
-                    let l = self.trie(if v6 { CLS_ROOT_DST6 } else { CLS_ROOT_DST4 }, &dst);
+                    let l = if s.fields & CLS_FIELDS_DST_FLAT != 0 {
+                        if v6 { s.dst6_leaf } else { none(CLS_F_DST) }
+                    } else {
+                        self.trie(if v6 { CLS_ROOT_DST6 } else { CLS_ROOT_DST4 }, &dst)
+                    };
                     dst_leaf.set(l);
                     l & CLS_LEAF_ID
                 }),
