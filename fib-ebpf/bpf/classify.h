@@ -3,22 +3,24 @@
  * classify.h: the classifier stage (static ACLs and BGP FlowSpec), run before the route lookup.
  *
  *   cls_ctl.active == 0 ──► nothing to do (one load)
- *   destination trie ──► bitmap id (0: no rule covers it, done) ──► its summary = candidate words
+ *   destination trie ──► leaf (0: no rule covers it, done) ──► its record: the one candidate word,
+ *                        or a summary (= candidate words) and the non-empty words in order
  *   other used fields: one lookup each ──► bitmap id (0: done) ──► first word of their bitmap
- *   next match: for each candidate word, AND the fields' words, lowest set bit first
+ *   next match: for each candidate word, the destination's word AND the fields' words, lowest set
+ *   bit first
  *   apply in priority order: count; drop / rate-limit (GCRA, shared, spin-locked) / mark DSCP;
  *   stop at the first terminal rule or drop, or after CLS_MAX_APPLY rules.
  *
  * Per-packet cost is bounded: at most CLS_NFIELDS lookups (tries: 3 levels IPv4, 15 IPv6), then only
- * the 64-rule words where the destination has a rule (at most CLS_MAX_WORDS). Only the destination's
- * summary is read: the other fields' bitmaps are mostly dense (wildcards), so their summaries cost
- * a load each and rarely remove a word. The first CLS_INLINE_WORDS candidate words are ANDed in
+ * the 64-rule words where the destination has a rule (at most CLS_MAX_WORDS). Only the destination
+ * has a summary: the other fields' bitmaps are mostly dense (wildcards), so their summaries would
+ * cost a load each and rarely remove a word. The first CLS_INLINE_WORDS candidate words are ANDed in
  * line; a packet that matches nothing there and has no other candidate is done without bpf_loop.
  * The rest of the walk (and applying matches) runs in bpf_loop, and the stage is a global function,
  * so the verifier checks each once. A packet reads the slot named by cls_ctl.active once and only
  * that slot after, so a rule-set swap (userspace fills the other slot, then one u32 store) is never
  * seen half-built.
- * Bitmap id 0 is the empty bitmap: every failed lookup means "no rule".
+ * Bitmap id 0 is the empty bitmap and leaf 0 the empty record: every failed lookup means "no rule".
  */
 #ifndef FIB_CLASSIFY_H
 #define FIB_CLASSIFY_H
@@ -67,17 +69,18 @@ struct cls_scan {
 	__u32 used;
 	__u32 rule_base; /* first rule of the slot */
 	__u32 slot;
-	__u32 cur;       /* word index of `bits` */
+	__u32 cur;       /* word index of `bits`; the candidates after it are still to read */
+	__u32 rec;       /* the destination's record (a summary and its words when `more`) */
+	__u32 dnext;     /* the record's word of the next candidate */
 	__u32 applied;   /* rules applied so far */
 	__u32 done;
 	__s32 verdict;   /* -2 drop, -1 go on */
 	__s32 dscp;      /* DSCP to set, or -1 */
 	__u16 pktlen;
-	__u16 _pad;
-	__u32 _pad2;
+	__u16 more;      /* the record has a summary: further candidate words */
+	__u32 _pad;
 	__u64 framelen;
 	__u64 bits;      /* matching rules of word `cur` not yet applied */
-	__u64 cand[CLS_SUM_WORDS]; /* words still to read */
 };
 
 /* Trailing zeros of a non-zero word without branches (BPF has no ctz; a branchy binary search
@@ -228,7 +231,8 @@ static __always_inline void cls_apply(struct cls_scan *s, __u32 idx)
 		s->done = 1;
 }
 
-/* Word w of the AND of the used fields' bitmaps: one load per field off the slot's words. The loads
+/* Word w of the AND of the used fields' bitmaps (the destination's aside): one load per field off
+ * the slot's words. The loads
  * are independent of each other (the offsets are known), so they overlap; no early exit, whose branch
  * would mispredict. */
 static __always_inline __u64 cls_word(const struct cls_words *words, const struct cls_scan *s, __u32 w)
@@ -255,25 +259,34 @@ static long cls_step(__u64 i, void *ctx)
 		cls_apply(s, s->cur * 64 + cls_ctz64(low));
 		return s->done ? 1 : 0;
 	}
-	__u32 w = 0;
-	int found = 0;
-#pragma unroll
-	for (int k = 0; k < CLS_SUM_WORDS; k++) {
-		__u64 c = s->cand[k];
-		if (!found && c) {
-			__u64 low = c & (~c + 1);
-			s->cand[k] = c ^ low;
-			w = k * 64 + cls_ctz64(low);
-			found = 1;
-		}
-	}
-	if (!found)
+	if (!s->more)
 		return 1;
 	__u32 slot = s->slot;
 	const struct cls_words *words = bpf_map_lookup_elem(&cls_chunk, &slot);
 	if (!words)
 		return 1;
-	s->bits = cls_word(words, s, w);
+	/* the lowest candidate after `cur`, from the record's summary */
+	__u32 cur = s->cur & (CLS_MAX_WORDS - 1);
+	__u32 w = 0;
+	int found = 0;
+#pragma unroll
+	for (int k = 0; k < CLS_SUM_WORDS; k++) {
+		__u64 c = words->w[(s->rec + k) & CLS_WORD_MASK];
+		if (cur >= k * 64 + 63)
+			c = 0;
+		else if (cur >= k * 64)
+			c &= ~((2ULL << (cur - k * 64)) - 1);
+		if (!found && c) {
+			w = k * 64 + cls_ctz64(c);
+			found = 1;
+		}
+	}
+	if (!found)
+		return 1;
+	s->bits = words->w[s->dnext & CLS_WORD_MASK] & cls_word(words, s, w);
+	/* masked: the verifier checks bpf_loop callbacks until their state repeats, and a counter that
+	 * only grows never does */
+	s->dnext = (s->dnext + 1) & CLS_WORD_MASK;
 	s->cur = w;
 	return 0;
 }
@@ -295,8 +308,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	st->v[CLS_STAT_CLASSIFIED] += 1;
 
 	/* The destination first (always used): most traffic is covered by no rule's prefix, and its
-	 * summary says which words can hold a match at all. The other fields' summaries are not read:
-	 * most of their bitmaps are dense (wildcards), and ANDing a word costs one load. */
+	 * record says which words can hold a match at all. */
 	const struct cls_nodes *nodes = bpf_map_lookup_elem(&cls_node, &slot);
 	if (!nodes)
 		return -1;
@@ -308,43 +320,30 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		leaf = v6 ? cls_trie(nodes, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(nodes, CLS_ROOT_DST4, p->dst);
 	if (!leaf)
 		return -1;
-	__u32 dbm = leaf & CLS_LEAF_ID;
-	/* Several candidate words: the summary names them (loaded now, while the other fields are
-	 * looked up). */
-	const struct cls_sum *sum = NULL;
-	if (leaf & CLS_LEAF_MORE) {
-		const struct cls_sums *sums = bpf_map_lookup_elem(&cls_sum, &slot);
-		if (!sums)
-			return -1;
-		/* no arithmetic on the pointer before its null check (clang would hoist it) */
-		barrier_var(sums);
-		sum = &sums->s[dbm & (CLS_MAX_BITMAPS - 1)];
-	}
-
 	const struct cls_tab_slot *tab = bpf_map_lookup_elem(&cls_tab, &slot);
 	const struct cls_words *words = bpf_map_lookup_elem(&cls_chunk, &slot);
 	if (!tab || !words)
 		return -1;
+
 	struct cls_scan s;
 	__u32 nw = sl->n_chunks * CLS_CHUNK_WORDS; /* words of a bitmap */
 #pragma unroll
-	for (int k = 0; k < CLS_SUM_WORDS; k++)
-		s.cand[k] = 0;
-#pragma unroll
 	for (int f = 0; f < CLS_NFIELDS; f++)
 		s.off[f] = 0;
-	s.used = u & ((1u << CLS_NFIELDS) - 1);
-	s.off[CLS_F_DST] = dbm * nw;
+	/* the destination's words come from its record, not a dense bitmap */
+	s.used = u & ((1u << CLS_NFIELDS) - 1) & ~(1u << CLS_F_DST);
 	s.rule_base = slot * CLS_MAX_RULES;
 	s.slot = slot;
 	s.cur = 0;
+	s.rec = 0;
+	s.dnext = 0;
+	s.more = 0;
 	s.applied = 0;
 	s.done = 0;
 	s.verdict = -1;
 	s.dscp = -1;
 	s.pktlen = p->pktlen;
 	s._pad = 0;
-	s._pad2 = 0;
 	s.framelen = framelen;
 	s.bits = 0;
 
@@ -383,26 +382,25 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	}
 #undef CLS_FIELD
 
+	/* The record's first word: the only candidate's word, or the summary's first word. */
+	__u32 rec = leaf & CLS_LEAF_REC;
+	__u64 rec0 = words->w[rec & CLS_WORD_MASK];
 	__u64 c = 0;
 	__u64 acc = 0;
 	__u32 w = 0;
+	__u32 dnext = rec + CLS_SUM_WORDS;
 	if (!(leaf & CLS_LEAF_MORE)) {
-		/* The destination's rules are all in one word, named by the leaf: no summary to read
-		 * before the words (most destinations with rules have few of them). */
+		/* The destination's rules are all in one word, named by the leaf, and the record is
+		 * that word: no summary (most destinations with rules have few of them). */
 		w = (leaf >> CLS_LEAF_W_SHIFT) & 0xff;
-		acc = cls_word(words, &s, w);
+		acc = rec0 & cls_word(words, &s, w);
 		if (!acc)
 			return -1;
 	} else {
-		if (!sum)
-			return -1;
-#pragma unroll
-		for (int k = 0; k < CLS_SUM_WORDS; k++)
-			s.cand[k] = sum->w[k];
 		/* The first candidate words in line: most packets that get this far match nothing in
 		 * one or two words, and then need no bpf_loop. The loop goes on from the first
 		 * matching word. */
-		c = s.cand[0];
+		c = rec0;
 #pragma unroll
 		for (int i = 0; i < CLS_INLINE_WORDS; i++) {
 			if (!c)
@@ -410,12 +408,15 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 			__u64 low = c & (~c + 1);
 			c ^= low;
 			w = cls_ctz64(low);
-			acc = cls_word(words, &s, w);
+			acc = words->w[dnext & CLS_WORD_MASK] & cls_word(words, &s, w);
+			dnext += 1;
 			if (acc)
 				break;
 		}
-		if (!acc && !(c | s.cand[1] | s.cand[2] | s.cand[3]))
+		if (!acc && !(c | words->w[(rec + 1) & CLS_WORD_MASK] | words->w[(rec + 2) & CLS_WORD_MASK] |
+			      words->w[(rec + 3) & CLS_WORD_MASK]))
 			return -1;
+		s.more = 1;
 	}
 	/* The first match in line when it ends evaluation by itself, without a rate limiter: a drop,
 	 * or a terminal accept (with or without a DSCP). That is what a flood matching a mitigation
@@ -447,9 +448,10 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 			return (fl & CLS_RF_SET_DSCP) ? (r->dscp & 63) : -1;
 		}
 	}
-	s.cand[0] = c;
 	s.bits = acc;
 	s.cur = w;
+	s.rec = rec;
+	s.dnext = dnext & CLS_WORD_MASK;
 	bpf_loop(CLS_MAX_WORDS + CLS_MAX_APPLY + 1, cls_step, &s, 0);
 	if (s.applied)
 		st->v[CLS_STAT_MATCHED] += 1;

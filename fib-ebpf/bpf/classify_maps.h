@@ -53,17 +53,9 @@ struct {
 	__type(value, struct cls_tab_slot);
 } cls_tab SEC(".maps");
 
-/* Bitmap summaries (bit w = word w of the bitmap has a rule): one value per slot, by bitmap id. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CLS_SLOTS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct cls_sums);
-} cls_sum SEC(".maps");
-
-/* Bitmap words: one value per slot, word w of bitmap b at b * n_chunks * 8 + w (bitmaps are whole
- * 512-rule chunks). The program indexes it with a masked index: one load per word. */
+/* Bitmap words: one value per slot. Dense bitmaps first (word w of bitmap b at b * n_chunks * 8 + w,
+ * whole 512-rule chunks), then the destination records. The program indexes it with a masked
+ * index: one load per word. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, CLS_SLOTS);

@@ -5,20 +5,24 @@
  *
  * How a rule set is laid out (all per slot; two slots, the active one named by cls_ctl.active):
  *
- *   packet field ──lookup──► bitmap id ──► cls_sum[id]  (bit w set = word w of the bitmap is non-zero)
- *                                      └─► cls_chunk word id * n_chunks * 8 + w (64 rules a word)
- *   AND of the used fields' summaries = words worth reading; AND of their words = matching rules;
- *   lowest set bit = highest-priority match (rule index = priority position).
+ *   destination ──trie──► leaf = record offset | first word | MORE
+ *        record (in cls_chunk's words): the one non-empty word, or (MORE) the summary
+ *        (CLS_SUM_WORDS words, bit w = word w non-empty) followed by the non-empty words in order
+ *   other field ──lookup──► bitmap id ──► dense bitmap: word w at id * n_chunks * 8 + w (64 rules a word)
+ *   for each candidate word w of the destination: its record word AND the other used fields' word w
+ *   = matching rules; lowest set bit = highest-priority match (rule index = priority position).
+ *
+ * A destination's rules are few (its prefixes' and the wildcards), so its record is a line or two;
+ * the other fields have few distinct bitmaps, so their dense words stay in the cache.
  *
  * Lookups per field: prefixes walk a multibit trie (cls_node: a root of 256 nodes picked by the first
  * address byte and indexed by the second, then one node per further byte); 8- and 16-bit fields index
  * cls_tab directly; the ingress interface is a hash (cls_iif). A packet without the header a field
  * needs (no ports, not ICMP, not TCP) uses the slot's none_bm for it: the rules that ignore the field.
  *
- * Since ABI 5 the trie nodes, summaries and bitmap words of a slot are each one map value (cls_nodes,
- * cls_sums, cls_words): the program looks each up once per packet and then indexes it with a masked
- * index, a plain load per trie level and per field word instead of a map lookup. The byte layout of
- * the mmapped maps is the same as ABI 4's (slot s at s * the per-slot size); only the shapes differ.
+ * The trie nodes and the words of a slot are each one map value (cls_nodes, cls_words): the program
+ * looks each up once per packet and then indexes it with a masked index, a plain load per trie level
+ * and per word. ABI 6: destination records (ABI 5: dense destination bitmaps and a cls_sum map).
  */
 #ifndef FIB_CLASSIFY_STRUCTS_H
 #define FIB_CLASSIFY_STRUCTS_H
@@ -27,7 +31,7 @@
 #include <linux/bpf.h>
 
 /* Bump when a classifier map's key, value or meaning changes (checked on re-use of pinned maps). */
-#define CLS_ABI_VERSION 5
+#define CLS_ABI_VERSION 6
 
 #define CLS_SLOTS 2
 #define CLS_MAX_RULES 16384
@@ -41,10 +45,11 @@
 #define CLS_NODES_PER_SLOT 16384                /* trie nodes per slot (1 KiB each) */
 #define CLS_WORDS_PER_SLOT (CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS) /* 2^21: one cls_words value */
 #define CLS_NODE_ENTRIES_PER_SLOT (CLS_NODES_PER_SLOT * 256)        /* 2^22: one cls_nodes value */
-#define CLS_NODE_CHILD 0x80000000u              /* trie entry: child node index, else a leaf: */
-#define CLS_LEAF_ID 0xffffu                     /*   bitmap id (0: no rule) */
-#define CLS_LEAF_W_SHIFT 16                     /*   bits 16-23: the bitmap's first non-empty word */
-#define CLS_LEAF_MORE 0x01000000u               /*   it has further non-empty words (see cls_sum) */
+#define CLS_NODE_CHILD 0x80000000u              /* trie entry: child node index, else a leaf (0: no rule) */
+#define CLS_LEAF_ID 0xffffu                     /*   source leaves: bitmap id */
+#define CLS_LEAF_REC 0x1fffffu                  /*   destination leaves: record offset in the words, */
+#define CLS_LEAF_W_SHIFT 21                     /*   bits 21-28: the first non-empty word, */
+#define CLS_LEAF_MORE 0x20000000u               /*   the record is a summary + several words */
 #define CLS_MAX_APPLY 16                        /* matching rules applied per packet (non-terminal chain) */
 #define CLS_IIF_MAX 4096
 
@@ -157,11 +162,6 @@ struct cls_tab_slot {
 	__u32 e[CLS_TAB_ENTRIES];
 };
 
-/* cls_sum: bit w = word w of the bitmap has a rule. */
-struct cls_sum {
-	__u64 w[CLS_SUM_WORDS];
-};
-
 struct cls_chunk {
 	__u64 w[CLS_CHUNK_WORDS];
 };
@@ -169,10 +169,6 @@ struct cls_chunk {
 /* Per-slot map values (powers of two, so a masked index always stays inside). */
 struct cls_nodes {
 	__u32 e[CLS_NODE_ENTRIES_PER_SLOT];
-};
-
-struct cls_sums {
-	struct cls_sum s[CLS_MAX_BITMAPS];
 };
 
 struct cls_words {

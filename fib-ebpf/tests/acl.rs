@@ -1060,10 +1060,19 @@ fn classifier_pins_of_an_older_abi_are_rebuilt_on_upgrade() {
         .unwrap()
         .pin(dir.join("cls_chunk"))
         .unwrap();
+    // and a map ABI 5 had and this build does not
+    aya::maps::MapData::from_pin(dir.join("cls_slot"))
+        .unwrap()
+        .pin(dir.join("cls_sum"))
+        .unwrap();
     // The upgrade loads: the routes' pins are re-used, the classifier's are created afresh.
     let mut fwd =
         Forwarder::load_with(&opts).expect("an older classifier ABI does not stop the load");
     assert!(fwd.reused_pinned_maps());
+    assert!(
+        !dir.join("cls_sum").exists(),
+        "the retired map's pin is gone"
+    );
     assert_eq!(fwd.maps().pathlist_get(42).unwrap(), 7, "routes are kept");
     let mut cls = fwd.classifier().unwrap();
     assert!(cls.installed().is_empty(), "the old rules are gone");

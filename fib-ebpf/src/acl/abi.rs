@@ -3,7 +3,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const CLS_ABI_VERSION: u32 = 5;
+pub const CLS_ABI_VERSION: u32 = 6;
 pub const CLS_SLOTS: u32 = 2;
 pub const CLS_MAX_RULES: u32 = 16384;
 pub const CLS_CHUNK_WORDS: usize = 8;
@@ -18,12 +18,15 @@ pub const CLS_NODES_PER_SLOT: u32 = 16384;
 pub const CLS_WORDS_PER_SLOT: u32 = CLS_CHUNKS_PER_SLOT * CLS_CHUNK_WORDS as u32;
 /// Trie entries of a slot: one `cls_node` map value (node n at entries n * 256).
 pub const CLS_NODE_ENTRIES_PER_SLOT: u32 = CLS_NODES_PER_SLOT * 256;
-/// Trie entry: a child node index with this bit, else a leaf: bitmap id | first non-empty word
-/// << `CLS_LEAF_W_SHIFT` | `CLS_LEAF_MORE` when the bitmap has further non-empty words.
+/// Trie entry: a child node index with this bit, else a leaf. Source leaves: the bitmap id
+/// (`CLS_LEAF_ID`). Destination leaves: the word offset of the destination's record
+/// (`CLS_LEAF_REC`) | its first non-empty word << `CLS_LEAF_W_SHIFT` | `CLS_LEAF_MORE` when the
+/// record is a summary followed by several words (else it is the one non-empty word).
 pub const CLS_NODE_CHILD: u32 = 0x8000_0000;
 pub const CLS_LEAF_ID: u32 = 0xffff;
-pub const CLS_LEAF_W_SHIFT: u32 = 16;
-pub const CLS_LEAF_MORE: u32 = 0x0100_0000;
+pub const CLS_LEAF_REC: u32 = 0x1f_ffff;
+pub const CLS_LEAF_W_SHIFT: u32 = 21;
+pub const CLS_LEAF_MORE: u32 = 0x2000_0000;
 pub const CLS_MAX_APPLY: u32 = 16;
 pub const CLS_IIF_MAX: u32 = 4096;
 
@@ -134,13 +137,6 @@ pub struct ClsTabRow {
     pub e: [u32; CLS_TAB_ROW as usize],
 }
 
-/// `struct cls_sum`: bit w = word w of a bitmap is non-zero.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ClsSum {
-    pub w: [u64; CLS_SUM_WORDS],
-}
-
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClsChunk {
@@ -181,7 +177,6 @@ unsafe impl aya::Pod for ClsRule {}
 unsafe impl aya::Pod for ClsNode {}
 unsafe impl aya::Pod for ClsTabRow {}
 unsafe impl aya::Pod for ClsChunk {}
-unsafe impl aya::Pod for ClsSum {}
 unsafe impl aya::Pod for ClsIifKey {}
 unsafe impl aya::Pod for ClsCounter {}
 unsafe impl aya::Pod for ClsRl {}
@@ -198,11 +193,12 @@ const _: () = {
     assert!(size_of::<ClsCounter>() == 32);
     assert!(size_of::<ClsRl>() == 24);
     assert!(size_of::<ClsStats>() == 8 * CLS_STAT_MAX as usize);
-    assert!(size_of::<ClsSum>() == 32);
     assert!(CLS_SUM_WORDS * 64 * 64 == CLS_MAX_RULES as usize);
     assert!(CLS_MAX_BITMAPS - 1 <= CLS_LEAF_ID && CLS_MAX_WORDS <= 256);
     assert!(CLS_TAB_ENTRIES.is_power_of_two() && CLS_TAB_ENTRIES >= CLS_TAB_PKTLEN + 65536);
     assert!(CLS_WORDS_PER_SLOT.is_power_of_two() && CLS_NODE_ENTRIES_PER_SLOT.is_power_of_two());
+    assert!(CLS_LEAF_REC + 1 == CLS_WORDS_PER_SLOT && CLS_MAX_WORDS <= 256);
+    assert!((0xff << CLS_LEAF_W_SHIFT) & (CLS_LEAF_REC | CLS_LEAF_MORE | CLS_NODE_CHILD) == 0);
 };
 
 /// `(kind name, value)` lines of the classifier's ABI, compared with `classify_layout.inc`'s output.
@@ -247,7 +243,6 @@ pub fn layout() -> Vec<(String, u64)> {
     s!(v, "cls_node", ClsNode);
     s!(v, "cls_tab_row", ClsTabRow);
     s!(v, "cls_chunk", ClsChunk);
-    s!(v, "cls_sum", ClsSum);
     c!(v, CLS_MAX_WORDS, CLS_SUM_WORDS);
     s!(v, "cls_iif_key", ClsIifKey);
     o!(v, "cls_iif_key", ClsIifKey, slot);
@@ -278,7 +273,13 @@ pub fn layout() -> Vec<(String, u64)> {
     );
     c!(v, CLS_NODE_CHILD, CLS_MAX_APPLY, CLS_IIF_MAX);
     c!(v, CLS_WORDS_PER_SLOT, CLS_NODE_ENTRIES_PER_SLOT);
-    c!(v, CLS_LEAF_ID, CLS_LEAF_W_SHIFT, CLS_LEAF_MORE);
+    c!(
+        v,
+        CLS_LEAF_ID,
+        CLS_LEAF_REC,
+        CLS_LEAF_W_SHIFT,
+        CLS_LEAF_MORE
+    );
     c!(
         v,
         CLS_TAB_PROTO,

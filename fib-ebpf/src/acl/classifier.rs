@@ -4,7 +4,8 @@
 //!   install(RuleSet) ─compile─► counters assigned by RuleId (kept across installs and restarts)
 //!        │ wait until the inactive slot has been out of use for SLOT_QUIESCE
 //!        ▼
-//!   write slot s' = other slot: trie nodes, tables, bitmaps + summaries, rules, iif entries, header
+//!   write slot s' = other slot: trie nodes, tables, bitmap words + destination records, rules, iif
+//!   entries, header
 //!        │ release fence
 //!        ▼
 //!   cls_ctl.active = s' + 1   (one aligned u32 store: the next packet sees the whole new set)
@@ -111,7 +112,6 @@ pub struct Classifier {
     rules_mm: Mmap,
     node_mm: Mmap,
     tab_mm: Mmap,
-    sum_mm: Mmap,
     chunk_mm: Mmap,
     iif: MapData,
     counters: MapData,
@@ -157,11 +157,6 @@ impl Classifier {
             "cls_tab",
             slots * CLS_TAB_ROWS_PER_SLOT as usize * size_of::<ClsTabRow>(),
         )?;
-        let sum_mm = mm(
-            &get("cls_sum")?,
-            "cls_sum",
-            slots * CLS_MAX_BITMAPS as usize * size_of::<ClsSum>(),
-        )?;
         let chunk_mm = mm(
             &get("cls_chunk")?,
             "cls_chunk",
@@ -178,7 +173,6 @@ impl Classifier {
             rules_mm,
             node_mm,
             tab_mm,
-            sum_mm,
             chunk_mm,
             iif: get("cls_iif")?,
             counters: get("cls_counters")?,
@@ -378,10 +372,6 @@ impl Classifier {
             s * CLS_TAB_ROWS_PER_SLOT as usize * size_of::<ClsTabRow>(),
             slice_bytes(&c.tab),
         );
-        self.sum_mm.write(
-            s * CLS_MAX_BITMAPS as usize * size_of::<ClsSum>(),
-            slice_bytes(&c.summaries),
-        );
         self.chunk_mm.write(
             s * CLS_CHUNKS_PER_SLOT as usize * size_of::<ClsChunk>(),
             slice_bytes(&c.chunks),
@@ -498,7 +488,6 @@ pub(crate) fn expected_shape(map: &str) -> Option<(u32, u32, u32)> {
         "cls_rules" => (4, s(size_of::<ClsRule>()), CLS_SLOTS * CLS_MAX_RULES),
         "cls_node" => (4, CLS_NODE_ENTRIES_PER_SLOT * 4, CLS_SLOTS),
         "cls_tab" => (4, CLS_TAB_ENTRIES * 4, CLS_SLOTS),
-        "cls_sum" => (4, s(size_of::<ClsSum>()) * CLS_MAX_BITMAPS, CLS_SLOTS),
         "cls_chunk" => (4, CLS_WORDS_PER_SLOT * 8, CLS_SLOTS),
         "cls_iif" => (8, 4, CLS_IIF_MAX),
         "cls_counters" => (4, s(size_of::<ClsCounter>()), CLS_MAX_RULES),
@@ -555,7 +544,12 @@ fn pinned_mismatch(dir: &Path) -> Result<Option<String>, crate::LoaderError> {
 /// program replaces it. The forwarder's own pins (routes) are not touched. Returns whether the
 /// classifier pins were rebuilt.
 pub(crate) fn check_pinned(dir: &Path) -> Result<bool, crate::LoaderError> {
-    let Some(why) = pinned_mismatch(dir)? else {
+    let retired = super::RETIRED_MAPS.iter().find(|m| dir.join(m).exists());
+    let why = match retired {
+        Some(m) => Some(format!("{m}: a map this build no longer has")),
+        None => pinned_mismatch(dir)?,
+    };
+    let Some(why) = why else {
         return Ok(false);
     };
     tracing::warn!(
@@ -564,7 +558,7 @@ pub(crate) fn check_pinned(dir: &Path) -> Result<bool, crate::LoaderError> {
         "classifier pins of another ABI: removing them to create them afresh (installed rules \
          are gone until the next install; per-rule counters and rate-limiter states restart from 0)"
     );
-    for name in super::PINNED_MAPS {
+    for name in super::PINNED_MAPS.iter().chain(super::RETIRED_MAPS.iter()) {
         let path = dir.join(name);
         match std::fs::remove_file(&path) {
             Ok(()) => {}

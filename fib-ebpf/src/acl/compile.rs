@@ -45,10 +45,12 @@ pub enum CompileError {
 pub struct Compiled {
     pub ids: Vec<RuleId>,
     pub slot: ClsSlot,
-    /// Bitmap b, chunk c: words `[(b * n_chunks + c) * 8 ..][..8]`. Bitmap 0 is empty.
+    /// The slot's words: first the dense bitmaps (bitmap b, chunk c: words
+    /// `[(b * n_chunks + c) * 8 ..][..8]`; bitmap 0 is empty), then the destination records (see
+    /// [`DstRecords`]), which the destination trie's leaves name.
     pub chunks: Vec<u64>,
-    /// Per bitmap: bit w = word w non-empty.
-    pub summaries: Vec<ClsSum>,
+    /// Distinct bitmaps: dense ones (the empty one included) and destination records.
+    pub bitmaps: usize,
     /// Trie nodes; the first `CLS_ROOTS * 256` are the roots.
     pub nodes: Vec<[u32; 256]>,
     /// `cls_tab` entries of the slot (`CLS_TAB_ENTRIES`).
@@ -61,8 +63,57 @@ pub struct Compiled {
 struct Bitmaps {
     words: usize,
     data: Vec<u64>,
-    summaries: Vec<ClsSum>,
+    count: u32,
     index: FxHashMap<Vec<u64>, u32>,
+}
+
+/// The destination's bitmaps as compact records, placed after the dense bitmaps: a bitmap with one
+/// non-empty word is that word; one with more is its summary (`CLS_SUM_WORDS` words, bit w = word
+/// w non-empty) followed by its non-empty words in order. A destination's rules are few (its own
+/// prefixes' and the wildcards), so its record is one or two cache lines where the dense bitmap
+/// would spread its words over up to 2 KiB; the other fields' bitmaps are few and stay dense.
+/// Leaves: record offset | first non-empty word << `CLS_LEAF_W_SHIFT` | `CLS_LEAF_MORE` when the
+/// summary leads; the empty bitmap is leaf 0 (no rule).
+struct DstRecords {
+    /// Starts with one unused word, so no record is at offset 0; offsets are relative to this
+    /// area until [`Compiled`] places it after the dense bitmaps.
+    data: Vec<u64>,
+    index: FxHashMap<Vec<u64>, u32>,
+}
+
+impl DstRecords {
+    fn new() -> DstRecords {
+        DstRecords {
+            data: vec![0],
+            index: FxHashMap::default(),
+        }
+    }
+
+    fn intern(&mut self, bm: &[u64]) -> u32 {
+        if let Some(&l) = self.index.get(bm) {
+            return l;
+        }
+        let nz: Vec<usize> = (0..bm.len()).filter(|&w| bm[w] != 0).collect();
+        let at = self.data.len() as u32;
+        let l = match nz.as_slice() {
+            [] => 0,
+            [w] => {
+                self.data.push(bm[*w]);
+                at | (*w as u32) << CLS_LEAF_W_SHIFT
+            }
+            _ => {
+                let mut sum = [0u64; CLS_SUM_WORDS];
+                for &w in &nz {
+                    sum[w / 64] |= 1 << (w % 64);
+                }
+                self.data.extend_from_slice(&sum);
+                self.data.extend(nz.iter().map(|&w| bm[w]));
+                at | (nz[0] as u32) << CLS_LEAF_W_SHIFT | CLS_LEAF_MORE
+            }
+        };
+        self.index.insert(bm.to_vec(), l);
+        l
+    }
 }
 
 impl Bitmaps {
@@ -71,7 +122,7 @@ impl Bitmaps {
         let mut b = Bitmaps {
             words,
             data: Vec::new(),
-            summaries: Vec::new(),
+            count: 0,
             index: FxHashMap::default(),
         };
         b.intern(&vec![0; words]);
@@ -82,15 +133,9 @@ impl Bitmaps {
         if let Some(&id) = self.index.get(bm) {
             return id;
         }
-        let id = self.summaries.len() as u32;
-        let mut sum = ClsSum::default();
-        for (w, &x) in bm.iter().enumerate() {
-            if x != 0 {
-                sum.w[w / 64] |= 1 << (w % 64);
-            }
-        }
+        let id = self.count;
+        self.count += 1;
         self.data.extend_from_slice(bm);
-        self.summaries.push(sum);
         self.index.insert(bm.to_vec(), id);
         id
     }
@@ -334,6 +379,10 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
         roots.push((CLS_ROOT_SRC4, Family::V4, false));
         roots.push((CLS_ROOT_SRC6, Family::V6, false));
     }
+    let mut dsts = DstRecords::new();
+    // trie nodes holding destination leaves: the two destination roots and the children made for
+    // them (the destination tries are built first)
+    let mut dst_children = nodes.len()..nodes.len();
     for (root, fam, is_dst) in roots {
         let field = |i: usize| if is_dst { m(i).dst } else { m(i).src };
         let eligible = |i: usize| !is_dst || m(i).effective_family().is_none_or(|f| f == fam);
@@ -372,14 +421,26 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
             for &i in &own[&(a, l)] {
                 set_bit(&mut bm, i);
             }
-            prefixes.push((a, l, bms.intern(&bm)));
+            let id = if is_dst {
+                dsts.intern(&bm)
+            } else {
+                bms.intern(&bm)
+            };
+            prefixes.push((a, l, id));
             full.insert((a, l), bm);
         }
-        let def = bms.intern(&default);
+        let def = if is_dst {
+            dsts.intern(&default)
+        } else {
+            bms.intern(&default)
+        };
         let mut flat = vec![def; 65536];
         TrieBuilder { nodes: &mut nodes }.level(&mut flat, 0, 16, &prefixes)?;
         for (b0, chunk) in flat.chunks_exact(256).enumerate() {
             nodes[(root * 256) as usize + b0].copy_from_slice(chunk);
+        }
+        if is_dst {
+            dst_children.end = nodes.len();
         }
     }
 
@@ -480,7 +541,7 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
         }
     }
 
-    let n_bitmaps = bms.summaries.len();
+    let n_bitmaps = bms.count as usize;
     if n_bitmaps > CLS_MAX_BITMAPS as usize {
         return Err(CompileError::Capacity {
             what: "distinct rule bitmaps",
@@ -488,23 +549,26 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
             max: CLS_MAX_BITMAPS as usize,
         });
     }
-    if n_bitmaps * n_chunks > CLS_CHUNKS_PER_SLOT as usize {
+    let dense = bms.data.len();
+    if dense + dsts.data.len() > CLS_WORDS_PER_SLOT as usize {
         return Err(CompileError::Capacity {
-            what: "bitmap chunks (distinct bitmaps × rules / 512)",
-            need: n_bitmaps * n_chunks,
-            max: CLS_CHUNKS_PER_SLOT as usize,
+            what: "bitmap words (distinct bitmaps × rules / 64, and the destinations' records)",
+            need: dense + dsts.data.len(),
+            max: CLS_WORDS_PER_SLOT as usize,
         });
     }
 
-    // Trie leaves carry their bitmap's first non-empty word (and whether there are more), so a
-    // packet whose destination has rules in one word reads that word without the summary.
-    for node in nodes.iter_mut() {
-        for e in node.iter_mut() {
-            if *e & CLS_NODE_CHILD == 0 && *e != 0 {
-                *e = leaf(*e, &bms.summaries[*e as usize]);
-            }
+    // The destination records go after the dense bitmaps: their leaves move by that much.
+    let place = |e: &mut u32| {
+        if *e & CLS_NODE_CHILD == 0 && *e != 0 {
+            *e += dense as u32;
         }
+    };
+    for root in [CLS_ROOT_DST4, CLS_ROOT_DST6] {
+        let r = (root * 256) as usize;
+        nodes[r..r + 256].iter_mut().flatten().for_each(place);
     }
+    nodes[dst_children].iter_mut().flatten().for_each(place);
 
     // No destination prefix anywhere: every destination of a family has its root's (only) leaf, so
     // the program takes it from the slot header instead of walking the trie.
@@ -514,33 +578,20 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
         slot.dst6_leaf = nodes[(CLS_ROOT_DST6 * 256) as usize][0];
     }
 
+    let bitmaps = n_bitmaps + dsts.index.len();
+    let mut chunks = bms.data;
+    chunks.extend_from_slice(&dsts.data);
     let cls_rules = rules.iter().map(encode_rule).collect();
     Ok(Compiled {
         ids: rules.iter().map(|r| r.id).collect(),
         slot,
-        chunks: bms.data,
-        summaries: bms.summaries,
+        chunks,
+        bitmaps,
         nodes,
         tab,
         iif,
         rules: cls_rules,
     })
-}
-
-/// The trie leaf of bitmap `id` (non-empty) with summary `sum`.
-fn leaf(id: u32, sum: &ClsSum) -> u32 {
-    let mut words = sum.w.iter().enumerate().flat_map(|(k, &x)| {
-        (0..64)
-            .filter(move |b| x & (1 << b) != 0)
-            .map(move |b| k * 64 + b)
-    });
-    let first = words.next().unwrap_or(0) as u32;
-    let more = if words.next().is_some() {
-        CLS_LEAF_MORE
-    } else {
-        0
-    };
-    id | first << CLS_LEAF_W_SHIFT | more
 }
 
 /// ns per unit << 16 for `rate` units per second.
@@ -622,7 +673,7 @@ impl Compiled {
                         self.trie(if v6 { CLS_ROOT_DST6 } else { CLS_ROOT_DST4 }, &dst)
                     };
                     dst_leaf.set(l);
-                    l & CLS_LEAF_ID
+                    l
                 }),
             ),
             (
@@ -704,24 +755,28 @@ impl Compiled {
                 }
             }
         }
-        // the leaf names the only non-empty word, or says to read the summary
-        let l = dst_leaf.get();
-        let cand = if l & CLS_LEAF_MORE != 0 {
-            self.summaries[bm[CLS_F_DST as usize] as usize].w
+        // the leaf names the destination's record: its only non-empty word, or its summary and
+        // then its non-empty words in order
+        let rec = (dst_leaf.get() & CLS_LEAF_REC) as usize;
+        let (cand, mut dwords) = if dst_leaf.get() & CLS_LEAF_MORE != 0 {
+            let mut c = [0u64; CLS_SUM_WORDS];
+            c.copy_from_slice(&self.chunks[rec..rec + CLS_SUM_WORDS]);
+            (c, rec + CLS_SUM_WORDS)
         } else {
-            let w = ((l >> CLS_LEAF_W_SHIFT) & 0xff) as usize;
+            let w = ((dst_leaf.get() >> CLS_LEAF_W_SHIFT) & 0xff) as usize;
             let mut c = [0u64; CLS_SUM_WORDS];
             c[w / 64] = 1 << (w % 64);
-            c
+            (c, rec)
         };
         let mut out = Vec::new();
         for (k, mut c) in cand.into_iter().enumerate() {
             while c != 0 {
                 let w = k * 64 + c.trailing_zeros() as usize;
                 c &= c - 1;
-                let mut acc = u64::MAX;
+                let mut acc = self.chunks[dwords];
+                dwords += 1;
                 for f in 0..CLS_NFIELDS as u32 {
-                    if s.fields & (1 << f) != 0 {
+                    if f != CLS_F_DST && s.fields & (1 << f) != 0 {
                         acc &= self.word(bm[f as usize], w);
                     }
                 }
@@ -736,7 +791,7 @@ impl Compiled {
 
     /// Bitmaps in the compiled set (including the empty one).
     pub fn n_bitmaps(&self) -> usize {
-        self.summaries.len()
+        self.bitmaps
     }
 }
 

@@ -38,19 +38,21 @@ pub use classifier::{
 pub use compile::{CompileError, Compiled, compile};
 
 /// Maps of the classifier the loader pins next to the forwarder's.
-pub const PINNED_MAPS: [&str; 11] = [
+pub const PINNED_MAPS: [&str; 10] = [
     "cls_ctl",
     "cls_slot",
     "cls_rules",
     "cls_node",
     "cls_tab",
-    "cls_sum",
     "cls_chunk",
     "cls_iif",
     "cls_counters",
     "cls_rl",
     "cls_stats",
 ];
+
+/// Maps earlier classifier ABIs pinned and this one no longer has (removed on upgrade).
+pub const RETIRED_MAPS: [&str; 1] = ["cls_sum"];
 
 /// A caller-chosen stable identity of a rule. Counters and rate-limiter state follow the id across
 /// rule-set changes and process restarts (e.g. a hash of the FlowSpec NLRI, or an ACL's name + term).
