@@ -268,8 +268,16 @@ fn main() {
     let mut cls_fwd = load(true);
     let mut cls = cls_fwd.classifier().expect("classifier");
     println!(
-        "  {:<8} {:<6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "rules", "dests", "with ns", "without", "added med", "added min", "bitmaps", "install"
+        "  {:<8} {:<6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "rules",
+        "dests",
+        "with ns",
+        "without",
+        "added med",
+        "added min",
+        "bitmaps",
+        "words KiB",
+        "install"
     );
     for n in [0usize, 100, 1000, 10_000] {
         let set = rules(&mut r, n, &pool);
@@ -318,7 +326,7 @@ fn main() {
             }
             let min = diff.iter().copied().fold(f64::INFINITY, f64::min);
             println!(
-                "  {:<8} {:<6} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9} {:>7.0}ms",
+                "  {:<8} {:<6} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9} {:>9} {:>7.0}ms",
                 n,
                 name,
                 median(&mut with),
@@ -326,6 +334,7 @@ fn main() {
                 median(&mut diff),
                 min,
                 rep.bitmaps,
+                rep.words * 8 / 1024,
                 install.as_secs_f64() * 1e3
             );
         }

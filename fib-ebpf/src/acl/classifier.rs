@@ -100,6 +100,8 @@ pub struct InstallReport {
     /// The slot now active (None for an empty set: the stage is off).
     pub slot: Option<u32>,
     pub bitmaps: usize,
+    /// Bitmap words written (dense bitmaps and destination records), 8 bytes each.
+    pub words: usize,
     pub trie_nodes: usize,
     /// Rules that kept the counters of an earlier install.
     pub kept_counters: usize,
@@ -285,6 +287,7 @@ impl Classifier {
             rules: c.ids.len(),
             slot: None,
             bitmaps: c.n_bitmaps(),
+            words: c.chunks.len(),
             trie_nodes: c.nodes.len(),
             kept_counters: kept,
         };
