@@ -363,6 +363,21 @@ impl Fsm {
         self.conns.len()
     }
 
+    /// Replaces our graceful restart capability's Restart State bit, restart time and per-family
+    /// Forwarding State bits for the OPENs sent from now on (RFC 4724 §3: a restarting speaker sets R
+    /// only while it restarts, and F says what it preserved). An OPEN already sent is not changed; the
+    /// capability stays present, so what a connection negotiates is the same whichever version it
+    /// sent. Returns false, changing nothing, when the configuration advertises no graceful restart.
+    pub fn set_graceful_restart(&mut self, gr: GracefulRestart) -> bool {
+        match self.cfg.capabilities.graceful_restart.as_mut() {
+            Some(cur) => {
+                *cur = gr;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Feeds one input; returns what the driver must do, in order.
     pub fn handle(&mut self, now: Time, input: Input) -> Vec<Output> {
         let mut out = Vec::new();

@@ -965,3 +965,46 @@ fn open_without_the_restart_bit_on_a_new_connection_is_a_collision_rfc4724_3() {
         assert_eq!(f.status().flaps, 0);
     }
 }
+
+/// The graceful restart capability in the OPEN among `out`.
+fn sent_gr(out: &[Output]) -> Option<GracefulRestart> {
+    sent(out).into_iter().find_map(|m| match m {
+        Msg::Open(o) => Capabilities::from_open(o).graceful_restart,
+        _ => None,
+    })
+}
+
+#[test]
+fn restart_state_bit_changed_between_connections_applies_to_the_next_open_rfc4724_3() {
+    let mut c = cfg();
+    c.capabilities.graceful_restart = gr(true);
+    let mut f = Fsm::new(c);
+    let out = f.handle(S(0), Input::Start);
+    let Some(Output::Connect(first)) = out.first().cloned() else {
+        panic!("{out:?}")
+    };
+    let out = f.handle(S(0), Input::Connected(first));
+    assert_eq!(
+        sent_gr(&out),
+        gr(true),
+        "the restarting speaker's first OPEN sets R"
+    );
+    // The restart is over: R clear, IPv4 forwarding now preserved, a longer restart time.
+    let steady = GracefulRestart {
+        restarting: false,
+        restart_time: 90,
+        families: vec![(Family::IPV4_UNICAST, true)],
+    };
+    assert!(f.set_graceful_restart(steady.clone()));
+    // The peer's own connection arrives: its OPEN exchange uses the new capability.
+    let out = f.handle(S(1), Input::Incoming);
+    let Some(Output::Accept(_)) = out.first().cloned() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(sent_gr(&out), Some(steady.clone()));
+    assert_eq!(f.config().capabilities.graceful_restart, Some(steady));
+    // Without graceful restart configured there is nothing to change (no capability appears).
+    let mut f = Fsm::new(cfg());
+    assert!(!f.set_graceful_restart(gr(true).unwrap()));
+    assert_eq!(f.config().capabilities.graceful_restart, None);
+}

@@ -160,6 +160,7 @@ pub(crate) enum Command {
     Cease(crate::wire::Notification),
     Reset(Option<String>),
     Refresh(Family),
+    GracefulRestart(crate::fsm::GracefulRestart),
 }
 
 /// Why a send failed.
@@ -239,6 +240,13 @@ impl PeerHandle {
     /// Soft inbound refresh: send ROUTE-REFRESH for `family` (if the peer supports it).
     pub fn refresh(&self, family: Family) {
         let _ = self.cmd.send(Command::Refresh(family));
+    }
+
+    /// Our graceful restart capability (R and F bits, restart time) for the OPENs of connections
+    /// made from now on ([`crate::fsm::Fsm::set_graceful_restart`]); the session up stays as it is.
+    /// Nothing changes when the peer's configuration advertises no graceful restart.
+    pub fn set_graceful_restart(&self, gr: crate::fsm::GracefulRestart) {
+        let _ = self.cmd.send(Command::GracefulRestart(gr));
     }
 
     pub fn state(&self) -> State {

@@ -165,6 +165,11 @@ impl PeerTask {
             Command::Cease(n) => self.input(Input::Cease { notification: n }).await,
             Command::Reset(m) => self.input(Input::Reset { message: m }).await,
             Command::Refresh(f) => self.input(Input::Refresh(f)).await,
+            Command::GracefulRestart(gr) => {
+                if self.fsm.set_graceful_restart(gr.clone()) {
+                    self.cfg.fsm.capabilities.graceful_restart = Some(gr);
+                }
+            }
         }
     }
 
