@@ -54,6 +54,31 @@ pub struct Summary {
     pub attribute_sets: usize,
     pub fib: Vec<AfiCount>,
     pub dataplane: DataplaneSummary,
+    /// Graceful restart (RFC 4724) as the restarting speaker; absent from older daemons.
+    #[serde(default)]
+    pub graceful_restart: GrSummary,
+}
+
+/// The daemon's graceful restart state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrSummary {
+    /// "full" (restarting speaker and helper) or "helper-only".
+    pub mode: String,
+    /// "restarting" (started over a dataplane that kept forwarding: OPENs set the Restart State bit
+    /// and our routes wait for the peers' End-of-RIB), "starting" (a fresh start waiting for the
+    /// peers' tables), or "done".
+    pub phase: String,
+    /// Whether OPENs sent now set the Restart State (R) bit.
+    pub restart_state: bool,
+    /// Unicast families whose Forwarding State (F) bit OPENs sent now set.
+    pub forwarding_preserved: Vec<String>,
+    /// Our advertisements are held back (selection deferral) until the phase ends.
+    pub deferring: bool,
+    /// Seconds until `select-defer-time` (or `initial-sync-timeout`) ends the phase at the latest.
+    pub deadline_secs: Option<u64>,
+    /// Why the phase ended and how many seconds after start.
+    pub ended: Option<String>,
+    pub ended_after_secs: Option<f64>,
 }
 
 /// Running totals kept by the core, read without walking the RIB (`/v1/summary` counts paths by
@@ -128,6 +153,26 @@ pub struct Peer {
     pub messages: MessageCounts,
     pub import: Vec<String>,
     pub export: Vec<String>,
+    /// Graceful restart with this peer; absent when it is off for the peer (`graceful-restart =
+    /// false`) or from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_restart: Option<PeerGr>,
+}
+
+/// Graceful restart with one peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerGr {
+    /// Negotiated on the Established session (both sides advertised the capability).
+    pub negotiated: bool,
+    /// The peer's capability on the session: its restart time, Restart State bit and the
+    /// families whose forwarding it preserved.
+    pub peer_restart_time: Option<u16>,
+    pub peer_restarting: bool,
+    pub peer_forwarding: Vec<String>,
+    /// Families whose End-of-RIB the peer sent on this session.
+    pub end_of_rib_received: Vec<String>,
+    /// Our routes to this peer wait for the end of our restart (selection deferral).
+    pub deferred: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

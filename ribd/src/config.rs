@@ -36,6 +36,9 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub dataplane: DataplaneConfig,
+    /// Graceful restart (RFC 4724) as the restarting speaker.
+    #[serde(default)]
+    pub graceful_restart: GracefulRestartConfig,
     #[serde(default)]
     pub rib: RibConfig,
     #[serde(default)]
@@ -118,7 +121,9 @@ pub struct DataplaneConfig {
     pub xdp_mode: XdpMode,
     pub ipv4_engine: Ipv4Engine,
     pub route_cache: bool,
-    /// Seconds to wait for End-of-RIB from every peer before the first full FIB sync after start.
+    /// After a fresh start, seconds the start-up phase waits at most for the peers' tables (the first
+    /// bulk write with `initial-load-hold`). A restart over pinned maps waits `[graceful-restart]
+    /// select-defer-time` instead.
     pub initial_sync_timeout: u64,
     /// "Update delay" for a fresh dataplane (nothing pinned): hold the RIB's changes until every
     /// session has sent its table (End-of-RIB, or quiet for 2 s) and write the whole table in one
@@ -127,6 +132,43 @@ pub struct DataplaneConfig {
     pub initial_load_hold: bool,
     /// Optional copy of the FIB in a kernel routing table (off by default).
     pub kernel_mirror: KernelMirrorConfig,
+}
+
+/// What ribd does as a graceful-restart speaker (RFC 4724), for every neighbour with
+/// `graceful-restart = true` (the default; `false` advertises no capability at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrMode {
+    /// Restarting speaker and helper: after a restart over a dataplane that kept forwarding, OPENs set
+    /// the Restart State bit and the Forwarding State bit of each family the pinned maps preserved,
+    /// and our routes are advertised only once the peers' tables are in (selection deferral).
+    Full,
+    /// Helper only: peers' routes are kept while they restart, but our capability claims nothing
+    /// (no Restart State bit, no families), so peers drop our routes when we restart, and our
+    /// routes are advertised as soon as sessions come up.
+    HelperOnly,
+}
+
+/// `[graceful-restart]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GracefulRestartConfig {
+    /// "full" (default) or "helper-only".
+    pub mode: GrMode,
+    /// Seconds a restart waits at most for End-of-RIB from the peers before it advertises our routes
+    /// and reconciles the dataplane anyway (FRR's select-defer-time, 360 s there). 1-3600, default 120:
+    /// below the peers' usual stale-path timers (FRR 360 s), so they never flush our routes while we
+    /// still hold them back.
+    pub select_defer_time: u64,
+}
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        GracefulRestartConfig {
+            mode: GrMode::Full,
+            select_defer_time: 120,
+        }
+    }
 }
 
 /// `[dataplane.kernel-mirror]`: mirror the forwarding table into a kernel routing table through
@@ -478,6 +520,16 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, Vec<ConfigError>> {
             format!(
                 "expected error, warn, info, debug, trace or a filter like \"info,ribd::rib=debug\", found {:?}",
                 config.log_level
+            ),
+        );
+    }
+    if !(1..=3600).contains(&config.graceful_restart.select_defer_time) {
+        err(
+            &mut errs,
+            &["graceful-restart", "select-defer-time"],
+            format!(
+                "expected 1-3600 seconds, found {}",
+                config.graceful_restart.select_defer_time
             ),
         );
     }

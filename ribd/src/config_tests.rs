@@ -177,3 +177,38 @@ fn more_peers_than_the_rib_holds_is_a_config_error_naming_the_first_that_does_no
     );
     assert!(e.contains(&want), "missing {want:?} in:\n{e}");
 }
+
+#[test]
+fn graceful_restart_mode_and_select_defer_time_rfc4724_4_1() {
+    let base = "router-id = \"192.0.2.1\"\nlocal-as = 65000\n";
+    let l = parse(base, "ribd.toml").unwrap();
+    assert_eq!(l.config.graceful_restart.mode, GrMode::Full);
+    assert_eq!(l.config.graceful_restart.select_defer_time, 120);
+    let l = parse(
+        &format!("{base}[graceful-restart]\nmode = \"helper-only\"\nselect-defer-time = 360\n"),
+        "ribd.toml",
+    )
+    .unwrap();
+    assert_eq!(l.config.graceful_restart.mode, GrMode::HelperOnly);
+    assert_eq!(l.config.graceful_restart.select_defer_time, 360);
+    // A mode that does not exist names the ones that do, with its line.
+    let e = errors(&format!("{base}[graceful-restart]\nmode = \"restart\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("ribd.toml:4: "), "{}", e[0]);
+    assert!(
+        e[0].contains("`full`") && e[0].contains("`helper-only`"),
+        "{}",
+        e[0]
+    );
+    for bad in ["0", "3601"] {
+        let e = errors(&format!(
+            "{base}[graceful-restart]\nselect-defer-time = {bad}\n"
+        ));
+        assert_eq!(
+            e,
+            vec![format!(
+                "ribd.toml:4: graceful-restart.select-defer-time: expected 1-3600 seconds, found {bad}"
+            )]
+        );
+    }
+}

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Options;
+use super::restart::{self, PeerProgress, Startup};
 use crate::adj_out::{AdjOut, Env, MemberSpec};
 use crate::api;
 use crate::config::{self, AddPath, Family, Loaded, Neighbor};
@@ -92,25 +93,19 @@ struct PeerRt {
     out: mpsc::UnboundedSender<(u64, bytes::Bytes)>,
     epoch: Arc<AtomicU64>,
     /// When the session last delivered UPDATEs (or came up): a peer that sends no End-of-RIB counts
-    /// as loaded once it has been quiet for a while (see `maybe_first_sync`).
+    /// as loaded once it has been quiet for a while (see `first_sync_write`).
     last_rx: Instant,
 }
 
 /// The initial load into a fresh dataplane. Writing a full table prefix by prefix as it arrives costs
 /// several times what one bulk write of the finished table costs (fib-sync sorts it and paints the
 /// DIR-24-8 image in one pass), and nothing forwards yet anyway; like an "update delay", the first
-/// write waits until the table is in:
-/// - every established peer has sent End-of-RIB for each of its families, or has been quiet for
-///   [`QUIET`] (a peer that sends no End-of-RIB), and at least one peer is established; or
-/// - no session has come up [`WAIT_FOR_PEERS`] after start (static routes go out alone); or
-/// - `[dataplane] initial-sync-timeout` has passed since start.
+/// write waits until the table is in: the end of the start-up phase ([`restart::Startup::done`]).
 ///
 /// Later changes are written as they come. Only with `[dataplane] initial-load-hold = true`; without
 /// it the first batch (with the local host routes) is written as soon as it comes.
 #[derive(Debug)]
 struct FirstSync {
-    started: Instant,
-    deadline: Instant,
     /// The RIB's deltas so far, in order (fib-sync's bulk path keeps the last of a repeated prefix
     /// and drops withdrawn ones), or `None` once they outgrew [`FirstSync::cap`]: then the whole
     /// table is taken from the RIB at the end instead (which costs a walk of the RIB).
@@ -124,11 +119,6 @@ impl FirstSync {
         2 * (fib_len[0] + fib_len[1]) + 65_536
     }
 }
-
-/// See [`FirstSync`].
-const QUIET: Duration = Duration::from_secs(2);
-/// See [`FirstSync`].
-const WAIT_FOR_PEERS: Duration = Duration::from_secs(5);
 
 /// Counters for /metrics.
 #[derive(Debug, Default)]
@@ -155,10 +145,15 @@ pub struct Core {
     pub counters: Counters,
     dataplane: Option<super::dataplane::Dataplane>,
     dataplane_error: Option<String>,
-    /// A restart waits for the first full FIB until every peer sent End-of-RIB, or this time.
-    initial_sync_deadline: Option<Instant>,
+    /// The start-up phase until the peers' tables are in ("initial convergence"): a restart's
+    /// reconcile of the pinned dataplane, a fresh dataplane's first write, the deferral of our
+    /// advertisements (restarting speaker) and our graceful restart capability's R and F bits all
+    /// follow it. `None` once it is over.
+    startup: Option<Startup>,
+    /// Why and when the start-up phase ended (for the API).
+    startup_end: Option<(Instant, &'static str)>,
     /// A fresh dataplane: FIB deltas are held during the initial load and the whole table is written
-    /// at once when it is in (see `maybe_first_sync`).
+    /// at once when it is in (see `first_sync_write`).
     first_sync: Option<FirstSync>,
     /// What the maps hold of the RIB's forwarding table ([IPv4, IPv6] prefixes) after the last write.
     programmed: [usize; 2],
@@ -308,7 +303,8 @@ impl Core {
             counters: Counters::default(),
             dataplane: None,
             dataplane_error: None,
-            initial_sync_deadline: None,
+            startup: None,
+            startup_end: None,
             first_sync: None,
             programmed: [0, 0],
             adj: AdjOut::new(),
@@ -339,16 +335,11 @@ impl Core {
                     if let Err(e) = dp.install_local(&local) {
                         tracing::warn!(error = %e, "installing local host routes failed");
                     }
-                    let wait =
-                        Duration::from_secs(core.loaded.config.dataplane.initial_sync_timeout);
-                    if dp.is_pending() {
-                        core.initial_sync_deadline = Some(Instant::now() + wait);
-                    } else if dp.first_sync_due() && core.loaded.config.dataplane.initial_load_hold
+                    if !dp.is_pending()
+                        && dp.first_sync_due()
+                        && core.loaded.config.dataplane.initial_load_hold
                     {
-                        let now = Instant::now();
                         core.first_sync = Some(FirstSync {
-                            started: now,
-                            deadline: now + wait,
                             held: Some(Vec::new()),
                         });
                     }
@@ -365,8 +356,68 @@ impl Core {
             core.dataplane_error =
                 Some("disabled in the configuration ([dataplane] enabled = false)".into());
         }
+        let preserved = core
+            .dataplane
+            .as_ref()
+            .map_or([false, false], |d| d.preserved());
+        let cfg = &core.loaded.config;
+        let st = Startup::new(
+            Instant::now(),
+            cfg.graceful_restart.mode,
+            preserved,
+            Duration::from_secs(cfg.graceful_restart.select_defer_time),
+            Duration::from_secs(cfg.dataplane.initial_sync_timeout),
+        );
+        if st.restarting {
+            tracing::info!(
+                ipv4 = preserved[0],
+                ipv6 = preserved[1],
+                select_defer_secs = cfg.graceful_restart.select_defer_time,
+                "graceful restart: forwarding state preserved; OPENs set the Restart State bit and our routes wait for the peers' End-of-RIB"
+            );
+        } else if preserved.iter().any(|p| *p) {
+            tracing::info!(
+                ipv4 = preserved[0],
+                ipv6 = preserved[1],
+                "forwarding state preserved (graceful restart helper-only: not advertised)"
+            );
+        }
+        core.startup = Some(st);
         core.apply_statics();
         Ok(core)
+    }
+
+    /// Our graceful restart bits now: (Restart State, forwarding preserved [IPv4, IPv6]). During
+    /// the start-up phase what the pinned maps preserved; after it, whether a dataplane forwards
+    /// (it keeps forwarding through a session's loss, so a later reconnection may say so).
+    fn gr_bits(&self) -> (bool, [bool; 2]) {
+        match &self.startup {
+            Some(st) => (st.restarting, st.preserved),
+            None => {
+                let fwd = self.dataplane.is_some();
+                (false, [fwd, fwd])
+            }
+        }
+    }
+
+    /// Gives every session our current graceful restart capability for its next connections.
+    fn push_gr_capability(&self) {
+        let (r, f) = self.gr_bits();
+        let mode = self.loaded.config.graceful_restart.mode;
+        for p in self.peers.values().filter(|p| p.nb.graceful_restart) {
+            p.handle.set_graceful_restart(restart::capability(
+                mode,
+                &p.nb.families,
+                p.nb.restart_time,
+                r,
+                f,
+            ));
+        }
+    }
+
+    /// True while our advertisements wait for the peers' tables (restarting speaker, RFC 4724 §4.1).
+    fn deferring(&self) -> bool {
+        self.startup.as_ref().is_some_and(|s| s.restarting)
     }
 
     pub fn loaded(&self) -> &Loaded {
@@ -445,11 +496,14 @@ impl Core {
                 .collect();
         }
         if nb.graceful_restart {
-            caps.graceful_restart = Some(bgp::fsm::GracefulRestart {
-                restarting: false,
-                restart_time: nb.restart_time.min(4095),
-                families: families.iter().map(|f| (*f, true)).collect(),
-            });
+            let (r, f) = self.gr_bits();
+            caps.graceful_restart = Some(restart::capability(
+                cfg.graceful_restart.mode,
+                &nb.families,
+                nb.restart_time,
+                r,
+                f,
+            ));
         }
         if nb.long_lived_stale_time > 0 {
             // RFC 9494: we keep the peer's routes as LLGR-stale for up to this long (helper side).
@@ -617,17 +671,11 @@ impl Core {
                 self.rib.set_peer_info(p.inb.rib_id, info);
                 // Export what is already pending first, so the new member's dump is current.
                 self.flush();
-                if let Some(spec) = self.member_spec(sid) {
-                    let env_rr = self.rr_clients();
-                    let env = Env {
-                        rib: &self.rib,
-                        rr_clients: &env_rr,
-                    };
-                    let sends = self.adj.join(spec, &env);
-                    self.rib.set_track_all_changes(self.adj.needs_all_changes());
-                    self.dispatch(sends);
+                if self.deferring() {
+                    tracing::info!(peer = %name, "graceful restart: our routes to the peer wait for the end of the restart (selection deferral)");
+                    return;
                 }
-                self.flow_join(sid);
+                self.advertise_to(sid);
             }
             Event::Updates { updates, .. } => {
                 for u in &updates {
@@ -699,6 +747,22 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// The session `sid` joins its update group (our table, then End-of-RIB) and the FlowSpec
+    /// Adj-RIB-Out.
+    fn advertise_to(&mut self, sid: u32) {
+        if let Some(spec) = self.member_spec(sid) {
+            let env_rr = self.rr_clients();
+            let env = Env {
+                rib: &self.rib,
+                rr_clients: &env_rr,
+            };
+            let sends = self.adj.join(spec, &env);
+            self.rib.set_track_all_changes(self.adj.needs_all_changes());
+            self.dispatch(sends);
+        }
+        self.flow_join(sid);
     }
 
     /// BGP PIC: the paths of `rib_id` are about to go. Next-hops no other peer has a path through
@@ -895,7 +959,8 @@ impl Core {
             }
         }
         // After a restart the pinned rule set keeps protecting until the peers have re-sent theirs.
-        if self.initial_sync_deadline.is_some() || !self.flow_install_pending {
+        let restoring = self.dataplane.as_ref().is_some_and(|d| d.is_pending());
+        if restoring || !self.flow_install_pending {
             return;
         }
         self.flow_install_pending = false;
@@ -936,7 +1001,7 @@ impl Core {
 
     fn flush_fib(&mut self) {
         if self.first_sync.is_some() {
-            // The initial load: the deltas are kept for one write at its end (`maybe_first_sync`);
+            // The initial load: the deltas are kept for one write at its end (`first_sync_write`);
             // next-hops are resolved as they appear.
             for _ in 0..4 {
                 let deltas = self.rib.take_fib_deltas();
@@ -1010,42 +1075,78 @@ impl Core {
         }
     }
 
-    /// Ends the initial load into a fresh dataplane when [`FirstSync`] says the table is in, and
-    /// writes the RIB's whole forwarding table in one batch (fib-sync's bulk path).
-    fn maybe_first_sync(&mut self) {
-        let Some(fs) = &self.first_sync else {
+    /// Where `p` is in sending its table (for [`Startup::done`]).
+    fn progress(p: &PeerRt, now: Instant) -> PeerProgress {
+        let n = p.negotiated.as_deref();
+        PeerProgress {
+            established: p.established,
+            gr: n.is_some_and(|n| n.graceful_restart.is_some()),
+            all_eor: n.is_some_and(|n| {
+                p.nb.families
+                    .iter()
+                    .map(|f| family_of(*f))
+                    .filter(|f| n.families.contains(f))
+                    .all(|f| p.inb.eor.contains(&f))
+            }),
+            quiet: now.duration_since(p.last_rx) >= restart::QUIET,
+        }
+    }
+
+    /// Ends the start-up phase once [`Startup::done`] says the peers' tables are in: reconciles a
+    /// pinned dataplane or writes a fresh one's held table, advertises to the sessions that waited
+    /// (restarting speaker), and clears the Restart State bit for later connections.
+    fn maybe_end_startup(&mut self) {
+        let Some(st) = &self.startup else {
             return;
         };
         let now = Instant::now();
-        let enabled = self.peers.values().filter(|p| p.nb.enabled);
-        let mut up = enabled.clone().filter(|p| p.established).peekable();
-        let loaded = |p: &PeerRt| {
-            let eor = match &p.negotiated {
-                Some(n) => {
-                    p.nb.families
-                        .iter()
-                        .map(|f| family_of(*f))
-                        .filter(|f| n.families.contains(f))
-                        .all(|f| p.inb.eor.contains(&f))
-                }
-                None => false,
-            };
-            eor || now.duration_since(p.last_rx) >= QUIET
-        };
-        let why = if now >= fs.deadline {
-            "initial-sync-timeout"
-        } else if enabled.clone().next().is_none() {
-            "no peers"
-        } else if up.peek().is_none() {
-            if now.duration_since(fs.started) < WAIT_FOR_PEERS {
-                return;
-            }
-            "no session up yet"
-        } else if up.all(loaded) {
-            "every session sent its table"
-        } else {
+        let why = st.done(
+            now,
+            self.peers
+                .values()
+                .filter(|p| p.nb.enabled)
+                .map(|p| Self::progress(p, now)),
+        );
+        let Some(why) = why else {
             return;
         };
+        let Some(st) = self.startup.take() else {
+            return;
+        };
+        self.startup_end = Some((now, why));
+        tracing::info!(
+            why,
+            secs = now.duration_since(st.started).as_secs_f64(),
+            restarting = st.restarting,
+            "initial convergence: the peers' tables are in"
+        );
+        if self.dataplane.as_ref().is_some_and(|d| d.is_pending()) {
+            self.reconcile(why);
+        } else if self.first_sync.is_some() {
+            self.first_sync_write(why);
+        }
+        // Later connections: no Restart State bit; F says whether the dataplane forwards.
+        self.push_gr_capability();
+        if st.restarting {
+            let sids: Vec<u32> = self
+                .by_session
+                .iter()
+                .filter(|(_, n)| self.peers.get(*n).is_some_and(|p| p.established))
+                .map(|(sid, _)| *sid)
+                .collect();
+            tracing::info!(
+                sessions = sids.len(),
+                "graceful restart over: advertising our routes, then End-of-RIB"
+            );
+            for sid in sids {
+                self.advertise_to(sid);
+            }
+        }
+    }
+
+    /// Writes the RIB's whole forwarding table into a fresh dataplane in one batch (fib-sync's bulk
+    /// path) at the end of the initial load.
+    fn first_sync_write(&mut self, why: &str) {
         let t = Instant::now();
         let held = self.first_sync.take().and_then(|fs| fs.held);
         let routes = match held {
@@ -1246,8 +1347,7 @@ impl Core {
 
     /// Work after a batch of session events.
     pub fn after_events(&mut self) {
-        self.maybe_reconcile();
-        self.maybe_first_sync();
+        self.maybe_end_startup();
         let (work, eor) = self.trim_inputs();
         if self.trim.after_events(Instant::now(), work, eor) {
             super::memory::release_free_heap();
@@ -1261,23 +1361,9 @@ impl Core {
         (work, self.peers.values().map(|p| p.inb.eor.len()).sum())
     }
 
-    /// After a restart over a forwarding dataplane: once every enabled peer has sent End-of-RIB for
-    /// each of its families (or the initial-sync timeout passed), reconcile the maps with the RIB.
-    fn maybe_reconcile(&mut self) {
-        let Some(deadline) = self.initial_sync_deadline else {
-            return;
-        };
-        let converged = self.peers.values().filter(|p| p.nb.enabled).all(|p| {
-            p.established
-                && p.nb
-                    .families
-                    .iter()
-                    .all(|f| p.inb.eor.contains(&family_of(*f)))
-        });
-        if !converged && Instant::now() < deadline {
-            return;
-        }
-        self.initial_sync_deadline = None;
+    /// After a restart over a forwarding dataplane, at the end of the start-up phase: reconciles the
+    /// pinned maps with the RIB.
+    fn reconcile(&mut self, why: &str) {
         let fib: Vec<crate::rib::FibDelta> = self
             .rib
             .fib()
@@ -1289,7 +1375,7 @@ impl Core {
             .collect();
         tracing::info!(
             prefixes = fib.len(),
-            converged,
+            why,
             "first full FIB ready: reconciling the pinned dataplane"
         );
         let _ = self.rib.take_fib_deltas();
@@ -1309,8 +1395,7 @@ impl Core {
     }
 
     pub fn on_tick(&mut self) {
-        self.maybe_reconcile();
-        self.maybe_first_sync();
+        self.maybe_end_startup();
         let now = Instant::now();
         let names: Vec<String> = self.peers.keys().cloned().collect();
         for name in names {
@@ -1415,11 +1500,15 @@ impl Core {
             self.rib.withdraw(self.static_peer, st.prefix, 0);
         }
         self.apply_statics();
+        // `[graceful-restart] mode` may have changed: later connections advertise the new capability.
+        self.push_gr_capability();
         // Export policies may have changed: re-evaluate every Adj-RIB-Out (only differences are sent).
+        // While a restart defers our advertisements nobody has joined yet: the end of the restart
+        // sends each session the table under the policies then in force.
         let established: Vec<String> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.established)
+            .filter(|(_, p)| p.established && !self.deferring())
             .map(|(n, _)| n.clone())
             .collect();
         for n in established {
@@ -1671,6 +1760,45 @@ impl Core {
                     error: self.dataplane_error.clone(),
                 },
             },
+            graceful_restart: self.gr_summary(),
+        }
+    }
+
+    fn gr_summary(&self) -> api::GrSummary {
+        let (r, f) = self.gr_bits();
+        let now = Instant::now();
+        let mode = self.loaded.config.graceful_restart.mode;
+        api::GrSummary {
+            mode: match mode {
+                config::GrMode::Full => "full",
+                config::GrMode::HelperOnly => "helper-only",
+            }
+            .into(),
+            phase: match &self.startup {
+                Some(st) if st.preserved.iter().any(|p| *p) => "restarting",
+                Some(_) => "starting",
+                None => "done",
+            }
+            .into(),
+            restart_state: r && mode == config::GrMode::Full,
+            forwarding_preserved: if mode == config::GrMode::Full {
+                [("ipv4-unicast", f[0]), ("ipv6-unicast", f[1])]
+                    .into_iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(n, _)| n.to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            deferring: self.deferring(),
+            deadline_secs: self
+                .startup
+                .as_ref()
+                .map(|st| st.deadline.saturating_duration_since(now).as_secs()),
+            ended: self.startup_end.map(|(_, why)| why.to_string()),
+            ended_after_secs: self
+                .startup_end
+                .map(|(t, _)| t.duration_since(self.started).as_secs_f64()),
         }
     }
 
@@ -1822,6 +1950,32 @@ impl Core {
             },
             import: p.nb.import.clone().unwrap_or_default(),
             export: p.nb.export.clone().unwrap_or_default(),
+            graceful_restart: p.nb.graceful_restart.then(|| {
+                let peer = st
+                    .negotiated
+                    .as_ref()
+                    .and_then(|n| n.graceful_restart.as_ref());
+                api::PeerGr {
+                    negotiated: peer.is_some(),
+                    peer_restart_time: peer.map(|g| g.restart_time),
+                    peer_restarting: peer.is_some_and(|g| g.restarting),
+                    peer_forwarding: peer
+                        .map(|g| {
+                            g.families
+                                .iter()
+                                .filter(|(_, f)| *f)
+                                .map(|(fam, _)| fam.to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    end_of_rib_received: if established {
+                        p.inb.eor.iter().map(|f| f.to_string()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    deferred: established && self.deferring(),
+                }
+            }),
         }
     }
 

@@ -53,6 +53,30 @@ pub struct Dataplane {
     mirror_cfg: KernelMirrorConfig,
     /// [`Dataplane::settle_load`] has reported the first sync's transient tables gone.
     load_settled: bool,
+    /// Whether the pinned maps held routes at start, [IPv4, IPv6]: forwarding state a previous ribd
+    /// left (RFC 4724 Forwarding State bits).
+    preserved: [bool; 2],
+}
+
+/// Whether `maps` hold any route (anything but "no route" and this box's own host routes), per
+/// family [IPv4, IPv6]. IPv4 is read from the DIR-24-8 arrays (mmapped: one pass over 2^24 entries
+/// and the groups they point at, tens of ms) or the trie, as `engine4` writes it.
+fn preserved_families(maps: &PinnedMaps, engine4: Engine4) -> Result<[bool; 2]> {
+    use fib_sync::fib_ebpf::abi::{DIR_ENTRY_TBL8, PL_LOCAL, PL_NO_ROUTE};
+    let route = |pl: u32| pl != PL_NO_ROUTE && pl != PL_LOCAL;
+    let v4 = match engine4 {
+        Engine4::Dir24 => (0..1u32 << 24).any(|i| {
+            let e = maps.fib.dir24_load(i);
+            if e & DIR_ENTRY_TBL8 != 0 {
+                (0..=255u8).any(|j| route(maps.fib.dir8_load(e & !DIR_ENTRY_TBL8, j)))
+            } else {
+                route(e)
+            }
+        }),
+        Engine4::Lpm => maps.fib4_entries()?.iter().any(|(_, pl)| route(*pl)),
+    };
+    let v6 = maps.fib6_entries()?.iter().any(|(_, pl)| route(*pl));
+    Ok([v4, v6])
 }
 
 /// Starts the kernel mirror on `sy` when configured; a failure leaves the XDP dataplane running.
@@ -215,7 +239,14 @@ impl Dataplane {
             ..SyncConfig::default()
         };
         let resolver = Resolver::new(ResolverConfig::default()).context("netlink resolver")?;
+        let mut preserved = [false, false];
         let (syncer, pending) = if fwd.reused_pinned_maps() {
+            preserved = preserved_families(&maps, opts.engine4).unwrap_or_else(|e| {
+                tracing::warn!(
+                    "reading the pinned routes back failed, none taken as preserved: {e:#}"
+                );
+                [false, false]
+            });
             // A previous ribd left the dataplane forwarding: keep it untouched until the RIB has the
             // whole table again, then write only the difference.
             tracing::info!(dir = %pin_dir.display(), "re-using the pinned dataplane; it keeps forwarding until the first full FIB");
@@ -240,7 +271,13 @@ impl Dataplane {
             tracked: std::collections::BTreeSet::new(),
             mirror_cfg: cfg.kernel_mirror.clone(),
             load_settled: false,
+            preserved,
         })
+    }
+
+    /// Whether the pinned maps held routes at start, [IPv4, IPv6] (all false on fresh maps).
+    pub fn preserved(&self) -> [bool; 2] {
+        self.preserved
     }
 
     /// True while a restart waits for the first full FIB.

@@ -17,6 +17,7 @@ mod core;
 pub mod dataplane;
 mod memory;
 pub mod metrics;
+mod restart;
 pub mod server;
 
 pub use core::{Core, Request, Response};
