@@ -159,8 +159,44 @@ pub fn summary(out: &mut dyn Write, s: &Summary, peers: &[Peer], style: Style) -
         }
         t.flush(out, style)?;
     }
+    let gr = &s.graceful_restart;
+    // A server older than graceful restart status sends none: no line then.
+    if !gr.mode.is_empty() {
+        writeln!(out, "graceful restart: {}", gr_summary_text(gr))?;
+    }
     writeln!(out)?;
     neighbors(out, peers, style)
+}
+
+/// The daemon's graceful restart state in one line.
+fn gr_summary_text(gr: &ribd::api::GrSummary) -> String {
+    let mut t = format!("{}, {}", gr.mode, gr.phase);
+    let mut parts = Vec::new();
+    if gr.phase != "done" {
+        parts.push(format!(
+            "Restart State bit {}",
+            if gr.restart_state { "set" } else { "clear" }
+        ));
+    }
+    parts.push(format!(
+        "forwarding preserved: {}",
+        if gr.forwarding_preserved.is_empty() {
+            "none".to_string()
+        } else {
+            gr.forwarding_preserved.join(", ")
+        }
+    ));
+    if gr.deferring {
+        parts.push("our routes deferred until the peers' End-of-RIB".to_string());
+    }
+    if let Some(s) = gr.deadline_secs {
+        parts.push(format!("at most {s} s left"));
+    }
+    if let (Some(why), Some(secs)) = (&gr.ended, gr.ended_after_secs) {
+        parts.push(format!("ended after {secs:.1} s: {why}"));
+    }
+    t.push_str(&format!(" ({})", parts.join("; ")));
+    t
 }
 
 fn families(peers: &[Peer]) -> Vec<String> {
@@ -447,6 +483,9 @@ pub fn neighbor_detail(out: &mut dyn Write, p: &Peer, style: Style) -> io::Resul
             p.capabilities.join(", ")
         },
     )?;
+    if let Some(g) = &p.graceful_restart {
+        kv(out, "GR", gr_peer_text(g))?;
+    }
     let list = |v: &[String]| {
         if v.is_empty() {
             "(none)".to_string()
@@ -1157,4 +1196,40 @@ pub fn action(out: &mut dyn Write, what: &str, r: &ActionResult, style: Style) -
             r.message
         )
     }
+}
+
+/// Graceful restart with one neighbour in one line.
+fn gr_peer_text(g: &ribd::api::PeerGr) -> String {
+    if !g.negotiated {
+        return if g.deferred {
+            "not negotiated; our routes deferred".to_string()
+        } else {
+            "not negotiated".to_string()
+        };
+    }
+    let mut t = "negotiated".to_string();
+    if let Some(rt) = g.peer_restart_time {
+        t.push_str(&format!(", peer restart time {rt} s"));
+    }
+    if g.peer_restarting {
+        t.push_str(", peer restarting");
+    }
+    if !g.peer_forwarding.is_empty() {
+        t.push_str(&format!(
+            ", peer kept forwarding {}",
+            g.peer_forwarding.join(", ")
+        ));
+    }
+    t.push_str(&format!(
+        "; End-of-RIB received: {}",
+        if g.end_of_rib_received.is_empty() {
+            "none".to_string()
+        } else {
+            g.end_of_rib_received.join(", ")
+        }
+    ));
+    if g.deferred {
+        t.push_str("; our routes deferred (restarting)");
+    }
+    t
 }

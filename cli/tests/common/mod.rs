@@ -151,6 +151,16 @@ pub fn summary() -> Summary {
             ],
             error: None,
         },
+        graceful_restart: GrSummary {
+            mode: "full".to_string(),
+            phase: "restarting".to_string(),
+            restart_state: true,
+            forwarding_preserved: vec!["ipv4-unicast".to_string()],
+            deferring: true,
+            deadline_secs: Some(97),
+            ended: None,
+            ended_after_secs: None,
+        },
     }
 }
 
@@ -204,6 +214,14 @@ pub fn peers() -> Vec<Peer> {
             },
             import: vec!["SANE-IMPORT".to_string(), "transit-in".to_string()],
             export: vec!["own-prefixes".to_string()],
+            graceful_restart: Some(PeerGr {
+                negotiated: true,
+                peer_restart_time: Some(120),
+                peer_restarting: false,
+                peer_forwarding: vec![],
+                end_of_rib_received: vec!["ipv4-unicast".to_string()],
+                deferred: true,
+            }),
         },
         Peer {
             name: "ix-v6".to_string(),
@@ -232,6 +250,7 @@ pub fn peers() -> Vec<Peer> {
             messages: MessageCounts::default(),
             import: vec![],
             export: vec![],
+            graceful_restart: None,
         },
         Peer {
             name: "rr1".to_string(),
@@ -269,6 +288,7 @@ pub fn peers() -> Vec<Peer> {
             messages: MessageCounts::default(),
             import: vec![],
             export: vec![],
+            graceful_restart: None,
         },
     ]
 }
