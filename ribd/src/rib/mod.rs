@@ -209,6 +209,9 @@ struct Ctx<'a> {
     /// Compute backup next-hop sets ([`RibConfig::backup_paths`]).
     backups: bool,
     cfg: &'a DecisionConfig,
+    /// A next-hop's state to use instead of the tracked one: its state before a change, to compute
+    /// the forwarding results as they were (a backup's members are chosen with IGP costs).
+    prev: Option<(IpAddr, NhState)>,
 }
 
 type FwdKey = SmallVec<[FibNextHop; 4]>;
@@ -266,6 +269,11 @@ fn weighted(paths: &[&Path]) -> FwdKey {
 
 impl Ctx<'_> {
     fn nh_state(&self, nh: Option<IpAddr>) -> NhState {
+        if let (Some((a, st)), Some(n)) = (self.prev, nh)
+            && a == n
+        {
+            return st;
+        }
         match nh {
             None => NhState {
                 reachable: true,
@@ -330,8 +338,18 @@ impl Ctx<'_> {
 
     /// The forwarding result of an entry, as a comparable key.
     fn forwarding(&self, e: &Paths) -> Fwd {
-        let fwd = e.forwarding();
+        let s = e.as_slice();
+        let paths: SmallVec<[&Path; 8]> = s.iter().collect();
+        let down: SmallVec<[bool; 8]> = s.iter().map(|p| p.flags & flags::NH_DOWN != 0).collect();
+        self.forwarding_of(&paths, &down, e.multipath())
+    }
+
+    /// The forwarding result of the paths `paths` (best first) with `mp` of them in the multipath
+    /// set and `down[i]` saying whether the last selection saw the next-hop of `paths[i]`
+    /// unreachable: [`Ctx::forwarding`] of an entry, or of the state an entry had before a change.
+    fn forwarding_of(&self, paths: &[&Path], down: &[bool], mp: usize) -> Fwd {
         let mut out = Fwd::default();
+        let fwd = &paths[..mp.min(paths.len())];
         let Some(best) = fwd.first() else {
             return out;
         };
@@ -344,31 +362,30 @@ impl Ctx<'_> {
             out.blackhole = true;
             return out;
         }
-        let paths: SmallVec<[&Path; 4]> = fwd.iter().collect();
-        out.primary = weighted(&paths);
-        if self.backups && e.len() > fwd.len() && !out.primary.is_empty() {
-            out.backup = self.backup(e, &out.primary);
+        out.primary = weighted(fwd);
+        if self.backups && paths.len() > fwd.len() && !out.primary.is_empty() {
+            out.backup = self.backup(&paths[fwd.len()..], &down[fwd.len()..], &out.primary);
         }
         out
     }
 
     /// The backup of an entry (PIC edge): what selection would pick if every primary next-hop died.
-    /// The first reachable path after the multipath set whose next-hop is not a primary one, and the
-    /// later such paths that would share the multipath set with it.
-    fn backup(&self, e: &Paths, primary: &FwdKey) -> FwdKey {
-        let rest = &e.as_slice()[e.multipath()..];
+    /// The first reachable path after the multipath set (`rest`) whose next-hop is not a primary
+    /// one, and the later such paths that would share the multipath set with it.
+    fn backup(&self, rest: &[&Path], down: &[bool], primary: &FwdKey) -> FwdKey {
         // Reachability as the last selection saw it (not the tracking state now: a change of it
         // is compared before and after the entry's reselection).
-        let usable = |p: &Path| {
-            p.flags & flags::NH_DOWN == 0
-                && p.attrs
+        let usable = |i: usize| {
+            !down[i]
+                && rest[i]
+                    .attrs
                     .next_hop
                     .is_some_and(|a| !primary.iter().any(|n| n.addr == a))
         };
-        let Some(i) = rest.iter().position(usable) else {
+        let Some(i) = (0..rest.len()).find(|&i| usable(i)) else {
             return FwdKey::new();
         };
-        let lead = &rest[i];
+        let lead = rest[i];
         let mut set: SmallVec<[&Path; 4]> = SmallVec::new();
         set.push(lead);
         // Both are usable: reachable as the last selection saw them (the IGP cost is the current one,
@@ -376,11 +393,11 @@ impl Ctx<'_> {
         let seen = |p| self.usable_candidate(p);
         if let Some(lc) = seen(lead) {
             let max = decision::max_paths(lc.peer, self.cfg);
-            for p in &rest[i + 1..] {
+            for (k, p) in rest.iter().enumerate().skip(i + 1) {
                 if set.len() >= max {
                     break;
                 }
-                if usable(p)
+                if usable(k)
                     && let Some(c) = seen(p)
                     && decision::multipath_eligible(&lc, &c, self.cfg)
                 {
@@ -389,6 +406,51 @@ impl Ctx<'_> {
             }
         }
         weighted(&set)
+    }
+
+    /// After the path at `j` was added to `e` (no path replaced) and the entry re-selected, with
+    /// the other paths in their old relative order, their reachability flags as before and the
+    /// multipath count `mp0` as before: whether the forwarding result may differ from before. False
+    /// only when it provably cannot: the new path is outside the multipath set and outside the
+    /// backup (so both are made of the same paths as before); true sends the caller to compare.
+    fn added_path_may_change(&self, e: &Paths, j: usize, mp0: usize) -> bool {
+        let mp = e.multipath();
+        if mp != mp0 || j < mp {
+            return true;
+        }
+        let s = e.as_slice();
+        // No primary next-hop (nothing usable, or a blackhole): no backup is computed at all.
+        let best_local = s.first().is_some_and(|b| {
+            self.peers
+                .get(b.peer as usize)
+                .and_then(|p| p.as_ref())
+                .is_some_and(|p| p.kind == PeerKind::Local)
+                && b.attrs.next_hop.is_none()
+        });
+        let primary = &s[..mp];
+        if !self.backups || best_local || !primary.iter().any(|p| p.attrs.next_hop.is_some()) {
+            return false;
+        }
+        let usable = |p: &Path| {
+            p.flags & flags::NH_DOWN == 0
+                && p.attrs
+                    .next_hop
+                    .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop == Some(a)))
+        };
+        let new = &s[j];
+        if !usable(new) {
+            // Neither the backup's lead nor one of its members.
+            return false;
+        }
+        match s[mp..j].iter().find(|p| usable(p)) {
+            // The new path leads the backup.
+            None => true,
+            // It could join the lead's set; otherwise the backup is the same paths as before.
+            Some(lead) => match (self.usable_candidate(lead), self.usable_candidate(new)) {
+                (Some(lc), Some(c)) => decision::multipath_eligible(&lc, &c, self.cfg),
+                _ => true,
+            },
+        }
     }
 }
 
@@ -571,6 +633,7 @@ impl Rib {
                 default_reachable: self.cfg.nexthop_default_reachable,
                 backups: self.cfg.backup_paths,
                 cfg,
+                prev: None,
             };
             let mut sink = Sink {
                 best_changed: self.track_best.then_some(&mut self.best_changed),
@@ -594,6 +657,16 @@ impl Rib {
         }
     }
 
+    /// Starts loading what an operation on `prefix` will read (see [`Table::prefetch`]): `entries`
+    /// false for the bucket header, true for its entries a few operations later.
+    #[inline]
+    pub fn prefetch(&self, prefix: IpNet, entries: bool) {
+        match prefix {
+            IpNet::V4(n) => self.v4.prefetch(&n.trunc(), entries),
+            IpNet::V6(n) => self.v6.prefetch(&n.trunc(), entries),
+        }
+    }
+
     /// Removes the path `(peer, path_id)` for `prefix`. Returns whether it existed.
     pub fn withdraw(&mut self, peer: PeerId, prefix: IpNet, path_id: u32) -> bool {
         let released = with_table!(self, prefix, |t, k, cfg| {
@@ -603,6 +676,7 @@ impl Rib {
                 default_reachable: self.cfg.nexthop_default_reachable,
                 backups: self.cfg.backup_paths,
                 cfg,
+                prev: None,
             };
             let mut sink = Sink {
                 best_changed: self.track_best.then_some(&mut self.best_changed),
@@ -700,6 +774,7 @@ impl Rib {
             default_reachable: self.cfg.nexthop_default_reachable,
             backups: self.cfg.backup_paths,
             cfg: &self.cfg.ipv4,
+            prev: None,
         };
         let ctx6 = Ctx {
             cfg: &self.cfg.ipv6,
@@ -741,16 +816,24 @@ impl Rib {
             .filter(|(_, e)| e.iter().any(|p| p.peer == peer))
             .map(|(k, _)| *k)
             .collect();
-        self.reselect_keys(&keys4, &keys6);
+        self.reselect_keys_after(&keys4, &keys6, None);
     }
 
-    fn reselect_keys(&mut self, keys4: &[Ipv4Net], keys6: &[Ipv6Net]) {
+    /// Re-runs selection for the given prefixes; `prev` is a next-hop's state before the change
+    /// that calls for it, so each prefix's forwarding result before is computed as it was.
+    fn reselect_keys_after(
+        &mut self,
+        keys4: &[Ipv4Net],
+        keys6: &[Ipv6Net],
+        prev: Option<(IpAddr, NhState)>,
+    ) {
         let ctx = Ctx {
             peers: &self.peers,
             nht: &self.nht,
             default_reachable: self.cfg.nexthop_default_reachable,
             backups: self.cfg.backup_paths,
             cfg: &self.cfg.ipv4,
+            prev: None,
         };
         let mut sink = Sink {
             best_changed: self.track_best.then_some(&mut self.best_changed),
@@ -761,14 +844,14 @@ impl Rib {
             stats: &mut self.stats,
         };
         for k in keys4 {
-            reselect_one(&mut self.v4, *k, &ctx, &mut sink);
+            reselect_one(&mut self.v4, *k, &ctx, &Ctx { prev, ..ctx }, &mut sink);
         }
         let ctx = Ctx {
             cfg: &self.cfg.ipv6,
             ..ctx
         };
         for k in keys6 {
-            reselect_one(&mut self.v6, *k, &ctx, &mut sink);
+            reselect_one(&mut self.v6, *k, &ctx, &Ctx { prev, ..ctx }, &mut sink);
         }
     }
 
@@ -785,7 +868,7 @@ impl Rib {
         }
         let keys4 = self.v4.nh_prefixes(nh);
         let keys6 = self.v6.nh_prefixes(nh);
-        self.reselect_keys(&keys4, &keys6);
+        self.reselect_keys_after(&keys4, &keys6, Some((nh, old)));
     }
 
     /// The BGP next-hops every path through which comes from `peer` (counted per next-hop and
@@ -846,6 +929,7 @@ impl Rib {
             default_reachable: self.cfg.nexthop_default_reachable,
             backups: self.cfg.backup_paths,
             cfg: &self.cfg.ipv4,
+            prev: None,
         };
         let mut nhsets: HashSet<NhSet, FxBuildHasher> = HashSet::default();
         let mut intern = |k: &[FibNextHop]| -> NhSet {
@@ -998,6 +1082,7 @@ impl Rib {
             default_reachable: self.cfg.nexthop_default_reachable,
             backups: self.cfg.backup_paths,
             cfg,
+            prev: None,
         }
     }
 
@@ -1053,6 +1138,7 @@ impl Rib {
             default_reachable: self.cfg.nexthop_default_reachable,
             backups: self.cfg.backup_paths,
             cfg,
+            prev: None,
         };
         let cands: Vec<Candidate<'_>> = e.iter().filter_map(|p| ctx.candidate(p)).collect();
         if cands.len() != e.len() {
@@ -1145,15 +1231,52 @@ fn upsert<K: PrefixKey>(
             sink.best(k.into(), None, best_id(Some(e)));
         }
         (e, false) => {
-            let before = ctx.forwarding(e);
             let old_best = best_id(Some(e));
             let at = e
                 .iter()
                 .position(|p| p.peer == path.peer && p.path_id == path.path_id);
-            replaced = e.push_newest(path, at).map(|old| old.attrs);
-            ctx.reselect(e);
-            let after = ctx.forwarding(e);
-            sink.emit(k.into(), &before, after);
+            if at.is_some() {
+                let before = ctx.forwarding(e);
+                replaced = e.push_newest(path, at).map(|old| old.attrs);
+                ctx.reselect(e);
+                let after = ctx.forwarding(e);
+                sink.emit(k.into(), &before, after);
+            } else {
+                // A path added: the entry before is the same paths without it, so its forwarding
+                // result is only computed (from the paths now, in their old order and with their
+                // old flags) when the new path may have changed it.
+                let (id, path_id) = (path.peer, path.path_id);
+                let mp0 = e.multipath();
+                let old: SmallVec<[(PeerId, u32, bool); 8]> = e
+                    .iter()
+                    .map(|p| (p.peer, p.path_id, p.flags & flags::NH_DOWN != 0))
+                    .collect();
+                e.push_newest(path, None);
+                ctx.reselect(e);
+                let s = e.as_slice();
+                let j = s
+                    .iter()
+                    .position(|p| p.peer == id && p.path_id == path_id)
+                    .unwrap_or(0);
+                let same = s
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != j)
+                    .map(|(_, p)| (p.peer, p.path_id, p.flags & flags::NH_DOWN != 0))
+                    .eq(old.iter().copied());
+                if !same || ctx.added_path_may_change(e, j, mp0) {
+                    let was: SmallVec<[&Path; 8]> = old
+                        .iter()
+                        .filter_map(|(peer, pid, _)| {
+                            s.iter().find(|p| p.peer == *peer && p.path_id == *pid)
+                        })
+                        .collect();
+                    let down: SmallVec<[bool; 8]> = old.iter().map(|o| o.2).collect();
+                    let before = ctx.forwarding_of(&was, &down, mp0);
+                    let after = ctx.forwarding(e);
+                    sink.emit(k.into(), &before, after);
+                }
+            }
             sink.best(k.into(), old_best, best_id(Some(e)));
         }
     }
@@ -1227,9 +1350,17 @@ fn flush_in<K: PrefixKey>(
     released
 }
 
-fn reselect_one<K: PrefixKey>(t: &mut Table<K>, k: K, ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+/// Re-runs selection for one prefix; `was` computes its forwarding result before (see
+/// [`Ctx::prev`]), `ctx` everything after.
+fn reselect_one<K: PrefixKey>(
+    t: &mut Table<K>,
+    k: K,
+    ctx: &Ctx<'_>,
+    was: &Ctx<'_>,
+    sink: &mut Sink<'_>,
+) {
     let Some(e) = t.get_mut(&k) else { return };
-    let before = ctx.forwarding(e);
+    let before = was.forwarding(e);
     let old_best = best_id(Some(e));
     ctx.reselect(e);
     sink.stats.selections += 1;
