@@ -544,11 +544,15 @@ fn main() {
         GOAL_RATE / 1e6
     );
 
-    println!("real 513k IPv4, AS paths synthesised per origin:");
-    let real = |rib: &mut Rib, ids: &[PeerId]| ingest(rib, &table, ids, 1);
-    let one = run(runs, 1, prefixes, &real);
-    let four = run(runs, 4, prefixes, &real);
-    report("per-origin attrs", &one, &four);
+    // `RIB_LOAD_ONLY=import` runs only the import path (for profiling it).
+    let only_import = std::env::var("RIB_LOAD_ONLY").as_deref() == Ok("import");
+    if !only_import {
+        println!("real 513k IPv4, AS paths synthesised per origin:");
+        let real = |rib: &mut Rib, ids: &[PeerId]| ingest(rib, &table, ids, 1);
+        let one = run(runs, 1, prefixes, &real);
+        let four = run(runs, 4, prefixes, &real);
+        report("per-origin attrs", &one, &four);
+    }
 
     let t = Instant::now();
     let feed = tablegen::generate(&tablegen::Config {
@@ -563,10 +567,12 @@ fn main() {
         feed.attrs.len(),
         t.elapsed().as_secs_f64()
     );
-    let fed = |rib: &mut Rib, ids: &[PeerId]| ingest_gen(rib, &feed, ids);
-    let one = run(runs, 1, prefixes, &fed);
-    let four = run(runs, 4, prefixes, &fed);
-    report("feed attrs", &one, &four);
+    if !only_import {
+        let fed = |rib: &mut Rib, ids: &[PeerId]| ingest_gen(rib, &feed, ids);
+        let one = run(runs, 1, prefixes, &fed);
+        let four = run(runs, 4, prefixes, &fed);
+        report("feed attrs", &one, &four);
+    }
 
     let t = Instant::now();
     let feeds: Vec<Vec<Vec<Update>>> = (0..4).map(|k| feed_batches(&feed, k)).collect();

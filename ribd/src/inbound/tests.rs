@@ -642,3 +642,149 @@ fn one_update_interns_one_attribute_set_for_all_its_prefixes() {
     assert_eq!(w.rib.attr_sets(), 0, "nothing left behind");
     assert_eq!(w.rib.path_count(), [0, 0]);
 }
+
+/// A batch is applied in prefix order, but under max-prefix `discard` the prefixes accepted are
+/// still the first ones on the wire (here the highest addresses), not the lowest.
+#[test]
+fn max_prefix_discard_in_one_batch_accepts_the_first_prefixes_on_the_wire() {
+    let mut w = World::new("max-prefix = { limit = 3, action = \"discard\" }\n");
+    let mut s = Session::new(None, None, None);
+    let n = s.establish();
+    let ps = pfx(8);
+    let batch = [
+        wire(&n, announce(&[&ps[7], &ps[6]], &[])),
+        wire(&n, announce(&[&ps[5], &ps[4]], &[])),
+        wire(&n, announce(&[&ps[0]], &[])),
+    ];
+    w.inb.updates(w.at(1), &mut w.rib, &w.nb, &batch);
+    assert_eq!(w.inb.accepted(), 3);
+    for p in &ps[5..8] {
+        assert_eq!(w.paths(p).len(), 1, "{p} came first on the wire: accepted");
+    }
+    for p in [&ps[4], &ps[0]] {
+        assert!(w.paths(p).is_empty(), "{p} came over the limit: discarded");
+        let k: IpNet = p.parse().unwrap();
+        assert!(w.inb.rejected.contains(&(k, 0)));
+    }
+}
+
+/// Applying a batch in prefix order ends in the same state as applying its UPDATEs one by one:
+/// operations on one prefix (announce, withdraw, announce again, replace) keep their wire order.
+#[test]
+fn a_batch_applied_in_prefix_order_ends_as_the_updates_one_by_one() {
+    let mut s = Session::new(None, None, None);
+    let n = s.establish();
+    let ps = pfx(4);
+    let wd = |p: &str| wire(&n, crate::export::withdraw(&[p.parse().unwrap()]).unwrap());
+    let batch = [
+        wire(&n, announce(&[&ps[3], &ps[1]], &[1])),
+        wd(&ps[3]),
+        wire(&n, announce(&[&ps[3], &ps[2]], &[2])),
+        wire(&n, announce(&[&ps[1]], &[3])),
+        wd(&ps[2]),
+        wire(&n, announce(&[&ps[0], &ps[2]], &[4])),
+        wd(&ps[0]),
+    ];
+    let mut whole = World::new("");
+    let (_, c) = whole
+        .inb
+        .updates(whole.at(1), &mut whole.rib, &whole.nb, &batch);
+    assert_eq!(
+        c,
+        Counted {
+            updates: 7,
+            announced: 7,
+            withdrawn: 3
+        }
+    );
+    let mut single = World::new("");
+    for u in &batch {
+        single.inb.updates(
+            single.at(1),
+            &mut single.rib,
+            &single.nb,
+            std::slice::from_ref(u),
+        );
+    }
+    let state = |w: &World| -> Vec<(String, Vec<u32>)> {
+        ps.iter()
+            .map(|p| {
+                let k: Ipv4Net = p.parse().unwrap();
+                let comms = w
+                    .rib
+                    .ipv4()
+                    .get(&k)
+                    .map(|e| {
+                        e.iter()
+                            .flat_map(|x| x.attrs.communities.to_vec())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (p.clone(), comms)
+            })
+            .collect()
+    };
+    assert_eq!(state(&whole), state(&single));
+    assert_eq!(
+        state(&whole),
+        vec![
+            (ps[0].clone(), vec![]),
+            (ps[1].clone(), vec![3]),
+            (ps[2].clone(), vec![4]),
+            (ps[3].clone(), vec![2]),
+        ]
+    );
+    assert_eq!(whole.inb.accepted(), 3);
+    assert_eq!(whole.rib.fib(), single.rib.fib());
+    assert_eq!(
+        whole.rib.attr_sets(),
+        3,
+        "sets 2, 3 and 4; set 1 was released"
+    );
+}
+
+/// An End-of-RIB in the middle of a batch applies exactly there: a stale prefix re-sent before it
+/// is kept throughout (no removal reaches the FIB), one re-sent only after it is flushed at the
+/// End-of-RIB and then comes back, one never re-sent is gone.
+#[test]
+fn end_of_rib_in_the_middle_of_a_batch_applies_at_its_place_rfc4724_4_2() {
+    let mut w = World::new("");
+    let mut s = Session::new(Some(120), None, None);
+    let n = s.establish();
+    let ps = pfx(3);
+    w.feed(1, &n, announce(&refs(&ps), &[]));
+    s.lose();
+    w.inb.down(w.at(5), &mut w.rib, &w.nb, Some(&n), false);
+    let n2 = s.establish();
+    w.inb.established();
+    let _ = w.rib.take_fib_deltas();
+    let batch = [
+        wire(&n2, announce(&[&ps[2]], &[])),
+        Update::end_of_rib(AfiSafi::IPV4_UNICAST),
+        wire(&n2, announce(&[&ps[1]], &[])),
+    ];
+    w.inb.updates(w.at(10), &mut w.rib, &w.nb, &batch);
+    assert_eq!(w.inb.stale, None, "restart over");
+    assert!(w.paths(&ps[0]).is_empty(), "never re-sent: flushed");
+    assert_eq!(w.paths(&ps[1]), vec![(w.inb.rib_id, 0, false)]);
+    assert_eq!(w.paths(&ps[2]), vec![(w.inb.rib_id, 0, false)]);
+    let deltas = w.rib.take_fib_deltas();
+    let of = |p: &str| -> Vec<bool> {
+        let k: IpNet = p.parse().unwrap();
+        deltas
+            .iter()
+            .filter(|d| d.prefix == k)
+            .map(|d| d.entry.is_some())
+            .collect()
+    };
+    assert_eq!(of(&ps[0]), vec![false]);
+    assert_eq!(
+        of(&ps[1]),
+        vec![false, true],
+        "flushed at End-of-RIB, then back"
+    );
+    assert!(
+        of(&ps[2]).is_empty(),
+        "refreshed before End-of-RIB: untouched"
+    );
+}
