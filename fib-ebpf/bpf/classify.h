@@ -314,10 +314,19 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		return -1;
 	__u32 u = sl->fields;
 	__u32 leaf;
-	if (u & CLS_FIELDS_DST_FLAT)
+	if (u & CLS_FIELDS_DST_FLAT) {
 		leaf = v6 ? sl->dst6_leaf : sl->none_bm[CLS_F_DST];
-	else
-		leaf = v6 ? cls_trie(nodes, CLS_ROOT_DST6, p->dst, 16) : cls_trie4(nodes, CLS_ROOT_DST4, p->dst);
+	} else if (v6) {
+		leaf = cls_trie(nodes, CLS_ROOT_DST6, p->dst, 16);
+	} else {
+		/* the /16 bitmap first: a clear bit is the default leaf, without the root's line */
+		__u32 hi = ((__u32)p->dst[0] << 8) | p->dst[1];
+		__u32 m = cls_node_e(nodes, (CLS_DST4_MAP_NODE << 8) + (hi >> 5));
+		if ((m >> (hi & 31)) & 1)
+			leaf = cls_trie4(nodes, CLS_ROOT_DST4, p->dst);
+		else
+			leaf = sl->none_bm[CLS_F_DST];
+	}
 	if (!leaf)
 		return -1;
 	const struct cls_tab_slot *tab = bpf_map_lookup_elem(&cls_tab, &slot);

@@ -23,6 +23,7 @@
  * The trie nodes and the words of a slot are each one map value (cls_nodes, cls_words): the program
  * looks each up once per packet and then indexes it with a masked index, a plain load per trie level
  * and per word. ABI 6: destination records (ABI 5: dense destination bitmaps and a cls_sum map).
+ * ABI 7: the IPv4 destination /16 bitmap (CLS_DST4_MAP_NODE).
  */
 #ifndef FIB_CLASSIFY_STRUCTS_H
 #define FIB_CLASSIFY_STRUCTS_H
@@ -31,7 +32,7 @@
 #include <linux/bpf.h>
 
 /* Bump when a classifier map's key, value or meaning changes (checked on re-use of pinned maps). */
-#define CLS_ABI_VERSION 6
+#define CLS_ABI_VERSION 7
 
 #define CLS_SLOTS 2
 #define CLS_MAX_RULES 16384
@@ -74,6 +75,11 @@
 #define CLS_ROOT_SRC6 2
 #define CLS_ROOT_DST6 3
 #define CLS_ROOTS 4
+/* After the roots: 8 nodes (65,536 bits) of IPv4 destination /16s whose root entry differs from the
+ * IPv4 default leaf (cls_slot.none_bm[CLS_F_DST]): a clear bit answers the default without reading the
+ * 256 KiB root (an 8 KiB bitmap stays in the cache; most traffic is under no rule's prefix). */
+#define CLS_DST4_MAP_NODE (CLS_ROOTS * 256)
+#define CLS_DST4_MAP_NODES 8
 
 /* Fields, in the order the program reads them (bit i of cls_slot.fields = field i is used). */
 #define CLS_F_DST 0
@@ -133,8 +139,9 @@ struct cls_slot {
 	__u32 n_rules;
 	__u32 n_chunks;  /* chunks per bitmap: ceil(n_rules / 512) */
 	__u32 fields;    /* bit CLS_F_x: field x is looked up; CLS_FIELDS_DST_FLAT */
-	__u32 dst6_leaf; /* with CLS_FIELDS_DST_FLAT: the leaf of every IPv6 destination */
-	__u32 none_bm[CLS_NFIELDS]; /* bitmap for packets that lack the field */
+	__u32 dst6_leaf; /* the IPv6 default leaf (of every IPv6 destination with CLS_FIELDS_DST_FLAT) */
+	__u32 none_bm[CLS_NFIELDS]; /* bitmap for packets that lack the field; [CLS_F_DST]: the IPv4
+				     * default leaf (no rule's prefix covers the destination) */
 };
 
 /* cls_rules: per slot, index = priority position. */

@@ -82,3 +82,51 @@ fn invalid_rule_sets_are_refused_with_the_rule_named() {
     )]);
     assert!(compile(&long).unwrap_err().to_string().contains("/32"));
 }
+
+#[test]
+fn the_ipv4_destination_map_marks_exactly_the_slash16s_with_prefixes() {
+    use fib_ebpf::acl::abi::{CLS_DST4_MAP_NODE, CLS_F_DST, CLS_ROOT_DST4};
+    use fib_ebpf::acl::{Action, Prefix};
+    let p = |s: &str| -> Option<Prefix> { Some(s.parse().unwrap()) };
+    let set = RuleSet::new(vec![
+        rule(
+            1,
+            Match {
+                dst: p("10.1.2.0/24"),
+                ..Match::default()
+            },
+            Action::Drop,
+        ),
+        rule(
+            2,
+            Match {
+                dst: p("10.2.0.0/16"),
+                ..Match::default()
+            },
+            Action::Drop,
+        ),
+        rule(
+            3,
+            Match {
+                dst: p("11.0.0.0/8"),
+                ..Match::default()
+            },
+            Action::Drop,
+        ),
+        rule(4, Match::default(), Action::Accept),
+    ]);
+    let c = compile(&set).unwrap();
+    let bit = |hi: usize| {
+        c.nodes[CLS_DST4_MAP_NODE as usize + hi / 32 / 256][hi / 32 % 256] >> (hi % 32) & 1 == 1
+    };
+    let marked: Vec<usize> = (0..65536).filter(|&hi| bit(hi)).collect();
+    let mut want = vec![10 << 8 | 1, 10 << 8 | 2];
+    want.extend((0..256).map(|b| 11 << 8 | b));
+    assert_eq!(marked, want);
+    // every other /16's root entry is the default leaf the header holds (rule 4 only)
+    let def = c.slot.none_bm[CLS_F_DST as usize];
+    assert_ne!(def, 0);
+    let root = |hi: usize| c.nodes[(CLS_ROOT_DST4 * 256) as usize + hi / 256][hi % 256];
+    assert!((0..65536).filter(|&hi| !bit(hi)).all(|hi| root(hi) == def));
+    assert!(want.iter().all(|&hi| root(hi) != def));
+}

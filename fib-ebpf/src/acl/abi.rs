@@ -3,7 +3,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const CLS_ABI_VERSION: u32 = 6;
+pub const CLS_ABI_VERSION: u32 = 7;
 pub const CLS_SLOTS: u32 = 2;
 pub const CLS_MAX_RULES: u32 = 16384;
 pub const CLS_CHUNK_WORDS: usize = 8;
@@ -49,6 +49,10 @@ pub const CLS_ROOT_DST4: u32 = 1;
 pub const CLS_ROOT_SRC6: u32 = 2;
 pub const CLS_ROOT_DST6: u32 = 3;
 pub const CLS_ROOTS: u32 = 4;
+/// After the roots: 8 nodes (65,536 bits) marking the IPv4 destination /16s whose root entry is not
+/// the IPv4 default leaf (`ClsSlot::none_bm[CLS_F_DST]`).
+pub const CLS_DST4_MAP_NODE: u32 = CLS_ROOTS * 256;
+pub const CLS_DST4_MAP_NODES: u32 = 8;
 
 pub const CLS_F_DST: u32 = 0;
 pub const CLS_F_SRC: u32 = 1;
@@ -107,7 +111,7 @@ pub struct ClsSlot {
     pub n_rules: u32,
     pub n_chunks: u32,
     pub fields: u32,
-    /// With [`CLS_FIELDS_DST_FLAT`]: the trie leaf of every IPv6 destination.
+    /// The IPv6 default leaf (with [`CLS_FIELDS_DST_FLAT`]: of every IPv6 destination).
     pub dst6_leaf: u32,
     pub none_bm: [u32; CLS_NFIELDS],
 }
@@ -304,6 +308,7 @@ pub fn layout() -> Vec<(String, u64)> {
         CLS_ROOT_DST6,
         CLS_ROOTS
     );
+    c!(v, CLS_DST4_MAP_NODE, CLS_DST4_MAP_NODES);
     c!(
         v,
         CLS_F_DST,

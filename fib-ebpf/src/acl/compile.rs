@@ -51,7 +51,7 @@ pub struct Compiled {
     pub chunks: Vec<u64>,
     /// Distinct bitmaps: dense ones (the empty one included) and destination records.
     pub bitmaps: usize,
-    /// Trie nodes; the first `CLS_ROOTS * 256` are the roots.
+    /// Trie nodes; the first `CLS_ROOTS * 256` are the roots, then the IPv4 destination /16 bitmap.
     pub nodes: Vec<[u32; 256]>,
     /// `cls_tab` entries of the slot (`CLS_TAB_ENTRIES`).
     pub tab: Vec<u32>,
@@ -354,7 +354,8 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
     let mut bms = Bitmaps::new(n_chunks);
     let words = bms.words;
     let mut tab = vec![0u32; CLS_TAB_ENTRIES as usize];
-    let mut nodes = vec![[0u32; 256]; (CLS_ROOTS * 256) as usize];
+    // the roots, then the IPv4 destination /16 bitmap
+    let mut nodes = vec![[0u32; 256]; (CLS_ROOTS * 256 + CLS_DST4_MAP_NODES) as usize];
     let mut slot = ClsSlot {
         n_rules: n as u32,
         n_chunks: n_chunks as u32,
@@ -383,6 +384,8 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
     // trie nodes holding destination leaves: the two destination roots and the children made for
     // them (the destination tries are built first)
     let mut dst_children = nodes.len()..nodes.len();
+    // the destination roots' default leaves (IPv4, IPv6)
+    let mut dst_def = [0u32; 2];
     for (root, fam, is_dst) in roots {
         let field = |i: usize| if is_dst { m(i).dst } else { m(i).src };
         let eligible = |i: usize| !is_dst || m(i).effective_family().is_none_or(|f| f == fam);
@@ -441,6 +444,7 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
         }
         if is_dst {
             dst_children.end = nodes.len();
+            dst_def[usize::from(fam == Family::V6)] = def;
         }
     }
 
@@ -569,13 +573,23 @@ pub fn compile(set: &RuleSet) -> Result<Compiled, CompileError> {
         nodes[r..r + 256].iter_mut().flatten().for_each(place);
     }
     nodes[dst_children].iter_mut().flatten().for_each(place);
+    dst_def.iter_mut().for_each(place);
+    if dst_used {
+        slot.none_bm[CLS_F_DST as usize] = dst_def[0];
+        slot.dst6_leaf = dst_def[1];
+        let r4 = (CLS_ROOT_DST4 * 256) as usize;
+        let map = CLS_DST4_MAP_NODE as usize;
+        for hi in 0..65536usize {
+            if nodes[r4 + hi / 256][hi % 256] != dst_def[0] {
+                nodes[map + hi / 32 / 256][hi / 32 % 256] |= 1 << (hi % 32);
+            }
+        }
+    }
 
     // No destination prefix anywhere: every destination of a family has its root's (only) leaf, so
     // the program takes it from the slot header instead of walking the trie.
     if dst_used && !rules.iter().any(|r| r.matches.dst.is_some()) {
         slot.fields |= CLS_FIELDS_DST_FLAT;
-        slot.none_bm[CLS_F_DST as usize] = nodes[(CLS_ROOT_DST4 * 256) as usize][0];
-        slot.dst6_leaf = nodes[(CLS_ROOT_DST6 * 256) as usize][0];
     }
 
     let bitmaps = n_bitmaps + dsts.index.len();
@@ -669,8 +683,18 @@ impl Compiled {
                 Box::new(|| {
                     let l = if s.fields & CLS_FIELDS_DST_FLAT != 0 {
                         if v6 { s.dst6_leaf } else { none(CLS_F_DST) }
+                    } else if v6 {
+                        self.trie(CLS_ROOT_DST6, &dst)
                     } else {
-                        self.trie(if v6 { CLS_ROOT_DST6 } else { CLS_ROOT_DST4 }, &dst)
+                        // the /16 bitmap: a clear bit is the default leaf
+                        let hi = usize::from(dst[0]) << 8 | usize::from(dst[1]);
+                        let m =
+                            self.nodes[CLS_DST4_MAP_NODE as usize + hi / 32 / 256][hi / 32 % 256];
+                        if m >> (hi % 32) & 1 != 0 {
+                            self.trie(CLS_ROOT_DST4, &dst)
+                        } else {
+                            none(CLS_F_DST)
+                        }
                     };
                     dst_leaf.set(l);
                     l
