@@ -149,6 +149,8 @@ impl AsPath {
             }
             // A wire segment holds at most 255 ASes; longer ones (built here) are split.
             for part in asns.chunks(0x00FF_FFFF) {
+                // Exact: a one-segment path (most) allocates once and boxes without reallocating.
+                words.reserve_exact(1 + part.len());
                 words.push(kind.code() << 24 | part.len() as u32);
                 words.extend_from_slice(part);
             }

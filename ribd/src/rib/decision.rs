@@ -267,14 +267,15 @@ pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
     } else if cfg.deterministic_med {
         // Order within each neighbouring-AS group with MED, then order the groups by their winners
         // without MED; every step is a total order, so arrival order cannot matter.
+        // Each candidate's group once (it walks the AS path), not per comparison.
+        let group: SmallVec<[u32; 8]> = cands.iter().map(med_group).collect();
         order.sort_by(|&a, &b| {
-            med_group(&cands[a])
-                .cmp(&med_group(&cands[b]))
+            group[a]
+                .cmp(&group[b])
                 .then_with(|| compare_with(&cands[a], &cands[b], cfg, true).0)
         });
-        let mut groups: SmallVec<[&[usize]; 8]> = order
-            .chunk_by(|&a, &b| med_group(&cands[a]) == med_group(&cands[b]))
-            .collect();
+        let mut groups: SmallVec<[&[usize]; 8]> =
+            order.chunk_by(|&a, &b| group[a] == group[b]).collect();
         groups.sort_by(|ga, gb| compare_with(&cands[ga[0]], &cands[gb[0]], cfg, false).0);
         let regrouped: Order = groups.iter().flat_map(|g| g.iter().copied()).collect();
         drop(groups);
