@@ -21,10 +21,11 @@ use fib_sync::fib_ebpf::{Engine4, Forwarder, LoadOptions};
 use fib_sync::{FibSync, NhL2, PinnedMaps, SyncConfig};
 use ribd::daemon::dataplane::{fib_routes, to_routes};
 use ribd::inbound::Inbound;
-use ribd::rib::decision::{PeerInfo, PeerKind};
 use ribd::rib::{FibDelta, Rib};
 use testbed::bench::table::{FEED_AS, encode};
 use testbed::tablegen;
+
+mod common;
 
 const CONFIG: &str = r#"
 router-id = "10.255.0.1"
@@ -109,34 +110,8 @@ fn new_rib(loaded: &ribd::config::Loaded) -> Loaded {
     let nb = &loaded.neighbors[0];
     let mut rib = Rib::new(loaded.config.rib.clone());
     rib.set_track_best(true);
-    let id = rib
-        .add_peer(PeerInfo {
-            name: nb.name.clone(),
-            addr: nb.address,
-            router_id: Ipv4Addr::new(10, 0, 0, 2),
-            remote_as: nb.remote_as,
-            local_as: nb.local_as,
-            kind: PeerKind::Ebgp,
-            confed: false,
-        })
-        .expect("a free peer slot");
-    let import = ribd::import::ImportCtx {
-        local_as: nb.local_as,
-        peer_as: nb.remote_as,
-        peer_addr: nb.address,
-        local_addr: nb.local_address,
-        router_id: loaded.config.router_id,
-        ebgp: true,
-        allowas_in: nb.allowas_in,
-        policy: nb
-            .import
-            .as_ref()
-            .map(|n| loaded.policies.chain(n).expect("policy chain")),
-    };
-    Loaded {
-        rib,
-        inb: Inbound::new(id, import),
-    }
+    let inb = common::inbound_for(&mut rib, loaded, nb);
+    Loaded { rib, inb }
 }
 
 /// Import of every batch; after each one the FIB deltas are taken (and handed to `sink`), as the

@@ -35,6 +35,8 @@ use ribd::rib::table::PeerId;
 use ribd::rib::{Rib, RibConfig, RibMemory};
 use testbed::tablegen;
 
+mod common;
+
 struct Counting;
 /// Bytes requested and live.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -475,33 +477,7 @@ fn import_run(runs: usize, feeds: &[Vec<Vec<Update>>], prefixes: usize) -> Figur
         let mut inbs: Vec<Inbound> = loaded
             .neighbors
             .iter()
-            .map(|nb| {
-                let id = rib
-                    .add_peer(PeerInfo {
-                        name: nb.name.clone(),
-                        addr: nb.address,
-                        router_id: Ipv4Addr::new(10, 0, 0, 2),
-                        remote_as: nb.remote_as,
-                        local_as: nb.local_as,
-                        kind: PeerKind::Ebgp,
-                        confed: false,
-                    })
-                    .expect("a free peer slot");
-                let import = ribd::import::ImportCtx {
-                    local_as: nb.local_as,
-                    peer_as: nb.remote_as,
-                    peer_addr: nb.address,
-                    local_addr: nb.local_address,
-                    router_id: loaded.config.router_id,
-                    ebgp: true,
-                    allowas_in: nb.allowas_in,
-                    policy: nb
-                        .import
-                        .as_ref()
-                        .map(|n| loaded.policies.chain(n).expect("policy chain")),
-                };
-                Inbound::new(id, import)
-            })
+            .map(|nb| common::inbound_for(&mut rib, &loaded, nb))
             .collect();
         let now = Instant::now();
         let (t, c) = (Instant::now(), thread_cpu());
