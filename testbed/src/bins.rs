@@ -65,3 +65,21 @@ pub fn api(sock: &Path, method: &str, path: &str) -> Result<(u16, String)> {
         .context("no HTTP status")?;
     Ok((status, body.to_string()))
 }
+
+/// GET `path` from the control API and parse its JSON body; panics naming the path on any failure
+/// or a status other than 200 (for tests).
+pub fn get_json(sock: &Path, path: &str) -> serde_json::Value {
+    let (code, body) = api(sock, "GET", path).unwrap_or_else(|e| panic!("GET {path}: {e:#}"));
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// Polls `f` every 100 ms until it holds; panics naming `what` once `timeout` has passed (for
+/// tests).
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -8,11 +8,11 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fib_ebpf::Forwarder;
 use fib_ebpf::loader::LoadOptions;
-use testbed::bins::{api, workspace_bin};
+use testbed::bins::{api, get_json, wait_until, workspace_bin};
 use testbed::netns::{self, Netns};
 use testbed::peers::{BgpPeer, Bird, Daemon, Neighbor, PanicReport, PeerConfig, Route, tail};
 
@@ -56,20 +56,6 @@ set.local-pref = {import_lp}
 "#,
         sock = sock.display()
     )
-}
-
-fn json(sock: &Path, path: &str) -> serde_json::Value {
-    let (code, body) = api(sock, "GET", path).unwrap_or_else(|e| panic!("GET {path}: {e:#}"));
-    assert_eq!(code, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-}
-
-fn wait(what: &str, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < T, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn ping(src: &Netns, dst: &str) -> bool {
@@ -189,21 +175,21 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
     )
     .unwrap();
     let logs = || format!("ribd log {}:\n{}", log.display(), tail(&log, 30));
-    wait("the API socket", || {
+    wait_until("the API socket", T, || {
         assert!(ribd.exited().is_none(), "ribd exited at start\n{}", logs());
         sock.exists()
     });
 
     // 1. Session up, the route in the RIB and the dataplane, pings forwarded by XDP.
-    wait("BIRD's route in the RIB", || {
-        json(&sock, "/v1/rib/ipv4?prefix=198.51.100.0/24")
+    wait_until("BIRD's route in the RIB", T, || {
+        get_json(&sock, "/v1/rib/ipv4?prefix=198.51.100.0/24")
             .pointer("/routes/0")
             .is_some()
     });
-    let r = json(&sock, "/v1/route/198.51.100.0_24");
+    let r = get_json(&sock, "/v1/route/198.51.100.0_24");
     assert_eq!(r["candidates"][0]["path"]["local_pref"], 100, "{r}");
-    wait("the next-hop to resolve", || {
-        json(&sock, "/v1/route/198.51.100.0_24")["fib"]["nexthops"][0]["resolved"] == true
+    wait_until("the next-hop to resolve", T, || {
+        get_json(&sock, "/v1/route/198.51.100.0_24")["fib"]["nexthops"][0]["resolved"] == true
     });
     assert!(
         ping(&src, "198.51.100.1"),
@@ -245,7 +231,7 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
         bird.wait_route("10.77.1.0/24".parse().unwrap(), T).is_ok(),
         "ribd exports its static route to BIRD"
     );
-    let l = json(
+    let l = get_json(
         &sock,
         "/v1/lookup/198.51.100.1?src=10.77.1.2&proto=17&sport=4000&dport=53",
     );
@@ -258,16 +244,16 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
         l["flow"]["bucket"].as_u64() < l["flow"]["buckets"].as_u64(),
         "{l}"
     );
-    let flaps = |s: &Path| json(s, "/v1/peers/bird")["flaps"].as_u64().unwrap();
-    let est = |s: &Path| json(s, "/v1/peers/bird")["state"] == "Established";
+    let flaps = |s: &Path| get_json(s, "/v1/peers/bird")["flaps"].as_u64().unwrap();
+    let est = |s: &Path| get_json(s, "/v1/peers/bird")["state"] == "Established";
     let flaps0 = flaps(&sock);
 
     // 2. Reload with a changed import policy: applied by ROUTE-REFRESH, the session stays up.
     std::fs::write(&cfg, config(&sock, &instance, 250, false)).unwrap();
     let (code, body) = api(&sock, "POST", "/v1/reload").unwrap();
     assert_eq!(code, 200, "{body}");
-    wait("the new local-pref", || {
-        json(&sock, "/v1/route/198.51.100.0_24")["candidates"][0]["path"]["local_pref"] == 250
+    wait_until("the new local-pref", T, || {
+        get_json(&sock, "/v1/route/198.51.100.0_24")["candidates"][0]["path"]["local_pref"] == 250
     });
     assert!(
         est(&sock) && flaps(&sock) == flaps0,
@@ -282,11 +268,11 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
     // 3. A peer added, then removed; an invalid file is rejected and changes nothing.
     std::fs::write(&cfg, config(&sock, &instance, 250, true)).unwrap();
     assert_eq!(api(&sock, "POST", "/v1/reload").unwrap().0, 200);
-    assert_eq!(json(&sock, "/v1/peers").as_array().unwrap().len(), 2);
+    assert_eq!(get_json(&sock, "/v1/peers").as_array().unwrap().len(), 2);
     std::fs::write(&cfg, config(&sock, &instance, 250, false)).unwrap();
     ribd_signal(&ribd, libc::SIGHUP);
-    wait("the removed peer to go", || {
-        json(&sock, "/v1/peers").as_array().unwrap().len() == 1
+    wait_until("the removed peer to go", T, || {
+        get_json(&sock, "/v1/peers").as_array().unwrap().len() == 1
     });
     std::fs::write(
         &cfg,
@@ -321,7 +307,7 @@ fn ribd_forwards_reloads_and_keeps_forwarding_after_sigterm() {
 
     // 5. SIGTERM: BIRD is told (Cease), ribd exits, the pinned dataplane keeps forwarding.
     ribd_signal(&ribd, libc::SIGTERM);
-    wait("ribd to exit", || ribd.exited().is_some());
+    wait_until("ribd to exit", T, || ribd.exited().is_some());
     assert!(
         bird.wait_not_established("10.77.2.1".parse().unwrap(), T)
             .is_ok(),

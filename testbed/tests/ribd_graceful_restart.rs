@@ -13,9 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use testbed::bins::{api, workspace_bin};
+use testbed::bins::{api, get_json, wait_until, workspace_bin};
 use testbed::netns::{self, Netns};
 use testbed::peers::{BgpPeer, Bird, Daemon, Neighbor, PanicReport, PeerConfig, Route, tail};
 
@@ -57,20 +57,6 @@ action = "accept"
 "#,
         sock = sock.display()
     )
-}
-
-fn json(sock: &Path, path: &str) -> serde_json::Value {
-    let (code, body) = api(sock, "GET", path).unwrap_or_else(|e| panic!("GET {path}: {e:#}"));
-    assert_eq!(code, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-}
-
-fn wait(what: &str, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < T, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The "Neighbor capabilities" part of BIRD's `show protocols all` for ribd's session: what ribd's
@@ -155,13 +141,13 @@ fn ribd_restarts_gracefully_and_bird_keeps_its_route_throughout_rfc4724() {
 
     // 1. A fresh start: no Restart State bit, no forwarding state claimed.
     let mut ribd = spawn_ribd(&dut, &cfg, &log);
-    wait("the API socket", || {
+    wait_until("the API socket", T, || {
         assert!(ribd.exited().is_none(), "ribd exited at start\n{}", logs());
         sock.exists()
     });
-    wait("BIRD to get ribd's route", || has_ours(&bird));
-    wait("ribd's start-up phase to end", || {
-        json(&sock, "/v1/summary")["graceful_restart"]["phase"] == "done"
+    wait_until("BIRD to get ribd's route", T, || has_ours(&bird));
+    wait_until("ribd's start-up phase to end", T, || {
+        get_json(&sock, "/v1/summary")["graceful_restart"]["phase"] == "done"
     });
     let caps = neighbor_caps(&bird);
     println!("fresh start, BIRD sees:\n{caps}");
@@ -175,9 +161,9 @@ fn ribd_restarts_gracefully_and_bird_keeps_its_route_throughout_rfc4724() {
         "",
         "no Forwarding State bit on a fresh start: {caps}"
     );
-    let s = json(&sock, "/v1/summary");
+    let s = get_json(&sock, "/v1/summary");
     assert_eq!(s["graceful_restart"]["restart_state"], false, "{s}");
-    let p = json(&sock, "/v1/peers/bird");
+    let p = get_json(&sock, "/v1/peers/bird");
     assert_eq!(p["graceful_restart"]["negotiated"], true, "{p}");
     assert!(
         p["graceful_restart"]["end_of_rib_received"]
@@ -185,8 +171,8 @@ fn ribd_restarts_gracefully_and_bird_keeps_its_route_throughout_rfc4724() {
             .is_some_and(|a| a.iter().any(|f| f == "ipv4-unicast")),
         "{p}"
     );
-    wait("BIRD's route and the static in ribd's dataplane", || {
-        json(&sock, "/v1/summary")["fib"][0]["prefixes"].as_u64() >= Some(2)
+    wait_until("BIRD's route and the static in ribd's dataplane", T, || {
+        get_json(&sock, "/v1/summary")["fib"][0]["prefixes"].as_u64() >= Some(2)
     });
 
     // 2. SIGKILL and start again on the same pins; watch BIRD's table all along.
@@ -222,9 +208,11 @@ fn ribd_restarts_gracefully_and_bird_keeps_its_route_throughout_rfc4724() {
         );
         assert_eq!(preserved(&caps), "ipv4", "IPv4 forwarding kept: {caps}");
         // BIRD leaves graceful restart at ribd's End-of-RIB; the route stays, fresh.
-        wait("BIRD to end graceful restart (ribd's End-of-RIB)", || {
-            !bird_gr_active(bird)
-        });
+        wait_until(
+            "BIRD to end graceful restart (ribd's End-of-RIB)",
+            T,
+            || !bird_gr_active(bird),
+        );
         assert!(has_ours(bird), "ribd's route after its End-of-RIB");
         std::thread::sleep(Duration::from_millis(300));
         watching.store(false, Ordering::Release);
@@ -249,14 +237,14 @@ fn ribd_restarts_gracefully_and_bird_keeps_its_route_throughout_rfc4724() {
         "BIRD's session waited for the end of the restart\n{}",
         logs()
     );
-    let s = json(&sock, "/v1/summary");
+    let s = get_json(&sock, "/v1/summary");
     assert_eq!(s["graceful_restart"]["phase"], "done", "{s}");
     assert_eq!(
         s["graceful_restart"]["ended"], "every session sent its table",
         "ended on End-of-RIB, not on select-defer-time: {s}"
     );
     assert_eq!(s["graceful_restart"]["restart_state"], false, "{s}");
-    let p = json(&sock, "/v1/peers/bird");
+    let p = get_json(&sock, "/v1/peers/bird");
     assert_eq!(p["graceful_restart"]["deferred"], false, "{p}");
     assert!(
         p["families"][0]["advertised"].as_u64() >= Some(1),
@@ -267,8 +255,8 @@ fn ribd_restarts_gracefully_and_bird_keeps_its_route_throughout_rfc4724() {
     let flaps = p["flaps"].as_u64().unwrap();
     let (code, body) = api(&sock, "POST", "/v1/peers/bird/reset").unwrap();
     assert_eq!(code, 200, "{body}");
-    wait("a new session", || {
-        let p = json(&sock, "/v1/peers/bird");
+    wait_until("a new session", T, || {
+        let p = get_json(&sock, "/v1/peers/bird");
         p["state"] == "Established" && p["flaps"].as_u64() > Some(flaps)
     });
     bird.wait_established("10.78.2.1".parse().unwrap(), T)
@@ -281,7 +269,7 @@ fn ribd_restarts_gracefully_and_bird_keeps_its_route_throughout_rfc4724() {
         "no Restart State bit once the restart is over: {caps}"
     );
     assert_eq!(preserved(&caps), "ipv4", "ribd keeps forwarding: {caps}");
-    wait("BIRD to have ribd's route again", || {
+    wait_until("BIRD to have ribd's route again", T, || {
         has_ours(&bird) && !bird_gr_active(&bird)
     });
     ribd.kill();
