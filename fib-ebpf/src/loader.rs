@@ -3,6 +3,7 @@
 //! ```text
 //!   LoadOptions{instance, engine4, hash_seed, route_cache}
 //!        │ check pinned meta.abi_version + map shapes ──► refuse (AbiMismatch / Incompatible)
+//!        │ classifier pins of another classifier ABI ──► removed, created afresh (acl::classifier::check_pinned)
 //!        ▼
 //!   EbpfLoader: override_global(cfg_*), map_pin_path(each map → /sys/fs/bpf/<instance>/<map>)
 //!        │ (pinned maps that exist are re-used: routes survive a restart)
