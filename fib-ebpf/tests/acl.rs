@@ -945,20 +945,29 @@ impl Prefix4 {
     }
 }
 
-#[test]
-fn pinned_rules_and_counters_survive_a_restart() {
-    let instance = format!("acl-test-{}", std::process::id());
+/// Removes a pinned instance's directory when dropped (also when the test fails).
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Load options for a pinned instance named after `name` and this process, and the guard that
+/// removes its pins.
+fn pinned_instance(name: &str) -> (LoadOptions, Cleanup) {
     let opts = LoadOptions {
-        instance: Some(instance.clone()),
+        instance: Some(format!("{name}-{}", std::process::id())),
         ..Default::default()
     };
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _guard = Cleanup(opts.pin_dir().unwrap());
+    let guard = Cleanup(opts.pin_dir().unwrap());
+    (opts, guard)
+}
+
+#[test]
+fn pinned_rules_and_counters_survive_a_restart() {
+    let (opts, _guard) = pinned_instance("acl-test");
     let set = RuleSet::new(vec![
         rule(
             7,
@@ -1017,19 +1026,8 @@ fn pinned_rules_and_counters_survive_a_restart() {
 #[test]
 fn classifier_pins_of_an_older_abi_are_rebuilt_on_upgrade() {
     use fib_ebpf::acl::abi::{CLS_ABI_VERSION, ClsCtl};
-    let instance = format!("acl-upgrade-{}", std::process::id());
-    let opts = LoadOptions {
-        instance: Some(instance.clone()),
-        ..Default::default()
-    };
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    let (opts, _guard) = pinned_instance("acl-upgrade");
     let dir = opts.pin_dir().unwrap();
-    let _guard = Cleanup(dir.clone());
     let set = RuleSet::new(vec![rule(
         7,
         Match {

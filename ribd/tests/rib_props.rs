@@ -71,10 +71,19 @@ fn attr_pool() -> Vec<Attrs> {
 }
 
 fn new_rib(relax: bool) -> (Rib, Vec<ribd::rib::table::PeerId>) {
+    with_five_peers(rib_config(relax))
+}
+
+fn rib_config(relax: bool) -> RibConfig {
     let mut cfg = RibConfig::default();
     cfg.ipv4.as_path_relax = relax;
     cfg.ipv6.as_path_relax = relax;
     cfg.ipv4.max_paths_ibgp = 4;
+    cfg
+}
+
+/// A RIB with five peers: three eBGP (AS 64500-64502) and two iBGP, router ids descending.
+fn with_five_peers(cfg: RibConfig) -> (Rib, Vec<ribd::rib::table::PeerId>) {
     let mut rib = Rib::new(cfg);
     let peers = (0..5u8)
         .map(|i| {
@@ -243,26 +252,9 @@ proptest! {
     #[test]
     fn fib_deltas_follow_every_added_path(anns in anns(), flips in prop::collection::vec((0..80usize, 1..6u8, any::<bool>()), 0..6), backups in any::<bool>(), relax in any::<bool>()) {
         let pool = attr_pool();
-        let mut cfg = RibConfig::default();
-        cfg.ipv4.as_path_relax = relax;
-        cfg.ipv6.as_path_relax = relax;
-        cfg.ipv4.max_paths_ibgp = 4;
+        let mut cfg = rib_config(relax);
         cfg.backup_paths = backups;
-        let mut rib = Rib::new(cfg);
-        let peers: Vec<_> = (0..5u8)
-            .map(|i| {
-                rib.add_peer(PeerInfo {
-                    name: format!("p{i}"),
-                    addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, i + 1)),
-                    router_id: Ipv4Addr::new(10, 255, 0, 5 - i),
-                    remote_as: if i < 3 { 64500 + i as u32 } else { 65000 },
-                    local_as: 65000,
-                    kind: if i < 3 { PeerKind::Ebgp } else { PeerKind::Ibgp },
-                    confed: false,
-                })
-                .expect("a free peer slot")
-            })
-            .collect();
+        let (mut rib, peers) = with_five_peers(cfg);
         let pfx = prefixes();
         let mut model = BTreeMap::new();
         for (i, a) in anns.iter().enumerate() {
