@@ -180,12 +180,12 @@ fn ingest(rib: &mut Rib, table: &[(IpNet, u32)], peer_ids: &[PeerId], first: u8)
             let attrs = match &last {
                 Some((o, a)) if *o == origin => a.clone(),
                 _ => {
-                    let a = rib.intern(Attrs {
-                        as_path: AsPath::sequence(path_for(peer_as, origin)),
-                        next_hop: Some(nh),
-                        communities: Box::new([(peer_as << 16) | (origin & 0xffff)]),
-                        ..Attrs::default()
-                    });
+                    let a = rib.intern(
+                        Attrs::default()
+                            .with_as_path(AsPath::sequence(path_for(peer_as, origin)))
+                            .with_next_hop(Some(nh))
+                            .with_communities([(peer_as << 16) | (origin & 0xffff)]),
+                    );
                     last = Some((origin, a.clone()));
                     a
                 }
@@ -208,35 +208,34 @@ fn gen_attrs(set: &tablegen::AttrSet, peer_as: u32, k: u8) -> Attrs {
         Some(first) => *first = peer_as,
         None => path.push(peer_as),
     }
-    Attrs {
-        origin: match set.origin {
+    Attrs::default()
+        .with_origin(match set.origin {
             0 => Origin::Igp,
             1 => Origin::Egp,
             _ => Origin::Incomplete,
-        },
-        as_path: AsPath::sequence(path),
-        next_hop: Some(match set.next_hop {
+        })
+        .with_as_path(AsPath::sequence(path))
+        .with_next_hop(Some(match set.next_hop {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(203, 0, 113, k)),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, k as u16)),
-        }),
-        med: set.med,
-        communities: set
-            .communities
-            .iter()
-            .map(|(a, b)| ((*a as u32) << 16) | *b as u32)
-            .collect(),
-        ..Attrs::default()
-    }
-    .with_large_communities(
-        set.large_communities
-            .iter()
-            .map(|(g, a, b)| LargeCommunity {
-                global: *g,
-                local1: *a,
-                local2: *b,
-            })
-            .collect::<Vec<_>>(),
-    )
+        }))
+        .with_med(set.med)
+        .with_communities(
+            set.communities
+                .iter()
+                .map(|(a, b)| ((*a as u32) << 16) | *b as u32)
+                .collect::<Vec<u32>>(),
+        )
+        .with_large_communities(
+            set.large_communities
+                .iter()
+                .map(|(g, a, b)| LargeCommunity {
+                    global: *g,
+                    local1: *a,
+                    local2: *b,
+                })
+                .collect::<Vec<_>>(),
+        )
 }
 
 /// Feeds a generated table from each peer in turn (attributes interned once per set and peer).

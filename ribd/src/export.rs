@@ -74,18 +74,19 @@ pub fn export_shared(
 ) -> Option<Attrs> {
     let mut out = transform(best, src, to)?;
     let from_ibgp = src.peer.kind == PeerKind::Ibgp;
-    let self_nh = to.ebgp || to.next_hop_self || out.next_hop.is_none();
+    let self_nh = to.ebgp || to.next_hop_self || out.next_hop().is_none();
     if self_nh && !(to.rr_client && from_ibgp && !to.next_hop_self) {
         let v4 = prefix.addr().is_ipv4();
-        out.next_hop = if v4 {
+        let nh = if v4 {
             to.local_v4.map(IpAddr::V4)
         } else {
             to.local_v6.map(IpAddr::V6)
         }
-        .or(out.next_hop);
+        .or(out.next_hop());
+        out.set_next_hop(nh);
         out.set_next_hop_ll(None);
     }
-    out.next_hop?;
+    out.next_hop()?;
     apply_policy(prefix, RouteKind::Unicast, out, to)
 }
 
@@ -106,7 +107,7 @@ pub fn export_flowspec(
         return None;
     }
     let mut out = transform(best, src, to)?;
-    out.next_hop = None;
+    out.set_next_hop(None);
     out.set_next_hop_ll(None);
     let (prefix, kind) = match rule.destination() {
         Some(d) => (d.prefix(), RouteKind::FlowSpec),
@@ -120,7 +121,7 @@ pub fn export_flowspec(
     };
     let mut a = apply_policy(prefix, kind, out, to)?;
     // A policy's `next-hop` setting means nothing for a rule.
-    a.next_hop = None;
+    a.set_next_hop(None);
     a.set_next_hop_ll(None);
     Some(a)
 }
@@ -171,7 +172,7 @@ fn transform(best: &Attrs, src: Source<'_>, to: &ExportCtx) -> Option<Attrs> {
     }
     let from_ibgp = src.peer.kind == PeerKind::Ibgp;
     let mut out = best.clone();
-    out.weight = 0;
+    out.set_weight(0);
     if !to.ebgp && from_ibgp {
         // iBGP to iBGP only by reflection (RFC 4456 §6): client routes to everyone, non-client routes
         // to clients only.
@@ -186,15 +187,15 @@ fn transform(best: &Attrs, src: Source<'_>, to: &ExportCtx) -> Option<Attrs> {
         out.set_cluster_list(cl);
     }
     if to.ebgp {
-        out.as_path.prepend(to.local_as, 1);
-        out.local_pref = None;
+        out.prepend_as_path(to.local_as, 1);
+        out.set_local_pref(None);
         out.set_originator_id(None);
         out.set_cluster_list(Vec::new());
         if src.peer.kind == PeerKind::Ebgp {
-            out.med = None; // MED is not passed on to a third AS (RFC 4271 §5.1.4)
+            out.set_med(None); // MED is not passed on to a third AS (RFC 4271 §5.1.4)
         }
-    } else if out.local_pref.is_none() {
-        out.local_pref = Some(100);
+    } else if out.local_pref().is_none() {
+        out.set_local_pref(Some(100));
     }
     Some(out)
 }
@@ -202,14 +203,14 @@ fn transform(best: &Attrs, src: Source<'_>, to: &ExportCtx) -> Option<Attrs> {
 /// The codec's path attributes for an exported attribute set (next-hop handled per family).
 pub fn to_wire(a: &Attrs) -> PathAttributes {
     PathAttributes {
-        origin: Some(match a.origin {
+        origin: Some(match a.origin() {
             Origin::Igp => WOrigin::Igp,
             Origin::Egp => WOrigin::Egp,
             Origin::Incomplete => WOrigin::Incomplete,
         }),
         as_path: Some(WAsPath {
             segments: a
-                .as_path
+                .as_path()
                 .segments()
                 .map(|s| WSegment {
                     kind: match s.kind {
@@ -222,17 +223,17 @@ pub fn to_wire(a: &Attrs) -> PathAttributes {
                 })
                 .collect(),
         }),
-        next_hop: match a.next_hop {
+        next_hop: match a.next_hop() {
             Some(IpAddr::V4(v4)) => Some(v4),
             _ => None,
         },
-        med: a.med,
-        local_pref: a.local_pref,
-        atomic_aggregate: a.atomic_aggregate,
+        med: a.med(),
+        local_pref: a.local_pref(),
+        atomic_aggregate: a.atomic_aggregate(),
         aggregator: a
             .aggregator()
             .map(|(asn, address)| Aggregator { asn, address }),
-        communities: a.communities.iter().map(|c| Community(*c)).collect(),
+        communities: a.communities().iter().map(|c| Community(*c)).collect(),
         originator_id: a.originator_id(),
         cluster_list: a.cluster_list().to_vec(),
         ext_communities: a
@@ -279,13 +280,13 @@ pub fn announce_nlri(a: &Attrs, nlri: Vec<Nlri>) -> Option<Update> {
         ..Update::default()
     };
     if first.addr().is_ipv4() {
-        u.attrs.next_hop = match a.next_hop {
+        u.attrs.next_hop = match a.next_hop() {
             Some(IpAddr::V4(v4)) => Some(v4),
             _ => return None,
         };
         u.nlri = nlri;
     } else {
-        let global = match a.next_hop {
+        let global = match a.next_hop() {
             Some(IpAddr::V6(v6)) => v6,
             _ => return None,
         };
@@ -407,13 +408,11 @@ mod tests {
     }
 
     fn best() -> Attrs {
-        Attrs {
-            as_path: AsPath::sequence(vec![3320, 15169]),
-            next_hop: Some("198.51.100.1".parse().unwrap()),
-            med: Some(10),
-            local_pref: Some(200),
-            ..Attrs::default()
-        }
+        Attrs::default()
+            .with_as_path(AsPath::sequence(vec![3320, 15169]))
+            .with_next_hop(Some("198.51.100.1".parse().unwrap()))
+            .with_med(Some(10))
+            .with_local_pref(Some(200))
     }
 
     const P: &str = "8.8.8.0/24";
@@ -433,10 +432,10 @@ mod tests {
             &t,
         )
         .unwrap();
-        assert_eq!(out.as_path.to_string(), "65000 3320 15169");
-        assert_eq!(out.next_hop, Some("192.0.2.1".parse().unwrap()));
-        assert_eq!(out.local_pref, None);
-        assert_eq!(out.med, None, "MED from another AS is not passed on");
+        assert_eq!(out.as_path().to_string(), "65000 3320 15169");
+        assert_eq!(out.next_hop(), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(out.local_pref(), None);
+        assert_eq!(out.med(), None, "MED from another AS is not passed on");
     }
 
     #[test]
@@ -488,11 +487,11 @@ mod tests {
         assert_eq!(out.originator_id(), Some(Ipv4Addr::new(10, 0, 0, 9)));
         assert_eq!(out.cluster_list(), &[Ipv4Addr::new(10, 0, 0, 1)]);
         assert_eq!(
-            out.next_hop,
-            best().next_hop,
+            out.next_hop(),
+            best().next_hop(),
             "reflection keeps the next-hop"
         );
-        assert_eq!(out.local_pref, Some(200));
+        assert_eq!(out.local_pref(), Some(200));
         assert!(
             export(
                 p,
@@ -514,10 +513,7 @@ mod tests {
         let mut t = to(true, false);
         t.policy = Some(accept_all());
         let p: IpNet = P.parse().unwrap();
-        let no_export = Attrs {
-            communities: Box::new([community::NO_EXPORT]),
-            ..best()
-        };
+        let no_export = best().with_communities([community::NO_EXPORT]);
         assert!(
             export(
                 p,
@@ -543,10 +539,7 @@ mod tests {
             .is_some(),
             "NO_EXPORT stays inside the AS"
         );
-        let no_adv = Attrs {
-            communities: Box::new([community::NO_ADVERTISE]),
-            ..best()
-        };
+        let no_adv = best().with_communities([community::NO_ADVERTISE]);
         assert!(
             export(
                 p,
@@ -582,10 +575,7 @@ mod tests {
 
     #[test]
     fn updates_round_trip_through_the_codec() {
-        let a = Attrs {
-            communities: Box::new([0xFDE8_0001]),
-            ..best()
-        };
+        let a = best().with_communities([0xFDE8_0001]);
         let u = announce(
             &a,
             &["8.8.8.0/24".parse().unwrap(), "8.8.4.0/24".parse().unwrap()],
@@ -617,8 +607,8 @@ mod tests {
         let crate::import::Op::Announce { attrs, .. } = &ops[0] else {
             panic!()
         };
-        assert_eq!(attrs.as_path, a.as_path);
-        assert_eq!(attrs.communities, a.communities);
+        assert_eq!(attrs.as_path(), a.as_path());
+        assert_eq!(attrs.communities(), a.communities());
         let w = withdraw(&["2001:db8::/32".parse().unwrap()]).unwrap();
         assert_eq!(w.mp_unreach.unwrap().withdrawn.len(), 1);
     }

@@ -101,11 +101,9 @@ impl LocalRuleDef {
         }
         Ok((
             rule,
-            crate::rib::attrs::Attrs {
-                communities: communities.into(),
-                ..Default::default()
-            }
-            .with_ext_communities(ext),
+            crate::rib::attrs::Attrs::default()
+                .with_communities(communities)
+                .with_ext_communities(ext),
         ))
     }
 }
@@ -337,7 +335,7 @@ impl FlowRib {
                 peer_addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                 peer_as: 0,
                 ebgp: false,
-                local_pref: attrs.local_pref.unwrap_or(100),
+                local_pref: attrs.local_pref().unwrap_or(100),
                 as_path_len: 0,
                 actions: attrs
                     .ext_communities()
@@ -434,16 +432,13 @@ pub fn import_rule(
     ctx: &crate::import::ImportCtx,
 ) -> Option<crate::rib::attrs::Attrs> {
     use crate::policy::{RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
-    if attrs.as_path.count(ctx.local_as) > usize::from(ctx.allowas_in) {
+    if attrs.as_path().count(ctx.local_as) > usize::from(ctx.allowas_in) {
         return None;
     }
     // LOCAL_PREF is not taken from an eBGP neighbour (RFC 4271 §5.1.5).
     let stripped;
-    let attrs = if ctx.ebgp && attrs.local_pref.is_some() {
-        stripped = crate::rib::attrs::Attrs {
-            local_pref: None,
-            ..attrs.clone()
-        };
+    let attrs = if ctx.ebgp && attrs.local_pref().is_some() {
+        stripped = attrs.clone().with_local_pref(None);
         &stripped
     } else {
         attrs
@@ -958,33 +953,24 @@ action = "accept"
             allowas_in: 0,
             policy: Some(chain),
         };
-        let a = Attrs {
-            as_path: AsPath::sequence(vec![65001]),
-            ..Attrs::default()
-        };
+        let a = Attrs::default().with_as_path(AsPath::sequence(vec![65001]));
         let inside = rule(vec![dst("192.0.2.128/25")]);
         let outside = rule(vec![dst("198.51.100.0/24")]);
         let no_dst = rule(vec![Component::Protocol(vec![eq(6)])]);
         assert_eq!(
-            import_rule(&inside, &a, &ctx).and_then(|a| a.local_pref),
+            import_rule(&inside, &a, &ctx).and_then(|a| a.local_pref()),
             Some(200)
         );
         assert!(import_rule(&outside, &a, &ctx).is_none());
         assert!(import_rule(&no_dst, &a, &ctx).is_none());
         // LOCAL_PREF from an eBGP neighbour is ignored (the policy's 200 applies, not the peer's).
-        let lp = Attrs {
-            local_pref: Some(500),
-            ..a.clone()
-        };
+        let lp = a.clone().with_local_pref(Some(500));
         assert_eq!(
-            import_rule(&inside, &lp, &ctx).and_then(|a| a.local_pref),
+            import_rule(&inside, &lp, &ctx).and_then(|a| a.local_pref()),
             Some(200)
         );
         // Our own AS in the path: a loop.
-        let looped = Attrs {
-            as_path: AsPath::sequence(vec![65001, 65000]),
-            ..Attrs::default()
-        };
+        let looped = Attrs::default().with_as_path(AsPath::sequence(vec![65001, 65000]));
         assert!(import_rule(&inside, &looped, &ctx).is_none());
         // RFC 8212: eBGP without import policy imports nothing; iBGP everything.
         ctx.policy = None;
@@ -1022,7 +1008,7 @@ then = ["discard"]
             "dst 203.0.113.0/24 proto =17 dport =123"
         );
         assert_eq!(rules[1].0.family(), Family::V6);
-        assert_eq!(rules[0].1.communities.len(), 2);
+        assert_eq!(rules[0].1.communities().len(), 2);
         let mut rib = FlowRib::default();
         rib.set_local(rules);
         // Feasible with validation on and no unicast route at all: they are ours.

@@ -85,21 +85,18 @@ pub fn to_attrs(
             }))
         })
         .unwrap_or_default();
-    let mut out = Attrs {
-        origin: match a.origin {
+    let mut out = Attrs::default()
+        .with_origin(match a.origin {
             Some(WireOrigin::Igp) | None => Origin::Igp,
             Some(WireOrigin::Egp) => Origin::Egp,
             Some(WireOrigin::Incomplete) => Origin::Incomplete,
-        },
-        as_path,
-        next_hop,
-        med: a.med,
-        local_pref: a.local_pref,
-        atomic_aggregate: a.atomic_aggregate,
-        communities: a.communities.iter().map(|c| c.0).collect(),
-        weight: 0,
-        ..Attrs::default()
-    };
+        })
+        .with_as_path(as_path)
+        .with_next_hop(next_hop)
+        .with_med(a.med)
+        .with_local_pref(a.local_pref)
+        .with_atomic_aggregate(a.atomic_aggregate)
+        .with_communities(a.communities.iter().map(|c| c.0).collect::<Vec<u32>>());
     // The rare attributes: setting an absent one costs nothing.
     out.set_next_hop_ll(next_hop_ll);
     out.set_aggregator(a.aggregator.map(|g| (g.asn, g.address)));
@@ -135,7 +132,7 @@ fn prefixes(v: &[Nlri]) -> impl Iterator<Item = (IpNet, u32)> + '_ {
 
 /// Why a received path is not even offered to import policy.
 fn rejected_before_policy(ctx: &ImportCtx, a: &Attrs) -> Option<&'static str> {
-    if a.as_path.count(ctx.local_as) > ctx.allowas_in as usize {
+    if a.as_path().count(ctx.local_as) > ctx.allowas_in as usize {
         return Some("AS_PATH loop (own AS)");
     }
     if !ctx.ebgp && a.originator_id() == Some(ctx.router_id) {
@@ -271,7 +268,7 @@ pub fn import_into(
         let mut base = to_attrs(&u.attrs, nh, ll);
         if ctx.ebgp {
             // RFC 4271 §5.1.5: LOCAL_PREF is not sent to (and is ignored from) external peers.
-            base.local_pref = None;
+            base.set_local_pref(None);
         }
         if let Some(_why) = rejected_before_policy(ctx, &base) {
             for (prefix, path_id) in prefixes(nlri) {
@@ -414,10 +411,10 @@ mod tests {
         let Op::Announce { attrs, .. } = &ops[0] else {
             panic!()
         };
-        assert_eq!(attrs.local_pref, None);
-        assert_eq!(attrs.next_hop, Some("192.0.2.1".parse().unwrap()));
-        assert_eq!(&*attrs.communities, &[0xFDE8_0001]);
-        assert_eq!(attrs.as_path.to_string(), "3320 15169");
+        assert_eq!(attrs.local_pref(), None);
+        assert_eq!(attrs.next_hop(), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(attrs.communities(), &[0xFDE8_0001]);
+        assert_eq!(attrs.as_path().to_string(), "3320 15169");
     }
 
     #[test]
@@ -497,7 +494,7 @@ mod tests {
             ("2001:db8:1::/48", 7)
         );
         assert_eq!(
-            attrs.next_hop,
+            attrs.next_hop(),
             Some(IpAddr::V6("2001:db8::1".parse().unwrap()))
         );
         assert_eq!(

@@ -53,19 +53,19 @@ fn attr_pool() -> Vec<Attrs> {
                 (i % 5) as u16 + 1,
             ))
         };
-        v.push(Attrs {
-            origin: if i % 7 == 0 {
-                Origin::Incomplete
-            } else {
-                Origin::Igp
-            },
-            as_path: AsPath::sequence(vec![64500 + i % 3, 15169 + i % 2]),
-            next_hop: Some(nh),
-            med: (i % 3 != 0).then_some(i % 4 * 10),
-            local_pref: (i % 5 == 0).then_some(150),
-            communities: Box::new([i]),
-            ..Attrs::default()
-        });
+        v.push(
+            Attrs::default()
+                .with_origin(if i % 7 == 0 {
+                    Origin::Incomplete
+                } else {
+                    Origin::Igp
+                })
+                .with_as_path(AsPath::sequence(vec![64500 + i % 3, 15169 + i % 2]))
+                .with_next_hop(Some(nh))
+                .with_med((i % 3 != 0).then_some(i % 4 * 10))
+                .with_local_pref((i % 5 == 0).then_some(150))
+                .with_communities([i]),
+        );
     }
     v
 }

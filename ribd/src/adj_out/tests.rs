@@ -94,12 +94,12 @@ impl World {
     }
 
     fn announce(&mut self, from: PeerId, prefix: &str, path_id: u32, path: &[u32], med: u32) {
-        let a = self.rib.intern(Attrs {
-            as_path: AsPath::sequence(path.to_vec()),
-            next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + from as u8))),
-            med: Some(med),
-            ..Attrs::default()
-        });
+        let a = self.rib.intern(
+            Attrs::default()
+                .with_as_path(AsPath::sequence(path.to_vec()))
+                .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + from as u8))))
+                .with_med(Some(med)),
+        );
         self.rib.announce(from, prefix.parse().unwrap(), path_id, a);
     }
 

@@ -441,21 +441,20 @@ impl Core {
         self.flow.set_local(local);
         let statics = self.loaded.config.statics.clone();
         for st in statics {
-            let attrs = Attrs {
-                next_hop: st.next_hop,
-                communities: st
-                    .communities
-                    .iter()
-                    .filter_map(|c| crate::policy::community::parse_community(c).ok())
-                    .collect(),
-                ..Attrs::default()
-            }
-            .with_large_communities(
-                st.large_communities
-                    .iter()
-                    .filter_map(|c| crate::policy::community::parse_large(c).ok())
-                    .collect::<Vec<_>>(),
-            );
+            let attrs = Attrs::default()
+                .with_next_hop(st.next_hop)
+                .with_communities(
+                    st.communities
+                        .iter()
+                        .filter_map(|c| crate::policy::community::parse_community(c).ok())
+                        .collect::<Vec<u32>>(),
+                )
+                .with_large_communities(
+                    st.large_communities
+                        .iter()
+                        .filter_map(|c| crate::policy::community::parse_large(c).ok())
+                        .collect::<Vec<_>>(),
+                );
             let a = self.rib.intern(attrs);
             self.rib.announce(self.static_peer, st.prefix, 0, a);
         }
@@ -855,8 +854,8 @@ impl Core {
                 peer_addr: p.nb.address,
                 peer_as: p.inb.import.peer_as,
                 ebgp: p.inb.import.ebgp,
-                local_pref: attrs.local_pref.unwrap_or(100),
-                as_path_len: attrs.as_path.selection_len() as usize,
+                local_pref: attrs.local_pref().unwrap_or(100),
+                as_path_len: attrs.as_path().selection_len() as usize,
                 actions: crate::export::to_wire(&attrs).flow_actions(),
                 attrs,
             };
@@ -2130,7 +2129,7 @@ impl Core {
             .rib
             .peer(best.peer)
             .is_some_and(|p| p.kind == PeerKind::Local);
-        if local && best.attrs.next_hop.is_none() {
+        if local && best.attrs.next_hop().is_none() {
             return Some(api::FibRoute {
                 prefix: prefix.to_string(),
                 kind: "blackhole".into(),
@@ -2238,12 +2237,16 @@ pub fn rib_path(
         path_id,
         best,
         multipath,
-        next_hop: a.next_hop,
-        as_path: a.as_path.to_string(),
-        origin: format!("{:?}", a.origin).to_lowercase(),
-        med: a.med,
-        local_pref: a.local_pref,
-        communities: a.communities.iter().map(|c| format_community(*c)).collect(),
+        next_hop: a.next_hop(),
+        as_path: a.as_path().to_string(),
+        origin: format!("{:?}", a.origin()).to_lowercase(),
+        med: a.med(),
+        local_pref: a.local_pref(),
+        communities: a
+            .communities()
+            .iter()
+            .map(|c| format_community(*c))
+            .collect(),
         large_communities: a.large_communities().iter().map(format_large).collect(),
         ext_communities: a.ext_communities().iter().map(format_ext).collect(),
         stale,

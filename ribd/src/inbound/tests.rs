@@ -200,12 +200,10 @@ fn wire(n: &Negotiated, u: Update) -> Update {
 }
 
 fn announce(prefixes: &[&str], communities: &[u32]) -> Update {
-    let a = Attrs {
-        as_path: AsPath::sequence(vec![64501, 15169]),
-        next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))),
-        communities: communities.to_vec().into(),
-        ..Attrs::default()
-    };
+    let a = Attrs::default()
+        .with_as_path(AsPath::sequence(vec![64501, 15169]))
+        .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))))
+        .with_communities(communities.to_vec());
     let p: Vec<IpNet> = prefixes.iter().map(|p| p.parse().unwrap()).collect();
     crate::export::announce(&a, &p).unwrap()
 }
@@ -499,11 +497,11 @@ fn llgr_keeps_routes_llgr_stale_and_least_preferred_after_the_restart_time_rfc94
     );
     w.feed(1, &n, announce(&["198.51.102.0/24"], &[community::NO_LLGR]));
     // Another peer has a worse path (longer AS path) for the first prefix.
-    let worse = w.rib.intern(Attrs {
-        as_path: AsPath::sequence(vec![64502, 1, 2, 3, 15169]),
-        next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3))),
-        ..Attrs::default()
-    });
+    let worse = w.rib.intern(
+        Attrs::default()
+            .with_as_path(AsPath::sequence(vec![64502, 1, 2, 3, 15169]))
+            .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3)))),
+    );
     w.rib
         .announce(w.other, "198.51.100.0/24".parse().unwrap(), 0, worse);
     let best = |w: &World| {
@@ -624,12 +622,12 @@ fn one_update_interns_one_attribute_set_for_all_its_prefixes() {
         let k: Ipv4Net = ps[i].parse().unwrap();
         w.rib.ipv4().get(&k).unwrap().as_slice()[0].attrs.clone()
     };
-    assert_eq!(low(&w, 0).med, Some(7));
+    assert_eq!(low(&w, 0).med(), Some(7));
     assert!(crate::rib::attrs::AttrRef::ptr_eq(
         &low(&w, 0),
         &low(&w, 31)
     ));
-    assert_eq!(low(&w, 32).med, None);
+    assert_eq!(low(&w, 32).med(), None);
     assert!(crate::rib::attrs::AttrRef::ptr_eq(
         &low(&w, 32),
         &low(&w, 39)
@@ -716,7 +714,7 @@ fn a_batch_applied_in_prefix_order_ends_as_the_updates_one_by_one() {
                     .get(&k)
                     .map(|e| {
                         e.iter()
-                            .flat_map(|x| x.attrs.communities.to_vec())
+                            .flat_map(|x| x.attrs.communities().to_vec())
                             .collect()
                     })
                     .unwrap_or_default();

@@ -736,7 +736,7 @@ impl Term {
         }
         if !self.next_hop.is_empty()
             && !a
-                .next_hop
+                .next_hop()
                 .is_some_and(|nh| self.next_hop.iter().any(|n| n.contains(&nh)))
         {
             return false;
@@ -746,19 +746,19 @@ impl Term {
         }
         if !self.origin_as.is_empty()
             && !a
-                .as_path
+                .as_path()
                 .origin_as()
                 .is_some_and(|o| self.origin_as.contains(&o))
         {
             return false;
         }
-        let len = a.as_path.selection_len();
+        let len = a.as_path().selection_len();
         if self.len_min.is_some_and(|m| len < m) || self.len_max.is_some_and(|m| len > m) {
             return false;
         }
         if !self.as_paths.is_empty() {
             let text = a
-                .as_path
+                .as_path()
                 .asns()
                 .map(|x| x.to_string())
                 .collect::<Vec<_>>()
@@ -768,7 +768,7 @@ impl Term {
             }
         }
         if !self.communities.is_empty()
-            && !a.communities.iter().any(|c| {
+            && !a.communities().iter().any(|c| {
                 self.communities
                     .iter()
                     .any(|p| p.matches(c, |c| community::format_community(*c)))
@@ -817,35 +817,35 @@ impl Set {
 
     fn apply(&self, r: &RouteCtx, a: &mut Attrs) {
         if let Some(v) = self.local_pref {
-            a.local_pref = Some(v);
+            a.set_local_pref(Some(v));
         }
         match self.med {
-            Some(MedOp::Set(v)) => a.med = Some(v),
-            Some(MedOp::Add(v)) => a.med = Some(a.med.unwrap_or(0).saturating_add(v)),
-            Some(MedOp::Sub(v)) => a.med = Some(a.med.unwrap_or(0).saturating_sub(v)),
-            Some(MedOp::Remove) => a.med = None,
+            Some(MedOp::Set(v)) => a.set_med(Some(v)),
+            Some(MedOp::Add(v)) => a.set_med(Some(a.med().unwrap_or(0).saturating_add(v))),
+            Some(MedOp::Sub(v)) => a.set_med(Some(a.med().unwrap_or(0).saturating_sub(v))),
+            Some(MedOp::Remove) => a.set_med(None),
             None => {}
         }
         if let Some(o) = self.origin {
-            a.origin = o;
+            a.set_origin(o);
         }
         match &self.next_hop {
             Some(NextHopSet::SelfAddr) => {
                 if let Some(l) = r.local_addr {
-                    a.next_hop = Some(l);
+                    a.set_next_hop(Some(l));
                     a.set_next_hop_ll(None);
                 }
             }
-            Some(NextHopSet::PeerAddress) => a.next_hop = Some(r.peer_addr),
-            Some(NextHopSet::Addr(ip)) => a.next_hop = Some(*ip),
+            Some(NextHopSet::PeerAddress) => a.set_next_hop(Some(r.peer_addr)),
+            Some(NextHopSet::Addr(ip)) => a.set_next_hop(Some(*ip)),
             Some(NextHopSet::Unchanged) | None => {}
         }
         if let Some(rep) = &self.community_replace {
-            a.communities = rep.clone().into();
+            a.set_communities(rep.clone());
         }
         if !self.community_remove.is_empty() {
-            a.communities = a
-                .communities
+            let kept: Vec<u32> = a
+                .communities()
                 .iter()
                 .copied()
                 .filter(|c| {
@@ -855,9 +855,10 @@ impl Set {
                         .any(|p| p.matches(c, |c| community::format_community(*c)))
                 })
                 .collect();
+            a.set_communities(kept);
         }
         if !self.community_add.is_empty() {
-            a.communities = merge_sorted(&a.communities, &self.community_add);
+            a.set_communities(merge_sorted(a.communities(), &self.community_add));
         }
         if !self.large_remove.is_empty() {
             let kept: Vec<_> = a
@@ -894,10 +895,10 @@ impl Set {
             a.set_ext_communities(merge_sorted(a.ext_communities(), &self.ext_add));
         }
         if let Some((asn, n)) = self.prepend {
-            a.as_path.prepend(asn.unwrap_or(r.local_as), n as usize);
+            a.prepend_as_path(asn.unwrap_or(r.local_as), n as usize);
         }
         if let Some(w) = self.weight {
-            a.weight = w;
+            a.set_weight(w);
         }
     }
 }

@@ -18,15 +18,13 @@ fn ctx(prefix: &str) -> RouteCtx {
 }
 
 fn attrs() -> Attrs {
-    Attrs {
-        as_path: AsPath::sequence(vec![64500, 174, 15169]),
-        next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
-        communities: Box::new([community::parse_community("64500:100").unwrap()]),
-        med: Some(50),
-        ..Attrs::default()
-    }
-    .with_large_communities([community::parse_large("64500:1:2").unwrap()])
-    .with_ext_communities([community::parse_ext("rt:64500:7").unwrap()])
+    Attrs::default()
+        .with_as_path(AsPath::sequence(vec![64500, 174, 15169]))
+        .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))))
+        .with_communities([community::parse_community("64500:100").unwrap()])
+        .with_med(Some(50))
+        .with_large_communities([community::parse_large("64500:1:2").unwrap()])
+        .with_ext_communities([community::parse_ext("rt:64500:7").unwrap()])
 }
 
 fn compile(toml_text: &str) -> PolicySet {
@@ -84,11 +82,9 @@ fn every_match_condition_selects_what_it_says() {
             Verdict::Accept(None),
             "{cond}: must match"
         );
-        let other = Attrs {
-            as_path: AsPath::sequence(vec![65001, 65002, 65003, 65004]),
-            next_hop: Some("10.9.9.9".parse().unwrap()),
-            ..Attrs::default()
-        };
+        let other = Attrs::default()
+            .with_as_path(AsPath::sequence(vec![65001, 65002, 65003, 65004]))
+            .with_next_hop(Some("10.9.9.9".parse().unwrap()));
         let mut c = ctx("2001:db8:1::/48");
         c.peer_as = 1;
         c.peer_addr = "10.0.0.1".parse().unwrap();
@@ -126,12 +122,12 @@ weight = 7
     let Verdict::Accept(Some(m)) = run(&set, &["P"], "198.51.100.0/24", &a) else {
         panic!("expected modified accept")
     };
-    assert_eq!(m.local_pref, Some(200));
-    assert_eq!(m.med, Some(60));
-    assert_eq!(m.origin, Origin::Incomplete);
-    assert_eq!(m.next_hop, Some("192.0.2.2".parse().unwrap()));
+    assert_eq!(m.local_pref(), Some(200));
+    assert_eq!(m.med(), Some(60));
+    assert_eq!(m.origin(), Origin::Incomplete);
+    assert_eq!(m.next_hop(), Some("192.0.2.2".parse().unwrap()));
     assert_eq!(
-        &*m.communities,
+        m.communities(),
         &[
             community::parse_community("65000:1").unwrap(),
             crate::rib::attrs::community::NO_EXPORT
@@ -139,8 +135,8 @@ weight = 7
     );
     assert_eq!(m.large_communities().len(), 2);
     assert!(m.ext_communities().is_empty());
-    assert_eq!(m.as_path.to_string(), "65000 65000 64500 174 15169");
-    assert_eq!(m.weight, 7);
+    assert_eq!(m.as_path().to_string(), "65000 65000 64500 174 15169");
+    assert_eq!(m.weight(), 7);
     assert_eq!(a, attrs(), "the input is not modified");
 }
 
@@ -175,11 +171,12 @@ action = "accept"
     let Verdict::Accept(Some(m)) = run(&set, &["A", "B"], "198.51.100.0/24", &attrs()) else {
         panic!("accepted by B")
     };
-    assert_eq!(m.local_pref, Some(300), "changes of earlier terms carry on");
-    let plain = Attrs {
-        communities: Box::new([]),
-        ..attrs()
-    };
+    assert_eq!(
+        m.local_pref(),
+        Some(300),
+        "changes of earlier terms carry on"
+    );
+    let plain = attrs().with_communities([]);
     assert_eq!(
         run(&set, &["A", "B"], "198.51.100.0/24", &plain),
         Verdict::Reject,
@@ -195,10 +192,7 @@ action = "accept"
 fn sane_import_rejects_bogons_too_specifics_and_bogon_asns_rfc6890() {
     let set = compile("[[policy.ALL.term]]\nname = \"all\"\naction = \"accept\"\n");
     let chain = ["SANE-IMPORT", "ALL"];
-    let good = Attrs {
-        as_path: AsPath::sequence(vec![3320, 174, 15169]),
-        ..attrs()
-    };
+    let good = attrs().with_as_path(AsPath::sequence(vec![3320, 174, 15169]));
     assert_eq!(
         run(&set, &chain, "8.8.8.0/24", &good),
         Verdict::Accept(None)
@@ -224,20 +218,14 @@ fn sane_import_rejects_bogons_too_specifics_and_bogon_asns_rfc6890() {
         Verdict::Accept(None)
     );
     for asn in [0u32, 23456, 64512, 65534, 4_200_000_001] {
-        let a = Attrs {
-            as_path: AsPath::sequence(vec![3320, asn, 15169]),
-            ..attrs()
-        };
+        let a = attrs().with_as_path(AsPath::sequence(vec![3320, asn, 15169]));
         assert_eq!(
             run(&set, &chain, "8.8.8.0/24", &a),
             Verdict::Reject,
             "AS {asn} in path"
         );
     }
-    let long = Attrs {
-        as_path: AsPath::sequence(vec![174; 70]),
-        ..good
-    };
+    let long = good.with_as_path(AsPath::sequence(vec![174; 70]));
     assert_eq!(run(&set, &chain, "8.8.8.0/24", &long), Verdict::Reject);
 }
 

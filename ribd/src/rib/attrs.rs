@@ -308,25 +308,24 @@ pub struct LargeCommunity {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "AttrsRepr", into = "AttrsRepr")]
 pub struct Attrs {
-    pub origin: Origin,
-    pub atomic_aggregate: bool,
-    pub as_path: AsPath,
+    origin: Origin,
+    atomic_aggregate: bool,
+    as_path: AsPath,
     /// BGP next-hop (IPv4 NEXT_HOP or the global MP_REACH next-hop); `None` for local routes.
-    pub next_hop: Option<IpAddr>,
-    pub med: Option<u32>,
-    pub local_pref: Option<u32>,
-    pub communities: Box<[u32]>,
+    next_hop: Option<IpAddr>,
+    med: Option<u32>,
+    local_pref: Option<u32>,
+    communities: Box<[u32]>,
     /// Local weight set by import policy (not a BGP attribute, never advertised); higher wins first.
-    pub weight: u32,
-    /// The rare attributes, read and set through [`Attrs`]' methods (public only so that
-    /// `Attrs { .., ..Attrs::default() }` works outside this module).
-    pub rare: RareAttrs,
+    weight: u32,
+    /// The rare attributes, read and set through [`Attrs`]' methods.
+    rare: RareAttrs,
 }
 
 /// The rarely present attributes of an [`Attrs`]: nothing (8 bytes, no allocation) when all are
 /// absent, which the setters keep so.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct RareAttrs(Option<Box<Rare>>);
+struct RareAttrs(Option<Box<Rare>>);
 
 /// The attributes few routes carry (see [`Attrs`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -418,6 +417,133 @@ impl From<Attrs> for AttrsRepr {
             unknown: r.unknown,
             weight: a.weight,
         }
+    }
+}
+
+impl Attrs {
+    /// ORIGIN (RFC 4271 §5.1.1).
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    pub fn set_origin(&mut self, v: Origin) {
+        self.origin = v;
+    }
+
+    /// `self` with [`Attrs::set_origin`] applied.
+    pub fn with_origin(mut self, v: Origin) -> Self {
+        self.set_origin(v);
+        self
+    }
+
+    /// ATOMIC_AGGREGATE (RFC 4271 §5.1.6).
+    pub fn atomic_aggregate(&self) -> bool {
+        self.atomic_aggregate
+    }
+
+    pub fn set_atomic_aggregate(&mut self, v: bool) {
+        self.atomic_aggregate = v;
+    }
+
+    /// `self` with [`Attrs::set_atomic_aggregate`] applied.
+    pub fn with_atomic_aggregate(mut self, v: bool) -> Self {
+        self.set_atomic_aggregate(v);
+        self
+    }
+
+    /// AS_PATH (4-octet, AS4_PATH merged).
+    pub fn as_path(&self) -> &AsPath {
+        &self.as_path
+    }
+
+    pub fn set_as_path(&mut self, v: AsPath) {
+        self.as_path = v;
+    }
+
+    /// `self` with [`Attrs::set_as_path`] applied.
+    pub fn with_as_path(mut self, v: AsPath) -> Self {
+        self.set_as_path(v);
+        self
+    }
+
+    /// Prepends `asn` `times` times to the AS path (see [`AsPath::prepend`]).
+    pub fn prepend_as_path(&mut self, asn: u32, times: usize) {
+        self.as_path.prepend(asn, times);
+    }
+
+    /// BGP next-hop (IPv4 NEXT_HOP or the global MP_REACH next-hop); `None` for local routes.
+    pub fn next_hop(&self) -> Option<IpAddr> {
+        self.next_hop
+    }
+
+    pub fn set_next_hop(&mut self, v: Option<IpAddr>) {
+        self.next_hop = v;
+    }
+
+    /// `self` with [`Attrs::set_next_hop`] applied.
+    pub fn with_next_hop(mut self, v: Option<IpAddr>) -> Self {
+        self.set_next_hop(v);
+        self
+    }
+
+    /// MULTI_EXIT_DISC (RFC 4271 §5.1.4).
+    pub fn med(&self) -> Option<u32> {
+        self.med
+    }
+
+    pub fn set_med(&mut self, v: Option<u32>) {
+        self.med = v;
+    }
+
+    /// `self` with [`Attrs::set_med`] applied.
+    pub fn with_med(mut self, v: Option<u32>) -> Self {
+        self.set_med(v);
+        self
+    }
+
+    /// LOCAL_PREF (RFC 4271 §5.1.5).
+    pub fn local_pref(&self) -> Option<u32> {
+        self.local_pref
+    }
+
+    pub fn set_local_pref(&mut self, v: Option<u32>) {
+        self.local_pref = v;
+    }
+
+    /// `self` with [`Attrs::set_local_pref`] applied.
+    pub fn with_local_pref(mut self, v: Option<u32>) -> Self {
+        self.set_local_pref(v);
+        self
+    }
+
+    /// COMMUNITIES (RFC 1997), in the order received or set.
+    pub fn communities(&self) -> &[u32] {
+        &self.communities
+    }
+
+    pub fn set_communities(&mut self, v: impl Into<Box<[u32]>>) {
+        self.communities = v.into();
+    }
+
+    /// `self` with [`Attrs::set_communities`] applied.
+    pub fn with_communities(mut self, v: impl Into<Box<[u32]>>) -> Self {
+        self.set_communities(v);
+        self
+    }
+
+    /// Local weight set by import policy (not a BGP attribute, never advertised); higher wins first.
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    pub fn set_weight(&mut self, v: u32) {
+        self.weight = v;
+    }
+
+    /// `self` with [`Attrs::set_weight`] applied.
+    pub fn with_weight(mut self, v: u32) -> Self {
+        self.set_weight(v);
+        self
     }
 }
 
@@ -659,6 +785,11 @@ impl AttrRef {
             hash: content_hash(&attrs),
             attrs,
         }))
+    }
+
+    /// How many handles to the set exist (the store's own included), for leak checks in tests.
+    pub fn ref_count(&self) -> usize {
+        Arc::strong_count(&self.0)
     }
 
     /// The set's address: identifies it among the sets alive.

@@ -154,7 +154,7 @@ impl Step {
 }
 
 fn med(c: &Candidate<'_>, cfg: &DecisionConfig) -> u32 {
-    c.attrs.med.unwrap_or(if cfg.med_missing_as_worst {
+    c.attrs.med().unwrap_or(if cfg.med_missing_as_worst {
         u32::MAX
     } else {
         0
@@ -162,13 +162,13 @@ fn med(c: &Candidate<'_>, cfg: &DecisionConfig) -> u32 {
 }
 
 fn local_pref(c: &Candidate<'_>, cfg: &DecisionConfig) -> u32 {
-    c.attrs.local_pref.unwrap_or(cfg.default_local_pref)
+    c.attrs.local_pref().unwrap_or(cfg.default_local_pref)
 }
 
 /// The AS whose MEDs are comparable with each other: the neighbouring AS, or our own for local and
 /// empty-path routes.
 fn med_group(c: &Candidate<'_>) -> u32 {
-    c.attrs.as_path.neighbor_as().unwrap_or(c.peer.local_as)
+    c.attrs.as_path().neighbor_as().unwrap_or(c.peer.local_as)
 }
 
 fn router_id(c: &Candidate<'_>) -> u32 {
@@ -195,7 +195,7 @@ pub fn compare_with(
     // true sorts first: compare b to a for "higher/true is better".
     step!(Step::NextHopReachability, b.reachable.cmp(&a.reachable));
     step!(Step::LlgrStale, a.llgr_stale.cmp(&b.llgr_stale));
-    step!(Step::Weight, b.attrs.weight.cmp(&a.attrs.weight));
+    step!(Step::Weight, b.attrs.weight().cmp(&a.attrs.weight()));
     step!(Step::LocalPref, local_pref(b, cfg).cmp(&local_pref(a, cfg)));
     step!(
         Step::LocallyOriginated,
@@ -205,12 +205,12 @@ pub fn compare_with(
         step!(
             Step::AsPathLength,
             a.attrs
-                .as_path
+                .as_path()
                 .selection_len()
-                .cmp(&b.attrs.as_path.selection_len())
+                .cmp(&b.attrs.as_path().selection_len())
         );
     }
-    step!(Step::Origin, a.attrs.origin.cmp(&b.attrs.origin));
+    step!(Step::Origin, a.attrs.origin().cmp(&b.attrs.origin()));
     if with_med {
         step!(Step::Med, med(a, cfg).cmp(&med(b, cfg)));
     }
@@ -351,7 +351,7 @@ pub fn multipath_eligible(best: &Candidate<'_>, c: &Candidate<'_>, cfg: &Decisio
     if step <= Step::MULTIPATH_LAST {
         return false;
     }
-    cfg.as_path_relax || best.attrs.as_path == c.attrs.as_path
+    cfg.as_path_relax || best.attrs.as_path() == c.attrs.as_path()
 }
 
 /// For each candidate after the best: the step at which the best beat it.

@@ -236,7 +236,7 @@ fn weighted(paths: &[&Path]) -> FwdKey {
     let mut out = FwdKey::new();
     if let [p] = paths {
         // The usual case: one path, weight 1 (a lone path's bandwidth sets no ratio).
-        if let Some(addr) = p.attrs.next_hop {
+        if let Some(addr) = p.attrs.next_hop() {
             out.push(FibNextHop { addr, weight: 1 });
         }
         return out;
@@ -245,7 +245,7 @@ fn weighted(paths: &[&Path]) -> FwdKey {
     let ucmp = paths.len() > 1 && bws.iter().all(Option::is_some);
     let min_bw = bws.iter().flatten().copied().fold(f32::INFINITY, f32::min);
     for (p, bw) in paths.iter().zip(bws) {
-        let Some(addr) = p.attrs.next_hop else {
+        let Some(addr) = p.attrs.next_hop() else {
             continue;
         };
         let weight = match (ucmp, bw) {
@@ -288,7 +288,7 @@ impl Ctx<'_> {
 
     fn candidate<'p>(&'p self, p: &'p Path) -> Option<Candidate<'p>> {
         let peer = self.peers.get(p.peer as usize)?.as_ref()?;
-        let nh = self.nh_state(p.attrs.next_hop);
+        let nh = self.nh_state(p.attrs.next_hop());
         Some(Candidate {
             peer,
             attrs: &p.attrs,
@@ -358,7 +358,7 @@ impl Ctx<'_> {
             .get(best.peer as usize)
             .and_then(|p| p.as_ref())
             .is_some_and(|p| p.kind == PeerKind::Local);
-        if local && best.attrs.next_hop.is_none() {
+        if local && best.attrs.next_hop().is_none() {
             out.blackhole = true;
             return out;
         }
@@ -379,7 +379,7 @@ impl Ctx<'_> {
             !down[i]
                 && rest[i]
                     .attrs
-                    .next_hop
+                    .next_hop()
                     .is_some_and(|a| !primary.iter().any(|n| n.addr == a))
         };
         let Some(i) = (0..rest.len()).find(|&i| usable(i)) else {
@@ -425,17 +425,17 @@ impl Ctx<'_> {
                 .get(b.peer as usize)
                 .and_then(|p| p.as_ref())
                 .is_some_and(|p| p.kind == PeerKind::Local)
-                && b.attrs.next_hop.is_none()
+                && b.attrs.next_hop().is_none()
         });
         let primary = &s[..mp];
-        if !self.backups || best_local || !primary.iter().any(|p| p.attrs.next_hop.is_some()) {
+        if !self.backups || best_local || !primary.iter().any(|p| p.attrs.next_hop().is_some()) {
             return false;
         }
         let usable = |p: &Path| {
             p.flags & flags::NH_DOWN == 0
                 && p.attrs
-                    .next_hop
-                    .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop == Some(a)))
+                    .next_hop()
+                    .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop() == Some(a)))
         };
         let new = &s[j];
         if !usable(new) {
@@ -1012,7 +1012,7 @@ impl Rib {
         let ctx = self.ctx(cfg);
         let n = e
             .iter()
-            .take_while(|p| ctx.nh_state(p.attrs.next_hop).reachable)
+            .take_while(|p| ctx.nh_state(p.attrs.next_hop()).reachable)
             .count();
         Some((e.as_slice(), n.max(1)))
     }
@@ -1191,9 +1191,9 @@ fn llgr_mark<K: PrefixKey>(
                 .or_insert_with(|| {
                     let mut a = (*p.attrs).clone();
                     if !a.has_community(attrs::community::LLGR_STALE) {
-                        let mut c = a.communities.to_vec();
+                        let mut c = a.communities().to_vec();
                         c.push(attrs::community::LLGR_STALE);
-                        a.communities = c.into();
+                        a.set_communities(c);
                     }
                     store.intern(a)
                 })
@@ -1220,7 +1220,7 @@ fn upsert<K: PrefixKey>(
     ctx: &Ctx<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<AttrRef> {
-    let new_nh = path.attrs.next_hop;
+    let new_nh = path.attrs.next_hop();
     let peer = path.peer;
     let mut replaced = None;
     match t.slot(k) {
@@ -1281,7 +1281,7 @@ fn upsert<K: PrefixKey>(
         }
     }
     sink.stats.selections += 1;
-    let old_nh = replaced.as_ref().map(|a| a.next_hop);
+    let old_nh = replaced.as_ref().map(|a| a.next_hop());
     if old_nh != Some(new_nh) {
         if let Some(nh) = new_nh {
             t.note_nh_use(nh, k, peer);
@@ -1322,7 +1322,7 @@ fn remove<K: PrefixKey>(
     t.put(k, kept);
     let mut attrs = Vec::with_capacity(removed.len());
     for p in removed {
-        if let Some(nh) = p.attrs.next_hop {
+        if let Some(nh) = p.attrs.next_hop() {
             t.note_nh_unuse(nh, p.peer);
         }
         attrs.push(p.attrs);

@@ -627,7 +627,7 @@ impl<K: PrefixKey> Table<K> {
             list.retain(|&b| {
                 self.buckets[b as usize]
                     .iter()
-                    .any(|(_, e)| e.iter().any(|x| x.attrs.next_hop == Some(nh)))
+                    .any(|(_, e)| e.iter().any(|x| x.attrs.next_hop() == Some(nh)))
             });
             if let Some(u) = self.nh_users.get_mut(&nh) {
                 u.buckets = list;
@@ -697,7 +697,7 @@ impl<K: PrefixKey> Table<K> {
         let mut out = Vec::new();
         for &b in &u.buckets {
             for (k, e) in &self.buckets[b as usize] {
-                if e.iter().any(|x| x.attrs.next_hop == Some(nh)) {
+                if e.iter().any(|x| x.attrs.next_hop() == Some(nh)) {
                     out.push(*k);
                 }
             }
@@ -823,9 +823,9 @@ mod tests {
         fn paths_behave_like_a_vector_with_a_count(ops in prop::collection::vec(op(), 1..200)) {
             let mut store = crate::rib::attrs::AttrStore::new();
             let attrs: Vec<AttrRef> = (0..3u32)
-                .map(|i| store.intern(crate::rib::attrs::Attrs { med: Some(i), ..Default::default() }))
+                .map(|i| store.intern(crate::rib::attrs::Attrs::default().with_med(Some(i))))
                 .collect();
-            let base: Vec<usize> = attrs.iter().map(|a| std::sync::Arc::strong_count(&a.0)).collect();
+            let base: Vec<usize> = attrs.iter().map(|a| a.ref_count()).collect();
             {
                 // Model: (peer, attrs index) in order, newest-arrival order, multipath count.
                 let mut model: Vec<(PeerId, usize)> = Vec::new();
@@ -919,7 +919,7 @@ mod tests {
                     prop_assert_eq!(c.multipath(), *mp);
                 }
             }
-            let now: Vec<usize> = attrs.iter().map(|a| std::sync::Arc::strong_count(&a.0)).collect();
+            let now: Vec<usize> = attrs.iter().map(|a| a.ref_count()).collect();
             prop_assert_eq!(now, base);
         }
     }

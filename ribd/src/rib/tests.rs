@@ -20,11 +20,9 @@ fn peer(n: u8, kind: PeerKind, remote_as: u32) -> PeerInfo {
 }
 
 fn attrs(path: &[u32]) -> Attrs {
-    Attrs {
-        as_path: AsPath::sequence(path.to_vec()),
-        next_hop: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1))),
-        ..Attrs::default()
-    }
+    Attrs::default()
+        .with_as_path(AsPath::sequence(path.to_vec()))
+        .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1))))
 }
 
 fn cand<'a>(p: &'a PeerInfo, a: &'a Attrs) -> Candidate<'a> {
@@ -60,8 +58,8 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::NextHopReachability,
             setup: |_, b| b.reachable = false,
             attrs: |a, b| {
-                a.local_pref = Some(50);
-                b.local_pref = Some(500)
+                a.set_local_pref(Some(50));
+                b.set_local_pref(Some(500))
             },
             cfg: none_cfg,
         },
@@ -69,7 +67,7 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             name: "LLGR-stale path loses (RFC 9494 4.3)",
             step: Step::LlgrStale,
             setup: |_, b| b.llgr_stale = true,
-            attrs: |_, b| b.local_pref = Some(500),
+            attrs: |_, b| b.set_local_pref(Some(500)),
             cfg: none_cfg,
         },
         Case {
@@ -77,8 +75,8 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::Weight,
             setup: none_c,
             attrs: |a, b| {
-                a.weight = 10;
-                b.local_pref = Some(500)
+                a.set_weight(10);
+                b.set_local_pref(Some(500))
             },
             cfg: none_cfg,
         },
@@ -87,8 +85,8 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::LocalPref,
             setup: none_c,
             attrs: |a, b| {
-                a.local_pref = Some(200);
-                b.as_path = AsPath::default()
+                a.set_local_pref(Some(200));
+                b.set_as_path(AsPath::default())
             },
             cfg: none_cfg,
         },
@@ -96,7 +94,7 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             name: "missing LOCAL_PREF uses the default",
             step: Step::LocalPref,
             setup: none_c,
-            attrs: |_, b| b.local_pref = Some(99),
+            attrs: |_, b| b.set_local_pref(Some(99)),
             cfg: none_cfg,
         },
         Case {
@@ -104,9 +102,9 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::AsPathLength,
             setup: none_c,
             attrs: |a, b| {
-                a.as_path = AsPath::sequence(vec![1]);
-                b.origin = Origin::Igp;
-                a.origin = Origin::Incomplete
+                a.set_as_path(AsPath::sequence(vec![1]));
+                b.set_origin(Origin::Igp);
+                a.set_origin(Origin::Incomplete)
             },
             cfg: none_cfg,
         },
@@ -115,11 +113,11 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::AsPathLength,
             setup: none_c,
             attrs: |a, b| {
-                a.as_path = AsPath::from_segments([
+                a.set_as_path(AsPath::from_segments([
                     (SegmentKind::Sequence, &[1][..]),
                     (SegmentKind::Set, &[7, 8, 9][..]),
-                ]);
-                b.as_path = AsPath::sequence(vec![1, 2, 3])
+                ]));
+                b.set_as_path(AsPath::sequence(vec![1, 2, 3]))
             },
             cfg: none_cfg,
         },
@@ -128,8 +126,8 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::Origin,
             setup: none_c,
             attrs: |a, b| {
-                a.as_path = AsPath::sequence(vec![1, 2, 3, 4]);
-                b.origin = Origin::Egp
+                a.set_as_path(AsPath::sequence(vec![1, 2, 3, 4]));
+                b.set_origin(Origin::Egp)
             },
             cfg: |c| c.ignore_as_path_len = true,
         },
@@ -137,7 +135,7 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             name: "lower ORIGIN wins (9.1.2.2 b)",
             step: Step::Origin,
             setup: none_c,
-            attrs: |_, b| b.origin = Origin::Incomplete,
+            attrs: |_, b| b.set_origin(Origin::Incomplete),
             cfg: none_cfg,
         },
         Case {
@@ -145,8 +143,8 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::Med,
             setup: none_c,
             attrs: |a, b| {
-                a.med = Some(10);
-                b.med = Some(20)
+                a.set_med(Some(10));
+                b.set_med(Some(20))
             },
             cfg: none_cfg,
         },
@@ -154,14 +152,14 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             name: "missing MED is best by default",
             step: Step::Med,
             setup: none_c,
-            attrs: |_, b| b.med = Some(1),
+            attrs: |_, b| b.set_med(Some(1)),
             cfg: none_cfg,
         },
         Case {
             name: "missing MED as worst",
             step: Step::Med,
             setup: none_c,
-            attrs: |a, _| a.med = Some(1_000_000),
+            attrs: |a, _| a.set_med(Some(1_000_000)),
             cfg: |c| c.med_missing_as_worst = true,
         },
         Case {
@@ -169,9 +167,9 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
             step: Step::Med,
             setup: none_c,
             attrs: |a, b| {
-                a.as_path = AsPath::sequence(vec![9, 2]);
-                a.med = Some(1);
-                b.med = Some(2)
+                a.set_as_path(AsPath::sequence(vec![9, 2]));
+                a.set_med(Some(1));
+                b.set_med(Some(2))
             },
             cfg: |c| c.always_compare_med = true,
         },
@@ -183,9 +181,9 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
                 b.peer = Box::leak(Box::new(peer(2, PeerKind::Ibgp, 65000)))
             },
             attrs: |a, b| {
-                a.as_path = AsPath::sequence(vec![9, 2]);
-                a.med = Some(100);
-                b.med = Some(1)
+                a.set_as_path(AsPath::sequence(vec![9, 2]));
+                a.set_med(Some(100));
+                b.set_med(Some(1))
             },
             cfg: none_cfg,
         },
@@ -283,10 +281,7 @@ fn each_tie_break_step_decides_in_rfc4271_9_1_2_order() {
 fn locally_originated_route_beats_learned_ones() {
     let pl = peer(0, PeerKind::Local, 65000);
     let pe = peer(1, PeerKind::Ebgp, 1);
-    let al = Attrs {
-        as_path: AsPath::default(),
-        ..attrs(&[])
-    };
+    let al = attrs(&[]).with_as_path(AsPath::default());
     let ae = attrs(&[1]);
     let cfg = DecisionConfig::default();
     assert_eq!(
@@ -302,14 +297,8 @@ fn deterministic_med_is_independent_of_arrival_order() {
     let p1 = peer(3, PeerKind::Ebgp, 1);
     let p2 = peer(1, PeerKind::Ebgp, 2);
     let p3 = peer(2, PeerKind::Ebgp, 1);
-    let a = Attrs {
-        med: Some(10),
-        ..attrs(&[1, 5])
-    };
-    let b = Attrs {
-        med: Some(20),
-        ..attrs(&[1, 5])
-    };
+    let a = attrs(&[1, 5]).with_med(Some(10));
+    let b = attrs(&[1, 5]).with_med(Some(20));
     let c = attrs(&[2, 5]);
     let cfg = DecisionConfig::default();
     let ca = cand(&p1, &a);
@@ -327,7 +316,11 @@ fn deterministic_med_is_independent_of_arrival_order() {
         .iter()
         .map(|p| {
             let s = select(p, &cfg);
-            format!("{}/{:?}", p[s.order[0]].peer.name, p[s.order[0]].attrs.med)
+            format!(
+                "{}/{:?}",
+                p[s.order[0]].peer.name,
+                p[s.order[0]].attrs.med()
+            )
         })
         .collect();
     assert!(
@@ -352,11 +345,9 @@ fn nh(i: u8) -> IpAddr {
 }
 
 fn path_attrs(asn: u32, nexthop: u8) -> Attrs {
-    Attrs {
-        as_path: AsPath::sequence(vec![asn, 15169]),
-        next_hop: Some(nh(nexthop)),
-        ..Attrs::default()
-    }
+    Attrs::default()
+        .with_as_path(AsPath::sequence(vec![asn, 15169]))
+        .with_next_hop(Some(nh(nexthop)))
 }
 
 #[test]
@@ -472,11 +463,7 @@ fn attribute_change_that_keeps_forwarding_emits_no_fib_delta() {
     let x = rib.intern(path_attrs(64501, 1));
     rib.announce(ids[0], p, 0, x);
     assert_eq!(rib.take_fib_deltas().len(), 1);
-    let y = rib.intern(Attrs {
-        med: Some(5),
-        communities: Box::new([1]),
-        ..path_attrs(64501, 1)
-    });
+    let y = rib.intern(path_attrs(64501, 1).with_med(Some(5)).with_communities([1]));
     rib.announce(ids[0], p, 0, y);
     assert!(
         rib.take_fib_deltas().is_empty(),
@@ -577,10 +564,7 @@ fn static_blackhole_route_is_a_blackhole_fib_entry() {
 fn explain_says_why_the_best_won() {
     let (mut rib, ids) = rib_with_peers(2);
     let p: IpNet = "198.51.100.0/24".parse().unwrap();
-    let x = rib.intern(Attrs {
-        local_pref: Some(200),
-        ..path_attrs(64501, 1)
-    });
+    let x = rib.intern(path_attrs(64501, 1).with_local_pref(Some(200)));
     let y = rib.intern(path_attrs(64502, 2));
     rib.announce(ids[1], p, 0, y);
     rib.announce(ids[0], p, 0, x);
@@ -597,10 +581,7 @@ fn end_of_rib_for_one_family_flushes_only_that_familys_stale_paths_rfc4724_4_2()
     let v4: IpNet = "198.51.100.0/24".parse().unwrap();
     let v6: IpNet = "2001:db8:1::/48".parse().unwrap();
     let a4 = rib.intern(path_attrs(64501, 1));
-    let a6 = rib.intern(Attrs {
-        next_hop: Some("2001:db8::1".parse().unwrap()),
-        ..path_attrs(64501, 1)
-    });
+    let a6 = rib.intern(path_attrs(64501, 1).with_next_hop(Some("2001:db8::1".parse().unwrap())));
     rib.announce(ids[0], v4, 0, a4);
     rib.announce(ids[0], v6, 0, a6);
     rib.take_fib_deltas();
@@ -649,14 +630,11 @@ fn backup_is_the_best_path_not_through_a_primary_next_hop_and_reaches_the_fib_pi
     let p: IpNet = "198.51.100.0/24".parse().unwrap();
     // Best: a (shortest path) via 1. Then b via 1 too (useless as a backup), then c via 3.
     let best = rib.intern(path_attrs(64501, 1));
-    let same_nh = rib.intern(Attrs {
-        as_path: AsPath::sequence(vec![64502, 64502, 15169]),
-        ..path_attrs(64502, 1)
-    });
-    let other = rib.intern(Attrs {
-        as_path: AsPath::sequence(vec![64503, 64503, 64503, 15169]),
-        ..path_attrs(64503, 3)
-    });
+    let same_nh =
+        rib.intern(path_attrs(64502, 1).with_as_path(AsPath::sequence(vec![64502, 64502, 15169])));
+    let other = rib.intern(
+        path_attrs(64503, 3).with_as_path(AsPath::sequence(vec![64503, 64503, 64503, 15169])),
+    );
     rib.announce(a, p, 0, best);
     rib.announce(b, p, 0, same_nh);
     let d = rib.take_fib_deltas();
@@ -725,10 +703,9 @@ fn a_backup_has_its_own_multipath_set() {
     let best = rib.intern(path_attrs(64501, 1));
     rib.announce(ids[0], p, 0, best);
     for (i, asn) in [(1usize, 64502u32), (2, 64503)] {
-        let a = rib.intern(Attrs {
-            as_path: AsPath::sequence(vec![asn, asn, 15169]),
-            ..path_attrs(asn, i as u8 + 1)
-        });
+        let a = rib.intern(
+            path_attrs(asn, i as u8 + 1).with_as_path(AsPath::sequence(vec![asn, asn, 15169])),
+        );
         rib.announce(ids[i], p, 0, a);
     }
     let d = rib.take_fib_deltas();
@@ -750,10 +727,8 @@ fn without_backup_paths_only_primary_changes_are_fib_changes() {
         .expect("a free peer slot");
     let p: IpNet = "198.51.100.0/24".parse().unwrap();
     let x = rib.intern(path_attrs(64501, 1));
-    let y = rib.intern(Attrs {
-        as_path: AsPath::sequence(vec![64502, 64502, 15169]),
-        ..path_attrs(64502, 2)
-    });
+    let y =
+        rib.intern(path_attrs(64502, 2).with_as_path(AsPath::sequence(vec![64502, 64502, 15169])));
     rib.announce(a, p, 0, x);
     rib.announce(b, p, 0, y);
     let d = rib.take_fib_deltas();

@@ -65,10 +65,7 @@ fn rule(text: &str) -> FlowSpec {
 }
 
 fn attrs(path: &[u32], actions: &[FlowAction]) -> Attrs {
-    let mut a = Attrs {
-        as_path: AsPath::sequence(path.to_vec()),
-        ..Attrs::default()
-    };
+    let mut a = Attrs::default().with_as_path(AsPath::sequence(path.to_vec()));
     a.set_ext_communities(
         actions
             .iter()
@@ -272,7 +269,7 @@ fn usual_propagation_rules_apply_to_rules_rfc4271_rfc4456_rfc8212() {
     let ebgp_src = peer(1, 65010, PeerKind::Ebgp);
     let ibgp_src = peer(5, 65000, PeerKind::Ibgp);
     let mut no_export = attrs(&[65010], &[DISCARD]);
-    no_export.communities = Box::new([crate::rib::attrs::community::NO_EXPORT]);
+    no_export.set_communities([crate::rib::attrs::community::NO_EXPORT]);
     let t = Table {
         rows: vec![
             (
@@ -330,7 +327,7 @@ fn usual_propagation_rules_apply_to_rules_rfc4271_rfc4456_rfc8212() {
 fn export_policy_matches_destination_community_and_safi() {
     let src = peer(1, 65010, PeerKind::Ebgp);
     let mut tagged = attrs(&[65010], &[DISCARD]);
-    tagged.communities = Box::new([(65010 << 16) | 666]);
+    tagged.set_communities([(65010 << 16) | 666]);
     let t = Table {
         rows: vec![
             (
@@ -381,7 +378,7 @@ action = "accept"
         .iter()
         .find(|(r, _)| r.to_string() == "dst 192.0.2.0/24")
         .unwrap();
-    assert!(tagged.1.communities.contains(&((65000 << 16) | 1)));
+    assert!(tagged.1.communities().contains(&((65000 << 16) | 1)));
 
     // A reload with another policy: the member gets the difference only.
     let text2 = r#"
