@@ -16,7 +16,9 @@ use bgp::wire::{AfiSafi, Nlri, Update};
 use ipnet::IpNet;
 
 use crate::policy::{Policy, RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
-use crate::rib::attrs::{AsPath, AttrRef, Attrs, LargeCommunity, Origin, RawAttr, SegmentKind};
+use crate::rib::attrs::{
+    AsPath, AttrRef, Attrs, CommonAttrs, LargeCommunity, Origin, RawAttr, SegmentKind,
+};
 
 /// What the import path needs to know about the session.
 #[derive(Debug, Clone)]
@@ -85,18 +87,22 @@ pub fn to_attrs(
             }))
         })
         .unwrap_or_default();
-    let mut out = Attrs::default()
-        .with_origin(match a.origin {
+    let communities: smallvec::SmallVec<[u32; 16]> = a.communities.iter().map(|c| c.0).collect();
+    // One allocation: the common attributes in one go.
+    let mut out = Attrs::new(&CommonAttrs {
+        origin: match a.origin {
             Some(WireOrigin::Igp) | None => Origin::Igp,
             Some(WireOrigin::Egp) => Origin::Egp,
             Some(WireOrigin::Incomplete) => Origin::Incomplete,
-        })
-        .with_as_path(as_path)
-        .with_next_hop(next_hop)
-        .with_med(a.med)
-        .with_local_pref(a.local_pref)
-        .with_atomic_aggregate(a.atomic_aggregate)
-        .with_communities(a.communities.iter().map(|c| c.0).collect::<Vec<u32>>());
+        },
+        atomic_aggregate: a.atomic_aggregate,
+        as_path: &as_path,
+        next_hop,
+        med: a.med,
+        local_pref: a.local_pref,
+        communities: &communities,
+        weight: 0,
+    });
     // The rare attributes: setting an absent one costs nothing.
     out.set_next_hop_ll(next_hop_ll);
     out.set_aggregator(a.aggregator.map(|g| (g.asn, g.address)));

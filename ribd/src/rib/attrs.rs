@@ -1,14 +1,16 @@
 //! The RIB's view of a route's path attributes, and the interner that shares them.
 //!
 //! The RIB owns its attribute representation (as BIRD's `nest/` does): the BGP codec converts once per
-//! UPDATE, never per prefix, and every distinct attribute set exists once in memory, shared by `Arc`
-//! across all peers and prefixes that carry it. A full table from N peers costs one [`Attrs`] per
-//! distinct set, not per prefix.
+//! UPDATE, never per prefix, and every distinct attribute set exists once in memory, in one allocation
+//! shared by reference-counted [`AttrRef`]s across all peers and prefixes that carry it. A full table
+//! from N peers costs one set per distinct set, not per prefix.
 
+use std::alloc::Layout;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,14 +70,22 @@ impl SegmentKind {
     }
 }
 
-/// A 4-octet AS_PATH (AS4_PATH already merged by the codec per RFC 6793 §4.2.3), in one allocation:
-/// each segment is a header word (kind in the top byte, AS count below) followed by its AS numbers.
-/// (Boxed segments each with boxed numbers cost two allocations per path, ≈ 64 bytes of malloc
-/// chunks for a typical 5-AS path; this is one of 32.)
+/// A 4-octet AS_PATH (AS4_PATH already merged by the codec per RFC 6793 §4.2.3), owned, in one
+/// allocation: each segment is a header word (kind in the top byte, AS count below) followed by its AS
+/// numbers. (Boxed segments each with boxed numbers cost two allocations per path, ≈ 64 bytes of malloc
+/// chunks for a typical 5-AS path; this is one of 32.) Reads go through [`AsPathSlice`], which an
+/// attribute set hands out for the words it keeps inline ([`Attrs::as_path`]).
 #[derive(Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(from = "AsPathRepr", into = "AsPathRepr")]
 pub struct AsPath {
     words: Box<[u32]>,
+}
+
+/// A borrowed AS path: the words of an [`AsPath`] or of an attribute set's inline copy.
+#[derive(PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct AsPathSlice {
+    words: [u32],
 }
 
 /// The serialised form of an [`AsPath`] (as it always was: a list of segments).
@@ -107,13 +117,19 @@ impl SegmentRef<'_> {
     }
 }
 
-impl std::fmt::Debug for AsPath {
+impl std::fmt::Debug for AsPathSlice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.segments()).finish()
     }
 }
 
-/// Segments of an [`AsPath`], in order.
+impl std::fmt::Debug for AsPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// Segments of an AS path, in order.
 #[derive(Clone)]
 pub struct Segments<'a> {
     words: &'a [u32],
@@ -130,6 +146,40 @@ impl<'a> Iterator for Segments<'a> {
             kind: SegmentKind::from_code(h >> 24),
             asns,
         })
+    }
+}
+
+impl std::ops::Deref for AsPath {
+    type Target = AsPathSlice;
+    fn deref(&self) -> &AsPathSlice {
+        AsPathSlice::from_words(&self.words)
+    }
+}
+
+impl std::borrow::Borrow<AsPathSlice> for AsPath {
+    fn borrow(&self) -> &AsPathSlice {
+        self
+    }
+}
+
+impl ToOwned for AsPathSlice {
+    type Owned = AsPath;
+    fn to_owned(&self) -> AsPath {
+        AsPath {
+            words: self.words.into(),
+        }
+    }
+}
+
+impl PartialEq<AsPath> for AsPathSlice {
+    fn eq(&self, other: &AsPath) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<AsPathSlice> for AsPath {
+    fn eq(&self, other: &AsPathSlice) -> bool {
+        **self == *other
     }
 }
 
@@ -160,6 +210,31 @@ impl AsPath {
         }
     }
 
+    /// Heap bytes of the path.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.words)
+    }
+
+    /// Prepends `asn` `times` times to the leading AS_SEQUENCE (creating one if needed).
+    pub fn prepend(&mut self, asn: u32, times: usize) {
+        *self = self.prepended(asn, times);
+    }
+}
+
+impl AsPathSlice {
+    /// The words as a path. Every `[u32]` reads as some path (segment lengths are clamped to the
+    /// words present), but only words an [`AsPath`] built are meaningful.
+    fn from_words(words: &[u32]) -> &AsPathSlice {
+        // SAFETY: `AsPathSlice` is `repr(transparent)` over `[u32]`, so the pointer (with its length)
+        // and the lifetime carry over unchanged.
+        unsafe { &*(words as *const [u32] as *const AsPathSlice) }
+    }
+
+    /// The encoded words (segment headers and AS numbers).
+    fn words(&self) -> &[u32] {
+        &self.words
+    }
+
     /// The segments, in order.
     pub fn segments(&self) -> Segments<'_> {
         Segments { words: &self.words }
@@ -168,11 +243,6 @@ impl AsPath {
     /// True for an empty path (a route of our own AS).
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
-    }
-
-    /// Heap bytes of the path.
-    pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.words)
     }
 
     /// Length for best-path selection (RFC 4271 §9.1.2.2 a): an AS_SET counts 1, confederation
@@ -225,10 +295,11 @@ impl AsPath {
         self.segments().flat_map(|s| s.asns.iter().copied())
     }
 
-    /// Prepends `asn` `times` times to the leading AS_SEQUENCE (creating one if needed).
-    pub fn prepend(&mut self, asn: u32, times: usize) {
+    /// The path with `asn` prepended `times` times to the leading AS_SEQUENCE (creating one if
+    /// needed).
+    pub fn prepended(&self, asn: u32, times: usize) -> AsPath {
         if times == 0 {
-            return;
+            return self.to_owned();
         }
         let mut segs: Vec<Segment> = self.segments().map(SegmentRef::to_owned).collect();
         match segs.first_mut() {
@@ -245,11 +316,17 @@ impl AsPath {
                 },
             ),
         }
-        *self = AsPath::from_segments(segs.iter().map(|s| (s.kind, &s.asns[..])));
+        AsPath::from_segments(segs.iter().map(|s| (s.kind, &s.asns[..])))
     }
 }
 
 impl std::fmt::Display for AsPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl std::fmt::Display for AsPathSlice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut first = true;
         for s in self.segments() {
@@ -298,34 +375,605 @@ pub struct LargeCommunity {
     pub local2: u32,
 }
 
-/// The attributes of a path as the RIB sees them. Interned: compare by pointer where possible.
+/// The attributes of a path as the RIB sees them: an owned set, built and changed through methods,
+/// and once interned ([`AttrStore::intern`]) shared by [`AttrRef`]s.
 ///
-/// Every distinct set is held once, so its size is most of the RIB's bytes per prefix on a real
-/// feed (≈ 0.3 sets per prefix): the attributes most routes carry are fields, the rarely present ones
-/// (IPv6 link-local next-hop, AGGREGATOR, route-reflection attributes, extended and large
-/// communities, unknown attributes) sit behind one optional box, read and set through methods.
-/// 80 bytes instead of 176.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "AttrsRepr", into = "AttrsRepr")]
+/// Every distinct set is held once, so its size is most of the RIB's bytes per prefix on a real feed
+/// (≈ 0.3 sets per prefix, and every eBGP peer has its own). A set is one allocation (a "block"): a
+/// 24-byte header (the rare attributes' pointer, reference count, content hash, list lengths, flags)
+/// followed by `u32` words holding, in this order, only what is present: the next-hop (1 word for
+/// IPv4, 4 for IPv6), MED, LOCAL_PREF, a non-zero weight, the AS path's words and the communities.
+/// Presence is in the flags, so an absent MED costs nothing. The rarely present attributes (IPv6
+/// link-local next-hop, AGGREGATOR, route-reflection attributes, extended and large communities,
+/// unknown attributes) sit behind the one pointer, null when all are absent. A typical IPv4 set of
+/// the feed (next-hop, MED, a 5-AS path, two communities) is 64 bytes instead of 104 plus two lists.
+///
+/// `Attrs` owns its block alone (reference count 1, never read); [`AttrRef`] shares one. Both are a
+/// single non-null, 8-aligned pointer to the block.
+#[repr(transparent)]
 pub struct Attrs {
-    origin: Origin,
-    atomic_aggregate: bool,
-    as_path: AsPath,
-    /// BGP next-hop (IPv4 NEXT_HOP or the global MP_REACH next-hop); `None` for local routes.
-    next_hop: Option<IpAddr>,
-    med: Option<u32>,
-    local_pref: Option<u32>,
-    communities: Box<[u32]>,
-    /// Local weight set by import policy (not a BGP attribute, never advertised); higher wins first.
-    weight: u32,
-    /// The rare attributes, read and set through [`Attrs`]' methods.
-    rare: RareAttrs,
+    p: NonNull<Header>,
 }
 
-/// The rarely present attributes of an [`Attrs`]: nothing (8 bytes, no allocation) when all are
-/// absent, which the setters keep so.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-struct RareAttrs(Option<Box<Rare>>);
+/// The fixed part of a set's block; the words follow it.
+#[repr(C)]
+struct Header {
+    /// The rare attributes, owned by the block (`Box::into_raw`), null when all are absent.
+    rare: *mut Rare,
+    /// Handles to a shared block ([`AttrRef`]s, the store's included); 1 and unused while owned.
+    rc: AtomicU32,
+    /// Content hash, filled when the set is interned or shared.
+    hash: u32,
+    /// Words of the AS path.
+    path_len: u32,
+    /// Number of communities.
+    comm_len: u16,
+    /// [`flag`] bits.
+    flags: u16,
+}
+
+// Blocks allocated and not yet freed by this thread, for the tests' leak and double-free checks.
+#[cfg(test)]
+thread_local! {
+    static LIVE_BLOCKS: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn count_block(d: isize) {
+    LIVE_BLOCKS.with(|c| c.set(c.get() + d));
+}
+
+/// Bytes before the first word.
+const HEADER: usize = std::mem::size_of::<Header>();
+const _: () = assert!(HEADER == 24 && std::mem::align_of::<Header>() == 8);
+
+/// Bits of [`Header::flags`].
+mod flag {
+    /// ORIGIN code (0 IGP, 1 EGP, 2 incomplete).
+    pub const ORIGIN: u16 = 0b11;
+    pub const ATOMIC_AGGREGATE: u16 = 1 << 2;
+    /// Next-hop kind: 0 none, 1 IPv4 (1 word), 2 IPv6 (4 words).
+    pub const NH_SHIFT: u16 = 3;
+    pub const NH: u16 = 0b11 << NH_SHIFT;
+    pub const MED: u16 = 1 << 5;
+    pub const LOCAL_PREF: u16 = 1 << 6;
+    /// A non-zero weight is stored (zero is not).
+    pub const WEIGHT: u16 = 1 << 7;
+}
+
+/// The attributes every set has a place for, borrowed, to build a set in one allocation
+/// ([`Attrs::new`]) or read them all at once ([`Attrs::common`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CommonAttrs<'a> {
+    pub origin: Origin,
+    pub atomic_aggregate: bool,
+    pub as_path: &'a AsPathSlice,
+    /// BGP next-hop (IPv4 NEXT_HOP or the global MP_REACH next-hop); `None` for local routes.
+    pub next_hop: Option<IpAddr>,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub communities: &'a [u32],
+    /// Local weight set by import policy (not a BGP attribute, never advertised); higher wins first.
+    pub weight: u32,
+}
+
+impl Default for CommonAttrs<'_> {
+    fn default() -> Self {
+        CommonAttrs {
+            origin: Origin::Igp,
+            atomic_aggregate: false,
+            as_path: AsPathSlice::from_words(&[]),
+            next_hop: None,
+            med: None,
+            local_pref: None,
+            communities: &[],
+            weight: 0,
+        }
+    }
+}
+
+/// The block's layout for `words` words.
+fn block_layout(words: usize) -> Layout {
+    // Cannot fail for any length a set can have (isize::MAX bytes would not fit the address space).
+    Layout::from_size_align(HEADER + 4 * words, 8).expect("attribute set size")
+}
+
+fn nh_words(flags: u16) -> usize {
+    match (flags & flag::NH) >> flag::NH_SHIFT {
+        0 => 0,
+        1 => 1,
+        _ => 4,
+    }
+}
+
+/// Words before the AS path: next-hop, MED, LOCAL_PREF, weight.
+fn fixed_words(flags: u16) -> usize {
+    nh_words(flags)
+        + usize::from(flags & flag::MED != 0)
+        + usize::from(flags & flag::LOCAL_PREF != 0)
+        + usize::from(flags & flag::WEIGHT != 0)
+}
+
+fn origin_code(o: Origin) -> u16 {
+    o as u16
+}
+
+fn origin_of(flags: u16) -> Origin {
+    match flags & flag::ORIGIN {
+        0 => Origin::Igp,
+        1 => Origin::Egp,
+        _ => Origin::Incomplete,
+    }
+}
+
+/// Frees a block and its rare attributes.
+///
+/// # Safety
+/// `p` came from [`Attrs::new`] (directly or through a copy), its header is intact, and nothing
+/// uses the block afterwards.
+unsafe fn free_block(p: NonNull<Header>) {
+    // SAFETY: the caller guarantees `p` is a live block no one else uses.
+    unsafe {
+        let h = p.as_ptr();
+        let rare = (*h).rare;
+        if !rare.is_null() {
+            drop(Box::from_raw(rare));
+        }
+        let words = fixed_words((*h).flags) + (*h).path_len as usize + usize::from((*h).comm_len);
+        std::alloc::dealloc(p.as_ptr().cast(), block_layout(words));
+    }
+    #[cfg(test)]
+    count_block(-1);
+}
+
+// SAFETY: an `Attrs` owns its block and the `Rare` behind it; nothing in them is tied to a thread,
+// and `&Attrs` only reads (the reference count is atomic and not touched through `&Attrs`).
+unsafe impl Send for Attrs {}
+// SAFETY: as above; shared access only reads plain data.
+unsafe impl Sync for Attrs {}
+
+impl Attrs {
+    /// A set of the common attributes (rare ones absent), in one allocation.
+    pub fn new(c: &CommonAttrs<'_>) -> Attrs {
+        let path = c.as_path.words();
+        let comm_len = u16::try_from(c.communities.len())
+            .expect("at most 65,535 communities (an UPDATE carries at most 16,383)");
+        let path_len =
+            u32::try_from(path.len()).expect("an AS path of at most 4G words (wire: 16,383)");
+        let mut flags = origin_code(c.origin);
+        if c.atomic_aggregate {
+            flags |= flag::ATOMIC_AGGREGATE;
+        }
+        let mut fixed = [0u32; 7];
+        let mut n = 0;
+        match c.next_hop {
+            None => {}
+            Some(IpAddr::V4(a)) => {
+                flags |= 1 << flag::NH_SHIFT;
+                fixed[0] = u32::from(a);
+                n = 1;
+            }
+            Some(IpAddr::V6(a)) => {
+                flags |= 2 << flag::NH_SHIFT;
+                let b = u128::from(a);
+                fixed[..4].copy_from_slice(&[
+                    (b >> 96) as u32,
+                    (b >> 64) as u32,
+                    (b >> 32) as u32,
+                    b as u32,
+                ]);
+                n = 4;
+            }
+        }
+        for (bit, v) in [
+            (flag::MED, c.med),
+            (flag::LOCAL_PREF, c.local_pref),
+            (flag::WEIGHT, (c.weight != 0).then_some(c.weight)),
+        ] {
+            if let Some(v) = v {
+                flags |= bit;
+                fixed[n] = v;
+                n += 1;
+            }
+        }
+        debug_assert_eq!(n, fixed_words(flags));
+        let words = n + path.len() + c.communities.len();
+        let layout = block_layout(words);
+        // SAFETY: the layout has a non-zero size (the header).
+        let raw = unsafe { std::alloc::alloc(layout) };
+        let Some(p) = NonNull::new(raw.cast::<Header>()) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        #[cfg(test)]
+        count_block(1);
+        // SAFETY: `p` is a fresh allocation of `HEADER + 4 * words` bytes, 8-aligned: the header
+        // fits at its start and the words (4-aligned) right after it, within the allocation.
+        unsafe {
+            p.as_ptr().write(Header {
+                rare: std::ptr::null_mut(),
+                rc: AtomicU32::new(1),
+                hash: 0,
+                path_len,
+                comm_len,
+                flags,
+            });
+            let w = raw.add(HEADER).cast::<u32>();
+            std::ptr::copy_nonoverlapping(fixed.as_ptr(), w, n);
+            std::ptr::copy_nonoverlapping(path.as_ptr(), w.add(n), path.len());
+            std::ptr::copy_nonoverlapping(
+                c.communities.as_ptr(),
+                w.add(n + path.len()),
+                c.communities.len(),
+            );
+        }
+        Attrs { p }
+    }
+
+    #[cfg(test)]
+    fn addr_for_test(&self) -> usize {
+        self.p.as_ptr() as usize
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: `p` points at a live block's initialised header for as long as `self` is borrowed
+        // (an owned block lives until `self` drops; a shared one while the `AttrRef` lent here lives).
+        unsafe { self.p.as_ref() }
+    }
+
+    /// Every word of the block (fixed words, AS path, communities).
+    fn words(&self) -> &[u32] {
+        let h = self.header();
+        let n = fixed_words(h.flags) + h.path_len as usize + usize::from(h.comm_len);
+        // SAFETY: the block holds `n` initialised words right after the header (see `Attrs::new`);
+        // the pointer is derived from the block's own, so it covers them.
+        unsafe {
+            std::slice::from_raw_parts(self.p.as_ptr().cast::<u8>().add(HEADER).cast::<u32>(), n)
+        }
+    }
+
+    /// The words, writable: only for an owned set (`&mut self`), whose block no one else sees.
+    fn words_mut(&mut self) -> &mut [u32] {
+        let n = self.words().len();
+        // SAFETY: as in `words`, and `&mut self` means the block is not shared (an `AttrRef` never
+        // hands out `&mut Attrs`).
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.p.as_ptr().cast::<u8>().add(HEADER).cast::<u32>(),
+                n,
+            )
+        }
+    }
+
+    fn flags(&self) -> u16 {
+        self.header().flags
+    }
+
+    fn set_flags(&mut self, f: u16) {
+        // SAFETY: owned block (`&mut self`): no other reader.
+        unsafe { (*self.p.as_ptr()).flags = f }
+    }
+
+    fn rare(&self) -> Option<&Rare> {
+        // SAFETY: `rare` is null or a `Box<Rare>` the block owns, alive as long as the block.
+        unsafe { self.header().rare.as_ref() }
+    }
+
+    /// Index of the first AS-path word.
+    fn path_start(&self) -> usize {
+        fixed_words(self.flags())
+    }
+
+    /// The common attributes, borrowed.
+    pub fn common(&self) -> CommonAttrs<'_> {
+        CommonAttrs {
+            origin: self.origin(),
+            atomic_aggregate: self.atomic_aggregate(),
+            as_path: self.as_path(),
+            next_hop: self.next_hop(),
+            med: self.med(),
+            local_pref: self.local_pref(),
+            communities: self.communities(),
+            weight: self.weight(),
+        }
+    }
+
+    /// ORIGIN (RFC 4271 §5.1.1).
+    pub fn origin(&self) -> Origin {
+        origin_of(self.flags())
+    }
+
+    pub fn set_origin(&mut self, v: Origin) {
+        self.set_flags(self.flags() & !flag::ORIGIN | origin_code(v));
+    }
+
+    /// `self` with [`Attrs::set_origin`] applied.
+    pub fn with_origin(mut self, v: Origin) -> Self {
+        self.set_origin(v);
+        self
+    }
+
+    /// ATOMIC_AGGREGATE (RFC 4271 §5.1.6).
+    pub fn atomic_aggregate(&self) -> bool {
+        self.flags() & flag::ATOMIC_AGGREGATE != 0
+    }
+
+    pub fn set_atomic_aggregate(&mut self, v: bool) {
+        let f = self.flags() & !flag::ATOMIC_AGGREGATE;
+        self.set_flags(if v { f | flag::ATOMIC_AGGREGATE } else { f });
+    }
+
+    /// `self` with [`Attrs::set_atomic_aggregate`] applied.
+    pub fn with_atomic_aggregate(mut self, v: bool) -> Self {
+        self.set_atomic_aggregate(v);
+        self
+    }
+
+    /// AS_PATH (4-octet, AS4_PATH merged).
+    pub fn as_path(&self) -> &AsPathSlice {
+        let s = self.path_start();
+        AsPathSlice::from_words(&self.words()[s..s + self.header().path_len as usize])
+    }
+
+    pub fn set_as_path(&mut self, v: AsPath) {
+        if v.words.len() == self.header().path_len as usize {
+            let s = self.path_start();
+            self.words_mut()[s..s + v.words.len()].copy_from_slice(&v.words);
+        } else {
+            let c = CommonAttrs {
+                as_path: &v,
+                ..self.common()
+            };
+            let new = Attrs::new(&c);
+            self.take_block(new);
+        }
+    }
+
+    /// `self` with [`Attrs::set_as_path`] applied.
+    pub fn with_as_path(mut self, v: AsPath) -> Self {
+        self.set_as_path(v);
+        self
+    }
+
+    /// Prepends `asn` `times` times to the AS path (see [`AsPathSlice::prepended`]).
+    pub fn prepend_as_path(&mut self, asn: u32, times: usize) {
+        let p = self.as_path().prepended(asn, times);
+        self.set_as_path(p);
+    }
+
+    /// BGP next-hop (IPv4 NEXT_HOP or the global MP_REACH next-hop); `None` for local routes.
+    pub fn next_hop(&self) -> Option<IpAddr> {
+        let w = self.words();
+        match (self.flags() & flag::NH) >> flag::NH_SHIFT {
+            0 => None,
+            1 => Some(IpAddr::V4(Ipv4Addr::from(w[0]))),
+            _ => {
+                let b = (u128::from(w[0]) << 96)
+                    | (u128::from(w[1]) << 64)
+                    | (u128::from(w[2]) << 32)
+                    | u128::from(w[3]);
+                Some(IpAddr::V6(Ipv6Addr::from(b)))
+            }
+        }
+    }
+
+    pub fn set_next_hop(&mut self, v: Option<IpAddr>) {
+        match (v, nh_words(self.flags())) {
+            (None, 0) => {}
+            (Some(IpAddr::V4(a)), 1) => self.words_mut()[0] = u32::from(a),
+            _ => {
+                let c = CommonAttrs {
+                    next_hop: v,
+                    ..self.common()
+                };
+                let new = Attrs::new(&c);
+                self.take_block(new);
+            }
+        }
+    }
+
+    /// `self` with [`Attrs::set_next_hop`] applied.
+    pub fn with_next_hop(mut self, v: Option<IpAddr>) -> Self {
+        self.set_next_hop(v);
+        self
+    }
+
+    /// The word index of a fixed attribute stored under `bit` (MED, LOCAL_PREF, weight).
+    fn fixed_index(&self, bit: u16) -> Option<usize> {
+        let f = self.flags();
+        if f & bit == 0 {
+            return None;
+        }
+        let mut i = nh_words(f);
+        for b in [flag::MED, flag::LOCAL_PREF, flag::WEIGHT] {
+            if b == bit {
+                return Some(i);
+            }
+            i += usize::from(f & b != 0);
+        }
+        None
+    }
+
+    fn fixed(&self, bit: u16) -> Option<u32> {
+        self.fixed_index(bit).map(|i| self.words()[i])
+    }
+
+    /// Sets a fixed attribute in place when its presence does not change, else rebuilds.
+    fn set_fixed(&mut self, bit: u16, v: Option<u32>, edit: impl FnOnce(&mut CommonAttrs<'_>)) {
+        match (self.fixed_index(bit), v) {
+            (Some(i), Some(v)) => self.words_mut()[i] = v,
+            (None, None) => {}
+            _ => {
+                let mut c = self.common();
+                edit(&mut c);
+                let new = Attrs::new(&c);
+                self.take_block(new);
+            }
+        }
+    }
+
+    /// MULTI_EXIT_DISC (RFC 4271 §5.1.4).
+    pub fn med(&self) -> Option<u32> {
+        self.fixed(flag::MED)
+    }
+
+    pub fn set_med(&mut self, v: Option<u32>) {
+        self.set_fixed(flag::MED, v, |c| c.med = v);
+    }
+
+    /// `self` with [`Attrs::set_med`] applied.
+    pub fn with_med(mut self, v: Option<u32>) -> Self {
+        self.set_med(v);
+        self
+    }
+
+    /// LOCAL_PREF (RFC 4271 §5.1.5).
+    pub fn local_pref(&self) -> Option<u32> {
+        self.fixed(flag::LOCAL_PREF)
+    }
+
+    pub fn set_local_pref(&mut self, v: Option<u32>) {
+        self.set_fixed(flag::LOCAL_PREF, v, |c| c.local_pref = v);
+    }
+
+    /// `self` with [`Attrs::set_local_pref`] applied.
+    pub fn with_local_pref(mut self, v: Option<u32>) -> Self {
+        self.set_local_pref(v);
+        self
+    }
+
+    /// COMMUNITIES (RFC 1997), in the order received or set.
+    pub fn communities(&self) -> &[u32] {
+        let s = self.path_start() + self.header().path_len as usize;
+        &self.words()[s..]
+    }
+
+    pub fn set_communities(&mut self, v: impl Into<Box<[u32]>>) {
+        let v = v.into();
+        if v.len() == self.communities().len() {
+            let s = self.path_start() + self.header().path_len as usize;
+            self.words_mut()[s..].copy_from_slice(&v);
+        } else {
+            let c = CommonAttrs {
+                communities: &v,
+                ..self.common()
+            };
+            let new = Attrs::new(&c);
+            self.take_block(new);
+        }
+    }
+
+    /// `self` with [`Attrs::set_communities`] applied.
+    pub fn with_communities(mut self, v: impl Into<Box<[u32]>>) -> Self {
+        self.set_communities(v);
+        self
+    }
+
+    /// Local weight set by import policy (not a BGP attribute, never advertised); higher wins first.
+    pub fn weight(&self) -> u32 {
+        self.fixed(flag::WEIGHT).unwrap_or(0)
+    }
+
+    pub fn set_weight(&mut self, v: u32) {
+        self.set_fixed(flag::WEIGHT, (v != 0).then_some(v), |c| c.weight = v);
+    }
+
+    /// `self` with [`Attrs::set_weight`] applied.
+    pub fn with_weight(mut self, v: u32) -> Self {
+        self.set_weight(v);
+        self
+    }
+
+    /// Replaces the block by `new`'s (built from this one's common attributes), moving the rare
+    /// attributes over.
+    fn take_block(&mut self, new: Attrs) {
+        let mut new = new;
+        // SAFETY: both blocks are owned (`&mut self`, `new` by value); the rare box moves from one
+        // header to the other, so exactly one block owns it at any time.
+        unsafe {
+            (*new.p.as_ptr()).rare = (*self.p.as_ptr()).rare;
+            (*self.p.as_ptr()).rare = std::ptr::null_mut();
+        }
+        std::mem::swap(self, &mut new);
+    }
+}
+
+impl Drop for Attrs {
+    fn drop(&mut self) {
+        // SAFETY: an `Attrs` owns its block alone (shared blocks are `AttrRef`s, which never drop
+        // as `Attrs`), and it is not used after this.
+        unsafe { free_block(self.p) }
+    }
+}
+
+impl Clone for Attrs {
+    /// A copy of the set in a block of its own (also for a shared set: `(*attr_ref).clone()`).
+    fn clone(&self) -> Attrs {
+        let mut a = Attrs::new(&self.common());
+        if let Some(r) = self.rare() {
+            a.set_rare(r.clone());
+        }
+        a
+    }
+}
+
+impl Default for Attrs {
+    fn default() -> Attrs {
+        Attrs::new(&CommonAttrs::default())
+    }
+}
+
+impl PartialEq for Attrs {
+    fn eq(&self, other: &Attrs) -> bool {
+        let (a, b) = (self.header(), other.header());
+        std::ptr::eq(a, b)
+            || (a.flags == b.flags
+                && a.path_len == b.path_len
+                && a.comm_len == b.comm_len
+                && self.words() == other.words()
+                && self.rare() == other.rare())
+    }
+}
+impl Eq for Attrs {}
+
+impl Hash for Attrs {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let h = self.header();
+        state.write_u16(h.flags);
+        state.write_u32(h.path_len);
+        self.words().hash(state);
+        self.rare().hash(state);
+    }
+}
+
+impl std::fmt::Debug for Attrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Attrs");
+        d.field("origin", &self.origin())
+            .field("atomic_aggregate", &self.atomic_aggregate())
+            .field("as_path", &self.as_path())
+            .field("next_hop", &self.next_hop())
+            .field("med", &self.med())
+            .field("local_pref", &self.local_pref())
+            .field("communities", &self.communities())
+            .field("weight", &self.weight());
+        if let Some(r) = self.rare() {
+            d.field("rare", r);
+        }
+        d.finish()
+    }
+}
+
+impl Serialize for Attrs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AttrsRepr::from(self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Attrs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Attrs, D::Error> {
+        AttrsRepr::deserialize(d).map(Attrs::from)
+    }
+}
 
 /// The attributes few routes carry (see [`Attrs`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -348,6 +996,16 @@ impl Rare {
             && self.ext_communities.is_empty()
             && self.large_communities.is_empty()
             && self.unknown.is_empty()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        use std::mem::size_of_val;
+        std::mem::size_of::<Rare>()
+            + size_of_val(&*self.ext_communities)
+            + size_of_val(&*self.large_communities)
+            + size_of_val(&*self.cluster_list)
+            + size_of_val(&*self.unknown)
+            + self.unknown.iter().map(|u| u.value.len()).sum::<usize>()
     }
 }
 
@@ -373,17 +1031,16 @@ struct AttrsRepr {
 
 impl From<AttrsRepr> for Attrs {
     fn from(r: AttrsRepr) -> Attrs {
-        let mut a = Attrs {
+        let mut a = Attrs::new(&CommonAttrs {
             origin: r.origin,
             atomic_aggregate: r.atomic_aggregate,
-            as_path: r.as_path,
+            as_path: &r.as_path,
             next_hop: r.next_hop,
             med: r.med,
             local_pref: r.local_pref,
-            communities: r.communities,
+            communities: &r.communities,
             weight: r.weight,
-            rare: RareAttrs::default(),
-        };
+        });
         a.set_rare(Rare {
             next_hop_ll: r.next_hop_ll,
             aggregator: r.aggregator,
@@ -397,163 +1054,33 @@ impl From<AttrsRepr> for Attrs {
     }
 }
 
-impl From<Attrs> for AttrsRepr {
-    fn from(a: Attrs) -> AttrsRepr {
-        let r = a.rare.0.map(|b| *b).unwrap_or_default();
+impl From<&Attrs> for AttrsRepr {
+    fn from(a: &Attrs) -> AttrsRepr {
+        let r = a.rare().cloned().unwrap_or_default();
         AttrsRepr {
-            origin: a.origin,
-            as_path: a.as_path,
-            next_hop: a.next_hop,
+            origin: a.origin(),
+            as_path: a.as_path().to_owned(),
+            next_hop: a.next_hop(),
             next_hop_ll: r.next_hop_ll,
-            med: a.med,
-            local_pref: a.local_pref,
-            atomic_aggregate: a.atomic_aggregate,
+            med: a.med(),
+            local_pref: a.local_pref(),
+            atomic_aggregate: a.atomic_aggregate(),
             aggregator: r.aggregator,
-            communities: a.communities,
+            communities: a.communities().into(),
             ext_communities: r.ext_communities,
             large_communities: r.large_communities,
             originator_id: r.originator_id,
             cluster_list: r.cluster_list,
             unknown: r.unknown,
-            weight: a.weight,
+            weight: a.weight(),
         }
-    }
-}
-
-impl Attrs {
-    /// ORIGIN (RFC 4271 §5.1.1).
-    pub fn origin(&self) -> Origin {
-        self.origin
-    }
-
-    pub fn set_origin(&mut self, v: Origin) {
-        self.origin = v;
-    }
-
-    /// `self` with [`Attrs::set_origin`] applied.
-    pub fn with_origin(mut self, v: Origin) -> Self {
-        self.set_origin(v);
-        self
-    }
-
-    /// ATOMIC_AGGREGATE (RFC 4271 §5.1.6).
-    pub fn atomic_aggregate(&self) -> bool {
-        self.atomic_aggregate
-    }
-
-    pub fn set_atomic_aggregate(&mut self, v: bool) {
-        self.atomic_aggregate = v;
-    }
-
-    /// `self` with [`Attrs::set_atomic_aggregate`] applied.
-    pub fn with_atomic_aggregate(mut self, v: bool) -> Self {
-        self.set_atomic_aggregate(v);
-        self
-    }
-
-    /// AS_PATH (4-octet, AS4_PATH merged).
-    pub fn as_path(&self) -> &AsPath {
-        &self.as_path
-    }
-
-    pub fn set_as_path(&mut self, v: AsPath) {
-        self.as_path = v;
-    }
-
-    /// `self` with [`Attrs::set_as_path`] applied.
-    pub fn with_as_path(mut self, v: AsPath) -> Self {
-        self.set_as_path(v);
-        self
-    }
-
-    /// Prepends `asn` `times` times to the AS path (see [`AsPath::prepend`]).
-    pub fn prepend_as_path(&mut self, asn: u32, times: usize) {
-        self.as_path.prepend(asn, times);
-    }
-
-    /// BGP next-hop (IPv4 NEXT_HOP or the global MP_REACH next-hop); `None` for local routes.
-    pub fn next_hop(&self) -> Option<IpAddr> {
-        self.next_hop
-    }
-
-    pub fn set_next_hop(&mut self, v: Option<IpAddr>) {
-        self.next_hop = v;
-    }
-
-    /// `self` with [`Attrs::set_next_hop`] applied.
-    pub fn with_next_hop(mut self, v: Option<IpAddr>) -> Self {
-        self.set_next_hop(v);
-        self
-    }
-
-    /// MULTI_EXIT_DISC (RFC 4271 §5.1.4).
-    pub fn med(&self) -> Option<u32> {
-        self.med
-    }
-
-    pub fn set_med(&mut self, v: Option<u32>) {
-        self.med = v;
-    }
-
-    /// `self` with [`Attrs::set_med`] applied.
-    pub fn with_med(mut self, v: Option<u32>) -> Self {
-        self.set_med(v);
-        self
-    }
-
-    /// LOCAL_PREF (RFC 4271 §5.1.5).
-    pub fn local_pref(&self) -> Option<u32> {
-        self.local_pref
-    }
-
-    pub fn set_local_pref(&mut self, v: Option<u32>) {
-        self.local_pref = v;
-    }
-
-    /// `self` with [`Attrs::set_local_pref`] applied.
-    pub fn with_local_pref(mut self, v: Option<u32>) -> Self {
-        self.set_local_pref(v);
-        self
-    }
-
-    /// COMMUNITIES (RFC 1997), in the order received or set.
-    pub fn communities(&self) -> &[u32] {
-        &self.communities
-    }
-
-    pub fn set_communities(&mut self, v: impl Into<Box<[u32]>>) {
-        self.communities = v.into();
-    }
-
-    /// `self` with [`Attrs::set_communities`] applied.
-    pub fn with_communities(mut self, v: impl Into<Box<[u32]>>) -> Self {
-        self.set_communities(v);
-        self
-    }
-
-    /// Local weight set by import policy (not a BGP attribute, never advertised); higher wins first.
-    pub fn weight(&self) -> u32 {
-        self.weight
-    }
-
-    pub fn set_weight(&mut self, v: u32) {
-        self.weight = v;
-    }
-
-    /// `self` with [`Attrs::set_weight`] applied.
-    pub fn with_weight(mut self, v: u32) -> Self {
-        self.set_weight(v);
-        self
     }
 }
 
 impl Attrs {
     /// IPv6 link-local next-hop when the peer sent one (RFC 2545 §3).
     pub fn next_hop_ll(&self) -> Option<Ipv6Addr> {
-        match self.rare.0.as_deref() {
-            Some(r) => r.next_hop_ll,
-            None => None,
-        }
+        self.rare().and_then(|r| r.next_hop_ll)
     }
 
     pub fn set_next_hop_ll(&mut self, v: Option<Ipv6Addr>) {
@@ -568,10 +1095,7 @@ impl Attrs {
 
     /// AGGREGATOR (RFC 4271 §5.1.7): AS and address.
     pub fn aggregator(&self) -> Option<(u32, Ipv4Addr)> {
-        match self.rare.0.as_deref() {
-            Some(r) => r.aggregator,
-            None => None,
-        }
+        self.rare().and_then(|r| r.aggregator)
     }
 
     pub fn set_aggregator(&mut self, v: Option<(u32, Ipv4Addr)>) {
@@ -586,10 +1110,7 @@ impl Attrs {
 
     /// ORIGINATOR_ID (RFC 4456 §8).
     pub fn originator_id(&self) -> Option<Ipv4Addr> {
-        match self.rare.0.as_deref() {
-            Some(r) => r.originator_id,
-            None => None,
-        }
+        self.rare().and_then(|r| r.originator_id)
     }
 
     pub fn set_originator_id(&mut self, v: Option<Ipv4Addr>) {
@@ -604,10 +1125,7 @@ impl Attrs {
 
     /// CLUSTER_LIST (RFC 4456 §8).
     pub fn cluster_list(&self) -> &[Ipv4Addr] {
-        match self.rare.0.as_deref() {
-            Some(r) => &r.cluster_list,
-            None => &[],
-        }
+        self.rare().map_or(&[], |r| &r.cluster_list)
     }
 
     pub fn set_cluster_list(&mut self, v: impl Into<Box<[Ipv4Addr]>>) {
@@ -623,10 +1141,7 @@ impl Attrs {
 
     /// Extended communities (RFC 4360), as their 8 octets.
     pub fn ext_communities(&self) -> &[[u8; 8]] {
-        match self.rare.0.as_deref() {
-            Some(r) => &r.ext_communities,
-            None => &[],
-        }
+        self.rare().map_or(&[], |r| &r.ext_communities)
     }
 
     pub fn set_ext_communities(&mut self, v: impl Into<Box<[[u8; 8]]>>) {
@@ -642,10 +1157,7 @@ impl Attrs {
 
     /// Large communities (RFC 8092).
     pub fn large_communities(&self) -> &[LargeCommunity] {
-        match self.rare.0.as_deref() {
-            Some(r) => &r.large_communities,
-            None => &[],
-        }
+        self.rare().map_or(&[], |r| &r.large_communities)
     }
 
     pub fn set_large_communities(&mut self, v: impl Into<Box<[LargeCommunity]>>) {
@@ -661,10 +1173,7 @@ impl Attrs {
 
     /// Optional transitive attributes not understood, re-advertised with the Partial bit set.
     pub fn unknown(&self) -> &[RawAttr] {
-        match self.rare.0.as_deref() {
-            Some(r) => &r.unknown,
-            None => &[],
-        }
+        self.rare().map_or(&[], |r| &r.unknown)
     }
 
     pub fn set_unknown(&mut self, v: impl Into<Box<[RawAttr]>>) {
@@ -678,26 +1187,51 @@ impl Attrs {
         self
     }
 
-    /// Changes the rare attributes, keeping `rare` absent when they all are.
+    /// Changes the rare attributes, keeping the pointer null when they all are absent.
     fn update_rare(&mut self, f: impl FnOnce(&mut Rare)) {
-        match self.rare.0.as_deref_mut() {
-            Some(r) => {
-                f(r);
-                if r.is_empty() {
-                    self.rare.0 = None;
-                }
+        match self.take_rare() {
+            Some(mut r) => {
+                f(&mut r);
+                self.put_rare(r);
             }
             None => {
-                // Empty lists do not allocate: setting an absent attribute to nothing costs nothing.
+                // Nothing allocated unless something is set: setting an absent one costs nothing.
                 let mut r = Rare::default();
                 f(&mut r);
-                self.set_rare(r);
+                if !r.is_empty() {
+                    self.put_rare(Box::new(r));
+                }
             }
         }
     }
 
+    /// Takes the rare attributes out of the (owned) block, leaving the pointer null.
+    fn take_rare(&mut self) -> Option<Box<Rare>> {
+        // SAFETY: owned block (`&mut self`); a non-null `rare` is a `Box<Rare>` the block owns, and
+        // nulling it hands that ownership to the returned box.
+        unsafe {
+            let h = self.p.as_ptr();
+            let r = std::mem::replace(&mut (*h).rare, std::ptr::null_mut());
+            (!r.is_null()).then(|| Box::from_raw(r))
+        }
+    }
+
+    /// Stores `r` in the (owned) block, or nothing when it is empty (dropping what was there).
     fn set_rare(&mut self, r: Rare) {
-        self.rare.0 = (!r.is_empty()).then(|| Box::new(r));
+        drop(self.take_rare());
+        if !r.is_empty() {
+            self.put_rare(Box::new(r));
+        }
+    }
+
+    /// Stores `r` in the (owned) block whose pointer is null, or drops it when it is empty.
+    fn put_rare(&mut self, r: Box<Rare>) {
+        debug_assert!(self.header().rare.is_null());
+        if !r.is_empty() {
+            // SAFETY: owned block (`&mut self`) with a null pointer (nothing leaks); the block now
+            // owns the box (freed by `free_block` or taken back by `take_rare`).
+            unsafe { (*self.p.as_ptr()).rare = Box::into_raw(r) }
+        }
     }
 }
 
@@ -729,85 +1263,119 @@ impl Attrs {
     }
 
     pub fn has_community(&self, c: u32) -> bool {
-        self.communities.contains(&c)
+        self.communities().contains(&c)
     }
 
-    /// Heap bytes owned by the set (its lists and rare attributes), for memory accounting.
+    /// Bytes of the set's block (header and words).
+    pub fn block_bytes(&self) -> usize {
+        HEADER + 4 * self.words().len()
+    }
+
+    /// Heap bytes of the rare attributes (their box and lists), for memory accounting.
+    pub fn rare_bytes(&self) -> usize {
+        self.rare().map_or(0, Rare::heap_bytes)
+    }
+
+    /// Heap bytes owned by the set: its block and its rare attributes.
     pub fn heap_bytes(&self) -> usize {
-        use std::mem::size_of_val;
-        self.as_path.heap_bytes()
-            + size_of_val(&*self.communities)
-            + self.rare.0.as_deref().map_or(0, |r| {
-                std::mem::size_of::<Rare>()
-                    + size_of_val(&*r.ext_communities)
-                    + size_of_val(&*r.large_communities)
-                    + size_of_val(&*r.cluster_list)
-                    + size_of_val(&*r.unknown)
-                    + r.unknown.iter().map(|u| u.value.len()).sum::<usize>()
-            })
+        self.block_bytes() + self.rare_bytes()
     }
 }
 
-/// Shared handle to an interned attribute set. Equality and hashing are by pointer: two handles from the
-/// same [`AttrStore`] are equal exactly when their contents are.
-#[derive(Debug, Clone)]
-pub struct AttrRef(pub(crate) Arc<Interned>);
-
-/// An interned set with its content hash, in one allocation (the hash fills what malloc's 16-byte
-/// rounding would leave unused, so the interning table's slot is a bare pointer).
-#[derive(Debug)]
-pub(crate) struct Interned {
-    hash: u64,
-    attrs: Attrs,
+/// Shared handle to an interned attribute set: one pointer to the set's block, whose reference count
+/// it holds. Equality and hashing are by pointer: two handles from the same [`AttrStore`] are equal
+/// exactly when their contents are.
+#[repr(transparent)]
+pub struct AttrRef {
+    p: NonNull<Header>,
 }
 
-impl Hash for Interned {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl PartialEq for Interned {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other) || (self.hash == other.hash && self.attrs == other.attrs)
-    }
-}
-impl Eq for Interned {}
+// SAFETY: the block is only read through an `AttrRef` (plain data and the `Rare` box, both `Sync`),
+// and its reference count is atomic, so handles may be cloned and dropped on any thread.
+unsafe impl Send for AttrRef {}
+// SAFETY: as above.
+unsafe impl Sync for AttrRef {}
 
 impl AttrRef {
+    /// Shares an owned set: the block becomes this handle's (count 1), with its content hash filled.
+    fn share(attrs: Attrs, hash: u32) -> AttrRef {
+        // SAFETY: owned block (`attrs` by value): no other reader while the hash is written.
+        unsafe { (*attrs.p.as_ptr()).hash = hash };
+        let a = std::mem::ManuallyDrop::new(attrs);
+        // The count is 1 from `Attrs::new` (and `Clone`), which is this handle's.
+        AttrRef { p: a.p }
+    }
+
     pub fn ptr_eq(a: &AttrRef, b: &AttrRef) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
+        a.p == b.p
     }
 
     /// A handle to a set of its own, not interned (for code paths that only pass sets along).
     pub fn unshared(attrs: Attrs) -> AttrRef {
-        AttrRef(Arc::new(Interned {
-            hash: content_hash(&attrs),
-            attrs,
-        }))
+        let hash = content_hash(&attrs);
+        AttrRef::share(attrs, hash)
     }
 
     /// How many handles to the set exist (the store's own included), for leak checks in tests.
     pub fn ref_count(&self) -> usize {
-        Arc::strong_count(&self.0)
+        self.header().rc.load(Ordering::Acquire) as usize
     }
 
     /// The set's address: identifies it among the sets alive.
     pub fn addr(&self) -> usize {
-        Arc::as_ptr(&self.0) as usize
+        self.p.as_ptr() as usize
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the block lives while this handle (one of its counted references) does.
+        unsafe { self.p.as_ref() }
     }
 }
 
 impl std::ops::Deref for AttrRef {
     type Target = Attrs;
     fn deref(&self) -> &Attrs {
-        &self.0.attrs
+        // SAFETY: `AttrRef` and `Attrs` are both `repr(transparent)` over the same block pointer, so
+        // the cast reads the same pointer. The `&Attrs` only lends read access (no `&mut Attrs` and
+        // no drop can come from it; `clone` copies into a new block) for as long as this handle,
+        // which keeps the block alive, is borrowed.
+        unsafe { &*(self as *const AttrRef).cast::<Attrs>() }
+    }
+}
+
+impl Clone for AttrRef {
+    fn clone(&self) -> AttrRef {
+        // Relaxed suffices for an increment from a live handle (as `Arc` does); a count this high
+        // means handles are leaked, so stop before it wraps.
+        let old = self.header().rc.fetch_add(1, Ordering::Relaxed);
+        if old > u32::MAX / 2 {
+            std::process::abort();
+        }
+        AttrRef { p: self.p }
+    }
+}
+
+impl Drop for AttrRef {
+    fn drop(&mut self) {
+        if self.header().rc.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Every other handle's uses happen before the block is freed (pairs with the Release above).
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: this was the last handle; no `&Attrs` lent by one can outlive it.
+        unsafe { free_block(self.p) }
+    }
+}
+
+impl std::fmt::Debug for AttrRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
     }
 }
 
 impl PartialEq for AttrRef {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.p == other.p
     }
 }
 impl Eq for AttrRef {}
@@ -817,42 +1385,68 @@ impl Hash for AttrRef {
     }
 }
 
-/// Hash-consing store: one `Arc` per distinct attribute set.
+/// Hash-consing store: one block per distinct attribute set.
 ///
-/// Each set keeps its hash: growing the table rehashes the stored `u64`s instead of every attribute
-/// set (AS paths, communities), which was most of the cost of interning a full table. A lookup
-/// probes with the set on the stack (nothing allocated when it is known already).
+/// Each set keeps its hash in its header: growing the table rehashes the stored hashes instead of
+/// every attribute set, which was most of the cost of interning a full table. A lookup probes with
+/// the owned set (nothing more allocated; on a hit the probe is freed).
 #[derive(Debug, Default)]
 pub struct AttrStore {
     set: HashSet<Slot, rustc_hash::FxBuildHasher>,
 }
 
-/// A slot of the store: one pointer.
+/// A slot of the store: one pointer (a counted handle).
 #[derive(Debug)]
-struct Slot(Arc<Interned>);
+struct Slot(AttrRef);
+
+/// A set as the store's key: hashed by its stored hash, compared by content.
+#[repr(transparent)]
+struct Key(Attrs);
+
+impl Key {
+    fn of(a: &Attrs) -> &Key {
+        // SAFETY: `Key` is `repr(transparent)` over `Attrs`.
+        unsafe { &*(a as *const Attrs).cast::<Key>() }
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u32(self.0.header().hash);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.header().hash == other.0.header().hash && self.0 == other.0
+    }
+}
+impl Eq for Key {}
 
 impl Hash for Slot {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        std::borrow::Borrow::<Key>::borrow(self).hash(state);
     }
 }
 
 impl PartialEq for Slot {
     fn eq(&self, other: &Self) -> bool {
-        *self.0 == *other.0
+        AttrRef::ptr_eq(&self.0, &other.0)
     }
 }
 impl Eq for Slot {}
 
-impl std::borrow::Borrow<Interned> for Slot {
-    fn borrow(&self) -> &Interned {
-        &self.0
+impl std::borrow::Borrow<Key> for Slot {
+    fn borrow(&self) -> &Key {
+        Key::of(&self.0)
     }
 }
 
-fn content_hash(a: &Attrs) -> u64 {
+/// A set's content hash, folded to the 32 bits its header keeps (the store's table hashes it again).
+fn content_hash(a: &Attrs) -> u32 {
     use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(a)
+    let h = rustc_hash::FxBuildHasher.hash_one(a);
+    (h ^ (h >> 32)) as u32
 }
 
 impl AttrStore {
@@ -862,44 +1456,41 @@ impl AttrStore {
 
     /// Returns the shared copy of `attrs`, storing it if it is new.
     pub fn intern(&mut self, attrs: Attrs) -> AttrRef {
-        let probe = Interned {
-            hash: content_hash(&attrs),
-            attrs,
-        };
-        if let Some(s) = self.set.get(&probe) {
-            return AttrRef(s.0.clone());
+        let hash = content_hash(&attrs);
+        // SAFETY: owned block (`attrs` by value): no other reader while the hash is written.
+        unsafe { (*attrs.p.as_ptr()).hash = hash };
+        if let Some(s) = self.set.get(Key::of(&attrs)) {
+            return s.0.clone();
         }
-        let a = Arc::new(probe);
+        let a = AttrRef::share(attrs, hash);
         self.set.insert(Slot(a.clone()));
-        AttrRef(a)
+        a
     }
 
     /// Called when a holder drops `a`: frees the set when the store holds the last other reference.
     pub fn release(&mut self, a: AttrRef) {
         // The store's copy + the one being released.
-        if Arc::strong_count(&a.0) == 2 {
-            self.set.remove(&*a.0);
+        if a.ref_count() == 2 {
+            self.set.remove(Key::of(&a));
         }
     }
 
-    /// Approximate bytes of every set held (the set with its hash and `Arc` counters, its lists and
-    /// its slot in the interning table).
+    /// Approximate bytes of every set held (blocks, rare attributes, the interning table).
     pub fn approx_bytes(&self) -> usize {
         let (sets, lists, index) = self.memory();
         sets + lists + index
     }
 
-    /// Where the store's bytes go: (sets with their `Arc` headers, their lists, the interning index).
+    /// Where the store's bytes go: (the sets' blocks, their rare attributes, the interning index).
     pub fn memory(&self) -> (usize, usize, usize) {
-        let fixed = std::mem::size_of::<Interned>() + 16;
-        let lists = self
-            .set
-            .iter()
-            .map(|s| s.0.attrs.heap_bytes())
-            .sum::<usize>();
+        let (mut sets, mut rare) = (0, 0);
+        for s in &self.set {
+            sets += s.0.block_bytes();
+            rare += s.0.rare_bytes();
+        }
         (
-            self.set.len() * fixed,
-            lists,
+            sets,
+            rare,
             self.set.capacity() * (std::mem::size_of::<Slot>() + 1),
         )
     }
@@ -915,127 +1506,9 @@ impl AttrStore {
 
     /// Drops every set no route refers to any more (after bulk operations that bypassed `release`).
     pub fn collect_garbage(&mut self) {
-        self.set.retain(|s| Arc::strong_count(&s.0) > 1);
+        self.set.retain(|s| s.0.ref_count() > 1);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn as_path_length_counts_set_as_one_and_confed_as_zero_rfc4271_9_1_2_2_a() {
-        let p = AsPath::from_segments([
-            (SegmentKind::ConfedSequence, &[65001, 65002][..]),
-            (SegmentKind::Sequence, &[1, 2, 3][..]),
-            (SegmentKind::Set, &[4, 5, 6][..]),
-        ]);
-        assert_eq!(p.selection_len(), 4);
-        assert_eq!(p.neighbor_as(), Some(1));
-        assert_eq!(p.origin_as(), None);
-        assert_eq!(p.to_string(), "(65001 65002) 1 2 3 {4,5,6}");
-    }
-
-    #[test]
-    fn prepend_extends_the_leading_sequence() {
-        let mut p = AsPath::sequence(vec![2, 3]);
-        p.prepend(1, 2);
-        assert_eq!(p.to_string(), "1 1 2 3");
-        let mut empty = AsPath::default();
-        empty.prepend(7, 1);
-        assert_eq!(empty.to_string(), "7");
-    }
-
-    #[test]
-    fn interning_shares_equal_sets_and_frees_unused_ones() {
-        let mut store = AttrStore::new();
-        let a = Attrs {
-            med: Some(5),
-            ..Attrs::default()
-        };
-        let x = store.intern(a.clone());
-        let y = store.intern(a);
-        assert!(AttrRef::ptr_eq(&x, &y));
-        assert_eq!(store.len(), 1);
-        store.release(x);
-        assert_eq!(store.len(), 1, "still referenced by y");
-        store.release(y);
-        assert_eq!(store.len(), 0);
-    }
-
-    #[test]
-    fn link_bandwidth_is_read_from_the_extended_community() {
-        let bw = 125_000_000f32.to_be_bytes();
-        let a = Attrs::default()
-            .with_ext_communities([[0x40, 0x04, 0xFD, 0xE8, bw[0], bw[1], bw[2], bw[3]]]);
-        assert_eq!(a.link_bandwidth(), Some(125_000_000.0));
-    }
-
-    #[test]
-    fn a_set_is_80_bytes_and_rare_attributes_leave_no_box_behind() {
-        assert_eq!(std::mem::size_of::<Attrs>(), 80);
-        let mut a = Attrs::default().with_originator_id(Some(Ipv4Addr::new(10, 0, 0, 1)));
-        assert!(a.rare.0.is_some());
-        assert_ne!(a, Attrs::default());
-        a.set_originator_id(None);
-        assert!(a.rare.0.is_none(), "emptied rare attributes are dropped");
-        assert_eq!(a, Attrs::default());
-        let mut h1 = rustc_hash::FxHasher::default();
-        let mut h2 = rustc_hash::FxHasher::default();
-        a.hash(&mut h1);
-        Attrs::default().hash(&mut h2);
-        assert_eq!(h1.finish(), h2.finish());
-    }
-
-    #[test]
-    fn serialised_form_lists_every_attribute_and_segments_as_before() {
-        let a = Attrs {
-            as_path: AsPath::from_segments([
-                (SegmentKind::Sequence, &[64500, 3356][..]),
-                (SegmentKind::Set, &[1, 2][..]),
-            ]),
-            communities: Box::new([0xFFFF_FF01]),
-            ..Attrs::default()
-        }
-        .with_cluster_list(vec![Ipv4Addr::new(10, 0, 0, 9)])
-        .with_next_hop_ll(Some("fe80::1".parse().unwrap()));
-        let v = serde_json::to_value(&a).unwrap();
-        assert_eq!(
-            v["as_path"],
-            serde_json::json!({"segments": [
-                {"kind": "sequence", "asns": [64500, 3356]},
-                {"kind": "set", "asns": [1, 2]},
-            ]})
-        );
-        assert_eq!(v["cluster_list"], serde_json::json!(["10.0.0.9"]));
-        assert_eq!(v["next_hop_ll"], serde_json::json!("fe80::1"));
-        assert_eq!(v["ext_communities"], serde_json::json!([]));
-        let back: Attrs = serde_json::from_value(v).unwrap();
-        assert_eq!(back, a);
-    }
-
-    #[test]
-    fn as_path_segments_read_back_in_order() {
-        let p = AsPath::from_segments([
-            (SegmentKind::Sequence, &[1, 2][..]),
-            (SegmentKind::Set, &[][..]),
-            (SegmentKind::ConfedSet, &[7][..]),
-        ]);
-        let segs: Vec<Segment> = p.segments().map(SegmentRef::to_owned).collect();
-        assert_eq!(
-            segs,
-            vec![
-                Segment {
-                    kind: SegmentKind::Sequence,
-                    asns: Box::new([1, 2])
-                },
-                Segment {
-                    kind: SegmentKind::ConfedSet,
-                    asns: Box::new([7])
-                },
-            ]
-        );
-        assert_eq!(p.heap_bytes(), 5 * 4);
-        assert!(AsPath::sequence(Vec::new()).is_empty());
-    }
-}
+mod tests;
