@@ -380,13 +380,13 @@ pub struct LargeCommunity {
 ///
 /// Every distinct set is held once, so its size is most of the RIB's bytes per prefix on a real feed
 /// (≈ 0.3 sets per prefix, and every eBGP peer has its own). A set is one allocation (a "block"): a
-/// 24-byte header (the rare attributes' pointer, reference count, content hash, list lengths, flags)
-/// followed by `u32` words holding, in this order, only what is present: the next-hop (1 word for
-/// IPv4, 4 for IPv6), MED, LOCAL_PREF, a non-zero weight, the AS path's words and the communities.
-/// Presence is in the flags, so an absent MED costs nothing. The rarely present attributes (IPv6
-/// link-local next-hop, AGGREGATOR, route-reflection attributes, extended and large communities,
-/// unknown attributes) sit behind the one pointer, null when all are absent. A typical IPv4 set of
-/// the feed (next-hop, MED, a 5-AS path, two communities) is 64 bytes instead of 104 plus two lists.
+/// 16-byte header (reference count, content hash, list lengths, flags), the rare attributes' pointer
+/// when there are any, then `u32` words holding, in this order, only what is present: the next-hop
+/// (1 word for IPv4, 4 for IPv6), MED, LOCAL_PREF, a non-zero weight, the AS path's words and the
+/// communities. Presence is in the flags, so an absent MED costs nothing. The rarely present
+/// attributes (IPv6 link-local next-hop, AGGREGATOR, route-reflection attributes, extended and large
+/// communities, unknown attributes) sit behind that one pointer. A typical IPv4 set of the feed
+/// (next-hop, MED, a 5-AS path, two communities) is 56 bytes instead of 104 plus two lists.
 ///
 /// `Attrs` owns its block alone (reference count 1, never read); [`AttrRef`] shares one. Both are a
 /// single non-null, 8-aligned pointer to the block.
@@ -398,8 +398,6 @@ pub struct Attrs {
 /// The fixed part of a set's block; the words follow it.
 #[repr(C)]
 struct Header {
-    /// The rare attributes, owned by the block (`Box::into_raw`), null when all are absent.
-    rare: *mut Rare,
     /// Handles to a shared block ([`AttrRef`]s, the store's included); 1 and unused while owned.
     rc: AtomicU32,
     /// Content hash, filled when the set is interned or shared.
@@ -425,7 +423,11 @@ fn count_block(d: isize) {
 
 /// Bytes before the first word.
 const HEADER: usize = std::mem::size_of::<Header>();
-const _: () = assert!(HEADER == 24 && std::mem::align_of::<Header>() == 8);
+const _: () = assert!(HEADER == 16 && std::mem::align_of::<Header>() == 4);
+/// Bytes of the rare attributes' pointer, right after the header when [`flag::RARE`] is set (the
+/// block is 8-aligned, so the pointer is too).
+const RARE_SLOT: usize = std::mem::size_of::<*mut Rare>();
+const _: () = assert!(HEADER.is_multiple_of(std::mem::align_of::<*mut Rare>()));
 
 /// Bits of [`Header::flags`].
 mod flag {
@@ -439,6 +441,9 @@ mod flag {
     pub const LOCAL_PREF: u16 = 1 << 6;
     /// A non-zero weight is stored (zero is not).
     pub const WEIGHT: u16 = 1 << 7;
+    /// The block has the rare attributes' pointer after the header (non-null but for the moment
+    /// a rebuild moves the box to a new block).
+    pub const RARE: u16 = 1 << 8;
 }
 
 /// The attributes every set has a place for, borrowed, to build a set in one allocation
@@ -472,10 +477,20 @@ impl Default for CommonAttrs<'_> {
     }
 }
 
+/// Offset of the first word.
+fn words_offset(flags: u16) -> usize {
+    HEADER
+        + if flags & flag::RARE != 0 {
+            RARE_SLOT
+        } else {
+            0
+        }
+}
+
 /// The block's layout for `words` words.
-fn block_layout(words: usize) -> Layout {
+fn block_layout(flags: u16, words: usize) -> Layout {
     // Cannot fail for any length a set can have (isize::MAX bytes would not fit the address space).
-    Layout::from_size_align(HEADER + 4 * words, 8).expect("attribute set size")
+    Layout::from_size_align(words_offset(flags) + 4 * words, 8).expect("attribute set size")
 }
 
 fn nh_words(flags: u16) -> usize {
@@ -515,15 +530,28 @@ unsafe fn free_block(p: NonNull<Header>) {
     // SAFETY: the caller guarantees `p` is a live block no one else uses.
     unsafe {
         let h = p.as_ptr();
-        let rare = (*h).rare;
-        if !rare.is_null() {
-            drop(Box::from_raw(rare));
+        let flags = (*h).flags;
+        if flags & flag::RARE != 0 {
+            let rare = *rare_slot(p);
+            if !rare.is_null() {
+                drop(Box::from_raw(rare));
+            }
         }
-        let words = fixed_words((*h).flags) + (*h).path_len as usize + usize::from((*h).comm_len);
-        std::alloc::dealloc(p.as_ptr().cast(), block_layout(words));
+        let words = fixed_words(flags) + (*h).path_len as usize + usize::from((*h).comm_len);
+        std::alloc::dealloc(p.as_ptr().cast(), block_layout(flags, words));
     }
     #[cfg(test)]
     count_block(-1);
+}
+
+/// The rare attributes' pointer of a block with [`flag::RARE`].
+///
+/// # Safety
+/// `p` is a live block whose flags have [`flag::RARE`].
+unsafe fn rare_slot(p: NonNull<Header>) -> *mut *mut Rare {
+    // SAFETY: such a block has the pointer right after the header, 8-aligned (block 8-aligned,
+    // header 16 bytes), within the allocation; derived from the block's pointer, which covers it.
+    unsafe { p.as_ptr().cast::<u8>().add(HEADER).cast::<*mut Rare>() }
 }
 
 // SAFETY: an `Attrs` owns its block and the `Rare` behind it; nothing in them is tied to a thread,
@@ -535,12 +563,21 @@ unsafe impl Sync for Attrs {}
 impl Attrs {
     /// A set of the common attributes (rare ones absent), in one allocation.
     pub fn new(c: &CommonAttrs<'_>) -> Attrs {
+        Attrs::build(c, std::ptr::null_mut())
+    }
+
+    /// A set of the common attributes with the rare ones behind `rare` (null: none), which the new
+    /// block takes over (it frees the box).
+    fn build(c: &CommonAttrs<'_>, rare: *mut Rare) -> Attrs {
         let path = c.as_path.words();
         let comm_len = u16::try_from(c.communities.len())
             .expect("at most 65,535 communities (an UPDATE carries at most 16,383)");
         let path_len =
             u32::try_from(path.len()).expect("an AS path of at most 4G words (wire: 16,383)");
         let mut flags = origin_code(c.origin);
+        if !rare.is_null() {
+            flags |= flag::RARE;
+        }
         if c.atomic_aggregate {
             flags |= flag::ATOMIC_AGGREGATE;
         }
@@ -578,7 +615,7 @@ impl Attrs {
         }
         debug_assert_eq!(n, fixed_words(flags));
         let words = n + path.len() + c.communities.len();
-        let layout = block_layout(words);
+        let layout = block_layout(flags, words);
         // SAFETY: the layout has a non-zero size (the header).
         let raw = unsafe { std::alloc::alloc(layout) };
         let Some(p) = NonNull::new(raw.cast::<Header>()) else {
@@ -586,18 +623,21 @@ impl Attrs {
         };
         #[cfg(test)]
         count_block(1);
-        // SAFETY: `p` is a fresh allocation of `HEADER + 4 * words` bytes, 8-aligned: the header
-        // fits at its start and the words (4-aligned) right after it, within the allocation.
+        // SAFETY: `p` is a fresh allocation of `words_offset(flags) + 4 * words` bytes, 8-aligned:
+        // the header fits at its start, the rare pointer (8-aligned) after it when flagged, and the
+        // words (4-aligned) after those, within the allocation.
         unsafe {
             p.as_ptr().write(Header {
-                rare: std::ptr::null_mut(),
                 rc: AtomicU32::new(1),
                 hash: 0,
                 path_len,
                 comm_len,
                 flags,
             });
-            let w = raw.add(HEADER).cast::<u32>();
+            if !rare.is_null() {
+                *rare_slot(p) = rare;
+            }
+            let w = raw.add(words_offset(flags)).cast::<u32>();
             std::ptr::copy_nonoverlapping(fixed.as_ptr(), w, n);
             std::ptr::copy_nonoverlapping(path.as_ptr(), w.add(n), path.len());
             std::ptr::copy_nonoverlapping(
@@ -627,7 +667,14 @@ impl Attrs {
         // SAFETY: the block holds `n` initialised words right after the header (see `Attrs::new`);
         // the pointer is derived from the block's own, so it covers them.
         unsafe {
-            std::slice::from_raw_parts(self.p.as_ptr().cast::<u8>().add(HEADER).cast::<u32>(), n)
+            std::slice::from_raw_parts(
+                self.p
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(words_offset(h.flags))
+                    .cast::<u32>(),
+                n,
+            )
         }
     }
 
@@ -638,7 +685,11 @@ impl Attrs {
         // hands out `&mut Attrs`).
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.p.as_ptr().cast::<u8>().add(HEADER).cast::<u32>(),
+                self.p
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(words_offset(self.flags()))
+                    .cast::<u32>(),
                 n,
             )
         }
@@ -654,8 +705,33 @@ impl Attrs {
     }
 
     fn rare(&self) -> Option<&Rare> {
-        // SAFETY: `rare` is null or a `Box<Rare>` the block owns, alive as long as the block.
-        unsafe { self.header().rare.as_ref() }
+        if self.flags() & flag::RARE == 0 {
+            return None;
+        }
+        // SAFETY: the block has the slot (flag); it holds null or a `Box<Rare>` the block owns,
+        // alive as long as the block.
+        unsafe { (*rare_slot(self.p)).as_ref() }
+    }
+
+    /// The rare attributes' pointer (null when none), for a rebuild to hand to the new block.
+    fn rare_ptr(&self) -> *mut Rare {
+        match self.flags() & flag::RARE {
+            0 => std::ptr::null_mut(),
+            // SAFETY: the block has the slot (flag).
+            _ => unsafe { *rare_slot(self.p) },
+        }
+    }
+
+    /// Replaces the (owned) block by one `build` makes from this one and its rare pointer: the
+    /// new block takes the rare box over, this one lets go of it before it is freed.
+    fn rebuild(&mut self, build: impl FnOnce(&Attrs, *mut Rare) -> Attrs) {
+        let new = build(self, self.rare_ptr());
+        if self.flags() & flag::RARE != 0 {
+            // SAFETY: owned block with the slot; nulling it leaves the box to `new` alone (nothing
+            // ran between `build` and here that could drop either block).
+            unsafe { *rare_slot(self.p) = std::ptr::null_mut() };
+        }
+        *self = new;
     }
 
     /// Index of the first AS-path word.
@@ -719,12 +795,13 @@ impl Attrs {
             let s = self.path_start();
             self.words_mut()[s..s + v.words.len()].copy_from_slice(&v.words);
         } else {
-            let c = CommonAttrs {
-                as_path: &v,
-                ..self.common()
-            };
-            let new = Attrs::new(&c);
-            self.take_block(new);
+            self.rebuild(|a, rare| {
+                let c = CommonAttrs {
+                    as_path: &v,
+                    ..a.common()
+                };
+                Attrs::build(&c, rare)
+            });
         }
     }
 
@@ -761,12 +838,13 @@ impl Attrs {
             (None, 0) => {}
             (Some(IpAddr::V4(a)), 1) => self.words_mut()[0] = u32::from(a),
             _ => {
-                let c = CommonAttrs {
-                    next_hop: v,
-                    ..self.common()
-                };
-                let new = Attrs::new(&c);
-                self.take_block(new);
+                self.rebuild(|a, rare| {
+                    let c = CommonAttrs {
+                        next_hop: v,
+                        ..a.common()
+                    };
+                    Attrs::build(&c, rare)
+                });
             }
         }
     }
@@ -803,10 +881,11 @@ impl Attrs {
             (Some(i), Some(v)) => self.words_mut()[i] = v,
             (None, None) => {}
             _ => {
-                let mut c = self.common();
-                edit(&mut c);
-                let new = Attrs::new(&c);
-                self.take_block(new);
+                self.rebuild(|a, rare| {
+                    let mut c = a.common();
+                    edit(&mut c);
+                    Attrs::build(&c, rare)
+                });
             }
         }
     }
@@ -853,12 +932,13 @@ impl Attrs {
             let s = self.path_start() + self.header().path_len as usize;
             self.words_mut()[s..].copy_from_slice(&v);
         } else {
-            let c = CommonAttrs {
-                communities: &v,
-                ..self.common()
-            };
-            let new = Attrs::new(&c);
-            self.take_block(new);
+            self.rebuild(|a, rare| {
+                let c = CommonAttrs {
+                    communities: &v,
+                    ..a.common()
+                };
+                Attrs::build(&c, rare)
+            });
         }
     }
 
@@ -882,19 +962,6 @@ impl Attrs {
         self.set_weight(v);
         self
     }
-
-    /// Replaces the block by `new`'s (built from this one's common attributes), moving the rare
-    /// attributes over.
-    fn take_block(&mut self, new: Attrs) {
-        let mut new = new;
-        // SAFETY: both blocks are owned (`&mut self`, `new` by value); the rare box moves from one
-        // header to the other, so exactly one block owns it at any time.
-        unsafe {
-            (*new.p.as_ptr()).rare = (*self.p.as_ptr()).rare;
-            (*self.p.as_ptr()).rare = std::ptr::null_mut();
-        }
-        std::mem::swap(self, &mut new);
-    }
 }
 
 impl Drop for Attrs {
@@ -908,11 +975,10 @@ impl Drop for Attrs {
 impl Clone for Attrs {
     /// A copy of the set in a block of its own (also for a shared set: `(*attr_ref).clone()`).
     fn clone(&self) -> Attrs {
-        let mut a = Attrs::new(&self.common());
-        if let Some(r) = self.rare() {
-            a.set_rare(r.clone());
-        }
-        a
+        let rare = self
+            .rare()
+            .map_or(std::ptr::null_mut(), |r| Box::into_raw(Box::new(r.clone())));
+        Attrs::build(&self.common(), rare)
     }
 }
 
@@ -926,7 +992,7 @@ impl PartialEq for Attrs {
     fn eq(&self, other: &Attrs) -> bool {
         let (a, b) = (self.header(), other.header());
         std::ptr::eq(a, b)
-            || (a.flags == b.flags
+            || (a.flags & !flag::RARE == b.flags & !flag::RARE
                 && a.path_len == b.path_len
                 && a.comm_len == b.comm_len
                 && self.words() == other.words()
@@ -938,7 +1004,7 @@ impl Eq for Attrs {}
 impl Hash for Attrs {
     fn hash<H: Hasher>(&self, state: &mut H) {
         let h = self.header();
-        state.write_u16(h.flags);
+        state.write_u16(h.flags & !flag::RARE);
         state.write_u32(h.path_len);
         self.words().hash(state);
         self.rare().hash(state);
@@ -985,6 +1051,48 @@ struct Rare {
     ext_communities: Box<[[u8; 8]]>,
     large_communities: Box<[LargeCommunity]>,
     unknown: Box<[RawAttr]>,
+    /// Counts live `Rare`s in tests (leak and double-free checks); nothing otherwise.
+    #[cfg(test)]
+    live: LiveRare,
+}
+
+/// A counter of live [`Rare`]s per thread, for the tests.
+#[cfg(test)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct LiveRare;
+
+#[cfg(test)]
+thread_local! {
+    static LIVE_RARE: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+impl LiveRare {
+    fn new() -> Self {
+        LIVE_RARE.with(|c| c.set(c.get() + 1));
+        LiveRare
+    }
+}
+
+#[cfg(test)]
+impl Default for LiveRare {
+    fn default() -> Self {
+        LiveRare::new()
+    }
+}
+
+#[cfg(test)]
+impl Clone for LiveRare {
+    fn clone(&self) -> Self {
+        LiveRare::new()
+    }
+}
+
+#[cfg(test)]
+impl Drop for LiveRare {
+    fn drop(&mut self) {
+        LIVE_RARE.with(|c| c.set(c.get() - 1));
+    }
 }
 
 impl Rare {
@@ -1049,6 +1157,8 @@ impl From<AttrsRepr> for Attrs {
             ext_communities: r.ext_communities,
             large_communities: r.large_communities,
             unknown: r.unknown,
+            #[cfg(test)]
+            live: LiveRare::new(),
         });
         a
     }
@@ -1187,50 +1297,51 @@ impl Attrs {
         self
     }
 
-    /// Changes the rare attributes, keeping the pointer null when they all are absent.
+    /// Changes the rare attributes, keeping the block without the pointer when they all are absent.
     fn update_rare(&mut self, f: impl FnOnce(&mut Rare)) {
-        match self.take_rare() {
-            Some(mut r) => {
-                f(&mut r);
-                self.put_rare(r);
+        if self.flags() & flag::RARE != 0 {
+            // SAFETY: owned block (`&mut self`, so no other access) with the slot, which holds the
+            // block's own non-null `Box<Rare>` (null only inside `rebuild`).
+            let r = unsafe { &mut **rare_slot(self.p) };
+            f(r);
+            if r.is_empty() {
+                self.set_rare_box(None);
             }
-            None => {
-                // Nothing allocated unless something is set: setting an absent one costs nothing.
-                let mut r = Rare::default();
-                f(&mut r);
-                if !r.is_empty() {
-                    self.put_rare(Box::new(r));
-                }
+        } else {
+            // Nothing allocated unless something is set: setting an absent one costs nothing.
+            let mut r = Rare::default();
+            f(&mut r);
+            if !r.is_empty() {
+                self.set_rare_box(Some(Box::new(r)));
             }
         }
     }
 
-    /// Takes the rare attributes out of the (owned) block, leaving the pointer null.
-    fn take_rare(&mut self) -> Option<Box<Rare>> {
-        // SAFETY: owned block (`&mut self`); a non-null `rare` is a `Box<Rare>` the block owns, and
-        // nulling it hands that ownership to the returned box.
-        unsafe {
-            let h = self.p.as_ptr();
-            let r = std::mem::replace(&mut (*h).rare, std::ptr::null_mut());
-            (!r.is_null()).then(|| Box::from_raw(r))
-        }
-    }
-
-    /// Stores `r` in the (owned) block, or nothing when it is empty (dropping what was there).
+    /// Replaces the rare attributes (empty ones count as none).
     fn set_rare(&mut self, r: Rare) {
-        drop(self.take_rare());
-        if !r.is_empty() {
-            self.put_rare(Box::new(r));
-        }
+        self.set_rare_box((!r.is_empty()).then(|| Box::new(r)));
     }
 
-    /// Stores `r` in the (owned) block whose pointer is null, or drops it when it is empty.
-    fn put_rare(&mut self, r: Box<Rare>) {
-        debug_assert!(self.header().rare.is_null());
-        if !r.is_empty() {
-            // SAFETY: owned block (`&mut self`) with a null pointer (nothing leaks); the block now
-            // owns the box (freed by `free_block` or taken back by `take_rare`).
-            unsafe { (*self.p.as_ptr()).rare = Box::into_raw(r) }
+    /// Replaces the rare attributes: in place when the block keeps its pointer, else in a new
+    /// block with or without one.
+    fn set_rare_box(&mut self, r: Option<Box<Rare>>) {
+        let r = r.filter(|r| !r.is_empty());
+        let old = self.rare_ptr();
+        match (self.flags() & flag::RARE != 0, r) {
+            (false, None) => return,
+            (true, Some(r)) => {
+                // SAFETY: owned block with the slot; the block owns the new box from here on.
+                unsafe { *rare_slot(self.p) = Box::into_raw(r) };
+            }
+            (_, r) => {
+                let new = r.map_or(std::ptr::null_mut(), Box::into_raw);
+                self.rebuild(|a, _| Attrs::build(&a.common(), new));
+            }
+        }
+        if !old.is_null() {
+            // SAFETY: no block holds `old` any more (its slot was overwritten, or the block was
+            // replaced after `rebuild` nulled the slot), and it came from `Box::into_raw`.
+            drop(unsafe { Box::from_raw(old) });
         }
     }
 }
@@ -1268,7 +1379,7 @@ impl Attrs {
 
     /// Bytes of the set's block (header and words).
     pub fn block_bytes(&self) -> usize {
-        HEADER + 4 * self.words().len()
+        words_offset(self.flags()) + 4 * self.words().len()
     }
 
     /// Heap bytes of the rare attributes (their box and lists), for memory accounting.
