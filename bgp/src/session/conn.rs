@@ -78,6 +78,11 @@ pub(crate) fn to_fsm(m: Message) -> Msg {
 const READ_CHUNK: usize = 256 * 1024;
 /// UPDATEs per batch handed to the consumer (a batch is also cut at the end of each read).
 const BATCH: usize = 1024;
+/// Wire octets per batch: a batch is cut once its UPDATEs reach this size (so it holds at most
+/// this plus one message). With the consumer's channel bounded in events, this bounds what a peer
+/// can make us hold decoded between its socket and the RIB, whatever the size of its UPDATEs
+/// (`ribd` keeps 32 events: at most 2 MiB of UPDATEs plus one message per event).
+pub const BATCH_OCTETS: usize = 64 * 1024;
 
 pub(crate) struct Reader {
     pub peer: PeerId,
@@ -95,6 +100,8 @@ impl Reader {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut mode = Mode::Control;
         let mut batch: Vec<wire::Update> = Vec::new();
+        // Wire octets of the UPDATEs in `batch`.
+        let mut octets = 0;
         // Families disabled on this connection (RFC 4760 §7), for the rest of its life.
         let mut disabled: Vec<wire::AfiSafi> = Vec::new();
         loop {
@@ -117,7 +124,7 @@ impl Reader {
                     Ok(Some(len)) => len,
                     Ok(None) => break,
                     Err(e) => {
-                        self.flush(&mut batch).await;
+                        self.flush(&mut batch, &mut octets).await;
                         let _ = self
                             .to_task
                             .send(FromReader::Malformed(self.conn, e.notification()));
@@ -144,14 +151,15 @@ impl Reader {
                                 continue;
                             }
                             batch.push(u);
-                            if batch.len() >= BATCH {
-                                self.flush(&mut batch).await;
+                            octets += len;
+                            if batch.len() >= BATCH || octets >= BATCH_OCTETS {
+                                self.flush(&mut batch, &mut octets).await;
                             }
                             continue;
                         }
                         Ok(_) => unreachable!("type checked above"),
                         Err(e) => {
-                            self.flush(&mut batch).await;
+                            self.flush(&mut batch, &mut octets).await;
                             let _ = self
                                 .to_task
                                 .send(FromReader::Malformed(self.conn, e.notification()));
@@ -160,7 +168,7 @@ impl Reader {
                     }
                 }
                 // Everything else goes through the FSM, in order with the UPDATEs before it.
-                self.flush(&mut batch).await;
+                self.flush(&mut batch, &mut octets).await;
                 let ctx = match &mode {
                     Mode::Established(ctx) => *ctx,
                     _ => Context::default(),
@@ -192,9 +200,9 @@ impl Reader {
                     m @ Mode::Established(_) => mode = m,
                 }
             }
-            self.flush(&mut batch).await;
+            self.flush(&mut batch, &mut octets).await;
         }
-        self.flush(&mut batch).await;
+        self.flush(&mut batch, &mut octets).await;
         let _ = self.to_task.send(FromReader::Closed(self.conn));
     }
 
@@ -214,11 +222,13 @@ impl Reader {
         true
     }
 
-    /// Hands the batch to the consumer, waiting (and so not reading the socket) while its channel is full.
-    async fn flush(&mut self, batch: &mut Vec<wire::Update>) {
+    /// Hands the batch to the consumer, waiting (and so not reading the socket) while its channel is
+    /// full; `octets` (the batch's wire size) starts again from zero.
+    async fn flush(&mut self, batch: &mut Vec<wire::Update>, octets: &mut usize) {
         if batch.is_empty() {
             return;
         }
+        *octets = 0;
         let updates = std::mem::take(batch);
         let ev = Event::Updates {
             peer: self.peer,

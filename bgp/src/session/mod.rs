@@ -8,7 +8,9 @@
 //!   Listener (shared, per address family) ── accepted sockets by source address ──► peer task
 //! ```
 //!
-//! Back-pressure: the consumer's channel is bounded. When it is full the reader waits and stops reading
+//! Back-pressure: the consumer's channel is bounded, and so is each event's batch of UPDATEs (at most
+//! [`BATCH_OCTETS`] of wire octets plus one message), so what a peer can make us hold decoded is
+//! bounded whatever it sends. When the channel is full the reader waits and stops reading
 //! the socket, so the kernel's receive window closes and the peer slows down; nothing is dropped. The
 //! peer task never waits on the consumer while a session is up, so KEEPALIVEs still go out, and the hold
 //! timer counts a connection whose reader is paused (or has read data since) as alive.
@@ -33,6 +35,7 @@ use tokio::sync::{mpsc, watch};
 use crate::fsm::{Cause, ConnId, Family, FsmConfig, Negotiated, State, Status};
 use crate::wire::{self, Context, Update};
 
+pub use conn::BATCH_OCTETS;
 pub use listener::{Listener, Registration};
 pub use socket::{SocketOptions, TtlMode};
 

@@ -220,6 +220,70 @@ async fn slow_consumer_pauses_reading_without_loss_or_hold_expiry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_cannot_make_a_stalled_consumer_hold_more_than_its_queue() {
+    // B's consumer holds CAP events and is not read while A floods ~18 MB of UPDATEs (more than
+    // both sockets' buffers). What B has read and decoded stays within CAP batches of at most
+    // BATCH_OCTETS (plus one message each) and the one batch its reader waits with; the rest of
+    // the flood waits in TCP, and nothing is lost once the consumer reads again.
+    const CAP: usize = 4;
+    const SENT: usize = 5000;
+    let (a, mut b) = pair(90, CAP).await;
+    a.handle.start();
+    b.handle.start();
+    established(&a).await;
+    established(&b).await;
+    let Some(Event::Established { .. }) = b.events.recv().await else {
+        panic!("first event")
+    };
+    let u = update(prefixes(900));
+    let mut one = BytesMut::new();
+    let ctx = a.handle.context().expect("established");
+    assert_eq!(u.encode_split(&ctx, &mut one).unwrap(), 1);
+    let per = one.len();
+    let sender = {
+        let h = a.handle.clone();
+        let ten = vec![u; 10];
+        tokio::spawn(async move {
+            for _ in 0..SENT / 10 {
+                h.send_updates(&ten).await.unwrap();
+            }
+        })
+    };
+    // Wait until B's reader has stopped: the queue is full and the count of UPDATEs B has read
+    // stays the same over ten polls.
+    let received = || b.handle.status().messages.received[2] as usize;
+    let (mut last, mut same) = (usize::MAX, 0);
+    for _ in 0..400 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n = received();
+        same = if n == last && b.events.len() == CAP {
+            same + 1
+        } else {
+            0
+        };
+        last = n;
+        if same >= 10 {
+            break;
+        }
+    }
+    assert!(same >= 10, "B's reader never stopped: {last} UPDATEs read");
+    assert!(
+        !sender.is_finished(),
+        "the flood should be held back by TCP"
+    );
+    let bound = (CAP + 1) * (BATCH_OCTETS + per);
+    assert!(
+        last * per <= bound,
+        "B holds {last} UPDATEs of {per} octets read from the socket, above {bound}"
+    );
+    let (got, other) = collect_prefixes(&mut b.events, SENT * 900).await;
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!(got, SENT * 900);
+    sender.await.unwrap();
+    assert_eq!(b.handle.status().flaps, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_source_is_refused_without_reading() {
     let (a, b) = pair(9, 16).await;
     a.handle.start();

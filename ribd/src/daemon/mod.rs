@@ -32,6 +32,16 @@ use tokio::sync::mpsc;
 
 use crate::config::Loaded;
 
+/// Capacity of the channel from the sessions to the core, in events. An event carries at most
+/// [`bgp::session::BATCH_OCTETS`] of UPDATEs (plus one message), so all peers together hold at most
+/// ~2 MiB of wire octets decoded in the queue; a full queue stops the readers and TCP pushes back
+/// on the peers. A full-table load decodes far faster than the RIB takes it in, so with a deeper
+/// queue much of the table waited here decoded: with 1,024 events of up to 1,024 UPDATEs each the
+/// scaled table's load peaked at 669 MiB RSS, with this queue at 525 MiB (docs/ARCHITECTURE.md,
+/// "Memory during a load"). A few events keep the core busy while the readers decode the next
+/// batches.
+const EVENT_QUEUE: usize = 32;
+
 /// Command-line options that are not in the config file.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -44,7 +54,7 @@ pub struct Options {
 pub async fn run(loaded: Loaded, opts: Options) -> Result<()> {
     let listener = Listener::bind(&loaded.config.listen)
         .with_context(|| format!("listening for BGP on {:?}", loaded.config.listen))?;
-    let (events_tx, mut events) = mpsc::channel::<Event>(1024);
+    let (events_tx, mut events) = mpsc::channel::<Event>(EVENT_QUEUE);
     let (req_tx, mut requests) = mpsc::channel::<Request>(64);
 
     let mut core = Core::new(loaded, opts.clone(), listener, events_tx)?;
