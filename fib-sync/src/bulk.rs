@@ -23,11 +23,13 @@ use std::thread::JoinHandle;
 
 use fib_ebpf::abi::FibVal;
 
-use ipnet::{IpNet, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rustc_hash::FxHashMap;
 
 use crate::SyncError;
 use crate::maps::Trie6Writer;
 use crate::table6::Table6;
+use crate::types::{Route, RouteAction};
 
 /// One IPv4 route of a bulk load: (network address, prefix length, path-list id).
 pub(crate) type Route4 = (u32, u8, u32);
@@ -124,4 +126,239 @@ pub(crate) fn spawn_table6(v6: Arc<Vec<Route6>>) -> Result<PendingTables, SyncEr
         .spawn(move || Table6::from_routes(&r))
         .map_err(|e| SyncError::Map(format!("spawning the table builder: {e}")))?;
     Ok(PendingTables { job, v6 })
+}
+
+/// An IPv4 route of a [`BulkLoad`]: address << 32 | length << 24 | position, action index.
+pub(crate) type Key4 = (u64, u32);
+/// An IPv6 route of a [`BulkLoad`]: address, length, position, action index.
+pub(crate) type Key6 = (u128, u8, u32, u32);
+
+/// The routes of an initial load, gathered while the RIB fills and written in one bulk load at
+/// its end ([`crate::FibSync::apply_load`]). Compact: 16 bytes per IPv4 route and 32 per IPv6
+/// route in arrival order, each naming one of the distinct actions (next-hop sets are told apart
+/// by allocation: the RIB interns them), against ~50 bytes for a [`Route`] and as much again for
+/// the caller's own change record. The entries are the bulk load's sort keys, so the load sorts
+/// them in place instead of building keys from a list of routes.
+///
+/// The last route for a prefix wins; a withdrawal as the last removes the prefix.
+#[derive(Debug)]
+pub struct BulkLoad {
+    /// Distinct actions by index; index 0 is `None` (a withdrawal).
+    actions: Vec<Option<RouteAction>>,
+    /// Indexes of forwarding sets by allocation, and the last one looked up (runs of routes share
+    /// one).
+    by_set: FxHashMap<usize, u32>,
+    last_set: Option<(usize, u32)>,
+    /// Indexes of `Blackhole`, `PassToKernel` and `Local` (0 until first seen).
+    kinds: [u32; 3],
+    pub(crate) v4: Vec<Key4>,
+    pub(crate) v6: Vec<Key6>,
+}
+
+impl Default for BulkLoad {
+    fn default() -> Self {
+        BulkLoad {
+            actions: vec![None],
+            by_set: FxHashMap::default(),
+            last_set: None,
+            kinds: [0; 3],
+            v4: Vec::new(),
+            v6: Vec::new(),
+        }
+    }
+}
+
+impl BulkLoad {
+    /// Routes a load can hold (positions are 24-bit in the IPv4 keys).
+    pub const MAX_ROUTES: usize = 1 << 24;
+
+    pub fn new() -> BulkLoad {
+        BulkLoad::default()
+    }
+
+    /// Adds a route (`None`: withdraw the prefix); false when the load is full
+    /// ([`BulkLoad::MAX_ROUTES`]).
+    pub fn push(&mut self, prefix: IpNet, action: Option<&RouteAction>) -> bool {
+        let pos = self.len();
+        if pos >= Self::MAX_ROUTES {
+            return false;
+        }
+        let idx = self.index(action);
+        match prefix.trunc() {
+            IpNet::V4(n) => self.v4.push((
+                u64::from(u32::from(n.network())) << 32
+                    | u64::from(n.prefix_len()) << 24
+                    | pos as u64,
+                idx,
+            )),
+            IpNet::V6(n) => {
+                self.v6
+                    .push((u128::from(n.network()), n.prefix_len(), pos as u32, idx))
+            }
+        }
+        true
+    }
+
+    fn index(&mut self, action: Option<&RouteAction>) -> u32 {
+        let kind = match action {
+            None => return 0,
+            Some(RouteAction::Forward(set)) => {
+                let key = set.ptr_key();
+                if let Some((k, i)) = self.last_set
+                    && k == key
+                {
+                    return i;
+                }
+                let i = match self.by_set.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.actions.len() as u32;
+                        // The clone keeps the allocation, and so its key, alive.
+                        self.actions.push(Some(RouteAction::Forward(set.clone())));
+                        self.by_set.insert(key, i);
+                        i
+                    }
+                };
+                self.last_set = Some((key, i));
+                return i;
+            }
+            Some(RouteAction::Blackhole) => 0,
+            Some(RouteAction::PassToKernel) => 1,
+            Some(RouteAction::Local) => 2,
+        };
+        if self.kinds[kind] == 0 {
+            self.kinds[kind] = self.actions.len() as u32;
+            self.actions.push(action.cloned());
+        }
+        self.kinds[kind]
+    }
+
+    /// Routes added so far.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of the route entries (capacity).
+    pub fn entry_bytes(&self) -> usize {
+        self.v4.capacity() * std::mem::size_of::<Key4>()
+            + self.v6.capacity() * std::mem::size_of::<Key6>()
+    }
+
+    /// Whether the last route added for `prefix` forwards somewhere (`Some(false)`: it was
+    /// withdrawn; `None`: no route for it). A scan of the load, for a few prefixes.
+    pub fn last_is_route(&self, prefix: IpNet) -> Option<bool> {
+        let idx = match prefix.trunc() {
+            IpNet::V4(n) => {
+                let k = u64::from(u32::from(n.network())) << 32 | u64::from(n.prefix_len()) << 24;
+                self.v4.iter().rev().find(|e| e.0 >> 24 == k >> 24)?.1
+            }
+            IpNet::V6(n) => {
+                let (a, l) = (u128::from(n.network()), n.prefix_len());
+                self.v6.iter().rev().find(|e| (e.0, e.1) == (a, l))?.3
+            }
+        };
+        Some(idx != 0)
+    }
+
+    /// The distinct actions (index 0 is `None`).
+    pub(crate) fn actions(&self) -> &[Option<RouteAction>] {
+        &self.actions
+    }
+
+    /// The load as routes, in the order they were added.
+    pub fn routes(&self) -> Vec<Route> {
+        let mut out: Vec<(u32, Route)> = Vec::with_capacity(self.len());
+        for &(k, i) in &self.v4 {
+            let n = Ipv4Net::new_assert(((k >> 32) as u32).into(), (k >> 24) as u8);
+            out.push((k as u32 & 0xff_ffff, self.route(IpNet::V4(n), i)));
+        }
+        for &(a, l, pos, i) in &self.v6 {
+            let n = Ipv6Net::new_assert(a.into(), l);
+            out.push((pos, self.route(IpNet::V6(n), i)));
+        }
+        out.sort_unstable_by_key(|(pos, _)| *pos);
+        out.into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn route(&self, prefix: IpNet, idx: u32) -> Route {
+        Route {
+            prefix,
+            action: self.actions[idx as usize].clone(),
+        }
+    }
+
+    /// Takes the entries and the actions apart (for the bulk load).
+    pub(crate) fn into_parts(self) -> (Vec<Option<RouteAction>>, Vec<Key4>, Vec<Key6>) {
+        (self.actions, self.v4, self.v6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::NhSet;
+    use std::net::IpAddr;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn fwd(set: &NhSet) -> RouteAction {
+        RouteAction::Forward(set.clone())
+    }
+
+    #[test]
+    fn a_load_keeps_one_action_per_set_allocation_and_the_routes_in_order() {
+        let a = NhSet::new([("192.0.2.1".parse::<IpAddr>().unwrap(), 1)]);
+        // Equal to `a` but another allocation (a caller that does not intern): its own action.
+        let a2 = NhSet::new([("192.0.2.1".parse::<IpAddr>().unwrap(), 1)]);
+        let mut l = BulkLoad::new();
+        assert!(l.is_empty());
+        assert!(l.push(net("10.0.0.0/8"), Some(&fwd(&a))));
+        assert!(l.push(net("2001:db8::/32"), Some(&fwd(&a))));
+        assert!(l.push(net("10.1.0.0/16"), Some(&fwd(&a2))));
+        assert!(l.push(net("10.2.0.0/16"), Some(&RouteAction::Blackhole)));
+        assert!(l.push(net("10.3.0.0/16"), Some(&RouteAction::Blackhole)));
+        assert!(l.push(net("10.0.0.0/8"), None));
+        assert_eq!(l.len(), 6);
+        // None, a, a2, Blackhole.
+        assert_eq!(l.actions().len(), 4);
+        // The compactness the daemon counts on while it holds a full table.
+        assert_eq!(std::mem::size_of::<Key4>(), 16);
+        assert_eq!(std::mem::size_of::<Key6>(), 32);
+        let r = l.routes();
+        let got: Vec<(IpNet, Option<RouteAction>)> =
+            r.into_iter().map(|r| (r.prefix, r.action)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (net("10.0.0.0/8"), Some(fwd(&a))),
+                (net("2001:db8::/32"), Some(fwd(&a))),
+                (net("10.1.0.0/16"), Some(fwd(&a2))),
+                (net("10.2.0.0/16"), Some(RouteAction::Blackhole)),
+                (net("10.3.0.0/16"), Some(RouteAction::Blackhole)),
+                (net("10.0.0.0/8"), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn last_is_route_answers_for_the_last_route_of_a_prefix() {
+        let a = NhSet::new([("192.0.2.1".parse::<IpAddr>().unwrap(), 1)]);
+        let mut l = BulkLoad::new();
+        l.push(net("192.0.2.7/32"), Some(&fwd(&a)));
+        l.push(net("192.0.2.7/32"), None);
+        l.push(net("192.0.2.8/32"), None);
+        l.push(net("192.0.2.8/32"), Some(&RouteAction::Local));
+        l.push(net("2001:db8::7/128"), Some(&fwd(&a)));
+        assert_eq!(l.last_is_route(net("192.0.2.7/32")), Some(false));
+        assert_eq!(l.last_is_route(net("192.0.2.8/32")), Some(true));
+        assert_eq!(l.last_is_route(net("192.0.2.8/31")), None, "another length");
+        assert_eq!(l.last_is_route(net("2001:db8::7/128")), Some(true));
+        assert_eq!(l.last_is_route(net("2001:db8::8/128")), None);
+    }
 }

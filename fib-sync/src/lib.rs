@@ -27,6 +27,7 @@ pub mod syncer;
 mod table6;
 pub mod types;
 
+pub use bulk::BulkLoad;
 pub use check::Mismatch;
 pub use fib_ebpf;
 pub use maps::PinnedMaps;

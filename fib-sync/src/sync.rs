@@ -33,6 +33,7 @@ use ipnet::{IpNet, Ipv4Net};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::SyncError;
+use crate::bulk::BulkLoad;
 use crate::dir4::{Dir4, Tables};
 use crate::ids::IdPool;
 use crate::maps::PinnedMaps;
@@ -116,37 +117,6 @@ pub struct BatchReport {
     pub pathlist_flips: u64,
     /// The batch's number (committed).
     pub batch: u64,
-}
-
-/// Path-list ids of the next-hop set allocations seen in one bulk load (the routes, and so the
-/// allocations, outlive it). The previous set first: runs of routes often share one. Bounded, so
-/// a caller that does not intern sets pays only the probe.
-#[derive(Default)]
-struct PtrCache {
-    last: Option<(usize, u32)>,
-    ids: FxHashMap<usize, u32>,
-}
-
-impl PtrCache {
-    const MAX: usize = 1 << 16;
-
-    fn get(&mut self, key: usize) -> Option<u32> {
-        match self.last {
-            Some((k, id)) if k == key => Some(id),
-            _ => {
-                let id = *self.ids.get(&key)?;
-                self.last = Some((key, id));
-                Some(id)
-            }
-        }
-    }
-
-    fn put(&mut self, key: usize, id: u32) {
-        self.last = Some((key, id));
-        if self.ids.len() < Self::MAX {
-            self.ids.insert(key, id);
-        }
-    }
 }
 
 /// A withdrawal in a bulk load's keys.
@@ -455,18 +425,17 @@ impl FibSync {
     /// One batch of route changes (the RIB's FIB deltas). A prefix named twice takes its last value.
     pub fn apply(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
         self.settle()?;
+        if self.bulk_ready(routes.len()) {
+            let mut load = BulkLoad::new();
+            for r in routes {
+                load.push(r.prefix, r.action.as_ref());
+            }
+            return self.apply_bulk(load);
+        }
         let mut plan = Plan::default();
         let mut err = None;
         plan.order.reserve(routes.len());
         plan.touched.reserve(routes.len());
-        let bulk = self.dir4.rules.is_empty()
-            && self.routes6.is_empty()
-            && self.dir4.group_slots() == 0
-            && routes.len() >= self.cfg.bulk_threshold
-            && routes.len() < 1 << 24;
-        if bulk {
-            return self.apply_bulk(routes);
-        }
         for r in routes {
             if let Err(e) = self.plan_route(r, &mut plan) {
                 err = Some(e);
@@ -480,52 +449,70 @@ impl FibSync {
         }
     }
 
+    /// A batch gathered as a [`BulkLoad`] (the initial load): one bulk load into empty maps, or
+    /// the same as [`FibSync::apply`] on its routes when the maps hold routes already.
+    pub fn apply_load(&mut self, load: BulkLoad) -> Result<BatchReport, SyncError> {
+        self.settle()?;
+        if self.bulk_ready(load.len()) {
+            return self.apply_bulk(load);
+        }
+        self.apply(&load.routes())
+    }
+
+    /// Whether a batch of `n` routes goes in as a bulk load: the maps hold no route yet.
+    fn bulk_ready(&self, n: usize) -> bool {
+        self.dir4.rules.is_empty()
+            && self.routes6.is_empty()
+            && self.dir4.group_slots() == 0
+            && n >= self.cfg.bulk_threshold
+            && n < BulkLoad::MAX_ROUTES
+    }
+
     /// The first batch into empty maps: the objects first, then the IPv6 trie (sorted, batched) on
     /// another thread while this one writes DIR-24-8 in one sweep (see [`crate::bulk`]) and the
     /// IPv4 reference trie if configured, then takes the trie batches left. Each family is sorted by prefix (the last of several
     /// routes for one prefix wins). The table of prefixes and the DIR-24-8 shadow are built in the
     /// background and joined before the next batch.
-    fn apply_bulk(&mut self, routes: &[Route]) -> Result<BatchReport, SyncError> {
+    fn apply_bulk(&mut self, load: BulkLoad) -> Result<BatchReport, SyncError> {
         let t0 = Instant::now();
         let mut plan = Plan::default();
-        let mut plan4 = Plan::default();
-        // The RIB interns next-hop sets, so routes share a few allocations: path-list ids by
-        // allocation cost one small-table probe instead of hashing and comparing the set.
-        let mut cache = PtrCache::default();
         let mut err = None;
         let mut c = WriteCounts::default();
         let mut first_err: Option<SyncError> = None;
-        // Pass 1, IPv6 first: the trie is the longest job (a kernel insert per prefix), so its
-        // writer starts as soon as its path-lists exist. Keys: (address, length, position), so
-        // the sort keeps the input order of repeated prefixes.
-        let mut k6: Vec<(u128, u8, u32, u32)> = Vec::new();
-        for (seq, r) in routes.iter().enumerate() {
-            let IpNet::V6(n) = r.prefix.trunc() else {
-                continue;
-            };
-            match self.bulk_id(&r.action, &mut cache, &mut plan) {
-                Ok(id) => k6.push((u128::from(n.network()), n.prefix_len(), seq as u32, id)),
-                Err(e) => {
+        let (actions, mut k4, mut k6) = load.into_parts();
+        // Path-list ids of the distinct actions (a few thousand sets for a million routes); the
+        // routes of an action that failed are left out and the batch reports the error.
+        let mut ids = Vec::with_capacity(actions.len());
+        for a in &actions {
+            let id = match err {
+                Some(_) => WITHDRAWN,
+                None => self.bulk_id(a, &mut plan).unwrap_or_else(|e| {
                     err = Some(e);
-                    break;
-                }
-            }
+                    WITHDRAWN
+                }),
+            };
+            ids.push(id);
         }
-        // 1-3: the IPv6 routes' objects, before any prefix points at them.
+        drop(actions);
+        // 1-3: the objects, before any prefix points at them.
         self.write_objects(&plan, &mut c, &mut first_err);
         let trie6 = self.maps.fib6_writer()?;
         let planned6 = t0.elapsed();
         let lpm4 = self.cfg.engine4 == Engine4::Lpm;
+        let ids = &ids;
         let (v4, v6, rules4, groups, trie_c, trie_err) = std::thread::scope(|s| {
-            // 4: the IPv6 trie, sorted so consecutive inserts walk the same trie nodes, in
-            // batches shared with this thread once its IPv4 work is done.
+            // 4: the IPv6 trie (the longest job: a kernel insert per prefix), sorted so
+            // consecutive inserts walk the same trie nodes, in batches shared with this thread
+            // once its IPv4 work is done. Keys: (address, length, position), so the sort keeps
+            // the input order of repeated prefixes.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let trie6 = &trie6;
             let six = s.spawn(move || {
                 k6.sort_unstable_by_key(|x| (x.0, x.1, x.2));
                 let mut v6: Vec<crate::bulk::Route6> = Vec::with_capacity(k6.len());
-                for (i, &(a, l, _, id)) in k6.iter().enumerate() {
+                for (i, &(a, l, _, idx)) in k6.iter().enumerate() {
                     let last_of_prefix = k6.get(i + 1).is_none_or(|n| (n.0, n.1) != (a, l));
+                    let id = ids[idx as usize];
                     if last_of_prefix && id != WITHDRAWN {
                         v6.push((a, l, id));
                     }
@@ -540,33 +527,13 @@ impl FibSync {
                 let n = chunks.work(trie6);
                 (v6, chunks, n, t0.elapsed())
             });
-            // Pass 2: IPv4 keys: address << 32 | length << 24 | position.
-            let mut k4: Vec<(u64, u32)> = Vec::with_capacity(routes.len());
-            if err.is_none() {
-                for (seq, r) in routes.iter().enumerate() {
-                    let IpNet::V4(n) = r.prefix.trunc() else {
-                        continue;
-                    };
-                    match self.bulk_id(&r.action, &mut cache, &mut plan4) {
-                        Ok(id) => k4.push((
-                            u64::from(u32::from(n.network())) << 32
-                                | u64::from(n.prefix_len()) << 24
-                                | seq as u64,
-                            id,
-                        )),
-                        Err(e) => {
-                            err = Some(e);
-                            break;
-                        }
-                    }
-                }
-            }
-            self.write_objects(&plan4, &mut c, &mut first_err);
+            // IPv4 keys: address << 32 | length << 24 | position.
             let m = &self.maps.fib;
             k4.sort_unstable_by_key(|x| x.0);
             let mut v4: Vec<crate::bulk::Route4> = Vec::with_capacity(k4.len());
-            for (i, &(k, id)) in k4.iter().enumerate() {
+            for (i, &(k, idx)) in k4.iter().enumerate() {
                 let last_of_prefix = k4.get(i + 1).is_none_or(|n| n.0 >> 24 != k >> 24);
+                let id = ids[idx as usize];
                 if last_of_prefix && id != WITHDRAWN {
                     v4.push(((k >> 32) as u32, (k >> 24) as u8, id));
                 }
@@ -650,15 +617,12 @@ impl FibSync {
                 first_err.get_or_insert(e.into());
             }
         }
-        let pathlist_flips = (plan.pathlist.len() + plan4.pathlist.len()) as u64;
-        let mut dead = Dead {
+        let pathlist_flips = plan.pathlist.len() as u64;
+        let dead = Dead {
             pls: std::mem::take(&mut plan.dead_pls),
             groups: std::mem::take(&mut plan.dead_groups),
             nhs: std::mem::take(&mut plan.dead_nhs),
         };
-        dead.pls.append(&mut plan4.dead_pls);
-        dead.groups.append(&mut plan4.dead_groups);
-        dead.nhs.append(&mut plan4.dead_nhs);
         let now = Instant::now();
         self.retire(dead, now, &mut c, &mut first_err);
         self.maps.fib.bump_generation();
@@ -676,25 +640,13 @@ impl FibSync {
         }
     }
 
-    /// The path-list id of a route of a bulk load (`WITHDRAWN` for a withdrawal), creating the
-    /// path-list when new. `cache` maps set allocations seen in this batch to their ids.
-    fn bulk_id(
-        &mut self,
-        action: &Option<RouteAction>,
-        cache: &mut PtrCache,
-        plan: &mut Plan,
-    ) -> Result<u32, SyncError> {
+    /// The path-list id of an action of a bulk load (`WITHDRAWN` for a withdrawal), creating the
+    /// path-list when new.
+    fn bulk_id(&mut self, action: &Option<RouteAction>, plan: &mut Plan) -> Result<u32, SyncError> {
         Ok(match action {
             None => WITHDRAWN,
             Some(RouteAction::Forward(set)) if set.is_empty() => PL_PASS,
-            Some(RouteAction::Forward(set)) => match cache.get(set.ptr_key()) {
-                Some(id) => id,
-                None => {
-                    let id = self.pl_for(set, None, plan)?;
-                    cache.put(set.ptr_key(), id);
-                    id
-                }
-            },
+            Some(RouteAction::Forward(set)) => self.pl_for(set, None, plan)?,
             Some(RouteAction::Blackhole) => PL_BLACKHOLE,
             Some(RouteAction::PassToKernel) => PL_PASS,
             Some(RouteAction::Local) => PL_LOCAL,

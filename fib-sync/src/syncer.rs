@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::SyncError;
 use crate::mirror::KernelMirror;
 use crate::resolve::{Resolution, Resolver};
 use crate::sync::{BatchReport, FibSync};
 use crate::types::{NhL2, NhtUpdate, Route, RouteAction};
+use crate::{BulkLoad, SyncError};
 
 pub struct Syncer {
     pub sync: FibSync,
@@ -98,9 +98,38 @@ impl Syncer {
     /// neighbour is known forwards from its first packet. Returns the batch report and the
     /// reachability of next-hops seen for the first time.
     pub fn apply(&mut self, routes: &[Route]) -> Result<(BatchReport, Vec<NhtUpdate>), SyncError> {
+        let nht = self.track_new(routes.iter().map(|r| &r.action))?;
+        let report = self.sync.apply(routes)?;
+        if let Some(m) = &self.mirror {
+            m.routes(routes.to_vec());
+        }
+        self.untrack_unused()?;
+        Ok((report, nht))
+    }
+
+    /// [`Syncer::apply`] for a batch gathered as a [`BulkLoad`] (the initial load, written in one
+    /// bulk load when the maps are empty).
+    pub fn apply_load(
+        &mut self,
+        load: BulkLoad,
+    ) -> Result<(BatchReport, Vec<NhtUpdate>), SyncError> {
+        let nht = self.track_new(load.actions().iter())?;
+        if let Some(m) = &self.mirror {
+            m.routes(load.routes());
+        }
+        let report = self.sync.apply_load(load)?;
+        self.untrack_unused()?;
+        Ok((report, nht))
+    }
+
+    /// Resolves the next-hops of `actions` seen for the first time; returns their reachability.
+    fn track_new<'a>(
+        &mut self,
+        actions: impl Iterator<Item = &'a Option<RouteAction>>,
+    ) -> Result<Vec<NhtUpdate>, SyncError> {
         let mut new: Vec<IpAddr> = Vec::new();
-        for r in routes {
-            if let Some(RouteAction::Forward(set)) = &r.action {
+        for a in actions {
+            if let Some(RouteAction::Forward(set)) = a {
                 for a in set.all_addrs() {
                     if self.resolver.get(&a).is_none() {
                         new.push(a);
@@ -123,11 +152,11 @@ impl Syncer {
             self.mirror_nexthops(&full);
             self.sync.set_nexthops(&res)?;
         }
-        let report = self.sync.apply(routes)?;
-        if let Some(m) = &self.mirror {
-            m.routes(routes.to_vec());
-        }
-        // Next-hops no route uses any more and the RIB does not track: stop resolving them.
+        Ok(nht)
+    }
+
+    /// Next-hops no route uses any more and the RIB does not track: stop resolving them.
+    fn untrack_unused(&mut self) -> Result<(), SyncError> {
         let unused: Vec<IpAddr> = self
             .resolver
             .tracked()
@@ -142,7 +171,7 @@ impl Syncer {
                 m.nexthops(vec![(a, None)]);
             }
         }
-        Ok((report, nht))
+        Ok(())
     }
 
     /// BGP lost every path through `addrs` (their only session went down): the path-lists

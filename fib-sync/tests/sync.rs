@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use fib_ebpf::Engine4;
 use fib_ebpf::abi::{PL_BLACKHOLE, PL_FIRST_DYNAMIC};
-use fib_sync::{NhSet, Route, RouteAction, SyncConfig};
+use fib_sync::{BulkLoad, NhSet, Route, RouteAction, SyncConfig};
 use ipnet::IpNet;
 
 fn net(s: &str) -> IpNet {
@@ -378,7 +378,12 @@ fn the_consistency_check_reports_tampered_entries() {
 
 #[test]
 fn a_bulk_load_takes_the_last_route_of_a_repeated_prefix_and_answers_before_it_settles() {
-    for engine in [Engine4::Dir24, Engine4::Lpm] {
+    // As a list of routes, and gathered as a BulkLoad (the daemon's initial load).
+    for (engine, gathered) in [
+        (Engine4::Dir24, false),
+        (Engine4::Lpm, false),
+        (Engine4::Dir24, true),
+    ] {
         let inst = Instance::new("bulkdup", engine);
         let mut s = inst.sync(SyncConfig {
             engine4: engine,
@@ -415,7 +420,15 @@ fn a_bulk_load_takes_the_last_route_of_a_repeated_prefix_and_answers_before_it_s
                 }),
             }
         }
-        let r = s.apply(&routes).unwrap();
+        let r = if gathered {
+            let mut load = BulkLoad::new();
+            for r in &routes {
+                assert!(load.push(r.prefix, r.action.as_ref()));
+            }
+            s.apply_load(load).unwrap()
+        } else {
+            s.apply(&routes).unwrap()
+        };
         let mut want: std::collections::BTreeMap<IpNet, Route> = Default::default();
         for r in &routes {
             match r.action {
@@ -446,6 +459,23 @@ fn a_bulk_load_takes_the_last_route_of_a_repeated_prefix_and_answers_before_it_s
         assert!(!s.load_pending(), "settled: the sorted routes are dropped");
         assert_eq!(s.check(&want).unwrap(), vec![], "{engine:?}, settled");
         assert_eq!(s.tbl8_in_use(), (0..64).filter(|i| i % 3 != 1).count());
+        if gathered {
+            // A load into maps that hold routes is an ordinary batch.
+            let mut load = BulkLoad::new();
+            for i in 0..32u32 {
+                let p = IpNet::new(IpAddr::V4((0x0a00_0000 + (i << 8)).into()), 24).unwrap();
+                load.push(p, None);
+            }
+            let r = s.apply_load(load).unwrap();
+            assert_eq!(r.prefixes, 32);
+            assert_eq!(s.route(&net("10.0.0.0/24")), None);
+            assert_eq!(s.route(&net("10.0.33.0/24")), Some(pl_b));
+            let want: Vec<Route> = want
+                .into_iter()
+                .filter(|r| !(r.prefix.prefix_len() == 24 && r.prefix < net("10.0.32.0/24")))
+                .collect();
+            assert_eq!(s.check(&want).unwrap(), vec![], "after the second load");
+        }
     }
 }
 

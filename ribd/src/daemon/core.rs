@@ -104,12 +104,12 @@ struct PeerRt {
 ///
 /// Later changes are written as they come. Only with `[dataplane] initial-load-hold = true`; without
 /// it the first batch (with the local host routes) is written as soon as it comes.
-#[derive(Debug)]
 struct FirstSync {
-    /// The RIB's deltas so far, in order (fib-sync's bulk path keeps the last of a repeated prefix
-    /// and drops withdrawn ones), or `None` once they outgrew [`FirstSync::cap`]: then the whole
-    /// table is taken from the RIB at the end instead (which costs a walk of the RIB).
-    held: Option<Vec<crate::rib::FibDelta>>,
+    /// The RIB's deltas so far, in order and in fib-sync's compact bulk-load form (the bulk load
+    /// keeps the last of a repeated prefix and drops withdrawn ones), or `None` once they outgrew
+    /// [`FirstSync::cap`]: then the whole table is taken from the RIB at the end instead (which
+    /// costs a walk of the RIB).
+    held: Option<super::dataplane::HeldLoad>,
 }
 
 impl FirstSync {
@@ -340,7 +340,7 @@ impl Core {
                         && core.loaded.config.dataplane.initial_load_hold
                     {
                         core.first_sync = Some(FirstSync {
-                            held: Some(Vec::new()),
+                            held: Some(Default::default()),
                         });
                     }
                     core.dataplane = Some(dp);
@@ -1010,9 +1010,12 @@ impl Core {
                 self.flow_unicast_changed = true;
                 let cap = FirstSync::cap(self.rib.fib_len());
                 if let Some(fs) = self.first_sync.as_mut() {
-                    match &mut fs.held {
-                        Some(h) if h.len() + deltas.len() <= cap => h.extend(deltas),
-                        _ => fs.held = None,
+                    let fits = match &mut fs.held {
+                        Some(h) => h.len() + deltas.len() <= cap && h.push(&deltas),
+                        None => false,
+                    };
+                    if !fits {
+                        fs.held = None;
                     }
                 }
                 let tracked = self.track_nexthops();
@@ -1147,21 +1150,33 @@ impl Core {
     /// path) at the end of the initial load.
     fn first_sync_write(&mut self, why: &str) {
         let t = Instant::now();
-        let held = self.first_sync.take().and_then(|fs| fs.held);
-        let routes = match held {
-            Some(mut held) => {
-                held.extend(self.rib.take_fib_deltas());
-                super::dataplane::to_routes(&held)
+        let mut held = self.first_sync.take().and_then(|fs| fs.held);
+        let last = self.rib.take_fib_deltas();
+        if !held.as_mut().is_some_and(|h| h.push(&last)) {
+            held = None;
+        }
+        drop(last);
+        enum Load {
+            Held(super::dataplane::HeldLoad),
+            Routes(Vec<fib_sync::Route>),
+        }
+        let (load, n) = match held {
+            Some(h) => {
+                let n = h.len();
+                (Load::Held(h), n)
             }
             None => {
-                let _ = self.rib.take_fib_deltas();
-                super::dataplane::fib_routes(&self.rib)
+                let routes = super::dataplane::fib_routes(&self.rib);
+                let n = routes.len();
+                (Load::Routes(routes), n)
             }
         };
-        let n = routes.len();
         let tracked = self.track_nexthops();
         self.apply_nht(tracked);
-        let res = self.dataplane.as_mut().map(|dp| dp.apply_routes(routes));
+        let res = self.dataplane.as_mut().map(|dp| match load {
+            Load::Held(h) => dp.apply_held(h),
+            Load::Routes(r) => dp.apply_routes(r),
+        });
         match res {
             Some(Ok(nht)) => {
                 self.programmed = self.rib.fib_len();
