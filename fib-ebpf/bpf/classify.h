@@ -52,16 +52,15 @@ struct cls_pkt {
 	__u16 sport;
 	__u16 dport;
 	__u16 pktlen; /* IP packet length: IPv4 total length, IPv6 payload + 40 */
+	__u16 frag_off; /* IPv4 flags and fragment offset (host order); 0 for IPv6 */
 	__u8 proto;
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u8 tcp_flags;
 	__u8 dscp;
-	__u8 frag;
 	__u8 has_ports;
 	__u8 has_icmp;
 	__u8 has_tcp;
-	__u8 _pad;
 };
 
 struct cls_scan {
@@ -105,6 +104,16 @@ static __always_inline void cls_stat(__u32 idx)
 	struct cls_stats *st = cls_stats_get();
 	if (st)
 		st->v[idx] += 1;
+}
+
+/* FlowSpec fragment bits (RFC 8955 4.2.2.12) of an IPv4 flags + fragment offset field; computed
+ * only for rule sets that match on them. */
+static __always_inline __u32 cls_frag_bits(__u32 fo)
+{
+	__u32 off = fo & 0x1fff;
+	__u32 mf = fo & 0x2000;
+	return ((fo & 0x4000) ? CLS_FRAG_DF : 0) | ((mf || off) ? CLS_FRAG_ISF : 0) |
+	       ((!off && mf) ? CLS_FRAG_FF : 0) | ((off && !mf) ? CLS_FRAG_LF : 0);
 }
 
 /* Direct-table entry of the slot's tables (looked up once per packet). */
@@ -294,9 +303,9 @@ static long cls_step(__u64 i, void *ctx)
 /* Runs the rule set of `active` (cls_ctl.active, non-zero) on `p`. Returns -2 to drop, -1 to go
  * on unchanged, or the DSCP to set. A global (not inlined) function: the verifier checks it once, on
  * its own, instead of once per forwarder path that reaches the call. */
-__noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 framelen, __u32 active)
+__noinline int cls_match(struct xdp_md *ctx, struct cls_pkt *p, __u32 v6, __u64 framelen, __u32 active)
 {
-	if (!p || !active)
+	if (!ctx || !p || !active)
 		return -1;
 	__u32 slot = (active - 1) & 1;
 	struct cls_slot *sl = bpf_map_lookup_elem(&cls_slot, &slot);
@@ -341,20 +350,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		s.off[f] = 0;
 	/* the destination's words come from its record, not a dense bitmap */
 	s.used = u & ((1u << CLS_NFIELDS) - 1) & ~(1u << CLS_F_DST);
-	s.rule_base = slot * CLS_MAX_RULES;
-	s.slot = slot;
-	s.cur = 0;
-	s.rec = 0;
-	s.dnext = 0;
-	s.more = 0;
-	s.applied = 0;
-	s.done = 0;
-	s.verdict = -1;
-	s.dscp = -1;
-	s.pktlen = p->pktlen;
-	s._pad = 0;
-	s.framelen = framelen;
-	s.bits = 0;
+	/* the rest of `s` is filled only for the bpf_loop walk, below: most packets end before it */
 
 	/* Bitmap 0 is empty: a field no rule accepts the packet's value of ends the stage. */
 #define CLS_FIELD(f, expr)                                   \
@@ -380,9 +376,10 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 					      : sl->none_bm[CLS_F_TCP_FLAGS]);
 	CLS_FIELD(CLS_F_PKTLEN, cls_tab_get(tab, CLS_TAB_PKTLEN + p->pktlen));
 	CLS_FIELD(CLS_F_DSCP, cls_tab_get(tab, CLS_TAB_DSCP + (p->dscp & 63)));
-	CLS_FIELD(CLS_F_FRAG, cls_tab_get(tab, CLS_TAB_FRAG + (p->frag & 15)));
+	CLS_FIELD(CLS_F_FRAG, cls_tab_get(tab, CLS_TAB_FRAG + cls_frag_bits(p->frag_off)));
 	if (u & (1u << CLS_F_IIF)) {
-		struct cls_iif_key k = { .slot = slot, .ifindex = ifindex };
+		/* read only here: three dependent loads (rxq, dev, ifindex) */
+		struct cls_iif_key k = { .slot = slot, .ifindex = ctx->ingress_ifindex };
 		__u32 *ib = bpf_map_lookup_elem(&cls_iif, &k);
 		__u32 bm = ib ? *ib : sl->none_bm[CLS_F_IIF];
 		if (!bm)
@@ -398,6 +395,7 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 	__u64 acc = 0;
 	__u32 w = 0;
 	__u32 dnext = rec + CLS_SUM_WORDS;
+	__u16 more = 0;
 	if (!(leaf & CLS_LEAF_MORE)) {
 		/* The destination's rules are all in one word, named by the leaf, and the record is
 		 * that word: no summary (most destinations with rules have few of them). */
@@ -425,13 +423,13 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 		if (!acc && !(c | words->w[(rec + 1) & CLS_WORD_MASK] | words->w[(rec + 2) & CLS_WORD_MASK] |
 			      words->w[(rec + 3) & CLS_WORD_MASK]))
 			return -1;
-		s.more = 1;
+		more = 1;
 	}
 	/* The first match in line when it ends evaluation by itself, without a rate limiter: a drop,
 	 * or a terminal accept (with or without a DSCP). That is what a flood matching a mitigation
 	 * rule does on every packet. Same effects as cls_apply on the first match. */
 	if (acc) {
-		__u32 ri = s.rule_base + w * 64 + cls_ctz64(acc);
+		__u32 ri = slot * CLS_MAX_RULES + w * 64 + cls_ctz64(acc);
 		struct cls_rule *r = bpf_map_lookup_elem(&cls_rules, &ri);
 		if (!r)
 			return -1;
@@ -457,6 +455,16 @@ __noinline int cls_match(struct cls_pkt *p, __u32 v6, __u32 ifindex, __u64 frame
 			return (fl & CLS_RF_SET_DSCP) ? (r->dscp & 63) : -1;
 		}
 	}
+	s.rule_base = slot * CLS_MAX_RULES;
+	s.slot = slot;
+	s.applied = 0;
+	s.done = 0;
+	s.verdict = -1;
+	s.dscp = -1;
+	s.pktlen = p->pktlen;
+	s.more = more;
+	s._pad = 0;
+	s.framelen = framelen;
 	s.bits = acc;
 	s.cur = w;
 	s.rec = rec;
@@ -515,14 +523,10 @@ static __always_inline int classify_ipv4(struct xdp_md *ctx, struct iphdr *ip, v
 	p.proto = ip->protocol;
 	p.dscp = ip->tos >> 2;
 	p.pktlen = bpf_ntohs(ip->tot_len);
-	__u16 fo = bpf_ntohs(ip->frag_off);
-	__u16 off = fo & 0x1fff;
-	__u16 mf = fo & 0x2000;
-	p.frag = ((fo & 0x4000) ? CLS_FRAG_DF : 0) | ((mf || off) ? CLS_FRAG_ISF : 0) |
-		 ((!off && mf) ? CLS_FRAG_FF : 0) | ((off && !mf) ? CLS_FRAG_LF : 0);
-	if (!off)
+	p.frag_off = bpf_ntohs(ip->frag_off);
+	if (!(p.frag_off & 0x1fff))
 		cls_l4(&p, (void *)(ip + 1), end, IPPROTO_ICMP);
-	int r = cls_match(&p, 0, ctx->ingress_ifindex, framelen, active);
+	int r = cls_match(ctx, &p, 0, framelen, active);
 	if (r == -2)
 		return CLS_DROP;
 	if (r >= 0 && r != p.dscp) {
@@ -555,7 +559,7 @@ static __always_inline int classify_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6
 	p.dscp = tc >> 2;
 	p.pktlen = bpf_ntohs(ip6->payload_len) + 40;
 	cls_l4(&p, (void *)(ip6 + 1), end, IPPROTO_ICMPV6);
-	int r = cls_match(&p, 1, ctx->ingress_ifindex, framelen, active);
+	int r = cls_match(ctx, &p, 1, framelen, active);
 	if (r == -2)
 		return CLS_DROP;
 	if (r >= 0 && r != p.dscp) {
