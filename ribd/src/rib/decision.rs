@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::attrs::Attrs;
+use super::attrs::{Attrs, Origin, SegmentKind};
 
 /// How a route was learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -153,37 +153,95 @@ impl Step {
     }
 }
 
-fn med(c: &Candidate<'_>, cfg: &DecisionConfig) -> u32 {
-    c.attrs.med().unwrap_or(if cfg.med_missing_as_worst {
-        u32::MAX
-    } else {
-        0
-    })
+/// What the decision process compares of one candidate, read once: building it dereferences the
+/// attribute set and its AS path (one pass over the segments for both the selection length and the
+/// neighbouring AS), so sorting a prefix's candidates compares flat values instead of chasing
+/// pointers at every comparison. [`compare_with`] is [`compare_keys`] over two fresh keys, so the
+/// two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub reachable: bool,
+    pub llgr_stale: bool,
+    pub local: bool,
+    pub external: bool,
+    pub origin: Origin,
+    pub weight: u32,
+    /// LOCAL_PREF, the configured default when absent.
+    pub local_pref: u32,
+    /// AS_PATH length for selection (AS_SET 1, confederation segments 0).
+    pub as_path_len: u32,
+    /// MED, with a missing one as best or worst per the configuration.
+    pub med: u32,
+    /// The neighbouring AS of the path (`None` for an empty path or one starting with an AS_SET).
+    pub neighbor_as: Option<u32>,
+    /// The AS whose MEDs are comparable with each other: the neighbouring AS, or our own for local
+    /// and empty-path routes.
+    pub group: u32,
+    pub igp_cost: u32,
+    pub seq: u32,
+    /// ORIGINATOR_ID when present (RFC 4456 §9), else the peer's router id.
+    pub router_id: u32,
+    pub cluster_len: u32,
+    pub peer_addr: IpAddr,
+    pub path_id: u32,
 }
 
-fn local_pref(c: &Candidate<'_>, cfg: &DecisionConfig) -> u32 {
-    c.attrs.local_pref().unwrap_or(cfg.default_local_pref)
+impl Key {
+    pub fn new(c: &Candidate<'_>, cfg: &DecisionConfig) -> Key {
+        let a = c.attrs;
+        let (mut as_path_len, mut neighbor_as, mut first) = (0u32, None, true);
+        for s in a.as_path().segments() {
+            as_path_len += match s.kind {
+                SegmentKind::Sequence => s.asns.len() as u32,
+                SegmentKind::Set => 1,
+                SegmentKind::ConfedSequence | SegmentKind::ConfedSet => 0,
+            };
+            // The first segment that is not a confederation one decides (as `AsPath::neighbor_as`).
+            if first {
+                match s.kind {
+                    SegmentKind::ConfedSequence | SegmentKind::ConfedSet => {}
+                    SegmentKind::Sequence => {
+                        neighbor_as = s.asns.first().copied();
+                        first = false;
+                    }
+                    SegmentKind::Set => first = false,
+                }
+            }
+        }
+        Key {
+            reachable: c.reachable,
+            llgr_stale: c.llgr_stale,
+            local: c.peer.kind == PeerKind::Local,
+            external: c.peer.is_external(),
+            origin: a.origin(),
+            weight: a.weight(),
+            local_pref: a.local_pref().unwrap_or(cfg.default_local_pref),
+            as_path_len,
+            med: a.med().unwrap_or(if cfg.med_missing_as_worst {
+                u32::MAX
+            } else {
+                0
+            }),
+            neighbor_as,
+            group: neighbor_as.unwrap_or(c.peer.local_as),
+            igp_cost: c.igp_cost,
+            seq: c.seq,
+            router_id: u32::from(a.originator_id().unwrap_or(c.peer.router_id)),
+            cluster_len: a.cluster_list().len() as u32,
+            peer_addr: c.peer.addr,
+            path_id: c.path_id,
+        }
+    }
+
+    /// Whether the MED step applies between the two.
+    fn med_comparable(&self, other: &Key, cfg: &DecisionConfig) -> bool {
+        cfg.always_compare_med || self.group == other.group
+    }
 }
 
-/// The AS whose MEDs are comparable with each other: the neighbouring AS, or our own for local and
-/// empty-path routes.
-fn med_group(c: &Candidate<'_>) -> u32 {
-    c.attrs.as_path().neighbor_as().unwrap_or(c.peer.local_as)
-}
-
-fn router_id(c: &Candidate<'_>) -> u32 {
-    // RFC 4456 §9: ORIGINATOR_ID stands in for the router id when present.
-    u32::from(c.attrs.originator_id().unwrap_or(c.peer.router_id))
-}
-
-/// Compares two candidates. `Ordering::Less` means `a` is preferred. `with_med` says whether the MED
-/// step applies (same neighbouring AS, or `always_compare_med`).
-pub fn compare_with(
-    a: &Candidate<'_>,
-    b: &Candidate<'_>,
-    cfg: &DecisionConfig,
-    with_med: bool,
-) -> (Ordering, Step) {
+/// Compares two candidates' keys. `Ordering::Less` means `a` is preferred. `with_med` says whether
+/// the MED step applies (same neighbouring AS, or `always_compare_med`).
+pub fn compare_keys(a: &Key, b: &Key, cfg: &DecisionConfig, with_med: bool) -> (Ordering, Step) {
     macro_rules! step {
         ($step:expr, $ord:expr) => {
             let o = $ord;
@@ -195,50 +253,43 @@ pub fn compare_with(
     // true sorts first: compare b to a for "higher/true is better".
     step!(Step::NextHopReachability, b.reachable.cmp(&a.reachable));
     step!(Step::LlgrStale, a.llgr_stale.cmp(&b.llgr_stale));
-    step!(Step::Weight, b.attrs.weight().cmp(&a.attrs.weight()));
-    step!(Step::LocalPref, local_pref(b, cfg).cmp(&local_pref(a, cfg)));
-    step!(
-        Step::LocallyOriginated,
-        (b.peer.kind == PeerKind::Local).cmp(&(a.peer.kind == PeerKind::Local))
-    );
+    step!(Step::Weight, b.weight.cmp(&a.weight));
+    step!(Step::LocalPref, b.local_pref.cmp(&a.local_pref));
+    step!(Step::LocallyOriginated, b.local.cmp(&a.local));
     if !cfg.ignore_as_path_len {
-        step!(
-            Step::AsPathLength,
-            a.attrs
-                .as_path()
-                .selection_len()
-                .cmp(&b.attrs.as_path().selection_len())
-        );
+        step!(Step::AsPathLength, a.as_path_len.cmp(&b.as_path_len));
     }
-    step!(Step::Origin, a.attrs.origin().cmp(&b.attrs.origin()));
+    step!(Step::Origin, a.origin.cmp(&b.origin));
     if with_med {
-        step!(Step::Med, med(a, cfg).cmp(&med(b, cfg)));
+        step!(Step::Med, a.med.cmp(&b.med));
     }
-    step!(
-        Step::EbgpOverIbgp,
-        b.peer.is_external().cmp(&a.peer.is_external())
-    );
+    step!(Step::EbgpOverIbgp, b.external.cmp(&a.external));
     step!(Step::IgpCost, a.igp_cost.cmp(&b.igp_cost));
-    if cfg.prefer_oldest_ebgp && a.peer.is_external() && b.peer.is_external() {
+    if cfg.prefer_oldest_ebgp && a.external && b.external {
         step!(Step::Oldest, a.seq.cmp(&b.seq));
     }
-    step!(Step::RouterId, router_id(a).cmp(&router_id(b)));
-    step!(
-        Step::ClusterListLength,
-        a.attrs
-            .cluster_list()
-            .len()
-            .cmp(&b.attrs.cluster_list().len())
-    );
-    step!(Step::PeerAddress, a.peer.addr.cmp(&b.peer.addr));
+    step!(Step::RouterId, a.router_id.cmp(&b.router_id));
+    step!(Step::ClusterListLength, a.cluster_len.cmp(&b.cluster_len));
+    step!(Step::PeerAddress, a.peer_addr.cmp(&b.peer_addr));
     step!(Step::PathId, a.path_id.cmp(&b.path_id));
     (Ordering::Equal, Step::Equal)
 }
 
+/// Compares two candidates. `Ordering::Less` means `a` is preferred. `with_med` says whether the MED
+/// step applies (same neighbouring AS, or `always_compare_med`).
+pub fn compare_with(
+    a: &Candidate<'_>,
+    b: &Candidate<'_>,
+    cfg: &DecisionConfig,
+    with_med: bool,
+) -> (Ordering, Step) {
+    compare_keys(&Key::new(a, cfg), &Key::new(b, cfg), cfg, with_med)
+}
+
 /// Compares two candidates, applying the MED step when the configuration says they are comparable.
 pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>, cfg: &DecisionConfig) -> (Ordering, Step) {
-    let with_med = cfg.always_compare_med || med_group(a) == med_group(b);
-    compare_with(a, b, cfg, with_med)
+    let (ka, kb) = (Key::new(a, cfg), Key::new(b, cfg));
+    compare_keys(&ka, &kb, cfg, ka.med_comparable(&kb, cfg))
 }
 
 /// Candidate indices (no heap for up to 8 candidates).
@@ -255,40 +306,53 @@ pub struct Selection {
 
 /// Orders the candidates and computes the multipath set.
 pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
-    let mut order: Order = (0..cands.len()).collect();
-    if cands.is_empty() {
+    let keys: Keys = cands.iter().map(|c| Key::new(c, cfg)).collect();
+    select_keys(cands, &keys, cfg)
+}
+
+/// Candidate keys (no heap for up to 4 candidates).
+pub type Keys = SmallVec<[Key; 4]>;
+
+/// [`select`] with each candidate's key built already (`keys[i]` of `cands[i]`).
+pub fn select_keys(cands: &[Candidate<'_>], keys: &[Key], cfg: &DecisionConfig) -> Selection {
+    let mut order: Order = (0..keys.len()).collect();
+    if keys.is_empty() {
         return Selection {
             order,
             multipath: 0,
         };
     }
-    if cfg.always_compare_med {
-        order.sort_by(|&a, &b| compare_with(&cands[a], &cands[b], cfg, true).0);
+    let k = keys;
+    if k.len() == 1 {
+        // Nothing to order.
+    } else if cfg.always_compare_med {
+        order.sort_by(|&a, &b| compare_keys(&k[a], &k[b], cfg, true).0);
     } else if cfg.deterministic_med {
         // Order within each neighbouring-AS group with MED, then order the groups by their winners
         // without MED; every step is a total order, so arrival order cannot matter.
-        // Each candidate's group once (it walks the AS path), not per comparison.
-        let group: SmallVec<[u32; 8]> = cands.iter().map(med_group).collect();
         order.sort_by(|&a, &b| {
-            group[a]
-                .cmp(&group[b])
-                .then_with(|| compare_with(&cands[a], &cands[b], cfg, true).0)
+            k[a].group
+                .cmp(&k[b].group)
+                .then_with(|| compare_keys(&k[a], &k[b], cfg, true).0)
         });
-        let mut groups: SmallVec<[&[usize]; 8]> =
-            order.chunk_by(|&a, &b| group[a] == group[b]).collect();
-        groups.sort_by(|ga, gb| compare_with(&cands[ga[0]], &cands[gb[0]], cfg, false).0);
-        let regrouped: Order = groups.iter().flat_map(|g| g.iter().copied()).collect();
-        drop(groups);
-        order = regrouped;
+        if order.iter().any(|&i| k[i].group != k[order[0]].group) {
+            let mut groups: SmallVec<[&[usize]; 8]> =
+                order.chunk_by(|&a, &b| k[a].group == k[b].group).collect();
+            groups.sort_by(|ga, gb| compare_keys(&k[ga[0]], &k[gb[0]], cfg, false).0);
+            let regrouped: Order = groups.iter().flat_map(|g| g.iter().copied()).collect();
+            drop(groups);
+            order = regrouped;
+        }
     } else {
         // RFC 4271 as written: compare in arrival order, MED only within the same neighbouring AS.
         let mut by_arrival = order.clone();
-        by_arrival.sort_by_key(|&i| cands[i].seq);
+        by_arrival.sort_by_key(|&i| k[i].seq);
         let best = by_arrival
             .iter()
             .copied()
             .reduce(|best, c| {
-                if compare(&cands[c], &cands[best], cfg).0 == Ordering::Less {
+                let with_med = k[c].med_comparable(&k[best], cfg);
+                if compare_keys(&k[c], &k[best], cfg, with_med).0 == Ordering::Less {
                     c
                 } else {
                     best
@@ -296,25 +360,25 @@ pub fn select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
             })
             .unwrap_or(0);
         order.retain(|i| *i != best);
-        order.sort_by(|&a, &b| compare_with(&cands[a], &cands[b], cfg, false).0);
+        order.sort_by(|&a, &b| compare_keys(&k[a], &k[b], cfg, false).0);
         order.insert(0, best);
     }
 
-    let best = &cands[order[0]];
-    if !best.reachable {
+    let b = order[0];
+    if !k[b].reachable {
         return Selection {
             order,
             multipath: 0,
         };
     }
-    let max = max_paths(best.peer, cfg);
+    let max = max_paths(cands[b].peer, cfg);
     // Paths that tie with the best through the IGP-cost step move directly behind it, in order. With
     // deterministic MED they need not be adjacent yet: another neighbouring AS's group may sit between.
     let mut members: Order = SmallVec::new();
-    members.push(order[0]);
+    members.push(b);
     let mut rest: Order = SmallVec::new();
     for &i in &order[1..] {
-        if members.len() < max && multipath_eligible(best, &cands[i], cfg) {
+        if members.len() < max && eligible(&cands[b], &k[b], &cands[i], &k[i], cfg) {
             members.push(i);
         } else {
             rest.push(i);
@@ -341,17 +405,33 @@ pub fn max_paths(peer: &PeerInfo, cfg: &DecisionConfig) -> usize {
 /// A candidate joins the best in the multipath set when it ties through the IGP-cost step, comes from the
 /// same class of peer, and has the same AS_PATH (or only the same length with `as_path_relax`).
 pub fn multipath_eligible(best: &Candidate<'_>, c: &Candidate<'_>, cfg: &DecisionConfig) -> bool {
-    if !c.reachable || c.peer.kind == PeerKind::Local || best.peer.kind == PeerKind::Local {
+    eligible(best, &Key::new(best, cfg), c, &Key::new(c, cfg), cfg)
+}
+
+/// [`multipath_eligible`] with both keys built already.
+fn eligible(
+    best: &Candidate<'_>,
+    kb: &Key,
+    c: &Candidate<'_>,
+    kc: &Key,
+    cfg: &DecisionConfig,
+) -> bool {
+    if !kc.reachable || kc.local || kb.local {
         return false;
     }
-    if best.peer.is_external() != c.peer.is_external() {
+    if kb.external != kc.external {
         return false;
     }
-    let (_, step) = compare(best, c, cfg);
+    let (_, step) = compare_keys(kb, kc, cfg, kb.med_comparable(kc, cfg));
     if step <= Step::MULTIPATH_LAST {
         return false;
     }
-    cfg.as_path_relax || best.attrs.as_path() == c.attrs.as_path()
+    // Equal AS paths have the same neighbouring AS and length: compare the paths only when those
+    // agree (usually they differ, and the AS paths stay unread).
+    cfg.as_path_relax
+        || (kb.neighbor_as == kc.neighbor_as
+            && kb.as_path_len == kc.as_path_len
+            && best.attrs.as_path() == c.attrs.as_path())
 }
 
 /// For each candidate after the best: the step at which the best beat it.
@@ -367,4 +447,303 @@ pub fn explain(
         .iter()
         .map(|&i| (i, compare(&cands[best], &cands[i], cfg).1))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The keys against the decision process written out over the attributes, as it was before
+    //! keys: every step, option and the multipath rules must agree on random candidates.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::rib::attrs::AsPath;
+
+    /// The comparison read straight from the candidates (each step dereferencing the attributes).
+    fn reference_compare(
+        a: &Candidate<'_>,
+        b: &Candidate<'_>,
+        cfg: &DecisionConfig,
+        with_med: bool,
+    ) -> (Ordering, Step) {
+        let lp = |c: &Candidate<'_>| c.attrs.local_pref().unwrap_or(cfg.default_local_pref);
+        let med = |c: &Candidate<'_>| {
+            c.attrs.med().unwrap_or(if cfg.med_missing_as_worst {
+                u32::MAX
+            } else {
+                0
+            })
+        };
+        let rid =
+            |c: &Candidate<'_>| u32::from(c.attrs.originator_id().unwrap_or(c.peer.router_id));
+        let local = |c: &Candidate<'_>| c.peer.kind == PeerKind::Local;
+        let steps: [(Step, Option<Ordering>); 15] = [
+            (
+                Step::NextHopReachability,
+                Some(b.reachable.cmp(&a.reachable)),
+            ),
+            (Step::LlgrStale, Some(a.llgr_stale.cmp(&b.llgr_stale))),
+            (Step::Weight, Some(b.attrs.weight().cmp(&a.attrs.weight()))),
+            (Step::LocalPref, Some(lp(b).cmp(&lp(a)))),
+            (Step::LocallyOriginated, Some(local(b).cmp(&local(a)))),
+            (
+                Step::AsPathLength,
+                (!cfg.ignore_as_path_len).then(|| {
+                    a.attrs
+                        .as_path()
+                        .selection_len()
+                        .cmp(&b.attrs.as_path().selection_len())
+                }),
+            ),
+            (Step::Origin, Some(a.attrs.origin().cmp(&b.attrs.origin()))),
+            (Step::Med, with_med.then(|| med(a).cmp(&med(b)))),
+            (
+                Step::EbgpOverIbgp,
+                Some(b.peer.is_external().cmp(&a.peer.is_external())),
+            ),
+            (Step::IgpCost, Some(a.igp_cost.cmp(&b.igp_cost))),
+            (
+                Step::Oldest,
+                (cfg.prefer_oldest_ebgp && a.peer.is_external() && b.peer.is_external())
+                    .then(|| a.seq.cmp(&b.seq)),
+            ),
+            (Step::RouterId, Some(rid(a).cmp(&rid(b)))),
+            (
+                Step::ClusterListLength,
+                Some(
+                    a.attrs
+                        .cluster_list()
+                        .len()
+                        .cmp(&b.attrs.cluster_list().len()),
+                ),
+            ),
+            (Step::PeerAddress, Some(a.peer.addr.cmp(&b.peer.addr))),
+            (Step::PathId, Some(a.path_id.cmp(&b.path_id))),
+        ];
+        for (step, o) in steps {
+            if let Some(o) = o
+                && o != Ordering::Equal
+            {
+                return (o, step);
+            }
+        }
+        (Ordering::Equal, Step::Equal)
+    }
+
+    fn reference_group(c: &Candidate<'_>) -> u32 {
+        c.attrs.as_path().neighbor_as().unwrap_or(c.peer.local_as)
+    }
+
+    fn reference_pair(
+        a: &Candidate<'_>,
+        b: &Candidate<'_>,
+        cfg: &DecisionConfig,
+    ) -> (Ordering, Step) {
+        let with_med = cfg.always_compare_med || reference_group(a) == reference_group(b);
+        reference_compare(a, b, cfg, with_med)
+    }
+
+    fn reference_eligible(best: &Candidate<'_>, c: &Candidate<'_>, cfg: &DecisionConfig) -> bool {
+        if !c.reachable || c.peer.kind == PeerKind::Local || best.peer.kind == PeerKind::Local {
+            return false;
+        }
+        if best.peer.is_external() != c.peer.is_external() {
+            return false;
+        }
+        if reference_pair(best, c, cfg).1 <= Step::MULTIPATH_LAST {
+            return false;
+        }
+        cfg.as_path_relax || best.attrs.as_path() == c.attrs.as_path()
+    }
+
+    /// Selection as written before keys: the order, then the multipath set pulled forward.
+    fn reference_select(cands: &[Candidate<'_>], cfg: &DecisionConfig) -> Selection {
+        let mut order: Order = (0..cands.len()).collect();
+        if cfg.always_compare_med {
+            order.sort_by(|&a, &b| reference_compare(&cands[a], &cands[b], cfg, true).0);
+        } else if cfg.deterministic_med {
+            order.sort_by(|&a, &b| {
+                reference_group(&cands[a])
+                    .cmp(&reference_group(&cands[b]))
+                    .then_with(|| reference_compare(&cands[a], &cands[b], cfg, true).0)
+            });
+            let mut groups: Vec<&[usize]> = order
+                .chunk_by(|&a, &b| reference_group(&cands[a]) == reference_group(&cands[b]))
+                .collect();
+            groups.sort_by(|ga, gb| reference_compare(&cands[ga[0]], &cands[gb[0]], cfg, false).0);
+            order = groups.iter().flat_map(|g| g.iter().copied()).collect();
+        } else {
+            let mut by_arrival = order.clone();
+            by_arrival.sort_by_key(|&i| cands[i].seq);
+            let best = by_arrival
+                .iter()
+                .copied()
+                .reduce(|best, c| {
+                    if reference_pair(&cands[c], &cands[best], cfg).0 == Ordering::Less {
+                        c
+                    } else {
+                        best
+                    }
+                })
+                .unwrap_or(0);
+            order.retain(|i| *i != best);
+            order.sort_by(|&a, &b| reference_compare(&cands[a], &cands[b], cfg, false).0);
+            order.insert(0, best);
+        }
+        let best = &cands[order[0]];
+        if !best.reachable {
+            return Selection {
+                order,
+                multipath: 0,
+            };
+        }
+        let max = max_paths(best.peer, cfg);
+        let mut members: Order = SmallVec::new();
+        members.push(order[0]);
+        let mut rest: Order = SmallVec::new();
+        for &i in &order[1..] {
+            if members.len() < max && reference_eligible(best, &cands[i], cfg) {
+                members.push(i);
+            } else {
+                rest.push(i);
+            }
+        }
+        let multipath = members.len();
+        members.extend(rest);
+        Selection {
+            order: members,
+            multipath,
+        }
+    }
+
+    fn peer_strategy() -> impl Strategy<Value = PeerInfo> {
+        (0..3u8, 0..3u8, 0..3u8, 0..2u32, any::<bool>()).prop_map(
+            |(kind, addr, rid, asn, confed)| PeerInfo {
+                name: format!("p{addr}"),
+                addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, addr)),
+                router_id: Ipv4Addr::new(10, 0, 0, rid),
+                remote_as: 64500 + asn,
+                local_as: 65000 + asn,
+                kind: [PeerKind::Ebgp, PeerKind::Ibgp, PeerKind::Local][kind as usize],
+                confed: confed && kind == 0,
+            },
+        )
+    }
+
+    fn attrs_strategy() -> impl Strategy<Value = Attrs> {
+        let segment = (0..4u8, prop::collection::vec(1..4u32, 1..3));
+        (
+            prop::collection::vec(segment, 0..3),
+            prop::option::of(prop_oneof![Just(0u32), Just(10), Just(20)]),
+            prop::option::of(prop_oneof![Just(100u32), Just(200)]),
+            0..3u8,
+            0..2u32,
+            prop::option::of(0..3u8),
+            0..3usize,
+        )
+            .prop_map(
+                |(segs, med, local_pref, origin, weight, originator, clusters)| {
+                    let kinds = [
+                        SegmentKind::Sequence,
+                        SegmentKind::Set,
+                        SegmentKind::ConfedSequence,
+                        SegmentKind::ConfedSet,
+                    ];
+                    let as_path = AsPath::from_segments(
+                        segs.iter().map(|(k, v)| (kinds[*k as usize], &v[..])),
+                    );
+                    Attrs::default()
+                        .with_as_path(as_path)
+                        .with_med(med)
+                        .with_local_pref(local_pref)
+                        .with_origin(
+                            [Origin::Igp, Origin::Egp, Origin::Incomplete][origin as usize],
+                        )
+                        .with_weight(weight)
+                        .with_originator_id(originator.map(|o| Ipv4Addr::new(10, 0, 0, o)))
+                        .with_cluster_list(vec![Ipv4Addr::new(10, 9, 9, 9); clusters])
+                },
+            )
+    }
+
+    /// (reachable, IGP cost, LLGR-stale, arrival, path id) of a candidate.
+    type Extra = (bool, u32, bool, u32, u32);
+
+    fn extra_strategy() -> impl Strategy<Value = Extra> {
+        (
+            prop::bool::weighted(0.85),
+            0..2u32,
+            prop::bool::weighted(0.1),
+            0..6u32,
+            0..2u32,
+        )
+    }
+
+    fn config_strategy() -> impl Strategy<Value = DecisionConfig> {
+        (
+            prop::collection::vec(any::<bool>(), 6),
+            1..4usize,
+            1..4usize,
+        )
+            .prop_map(|(b, ebgp, ibgp)| DecisionConfig {
+                ignore_as_path_len: b[0],
+                always_compare_med: b[1],
+                med_missing_as_worst: b[2],
+                deterministic_med: b[3],
+                prefer_oldest_ebgp: b[4],
+                as_path_relax: b[5],
+                max_paths_ebgp: ebgp,
+                max_paths_ibgp: ibgp,
+                ..DecisionConfig::default()
+            })
+    }
+
+    fn candidates<'a>(
+        peers: &'a [PeerInfo],
+        attrs: &'a [Attrs],
+        extra: &[Extra],
+    ) -> Vec<Candidate<'a>> {
+        extra
+            .iter()
+            .enumerate()
+            .map(
+                |(i, &(reachable, igp_cost, llgr_stale, seq, path_id))| Candidate {
+                    peer: &peers[i % peers.len()],
+                    attrs: &attrs[i % attrs.len()],
+                    reachable,
+                    igp_cost,
+                    llgr_stale,
+                    seq,
+                    path_id,
+                },
+            )
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn keys_compare_as_the_attributes_do(
+            peers in prop::collection::vec(peer_strategy(), 1..4),
+            attrs in prop::collection::vec(attrs_strategy(), 1..5),
+            extra in prop::collection::vec(extra_strategy(), 2..7),
+            cfg in config_strategy(),
+        ) {
+            let cands = candidates(&peers, &attrs, &extra);
+            for a in &cands {
+                for b in &cands {
+                    prop_assert_eq!(compare(a, b, &cfg), reference_pair(a, b, &cfg));
+                    for with_med in [false, true] {
+                        prop_assert_eq!(
+                            compare_with(a, b, &cfg, with_med),
+                            reference_compare(a, b, &cfg, with_med)
+                        );
+                    }
+                    prop_assert_eq!(multipath_eligible(a, b, &cfg), reference_eligible(a, b, &cfg));
+                }
+            }
+            prop_assert_eq!(select(&cands, &cfg), reference_select(&cands, &cfg));
+        }
+    }
 }
