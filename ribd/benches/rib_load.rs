@@ -6,7 +6,8 @@
 //!   AS-path, community and MED sharing, 159k sets per peer): what the testbed's "ribd RIB only" runs hold;
 //! - through the daemon's import path: decoded UPDATEs of that feed through `Inbound::updates` (import
 //!   checks, an accept-all policy, decision, FIB deltas and best-path changes taken per batch of 1,024
-//!   UPDATEs, as the core does), timed in CPU time of the one thread doing it;
+//!   UPDATEs, as the core does), timed in CPU time of the one thread doing it; then the first peer's
+//!   table once more (a route refresh: the same sets, nothing changes);
 //! - optionally the scaled synthetic full tables (1.05M IPv4 + 240k IPv6, `RIB_LOAD_SYNTHETIC=1`).
 //!
 //! Each peer's paths start with that peer's AS and carry its next-hop. Prints figures (median and min of
@@ -458,8 +459,10 @@ fn feed_batches(table: &tablegen::Table, k: usize) -> Vec<Vec<Update>> {
     out
 }
 
-/// The daemon's import path from `feeds.len()` peers, one after the other.
-fn import_run(runs: usize, feeds: &[Vec<Vec<Update>>], prefixes: usize) -> Figures {
+/// The daemon's import path from `feeds.len()` peers, one after the other; then (the second
+/// figures) the first peer's table sent again, the same attribute sets for the same prefixes (a
+/// route refresh or a re-sent table), which changes no best path and no forwarding.
+fn import_run(runs: usize, feeds: &[Vec<Vec<Update>>], prefixes: usize) -> (Figures, Figures) {
     let mut text = IMPORT_CONFIG_HEAD.to_string();
     for k in 0..feeds.len() {
         text.push_str(&format!(
@@ -470,6 +473,7 @@ fn import_run(runs: usize, feeds: &[Vec<Vec<Update>>], prefixes: usize) -> Figur
     }
     let loaded = ribd::config::parse(&text, "rib_load.toml").expect("config");
     let mut f = Figures::new(prefixes);
+    let mut again = Figures::new(prefixes);
     for _ in 0..runs {
         let mut rib = Rib::new(loaded.config.rib.clone());
         rib.set_track_best(true);
@@ -493,8 +497,22 @@ fn import_run(runs: usize, feeds: &[Vec<Vec<Update>>], prefixes: usize) -> Figur
         assert!(deltas >= prefixes);
         assert_eq!(rib.ipv4().len(), prefixes);
         f.paths = rib.path_count()[0];
+
+        let sets = rib.attr_sets();
+        let (t, c) = (Instant::now(), thread_cpu());
+        let mut deltas = 0;
+        for b in &feeds[0] {
+            inbs[0].updates(now, &mut rib, &loaded.neighbors[0], b);
+            deltas += rib.take_fib_deltas().len();
+            let _ = rib.take_best_changes();
+        }
+        again.cpu.push(thread_cpu() - c);
+        again.wall.push(t.elapsed().as_secs_f64());
+        assert_eq!(deltas, 0, "the same table again changes no forwarding");
+        assert_eq!(rib.attr_sets(), sets);
+        again.paths = prefixes;
     }
-    f.finish()
+    (f.finish(), again.finish())
 }
 
 fn main() {
@@ -556,10 +574,12 @@ fn main() {
         feeds[0].iter().map(Vec::len).sum::<usize>(),
         t.elapsed().as_secs_f64()
     );
-    let one = import_run(runs, &feeds[..1], prefixes);
+    let (one, again1) = import_run(runs, &feeds[..1], prefixes);
     print_rates("import", 1, &one);
-    let four = import_run(runs, &feeds, prefixes);
+    print_rates("import, the table again", 1, &again1);
+    let (four, again4) = import_run(runs, &feeds, prefixes);
     print_rates("import", 4, &four);
+    print_rates("import, the first peer's table again", 4, &again4);
     drop(feeds);
     println!("load average at end: {}", load_avg());
 

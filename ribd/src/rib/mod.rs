@@ -300,6 +300,19 @@ impl Ctx<'_> {
         })
     }
 
+    /// Whether replacing the path `old` by `new` (same peer and path id) leaves the entry's order,
+    /// multipath set and forwarding as they are: the same interned set, neither stale (a
+    /// replacement clears graceful-restart staleness), and a configuration whose order does not
+    /// depend on arrival (the replacement becomes the newest path: RFC 4271's arrival-order MED
+    /// comparison and the oldest-eBGP step read that).
+    fn same_set_keeps_order(&self, old: &Path, new: &Path) -> bool {
+        AttrRef::ptr_eq(&old.attrs, &new.attrs)
+            && old.flags & flags::ANY_STALE == 0
+            && new.flags & flags::ANY_STALE == 0
+            && !self.cfg.prefer_oldest_ebgp
+            && (self.cfg.deterministic_med || self.cfg.always_compare_med)
+    }
+
     /// A candidate whose next-hop the last selection saw reachable, taken as reachable.
     fn usable_candidate<'p>(&'p self, p: &'p Path) -> Option<Candidate<'p>> {
         self.candidate(p).map(|mut c| {
@@ -1235,7 +1248,16 @@ fn upsert<K: PrefixKey>(
             let at = e
                 .iter()
                 .position(|p| p.peer == path.peer && p.path_id == path.path_id);
-            if at.is_some() {
+            if let Some(i) = at
+                && ctx.same_set_keeps_order(&e.as_slice()[i], &path)
+            {
+                // The same set again from the same peer (a refresh, a re-sent table): the order
+                // does not read arrival ranks, so only the path's rank moves (it is the newest
+                // now); selection, forwarding and the best path stay as they are.
+                let mut path = path;
+                path.flags = e.as_slice()[i].flags & flags::NH_DOWN;
+                replaced = e.push_newest(path, at).map(|old| old.attrs);
+            } else if at.is_some() {
                 let before = ctx.forwarding(e);
                 replaced = e.push_newest(path, at).map(|old| old.attrs);
                 ctx.reselect(e);
@@ -1370,3 +1392,5 @@ fn reselect_one<K: PrefixKey>(
 }
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upsert_tests;
