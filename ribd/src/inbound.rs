@@ -89,6 +89,8 @@ pub struct Inbound {
     pub rejected: HashSet<(IpNet, u32)>,
     /// A run's operations waiting to be applied in prefix order (kept for its capacity).
     pending: Vec<Pending>,
+    /// Their order: (prefix sort key, index in `pending`) (kept for its capacity).
+    order: Vec<(u128, u32)>,
 }
 
 fn family_of(f: Family) -> BgpFamily {
@@ -108,6 +110,7 @@ impl Inbound {
             eor: Vec::new(),
             rejected: HashSet::new(),
             pending: Vec::new(),
+            order: Vec::new(),
         }
     }
 
@@ -206,8 +209,15 @@ impl Inbound {
                 tracing::warn!(peer = %nb.name, error = ?u.treat_as_withdraw, "malformed UPDATE treated as withdraw (RFC 7606)");
             }
         }
-        // Stable: the operations on one prefix stay in wire order.
-        ops.sort_by_key(|o| o.key);
+        // Sorted as (prefix key, wire position): the operations on one prefix stay in wire order.
+        // The small keys are sorted, not the operations (moving those cost more than comparing).
+        let mut order = std::mem::take(&mut self.order);
+        order.extend(
+            ops.iter()
+                .enumerate()
+                .map(|(i, o)| (sort_key(o.prefix), i as u32)),
+        );
+        order.sort_unstable();
         let mut sink = ToRib {
             rib: &mut *rib,
             peer: self.rib_id,
@@ -217,31 +227,33 @@ impl Inbound {
             rejected: &mut self.rejected,
             c: &mut *c,
         };
+        let at = |ops: &[Pending], k: usize| order.get(k).map(|&(_, i)| ops[i as usize].prefix);
         // The table buckets a few operations ahead are fetched while these are applied: the
-        // header 8 ahead, its entries 4 ahead (by then the header is in cache).
-        for o in ops.iter().take(8) {
-            sink.rib.prefetch(o.key, false);
-        }
-        for i in 0..ops.len() {
-            if let Some(o) = ops.get(i + 8) {
-                sink.rib.prefetch(o.key, false);
-            }
-            if let Some(o) = ops.get(i + 4) {
-                sink.rib.prefetch(o.key, true);
-            }
-            let op = &mut ops[i];
-            let op = Pending {
-                key: op.key,
-                prefix: op.prefix,
-                path_id: op.path_id,
-                op: std::mem::replace(&mut op.op, PendingOp::Withdraw),
-            };
-            match op.op {
-                PendingOp::Announce(a) => sink.announce(op.prefix, op.path_id, a),
-                PendingOp::Withdraw => sink.withdraw(op.prefix, op.path_id),
-                PendingOp::Reject => sink.reject(op.prefix, op.path_id),
+        // header 8 ahead, its entries 4 ahead (by then the header is in cache). (Going one level
+        // further, the entry's paths and their attribute sets 4 and 2 ahead, cost the extra
+        // searches more than the misses it hid: 1 peer 10% slower, 4 peers unchanged.)
+        for k in 0..order.len().min(8) {
+            if let Some(p) = at(&ops, k) {
+                sink.rib.prefetch(p, false);
             }
         }
+        for k in 0..order.len() {
+            if let Some(p) = at(&ops, k + 8) {
+                sink.rib.prefetch(p, false);
+            }
+            if let Some(p) = at(&ops, k + 4) {
+                sink.rib.prefetch(p, true);
+            }
+            let op = &mut ops[order[k].1 as usize];
+            let (prefix, path_id) = (op.prefix, op.path_id);
+            match std::mem::replace(&mut op.op, PendingOp::Withdraw) {
+                PendingOp::Announce(a) => sink.announce(prefix, path_id, a),
+                PendingOp::Withdraw => sink.withdraw(prefix, path_id),
+                PendingOp::Reject => sink.reject(prefix, path_id),
+            }
+        }
+        order.clear();
+        self.order = order;
         ops.clear();
         self.pending = ops;
     }
@@ -423,11 +435,20 @@ fn stale_times(
     (gr, llgr)
 }
 
+/// Where an operation on `prefix` goes when a run is applied in prefix order: IPv4 before IPv6,
+/// then by the network address (host bits cleared, as the tables key it) and length. IPv6 keys drop
+/// the address's last bit to make room for the family: two prefixes that then share a key only
+/// interleave their operations in wire order, which is still each prefix's own order.
+fn sort_key(prefix: IpNet) -> u128 {
+    match prefix.trunc() {
+        IpNet::V4(n) => (u128::from(u32::from(n.addr())) << 8) | u128::from(n.prefix_len()),
+        IpNet::V6(n) => (1 << 127) | (u128::from(n.addr()) >> 1),
+    }
+}
+
 /// An imported operation waiting for its run to be sorted by prefix.
 #[derive(Debug)]
 struct Pending {
-    /// The prefix as the table keys it (host bits cleared): the sort key.
-    key: IpNet,
     prefix: IpNet,
     path_id: u32,
     op: PendingOp,
@@ -451,7 +472,6 @@ struct Collect<'a> {
 impl Collect<'_> {
     fn push(&mut self, prefix: IpNet, path_id: u32, op: PendingOp) {
         self.ops.push(Pending {
-            key: prefix.trunc(),
             prefix,
             path_id,
             op,

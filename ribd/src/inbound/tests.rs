@@ -12,7 +12,7 @@ use bgp::fsm::{
     default_capabilities,
 };
 use bgp::wire::{AfiSafi, Message, Update, notification::cease};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::*;
 use crate::config;
@@ -785,4 +785,67 @@ fn end_of_rib_in_the_middle_of_a_batch_applies_at_its_place_rfc4724_4_2() {
         of(&ps[2]).is_empty(),
         "refreshed before End-of-RIB: untouched"
     );
+}
+
+/// IPv6 prefixes whose sort keys are equal (the same address at two lengths; addresses differing
+/// only in the last bit) are applied with each prefix's operations still in wire order: the batch
+/// ends as its UPDATEs applied one by one.
+#[test]
+fn ipv6_prefixes_sharing_a_sort_key_keep_their_wire_order() {
+    let a6 = |comm: u32, prefixes: &[&str]| {
+        let a = Attrs::default()
+            .with_as_path(AsPath::sequence(vec![64501, 15169]))
+            .with_next_hop(Some("2001:db8:ffff::2".parse().unwrap()))
+            .with_communities(vec![comm]);
+        let p: Vec<IpNet> = prefixes.iter().map(|p| p.parse().unwrap()).collect();
+        crate::export::announce(&a, &p).unwrap()
+    };
+    let wd = |p: &str| crate::export::withdraw(&[p.parse().unwrap()]).unwrap();
+    let ps = [
+        "2001:db8::/48",
+        "2001:db8::/64",
+        "2001:db8::/128",
+        "2001:db8::1/128",
+    ];
+    let batch = [
+        a6(1, &ps),
+        wd(ps[0]),
+        wd(ps[3]),
+        a6(2, &[ps[1], ps[2]]),
+        a6(3, &[ps[0], ps[3]]),
+        wd(ps[1]),
+        a6(4, &[ps[2]]),
+    ];
+    let mut whole = World::new("");
+    whole
+        .inb
+        .updates(whole.at(1), &mut whole.rib, &whole.nb, &batch);
+    let mut single = World::new("");
+    for u in &batch {
+        single.inb.updates(
+            single.at(1),
+            &mut single.rib,
+            &single.nb,
+            std::slice::from_ref(u),
+        );
+    }
+    let state = |w: &World| -> Vec<Vec<u32>> {
+        ps.iter()
+            .map(|p| {
+                let k: Ipv6Net = p.parse().unwrap();
+                w.rib
+                    .ipv6()
+                    .get(&k)
+                    .map(|e| {
+                        e.iter()
+                            .flat_map(|x| x.attrs.communities().to_vec())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    assert_eq!(state(&single), vec![vec![3], vec![], vec![4], vec![3]]);
+    assert_eq!(state(&whole), state(&single));
+    assert_eq!(whole.rib.fib(), single.rib.fib());
 }
