@@ -224,6 +224,7 @@ impl AsPath {
 impl AsPathSlice {
     /// The words as a path. Every `[u32]` reads as some path (segment lengths are clamped to the
     /// words present), but only words an [`AsPath`] built are meaningful.
+    #[inline]
     fn from_words(words: &[u32]) -> &AsPathSlice {
         // SAFETY: `AsPathSlice` is `repr(transparent)` over `[u32]`, so the pointer (with its length)
         // and the lifetime carry over unchanged.
@@ -231,6 +232,7 @@ impl AsPathSlice {
     }
 
     /// The encoded words (segment headers and AS numbers).
+    #[inline]
     fn words(&self) -> &[u32] {
         &self.words
     }
@@ -478,6 +480,7 @@ impl Default for CommonAttrs<'_> {
 }
 
 /// Offset of the first word.
+#[inline]
 fn words_offset(flags: u16) -> usize {
     HEADER
         + if flags & flag::RARE != 0 {
@@ -493,6 +496,7 @@ fn block_layout(flags: u16, words: usize) -> Layout {
     Layout::from_size_align(words_offset(flags) + 4 * words, 8).expect("attribute set size")
 }
 
+#[inline]
 fn nh_words(flags: u16) -> usize {
     match (flags & flag::NH) >> flag::NH_SHIFT {
         0 => 0,
@@ -502,6 +506,7 @@ fn nh_words(flags: u16) -> usize {
 }
 
 /// Words before the AS path: next-hop, MED, LOCAL_PREF, weight.
+#[inline]
 fn fixed_words(flags: u16) -> usize {
     nh_words(flags)
         + usize::from(flags & flag::MED != 0)
@@ -654,6 +659,7 @@ impl Attrs {
         self.p.as_ptr() as usize
     }
 
+    #[inline]
     fn header(&self) -> &Header {
         // SAFETY: `p` points at a live block's initialised header for as long as `self` is borrowed
         // (an owned block lives until `self` drops; a shared one while the `AttrRef` lent here lives).
@@ -661,6 +667,7 @@ impl Attrs {
     }
 
     /// Every word of the block (fixed words, AS path, communities).
+    #[inline]
     fn words(&self) -> &[u32] {
         let h = self.header();
         let n = fixed_words(h.flags) + h.path_len as usize + usize::from(h.comm_len);
@@ -695,6 +702,7 @@ impl Attrs {
         }
     }
 
+    #[inline]
     fn flags(&self) -> u16 {
         self.header().flags
     }
@@ -704,6 +712,7 @@ impl Attrs {
         unsafe { (*self.p.as_ptr()).flags = f }
     }
 
+    #[inline]
     fn rare(&self) -> Option<&Rare> {
         if self.flags() & flag::RARE == 0 {
             return None;
@@ -735,6 +744,7 @@ impl Attrs {
     }
 
     /// Index of the first AS-path word.
+    #[inline]
     fn path_start(&self) -> usize {
         fixed_words(self.flags())
     }
@@ -754,6 +764,7 @@ impl Attrs {
     }
 
     /// ORIGIN (RFC 4271 §5.1.1).
+    #[inline]
     pub fn origin(&self) -> Origin {
         origin_of(self.flags())
     }
@@ -769,6 +780,7 @@ impl Attrs {
     }
 
     /// ATOMIC_AGGREGATE (RFC 4271 §5.1.6).
+    #[inline]
     pub fn atomic_aggregate(&self) -> bool {
         self.flags() & flag::ATOMIC_AGGREGATE != 0
     }
@@ -785,6 +797,7 @@ impl Attrs {
     }
 
     /// AS_PATH (4-octet, AS4_PATH merged).
+    #[inline]
     pub fn as_path(&self) -> &AsPathSlice {
         let s = self.path_start();
         AsPathSlice::from_words(&self.words()[s..s + self.header().path_len as usize])
@@ -818,6 +831,7 @@ impl Attrs {
     }
 
     /// BGP next-hop (IPv4 NEXT_HOP or the global MP_REACH next-hop); `None` for local routes.
+    #[inline]
     pub fn next_hop(&self) -> Option<IpAddr> {
         let w = self.words();
         match (self.flags() & flag::NH) >> flag::NH_SHIFT {
@@ -856,6 +870,7 @@ impl Attrs {
     }
 
     /// The word index of a fixed attribute stored under `bit` (MED, LOCAL_PREF, weight).
+    #[inline]
     fn fixed_index(&self, bit: u16) -> Option<usize> {
         let f = self.flags();
         if f & bit == 0 {
@@ -871,6 +886,7 @@ impl Attrs {
         None
     }
 
+    #[inline]
     fn fixed(&self, bit: u16) -> Option<u32> {
         self.fixed_index(bit).map(|i| self.words()[i])
     }
@@ -891,6 +907,7 @@ impl Attrs {
     }
 
     /// MULTI_EXIT_DISC (RFC 4271 §5.1.4).
+    #[inline]
     pub fn med(&self) -> Option<u32> {
         self.fixed(flag::MED)
     }
@@ -906,6 +923,7 @@ impl Attrs {
     }
 
     /// LOCAL_PREF (RFC 4271 §5.1.5).
+    #[inline]
     pub fn local_pref(&self) -> Option<u32> {
         self.fixed(flag::LOCAL_PREF)
     }
@@ -921,6 +939,7 @@ impl Attrs {
     }
 
     /// COMMUNITIES (RFC 1997), in the order received or set.
+    #[inline]
     pub fn communities(&self) -> &[u32] {
         let s = self.path_start() + self.header().path_len as usize;
         &self.words()[s..]
@@ -949,6 +968,7 @@ impl Attrs {
     }
 
     /// Local weight set by import policy (not a BGP attribute, never advertised); higher wins first.
+    #[inline]
     pub fn weight(&self) -> u32 {
         self.fixed(flag::WEIGHT).unwrap_or(0)
     }
@@ -1417,6 +1437,7 @@ impl AttrRef {
         AttrRef { p: a.p }
     }
 
+    #[inline]
     pub fn ptr_eq(a: &AttrRef, b: &AttrRef) -> bool {
         a.p == b.p
     }
@@ -1433,10 +1454,12 @@ impl AttrRef {
     }
 
     /// The set's address: identifies it among the sets alive.
+    #[inline]
     pub fn addr(&self) -> usize {
         self.p.as_ptr() as usize
     }
 
+    #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the block lives while this handle (one of its counted references) does.
         unsafe { self.p.as_ref() }
@@ -1445,6 +1468,7 @@ impl AttrRef {
 
 impl std::ops::Deref for AttrRef {
     type Target = Attrs;
+    #[inline]
     fn deref(&self) -> &Attrs {
         // SAFETY: `AttrRef` and `Attrs` are both `repr(transparent)` over the same block pointer, so
         // the cast reads the same pointer. The `&Attrs` only lends read access (no `&mut Attrs` and
@@ -1455,6 +1479,7 @@ impl std::ops::Deref for AttrRef {
 }
 
 impl Clone for AttrRef {
+    #[inline]
     fn clone(&self) -> AttrRef {
         // Relaxed suffices for an increment from a live handle (as `Arc` does); a count this high
         // means handles are leaked, so stop before it wraps.
@@ -1467,6 +1492,7 @@ impl Clone for AttrRef {
 }
 
 impl Drop for AttrRef {
+    #[inline]
     fn drop(&mut self) {
         if self.header().rc.fetch_sub(1, Ordering::Release) != 1 {
             return;
