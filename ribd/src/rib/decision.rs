@@ -372,13 +372,24 @@ pub fn select_keys(cands: &[Candidate<'_>], keys: &[Key], cfg: &DecisionConfig) 
         };
     }
     let max = max_paths(cands[b].peer, cfg);
-    // Paths that tie with the best through the IGP-cost step move directly behind it, in order. With
-    // deterministic MED they need not be adjacent yet: another neighbouring AS's group may sit between.
+    multipath_first(&order, max, |i| {
+        eligible(&cands[b], &k[b], &cands[i], &k[i], cfg)
+    })
+}
+
+/// The selection from a most-preferred-first `order` (its best reachable): the paths after the best
+/// that `eligible` admits, up to `max` members in all, move directly behind it in their order. With
+/// deterministic MED they need not be adjacent yet: another neighbouring AS's group may sit between.
+fn multipath_first(
+    order: &[usize],
+    max: usize,
+    mut eligible: impl FnMut(usize) -> bool,
+) -> Selection {
     let mut members: Order = SmallVec::new();
-    members.push(b);
+    members.push(order[0]);
     let mut rest: Order = SmallVec::new();
     for &i in &order[1..] {
-        if members.len() < max && eligible(&cands[b], &k[b], &cands[i], &k[i], cfg) {
+        if members.len() < max && eligible(i) {
             members.push(i);
         } else {
             rest.push(i);
@@ -598,22 +609,7 @@ mod tests {
             };
         }
         let max = max_paths(best.peer, cfg);
-        let mut members: Order = SmallVec::new();
-        members.push(order[0]);
-        let mut rest: Order = SmallVec::new();
-        for &i in &order[1..] {
-            if members.len() < max && reference_eligible(best, &cands[i], cfg) {
-                members.push(i);
-            } else {
-                rest.push(i);
-            }
-        }
-        let multipath = members.len();
-        members.extend(rest);
-        Selection {
-            order: members,
-            multipath,
-        }
+        multipath_first(&order, max, |i| reference_eligible(best, &cands[i], cfg))
     }
 
     fn peer_strategy() -> impl Strategy<Value = PeerInfo> {
