@@ -666,6 +666,25 @@ fn max_prefix_discard_in_one_batch_accepts_the_first_prefixes_on_the_wire() {
     }
 }
 
+/// `batch` applied at once in one fresh world (with its counts) and its UPDATEs applied one by one
+/// in another.
+fn whole_and_one_by_one(batch: &[Update]) -> (World, Counted, World) {
+    let mut whole = World::new("");
+    let (_, c) = whole
+        .inb
+        .updates(whole.at(1), &mut whole.rib, &whole.nb, batch);
+    let mut single = World::new("");
+    for u in batch {
+        single.inb.updates(
+            single.at(1),
+            &mut single.rib,
+            &single.nb,
+            std::slice::from_ref(u),
+        );
+    }
+    (whole, c, single)
+}
+
 /// Applying a batch in prefix order ends in the same state as applying its UPDATEs one by one:
 /// operations on one prefix (announce, withdraw, announce again, replace) keep their wire order.
 #[test]
@@ -683,10 +702,7 @@ fn a_batch_applied_in_prefix_order_ends_as_the_updates_one_by_one() {
         wire(&n, announce(&[&ps[0], &ps[2]], &[4])),
         wd(&ps[0]),
     ];
-    let mut whole = World::new("");
-    let (_, c) = whole
-        .inb
-        .updates(whole.at(1), &mut whole.rib, &whole.nb, &batch);
+    let (whole, c, single) = whole_and_one_by_one(&batch);
     assert_eq!(
         c,
         Counted {
@@ -695,15 +711,6 @@ fn a_batch_applied_in_prefix_order_ends_as_the_updates_one_by_one() {
             withdrawn: 3
         }
     );
-    let mut single = World::new("");
-    for u in &batch {
-        single.inb.updates(
-            single.at(1),
-            &mut single.rib,
-            &single.nb,
-            std::slice::from_ref(u),
-        );
-    }
     let state = |w: &World| -> Vec<(String, Vec<u32>)> {
         ps.iter()
             .map(|p| {
@@ -816,19 +823,7 @@ fn ipv6_prefixes_sharing_a_sort_key_keep_their_wire_order() {
         wd(ps[1]),
         a6(4, &[ps[2]]),
     ];
-    let mut whole = World::new("");
-    whole
-        .inb
-        .updates(whole.at(1), &mut whole.rib, &whole.nb, &batch);
-    let mut single = World::new("");
-    for u in &batch {
-        single.inb.updates(
-            single.at(1),
-            &mut single.rib,
-            &single.nb,
-            std::slice::from_ref(u),
-        );
-    }
+    let (whole, _, single) = whole_and_one_by_one(&batch);
     let state = |w: &World| -> Vec<Vec<u32>> {
         ps.iter()
             .map(|p| {
