@@ -119,10 +119,8 @@ pub fn to_routes(deltas: &[FibDelta]) -> Vec<Route> {
 #[derive(Default)]
 pub struct HeldLoad {
     load: BulkLoad,
-    /// RIB next-hop sets seen (by identity, and kept alive so that no other set takes their
-    /// address during the load) → fib-sync action.
-    sets: rustc_hash::FxHashMap<(usize, usize), (FwdSet, RouteAction)>,
-    last: Option<((usize, usize), RouteAction)>,
+    /// The RIB next-hop sets seen, kept alive for the whole load (see [`SetCache`]).
+    sets: SetCache,
 }
 
 impl HeldLoad {
@@ -143,7 +141,7 @@ impl HeldLoad {
                 None => self.load.push(d.prefix, None),
                 Some(FibEntry::Blackhole) => self.load.push(d.prefix, Some(&blackhole)),
                 Some(FibEntry::Forward(set)) => {
-                    let a = self.action(set);
+                    let a = self.sets.action(set);
                     self.load.push(d.prefix, Some(&a))
                 }
             };
@@ -153,33 +151,15 @@ impl HeldLoad {
         }
         true
     }
-
-    fn action(&mut self, set: &FwdSet) -> RouteAction {
-        let key = (
-            set.primary.as_ptr() as usize,
-            set.backup.as_ref().map_or(0, |b| b.as_ptr() as usize),
-        );
-        if let Some((k, a)) = &self.last
-            && *k == key
-        {
-            return a.clone();
-        }
-        let a = self
-            .sets
-            .entry(key)
-            .or_insert_with(|| (set.clone(), SetCache::convert(set)))
-            .1
-            .clone();
-        self.last = Some((key, a.clone()));
-        a
-    }
 }
 
-/// RIB next-hop set (by identity) → fib-sync next-hop set.
+/// RIB next-hop set (by identity) → fib-sync next-hop set. The sets seen are kept alive while the
+/// cache lives: the RIB frees a set once no prefix uses it, and the next set may be allocated at the
+/// same address, which must not be taken for the freed one.
 #[derive(Default)]
 struct SetCache {
     last: Option<((usize, usize), RouteAction)>,
-    seen: rustc_hash::FxHashMap<(usize, usize), RouteAction>,
+    seen: rustc_hash::FxHashMap<(usize, usize), (FwdSet, RouteAction)>,
 }
 
 impl SetCache {
@@ -194,33 +174,32 @@ impl SetCache {
         .unwrap_or(RouteAction::PassToKernel)
     }
 
-    fn route(&mut self, prefix: IpNet, entry: Option<&FibEntry>) -> Route {
-        let set = match entry {
-            None => return Route::withdraw(prefix),
-            Some(FibEntry::Blackhole) => {
-                return Route {
-                    prefix: prefix.trunc(),
-                    action: Some(RouteAction::Blackhole),
-                };
-            }
-            Some(FibEntry::Forward(set)) => set,
-        };
-        // Both sets are interned by the RIB and alive (held by `entry`) while this call runs.
+    /// The fib-sync action of `set`, converted once per distinct set.
+    fn action(&mut self, set: &FwdSet) -> RouteAction {
         let key = (
             set.primary.as_ptr() as usize,
             set.backup.as_ref().map_or(0, |b| b.as_ptr() as usize),
         );
-        let action = match &self.last {
-            Some((k, a)) if *k == key => a.clone(),
-            _ => {
-                let a = self
-                    .seen
-                    .entry(key)
-                    .or_insert_with(|| Self::convert(set))
-                    .clone();
-                self.last = Some((key, a.clone()));
-                a
-            }
+        if let Some((k, a)) = &self.last
+            && *k == key
+        {
+            return a.clone();
+        }
+        let a = self
+            .seen
+            .entry(key)
+            .or_insert_with(|| (set.clone(), Self::convert(set)))
+            .1
+            .clone();
+        self.last = Some((key, a.clone()));
+        a
+    }
+
+    fn route(&mut self, prefix: IpNet, entry: Option<&FibEntry>) -> Route {
+        let action = match entry {
+            None => return Route::withdraw(prefix),
+            Some(FibEntry::Blackhole) => RouteAction::Blackhole,
+            Some(FibEntry::Forward(set)) => self.action(set),
         };
         Route {
             prefix: prefix.trunc(),
