@@ -133,6 +133,11 @@ pub(crate) type Key4 = (u64, u32);
 /// An IPv6 route of a [`BulkLoad`]: address, length, position, action index.
 pub(crate) type Key6 = (u128, u8, u32, u32);
 
+/// The prefix part of a [`Key4`]'s first field (the position goes in the low 24 bits).
+fn key4(n: Ipv4Net) -> u64 {
+    u64::from(u32::from(n.network())) << 32 | u64::from(n.prefix_len()) << 24
+}
+
 /// The routes of an initial load, gathered while the RIB fills and written in one bulk load at
 /// its end ([`crate::FibSync::apply_load`]). Compact: 16 bytes per IPv4 route and 32 per IPv6
 /// route in arrival order, each naming one of the distinct actions (next-hop sets are told apart
@@ -185,12 +190,7 @@ impl BulkLoad {
         }
         let idx = self.index(action);
         match prefix.trunc() {
-            IpNet::V4(n) => self.v4.push((
-                u64::from(u32::from(n.network())) << 32
-                    | u64::from(n.prefix_len()) << 24
-                    | pos as u64,
-                idx,
-            )),
+            IpNet::V4(n) => self.v4.push((key4(n) | pos as u64, idx)),
             IpNet::V6(n) => {
                 self.v6
                     .push((u128::from(n.network()), n.prefix_len(), pos as u32, idx))
@@ -253,7 +253,7 @@ impl BulkLoad {
     pub fn last_is_route(&self, prefix: IpNet) -> Option<bool> {
         let idx = match prefix.trunc() {
             IpNet::V4(n) => {
-                let k = u64::from(u32::from(n.network())) << 32 | u64::from(n.prefix_len()) << 24;
+                let k = key4(n);
                 self.v4.iter().rev().find(|e| e.0 >> 24 == k >> 24)?.1
             }
             IpNet::V6(n) => {
