@@ -844,3 +844,105 @@ fn ipv6_prefixes_sharing_a_sort_key_keep_their_wire_order() {
     assert_eq!(state(&whole), state(&single));
     assert_eq!(whole.rib.fib(), single.rib.fib());
 }
+
+/// Prefixes for [`batches_in_prefix_order_end_as_their_updates_one_by_one`]: IPv4 ones sharing
+/// addresses at several lengths, with host bits set (the tables key `10.0.0.1/8` as `10.0.0.0/8`,
+/// so their operations must stay in one wire order), the ends of the space; IPv6 ones whose sort
+/// keys collide.
+const PROP_PREFIXES: [&str; 14] = [
+    "10.0.0.0/8",
+    "10.0.0.1/8",
+    "10.0.0.0/16",
+    "10.0.0.0/24",
+    "10.1.0.0/16",
+    "192.0.2.0/24",
+    "192.0.2.128/25",
+    "0.0.0.0/0",
+    "255.255.255.255/32",
+    "255.255.255.254/31",
+    "2001:db8::/48",
+    "2001:db8::/64",
+    "2001:db8::1/128",
+    "2001:db8::/128",
+];
+
+/// One UPDATE of the property test: announce (with a community) or withdraw some of
+/// [`PROP_PREFIXES`] (of one family).
+fn prop_update(announce: bool, v6: bool, picks: &[usize], comm: u32) -> Option<Update> {
+    let ps: Vec<IpNet> = picks
+        .iter()
+        .map(|&i| {
+            PROP_PREFIXES[if v6 { 10 + i % 4 } else { i % 10 }]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    if !announce {
+        return crate::export::withdraw(&ps);
+    }
+    let nh: IpAddr = if v6 {
+        "2001:db8:ffff::2".parse().unwrap()
+    } else {
+        "192.0.2.2".parse().unwrap()
+    };
+    let a = Attrs::default()
+        .with_as_path(AsPath::sequence(vec![64501, 15169]))
+        .with_next_hop(Some(nh))
+        .with_communities(vec![comm]);
+    crate::export::announce(&a, &ps)
+}
+
+/// Each prefix's paths (their communities), the forwarding table, the counts.
+fn prop_state(w: &World) -> (Vec<Vec<u32>>, String, u64, usize) {
+    let paths = PROP_PREFIXES
+        .iter()
+        .map(|p| {
+            let comms = |e: Option<&crate::rib::table::Paths>| -> Vec<u32> {
+                e.map(|e| {
+                    e.iter()
+                        .flat_map(|x| x.attrs.communities().to_vec())
+                        .collect()
+                })
+                .unwrap_or_default()
+            };
+            match p.parse::<IpNet>().unwrap().trunc() {
+                IpNet::V4(k) => comms(w.rib.ipv4().get(&k)),
+                IpNet::V6(k) => comms(w.rib.ipv6().get(&k)),
+            }
+        })
+        .collect();
+    (
+        paths,
+        format!("{:?}", w.rib.fib()),
+        w.inb.accepted(),
+        w.rib.attr_sets(),
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    /// A batch applied at once (in prefix order, IPv4-only batches through their compact keys)
+    /// ends in the state of its UPDATEs applied one by one, with the same counts.
+    #[test]
+    fn batches_in_prefix_order_end_as_their_updates_one_by_one(
+        ups in proptest::collection::vec(
+            (
+                proptest::bool::weighted(0.7),
+                proptest::bool::weighted(0.2),
+                proptest::collection::vec(0usize..10, 1..6),
+                0u32..4,
+            ),
+            1..24,
+        )
+    ) {
+        let batch: Vec<Update> = ups
+            .iter()
+            .filter_map(|(a, v6, picks, comm)| prop_update(*a, *v6, picks, *comm))
+            .collect();
+        let (whole, c, single) = whole_and_one_by_one(&batch);
+        proptest::prop_assert_eq!(prop_state(&whole), prop_state(&single));
+        let announced: usize = batch.iter().map(|u| u.announced().count()).sum();
+        proptest::prop_assert_eq!(c.announced, announced as u64);
+        proptest::prop_assert_eq!(c.updates, batch.len() as u64);
+    }
+}
