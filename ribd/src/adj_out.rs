@@ -649,7 +649,7 @@ impl AdjOut {
                 mp.unwrap_or(0).min(usable)
             }
         };
-        for path in &paths[..n] {
+        for path in paths.slice(..n) {
             let Some(peer) = env.rib.peer(path.peer) else {
                 continue;
             };
@@ -661,7 +661,7 @@ impl AdjOut {
                 peer,
                 rr_client: env.rr_clients.contains(&path.peer),
             };
-            let Some(a) = export_shared(p, &path.attrs, src, &g.ctx) else {
+            let Some(a) = export_shared(p, path.attrs, src, &g.ctx) else {
                 continue;
             };
             let id = match mode {

@@ -345,7 +345,7 @@ pub fn rib_route(core: &Core, prefix: IpNet, best_only: bool) -> Option<api::Rib
                 i == 0 && mp > 0,
                 i < mp,
                 p.flags & crate::rib::table::flags::ANY_STALE != 0,
-                &p.attrs,
+                p.attrs,
             )
         })
         .collect();

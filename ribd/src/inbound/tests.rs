@@ -601,8 +601,8 @@ fn one_update_interns_one_attribute_set_for_all_its_prefixes() {
     assert_eq!(w.rib.attr_sets(), 1);
     let a: Ipv4Net = ps[0].parse().unwrap();
     let b: Ipv4Net = ps[39].parse().unwrap();
-    let pa = &w.rib.ipv4().get(&a).unwrap().as_slice()[0].attrs;
-    let pb = &w.rib.ipv4().get(&b).unwrap().as_slice()[0].attrs;
+    let pa = &w.rib.ipv4().get(&a).unwrap().as_slice().at(0).attrs;
+    let pb = &w.rib.ipv4().get(&b).unwrap().as_slice().at(0).attrs;
     assert!(crate::rib::attrs::AttrRef::ptr_eq(pa, pb));
 
     // A policy that sets MED on the prefixes of one list: two sets, each shared by its prefixes.
@@ -620,7 +620,7 @@ fn one_update_interns_one_attribute_set_for_all_its_prefixes() {
     assert_eq!(w.rib.attr_sets(), 2, "the first set was freed");
     let low = |w: &World, i: usize| {
         let k: Ipv4Net = ps[i].parse().unwrap();
-        w.rib.ipv4().get(&k).unwrap().as_slice()[0].attrs.clone()
+        w.rib.ipv4().get(&k).unwrap().as_slice().at(0).attrs.clone()
     };
     assert_eq!(low(&w, 0).med(), Some(7));
     assert!(crate::rib::attrs::AttrRef::ptr_eq(

@@ -27,7 +27,7 @@ use smallvec::SmallVec;
 
 use attrs::{AttrRef, AttrStore, Attrs};
 use decision::{Candidate, DecisionConfig, PeerInfo, PeerKind, Selection, Step};
-use table::{Path, Paths, PeerId, PrefixKey, Table, flags};
+use table::{Path, PathRef, PathSlice, Paths, PeerId, PrefixKey, Table, flags};
 
 /// Reachability of a BGP next-hop, as next-hop tracking reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,7 +232,7 @@ impl Fwd {
 
 /// (next-hop, weight) of forwarding paths, merged per next-hop and sorted: UCMP weights from the
 /// link-bandwidth community when every path has one, else equal.
-fn weighted(paths: &[&Path]) -> FwdKey {
+fn weighted(paths: &[PathRef<'_>]) -> FwdKey {
     let mut out = FwdKey::new();
     if let [p] = paths {
         // The usual case: one path, weight 1 (a lone path's bandwidth sets no ratio).
@@ -286,12 +286,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn candidate<'p>(&'p self, p: &'p Path) -> Option<Candidate<'p>> {
+    fn candidate<'p>(&'p self, p: PathRef<'p>) -> Option<Candidate<'p>> {
         let peer = self.peers.get(p.peer as usize)?.as_ref()?;
         let nh = self.nh_state(p.attrs.next_hop());
         Some(Candidate {
             peer,
-            attrs: &p.attrs,
+            attrs: p.attrs,
             reachable: nh.reachable,
             igp_cost: nh.igp_cost,
             llgr_stale: p.flags & flags::LLGR_STALE != 0,
@@ -305,8 +305,8 @@ impl Ctx<'_> {
     /// replacement clears graceful-restart staleness), and a configuration whose order does not
     /// depend on arrival (the replacement becomes the newest path: RFC 4271's arrival-order MED
     /// comparison and the oldest-eBGP step read that).
-    fn same_set_keeps_order(&self, old: &Path, new: &Path) -> bool {
-        AttrRef::ptr_eq(&old.attrs, &new.attrs)
+    fn same_set_keeps_order(&self, old: PathRef<'_>, new: PathRef<'_>) -> bool {
+        AttrRef::ptr_eq(old.attrs, new.attrs)
             && old.flags & flags::ANY_STALE == 0
             && new.flags & flags::ANY_STALE == 0
             && !self.cfg.prefer_oldest_ebgp
@@ -314,7 +314,7 @@ impl Ctx<'_> {
     }
 
     /// A candidate whose next-hop the last selection saw reachable, taken as reachable.
-    fn usable_candidate<'p>(&'p self, p: &'p Path) -> Option<Candidate<'p>> {
+    fn usable_candidate<'p>(&'p self, p: PathRef<'p>) -> Option<Candidate<'p>> {
         self.candidate(p).map(|mut c| {
             c.reachable = true;
             c
@@ -325,10 +325,12 @@ impl Ctx<'_> {
     fn reselect(&self, e: &mut Paths) {
         if e.len() == 1 {
             let reachable = self
-                .candidate(&e.as_slice()[0])
+                .candidate(e.as_slice().at(0))
                 .is_some_and(|c| c.reachable);
             e.set_multipath(usize::from(reachable));
-            set_nh_down(&mut e.as_mut_slice()[0], !reachable);
+            if let Some(p) = e.get_mut(0) {
+                set_nh_down(p.flags, !reachable);
+            }
             return;
         }
         let cands: SmallVec<[Candidate<'_>; 4]> =
@@ -344,15 +346,15 @@ impl Ctx<'_> {
         drop(cands);
         e.permute(&sel.order);
         e.set_multipath(sel.multipath);
-        for (p, &i) in e.as_mut_slice().iter_mut().zip(sel.order.iter()) {
-            set_nh_down(p, !reachable.get(i).copied().unwrap_or(false));
+        for (p, &i) in e.iter_mut().zip(sel.order.iter()) {
+            set_nh_down(p.flags, !reachable.get(i).copied().unwrap_or(false));
         }
     }
 
     /// The forwarding result of an entry, as a comparable key.
     fn forwarding(&self, e: &Paths) -> Fwd {
         let s = e.as_slice();
-        let paths: SmallVec<[&Path; 8]> = s.iter().collect();
+        let paths: SmallVec<[PathRef<'_>; 8]> = s.iter().collect();
         let down: SmallVec<[bool; 8]> = s.iter().map(|p| p.flags & flags::NH_DOWN != 0).collect();
         self.forwarding_of(&paths, &down, e.multipath())
     }
@@ -360,7 +362,7 @@ impl Ctx<'_> {
     /// The forwarding result of the paths `paths` (best first) with `mp` of them in the multipath
     /// set and `down[i]` saying whether the last selection saw the next-hop of `paths[i]`
     /// unreachable: [`Ctx::forwarding`] of an entry, or of the state an entry had before a change.
-    fn forwarding_of(&self, paths: &[&Path], down: &[bool], mp: usize) -> Fwd {
+    fn forwarding_of(&self, paths: &[PathRef<'_>], down: &[bool], mp: usize) -> Fwd {
         let mut out = Fwd::default();
         let fwd = &paths[..mp.min(paths.len())];
         let Some(best) = fwd.first() else {
@@ -385,7 +387,7 @@ impl Ctx<'_> {
     /// The backup of an entry (PIC edge): what selection would pick if every primary next-hop died.
     /// The first reachable path after the multipath set (`rest`) whose next-hop is not a primary
     /// one, and the later such paths that would share the multipath set with it.
-    fn backup(&self, rest: &[&Path], down: &[bool], primary: &FwdKey) -> FwdKey {
+    fn backup(&self, rest: &[PathRef<'_>], down: &[bool], primary: &FwdKey) -> FwdKey {
         // Reachability as the last selection saw it (not the tracking state now: a change of it
         // is compared before and after the entry's reselection).
         let usable = |i: usize| {
@@ -399,7 +401,7 @@ impl Ctx<'_> {
             return FwdKey::new();
         };
         let lead = rest[i];
-        let mut set: SmallVec<[&Path; 4]> = SmallVec::new();
+        let mut set: SmallVec<[PathRef<'_>; 4]> = SmallVec::new();
         set.push(lead);
         // Both are usable: reachable as the last selection saw them (the IGP cost is the current one,
         // which a cost change re-selects anyway).
@@ -411,10 +413,10 @@ impl Ctx<'_> {
                     break;
                 }
                 if usable(k)
-                    && let Some(c) = seen(p)
+                    && let Some(c) = seen(*p)
                     && decision::multipath_eligible(&lc, &c, self.cfg)
                 {
-                    set.push(p);
+                    set.push(*p);
                 }
             }
         }
@@ -440,22 +442,22 @@ impl Ctx<'_> {
                 .is_some_and(|p| p.kind == PeerKind::Local)
                 && b.attrs.next_hop().is_none()
         });
-        let primary = &s[..mp];
+        let primary = s.slice(..mp);
         if !self.backups || best_local || !primary.iter().any(|p| p.attrs.next_hop().is_some()) {
             return false;
         }
-        let usable = |p: &Path| {
+        let usable = |p: PathRef<'_>| {
             p.flags & flags::NH_DOWN == 0
                 && p.attrs
                     .next_hop()
                     .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop() == Some(a)))
         };
-        let new = &s[j];
+        let new = s.at(j);
         if !usable(new) {
             // Neither the backup's lead nor one of its members.
             return false;
         }
-        match s[mp..j].iter().find(|p| usable(p)) {
+        match s.slice(mp..j).iter().find(|p| usable(*p)) {
             // The new path leads the backup.
             None => true,
             // It could join the lead's set; otherwise the backup is the same paths as before.
@@ -467,11 +469,11 @@ impl Ctx<'_> {
     }
 }
 
-fn set_nh_down(p: &mut Path, down: bool) {
+fn set_nh_down(flags: &mut u8, down: bool) {
     if down {
-        p.flags |= flags::NH_DOWN;
+        *flags |= flags::NH_DOWN;
     } else {
-        p.flags &= !flags::NH_DOWN;
+        *flags &= !flags::NH_DOWN;
     }
 }
 
@@ -780,7 +782,12 @@ impl Rib {
     }
 
     /// Removes the paths of `peer` matching `pred` from the tables selected by `afis` ([IPv4, IPv6]).
-    fn flush_peer(&mut self, peer: PeerId, pred: impl Fn(&Path) -> bool + Copy, afis: [bool; 2]) {
+    fn flush_peer(
+        &mut self,
+        peer: PeerId,
+        pred: impl Fn(PathRef<'_>) -> bool + Copy,
+        afis: [bool; 2],
+    ) {
         let ctx4 = Ctx {
             peers: &self.peers,
             nht: &self.nht,
@@ -1014,7 +1021,7 @@ impl Rib {
 
     /// The candidates of `prefix`, best first, and how many leading ones have a reachable next-hop
     /// (unreachable paths sort last: reachability is the first step of the decision).
-    pub fn usable_paths(&self, prefix: IpNet) -> Option<(&[Path], usize)> {
+    pub fn usable_paths(&self, prefix: IpNet) -> Option<(PathSlice<'_>, usize)> {
         let (e, cfg) = match prefix {
             IpNet::V4(n) => (self.v4.get(&n.trunc())?, &self.cfg.ipv4),
             IpNet::V6(n) => (self.v6.get(&n.trunc())?, &self.cfg.ipv6),
@@ -1170,7 +1177,7 @@ impl Rib {
                 ExplainedPath {
                     peer: c.peer.name.clone(),
                     path_id: p.path_id,
-                    attrs: (*p.attrs).clone(),
+                    attrs: (**p.attrs).clone(),
                     best: i == 0 && e.multipath() > 0,
                     multipath: i < e.multipath(),
                     reachable: c.reachable,
@@ -1194,15 +1201,15 @@ fn llgr_mark<K: PrefixKey>(
     old: &mut Vec<AttrRef>,
 ) {
     for e in t.values_mut() {
-        for p in e.as_mut_slice().iter_mut() {
-            if p.peer != peer || p.flags & flags::STALE == 0 || p.flags & flags::LLGR_STALE != 0 {
+        for p in e.iter_mut() {
+            if p.peer != peer || *p.flags & flags::STALE == 0 || *p.flags & flags::LLGR_STALE != 0 {
                 continue;
             }
             let key = p.attrs.addr();
             let new = cache
                 .entry(key)
                 .or_insert_with(|| {
-                    let mut a = (*p.attrs).clone();
+                    let mut a = (**p.attrs).clone();
                     if !a.has_community(attrs::community::LLGR_STALE) {
                         let mut c = a.communities().to_vec();
                         c.push(attrs::community::LLGR_STALE);
@@ -1211,16 +1218,16 @@ fn llgr_mark<K: PrefixKey>(
                     store.intern(a)
                 })
                 .clone();
-            old.push(std::mem::replace(&mut p.attrs, new));
-            p.flags |= flags::LLGR_STALE;
+            old.push(std::mem::replace(p.attrs, new));
+            *p.flags |= flags::LLGR_STALE;
         }
     }
 }
 
 fn mark_stale<K: PrefixKey>(t: &mut Table<K>, peer: PeerId, flag: u8) {
     for e in t.values_mut() {
-        for p in e.as_mut_slice().iter_mut().filter(|p| p.peer == peer) {
-            p.flags |= flag;
+        for p in e.iter_mut().filter(|p| p.peer == peer) {
+            *p.flags |= flag;
         }
     }
 }
@@ -1249,13 +1256,13 @@ fn upsert<K: PrefixKey>(
                 .iter()
                 .position(|p| p.peer == path.peer && p.path_id == path.path_id);
             if let Some(i) = at
-                && ctx.same_set_keeps_order(&e.as_slice()[i], &path)
+                && ctx.same_set_keeps_order(e.as_slice().at(i), path.view())
             {
                 // The same set again from the same peer (a refresh, a re-sent table): the order
                 // does not read arrival ranks, so only the path's rank moves (it is the newest
                 // now); selection, forwarding and the best path stay as they are.
                 let mut path = path;
-                path.flags = e.as_slice()[i].flags & flags::NH_DOWN;
+                path.flags = e.as_slice().at(i).flags & flags::NH_DOWN;
                 replaced = e.push_newest(path, at).map(|old| old.attrs);
             } else if at.is_some() {
                 let before = ctx.forwarding(e);
@@ -1287,7 +1294,7 @@ fn upsert<K: PrefixKey>(
                     .map(|(_, p)| (p.peer, p.path_id, p.flags & flags::NH_DOWN != 0))
                     .eq(old.iter().copied());
                 if !same || ctx.added_path_may_change(e, j, mp0) {
-                    let was: SmallVec<[&Path; 8]> = old
+                    let was: SmallVec<[PathRef<'_>; 8]> = old
                         .iter()
                         .filter_map(|(peer, pid, _)| {
                             s.iter().find(|p| p.peer == *peer && p.path_id == *pid)
@@ -1319,7 +1326,7 @@ fn upsert<K: PrefixKey>(
 fn remove<K: PrefixKey>(
     t: &mut Table<K>,
     k: K,
-    pred: impl Fn(&Path) -> bool,
+    pred: impl Fn(PathRef<'_>) -> bool,
     ctx: &Ctx<'_>,
     sink: &mut Sink<'_>,
 ) -> Vec<AttrRef> {
@@ -1356,7 +1363,7 @@ fn remove<K: PrefixKey>(
 fn flush_in<K: PrefixKey>(
     t: &mut Table<K>,
     peer: PeerId,
-    pred: impl Fn(&Path) -> bool + Copy,
+    pred: impl Fn(PathRef<'_>) -> bool + Copy,
     ctx: &Ctx<'_>,
     sink: &mut Sink<'_>,
 ) -> Vec<AttrRef> {
