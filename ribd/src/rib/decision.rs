@@ -373,8 +373,59 @@ pub fn select_keys(cands: &[Candidate<'_>], keys: &[Key], cfg: &DecisionConfig) 
     }
     let max = max_paths(cands[b].peer, cfg);
     multipath_first(&order, max, |i| {
-        eligible(&cands[b], &k[b], &cands[i], &k[i], cfg)
+        eligible_keys(cands[b].attrs, &k[b], cands[i].attrs, &k[i], cfg)
     })
+}
+
+/// Whether a path with key `new` joins the end of an ordered entry without changing anything
+/// else: `keys` are the entry's paths in their selected order (as [`select_keys`] left them, each
+/// path's key with its reachability then), `multipath` its multipath count; `new` is the newest
+/// path (its arrival rank above every other). True only when [`select_keys`] over the entry's
+/// paths followed by the new one provably orders the new one last and leaves it out of the
+/// multipath set: the new path loses to every path it is compared with (with deterministic
+/// MED: to its neighbouring AS's paths with MED, and its group to every other group), the best
+/// path does not admit it (`admits`, asked only when the multipath set has room). The others
+/// keep their order: the full sort is stable and they come first in it. RFC 4271's
+/// arrival-order MED comparison (neither option) always answers false.
+pub fn joins_last(
+    keys: &[Key],
+    multipath: usize,
+    max: usize,
+    new: &Key,
+    cfg: &DecisionConfig,
+    admits: impl FnOnce() -> bool,
+) -> bool {
+    let worse = |a: &Key, with_med: bool| compare_keys(a, new, cfg, with_med).0 == Ordering::Less;
+    let last = if cfg.always_compare_med {
+        keys.iter().all(|k| worse(k, true))
+    } else if cfg.deterministic_med {
+        // The leaders: each group's most preferred path (with MED). Paths that tie at every step
+        // are the same to every comparison below, so both may count as leaders.
+        let leaders: SmallVec<[&Key; 8]> = keys
+            .iter()
+            .filter(|k| {
+                !keys.iter().any(|o| {
+                    o.group == k.group && compare_keys(o, k, cfg, true).0 == Ordering::Less
+                })
+            })
+            .collect();
+        match leaders.iter().find(|l| l.group == new.group) {
+            // A group of its own: after every other group.
+            None => leaders.iter().all(|l| worse(l, false)),
+            // Last in its group (so the group keeps its leader), and that group is the last.
+            Some(own) => {
+                keys.iter()
+                    .filter(|k| k.group == new.group)
+                    .all(|k| worse(k, true))
+                    && leaders.iter().all(|l| {
+                        l.group == own.group || compare_keys(l, own, cfg, false).0 == Ordering::Less
+                    })
+            }
+        }
+    } else {
+        false
+    };
+    last && (multipath == 0 || multipath >= max || !admits())
 }
 
 /// The selection from a most-preferred-first `order` (its best reachable): the paths after the best
@@ -416,17 +467,18 @@ pub fn max_paths(peer: &PeerInfo, cfg: &DecisionConfig) -> usize {
 /// A candidate joins the best in the multipath set when it ties through the IGP-cost step, comes from the
 /// same class of peer, and has the same AS_PATH (or only the same length with `as_path_relax`).
 pub fn multipath_eligible(best: &Candidate<'_>, c: &Candidate<'_>, cfg: &DecisionConfig) -> bool {
-    eligible(best, &Key::new(best, cfg), c, &Key::new(c, cfg), cfg)
+    eligible_keys(
+        best.attrs,
+        &Key::new(best, cfg),
+        c.attrs,
+        &Key::new(c, cfg),
+        cfg,
+    )
 }
 
-/// [`multipath_eligible`] with both keys built already.
-fn eligible(
-    best: &Candidate<'_>,
-    kb: &Key,
-    c: &Candidate<'_>,
-    kc: &Key,
-    cfg: &DecisionConfig,
-) -> bool {
+/// [`multipath_eligible`] with both keys built already (`kb` of the best path's attributes `best`,
+/// `kc` of the candidate's `c`).
+pub fn eligible_keys(best: &Attrs, kb: &Key, c: &Attrs, kc: &Key, cfg: &DecisionConfig) -> bool {
     if !kc.reachable || kc.local || kb.local {
         return false;
     }
@@ -442,7 +494,7 @@ fn eligible(
     cfg.as_path_relax
         || (kb.neighbor_as == kc.neighbor_as
             && kb.as_path_len == kc.as_path_len
-            && best.attrs.as_path() == c.attrs.as_path())
+            && best.as_path() == c.as_path())
 }
 
 /// For each candidate after the best: the step at which the best beat it.

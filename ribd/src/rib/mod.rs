@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use attrs::{AttrRef, AttrStore, Attrs};
-use decision::{Candidate, DecisionConfig, PeerInfo, PeerKind, Selection, Step};
+use decision::{Candidate, DecisionConfig, Key, PeerInfo, PeerKind, Selection, Step};
 use table::{Path, PathRef, PathSlice, Paths, PeerId, PrefixKey, Table, flags};
 
 /// Reachability of a BGP next-hop, as next-hop tracking reports it.
@@ -333,22 +333,57 @@ impl Ctx<'_> {
             }
             return;
         }
-        let cands: SmallVec<[Candidate<'_>; 4]> =
-            e.iter().filter_map(|p| self.candidate(p)).collect();
-        if cands.len() != e.len() {
-            // A path of an unknown peer cannot happen (peers are removed with their paths); stay safe.
-            drop(cands);
-            e.set_multipath(0);
-            return;
+        // Built in place (pushed, not collected and moved: these are a few hundred bytes).
+        let mut cands: SmallVec<[Candidate<'_>; 8]> = SmallVec::new();
+        let mut keys: SmallVec<[Key; 8]> = SmallVec::new();
+        for p in e.iter() {
+            let Some(c) = self.candidate(p) else {
+                // A path of an unknown peer cannot happen (peers are removed with their paths);
+                // stay safe.
+                drop(cands);
+                e.set_multipath(0);
+                return;
+            };
+            keys.push(Key::new(&c, self.cfg));
+            cands.push(c);
         }
-        let sel = decision::select(&cands, self.cfg);
-        let reachable: SmallVec<[bool; 4]> = cands.iter().map(|c| c.reachable).collect();
+        let sel = decision::select_keys(&cands, &keys, self.cfg);
         drop(cands);
         e.permute(&sel.order);
         e.set_multipath(sel.multipath);
         for (p, &i) in e.iter_mut().zip(sel.order.iter()) {
-            set_nh_down(p.flags, !reachable.get(i).copied().unwrap_or(false));
+            set_nh_down(p.flags, !keys.get(i).is_some_and(|k| k.reachable));
         }
+    }
+
+    /// Whether the path `new`, added to the selected entry `e` (no path of the same peer and
+    /// path id in it), goes last with nothing else changing: the same order, multipath count and
+    /// flags for the paths there, as reselecting would give ([`decision::joins_last`]). Returns
+    /// the new path's reachability then. Reads the attribute sets of the entry's paths (their
+    /// neighbouring ASes say which MEDs compare), but does not sort or reorder.
+    fn joins_last(&self, e: &Paths, new: &Path) -> Option<bool> {
+        let s = e.as_slice();
+        if s.len() > 8 || !(self.cfg.deterministic_med || self.cfg.always_compare_med) {
+            return None;
+        }
+        let mut keys: SmallVec<[Key; 8]> = SmallVec::new();
+        for p in s.iter() {
+            let k = Key::new(&self.candidate(p)?, self.cfg);
+            if k.reachable == (p.flags & flags::NH_DOWN != 0) {
+                // The entry was selected with other reachability: not an ordered entry to extend.
+                return None;
+            }
+            keys.push(k);
+        }
+        let mut c = self.candidate(new.view())?;
+        // It will be the newest path: after every rank there.
+        c.seq = u32::MAX;
+        let kn = Key::new(&c, self.cfg);
+        let best = s.at(0);
+        let max = decision::max_paths(self.peers.get(best.peer as usize)?.as_ref()?, self.cfg);
+        let admits = || decision::eligible_keys(best.attrs, &keys[0], &new.attrs, &kn, self.cfg);
+        decision::joins_last(&keys, e.multipath(), max, &kn, self.cfg, admits)
+            .then_some(kn.reachable)
     }
 
     /// The forwarding result of an entry, as a comparable key.
@@ -1270,6 +1305,22 @@ fn upsert<K: PrefixKey>(
                 ctx.reselect(e);
                 let after = ctx.forwarding(e);
                 sink.emit(k.into(), &before, after);
+            } else if let Some(reachable) = ctx.joins_last(e, &path) {
+                // A path added that goes last, leaving the others as they are: no reselection,
+                // and the forwarding result before is the entry's without its last path.
+                let mut path = path;
+                set_nh_down(&mut path.flags, !reachable);
+                let mp0 = e.multipath();
+                e.push_newest(path, None);
+                let j = e.len() - 1;
+                if ctx.added_path_may_change(e, j, mp0) {
+                    let was: SmallVec<[PathRef<'_>; 8]> = e.as_slice().slice(..j).iter().collect();
+                    let down: SmallVec<[bool; 8]> =
+                        was.iter().map(|p| p.flags & flags::NH_DOWN != 0).collect();
+                    let before = ctx.forwarding_of(&was, &down, mp0);
+                    let after = ctx.forwarding(e);
+                    sink.emit(k.into(), &before, after);
+                }
             } else {
                 // A path added: the entry before is the same paths without it, so its forwarding
                 // result is only computed (from the paths now, in their old order and with their

@@ -173,3 +173,279 @@ fn reannounced_same_set_becomes_newest_for_the_oldest_path_step_rfc5004() {
     let e = rib.ipv4().get(&k).unwrap();
     assert_eq!(e.best().unwrap().peer, p[1], "p1's path is the oldest now");
 }
+
+/// Peers of every kind for the added-path tests: eBGP in two neighbouring ASes (two of them with
+/// one router id, so later steps decide), an iBGP peer, a confederation eBGP peer and a local
+/// origin (static routes). The iBGP and confederation peers share an address and a router id, so
+/// their paths can tie at every step (the order of a tie is arrival order).
+fn rib_with_kinds(cfg: DecisionConfig, backups: bool) -> (Rib, Vec<PeerId>) {
+    let mut rib = Rib::new(RibConfig {
+        ipv4: cfg.clone(),
+        ipv6: cfg,
+        backup_paths: backups,
+        ..RibConfig::default()
+    });
+    let kinds = [
+        (PeerKind::Ebgp, 64500, false),
+        (PeerKind::Ebgp, 64501, false),
+        (PeerKind::Ebgp, 64500, false),
+        (PeerKind::Ibgp, 65000, false),
+        (PeerKind::Ebgp, 65100, true),
+        (PeerKind::Local, 65000, false),
+    ];
+    let peers = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &(kind, remote_as, confed))| {
+            rib.add_peer(PeerInfo {
+                name: format!("p{i}"),
+                addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10 - (i as u8).min(3))),
+                router_id: Ipv4Addr::new(10, 0, 0, [0, 1, 1, 2, 2, 3][i]),
+                remote_as,
+                local_as: 65000,
+                kind,
+                confed,
+            })
+            .expect("a free peer slot")
+        })
+        .collect();
+    (rib, peers)
+}
+
+/// Attribute sets that tie and differ at every step: neighbouring AS, AS-path length and
+/// AS_SETs, ORIGIN, MED present or not, LOCAL_PREF, weight, next-hop (none: a blackhole for a
+/// local origin), link bandwidth.
+fn attrs_strategy() -> impl Strategy<Value = Attrs> {
+    (
+        (0..3u32, 1..3usize, prop::bool::weighted(0.15)),
+        prop::option::of(prop_oneof![Just(0u32), Just(10), Just(20)]),
+        prop::option::of(prop_oneof![Just(100u32), Just(200)]),
+        (0..2u8, prop::bool::weighted(0.1), prop::bool::weighted(0.1)),
+        (prop::option::of(1..5u8), prop::bool::weighted(0.15)),
+    )
+        .prop_map(
+            |((first, len, set), med, lp, (origin, weight, llgr), (nh, bw))| {
+                let mut asns = vec![64500 + first];
+                asns.extend((1..len).map(|i| 15169 + i as u32));
+                let as_path = if set {
+                    AsPath::from_segments([(super::attrs::SegmentKind::Set, &asns[..])])
+                } else {
+                    AsPath::sequence(asns)
+                };
+                let mut a = Attrs::default()
+                    .with_as_path(as_path)
+                    .with_med(med)
+                    .with_local_pref(lp)
+                    .with_origin(
+                        [super::attrs::Origin::Igp, super::attrs::Origin::Incomplete]
+                            [origin as usize],
+                    )
+                    .with_weight(u32::from(weight))
+                    .with_next_hop(nh.map(|n| IpAddr::V4(Ipv4Addr::new(203, 0, 113, n))));
+                if llgr {
+                    a.set_communities([super::attrs::community::NO_LLGR]);
+                }
+                if bw {
+                    // Transitive link bandwidth (RFC 7153 type 0x40 0x04): AS 64500, 1000 bytes/s.
+                    let mut c = [0x40, 0x04, 0xfb, 0xf4, 0, 0, 0, 0];
+                    c[4..].copy_from_slice(&1000f32.to_be_bytes());
+                    a.set_ext_communities(vec![c]);
+                }
+                a
+            },
+        )
+}
+
+fn config_strategy() -> impl Strategy<Value = (DecisionConfig, bool)> {
+    (
+        prop::collection::vec(any::<bool>(), 7),
+        1..4usize,
+        1..3usize,
+    )
+        .prop_map(|(b, ebgp, ibgp)| {
+            (
+                DecisionConfig {
+                    ignore_as_path_len: b[0],
+                    always_compare_med: b[1],
+                    med_missing_as_worst: b[2],
+                    deterministic_med: b[3],
+                    prefer_oldest_ebgp: b[4],
+                    as_path_relax: b[5],
+                    max_paths_ebgp: ebgp,
+                    max_paths_ibgp: ibgp,
+                    ..DecisionConfig::default()
+                },
+                b[6],
+            )
+        })
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Announce {
+        peer: usize,
+        prefix: u8,
+        path_id: u32,
+        set: usize,
+    },
+    Withdraw {
+        peer: usize,
+        prefix: u8,
+        path_id: u32,
+    },
+    NextHop {
+        nh: u8,
+        reachable: bool,
+        cost: u32,
+    },
+    /// Graceful restart: the session drops, the peer's paths become stale; then LLGR.
+    Restart {
+        peer: usize,
+        llgr: bool,
+    },
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        40 => (0..6usize, 0..3u8, 0..2u32, 0..8usize)
+            .prop_map(|(peer, prefix, path_id, set)| Op::Announce { peer, prefix, path_id, set }),
+        6 => (0..6usize, 0..3u8, 0..2u32)
+            .prop_map(|(peer, prefix, path_id)| Op::Withdraw { peer, prefix, path_id }),
+        6 => (1..5u8, prop::bool::weighted(0.6), 0..3u32)
+            .prop_map(|(nh, reachable, cost)| Op::NextHop { nh, reachable, cost }),
+        1 => (0..6usize, any::<bool>()).prop_map(|(peer, llgr)| Op::Restart { peer, llgr }),
+    ]
+}
+
+/// (peer, path id, flags) of an entry's paths in order, and its multipath count.
+type Shape = (Vec<(PeerId, u32, u8)>, usize);
+
+fn shape(e: &Paths) -> Shape {
+    (
+        e.iter().map(|p| (p.peer, p.path_id, p.flags)).collect(),
+        e.multipath(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A path added to a prefix that has paths already, where the RIB puts it last without
+    /// reselecting ([`Ctx::joins_last`]), leaves the entry exactly as full reselection of its
+    /// paths would (order, multipath count, reachability flags), under random decision options,
+    /// peer kinds, next-hop changes and graceful-restart staleness; and the FIB delta stream
+    /// still reproduces the forwarding table.
+    #[test]
+    fn an_added_path_put_last_is_what_full_reselection_gives(
+        (cfg, backups) in config_strategy(),
+        sets in prop::collection::vec(attrs_strategy(), 8),
+        ops in prop::collection::vec(op_strategy(), 1..60),
+    ) {
+        let (mut rib, peers) = rib_with_kinds(cfg, backups);
+        let mut model = BTreeMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            match *op {
+                Op::Announce { peer, prefix: x, path_id, set } => {
+                    let a = rib.intern(sets[set].clone());
+                    let path = Path::new(peers[peer], path_id, a.clone());
+                    let k = match prefix(x) { IpNet::V4(n) => n, IpNet::V6(_) => unreachable!() };
+                    let fast = rib.ipv4().get(&k).is_some_and(|e| {
+                        !e.iter().any(|p| p.peer == path.peer && p.path_id == path_id)
+                            && rib.ctx(&rib.cfg.ipv4).joins_last(e, &path).is_some()
+                    });
+                    let before = rib.ipv4().get(&k).map(shape);
+                    drop(path);
+                    rib.announce(peers[peer], prefix(x), path_id, a);
+                    let e = rib.ipv4().get(&k).expect("announced");
+                    let mut full = e.clone();
+                    rib.ctx(&rib.cfg.ipv4).reselect(&mut full);
+                    prop_assert_eq!(shape(e), shape(&full), "op {}: the entry is what reselection gives", i);
+                    if fast {
+                        let (mut was, mp) = before.expect("an entry before");
+                        let now = shape(e);
+                        was.push(*now.0.last().expect("a path"));
+                        prop_assert_eq!((was, mp), now, "op {}: the others stay as they were", i);
+                    }
+                }
+                Op::Withdraw { peer, prefix: x, path_id } => {
+                    rib.withdraw(peers[peer], prefix(x), path_id);
+                }
+                Op::NextHop { nh, reachable, cost } => {
+                    rib.set_nexthop(
+                        IpAddr::V4(Ipv4Addr::new(203, 0, 113, nh)),
+                        NhState { reachable, igp_cost: cost },
+                    );
+                }
+                Op::Restart { peer, llgr } => {
+                    rib.peer_down(peers[peer], true);
+                    if llgr {
+                        rib.peer_llgr_stale(peers[peer]);
+                    }
+                }
+            }
+            drain(&mut rib, &mut model);
+            prop_assert_eq!(&model, &rib.fib().into_iter().collect::<BTreeMap<_, _>>(), "after op {}", i);
+        }
+    }
+}
+
+/// The import benchmark's shape: four eBGP peers with their own first AS, one router id, the
+/// same rest of the path. Each further peer's path loses at the peer-address step and goes last
+/// without reselection, as the backup only when it is the first after the best; the result is
+/// the one full reselection gives.
+#[test]
+fn a_further_peers_worse_path_is_put_last_without_reselection() {
+    let mut rib = Rib::new(RibConfig::default());
+    let peers: Vec<PeerId> = (0..4u8)
+        .map(|i| {
+            rib.add_peer(PeerInfo {
+                name: format!("f{i}"),
+                addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + i)),
+                router_id: Ipv4Addr::new(10, 0, 0, 2),
+                remote_as: 65001 + u32::from(i),
+                local_as: 4_200_000_000,
+                kind: PeerKind::Ebgp,
+                confed: false,
+            })
+            .expect("a free peer slot")
+        })
+        .collect();
+    let k: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+    let mut model = BTreeMap::new();
+    for (i, &p) in peers.iter().enumerate() {
+        let a = rib.intern(
+            Attrs::default()
+                .with_as_path(AsPath::sequence(vec![65001 + i as u32, 3356, 15169]))
+                .with_med(Some(10 * i as u32))
+                .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + i as u8)))),
+        );
+        if let Some(e) = rib.ipv4().get(&k) {
+            let path = Path::new(p, 0, a.clone());
+            assert_eq!(
+                rib.ctx(&rib.cfg.ipv4).joins_last(e, &path),
+                Some(true),
+                "peer {i}'s path goes last"
+            );
+        }
+        rib.announce(p, prefix(1), 0, a);
+        drain(&mut rib, &mut model);
+        let e = rib.ipv4().get(&k).unwrap();
+        let mut full = e.clone();
+        rib.ctx(&rib.cfg.ipv4).reselect(&mut full);
+        assert_eq!(shape(e), shape(&full));
+    }
+    let e = rib.ipv4().get(&k).unwrap();
+    assert_eq!(
+        e.iter().map(|p| p.peer).collect::<Vec<_>>(),
+        peers,
+        "by peer address"
+    );
+    assert_eq!(e.multipath(), 1, "different AS paths: no ECMP");
+    match model.get(&prefix(1)) {
+        Some(FibEntry::Forward(f)) => {
+            assert_eq!(f.primary[0].addr, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+            assert_eq!(f.backup()[0].addr, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
