@@ -375,7 +375,7 @@ fn print_memory(name: &str, peers: usize, f: &Figures) {
         pp(f.rss),
     );
     println!(
-        "    where (requested B/prefix): table entries {:.1}, path slices {:.1} ({} prefixes with several paths), attribute sets {:.1} ({} sets, {:.0} B each) + their lists {:.1} + interning index {:.1}, next-hop index {:.1}, next-hop sets {:.1}",
+        "    where (requested B/prefix): table entries {:.1}, path blocks {:.1} ({} prefixes with several paths), attribute sets {:.1} ({} sets, {:.0} B each) + their lists {:.1} + interning index {:.1}, next-hop index {:.1}, next-hop sets {:.1}",
         pp(e4 + e6),
         pp(s4 + s6),
         m.ipv4.slices + m.ipv6.slices,

@@ -1009,7 +1009,7 @@ pub struct TableMemory {
     pub buckets: usize,
     /// The `(prefix, Paths)` entries, capacity included.
     pub entries: usize,
-    /// Boxed path slices of prefixes with several paths, and how many there are.
+    /// Column blocks of prefixes with several paths (see [`Paths`]), and how many there are.
     pub path_slices: usize,
     pub slices: usize,
     /// Next-hop tracking: per next-hop bucket lists and peer counts.
