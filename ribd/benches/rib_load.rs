@@ -413,6 +413,33 @@ fn report(name: &str, one: &Figures, four: &Figures) {
         (r4 - r1) / 3.0,
         (l4 - l1) / 3.0 / GOAL_EXTRA_PATH,
     );
+    // The same difference by part (what each further path adds where).
+    let parts = |f: &Figures| {
+        let m = &f.mem;
+        let t = |x: &ribd::rib::table::TableMemory| (x.buckets + x.entries, x.path_slices);
+        let ((e4, b4), (e6, b6)) = (t(&m.ipv4), t(&m.ipv6));
+        [
+            (b4 + b6) as f64,
+            (m.attr_set_bytes + m.attr_list_bytes) as f64,
+            m.attr_index_bytes as f64,
+            (e4 + e6) as f64,
+            (m.ipv4.nh_index + m.ipv6.nh_index + m.nhset_bytes) as f64,
+        ]
+    };
+    let d: Vec<f64> = parts(four)
+        .iter()
+        .zip(parts(one))
+        .map(|(x4, x1)| (x4 - x1) / n / 3.0)
+        .collect();
+    println!(
+        "    of which (requested B per additional prefix-path): path blocks {:.1}, the peer's attribute sets {:.1}, interning index {:.1}, table entries {:.1}, next-hop tracking {:.1}, the rest {:.1}",
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+        d[4],
+        (l4 - l1) / 3.0 - d.iter().sum::<f64>(),
+    );
 }
 
 const IMPORT_CONFIG_HEAD: &str = r#"
