@@ -17,7 +17,7 @@ use ipnet::IpNet;
 
 use crate::policy::{Policy, RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
 use crate::rib::attrs::{
-    AsPath, AttrRef, Attrs, CommonAttrs, LargeCommunity, Origin, RawAttr, SegmentKind,
+    AsPath, AttrRef, Attrs, CommonAttrs, LargeCommunity, Origin, RareAttrs, RawAttr, SegmentKind,
 };
 
 /// What the import path needs to know about the session.
@@ -70,66 +70,83 @@ pub fn to_attrs(
     next_hop: Option<IpAddr>,
     next_hop_ll: Option<std::net::Ipv6Addr>,
 ) -> Attrs {
-    let as_path = a
-        .as_path
-        .as_ref()
-        .map(|p| {
-            AsPath::from_segments(p.segments.iter().map(|s| {
-                (
-                    match s.kind {
-                        SegmentType::Set => SegmentKind::Set,
-                        SegmentType::Sequence => SegmentKind::Sequence,
-                        SegmentType::ConfedSequence => SegmentKind::ConfedSequence,
-                        SegmentType::ConfedSet => SegmentKind::ConfedSet,
-                    },
-                    &s.asns[..],
-                )
-            }))
-        })
-        .unwrap_or_default();
+    convert(a, next_hop, next_hop_ll, a.local_pref)
+}
+
+/// [`to_attrs`] with `local_pref` in place of the UPDATE's. One allocation for the set (and one for
+/// its rare attributes when it has any): the AS path and the communities are gathered on the stack.
+fn convert(
+    a: &PathAttributes,
+    next_hop: Option<IpAddr>,
+    next_hop_ll: Option<std::net::Ipv6Addr>,
+    local_pref: Option<u32>,
+) -> Attrs {
+    let mut path_buf = smallvec::SmallVec::<[u32; 32]>::new();
+    let segments = a.as_path.iter().flat_map(|p| &p.segments).map(|s| {
+        (
+            match s.kind {
+                SegmentType::Set => SegmentKind::Set,
+                SegmentType::Sequence => SegmentKind::Sequence,
+                SegmentType::ConfedSequence => SegmentKind::ConfedSequence,
+                SegmentType::ConfedSet => SegmentKind::ConfedSet,
+            },
+            &s.asns[..],
+        )
+    });
+    let as_path = AsPath::encode_in(segments, &mut path_buf);
     let communities: smallvec::SmallVec<[u32; 16]> = a.communities.iter().map(|c| c.0).collect();
-    // One allocation: the common attributes in one go.
-    let mut out = Attrs::new(&CommonAttrs {
+    let common = CommonAttrs {
         origin: match a.origin {
             Some(WireOrigin::Igp) | None => Origin::Igp,
             Some(WireOrigin::Egp) => Origin::Egp,
             Some(WireOrigin::Incomplete) => Origin::Incomplete,
         },
         atomic_aggregate: a.atomic_aggregate,
-        as_path: &as_path,
+        as_path,
         next_hop,
         med: a.med,
-        local_pref: a.local_pref,
+        local_pref,
         communities: &communities,
         weight: 0,
-    });
-    // The rare attributes: setting an absent one costs nothing.
-    out.set_next_hop_ll(next_hop_ll);
-    out.set_aggregator(a.aggregator.map(|g| (g.asn, g.address)));
-    out.set_originator_id(a.originator_id);
-    out.set_cluster_list(a.cluster_list.clone());
-    out.set_ext_communities(a.ext_communities.iter().map(|c| c.0).collect::<Vec<_>>());
-    out.set_large_communities(
-        a.large_communities
-            .iter()
-            .map(|c| LargeCommunity {
-                global: c.global,
-                local1: c.local1,
-                local2: c.local2,
-            })
-            .collect::<Vec<_>>(),
-    );
-    out.set_unknown(
-        a.unknown
-            .iter()
-            .map(|u| RawAttr {
-                flags: u.flags,
-                type_code: u.type_code,
-                value: u.value.clone().into(),
-            })
-            .collect::<Vec<_>>(),
-    );
-    out
+    };
+    let rare = next_hop_ll.is_some()
+        || a.aggregator.is_some()
+        || a.originator_id.is_some()
+        || !a.cluster_list.is_empty()
+        || !a.ext_communities.is_empty()
+        || !a.large_communities.is_empty()
+        || !a.unknown.is_empty();
+    if !rare {
+        return Attrs::new(&common);
+    }
+    Attrs::with_rare(
+        &common,
+        RareAttrs {
+            next_hop_ll,
+            aggregator: a.aggregator.map(|g| (g.asn, g.address)),
+            originator_id: a.originator_id,
+            cluster_list: a.cluster_list.clone().into(),
+            ext_communities: a.ext_communities.iter().map(|c| c.0).collect(),
+            large_communities: a
+                .large_communities
+                .iter()
+                .map(|c| LargeCommunity {
+                    global: c.global,
+                    local1: c.local1,
+                    local2: c.local2,
+                })
+                .collect(),
+            unknown: a
+                .unknown
+                .iter()
+                .map(|u| RawAttr {
+                    flags: u.flags,
+                    type_code: u.type_code,
+                    value: u.value.clone().into(),
+                })
+                .collect(),
+        },
+    )
 }
 
 fn prefixes(v: &[Nlri]) -> impl Iterator<Item = (IpNet, u32)> + '_ {
@@ -271,11 +288,9 @@ pub fn import_into(
         families[1] = Some((nh, ll, &mr.nlri));
     }
     for (nh, ll, nlri) in families.into_iter().flatten() {
-        let mut base = to_attrs(&u.attrs, nh, ll);
-        if ctx.ebgp {
-            // RFC 4271 §5.1.5: LOCAL_PREF is not sent to (and is ignored from) external peers.
-            base.set_local_pref(None);
-        }
+        // RFC 4271 §5.1.5: LOCAL_PREF is not sent to (and is ignored from) external peers.
+        let local_pref = if ctx.ebgp { None } else { u.attrs.local_pref };
+        let base = convert(&u.attrs, nh, ll, local_pref);
         if let Some(_why) = rejected_before_policy(ctx, &base) {
             for (prefix, path_id) in prefixes(nlri) {
                 n.received += 1;
@@ -507,5 +522,141 @@ mod tests {
             attrs.next_hop_ll(),
             Some("fe80::1".parse::<Ipv6Addr>().unwrap())
         );
+    }
+
+    /// The conversion as it was written before [`convert`]: an owned AS path, the set built, then
+    /// each rare attribute set in turn and LOCAL_PREF replaced.
+    fn convert_by_setters(
+        a: &PathAttributes,
+        nh: Option<IpAddr>,
+        ll: Option<Ipv6Addr>,
+        local_pref: Option<u32>,
+    ) -> Attrs {
+        let as_path = a
+            .as_path
+            .as_ref()
+            .map(|p| {
+                AsPath::from_segments(p.segments.iter().map(|s| {
+                    (
+                        match s.kind {
+                            SegmentType::Set => SegmentKind::Set,
+                            SegmentType::Sequence => SegmentKind::Sequence,
+                            SegmentType::ConfedSequence => SegmentKind::ConfedSequence,
+                            SegmentType::ConfedSet => SegmentKind::ConfedSet,
+                        },
+                        &s.asns[..],
+                    )
+                }))
+            })
+            .unwrap_or_default();
+        let communities: Vec<u32> = a.communities.iter().map(|c| c.0).collect();
+        let mut out = Attrs::new(&CommonAttrs {
+            origin: match a.origin {
+                Some(WireOrigin::Igp) | None => Origin::Igp,
+                Some(WireOrigin::Egp) => Origin::Egp,
+                Some(WireOrigin::Incomplete) => Origin::Incomplete,
+            },
+            atomic_aggregate: a.atomic_aggregate,
+            as_path: &as_path,
+            next_hop: nh,
+            med: a.med,
+            local_pref: a.local_pref,
+            communities: &communities,
+            weight: 0,
+        });
+        out.set_next_hop_ll(ll);
+        out.set_aggregator(a.aggregator.map(|g| (g.asn, g.address)));
+        out.set_originator_id(a.originator_id);
+        out.set_cluster_list(a.cluster_list.clone());
+        out.set_ext_communities(a.ext_communities.iter().map(|c| c.0).collect::<Vec<_>>());
+        out.set_large_communities(
+            a.large_communities
+                .iter()
+                .map(|c| LargeCommunity {
+                    global: c.global,
+                    local1: c.local1,
+                    local2: c.local2,
+                })
+                .collect::<Vec<_>>(),
+        );
+        out.set_unknown(
+            a.unknown
+                .iter()
+                .map(|u| RawAttr {
+                    flags: u.flags,
+                    type_code: u.type_code,
+                    value: u.value.clone().into(),
+                })
+                .collect::<Vec<_>>(),
+        );
+        out.set_local_pref(local_pref);
+        out
+    }
+
+    fn opt<T: std::fmt::Debug>(
+        s: impl proptest::strategy::Strategy<Value = T>,
+    ) -> impl proptest::strategy::Strategy<Value = Option<T>> {
+        proptest::option::weighted(0.3, s)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// The one-allocation conversion builds the set (content, hash, interned identity) that
+        /// building it and setting each attribute in turn builds, for paths and community lists
+        /// longer than its stack buffers, every rare attribute and LOCAL_PREF kept or dropped.
+        #[test]
+        fn conversion_equals_setting_each_attribute(
+            segs in proptest::collection::vec((0u8..4, proptest::collection::vec(1u32..5, 0..40)), 0..4),
+            comms in proptest::collection::vec(proptest::num::u32::ANY, 0..24),
+            med in opt(0u32..3),
+            lp in opt(0u32..3),
+            keep_lp in proptest::bool::ANY,
+            nh6 in proptest::bool::ANY,
+            ll in opt(proptest::num::u128::ANY),
+            aggregator in opt((proptest::num::u32::ANY, proptest::num::u32::ANY)),
+            originator in opt(proptest::num::u32::ANY),
+            clusters in proptest::collection::vec(proptest::num::u32::ANY, 0..3),
+            ext in proptest::collection::vec(proptest::num::u64::ANY, 0..3),
+            large in proptest::collection::vec((0u32..3, 0u32..3, 0u32..3), 0..3),
+            unknown in proptest::collection::vec((proptest::num::u8::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..5)), 0..2),
+            atomic in proptest::bool::ANY,
+            origin in 0u8..4,
+        ) {
+            let mut a = PathAttributes {
+                origin: [None, Some(WireOrigin::Igp), Some(WireOrigin::Egp), Some(WireOrigin::Incomplete)][origin as usize],
+                med,
+                local_pref: lp,
+                atomic_aggregate: atomic,
+                aggregator: aggregator.map(|(asn, addr)| bgp::wire::attr::Aggregator { asn, address: Ipv4Addr::from(addr) }),
+                communities: comms.iter().map(|c| Community(*c)).collect(),
+                originator_id: originator.map(Ipv4Addr::from),
+                cluster_list: clusters.iter().map(|c| Ipv4Addr::from(*c)).collect(),
+                ext_communities: ext.iter().map(|e| bgp::wire::attr::community::ExtCommunity(e.to_be_bytes())).collect(),
+                large_communities: large.iter().map(|(g, l1, l2)| bgp::wire::attr::community::LargeCommunity { global: *g, local1: *l1, local2: *l2 }).collect(),
+                unknown: unknown.iter().map(|(t, v)| bgp::wire::attr::RawAttribute { flags: 0xC0, type_code: *t, value: v.clone() }).collect(),
+                ..PathAttributes::default()
+            };
+            if !segs.is_empty() {
+                a.as_path = Some(WAsPath {
+                    segments: segs.iter().map(|(k, asns)| WSegment {
+                        kind: [SegmentType::Set, SegmentType::Sequence, SegmentType::ConfedSequence, SegmentType::ConfedSet][*k as usize],
+                        asns: asns.clone(),
+                    }).collect(),
+                });
+            }
+            let nh = Some(if nh6 { IpAddr::V6(Ipv6Addr::LOCALHOST) } else { IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)) });
+            let ll = ll.map(Ipv6Addr::from);
+            let lp = if keep_lp { a.local_pref } else { None };
+            let fast = convert(&a, nh, ll, lp);
+            let slow = convert_by_setters(&a, nh, ll, lp);
+            proptest::prop_assert_eq!(&fast, &slow);
+            let mut store = crate::rib::attrs::AttrStore::new();
+            let (f, s) = (store.intern(fast), store.intern(slow));
+            proptest::prop_assert!(AttrRef::ptr_eq(&f, &s), "one interned set");
+            proptest::prop_assert_eq!(store.len(), 1);
+            if keep_lp {
+                proptest::prop_assert_eq!(to_attrs(&a, nh, ll), (*f).clone());
+            }
+        }
     }
 }

@@ -193,21 +193,29 @@ impl AsPath {
     /// A path of the given segments (empty segments are dropped).
     pub fn from_segments<'a>(segs: impl IntoIterator<Item = (SegmentKind, &'a [u32])>) -> AsPath {
         let mut words = Vec::new();
-        for (kind, asns) in segs {
-            if asns.is_empty() {
-                continue;
-            }
-            // A wire segment holds at most 255 ASes; longer ones (built here) are split.
-            for part in asns.chunks(0x00FF_FFFF) {
-                // Exact: a one-segment path (most) allocates once and boxes without reallocating.
-                words.reserve_exact(1 + part.len());
-                words.push(kind.code() << 24 | part.len() as u32);
-                words.extend_from_slice(part);
-            }
-        }
+        // Exact: a one-segment path (most) allocates once and boxes without reallocating.
+        encode_segments(segs, |header, asns| {
+            words.reserve_exact(1 + asns.len());
+            words.push(header);
+            words.extend_from_slice(asns);
+        });
         AsPath {
             words: words.into(),
         }
+    }
+
+    /// The path of `segs` encoded in `buf` (cleared first), without allocating while it fits:
+    /// for a set built once and then probably found interned already (the import path).
+    pub(crate) fn encode_in<'w, const N: usize>(
+        segs: impl IntoIterator<Item = (SegmentKind, &'w [u32])>,
+        buf: &'w mut smallvec::SmallVec<[u32; N]>,
+    ) -> &'w AsPathSlice {
+        buf.clear();
+        encode_segments(segs, |header, asns| {
+            buf.push(header);
+            buf.extend_from_slice(asns);
+        });
+        AsPathSlice::from_words(buf)
     }
 
     /// Heap bytes of the path.
@@ -218,6 +226,23 @@ impl AsPath {
     /// Prepends `asn` `times` times to the leading AS_SEQUENCE (creating one if needed).
     pub fn prepend(&mut self, asn: u32, times: usize) {
         *self = self.prepended(asn, times);
+    }
+}
+
+/// Encodes AS_PATH segments as [`AsPath`] words: `push` gets each part's header word and AS
+/// numbers, in order.
+fn encode_segments<'a>(
+    segs: impl IntoIterator<Item = (SegmentKind, &'a [u32])>,
+    mut push: impl FnMut(u32, &[u32]),
+) {
+    for (kind, asns) in segs {
+        if asns.is_empty() {
+            continue;
+        }
+        // A wire segment holds at most 255 ASes; longer ones (built here) are split.
+        for part in asns.chunks(0x00FF_FFFF) {
+            push(kind.code() << 24 | part.len() as u32, part);
+        }
     }
 }
 
@@ -569,6 +594,28 @@ impl Attrs {
     /// A set of the common attributes (rare ones absent), in one allocation.
     pub fn new(c: &CommonAttrs<'_>) -> Attrs {
         Attrs::build(c, std::ptr::null_mut())
+    }
+
+    /// A set of the common attributes and the rare ones `r`, built in one go (the rare ones
+    /// allocated only when any is present): what setting each rare attribute in turn ends with.
+    pub fn with_rare(c: &CommonAttrs<'_>, r: RareAttrs) -> Attrs {
+        let rare = Rare {
+            next_hop_ll: r.next_hop_ll,
+            aggregator: r.aggregator,
+            originator_id: r.originator_id,
+            cluster_list: r.cluster_list,
+            ext_communities: r.ext_communities,
+            large_communities: r.large_communities,
+            unknown: r.unknown,
+            #[cfg(test)]
+            live: LiveRare::new(),
+        };
+        let p = if rare.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            Box::into_raw(Box::new(rare))
+        };
+        Attrs::build(c, p)
     }
 
     /// A set of the common attributes with the rare ones behind `rare` (null: none), which the new
@@ -1059,6 +1106,19 @@ impl<'de> Deserialize<'de> for Attrs {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Attrs, D::Error> {
         AttrsRepr::deserialize(d).map(Attrs::from)
     }
+}
+
+/// The attributes few routes carry, for building a set in one go ([`Attrs::with_rare`]); the
+/// default has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RareAttrs {
+    pub next_hop_ll: Option<Ipv6Addr>,
+    pub aggregator: Option<(u32, Ipv4Addr)>,
+    pub originator_id: Option<Ipv4Addr>,
+    pub cluster_list: Box<[Ipv4Addr]>,
+    pub ext_communities: Box<[[u8; 8]]>,
+    pub large_communities: Box<[LargeCommunity]>,
+    pub unknown: Box<[RawAttr]>,
 }
 
 /// The attributes few routes carry (see [`Attrs`]).
