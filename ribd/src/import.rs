@@ -217,6 +217,14 @@ impl Base {
     }
 }
 
+/// What import policy decided for a prefix: the family's set, the last modified set, or no.
+#[derive(Debug, Clone, Copy)]
+enum Decided {
+    Base,
+    Changed,
+    Reject,
+}
+
 /// Turns one UPDATE into RIB operations. Returns the operations and what happened, for counters.
 pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, ImportCounts) {
     struct Collect(Vec<Op>);
@@ -304,45 +312,65 @@ pub fn import_into(
         let mut base = Base::Owned(base);
         // The last set a policy modified (consecutive prefixes usually get the same one).
         let mut changed: Option<AttrRef> = None;
+        // A chain that reads no prefix gives every prefix of the family (same attributes, same
+        // peer) the first one's verdict: it runs once. (Keyed by the prefix's family as well, for
+        // an UPDATE built with both in one list.)
+        let once = ctx
+            .policy
+            .as_ref()
+            .is_some_and(|chain| !chain.iter().any(|p| p.reads_prefix()));
+        let mut decided: Option<(bool, Decided)> = None;
         for (prefix, path_id) in prefixes(nlri) {
             n.received += 1;
-            let verdict = match &ctx.policy {
-                None if ctx.ebgp => Verdict::Reject,
-                None => Verdict::Accept(None),
-                Some(chain) => {
-                    let r = RouteCtx {
-                        prefix,
-                        peer_addr: ctx.peer_addr,
-                        peer_as: ctx.peer_as,
-                        local_as: ctx.local_as,
-                        local_addr: ctx.local_addr,
-                        rpki,
-                        kind: RouteKind::Unicast,
+            let v4 = prefix.addr().is_ipv4();
+            let d = match decided {
+                Some((f, d)) if once && f == v4 => d,
+                _ => {
+                    let verdict = match &ctx.policy {
+                        None if ctx.ebgp => Verdict::Reject,
+                        None => Verdict::Accept(None),
+                        Some(chain) => {
+                            let r = RouteCtx {
+                                prefix,
+                                peer_addr: ctx.peer_addr,
+                                peer_as: ctx.peer_as,
+                                local_as: ctx.local_as,
+                                local_addr: ctx.local_addr,
+                                rpki,
+                                kind: RouteKind::Unicast,
+                            };
+                            evaluate(chain, &r, base.get())
+                        }
                     };
-                    evaluate(chain, &r, base.get())
+                    let d = match verdict {
+                        Verdict::Accept(None) => Decided::Base,
+                        Verdict::Accept(Some(modified)) => {
+                            if !changed.as_ref().is_some_and(|a| **a == modified) {
+                                let a = sink.intern(modified);
+                                if let Some(old) = changed.replace(a) {
+                                    sink.release(old);
+                                }
+                            }
+                            Decided::Changed
+                        }
+                        Verdict::Reject => Decided::Reject,
+                    };
+                    decided = Some((v4, d));
+                    d
                 }
             };
-            match verdict {
-                Verdict::Accept(None) => {
+            match d {
+                Decided::Base => {
                     n.accepted += 1;
                     let a = base.share(sink);
                     sink.announce(prefix, path_id, a);
                 }
-                Verdict::Accept(Some(modified)) => {
+                Decided::Changed => {
                     n.accepted += 1;
-                    let a = match &changed {
-                        Some(a) if **a == modified => a.clone(),
-                        _ => {
-                            let a = sink.intern(modified);
-                            if let Some(old) = changed.replace(a.clone()) {
-                                sink.release(old);
-                            }
-                            a
-                        }
-                    };
+                    let a = changed.clone().expect("a modified set was interned");
                     sink.announce(prefix, path_id, a);
                 }
-                Verdict::Reject => {
+                Decided::Reject => {
                     n.rejected += 1;
                     // A previously accepted path of the same prefix must go.
                     sink.reject(prefix, path_id);
@@ -522,6 +550,69 @@ mod tests {
             attrs.next_hop_ll(),
             Some("fe80::1".parse::<Ipv6Addr>().unwrap())
         );
+    }
+
+    /// Each prefix of an UPDATE gets the operation its own policy evaluation gives, whether the
+    /// chain runs once per family (it reads no prefix) or per prefix: accept as is, accept with
+    /// set actions (one interned set), reject, and prefix-dependent chains.
+    #[test]
+    fn a_chain_that_reads_no_prefix_gives_each_prefix_its_own_verdict() {
+        let chains = [
+            ACCEPT.to_string(),
+            "[[policy.P.term]]\nname = \"r\"\naction = \"reject\"\n".to_string(),
+            "[[policy.P.term]]\nname = \"s\"\naction = \"accept\"\n[policy.P.term.set]\nmed = 7\ncommunity-add = [\"65000:1\"]\n".to_string(),
+            "[[policy.P.term]]\nname = \"l\"\naction = \"accept\"\n[policy.P.term.match]\nas-path-length-max = 1\n\
+             [[policy.P.term]]\nname = \"s\"\naction = \"accept\"\n[policy.P.term.set]\nlocal-pref = 9\n".to_string(),
+            "[[policy.P.term]]\nname = \"p\"\naction = \"accept\"\n[policy.P.term.match]\nprefix = [\"198.51.0.0/16 le 24\"]\n\
+             [policy.P.term.set]\nmed = 1\n[[policy.P.term]]\nname = \"q\"\naction = \"reject\"\n[policy.P.term.match]\n\
+             prefix = [\"203.0.113.0/24\"]\n[[policy.P.term]]\nname = \"rest\"\naction = \"accept\"\n".to_string(),
+        ];
+        let prefixes = [
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "192.0.2.0/25",
+            "198.51.7.0/24",
+        ];
+        for text in &chains {
+            for ebgp in [true, false] {
+                let c = ctx(ebgp, Some(text));
+                let mut u = update(vec![3320, 15169]);
+                u.nlri = prefixes
+                    .iter()
+                    .map(|p| Nlri::new(p.parse().unwrap()))
+                    .collect();
+                let (ops, n) = import_update(&c, &u, RpkiState::NotFound);
+                let lp = if ebgp { None } else { u.attrs.local_pref };
+                let base = convert(&u.attrs, u.attrs.next_hop.map(IpAddr::V4), None, lp);
+                let want: Vec<Op> = prefixes
+                    .iter()
+                    .map(|p| {
+                        let prefix: IpNet = p.parse().unwrap();
+                        let r = RouteCtx {
+                            prefix,
+                            peer_addr: c.peer_addr,
+                            peer_as: c.peer_as,
+                            local_as: c.local_as,
+                            local_addr: c.local_addr,
+                            rpki: RpkiState::NotFound,
+                            kind: RouteKind::Unicast,
+                        };
+                        let policy = c.policy.as_ref().unwrap();
+                        match evaluate(policy, &r, &base) {
+                            Verdict::Accept(m) => Op::Announce {
+                                prefix,
+                                path_id: 0,
+                                attrs: m.unwrap_or_else(|| base.clone()),
+                            },
+                            Verdict::Reject => Op::Reject { prefix, path_id: 0 },
+                        }
+                    })
+                    .collect();
+                assert_eq!(ops, want, "{text}");
+                assert_eq!(n.received, 4);
+                assert_eq!(n.accepted + n.rejected, 4);
+            }
+        }
     }
 
     /// The conversion as it was written before [`convert`]: an owned AS path, the set built, then

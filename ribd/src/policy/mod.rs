@@ -365,6 +365,15 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// True when the result can differ between two prefixes of one address family with the same
+    /// attributes and peer (a term matches on prefix lists or ranges; no action reads the prefix):
+    /// otherwise the import path evaluates the policy once per UPDATE family, not per prefix.
+    pub fn reads_prefix(&self) -> bool {
+        self.terms
+            .iter()
+            .any(|t| !t.prefix_lists.is_empty() || !t.prefixes.is_empty())
+    }
+
     /// True when the result can differ between two peers of otherwise identical export context (a term
     /// matches on the peer's address or AS, or sets the next-hop to the peer's address): such peers
     /// cannot share an update group.
@@ -752,9 +761,11 @@ impl Term {
         {
             return false;
         }
-        let len = a.as_path().selection_len();
-        if self.len_min.is_some_and(|m| len < m) || self.len_max.is_some_and(|m| len > m) {
-            return false;
+        if self.len_min.is_some() || self.len_max.is_some() {
+            let len = a.as_path().selection_len();
+            if self.len_min.is_some_and(|m| len < m) || self.len_max.is_some_and(|m| len > m) {
+                return false;
+            }
         }
         if !self.as_paths.is_empty() {
             let text = a
