@@ -1,5 +1,6 @@
 //! From BGP UPDATEs to RIB operations: attribute conversion (once per UPDATE), RFC 7606 outcomes,
-//! loop detection, route-reflection checks and the import policy chain (per prefix).
+//! loop detection, route-reflection checks and the import policy chain (per prefix, or once per UPDATE
+//! family when no term of the chain reads the prefix).
 //!
 //! ```text
 //!   bgp::wire::Update ──to_attrs()──► rib::Attrs (per family next-hop) ──checks──► policy chain ─► Ops
