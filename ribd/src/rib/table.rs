@@ -632,10 +632,81 @@ impl Paths {
 
     /// Removes the paths matching `pred`, returning them; `None` in the result's second place means the
     /// entry is now empty. The multipath count of what is kept is 0 until selection runs again.
-    pub fn extract(self, pred: impl Fn(PathRef<'_>) -> bool) -> (Vec<Path>, Option<Paths>) {
-        let (removed, kept): (Vec<Path>, Vec<Path>) =
-            self.into_vec().into_iter().partition(|p| pred(p.view()));
-        (removed, Paths::from_vec(kept))
+    ///
+    /// In place: the kept paths close up in their block, which shrinks (`realloc`, in place with
+    /// glibc); only the removed paths' vector is allocated (a peer's flush runs this per prefix).
+    pub fn extract(mut self, pred: impl Fn(PathRef<'_>) -> bool) -> (Vec<Path>, Option<Paths>) {
+        let gone: smallvec::SmallVec<[bool; 8]> = self.iter().map(&pred).collect();
+        let k = gone.iter().filter(|&&g| g).count();
+        if k == 0 {
+            self.set_multipath(0);
+            return (Vec::new(), Some(self));
+        }
+        let Some(m) = self.many() else {
+            // The lone path goes.
+            return (self.into_vec(), None);
+        };
+        let n = m.len as usize;
+        let ids = m.ids != 0;
+        let left = n - k;
+        // The block's ownership passes to the code below (the result's entry, or freed).
+        let _owner = ManuallyDrop::new(self);
+        let mut removed = Vec::with_capacity(k);
+        // SAFETY: the block holds `n` initialised paths and is owned here (not dropped). Each
+        // path is moved once: out into `removed`, or down to the next kept position `w <= i` of
+        // each column (whole elements, `w < i` so never onto itself). Afterwards positions
+        // `0..left` of the `n`-layout's columns hold the kept paths and nothing else owns a handle.
+        unsafe {
+            let (a, me_col, id) = columns(m.ptr, n);
+            let mut w = 0;
+            for (i, &g) in gone.iter().enumerate() {
+                if g {
+                    removed.push(read_path(m.ptr, n, ids, i));
+                    continue;
+                }
+                if w != i {
+                    ptr::copy_nonoverlapping(a.add(i), a.add(w), 1);
+                    ptr::copy_nonoverlapping(me_col.add(i), me_col.add(w), 1);
+                    if ids {
+                        ptr::copy_nonoverlapping(id.add(i), id.add(w), 1);
+                    }
+                }
+                w += 1;
+            }
+        }
+        let old = block_layout(n, ids);
+        if left < 2 {
+            // SAFETY: position 0 holds the one kept path (if any), moved out before the block,
+            // allocated with `old`, is freed.
+            let kept = unsafe {
+                let p = (left == 1).then(|| read_path(m.ptr, n, ids, 0));
+                std::alloc::dealloc(m.ptr, old);
+                p
+            };
+            return (removed, kept.map(Paths::one));
+        }
+        // SAFETY: the id column's first `left` entries are initialised (checked only with it).
+        let keep_ids = ids && (0..left).any(|i| unsafe { *columns(m.ptr, n).2.add(i) } != 0);
+        let new = block_layout(left, keep_ids);
+        // SAFETY: the kept paths' metas (then ids) move from the `n`-layout's column starts to the
+        // `left`-layout's, which are lower (left < n): `ptr::copy` allows the overlap, the meta
+        // move ends at 12·left <= the old id column's start, so it cannot clobber ids not yet
+        // moved, and the attribute column's first `left` handles stay where they are. `realloc`
+        // to the smaller size keeps those first `new.size()` bytes.
+        let base = unsafe {
+            let (_, me_src, id_src) = columns(m.ptr, n);
+            let (_, me_dst, id_dst) = columns(m.ptr, left);
+            ptr::copy(me_src, me_dst, left);
+            if keep_ids {
+                ptr::copy(id_src, id_dst, left);
+            }
+            let base = std::alloc::realloc(m.ptr, old, new.size());
+            if base.is_null() {
+                std::alloc::handle_alloc_error(new);
+            }
+            base
+        };
+        (removed, Some(Paths::from_block(base, left, 0, keep_ids)))
     }
 
     pub fn into_vec(self) -> Vec<Path> {
