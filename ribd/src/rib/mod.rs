@@ -773,13 +773,38 @@ impl Rib {
         );
         let mut cache: HashMap<usize, AttrRef, FxBuildHasher> = HashMap::default();
         let mut old = Vec::new();
-        llgr_mark(&mut self.v4, peer, &mut self.attrs, &mut cache, &mut old);
-        llgr_mark(&mut self.v6, peer, &mut self.attrs, &mut cache, &mut old);
+        let ctx4 = Ctx {
+            peers: &self.peers,
+            nht: &self.nht,
+            default_reachable: self.cfg.nexthop_default_reachable,
+            backups: self.cfg.backup_paths,
+            cfg: &self.cfg.ipv4,
+            prev: None,
+        };
+        let ctx6 = Ctx {
+            cfg: &self.cfg.ipv6,
+            ..ctx4
+        };
+        let mut sink = Sink {
+            best_changed: self.track_best.then_some(&mut self.best_changed),
+            track_all: self.track_all,
+            deltas: &mut self.deltas,
+            fib_len: &mut self.fib_len,
+            nhsets: &mut self.nhsets,
+            stats: &mut self.stats,
+        };
+        let mut mark = LlgrMark {
+            peer,
+            store: &mut self.attrs,
+            cache: &mut cache,
+            old: &mut old,
+        };
+        mark.table(&mut self.v4, &ctx4, &mut sink);
+        mark.table(&mut self.v6, &ctx6, &mut sink);
         drop(cache);
         for a in old {
             self.attrs.release(a);
         }
-        self.reselect_peer(peer);
     }
 
     /// Prefix-paths of `peer` in the RIB: [IPv4, IPv6].
@@ -1226,35 +1251,60 @@ impl Rib {
     }
 }
 
-/// Gives the peer's stale paths in `t` the LLGR_STALE flag and community (one new interned set per
-/// distinct old set, via `cache`); the replaced sets go to `old` for release.
-fn llgr_mark<K: PrefixKey>(
-    t: &mut Table<K>,
+/// Long-lived staleness of one peer's paths (see [`Rib::peer_llgr_stale`]): each distinct old set
+/// becomes one new interned set with the LLGR_STALE community (via `cache`); the replaced sets go
+/// to `old` for release, and stay alive until then (`cache` is keyed by their addresses).
+struct LlgrMark<'a> {
     peer: PeerId,
-    store: &mut AttrStore,
-    cache: &mut HashMap<usize, AttrRef, FxBuildHasher>,
-    old: &mut Vec<AttrRef>,
-) {
-    for e in t.values_mut() {
-        for p in e.iter_mut() {
-            if p.peer != peer || *p.flags & flags::STALE == 0 || *p.flags & flags::LLGR_STALE != 0 {
-                continue;
+    store: &'a mut AttrStore,
+    cache: &'a mut HashMap<usize, AttrRef, FxBuildHasher>,
+    old: &'a mut Vec<AttrRef>,
+}
+
+impl LlgrMark<'_> {
+    /// Marks the peer's stale paths in `t` (flag and community) and re-runs selection for every
+    /// prefix with a path of the peer, comparing its forwarding result before the marking with the
+    /// one after (marking first and computing "before" after it hid a change: a marked path that
+    /// leaves a backup's multipath set).
+    fn table<K: PrefixKey>(&mut self, t: &mut Table<K>, ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+        let peer = self.peer;
+        let keys: Vec<K> = t
+            .iter()
+            .filter(|(_, e)| e.iter().any(|p| p.peer == peer))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            let Some(e) = t.get_mut(&k) else { continue };
+            let before = ctx.forwarding(e);
+            let old_best = best_id(Some(e));
+            for p in e.iter_mut() {
+                if p.peer != peer
+                    || *p.flags & flags::STALE == 0
+                    || *p.flags & flags::LLGR_STALE != 0
+                {
+                    continue;
+                }
+                let new = self
+                    .cache
+                    .entry(p.attrs.addr())
+                    .or_insert_with(|| {
+                        let mut a = (**p.attrs).clone();
+                        if !a.has_community(attrs::community::LLGR_STALE) {
+                            let mut c = a.communities().to_vec();
+                            c.push(attrs::community::LLGR_STALE);
+                            a.set_communities(c);
+                        }
+                        self.store.intern(a)
+                    })
+                    .clone();
+                self.old.push(std::mem::replace(p.attrs, new));
+                *p.flags |= flags::LLGR_STALE;
             }
-            let key = p.attrs.addr();
-            let new = cache
-                .entry(key)
-                .or_insert_with(|| {
-                    let mut a = (**p.attrs).clone();
-                    if !a.has_community(attrs::community::LLGR_STALE) {
-                        let mut c = a.communities().to_vec();
-                        c.push(attrs::community::LLGR_STALE);
-                        a.set_communities(c);
-                    }
-                    store.intern(a)
-                })
-                .clone();
-            old.push(std::mem::replace(p.attrs, new));
-            *p.flags |= flags::LLGR_STALE;
+            ctx.reselect(e);
+            sink.stats.selections += 1;
+            let after = ctx.forwarding(e);
+            sink.emit(k.into(), &before, after);
+            sink.best(k.into(), old_best, best_id(Some(e)));
         }
     }
 }

@@ -449,3 +449,47 @@ fn a_further_peers_worse_path_is_put_last_without_reselection() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Long-lived graceful restart (RFC 9494 §4.3) of a peer whose path is in a backup's multipath
+/// set: the path becomes LLGR-stale and leaves the set, which changes the backup's weights, so it
+/// is a FIB delta (the forwarding result before used to be computed after the marking, equal to
+/// the one after, and the change was lost).
+#[test]
+fn llgr_marking_a_backup_member_is_a_fib_change_rfc9494_4_3() {
+    let (mut rib, p) = rib_with_kinds(DecisionConfig::default(), true);
+    let nh = |i: u8| IpAddr::V4(Ipv4Addr::new(203, 0, 113, i));
+    let set = |n: u8| {
+        Attrs::default()
+            .with_as_path(AsPath::sequence(vec![64500]))
+            .with_next_hop(Some(nh(n)))
+    };
+    let mut model = BTreeMap::new();
+    // A static route through .1 is best; two eBGP paths through .2 with one AS path back it up.
+    for (peer, n) in [(p[5], 1), (p[0], 2), (p[1], 2)] {
+        let a = rib.intern(set(n));
+        rib.announce(peer, prefix(0), 0, a);
+    }
+    drain(&mut rib, &mut model);
+    let backup = |m: &BTreeMap<IpNet, FibEntry>| match m.get(&prefix(0)) {
+        Some(FibEntry::Forward(f)) => f.backup().to_vec(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        backup(&model),
+        vec![FibNextHop {
+            addr: nh(2),
+            weight: 2
+        }]
+    );
+    rib.peer_down(p[0], true);
+    rib.peer_llgr_stale(p[0]);
+    drain(&mut rib, &mut model);
+    assert_eq!(
+        backup(&model),
+        vec![FibNextHop {
+            addr: nh(2),
+            weight: 1
+        }]
+    );
+    assert_eq!(model, rib.fib().into_iter().collect::<BTreeMap<_, _>>());
+}
