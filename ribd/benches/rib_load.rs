@@ -277,6 +277,8 @@ struct Figures {
     heap: Heap,
     rss: f64,
     mem: RibMemory,
+    /// Table capacity `Rib::shrink` released after the load (first run).
+    shrunk: usize,
 }
 
 impl Figures {
@@ -289,6 +291,7 @@ impl Figures {
             heap: Heap::default(),
             rss: 0.0,
             mem: RibMemory::default(),
+            shrunk: 0,
         }
     }
 
@@ -310,7 +313,8 @@ impl Figures {
 }
 
 /// Runs `body` `runs` times on a fresh RIB with `peers` peers, timing the load and measuring the
-/// memory of the first run (the RIB is shrunk as the daemon does after a load).
+/// memory of the first run (the RIB is shrunk as the daemon does when it trims the heap after a
+/// load).
 fn run(runs: usize, peers: u8, prefixes: usize, load: &Loader<'_>) -> Figures {
     let mut f = Figures::new(prefixes);
     for r in 0..runs {
@@ -324,8 +328,9 @@ fn run(runs: usize, peers: u8, prefixes: usize, load: &Loader<'_>) -> Figures {
         f.paths = load(&mut rib, &ids);
         f.cpu.push(thread_cpu() - c);
         f.wall.push(t.elapsed().as_secs_f64());
-        rib.shrink();
+        let shrunk = rib.shrink();
         if r == 0 {
+            f.shrunk = shrunk;
             let h = heap();
             f.heap = Heap {
                 live: h.live - heap0.live,
@@ -368,11 +373,12 @@ fn print_memory(name: &str, peers: usize, f: &Figures) {
     let (e4, s4, n4) = t(&m.ipv4);
     let (e6, s6, n6) = t(&m.ipv6);
     println!(
-        "  {name}, {peers} peer(s): heap {:.1} B/prefix requested, {:.1} B/prefix in malloc chunks ({:.2} allocations/prefix); RssAnon +{:.1} B/prefix",
+        "  {name}, {peers} peer(s): heap {:.1} B/prefix requested, {:.1} B/prefix in malloc chunks ({:.2} allocations/prefix); RssAnon +{:.1} B/prefix (after Rib::shrink released {:.1} B/prefix of table capacity)",
         pp(f.heap.live as f64),
         pp(f.heap.chunks as f64),
         f.heap.count as f64 / f.prefixes as f64,
         pp(f.rss),
+        pp(f.shrunk as f64),
     );
     println!(
         "    where (requested B/prefix): table entries {:.1}, path blocks {:.1} ({} prefixes with several paths), attribute sets {:.1} ({} sets, {:.0} B each) + their lists {:.1} + interning index {:.1}, next-hop index {:.1}, next-hop sets {:.1}",

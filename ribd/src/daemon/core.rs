@@ -1364,7 +1364,7 @@ impl Core {
         self.maybe_end_startup();
         let (work, eor) = self.trim_inputs();
         if self.trim.after_events(Instant::now(), work, eor) {
-            super::memory::release_free_heap();
+            super::memory::release_memory(&mut self.rib);
         }
     }
 
@@ -1426,7 +1426,7 @@ impl Core {
         let settled = self.dataplane.as_mut().is_some_and(|d| d.settle_load());
         let (work, eor) = self.trim_inputs();
         if self.trim.on_tick(now, work, eor) || settled {
-            super::memory::release_free_heap();
+            super::memory::release_memory(&mut self.rib);
         }
     }
 

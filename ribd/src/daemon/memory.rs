@@ -10,15 +10,18 @@
 //! ```text
 //!   core: after each batch of events and on each 1 s tick
 //!      └─► Trim::after_events / Trim::on_tick (work done since the last trim, End-of-RIB seen, quiet)
-//!             └─► malloc_trim(0)  when ≥ MIN_WORK route operations happened since the last trim and
-//!                                 a peer just sent End-of-RIB, or a tick passed without work,
-//!                                 or MAX_INTERVAL passed (sustained churn)
+//!             └─► release_memory: Rib::shrink, then malloc_trim(0)
+//!                    when ≥ MIN_WORK route operations happened since the last trim and a peer just
+//!                    sent End-of-RIB, or a tick passed without work, or MAX_INTERVAL passed
+//!                    (sustained churn)
 //!   core, on a tick: Dataplane::settle_load joined the first sync's background IPv6 table
-//!      └─► malloc_trim(0) once (the load's sorted routes it dropped were freed after the
-//!                         End-of-RIB trim)
+//!      └─► release_memory once more (the load's sorted routes it dropped were freed after the
+//!          End-of-RIB trim)
 //! ```
 
 use std::time::{Duration, Instant};
+
+use crate::rib::Rib;
 
 /// Route operations (prefixes announced or withdrawn, FIB deltas) since the last trim below which
 /// a trim is not worth its walk over the heap.
@@ -76,6 +79,21 @@ impl Trim {
     }
 }
 
+/// Releases what a load or a burst of churn left unused: the RIB tables' spare capacity (their
+/// bucket vectors grow by doubling while a table arrives: 10.6 B per prefix of the real
+/// 512,621-prefix table, `cargo bench -p ribd --bench rib_load`), then the free pages of every
+/// malloc arena. Logs both.
+pub fn release_memory(rib: &mut Rib) {
+    let t = Instant::now();
+    let tables = rib.shrink();
+    tracing::info!(
+        bytes = tables,
+        ms = t.elapsed().as_millis() as u64,
+        "released the RIB tables' spare capacity"
+    );
+    release_free_heap();
+}
+
 /// Returns the free pages of every malloc arena to the kernel; logs the resident set before and after.
 pub fn release_free_heap() {
     let before = resident_bytes();
@@ -106,6 +124,52 @@ pub fn resident_bytes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_gives_back_the_tables_spare_capacity() {
+        use std::net::{IpAddr, Ipv4Addr};
+
+        use crate::rib::RibConfig;
+        use crate::rib::attrs::Attrs;
+        use crate::rib::decision::{PeerInfo, PeerKind};
+
+        let mut rib = Rib::new(RibConfig::default());
+        let id = rib
+            .add_peer(PeerInfo {
+                name: "up".into(),
+                addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                router_id: Ipv4Addr::new(192, 0, 2, 1),
+                remote_as: 64500,
+                local_as: 65000,
+                kind: PeerKind::Ebgp,
+                confed: false,
+            })
+            .expect("a peer slot");
+        let a = rib
+            .intern(Attrs::default().with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))));
+        // 100 buckets (one per /16) of 200 prefixes each: vectors grown by doubling hold 256.
+        for x in 0..100u8 {
+            for y in 0..200u8 {
+                let p = format!("10.{x}.{y}.0/24").parse().expect("a prefix");
+                rib.announce(id, p, 0, a.clone());
+            }
+        }
+        let entry = std::mem::size_of::<(ipnet::Ipv4Net, crate::rib::table::Paths)>();
+        assert_eq!(
+            rib.ipv4().memory().entries,
+            100 * 256 * entry,
+            "grown by doubling"
+        );
+        release_memory(&mut rib);
+        // Each bucket keeps at most an eighth and two entries of spare room.
+        assert!(rib.ipv4().memory().entries <= 100 * (200 + 200 / 8 + 2) * entry);
+        assert_eq!(rib.ipv4().len(), 20_000, "nothing is lost");
+        assert_eq!(
+            rib.shrink(),
+            0,
+            "a second release finds nothing to give back"
+        );
+    }
 
     #[test]
     fn small_work_never_trims() {

@@ -1056,12 +1056,14 @@ impl Rib {
         &self.v6
     }
 
-    /// Returns spare capacity to the allocator (call after a full table has been loaded, e.g. at
-    /// End-of-RIB).
-    pub fn shrink(&mut self) {
-        self.v4.shrink();
-        self.v6.shrink();
+    /// Returns spare capacity to the allocator (the daemon calls it when it trims the heap after a
+    /// load, see `daemon::memory`); returns the bytes of table capacity released.
+    pub fn shrink(&mut self) -> usize {
+        let cap = self.deltas.capacity();
         self.deltas.shrink_to_fit();
+        self.v4.shrink()
+            + self.v6.shrink()
+            + (cap - self.deltas.capacity()) * std::mem::size_of::<FibDelta>()
     }
 
     /// Record prefixes whose best path changes (for export to peers); off by default.

@@ -1248,18 +1248,26 @@ impl<K: PrefixKey> Table<K> {
         keys
     }
 
-    /// Returns spare capacity to the allocator (after a full table has been loaded).
-    pub fn shrink(&mut self) {
+    /// Returns spare capacity to the allocator (after a full table has been loaded: bucket vectors
+    /// grow by doubling while it arrives); returns the bytes released. A bucket keeps up to an
+    /// eighth (and two entries) of spare room, so churn does not reallocate it at once.
+    pub fn shrink(&mut self) -> usize {
+        let mut released = 0;
         for b in &mut self.buckets {
             if b.capacity() > b.len() + b.len() / 8 + 2 {
+                let cap = b.capacity();
                 b.shrink_to_fit();
+                released += (cap - b.capacity()) * std::mem::size_of::<(K, Paths)>();
             }
         }
         for u in self.nh_users.values_mut() {
+            let cap = u.buckets.capacity();
             u.buckets.sort_unstable();
             u.buckets.dedup();
             u.buckets.shrink_to_fit();
+            released += (cap - u.buckets.capacity()) * std::mem::size_of::<u16>();
         }
+        released
     }
 
     pub(crate) fn note_nh_use(&mut self, nh: IpAddr, k: K, peer: PeerId) {
