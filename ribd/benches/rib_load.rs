@@ -277,8 +277,9 @@ struct Figures {
     heap: Heap,
     rss: f64,
     mem: RibMemory,
-    /// Table capacity `Rib::shrink` released after the load (first run).
+    /// Table capacity `Rib::shrink` released after the load, and its wall time (first run).
     shrunk: usize,
+    shrink_secs: f64,
 }
 
 impl Figures {
@@ -292,6 +293,7 @@ impl Figures {
             rss: 0.0,
             mem: RibMemory::default(),
             shrunk: 0,
+            shrink_secs: 0.0,
         }
     }
 
@@ -328,9 +330,12 @@ fn run(runs: usize, peers: u8, prefixes: usize, load: &Loader<'_>) -> Figures {
         f.paths = load(&mut rib, &ids);
         f.cpu.push(thread_cpu() - c);
         f.wall.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
         let shrunk = rib.shrink();
+        let shrink_secs = t.elapsed().as_secs_f64();
         if r == 0 {
             f.shrunk = shrunk;
+            f.shrink_secs = shrink_secs;
             let h = heap();
             f.heap = Heap {
                 live: h.live - heap0.live,
@@ -373,12 +378,13 @@ fn print_memory(name: &str, peers: usize, f: &Figures) {
     let (e4, s4, n4) = t(&m.ipv4);
     let (e6, s6, n6) = t(&m.ipv6);
     println!(
-        "  {name}, {peers} peer(s): heap {:.1} B/prefix requested, {:.1} B/prefix in malloc chunks ({:.2} allocations/prefix); RssAnon +{:.1} B/prefix (after Rib::shrink released {:.1} B/prefix of table capacity)",
+        "  {name}, {peers} peer(s): heap {:.1} B/prefix requested, {:.1} B/prefix in malloc chunks ({:.2} allocations/prefix); RssAnon +{:.1} B/prefix (after Rib::shrink released {:.1} B/prefix of table capacity in {:.1} ms)",
         pp(f.heap.live as f64),
         pp(f.heap.chunks as f64),
         f.heap.count as f64 / f.prefixes as f64,
         pp(f.rss),
         pp(f.shrunk as f64),
+        f.shrink_secs * 1e3,
     );
     println!(
         "    where (requested B/prefix): table entries {:.1}, path blocks {:.1} ({} prefixes with several paths), attribute sets {:.1} ({} sets, {:.0} B each) + their lists {:.1} + interning index {:.1}, next-hop index {:.1}, next-hop sets {:.1}",
