@@ -74,6 +74,16 @@ pub fn to_attrs(
     convert(a, next_hop, next_hop_ll, a.local_pref)
 }
 
+/// The RIB's kind of a wire AS_PATH segment.
+fn segment_kind(t: SegmentType) -> SegmentKind {
+    match t {
+        SegmentType::Set => SegmentKind::Set,
+        SegmentType::Sequence => SegmentKind::Sequence,
+        SegmentType::ConfedSequence => SegmentKind::ConfedSequence,
+        SegmentType::ConfedSet => SegmentKind::ConfedSet,
+    }
+}
+
 /// [`to_attrs`] with `local_pref` in place of the UPDATE's. One allocation for the set (and one for
 /// its rare attributes when it has any): the AS path and the communities are gathered on the stack.
 fn convert(
@@ -83,17 +93,11 @@ fn convert(
     local_pref: Option<u32>,
 ) -> Attrs {
     let mut path_buf = smallvec::SmallVec::<[u32; 32]>::new();
-    let segments = a.as_path.iter().flat_map(|p| &p.segments).map(|s| {
-        (
-            match s.kind {
-                SegmentType::Set => SegmentKind::Set,
-                SegmentType::Sequence => SegmentKind::Sequence,
-                SegmentType::ConfedSequence => SegmentKind::ConfedSequence,
-                SegmentType::ConfedSet => SegmentKind::ConfedSet,
-            },
-            &s.asns[..],
-        )
-    });
+    let segments = a
+        .as_path
+        .iter()
+        .flat_map(|p| &p.segments)
+        .map(|s| (segment_kind(s.kind), &s.asns[..]));
     let as_path = AsPath::encode_in(segments, &mut path_buf);
     let communities: smallvec::SmallVec<[u32; 16]> = a.communities.iter().map(|c| c.0).collect();
     let common = CommonAttrs {
@@ -628,17 +632,11 @@ mod tests {
             .as_path
             .as_ref()
             .map(|p| {
-                AsPath::from_segments(p.segments.iter().map(|s| {
-                    (
-                        match s.kind {
-                            SegmentType::Set => SegmentKind::Set,
-                            SegmentType::Sequence => SegmentKind::Sequence,
-                            SegmentType::ConfedSequence => SegmentKind::ConfedSequence,
-                            SegmentType::ConfedSet => SegmentKind::ConfedSet,
-                        },
-                        &s.asns[..],
-                    )
-                }))
+                AsPath::from_segments(
+                    p.segments
+                        .iter()
+                        .map(|s| (segment_kind(s.kind), &s.asns[..])),
+                )
             })
             .unwrap_or_default();
         let communities: Vec<u32> = a.communities.iter().map(|c| c.0).collect();
