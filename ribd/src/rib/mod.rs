@@ -592,6 +592,36 @@ fn afi_index(p: IpNet) -> usize {
     }
 }
 
+/// The decision context of the table configured by `cfg` (a macro, not a method: callers hold
+/// other fields of the RIB mutably at the same time, e.g. through `sink!`).
+macro_rules! ctx {
+    ($self:ident, $cfg:expr) => {
+        Ctx {
+            peers: &$self.peers,
+            nht: &$self.nht,
+            default_reachable: $self.cfg.nexthop_default_reachable,
+            backups: $self.cfg.backup_paths,
+            cfg: $cfg,
+            prev: None,
+        }
+    };
+}
+
+/// Where a change's FIB deltas, best-path changes and counters go (a macro for the same reason as
+/// `ctx!`).
+macro_rules! sink {
+    ($self:ident) => {
+        Sink {
+            best_changed: $self.track_best.then_some(&mut $self.best_changed),
+            track_all: $self.track_all,
+            deltas: &mut $self.deltas,
+            fib_len: &mut $self.fib_len,
+            nhsets: &mut $self.nhsets,
+            stats: &mut $self.stats,
+        }
+    };
+}
+
 macro_rules! with_table {
     ($self:ident, $prefix:expr, |$t:ident, $k:ident, $cfg:ident| $body:expr) => {
         match $prefix {
@@ -677,22 +707,8 @@ impl Rib {
     pub fn announce(&mut self, peer: PeerId, prefix: IpNet, path_id: u32, attrs: AttrRef) -> bool {
         let path = Path::new(peer, path_id, attrs);
         let released = with_table!(self, prefix, |t, k, cfg| {
-            let ctx = Ctx {
-                peers: &self.peers,
-                nht: &self.nht,
-                default_reachable: self.cfg.nexthop_default_reachable,
-                backups: self.cfg.backup_paths,
-                cfg,
-                prev: None,
-            };
-            let mut sink = Sink {
-                best_changed: self.track_best.then_some(&mut self.best_changed),
-                track_all: self.track_all,
-                deltas: &mut self.deltas,
-                fib_len: &mut self.fib_len,
-                nhsets: &mut self.nhsets,
-                stats: &mut self.stats,
-            };
+            let ctx = ctx!(self, cfg);
+            let mut sink = sink!(self);
             upsert(t, k, path, &ctx, &mut sink)
         });
         match released {
@@ -720,22 +736,8 @@ impl Rib {
     /// Removes the path `(peer, path_id)` for `prefix`. Returns whether it existed.
     pub fn withdraw(&mut self, peer: PeerId, prefix: IpNet, path_id: u32) -> bool {
         let released = with_table!(self, prefix, |t, k, cfg| {
-            let ctx = Ctx {
-                peers: &self.peers,
-                nht: &self.nht,
-                default_reachable: self.cfg.nexthop_default_reachable,
-                backups: self.cfg.backup_paths,
-                cfg,
-                prev: None,
-            };
-            let mut sink = Sink {
-                best_changed: self.track_best.then_some(&mut self.best_changed),
-                track_all: self.track_all,
-                deltas: &mut self.deltas,
-                fib_len: &mut self.fib_len,
-                nhsets: &mut self.nhsets,
-                stats: &mut self.stats,
-            };
+            let ctx = ctx!(self, cfg);
+            let mut sink = sink!(self);
             remove(
                 t,
                 k,
@@ -773,26 +775,12 @@ impl Rib {
         );
         let mut cache: HashMap<usize, AttrRef, FxBuildHasher> = HashMap::default();
         let mut old = Vec::new();
-        let ctx4 = Ctx {
-            peers: &self.peers,
-            nht: &self.nht,
-            default_reachable: self.cfg.nexthop_default_reachable,
-            backups: self.cfg.backup_paths,
-            cfg: &self.cfg.ipv4,
-            prev: None,
-        };
+        let ctx4 = ctx!(self, &self.cfg.ipv4);
         let ctx6 = Ctx {
             cfg: &self.cfg.ipv6,
             ..ctx4
         };
-        let mut sink = Sink {
-            best_changed: self.track_best.then_some(&mut self.best_changed),
-            track_all: self.track_all,
-            deltas: &mut self.deltas,
-            fib_len: &mut self.fib_len,
-            nhsets: &mut self.nhsets,
-            stats: &mut self.stats,
-        };
+        let mut sink = sink!(self);
         let mut mark = LlgrMark {
             peer,
             store: &mut self.attrs,
@@ -848,26 +836,12 @@ impl Rib {
         pred: impl Fn(PathRef<'_>) -> bool + Copy,
         afis: [bool; 2],
     ) {
-        let ctx4 = Ctx {
-            peers: &self.peers,
-            nht: &self.nht,
-            default_reachable: self.cfg.nexthop_default_reachable,
-            backups: self.cfg.backup_paths,
-            cfg: &self.cfg.ipv4,
-            prev: None,
-        };
+        let ctx4 = ctx!(self, &self.cfg.ipv4);
         let ctx6 = Ctx {
             cfg: &self.cfg.ipv6,
             ..ctx4
         };
-        let mut sink = Sink {
-            best_changed: self.track_best.then_some(&mut self.best_changed),
-            track_all: self.track_all,
-            deltas: &mut self.deltas,
-            fib_len: &mut self.fib_len,
-            nhsets: &mut self.nhsets,
-            stats: &mut self.stats,
-        };
+        let mut sink = sink!(self);
         let mut released = Vec::new();
         if afis[0] {
             released.extend(flush_in(&mut self.v4, peer, pred, &ctx4, &mut sink));
@@ -907,22 +881,8 @@ impl Rib {
         keys6: &[Ipv6Net],
         prev: Option<(IpAddr, NhState)>,
     ) {
-        let ctx = Ctx {
-            peers: &self.peers,
-            nht: &self.nht,
-            default_reachable: self.cfg.nexthop_default_reachable,
-            backups: self.cfg.backup_paths,
-            cfg: &self.cfg.ipv4,
-            prev: None,
-        };
-        let mut sink = Sink {
-            best_changed: self.track_best.then_some(&mut self.best_changed),
-            track_all: self.track_all,
-            deltas: &mut self.deltas,
-            fib_len: &mut self.fib_len,
-            nhsets: &mut self.nhsets,
-            stats: &mut self.stats,
-        };
+        let ctx = ctx!(self, &self.cfg.ipv4);
+        let mut sink = sink!(self);
         for k in keys4 {
             reselect_one(&mut self.v4, *k, &ctx, &Ctx { prev, ..ctx }, &mut sink);
         }
@@ -1003,14 +963,7 @@ impl Rib {
     /// The full forwarding table as the RIB sees it (for reconcile and consistency checks).
     pub fn fib(&self) -> Vec<(IpNet, FibEntry)> {
         let mut out = Vec::with_capacity(self.v4.len() + self.v6.len());
-        let ctx4 = Ctx {
-            peers: &self.peers,
-            nht: &self.nht,
-            default_reachable: self.cfg.nexthop_default_reachable,
-            backups: self.cfg.backup_paths,
-            cfg: &self.cfg.ipv4,
-            prev: None,
-        };
+        let ctx4 = ctx!(self, &self.cfg.ipv4);
         let mut nhsets: HashSet<NhSet, FxBuildHasher> = HashSet::default();
         let mut intern = |k: &[FibNextHop]| -> NhSet {
             match nhsets.get(k) {
@@ -1158,14 +1111,7 @@ impl Rib {
     }
 
     fn ctx<'a>(&'a self, cfg: &'a DecisionConfig) -> Ctx<'a> {
-        Ctx {
-            peers: &self.peers,
-            nht: &self.nht,
-            default_reachable: self.cfg.nexthop_default_reachable,
-            backups: self.cfg.backup_paths,
-            cfg,
-            prev: None,
-        }
+        ctx!(self, cfg)
     }
 
     /// Where the RIB's bytes go, by part (requested sizes, allocator overhead not included): for
@@ -1214,14 +1160,7 @@ impl Rib {
         let Some(e) = t.get(&k) else {
             return Vec::new();
         };
-        let ctx = Ctx {
-            peers: &self.peers,
-            nht: &self.nht,
-            default_reachable: self.cfg.nexthop_default_reachable,
-            backups: self.cfg.backup_paths,
-            cfg,
-            prev: None,
-        };
+        let ctx = ctx!(self, cfg);
         let cands: Vec<Candidate<'_>> = e.iter().filter_map(|p| ctx.candidate(p)).collect();
         if cands.len() != e.len() {
             return Vec::new();
