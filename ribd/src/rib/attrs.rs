@@ -599,17 +599,7 @@ impl Attrs {
     /// A set of the common attributes and the rare ones `r`, built in one go (the rare ones
     /// allocated only when any is present): what setting each rare attribute in turn ends with.
     pub fn with_rare(c: &CommonAttrs<'_>, r: RareAttrs) -> Attrs {
-        let rare = Rare {
-            next_hop_ll: r.next_hop_ll,
-            aggregator: r.aggregator,
-            originator_id: r.originator_id,
-            cluster_list: r.cluster_list,
-            ext_communities: r.ext_communities,
-            large_communities: r.large_communities,
-            unknown: r.unknown,
-            #[cfg(test)]
-            live: LiveRare::new(),
-        };
+        let rare = Rare::from(r);
         let p = if rare.is_empty() {
             std::ptr::null_mut()
         } else {
@@ -1136,6 +1126,22 @@ struct Rare {
     live: LiveRare,
 }
 
+impl From<RareAttrs> for Rare {
+    fn from(r: RareAttrs) -> Rare {
+        Rare {
+            next_hop_ll: r.next_hop_ll,
+            aggregator: r.aggregator,
+            originator_id: r.originator_id,
+            cluster_list: r.cluster_list,
+            ext_communities: r.ext_communities,
+            large_communities: r.large_communities,
+            unknown: r.unknown,
+            #[cfg(test)]
+            live: LiveRare::new(),
+        }
+    }
+}
+
 /// A counter of live [`Rare`]s per thread, for the tests.
 #[cfg(test)]
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -1229,7 +1235,7 @@ impl From<AttrsRepr> for Attrs {
             communities: &r.communities,
             weight: r.weight,
         });
-        a.set_rare(Rare {
+        a.set_rare(Rare::from(RareAttrs {
             next_hop_ll: r.next_hop_ll,
             aggregator: r.aggregator,
             originator_id: r.originator_id,
@@ -1237,9 +1243,7 @@ impl From<AttrsRepr> for Attrs {
             ext_communities: r.ext_communities,
             large_communities: r.large_communities,
             unknown: r.unknown,
-            #[cfg(test)]
-            live: LiveRare::new(),
-        });
+        }));
         a
     }
 }

@@ -1426,6 +1426,22 @@ fn prefetch(p: *const u8) {
 mod tests {
     use super::*;
 
+    /// Every order of `0..n` (`n!` of them), for checking a permutation against all.
+    pub(super) fn perms(n: usize) -> Vec<Vec<usize>> {
+        if n == 0 {
+            return vec![Vec::new()];
+        }
+        let mut out = Vec::new();
+        for p in perms(n - 1) {
+            for i in 0..n {
+                let mut q = p.clone();
+                q.insert(i, n - 1);
+                out.push(q);
+            }
+        }
+        out
+    }
+
     #[test]
     fn paths_stay_16_bytes_and_entries_24_and_40() {
         assert_eq!(std::mem::size_of::<Path>(), 16);
@@ -1465,20 +1481,6 @@ mod tests {
 
     #[test]
     fn permute_puts_every_path_where_the_order_says_for_every_order() {
-        fn perms(n: usize) -> Vec<Vec<usize>> {
-            if n == 0 {
-                return vec![Vec::new()];
-            }
-            let mut out = Vec::new();
-            for p in perms(n - 1) {
-                for i in 0..n {
-                    let mut q = p.clone();
-                    q.insert(i, n - 1);
-                    out.push(q);
-                }
-            }
-            out
-        }
         let mut store = crate::rib::attrs::AttrStore::new();
         let a = store.intern(crate::rib::attrs::Attrs::default());
         for n in 2..=6 {

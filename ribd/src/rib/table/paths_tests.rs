@@ -203,24 +203,10 @@ fn path_ids_survive_every_move_of_the_block() {
 
 #[test]
 fn permute_moves_every_column_together_for_every_order() {
-    fn perms(n: usize) -> Vec<Vec<usize>> {
-        if n == 0 {
-            return vec![Vec::new()];
-        }
-        let mut out = Vec::new();
-        for p in perms(n - 1) {
-            for i in 0..n {
-                let mut q = p.clone();
-                q.insert(i, n - 1);
-                out.push(q);
-            }
-        }
-        out
-    }
     let (_store, s) = sets(5);
     let base = counts(&s);
     for n in 2..=5 {
-        for order in perms(n) {
+        for order in super::tests::perms(n) {
             let v: Vec<Path> = (0..n)
                 .map(|i| {
                     let mut p =
