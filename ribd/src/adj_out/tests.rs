@@ -518,3 +518,70 @@ fn add_path_send_modes_parse_from_config_words() {
     assert!(AddPathSend::try_from("some".to_string()).is_err());
     assert_eq!(String::from(AddPathSend::Best(2)), "best-2");
 }
+
+/// The prefixes `m` was sent with the LLGR_STALE community, and without it.
+fn llgr_marked(sends: &[Send], m: MemberId, ctx: &WireCtx) -> (Vec<String>, Vec<String>) {
+    let (mut stale, mut fresh) = (Vec::new(), Vec::new());
+    for s in sends.iter().filter(|s| s.to.contains(&m)) {
+        let mut buf = &s.bytes[..];
+        while let Some(len) = bgp::wire::frame(buf, 65535).unwrap() {
+            let Message::Update(u) = Message::decode(&buf[..len], ctx).unwrap() else {
+                panic!("not an UPDATE")
+            };
+            let marked = u
+                .attrs
+                .communities
+                .contains(&bgp::wire::attr::community::Community::LLGR_STALE);
+            for (_, nl) in u.announced() {
+                let into = if marked { &mut stale } else { &mut fresh };
+                into.push(nl.prefix.to_string());
+            }
+            buf = &buf[len..];
+        }
+    }
+    (stale, fresh)
+}
+
+#[test]
+fn a_best_path_turning_llgr_stale_is_re_advertised_with_llgr_stale_to_llgr_members_and_withdrawn_from_the_others_rfc9494_4_5()
+ {
+    let mut w = World::new();
+    let src = w.spec(1, 65001);
+    let from = src.rib_peer;
+    let mut llgr = w.spec(2, 65002);
+    llgr.llgr = true;
+    let plain = w.spec(3, 65003);
+    let (lw, pw) = (llgr.wire, plain.wire);
+    w.join(src);
+    w.join(llgr);
+    w.join(plain);
+    w.announce(from, "203.0.113.0/24", 0, &[65001, 64999], 0);
+    w.announce(from, "198.51.100.0/24", 0, &[65001, 64998], 0);
+    let s = w.changes(0);
+    for (m, ctx) in [(2, &lw), (3, &pw)] {
+        assert_eq!(
+            llgr_marked(&s, m, ctx).1.len(),
+            2,
+            "member {m} got both, unmarked"
+        );
+    }
+
+    // The session drops with graceful restart: the paths stay, stale but unchanged on the wire.
+    w.rib.peer_down(from, true);
+    let s = w.changes(1);
+    assert_eq!(rx(&s, 2, &lw).updates + rx(&s, 3, &pw).updates, 0);
+
+    // The restart time passes and LLGR begins: the LLGR member hears both routes again, now
+    // carrying LLGR_STALE; the member without LLGR has them withdrawn (RFC 9494 §4.5).
+    w.rib.peer_llgr_stale(from);
+    let s = w.changes(2);
+    let (mut stale, fresh) = llgr_marked(&s, 2, &lw);
+    stale.sort();
+    assert_eq!(stale, ["198.51.100.0/24", "203.0.113.0/24"]);
+    assert!(fresh.is_empty());
+    let r = rx(&s, 3, &pw);
+    assert!(r.announced.is_empty(), "{r:?}");
+    let mut gone: Vec<String> = r.withdrawn.into_iter().map(|(p, _)| p).collect();
+    gone.sort();
+    assert_eq!(gone, ["198.51.100.0/24", "203.0.113.0/24"]);
+}
