@@ -62,8 +62,8 @@ fn one_to_four_paths_and_back_keep_every_path_the_count_and_the_block_size() {
             );
             assert_eq!(
                 e.heap_bytes(),
-                12 * len,
-                "attribute pointer + peer/flags/rank, no ids"
+                12 * 4,
+                "attribute pointer + peer/flags/rank, no ids, room for 4"
             );
             let want: Vec<_> = (0..=n).map(|i| (i, 0, i as usize, 0)).collect();
             assert_eq!(content(&e, &s), want);
@@ -96,6 +96,65 @@ fn one_to_four_paths_and_back_keep_every_path_the_count_and_the_block_size() {
             }
         }
         assert!(e.is_none());
+    }
+    assert_eq!(counts(&s), base, "every handle released once");
+}
+
+/// A block grows in its spare room (2 → 3 → 4 paths in one allocation, then 5 → 8 in the next),
+/// and `shrink` makes it exact, keeping every path; a shrunk block grows with room again.
+#[test]
+fn a_block_grows_in_its_spare_room_and_shrink_makes_it_exact() {
+    let (_store, s) = sets(9);
+    let base = counts(&s);
+    for id in [0u32, 5] {
+        let per = if id != 0 { 16 } else { 12 };
+        let mut e = Paths::one(Path::new(0, id, s[0].clone()));
+        let mut blocks = Vec::new();
+        for n in 1..9u16 {
+            e.push_newest(Path::new(n, id, s[n as usize].clone()), None);
+            blocks.push(e.as_slice().attrs.as_ptr() as usize);
+            let len = n as usize + 1;
+            assert_eq!(
+                e.heap_bytes(),
+                per * len.max(4).next_power_of_two(),
+                "{len} paths"
+            );
+        }
+        assert!(
+            blocks[..3].iter().all(|&b| b == blocks[0]),
+            "2-4 paths: one block"
+        );
+        assert!(
+            blocks[3..7].iter().all(|&b| b == blocks[3]),
+            "5-8 paths: the next"
+        );
+        assert_ne!(blocks[7], blocks[3], "9 paths: a block with room for 16");
+        let released = e.shrink();
+        assert_eq!(
+            (released, e.heap_bytes()),
+            (per * 7, per * 9),
+            "room for 16, 9 used"
+        );
+        let want: Vec<_> = (0..9u16).map(|i| (i, id, i as usize, 0)).collect();
+        assert_eq!(content(&e, &s), want);
+        let (_, kept) = e.extract(|p| p.peer >= 3);
+        let mut e = kept.unwrap();
+        assert_eq!(e.heap_bytes(), per * 3, "extraction leaves the block exact");
+        e.push_newest(Path::new(3, id, s[3].clone()), None);
+        assert_eq!(e.heap_bytes(), per * 4);
+        let (_, kept) = e.extract(|p| p.peer == 3);
+        let mut e = kept.unwrap();
+        e.push_newest(Path::new(4, id, s[4].clone()), None);
+        e.push_newest(Path::new(5, id, s[5].clone()), None);
+        e.permute(&[3, 1, 0, 2]);
+        e.set_multipath(2);
+        let before = content(&e, &s);
+        assert_eq!(e.heap_bytes(), per * 8, "4 → 5 paths: room for 8");
+        assert_eq!(e.shrink(), per * 3);
+        assert_eq!(e.heap_bytes(), per * 5);
+        assert_eq!(content(&e, &s), before, "every column moved with its paths");
+        assert_eq!(e.multipath(), 2);
+        assert_eq!(e.shrink(), 0, "exact already");
     }
     assert_eq!(counts(&s), base, "every handle released once");
 }
@@ -139,6 +198,7 @@ fn replacing_at_every_position_returns_the_old_path_and_makes_the_new_one_newest
                 if n > 1 {
                     assert_eq!(arrival(&e).last(), Some(&(at as PeerId)), "newest");
                     let per = if id != 0 { 16 } else { 12 };
+                    e.shrink();
                     assert_eq!(e.heap_bytes(), per * n, "id column only when needed");
                 }
             }
@@ -157,6 +217,8 @@ fn path_ids_survive_every_move_of_the_block() {
         assert_eq!(e.get(0).map(|p| p.path_id), Some(11));
         e.push_newest(Path::new(1, 0, s[1].clone()), None);
         e.push_newest(Path::new(2, 12, s[2].clone()), None);
+        assert_eq!(e.heap_bytes(), 16 * 4, "room for 4");
+        assert_eq!(e.shrink(), 16);
         assert_eq!(e.heap_bytes(), 16 * 3);
         assert_eq!(
             content(&e, &s),
@@ -170,6 +232,8 @@ fn path_ids_survive_every_move_of_the_block() {
         .unwrap();
         assert_eq!(f.heap_bytes(), 24);
         f.push_newest(Path::new(5, 99, s[5].clone()), None);
+        assert_eq!(f.heap_bytes(), 16 * 4);
+        f.shrink();
         assert_eq!(f.heap_bytes(), 48);
         assert_eq!(content(&f, &s), [(0, 0, 0, 0), (1, 0, 1, 0), (5, 99, 5, 0)]);
         // Clone, permute, extract: the ids go with their paths.
@@ -339,6 +403,7 @@ enum Op {
     /// OR these flags into the peer's paths (in place).
     Flag(PeerId, u8),
     Clone,
+    Shrink,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -350,6 +415,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..5usize).prop_map(Op::Shuffle),
         1 => (0..5 as PeerId, 1..8u8).prop_map(|(p, f)| Op::Flag(p, f)),
         1 => Just(Op::Clone),
+        1 => Just(Op::Shrink),
     ]
 }
 
@@ -439,6 +505,16 @@ proptest! {
                             clones.push((x.clone(), model.clone(), mp));
                         }
                     }
+                    Op::Shrink => {
+                        if let Some(x) = e.as_mut() {
+                            let before = x.heap_bytes();
+                            let released = x.shrink();
+                            prop_assert_eq!(before - released, x.heap_bytes());
+                            let n = model.len();
+                            let per = if x.as_slice().ids.is_empty() { 12 } else { 16 };
+                            prop_assert_eq!(x.heap_bytes(), if n > 1 { per * n } else { 0 }, "exact");
+                        }
+                    }
                 }
                 prop_assert_eq!(e.is_none(), model.is_empty());
                 if let Some(x) = &e {
@@ -452,11 +528,14 @@ proptest! {
                         v.sort_by_key(|p| p.rank);
                         let order: Vec<(PeerId, u32)> = v.iter().map(|p| (p.peer, p.path_id)).collect();
                         prop_assert_eq!(&order, &arrival);
+                        // Exact, or with room up to the size class (see `capacity`).
                         let n = model.len();
+                        let cap = super::capacity(n, true);
+                        let fits = |per: usize| x.heap_bytes() == per * n || x.heap_bytes() == per * cap;
                         if model.iter().any(|m| m.1 != 0) {
-                            prop_assert_eq!(x.heap_bytes(), 16 * n);
+                            prop_assert!(fits(16));
                         } else {
-                            prop_assert!(x.heap_bytes() == 12 * n || x.heap_bytes() == 16 * n);
+                            prop_assert!(fits(12) || fits(16));
                         }
                     } else {
                         prop_assert_eq!(x.heap_bytes(), 0);
