@@ -784,3 +784,56 @@ fn the_peer_table_full_is_an_error_naming_the_peer_and_a_freed_slot_is_reused() 
     rib.remove_peer(7);
     assert_eq!(rib.add_peer(extra), Ok(7));
 }
+
+/// A second peer's paths go into blocks with room for four paths (one allocation per prefix
+/// while peers 2-4 arrive), and `Rib::shrink` (the daemon's post-load trim) makes them exact
+/// without changing any entry; the delta and best-change vectors start each batch at the last
+/// batch's size (bounded) and are given back too.
+#[test]
+fn shrink_makes_path_blocks_exact_and_gives_back_the_batch_vectors() {
+    let (mut rib, ids) = rib_with_peers(2);
+    rib.set_track_best(true);
+    let prefixes: Vec<IpNet> = (0..50u8)
+        .map(|i| format!("10.{i}.0.0/16").parse().expect("a prefix"))
+        .collect();
+    for (k, &id) in ids.iter().enumerate() {
+        let a = rib.intern(path_attrs(64501 + k as u32, k as u8 + 1));
+        for &p in &prefixes {
+            rib.announce(id, p, 0, a.clone());
+        }
+    }
+    let blocks = |rib: &Rib| rib.ipv4().memory().path_slices;
+    assert_eq!(blocks(&rib), 50 * 4 * 12, "room for 4 paths of 12 B");
+    let deltas = rib.take_fib_deltas();
+    let best = rib.take_best_changes();
+    assert_eq!(
+        (deltas.len(), best.len()),
+        (100, 50),
+        "a primary, then a backup per prefix"
+    );
+    assert!(rib.deltas.capacity() >= 100 && rib.best_changed.capacity() >= 50);
+    let fib = rib.fib();
+    let entries: Vec<_> = rib
+        .ipv4()
+        .iter()
+        .map(|(k, e)| (*k, e.iter().map(|p| (p.peer, p.flags)).collect::<Vec<_>>()))
+        .collect();
+    let released = rib.shrink();
+    assert_eq!(blocks(&rib), 50 * 2 * 12, "exact");
+    assert!(released >= 50 * 2 * 12 + 100 * std::mem::size_of::<FibDelta>());
+    assert_eq!((rib.deltas.capacity(), rib.best_changed.capacity()), (0, 0));
+    assert_eq!(rib.fib(), fib);
+    let after: Vec<_> = rib
+        .ipv4()
+        .iter()
+        .map(|(k, e)| (*k, e.iter().map(|p| (p.peer, p.flags)).collect::<Vec<_>>()))
+        .collect();
+    assert_eq!(after, entries);
+    // A third peer's path grows a shrunk block with room again.
+    let id = rib
+        .add_peer(peer(3, PeerKind::Ebgp, 64503))
+        .expect("a free peer slot");
+    let a = rib.intern(path_attrs(64503, 3));
+    rib.announce(id, prefixes[0], 0, a);
+    assert_eq!(blocks(&rib), 49 * 2 * 12 + 4 * 12);
+}
