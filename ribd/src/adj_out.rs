@@ -325,6 +325,26 @@ impl AdjOut {
             .any(|g| g.key.add_path.iter().any(Option::is_some))
     }
 
+    /// True when some group exports anything. Groups of eBGP peers without an export policy (RFC
+    /// 8212) export nothing, and with only such groups the RIB's best-path changes concern no one.
+    pub fn wants_changes(&self) -> bool {
+        self.groups
+            .iter()
+            .flatten()
+            .any(|g| !g.ctx.exports_nothing())
+    }
+
+    /// Tells the RIB which changes to collect for [`AdjOut::changes`]: none while no group exports
+    /// anything (a full-table load from eBGP peers with no export policy would otherwise queue,
+    /// sort and discard a best-path change per prefix and path), every candidate change when a
+    /// group sends several paths per prefix, best-path changes otherwise. Call after every change
+    /// of membership. A group that starts exporting is filled from the RIB when it forms
+    /// ([`AdjOut::join`], [`AdjOut::update_member`]), so it needs no change from before.
+    pub fn track(&self, rib: &mut crate::rib::Rib) {
+        rib.set_track_best(self.wants_changes());
+        rib.set_track_all_changes(self.needs_all_changes());
+    }
+
     pub fn is_member(&self, m: MemberId) -> bool {
         self.member_group.contains_key(&m)
     }

@@ -89,7 +89,7 @@ impl World {
             rr_clients: &[],
         };
         let out = self.adj.join(s, &env);
-        self.rib.set_track_all_changes(self.adj.needs_all_changes());
+        self.adj.track(&mut self.rib);
         out
     }
 
@@ -482,6 +482,49 @@ fn a_member_whose_context_changes_moves_group_and_gets_only_the_difference() {
         1,
         "the old group went with its last member"
     );
+}
+
+#[test]
+fn best_changes_are_collected_only_while_a_group_exports_rfc8212() {
+    let mut w = World::new();
+    let src = w.spec(1, 64501);
+    // An eBGP member without an export policy exports nothing (RFC 8212).
+    let mut m = w.spec(2, 64502);
+    m.ctx.policy = None;
+    let ctx = m.wire;
+    let r = rx(&w.join(m.clone()), 2, &ctx);
+    assert!(r.announced.is_empty());
+    assert!(!w.adj.wants_changes());
+    w.announce(src.rib_peer, "198.51.100.0/24", 0, &[64501], 0);
+    assert!(
+        w.rib.take_best_changes().is_empty(),
+        "no group exports: the RIB collects no best-path changes"
+    );
+    // A reload gives the member an export policy: its new group is filled from the RIB, which
+    // collects changes again from then on.
+    m.ctx.policy = Some(w.policy.clone());
+    let env = Env {
+        rib: &w.rib,
+        rr_clients: &[],
+    };
+    let sends = w.adj.update_member(m.clone(), &env);
+    w.adj.track(&mut w.rib);
+    let r = rx(&sends, 2, &ctx);
+    assert_eq!(
+        r.announced,
+        vec![("198.51.100.0/24".into(), None, "65000 64501".into())]
+    );
+    w.announce(src.rib_peer, "198.51.101.0/24", 0, &[64501], 0);
+    let r = rx(&w.changes(0), 2, &ctx);
+    assert_eq!(
+        r.announced,
+        vec![("198.51.101.0/24".into(), None, "65000 64501".into())]
+    );
+    // The exporting member leaves: nothing to collect for again.
+    w.adj.leave(2);
+    w.adj.track(&mut w.rib);
+    w.announce(src.rib_peer, "198.51.102.0/24", 0, &[64501], 0);
+    assert!(w.rib.take_best_changes().is_empty());
 }
 
 #[test]

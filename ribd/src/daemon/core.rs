@@ -324,7 +324,8 @@ impl Core {
             last_down: BTreeMap::new(),
             trim: super::memory::Trim::new(Instant::now()),
         };
-        core.rib.set_track_best(true);
+        // No update group yet: nothing to collect best-path changes for (see `AdjOut::track`).
+        core.adj.track(&mut core.rib);
         if core.loaded.config.dataplane.enabled {
             match super::dataplane::Dataplane::start(
                 &core.loaded.config.dataplane,
@@ -617,6 +618,7 @@ impl Core {
             self.pic_peer_gone(p.inb.rib_id);
             if let Some((&sid, _)) = self.by_session.iter().find(|(_, n)| n.as_str() == name) {
                 self.adj.leave(sid);
+                self.adj.track(&mut self.rib);
                 self.flow_out.leave(sid);
             }
             self.flow_stats.remove(name);
@@ -725,7 +727,7 @@ impl Core {
                 if let Some(st) = self.flow_stats.get_mut(&name) {
                     st.session_reset();
                 }
-                self.rib.set_track_all_changes(self.adj.needs_all_changes());
+                self.adj.track(&mut self.rib);
                 let Some(p) = self.peers.get_mut(&name) else {
                     return;
                 };
@@ -758,7 +760,7 @@ impl Core {
                 rr_clients: &env_rr,
             };
             let sends = self.adj.join(spec, &env);
-            self.rib.set_track_all_changes(self.adj.needs_all_changes());
+            self.adj.track(&mut self.rib);
             self.dispatch(sends);
         }
         self.flow_join(sid);
@@ -1545,7 +1547,7 @@ impl Core {
             }
         }
         self.flow_respec();
-        self.rib.set_track_all_changes(self.adj.needs_all_changes());
+        self.adj.track(&mut self.rib);
         let msg = format!(
             "reloaded {}: {added} peers added, {removed} removed, {reset} reset, {updated} updated in place",
             path.display()
