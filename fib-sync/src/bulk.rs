@@ -233,6 +233,34 @@ impl BulkLoad {
         self.kinds[kind]
     }
 
+    /// Keeps only the last route added for each prefix (a withdrawal too), so a load that a
+    /// prefix reaches several times over (a table from several peers changes each prefix's
+    /// next-hop set once per peer) stays within the caller's bound instead of being given up.
+    /// What the load writes is unchanged; the order across prefixes is not kept (it never
+    /// mattered: only a prefix's own routes are ordered). In place, no allocation.
+    pub fn compact(&mut self) {
+        self.v4.sort_unstable_by_key(|e| e.0);
+        let mut n = 0;
+        for i in 0..self.v4.len() {
+            let e = self.v4[i];
+            if self.v4.get(i + 1).is_none_or(|x| x.0 >> 24 != e.0 >> 24) {
+                self.v4[n] = (e.0 >> 24 << 24 | n as u64, e.1);
+                n += 1;
+            }
+        }
+        self.v4.truncate(n);
+        self.v6.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+        let mut m = 0;
+        for i in 0..self.v6.len() {
+            let e = self.v6[i];
+            if self.v6.get(i + 1).is_none_or(|x| (x.0, x.1) != (e.0, e.1)) {
+                self.v6[m] = (e.0, e.1, (n + m) as u32, e.3);
+                m += 1;
+            }
+        }
+        self.v6.truncate(m);
+    }
+
     /// Routes added so far.
     pub fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
@@ -344,6 +372,78 @@ mod tests {
                 (net("10.0.0.0/8"), None),
             ]
         );
+    }
+
+    /// The last action per prefix, withdrawals included: what a load writes.
+    fn last_per_prefix(l: &BulkLoad) -> std::collections::BTreeMap<IpNet, Option<RouteAction>> {
+        l.routes()
+            .into_iter()
+            .map(|r| (r.prefix, r.action))
+            .collect()
+    }
+
+    #[test]
+    fn compacting_keeps_the_last_route_of_each_prefix_and_later_routes_still_win() {
+        let a = NhSet::new([("192.0.2.1".parse::<IpAddr>().unwrap(), 1)]);
+        let b = NhSet::new([("192.0.2.2".parse::<IpAddr>().unwrap(), 1)]);
+        let mut l = BulkLoad::new();
+        l.push(net("10.0.0.0/8"), Some(&fwd(&a)));
+        l.push(net("10.0.0.0/16"), Some(&fwd(&a)));
+        l.push(net("2001:db8::/32"), Some(&fwd(&a)));
+        l.push(net("10.0.0.0/8"), Some(&fwd(&b)));
+        l.push(net("10.0.0.0/16"), None);
+        l.push(net("2001:db8::/32"), Some(&fwd(&b)));
+        l.push(net("2001:db8::/48"), Some(&RouteAction::Blackhole));
+        let before = last_per_prefix(&l);
+        l.compact();
+        assert_eq!(l.len(), 4, "one route per prefix");
+        assert_eq!(last_per_prefix(&l), before);
+        assert_eq!(l.last_is_route(net("10.0.0.0/16")), Some(false));
+        // Routes added after a compaction still come after those before it.
+        l.push(net("10.0.0.0/8"), Some(&fwd(&a)));
+        l.push(net("2001:db8::/32"), None);
+        l.compact();
+        let got = last_per_prefix(&l);
+        assert_eq!(got[&net("10.0.0.0/8")], Some(fwd(&a)));
+        assert_eq!(got[&net("2001:db8::/32")], None);
+        assert_eq!(got[&net("2001:db8::/48")], Some(RouteAction::Blackhole));
+        assert_eq!(l.len(), 4);
+    }
+
+    proptest::proptest! {
+        /// Compacting at any points of a stream of routes leaves what the stream would write.
+        #[test]
+        fn compacting_anywhere_writes_what_the_whole_stream_writes(
+            ops in proptest::collection::vec((0u8..24, 0u8..3, proptest::bool::ANY), 1..200),
+        ) {
+            let sets = [
+                NhSet::new([("192.0.2.1".parse::<IpAddr>().unwrap(), 1)]),
+                NhSet::new([("192.0.2.2".parse::<IpAddr>().unwrap(), 1)]),
+            ];
+            let mut whole = BulkLoad::new();
+            let mut compacted = BulkLoad::new();
+            for (p, act, compact_now) in ops {
+                // 12 IPv4 and 12 IPv6 prefixes, some sharing an address with another length.
+                let prefix = match p {
+                    0..12 => net(&format!("10.{}.0.0/{}", p / 2, 16 + p % 2)),
+                    _ => net(&format!("2001:db8:{:x}::/{}", p / 2, 48 + p % 2)),
+                };
+                let action = match act {
+                    0 => None,
+                    k => Some(fwd(&sets[k as usize - 1])),
+                };
+                whole.push(prefix, action.as_ref());
+                compacted.push(prefix, action.as_ref());
+                if compact_now {
+                    compacted.compact();
+                }
+            }
+            let want = last_per_prefix(&whole);
+            proptest::prop_assert_eq!(compacted.len() <= whole.len(), true);
+            compacted.compact();
+            proptest::prop_assert_eq!(compacted.len(), want.len());
+            proptest::prop_assert_eq!(last_per_prefix(&compacted), want);
+        }
     }
 
     #[test]

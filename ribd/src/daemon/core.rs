@@ -106,9 +106,11 @@ struct PeerRt {
 /// it the first batch (with the local host routes) is written as soon as it comes.
 struct FirstSync {
     /// The RIB's deltas so far, in order and in fib-sync's compact bulk-load form (the bulk load
-    /// keeps the last of a repeated prefix and drops withdrawn ones), or `None` once they outgrew
-    /// [`FirstSync::cap`]: then the whole table is taken from the RIB at the end instead (which
-    /// costs a walk of the RIB).
+    /// keeps the last of a repeated prefix and drops withdrawn ones; reaching [`FirstSync::cap`]
+    /// keeps only those, see [`super::dataplane::HeldLoad::hold`]), or `None` once even that
+    /// outgrew the cap: then the whole table is taken from the RIB at the end instead (a walk of
+    /// the RIB that recomputes every prefix's forwarding: 0.7 s of the core's time on the scaled
+    /// table from 4 ECMP feeders).
     held: Option<super::dataplane::HeldLoad>,
 }
 
@@ -1013,7 +1015,7 @@ impl Core {
                 let cap = FirstSync::cap(self.rib.fib_len());
                 if let Some(fs) = self.first_sync.as_mut() {
                     let fits = match &mut fs.held {
-                        Some(h) => h.len() + deltas.len() <= cap && h.push(&deltas),
+                        Some(h) => h.hold(&deltas, cap),
                         None => false,
                     };
                     if !fits {

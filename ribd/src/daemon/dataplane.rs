@@ -133,6 +133,32 @@ impl HeldLoad {
         self.load.is_empty()
     }
 
+    /// Adds the deltas while the load stays within `cap` deltas (past it by at most one call's
+    /// deltas); false when it does not (the caller gives the held load up). Several peers change
+    /// each prefix's forwarding once each (ECMP sets growing path by path: 4 deltas per prefix
+    /// from 4 peers), so past the cap only the last delta of each prefix is kept
+    /// ([`BulkLoad::compact`]) before giving up, which would cost a walk of the whole RIB at the
+    /// end. Given up all the same when that leaves over 3/4 of the cap (compacting would come
+    /// round again too soon).
+    pub fn hold(&mut self, deltas: &[FibDelta], cap: usize) -> bool {
+        if !self.push(deltas) {
+            return false;
+        }
+        if self.len() <= cap {
+            return true;
+        }
+        let (t, n) = (std::time::Instant::now(), self.len());
+        self.load.compact();
+        tracing::debug!(
+            before = n,
+            after = self.len(),
+            cap,
+            ms = t.elapsed().as_millis() as u64,
+            "initial load: held deltas compacted"
+        );
+        self.len() <= cap / 4 * 3
+    }
+
     /// Adds the deltas; false (and some may be left out) once the load is full.
     pub fn push(&mut self, deltas: &[FibDelta]) -> bool {
         let blackhole = RouteAction::Blackhole;
@@ -788,6 +814,44 @@ mod tests {
             addr: IpAddr::V4([192, 0, 2, i].into()),
             weight: 1,
         }])))
+    }
+
+    /// Four peers add to each prefix's ECMP set in turn: four deltas per prefix, twice the cap of
+    /// two per prefix. The load keeps the last of each and stays held; a load of distinct
+    /// prefixes past the cap is given up.
+    #[test]
+    fn a_held_load_keeps_the_last_delta_of_each_prefix_at_its_cap() {
+        let (n, cap) = (50u8, 100);
+        let mut h = HeldLoad::default();
+        for peer in 1..=4u8 {
+            for i in 0..n {
+                let set: Vec<FibNextHop> = (1..=peer)
+                    .map(|k| FibNextHop {
+                        addr: IpAddr::V4([192, 0, 2, k].into()),
+                        weight: 1,
+                    })
+                    .collect();
+                let d = delta(i, Some(FibEntry::Forward(FwdSet::new(Arc::from(set)))));
+                assert!(h.hold(&[d], cap), "peer {peer}, prefix {i}");
+            }
+        }
+        assert!(h.len() <= cap + 1);
+        let mut last: std::collections::BTreeMap<IpNet, Option<RouteAction>> = Default::default();
+        for r in h.load.routes() {
+            last.insert(r.prefix, r.action);
+        }
+        assert_eq!(last.len(), n as usize);
+        let four = RouteAction::Forward(fib_sync::NhSet::new(
+            (1..=4u8).map(|k| (IpAddr::V4([192, 0, 2, k].into()), 1)),
+        ));
+        assert!(last.values().all(|a| a.as_ref() == Some(&four)));
+
+        let mut h = HeldLoad::default();
+        let fits: Vec<bool> = (0..=cap as u8)
+            .map(|i| h.hold(&[delta(i, None)], cap))
+            .collect();
+        assert!(fits[..cap].iter().all(|f| *f));
+        assert!(!fits[cap], "distinct prefixes past the cap: given up");
     }
 
     /// The RIB frees a next-hop set once no prefix uses it, and the next set may be allocated at
