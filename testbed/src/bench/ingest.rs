@@ -71,6 +71,8 @@ pub struct IngestRun {
     pub steady_anon_kib: u64,
     pub base_anon_kib: u64,
     pub note: String,
+    /// CPU time of the system's processes by thread from the feeders' start to the load's end.
+    pub cpu: String,
 }
 
 /// Polls RIB and FIB counts until both are complete.
@@ -154,6 +156,11 @@ fn one_run(a: &BenchArgs, feed: &FeedSet, kind: SutKind, feeders: usize) -> Resu
     let sut = Sut::start(kind, bed.dut.name(), &spec)?;
     std::thread::sleep(Duration::from_millis(300));
     let base = sut.rss()?;
+    let cpu0: Vec<(i32, super::CpuTimes)> = sut
+        .pids()
+        .into_iter()
+        .map(|p| (p, super::CpuTimes::of(p)))
+        .collect();
     let mut procs = Vec::new();
     for k in 0..feeders {
         procs.push(start_feeder(&bed, feed, &sut, k, 0, 90)?);
@@ -178,10 +185,23 @@ fn one_run(a: &BenchArgs, feed: &FeedSet, kind: SutKind, feeders: usize) -> Resu
     if feeders > 1 {
         note.push_str(&format!("sessions up within {:.2} s; ", secs(t0, t_last)));
     }
+    // Which thread the load kept busy, and how long it waited for a CPU (other load on the box).
+    let cpu: Vec<String> = cpu0
+        .iter()
+        .map(|(p, c0)| {
+            let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            format!(
+                "{} CPU: {}",
+                name.trim(),
+                super::CpuTimes::of(*p).since(*p, c0)
+            )
+        })
+        .collect();
     std::thread::sleep(Duration::from_secs(2));
     let steady = sut.rss()?;
     drop(procs);
     Ok(IngestRun {
+        cpu: cpu.join("; "),
         rib_secs: rib,
         fib_secs: fib,
         peak_rss_kib: steady.hwm_kib,
@@ -256,8 +276,13 @@ fn run_case(
                 super::uptime(),
                 r.note
             );
+            println!("          {}", r.cpu);
             let key = |m: &'static str, u: &'static str| ("ingest", case.as_str(), sys, m, u);
-            res.push(key("rib_secs", "s"), r.rib_secs, &r.note);
+            res.push(
+                key("rib_secs", "s"),
+                r.rib_secs,
+                &format!("{}{}", r.note, r.cpu),
+            );
             if let Some(f) = r.fib_secs {
                 res.push(key("fib_secs", "s"), f, &r.note);
             }

@@ -248,6 +248,101 @@ pub fn uptime() -> String {
         .unwrap_or_default()
 }
 
+/// CPU time of a process so far, whole and by thread, from /proc (seconds).
+#[derive(Debug, Clone, Default)]
+pub struct CpuTimes {
+    /// The process, exited threads included.
+    pub total: f64,
+    /// Live threads: (thread id, name, CPU seconds, seconds spent waiting for a CPU).
+    pub threads: Vec<(i32, String, f64, f64)>,
+}
+
+impl CpuTimes {
+    pub fn of(pid: i32) -> CpuTimes {
+        // SAFETY: sysconf only reads a constant.
+        let tck = (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as f64;
+        // utime + stime of a /proc stat line (fields 14 and 15; the name may hold spaces).
+        let cpu = |stat: &str| -> Option<(String, f64)> {
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let t = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some((stat[open + 1..close].to_string(), t / tck))
+        };
+        let mut c = CpuTimes::default();
+        if let Some((_, t)) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| cpu(&s))
+        {
+            c.total = t;
+        }
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return c;
+        };
+        for e in dir.flatten() {
+            let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Some((name, t)) = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| cpu(&s))
+            else {
+                continue;
+            };
+            // schedstat: time on a CPU, time waiting on a run queue (ns), timeslices.
+            let wait = std::fs::read_to_string(e.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1e9;
+            c.threads.push((tid, name, t, wait));
+        }
+        c.threads.sort_by_key(|t| t.0);
+        c
+    }
+
+    /// What `self` (later) adds to `before`, as "main 6.1 s (waited 0.4 s for a CPU), tokio-rt-worker
+    /// ×2 1.1 s, exited threads 0.1 s; total 7.3 s": the main thread first, then the others by name.
+    pub fn since(&self, pid: i32, before: &CpuTimes) -> String {
+        let prev = |tid: i32| {
+            before
+                .threads
+                .iter()
+                .find(|t| t.0 == tid)
+                .map_or((0.0, 0.0), |t| (t.2, t.3))
+        };
+        let mut main = (0.0, 0.0);
+        let mut by_name: std::collections::BTreeMap<&str, (usize, f64)> = Default::default();
+        let mut live = 0.0;
+        for (tid, name, t, w) in &self.threads {
+            let (t0, w0) = prev(*tid);
+            live += t - t0;
+            if *tid == pid {
+                main = (t - t0, w - w0);
+            } else {
+                let e = by_name.entry(name).or_default();
+                e.0 += 1;
+                e.1 += t - t0;
+            }
+        }
+        let mut out = format!("main {:.2} s (waited {:.2} s for a CPU)", main.0, main.1);
+        for (name, (n, t)) in by_name.iter().filter(|(_, (_, t))| *t >= 0.005) {
+            let count = if *n > 1 {
+                format!(" x{n}")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(", {name}{count} {t:.2} s"));
+        }
+        let total = self.total - before.total;
+        let exited = total - live;
+        if exited >= 0.005 {
+            out.push_str(&format!(", exited threads {exited:.2} s"));
+        }
+        out.push_str(&format!("; total {total:.2} s"));
+        out
+    }
+}
+
 /// 1-minute load average.
 pub fn load1() -> f64 {
     std::fs::read_to_string("/proc/loadavg")

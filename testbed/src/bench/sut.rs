@@ -192,12 +192,15 @@ impl Sut {
         std::fs::write(self.path("ribd.toml"), c)?;
         let exe = super::exe()?.display().to_string();
         let conf = self.p("ribd.toml");
+        // The bench's own RIBD_LOG, when set, reaches ribd (e.g. `info,ribd::daemon=debug` to see
+        // the next-hop tracking and held-load steps of a run in its log).
+        let log = std::env::var("RIBD_LOG").unwrap_or_else(|_| "info".into());
         let d = Daemon::spawn(
             "ribd",
             &self.ns,
             &exe,
             &["ribd", "--config", &conf],
-            &[("RIBD_LOG", "info")],
+            &[("RIBD_LOG", &log)],
             &self.path("ribd.log"),
         )?;
         self.procs.push(d);
