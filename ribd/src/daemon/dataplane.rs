@@ -471,6 +471,22 @@ impl Dataplane {
         Ok(out)
     }
 
+    /// Starts resolving the next-hops of `wanted` not tracked yet (none is untracked: that waits
+    /// for [`Dataplane::track_nexthops`] after the batch's deltas are applied); returns their state.
+    pub fn track_added(&mut self, wanted: &[IpAddr]) -> Result<Vec<NhtUpdate>> {
+        let Some(sy) = self.syncer.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for a in wanted {
+            if !self.tracked.contains(a) {
+                out.push(sy.track(*a)?);
+                self.tracked.insert(*a);
+            }
+        }
+        Ok(out)
+    }
+
     /// BGP lost every path through `addrs` (a session went down and was their only source): the
     /// path-lists containing them move to their other live next-hops or their backups now, one
     /// store each, before the RIB walks the prefixes; [`Dataplane::restore_nexthops`] lifts the
