@@ -260,6 +260,38 @@ fn a_typical_ipv4_set_is_one_block_of_56_bytes() {
     assert_eq!(Attrs::default().block_bytes(), 16);
 }
 
+/// Interning through several growths of the table: every set is found again by content (the same
+/// block) after the table re-placed its slots, different sets stay apart, reference counts are the
+/// store's one plus the handles, and releasing them all empties the store and frees every block.
+#[test]
+fn interned_sets_are_found_again_after_the_table_grows() {
+    let before = live_blocks();
+    let set = |i: u32| {
+        Attrs::default()
+            .with_as_path(AsPath::sequence(vec![64500, i]))
+            .with_med(i.is_multiple_of(3).then_some(i))
+    };
+    let mut store = AttrStore::new();
+    let first: Vec<AttrRef> = (0..5000).map(|i| store.intern(set(i))).collect();
+    assert_eq!(store.len(), 5000);
+    let again: Vec<AttrRef> = (0..5000).map(|i| store.intern(set(i))).collect();
+    for (i, (a, b)) in first.iter().zip(&again).enumerate() {
+        assert!(AttrRef::ptr_eq(a, b), "set {i} found again");
+        assert_eq!(a.ref_count(), 3, "the store's, and two handles");
+        assert_eq!(a.as_path().origin_as(), Some(i as u32));
+    }
+    assert_eq!(store.len(), 5000);
+    for a in first {
+        store.release(a);
+    }
+    assert_eq!(store.len(), 5000, "each still held once");
+    for a in again.into_iter().rev() {
+        store.release(a);
+    }
+    assert!(store.is_empty());
+    assert_eq!(live_blocks(), before, "every block freed");
+}
+
 #[test]
 fn a_copy_of_a_shared_set_is_its_own() {
     // `Deref` lends the shared block as `&Attrs`: `clone` must copy it, never share it, or
