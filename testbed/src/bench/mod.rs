@@ -596,3 +596,54 @@ pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option
         std::thread::sleep(every);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CpuTimes;
+
+    /// A thread that burns CPU shows up by name with that time, and the process total covers it.
+    #[test]
+    fn cpu_times_find_a_busy_thread_by_name() {
+        let pid = std::process::id() as i32;
+        let before = CpuTimes::of(pid);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
+        let busy = std::thread::Builder::new()
+            .name("cpu-burner".into())
+            .spawn(move || {
+                // Until this thread has used 150 ms of CPU (however busy the machine is).
+                let cpu = || {
+                    let mut ts = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    };
+                    // SAFETY: ts is a valid timespec for the call to fill.
+                    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+                    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+                };
+                let mut x = 0u64;
+                while cpu() < 0.15 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                }
+                let _ = done_tx.send(());
+                // Still alive while the parent reads /proc.
+                let _ = read_rx.recv();
+                x
+            })
+            .expect("a thread");
+        done_rx.recv().expect("the thread burnt its CPU");
+        let after = CpuTimes::of(pid);
+        let _ = read_tx.send(());
+        let burner = after
+            .threads
+            .iter()
+            .find(|t| t.1 == "cpu-burner")
+            .expect("the thread is listed by name");
+        assert!(burner.2 >= 0.1, "it used CPU: {burner:?}");
+        assert!(after.total - before.total >= burner.2 - 0.02);
+        let line = after.since(pid, &before);
+        assert!(line.contains("cpu-burner"), "{line}");
+        assert!(line.starts_with("main "), "{line}");
+        let _ = busy.join();
+    }
+}
