@@ -16,6 +16,7 @@ pub mod attrs;
 pub mod decision;
 pub mod table;
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -366,6 +367,9 @@ impl Ctx<'_> {
         if s.len() > 8 || !(self.cfg.deterministic_med || self.cfg.always_compare_med) {
             return None;
         }
+        if let Some(last) = self.joins_last_by_groups(e, new) {
+            return last;
+        }
         let mut keys: SmallVec<[Key; 8]> = SmallVec::new();
         for p in s.iter() {
             let k = Key::new(&self.candidate(p)?, self.cfg);
@@ -384,6 +388,148 @@ impl Ctx<'_> {
         let admits = || decision::eligible_keys(best.attrs, &keys[0], &new.attrs, &kn, self.cfg);
         decision::joins_last(&keys, e.multipath(), max, &kn, self.cfg, admits)
             .then_some(kn.reachable)
+    }
+
+    /// [`flags::PEER_AS`] for a path of `peer` with the set `a` (reads the set's AS path).
+    fn peer_as_flag(&self, peer: PeerId, a: &Attrs) -> u8 {
+        let Some(info) = self.peers.get(peer as usize).and_then(|p| p.as_ref()) else {
+            return 0;
+        };
+        let group = a.as_path().neighbor_as().unwrap_or(info.local_as);
+        if group == info.remote_as {
+            flags::PEER_AS
+        } else {
+            0
+        }
+    }
+
+    /// The MED group of path `i` of `s` when its [`flags::PEER_AS`] says it is its peer's remote
+    /// AS (no attribute set read); `None` otherwise.
+    fn known_group(&self, s: PathSlice<'_>, i: usize) -> Option<u32> {
+        if !s.peer_as(i) {
+            return None;
+        }
+        let p = s.get(i)?;
+        Some(self.peers.get(p.peer as usize)?.as_ref()?.remote_as)
+    }
+
+    /// [`Ctx::joins_last`] reading only the attribute sets the answer needs, when every path's
+    /// MED group is known from its peer ([`flags::PEER_AS`]), with deterministic MED (not
+    /// always-compare) and without `as-path-relax` (so the multipath members, which share the
+    /// best's AS path, are all in the best's group and lead it). Then the entry is the best's
+    /// group (members first, the rest in order), then the other groups in the order of their
+    /// leaders without MED, each in order with MED; so:
+    /// - a new path in a group of its own goes last iff it loses without MED to the last group's
+    ///   leader (the first path of the last path's group: every other leader is not worse);
+    /// - a new path in the last group goes last iff it loses with MED to that group's last path
+    ///   (and to its last multipath member when it is the best's group): its group keeps its
+    ///   leader, so the groups keep their order;
+    /// - in another group it would not go last.
+    ///
+    /// and the best does not admit it (a different neighbouring AS is a different AS path; else
+    /// the best's set is read). `None`: not known cheaply (the caller reads every path);
+    /// `Some(None)`: it does not go last (or not provably); `Some(Some(reachable))`: it does.
+    fn joins_last_by_groups(&self, e: &Paths, new: &Path) -> Option<Option<bool>> {
+        let cfg = self.cfg;
+        if !cfg.deterministic_med || cfg.always_compare_med || cfg.as_path_relax {
+            return None;
+        }
+        let s = e.as_slice();
+        let (n, mp) = (s.len(), e.multipath());
+        let mut groups: SmallVec<[u32; 8]> = SmallVec::new();
+        for i in 0..n {
+            groups.push(self.known_group(s, i)?);
+        }
+        let best_group = *groups.first()?;
+        if groups[..mp.min(n)].iter().any(|&g| g != best_group) {
+            return None;
+        }
+        let mut c = self.candidate(new.view())?;
+        c.seq = u32::MAX;
+        let kn = Key::new(&c, cfg);
+        // A path's key, when the entry was selected with the reachability it has now (else the
+        // entry is not an ordered one to extend).
+        let key = |i: usize| -> Option<Key> {
+            let p = s.at(i);
+            let k = Key::new(&self.candidate(p)?, cfg);
+            (k.reachable != (p.flags & flags::NH_DOWN != 0)).then_some(k)
+        };
+        let loses_to = |k: Option<Key>, with_med: bool| {
+            k.is_some_and(|k| decision::compare_keys(&k, &kn, cfg, with_med).0 == Ordering::Less)
+        };
+        let last_group = groups[n - 1];
+        let last = if !groups.contains(&kn.group) {
+            let leader = groups.iter().position(|&g| g == last_group)?;
+            loses_to(key(leader), false)
+        } else if kn.group == last_group {
+            loses_to(key(n - 1), true)
+                && (last_group != best_group || mp == 0 || mp == n || loses_to(key(mp - 1), true))
+        } else {
+            false
+        };
+        if !last {
+            return Some(None);
+        }
+        let best = s.at(0);
+        let max = decision::max_paths(self.peers.get(best.peer as usize)?.as_ref()?, cfg);
+        let admitted = mp > 0
+            && mp < max
+            && (kn.neighbor_as.is_none() || kn.group == best_group)
+            && match key(0) {
+                Some(kb) => decision::eligible_keys(best.attrs, &kb, &new.attrs, &kn, cfg),
+                None => return Some(None),
+            };
+        Some((!admitted).then_some(kn.reachable))
+    }
+
+    /// Whether appending `new` (last, outside the multipath set) leaves the forwarding result as
+    /// it is, known from the entry's backup hint without reading attribute sets: the backup has a
+    /// lead before it, and `new` cannot share the lead's multipath set (without `as-path-relax`,
+    /// a different neighbouring AS, told by the MED groups, is a different AS path). The backup
+    /// hint must be from before `new` was added.
+    fn appended_keeps_backup(&self, e: &Paths, lead: usize, new: &Path) -> bool {
+        if self.cfg.as_path_relax || lead < e.multipath() || lead >= e.len() {
+            return false;
+        }
+        // The lead's neighbouring AS is its group or none (an empty path, or one starting with an
+        // AS_SET), either way not `asn`.
+        match (
+            self.known_group(e.as_slice(), lead),
+            new.attrs.as_path().neighbor_as(),
+        ) {
+            (Some(lead_group), Some(asn)) => asn != lead_group,
+            _ => false,
+        }
+    }
+
+    /// The index of the backup's lead of `e` as [`Ctx::backup`] finds it (the first path after
+    /// the multipath set, reachable at the last selection, whose next-hop is not a primary one),
+    /// when the entry forwards over next-hops and backups are on.
+    fn backup_lead(&self, e: &Paths) -> Option<usize> {
+        let s = e.as_slice();
+        let mp = e.multipath();
+        if !self.backups || mp == 0 {
+            return None;
+        }
+        let best = s.at(0);
+        let local = self
+            .peers
+            .get(best.peer as usize)
+            .and_then(|p| p.as_ref())
+            .is_some_and(|p| p.kind == PeerKind::Local);
+        let primary = s.slice(..mp);
+        if (local && best.attrs.next_hop().is_none())
+            || !primary.iter().any(|p| p.attrs.next_hop().is_some())
+        {
+            return None;
+        }
+        (mp..s.len()).find(|&i| {
+            let p = s.at(i);
+            p.flags & flags::NH_DOWN == 0
+                && p.attrs
+                    .next_hop()
+                    .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop() == Some(a)))
+        })
     }
 
     /// The forwarding result of an entry, as a comparable key.
@@ -1096,6 +1242,16 @@ impl Rib {
         if let Some(slot) = self.peers.get_mut(id as usize) {
             *slot = Some(info);
         }
+        // The peer's AS may have changed: its paths' MED groups are told again.
+        let ctx = ctx!(self, &self.cfg.ipv4);
+        for e in self.v4.values_mut().chain(self.v6.values_mut()) {
+            if !e.iter().any(|p| p.peer == id) {
+                continue;
+            }
+            for p in e.iter_mut().filter(|p| p.peer == id) {
+                *p.flags = (*p.flags & !flags::PEER_AS) | ctx.peer_as_flag(id, p.attrs);
+            }
+        }
         self.reselect_peer(id);
     }
 
@@ -1283,6 +1439,8 @@ fn upsert<K: PrefixKey>(
 ) -> Option<AttrRef> {
     let new_nh = path.attrs.next_hop();
     let peer = path.peer;
+    let mut path = path;
+    path.flags |= ctx.peer_as_flag(peer, &path.attrs);
     let mut replaced = None;
     match t.slot(k) {
         (e, true) => {
@@ -1302,8 +1460,8 @@ fn upsert<K: PrefixKey>(
                 // The same set again from the same peer (a refresh, a re-sent table): the order
                 // does not read arrival ranks, so only the path's rank moves (it is the newest
                 // now); selection, forwarding and the best path stay as they are.
-                let mut path = path;
-                path.flags = e.as_slice().at(i).flags & flags::NH_DOWN;
+                path.flags =
+                    (e.as_slice().at(i).flags & flags::NH_DOWN) | (path.flags & flags::PEER_AS);
                 replaced = e.push_newest(path, at).map(|old| old.attrs);
             } else if at.is_some() {
                 let before = ctx.forwarding(e);
@@ -1313,19 +1471,26 @@ fn upsert<K: PrefixKey>(
                 sink.emit(k.into(), &before, after);
             } else if let Some(reachable) = ctx.joins_last(e, &path) {
                 // A path added that goes last, leaving the others as they are: no reselection,
-                // and the forwarding result before is the entry's without its last path.
-                let mut path = path;
+                // and the forwarding result before is the entry's without its last path. When
+                // the backup's lead is known and the new path cannot join its multipath set, the
+                // forwarding result is the same without reading any other path's set.
                 set_nh_down(&mut path.flags, !reachable);
                 let mp0 = e.multipath();
+                let kept = e
+                    .backup_hint()
+                    .filter(|&lead| ctx.appended_keeps_backup(e, lead, &path));
                 e.push_newest(path, None);
                 let j = e.len() - 1;
-                if ctx.added_path_may_change(e, j, mp0) {
+                if kept.is_none() && ctx.added_path_may_change(e, j, mp0) {
                     let was: SmallVec<[PathRef<'_>; 8]> = e.as_slice().slice(..j).iter().collect();
                     let down: SmallVec<[bool; 8]> =
                         was.iter().map(|p| p.flags & flags::NH_DOWN != 0).collect();
                     let before = ctx.forwarding_of(&was, &down, mp0);
                     let after = ctx.forwarding(e);
                     sink.emit(k.into(), &before, after);
+                }
+                if let Some(lead) = kept.or_else(|| ctx.backup_lead(e)) {
+                    e.set_backup_hint(lead);
                 }
             } else {
                 // A path added: the entry before is the same paths without it, so its forwarding

@@ -53,6 +53,11 @@ pub mod flags {
     pub const NH_DOWN: u8 = 0x4;
     /// Graceful-restart stale, of either kind.
     pub const ANY_STALE: u8 = STALE | LLGR_STALE;
+    /// The path's MED group (`decision::Key::group`: its neighbouring AS, or the local AS for an
+    /// empty path) is its peer's remote AS. Set when the path is stored and when its peer's
+    /// information changes, so selection can tell which paths' MEDs compare without reading
+    /// their attribute sets. Internal: [`PathRef::flags`](super::PathRef) leaves it out.
+    pub(crate) const PEER_AS: u8 = 0x8;
 }
 
 /// One candidate path for a prefix, owned: what goes into a [`Paths`] and comes out of it (a
@@ -213,6 +218,10 @@ struct Many {
     ids: u8,
     /// 1 when the block has room for paths beyond `len` (see [`capacity`]).
     spare: u8,
+    /// 1 + the index of the backup's lead (the first path after the multipath set the backup
+    /// starts from) as the RIB last computed it for these paths; 0 when unknown. Every change of
+    /// the paths, their order, flags or multipath count forgets it.
+    lead: u8,
 }
 
 impl Many {
@@ -355,6 +364,7 @@ impl Paths {
                     mp,
                     ids: u8::from(ids),
                     spare: u8::from(spare),
+                    lead: 0,
                 },
             },
         }
@@ -423,8 +433,9 @@ impl Paths {
         }
     }
 
-    /// The columns, to change in place.
+    /// The columns, to change in place (forgets the backup hint).
     fn columns_mut(&mut self) -> (&mut [AttrRef], &mut [Meta], &mut [u32]) {
+        self.forget_backup_hint();
         match self.many() {
             Some(m) => {
                 let n = m.len as usize;
@@ -483,6 +494,7 @@ impl Paths {
     /// Makes `p` the newest path of the entry: it replaces the path `at` when given, else it is
     /// added. Returns the replaced path.
     pub fn push_newest(&mut self, mut p: Path, at: Option<usize>) -> Option<Path> {
+        self.forget_backup_hint();
         if !self.is_many() && at == Some(0) {
             // The lone path replaced: the multipath count stays (in the rank).
             p.rank = self.multipath() as u8;
@@ -590,6 +602,7 @@ impl Paths {
     }
 
     pub fn set_multipath(&mut self, n: usize) {
+        self.forget_backup_hint();
         let n = n.min(self.len()).min(u8::MAX as usize) as u8;
         if self.is_many() {
             // The active member is `many` (a plain `Copy` field write); only its count changes.
@@ -661,6 +674,33 @@ impl Paths {
         let old = std::mem::replace(self, Paths::from_block(base, n + 1, mp, ids, true));
         // SAFETY: `old`'s paths were moved into the new block above.
         unsafe { old.forget_paths() };
+    }
+
+    /// The index of the backup's lead as the RIB last recorded it for the paths as they are
+    /// ([`Paths::set_backup_hint`]); `None` when unknown (an inline path never has one).
+    pub(crate) fn backup_hint(&self) -> Option<usize> {
+        self.many()
+            .and_then(|m| m.lead.checked_sub(1))
+            .map(usize::from)
+    }
+
+    /// Records that path `i` leads the entry's backup (ignored for an inline path or an index
+    /// that does not fit).
+    pub(crate) fn set_backup_hint(&mut self, i: usize) {
+        if let Some(m) = self.many()
+            && i < m.len as usize
+            && i < usize::from(u8::MAX)
+        {
+            // The active member is `many` (a plain `Copy` field write).
+            self.repr.many.lead = i as u8 + 1;
+        }
+    }
+
+    fn forget_backup_hint(&mut self) {
+        if self.is_many() {
+            // The active member is `many` (a plain `Copy` field write).
+            self.repr.many.lead = 0;
+        }
     }
 
     /// Gives a block's spare room back (see [`capacity`]): the block becomes exact. Returns the
@@ -958,9 +998,16 @@ impl<'a> PathSlice<'a> {
             attrs: unsafe { self.attrs.get_unchecked(i) },
             path_id: self.ids.get(i).copied().unwrap_or(0),
             peer: m.peer,
-            flags: m.flags,
+            flags: m.flags & !flags::PEER_AS,
             rank: m.rank,
         })
+    }
+
+    /// Whether path `i` has [`flags::PEER_AS`] (false when out of range).
+    pub(crate) fn peer_as(&self, i: usize) -> bool {
+        self.meta
+            .get(i)
+            .is_some_and(|m| m.flags & flags::PEER_AS != 0)
     }
 
     /// Path `i`; panics when out of range (as indexing a slice does).

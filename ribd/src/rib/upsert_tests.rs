@@ -389,6 +389,102 @@ proptest! {
     }
 }
 
+/// Decision options with deterministic MED (not always-compare) and without `as-path-relax`:
+/// where [`Ctx::joins_last_by_groups`] applies.
+fn grouped_config_strategy() -> impl Strategy<Value = (DecisionConfig, bool)> {
+    config_strategy().prop_map(|(cfg, backups)| {
+        (
+            DecisionConfig {
+                deterministic_med: true,
+                always_compare_med: false,
+                as_path_relax: false,
+                ..cfg
+            },
+            backups,
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The cheap paths that read few attribute sets: a path added where every path's MED group
+    /// is its peer's AS ([`Ctx::joins_last_by_groups`]) and the forwarding result kept from the
+    /// backup hint ([`Ctx::appended_keeps_backup`]). Most announced sets start with the
+    /// announcing peer's AS (so the groups are known); the entry must be what full reselection
+    /// gives, the others left as they were when the fast answer said "last", and the FIB delta
+    /// stream must reproduce the forwarding table.
+    #[test]
+    fn an_added_path_put_last_by_its_group_is_what_full_reselection_gives(
+        (cfg, backups) in grouped_config_strategy(),
+        sets in prop::collection::vec(attrs_strategy(), 8),
+        ops in prop::collection::vec((op_strategy(), prop::bool::weighted(0.8)), 1..60),
+    ) {
+        let (mut rib, peers) = rib_with_kinds(cfg, backups);
+        let mut model = BTreeMap::new();
+        for (i, (op, own_as)) in ops.iter().enumerate() {
+            match *op {
+                Op::Announce { peer, prefix: x, path_id, set } => {
+                    let mut attrs = sets[set].clone();
+                    let info = rib.peer(peers[peer]).expect("a peer").clone();
+                    if *own_as && info.kind != PeerKind::Local {
+                        let mut segs: Vec<(super::attrs::SegmentKind, Vec<u32>)> = attrs
+                            .as_path()
+                            .segments()
+                            .map(|g| (g.kind, g.asns.to_vec()))
+                            .collect();
+                        if let Some(first) = segs.first_mut().and_then(|g| g.1.first_mut()) {
+                            *first = info.remote_as;
+                        }
+                        attrs.set_as_path(AsPath::from_segments(
+                            segs.iter().map(|(k, v)| (*k, &v[..])),
+                        ));
+                    }
+                    let a = rib.intern(attrs);
+                    let mut path = Path::new(peers[peer], path_id, a.clone());
+                    let ctx = rib.ctx(&rib.cfg.ipv4);
+                    path.flags |= ctx.peer_as_flag(path.peer, &path.attrs);
+                    let k = match prefix(x) { IpNet::V4(n) => n, IpNet::V6(_) => unreachable!() };
+                    let fast = rib.ipv4().get(&k).is_some_and(|e| {
+                        !e.iter().any(|p| p.peer == path.peer && p.path_id == path_id)
+                            && matches!(ctx.joins_last_by_groups(e, &path), Some(Some(_)))
+                    });
+                    let before = rib.ipv4().get(&k).map(shape);
+                    drop(path);
+                    rib.announce(peers[peer], prefix(x), path_id, a);
+                    let e = rib.ipv4().get(&k).expect("announced");
+                    let mut full = e.clone();
+                    rib.ctx(&rib.cfg.ipv4).reselect(&mut full);
+                    prop_assert_eq!(shape(e), shape(&full), "op {}: the entry is what reselection gives", i);
+                    if fast {
+                        let (mut was, mp) = before.expect("an entry before");
+                        let now = shape(e);
+                        was.push(*now.0.last().expect("a path"));
+                        prop_assert_eq!((was, mp), now, "op {}: the others stay as they were", i);
+                    }
+                }
+                Op::Withdraw { peer, prefix: x, path_id } => {
+                    rib.withdraw(peers[peer], prefix(x), path_id);
+                }
+                Op::NextHop { nh, reachable, cost } => {
+                    rib.set_nexthop(
+                        IpAddr::V4(Ipv4Addr::new(203, 0, 113, nh)),
+                        NhState { reachable, igp_cost: cost },
+                    );
+                }
+                Op::Restart { peer, llgr } => {
+                    rib.peer_down(peers[peer], true);
+                    if llgr {
+                        rib.peer_llgr_stale(peers[peer]);
+                    }
+                }
+            }
+            drain(&mut rib, &mut model);
+            prop_assert_eq!(&model, &rib.fib().into_iter().collect::<BTreeMap<_, _>>(), "after op {}", i);
+        }
+    }
+}
+
 /// The import benchmark's shape: four eBGP peers with their own first AS, one router id, the
 /// same rest of the path. Each further peer's path loses at the peer-address step and goes last
 /// without reselection, as the backup only when it is the first after the best; the result is
@@ -492,4 +588,136 @@ fn llgr_marking_a_backup_member_is_a_fib_change_rfc9494_4_3() {
         }]
     );
     assert_eq!(model, rib.fib().into_iter().collect::<BTreeMap<_, _>>());
+}
+
+/// Four eBGP peers in their own ASes (as `a_further_peers_worse_path_is_put_last_without_reselection`)
+/// with `n` rank-ordered router ids; returns the RIB and peers.
+fn grouped_rib(asns: &[u32], router_ids: &[u8]) -> (Rib, Vec<PeerId>) {
+    let mut rib = Rib::new(RibConfig::default());
+    let peers = asns
+        .iter()
+        .zip(router_ids)
+        .enumerate()
+        .map(|(i, (&asn, &rid))| {
+            rib.add_peer(PeerInfo {
+                name: format!("g{i}"),
+                addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + i as u8)),
+                router_id: Ipv4Addr::new(10, 0, 0, rid),
+                remote_as: asn,
+                local_as: 65000,
+                kind: PeerKind::Ebgp,
+                confed: false,
+            })
+            .expect("a free peer slot")
+        })
+        .collect();
+    (rib, peers)
+}
+
+fn grouped_set(asn: u32, med: Option<u32>, lp: Option<u32>, nh: u8) -> Attrs {
+    Attrs::default()
+        .with_as_path(AsPath::sequence(vec![asn, 3356, 15169]))
+        .with_med(med)
+        .with_local_pref(lp)
+        .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, nh))))
+}
+
+/// Deterministic MED: the last group's leader L (MED 0, router id 3) precedes X (MED 10, router
+/// id 1), which beats L without MED. A path N of a new neighbouring AS with router id 2 loses to
+/// the last path X without MED but beats the leader L, so its group goes before L's: the cheap
+/// answer must compare with the leader, not the last path, and say "not last".
+#[test]
+fn a_new_groups_path_is_compared_with_the_last_groups_leader_not_its_last_path() {
+    let (mut rib, p) = grouped_rib(&[64501, 64500, 64500, 64502], &[5, 3, 1, 2]);
+    let k: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+    let sets = [
+        grouped_set(64501, None, Some(200), 2),
+        grouped_set(64500, Some(0), None, 3),
+        grouped_set(64500, Some(10), None, 4),
+        grouped_set(64502, None, None, 5),
+    ];
+    let mut model = BTreeMap::new();
+    for (i, set) in sets.iter().enumerate() {
+        let a = rib.intern(set.clone());
+        if i == 3 {
+            let e = rib.ipv4().get(&k).unwrap();
+            let mut path = Path::new(p[3], 0, a.clone());
+            let ctx = rib.ctx(&rib.cfg.ipv4);
+            path.flags |= ctx.peer_as_flag(path.peer, &path.attrs);
+            assert_eq!(
+                e.iter().map(|x| x.peer).collect::<Vec<_>>(),
+                &p[..3],
+                "best, then L before X"
+            );
+            assert_eq!(ctx.joins_last_by_groups(e, &path), Some(None), "not last");
+        }
+        rib.announce(p[i], prefix(1), 0, a);
+        drain(&mut rib, &mut model);
+    }
+    let e = rib.ipv4().get(&k).unwrap();
+    assert_eq!(
+        e.iter().map(|x| x.peer).collect::<Vec<_>>(),
+        [p[0], p[3], p[1], p[2]]
+    );
+    let mut full = e.clone();
+    rib.ctx(&rib.cfg.ipv4).reselect(&mut full);
+    assert_eq!(shape(e), shape(&full));
+    assert_eq!(model, rib.fib().into_iter().collect::<BTreeMap<_, _>>());
+}
+
+/// The backup hint: after the second path the entry knows its backup's lead, and a further
+/// path of another neighbouring AS leaves the forwarding result as it is without reading the
+/// lead's set (no FIB delta, the hint kept); a path with the lead's AS path joins the backup's
+/// multipath set (a FIB delta with both next-hops); reselection forgets the hint.
+#[test]
+fn the_backup_hint_keeps_forwarding_for_another_as_and_not_for_the_leads_as_path() {
+    let (mut rib, p) = grouped_rib(&[64501, 64502, 64503, 64502], &[2, 2, 2, 2]);
+    let k: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+    let mut model = BTreeMap::new();
+    let mut announce = |rib: &mut Rib, i: usize, asn: u32| {
+        let a = rib.intern(grouped_set(asn, None, None, 2 + i as u8));
+        rib.announce(p[i], prefix(1), 0, a);
+        let n = rib.take_fib_deltas();
+        for d in &n {
+            match &d.entry {
+                Some(e) => model.insert(d.prefix, e.clone()),
+                None => model.remove(&d.prefix),
+            };
+        }
+        n.len()
+    };
+    assert_eq!(announce(&mut rib, 0, 64501), 1);
+    assert_eq!(announce(&mut rib, 1, 64502), 1, "a backup appears");
+    assert_eq!(rib.ipv4().get(&k).unwrap().backup_hint(), Some(1));
+    let a = rib.intern(grouped_set(64503, None, None, 4));
+    let b = rib.intern(grouped_set(64502, None, None, 5));
+    let (path, same) = (Path::new(p[2], 0, a), Path::new(p[3], 0, b));
+    let e = rib.ipv4().get(&k).unwrap();
+    let ctx = rib.ctx(&rib.cfg.ipv4);
+    assert!(ctx.appended_keeps_backup(e, 1, &path), "another AS path");
+    assert!(
+        !ctx.appended_keeps_backup(e, 1, &same),
+        "the lead's AS path"
+    );
+    drop((path, same));
+    assert_eq!(announce(&mut rib, 2, 64503), 0, "no forwarding change");
+    assert_eq!(rib.ipv4().get(&k).unwrap().backup_hint(), Some(1), "kept");
+    assert_eq!(announce(&mut rib, 3, 64502), 1, "joins the backup's set");
+    match model.get(&prefix(1)) {
+        Some(FibEntry::Forward(f)) => assert_eq!(f.backup().len(), 2, "{f:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(model, rib.fib().into_iter().collect::<BTreeMap<_, _>>());
+    rib.set_nexthop(
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)),
+        NhState {
+            reachable: false,
+            igp_cost: 0,
+        },
+    );
+    assert_eq!(
+        rib.ipv4().get(&k).unwrap().backup_hint(),
+        None,
+        "reselection forgets it"
+    );
 }
