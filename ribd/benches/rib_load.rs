@@ -7,7 +7,9 @@
 //! - through the daemon's import path: decoded UPDATEs of that feed through `Inbound::updates` (import
 //!   checks, an accept-all policy, decision, FIB deltas and best-path changes taken per batch of 1,024
 //!   UPDATEs, as the core does), timed in CPU time of the one thread doing it; then the first peer's
-//!   table once more (a route refresh: the same sets, nothing changes);
+//!   table once more (a route refresh: the same sets, nothing changes); from four peers of four
+//!   ASes (each further path goes behind the best) and from four peers of one AS with the same AS
+//!   paths, as `testbed bench`'s feeders send them (every prefix a 4-way ECMP set);
 //! - optionally the scaled synthetic full tables (1.05M IPv4 + 240k IPv6, `RIB_LOAD_SYNTHETIC=1`).
 //!
 //! Each peer's paths start with that peer's AS and carry its next-hop. Prints figures (median and min of
@@ -466,14 +468,14 @@ name = "all"
 action = "accept"
 "#;
 
-/// The `testbed bench` feed of `table` as peer `k` sends it (its AS first, its next-hop), decoded
-/// into the batches of ≤ 1,024 UPDATEs the session reader hands the core.
-fn feed_batches(table: &tablegen::Table, k: usize) -> Vec<Vec<Update>> {
+/// The `testbed bench` feed of `table` as peer `k` in AS `asn` sends it (`asn` first, its own
+/// next-hop), decoded into the batches of ≤ 1,024 UPDATEs the session reader hands the core.
+fn feed_batches(table: &tablegen::Table, k: usize, asn: u32) -> Vec<Vec<Update>> {
     let mut t = table.clone();
     for a in &mut t.attrs {
         match a.as_path.first_mut() {
-            Some(first) => *first = 65001 + k as u32,
-            None => a.as_path.push(65001 + k as u32),
+            Some(first) => *first = asn,
+            None => a.as_path.push(asn),
         }
     }
     let nh = Ipv4Addr::new(10, 0, 0, 2 + k as u8);
@@ -498,16 +500,21 @@ fn feed_batches(table: &tablegen::Table, k: usize) -> Vec<Vec<Update>> {
     out
 }
 
-/// The daemon's import path from `feeds.len()` peers, one after the other; then (the second
-/// figures) the first peer's table sent again, the same attribute sets for the same prefixes (a
-/// route refresh or a re-sent table), which changes no best path and no forwarding.
-fn import_run(runs: usize, feeds: &[Vec<Vec<Update>>], prefixes: usize) -> (Figures, Figures) {
+/// The daemon's import path from `feeds.len()` peers (peer `k` in AS `asns[k]`), one after the
+/// other; then (the second figures) the first peer's table sent again, the same attribute sets for
+/// the same prefixes (a route refresh or a re-sent table), which changes no best path and no
+/// forwarding.
+fn import_run(
+    runs: usize,
+    feeds: &[Vec<Vec<Update>>],
+    asns: &[u32],
+    prefixes: usize,
+) -> (Figures, Figures) {
     let mut text = IMPORT_CONFIG_HEAD.to_string();
-    for k in 0..feeds.len() {
+    for (k, asn) in asns.iter().enumerate().take(feeds.len()) {
         text.push_str(&format!(
-            "[peer.f{k}]\naddress = \"10.0.0.{}\"\nremote-as = {}\nimport = [\"ALL\"]\n",
+            "[peer.f{k}]\naddress = \"10.0.0.{}\"\nremote-as = {asn}\nimport = [\"ALL\"]\n",
             2 + k,
-            65001 + k
         ));
     }
     let loaded = ribd::config::parse(&text, "rib_load.toml").expect("config");
@@ -534,6 +541,14 @@ fn import_run(runs: usize, feeds: &[Vec<Vec<Update>>], prefixes: usize) -> (Figu
         f.cpu.push(thread_cpu() - c);
         f.wall.push(t.elapsed().as_secs_f64());
         assert!(deltas >= prefixes);
+        if feeds.len() > 1 && asns[..feeds.len()].iter().all(|a| *a == asns[0]) {
+            // One AS, the same paths: each peer's path joins the multipath set.
+            assert_eq!(
+                deltas,
+                feeds.len() * prefixes,
+                "every path changes forwarding"
+            );
+        }
         assert_eq!(rib.ipv4().len(), prefixes);
         f.paths = rib.path_count()[0];
 
@@ -607,18 +622,32 @@ fn main() {
     }
 
     let t = Instant::now();
-    let feeds: Vec<Vec<Vec<Update>>> = (0..4).map(|k| feed_batches(&feed, k)).collect();
+    let own_as: Vec<u32> = (0..4).map(|k| 65001 + k).collect();
+    let feeds: Vec<Vec<Vec<Update>>> = (0..4).map(|k| feed_batches(&feed, k, own_as[k])).collect();
     println!(
         "import path (Inbound::updates: import checks, accept-all policy, decision, FIB deltas and best changes per batch), the feed decoded beforehand ({} UPDATEs per peer, {:.1} s):",
         feeds[0].iter().map(Vec::len).sum::<usize>(),
         t.elapsed().as_secs_f64()
     );
-    let (one, again1) = import_run(runs, &feeds[..1], prefixes);
+    let (one, again1) = import_run(runs, &feeds[..1], &own_as, prefixes);
     print_rates("import", 1, &one);
     print_rates("import, the table again", 1, &again1);
-    let (four, again4) = import_run(runs, &feeds, prefixes);
+    let (four, again4) = import_run(runs, &feeds, &own_as, prefixes);
     print_rates("import", 4, &four);
     print_rates("import, the first peer's table again", 4, &again4);
+    drop(feeds);
+    // As `testbed bench`'s feeders send it: four eBGP peers of one AS, the same AS paths, each its
+    // own next-hop, so every prefix becomes a 4-way ECMP set and each further path changes its
+    // forwarding (a reselection, the forwarding computed again and a FIB delta per path).
+    let one_as = [65001; 4];
+    let feeds: Vec<Vec<Vec<Update>>> = (0..4).map(|k| feed_batches(&feed, k, one_as[k])).collect();
+    let (ecmp, again_ecmp) = import_run(runs, &feeds, &one_as, prefixes);
+    print_rates("import, one AS: 4-way ECMP", 4, &ecmp);
+    print_rates(
+        "import, the first peer's table again, 4-way ECMP",
+        4,
+        &again_ecmp,
+    );
     drop(feeds);
     println!("load average at end: {}", load_avg());
 
