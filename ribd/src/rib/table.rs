@@ -313,6 +313,36 @@ unsafe fn write_path(base: *mut u8, n: usize, ids: bool, i: usize, p: Path) {
     }
 }
 
+/// Makes a block with room for `cap` paths (id column: `ids`) one for its first `n` (id column:
+/// `keep_ids`), in place: the metas (then ids) move down to the smaller layout's column starts and
+/// the block is reallocated to that layout's size. Returns the block's new base.
+///
+/// # Safety
+/// `base` was allocated with `block_layout(cap, ids)` and its first `n` paths are initialised,
+/// `0 < n <= cap`, and `keep_ids` only if `ids`. The old `base` is not used again.
+unsafe fn shrink_block(base: *mut u8, cap: usize, ids: bool, n: usize, keep_ids: bool) -> *mut u8 {
+    debug_assert!(0 < n && n <= cap && (ids || !keep_ids));
+    let (old, new) = (block_layout(cap, ids), block_layout(n, keep_ids));
+    // SAFETY: the metas (then ids) move from the `cap`-layout's column starts to the `n`-layout's,
+    // which are not higher: `ptr::copy` allows the overlap, and the meta move ends at 12·n <= the
+    // old id column's start (12·cap), so it clobbers no id not yet moved; the attribute column's
+    // first `n` handles stay where they are. `realloc` to the smaller (or equal) size keeps those
+    // first `new.size()` bytes.
+    unsafe {
+        let (_, me_src, id_src) = columns(base, cap);
+        let (_, me_dst, id_dst) = columns(base, n);
+        ptr::copy(me_src, me_dst, n);
+        if keep_ids {
+            ptr::copy(id_src, id_dst, n);
+        }
+        let out = std::alloc::realloc(base, old, new.size());
+        if out.is_null() {
+            std::alloc::handle_alloc_error(new);
+        }
+        out
+    }
+}
+
 /// Moves path `i` out of a block (its slots are then uninitialised as far as ownership goes).
 ///
 /// # Safety
@@ -714,28 +744,12 @@ impl Paths {
         }
         let (n, cap, ids) = (m.len as usize, m.cap(), m.ids != 0);
         let (old, new) = (block_layout(cap, ids), block_layout(n, ids));
-        // SAFETY: the block was allocated with `old` and holds `n <= cap` initialised paths. The
-        // metas (then ids) move from the `cap`-layout's column starts to the `n`-layout's, which
-        // are not higher: `ptr::copy` allows the overlap, and the meta move ends at 12·n <= the
-        // old id column's start (12·cap), so it clobbers no id not yet moved; the attribute
-        // column's first `n` handles stay where they are. `realloc` to the smaller (or equal)
-        // size keeps those first `new.size()` bytes.
-        let base = unsafe {
-            if n < cap {
-                let (_, me_src, id_src) = columns(m.ptr, cap);
-                let (_, me_dst, id_dst) = columns(m.ptr, n);
-                ptr::copy(me_src, me_dst, n);
-                if ids {
-                    ptr::copy(id_src, id_dst, n);
-                }
-                let base = std::alloc::realloc(m.ptr, old, new.size());
-                if base.is_null() {
-                    std::alloc::handle_alloc_error(new);
-                }
-                base
-            } else {
-                m.ptr
-            }
+        let base = if n < cap {
+            // SAFETY: the block was allocated with `old` and holds `0 < n < cap` initialised
+            // paths; the entry is given the new base below.
+            unsafe { shrink_block(m.ptr, cap, ids, n, ids) }
+        } else {
+            m.ptr
         };
         // The old pointer is freed (or is `base`): overwrite without dropping.
         // SAFETY: writing the `many` member (plain data) of a block entry.
@@ -823,25 +837,9 @@ impl Paths {
         }
         // SAFETY: the id column's first `left` entries are initialised (checked only with it).
         let keep_ids = ids && (0..left).any(|i| unsafe { *columns(m.ptr, cap).2.add(i) } != 0);
-        let new = block_layout(left, keep_ids);
-        // SAFETY: the kept paths' metas (then ids) move from the `cap`-layout's column starts to
-        // the `left`-layout's, which are lower (left < n <= cap): `ptr::copy` allows the overlap,
-        // the meta move ends at 12·left <= the old id column's start, so it cannot clobber ids
-        // not yet moved, and the attribute column's first `left` handles stay where they are.
-        // `realloc` to the smaller size keeps those first `new.size()` bytes.
-        let base = unsafe {
-            let (_, me_src, id_src) = columns(m.ptr, cap);
-            let (_, me_dst, id_dst) = columns(m.ptr, left);
-            ptr::copy(me_src, me_dst, left);
-            if keep_ids {
-                ptr::copy(id_src, id_dst, left);
-            }
-            let base = std::alloc::realloc(m.ptr, old, new.size());
-            if base.is_null() {
-                std::alloc::handle_alloc_error(new);
-            }
-            base
-        };
+        // SAFETY: the block, allocated with `old`, holds the `2 <= left < n <= cap` kept paths
+        // at positions `0..left`; the new entry below takes the new base.
+        let base = unsafe { shrink_block(m.ptr, cap, ids, left, keep_ids) };
         (
             removed,
             Some(Paths::from_block(base, left, 0, keep_ids, false)),
