@@ -12,6 +12,9 @@
 //!   paths, as `testbed bench`'s feeders send them (every prefix a 4-way ECMP set);
 //! - optionally the scaled synthetic full tables (1.05M IPv4 + 240k IPv6, `RIB_LOAD_SYNTHETIC=1`).
 //!
+//! For profiling: `RIB_LOAD_ONLY=import` runs only the import path, `RIB_LOAD_ONLY=import:1`,
+//! `import:4` or `import:ecmp` only that case, and `RIB_LOAD_AGAIN=0` leaves out the table sent again.
+//!
 //! Each peer's paths start with that peer's AS and carry its next-hop. Prints figures (median and min of
 //! `RIB_LOAD_RUNS`, default 3, for the rates, in thread CPU time and wall time) against the goals of
 //! issue 6, with the load average; asserts nothing about time.
@@ -354,6 +357,9 @@ fn run(runs: usize, peers: u8, prefixes: usize, load: &Loader<'_>) -> Figures {
 }
 
 fn print_rates(name: &str, peers: usize, f: &Figures) {
+    if f.cpu.is_empty() {
+        return;
+    }
     let ((cmed, cbest), (wmed, wbest)) = f.rates();
     println!(
         "  {name}, {peers} peer(s): {} prefix-paths: {:.2} M/CPU-s median ({:.2} best), wall {:.2} M/s median ({:.2} best) = {:.2}x the {:.0}M/s goal (CPU median)",
@@ -552,6 +558,10 @@ fn import_run(
         assert_eq!(rib.ipv4().len(), prefixes);
         f.paths = rib.path_count()[0];
 
+        if std::env::var("RIB_LOAD_AGAIN").as_deref() == Ok("0") {
+            // Profiling the first load alone.
+            continue;
+        }
         let sets = rib.attr_sets();
         let (t, c) = (Instant::now(), thread_cpu());
         let mut deltas = 0;
@@ -591,8 +601,11 @@ fn main() {
         GOAL_RATE / 1e6
     );
 
-    // `RIB_LOAD_ONLY=import` runs only the import path (for profiling it).
-    let only_import = std::env::var("RIB_LOAD_ONLY").as_deref() == Ok("import");
+    // `RIB_LOAD_ONLY=import` runs only the import path (for profiling it); `import:1`, `import:4`
+    // and `import:ecmp` run only that import case.
+    let only = std::env::var("RIB_LOAD_ONLY").unwrap_or_default();
+    let only_import = only.starts_with("import");
+    let case = |name: &str| !only.starts_with("import:") || only == format!("import:{name}");
     if !only_import {
         println!("real 513k IPv4, AS paths synthesised per origin:");
         let real = |rib: &mut Rib, ids: &[PeerId]| ingest(rib, &table, ids, 1);
@@ -629,26 +642,32 @@ fn main() {
         feeds[0].iter().map(Vec::len).sum::<usize>(),
         t.elapsed().as_secs_f64()
     );
-    let (one, again1) = import_run(runs, &feeds[..1], &own_as, prefixes);
-    print_rates("import", 1, &one);
-    print_rates("import, the table again", 1, &again1);
-    let (four, again4) = import_run(runs, &feeds, &own_as, prefixes);
-    print_rates("import", 4, &four);
-    print_rates("import, the first peer's table again", 4, &again4);
+    if case("1") {
+        let (one, again1) = import_run(runs, &feeds[..1], &own_as, prefixes);
+        print_rates("import", 1, &one);
+        print_rates("import, the table again", 1, &again1);
+    }
+    if case("4") {
+        let (four, again4) = import_run(runs, &feeds, &own_as, prefixes);
+        print_rates("import", 4, &four);
+        print_rates("import, the first peer's table again", 4, &again4);
+    }
     drop(feeds);
     // As `testbed bench`'s feeders send it: four eBGP peers of one AS, the same AS paths, each its
     // own next-hop, so every prefix becomes a 4-way ECMP set and each further path changes its
     // forwarding (a reselection, the forwarding computed again and a FIB delta per path).
-    let one_as = [65001; 4];
-    let feeds: Vec<Vec<Vec<Update>>> = (0..4).map(|k| feed_batches(&feed, k, one_as[k])).collect();
-    let (ecmp, again_ecmp) = import_run(runs, &feeds, &one_as, prefixes);
-    print_rates("import, one AS: 4-way ECMP", 4, &ecmp);
-    print_rates(
-        "import, the first peer's table again, 4-way ECMP",
-        4,
-        &again_ecmp,
-    );
-    drop(feeds);
+    if case("ecmp") {
+        let one_as = [65001; 4];
+        let feeds: Vec<Vec<Vec<Update>>> =
+            (0..4).map(|k| feed_batches(&feed, k, one_as[k])).collect();
+        let (ecmp, again_ecmp) = import_run(runs, &feeds, &one_as, prefixes);
+        print_rates("import, one AS: 4-way ECMP", 4, &ecmp);
+        print_rates(
+            "import, the first peer's table again, 4-way ECMP",
+            4,
+            &again_ecmp,
+        );
+    }
     println!("load average at end: {}", load_avg());
 
     if std::env::var("RIB_LOAD_SYNTHETIC").as_deref() != Ok("1") {
