@@ -27,6 +27,10 @@ use testbed::tablegen;
 
 mod common;
 
+/// The daemon's allocator (see `ribd/src/main.rs`), so the stages are timed as the daemon runs them.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CONFIG: &str = r#"
 router-id = "10.255.0.1"
 local-as = 4200000000

@@ -21,12 +21,13 @@
 //!
 //!   cargo bench -p ribd --bench rib_load
 //!
-//! Heap bytes are counted by a global allocator wrapper: bytes requested, and what glibc's malloc
-//! takes for them (8-byte header, 16-byte rounding, 32-byte minimum chunk); the RSS growth (RssAnon,
-//! after `malloc_trim`, first run of each scenario) is printed beside them, and the RIB's own
+//! The heap is the daemon's allocator, mimalloc, wrapped by a counting global allocator: bytes
+//! requested, and the usable size of the blocks mimalloc gave for them (its size classes); the RSS
+//! growth (RssAnon, after `mi_collect(true)`, first run of each scenario) is printed beside them,
+//! and the RIB's own
 //! accounting (`Rib::memory`) says which part holds the bytes.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -46,33 +47,42 @@ mod common;
 struct Counting;
 /// Bytes requested and live.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
-/// What glibc's malloc takes for them: size + 8 rounded up to 16, at least 32.
+/// The usable size of the blocks mimalloc gave for them.
 static CHUNKS: AtomicIsize = AtomicIsize::new(0);
 /// Live allocations.
 static COUNT: AtomicIsize = AtomicIsize::new(0);
 
-fn chunk(size: usize) -> isize {
-    ((size + 8).div_ceil(16) * 16).max(32) as isize
+/// The usable size of mimalloc's block at `p`.
+fn usable(p: *const u8) -> isize {
+    // SAFETY: `p` is a live block mimalloc allocated.
+    unsafe { libmimalloc_sys::mi_usable_size(p.cast()) as isize }
 }
 
-// SAFETY: forwards to the system allocator and only counts.
+// SAFETY: forwards to mimalloc (the daemon's allocator) and only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        CHUNKS.fetch_add(chunk(l.size()), Ordering::Relaxed);
-        COUNT.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
+        let p = unsafe { mimalloc::MiMalloc.alloc(l) };
+        if !p.is_null() {
+            LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+            CHUNKS.fetch_add(usable(p), Ordering::Relaxed);
+            COUNT.fetch_add(1, Ordering::Relaxed);
+        }
+        p
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        CHUNKS.fetch_sub(chunk(l.size()), Ordering::Relaxed);
+        CHUNKS.fetch_sub(usable(p), Ordering::Relaxed);
         COUNT.fetch_sub(1, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
+        unsafe { mimalloc::MiMalloc.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
-        CHUNKS.fetch_add(chunk(n) - chunk(l.size()), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
+        let was = usable(p);
+        let q = unsafe { mimalloc::MiMalloc.realloc(p, l, n) };
+        if !q.is_null() {
+            LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+            CHUNKS.fetch_add(usable(q) - was, Ordering::Relaxed);
+        }
+        q
     }
 }
 
@@ -96,8 +106,12 @@ fn heap() -> Heap {
 
 /// Anonymous resident bytes of the process, after returning free heap pages to the kernel.
 fn rss_anon() -> usize {
-    // SAFETY: plain libc call.
-    unsafe { libc::malloc_trim(0) };
+    // SAFETY: mimalloc's own collection (purges the pages it holds free), then a plain libc call
+    // (what little glibc's malloc holds).
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+        libc::malloc_trim(0);
+    }
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -386,7 +400,7 @@ fn print_memory(name: &str, peers: usize, f: &Figures) {
     let (e4, s4, n4) = t(&m.ipv4);
     let (e6, s6, n6) = t(&m.ipv6);
     println!(
-        "  {name}, {peers} peer(s): heap {:.1} B/prefix requested, {:.1} B/prefix in malloc chunks ({:.2} allocations/prefix); RssAnon +{:.1} B/prefix (after Rib::shrink released {:.1} B/prefix of table capacity in {:.1} ms)",
+        "  {name}, {peers} peer(s): heap {:.1} B/prefix requested, {:.1} B/prefix in mimalloc blocks ({:.2} allocations/prefix); RssAnon +{:.1} B/prefix (after Rib::shrink released {:.1} B/prefix of table capacity in {:.1} ms)",
         pp(f.heap.live as f64),
         pp(f.heap.chunks as f64),
         f.heap.count as f64 / f.prefixes as f64,
@@ -420,14 +434,14 @@ fn report(name: &str, one: &Figures, four: &Figures) {
     let (l1, c1, r1) = b1(one);
     let (l4, c4, r4) = b1(four);
     println!(
-        "  {name}: one peer {l1:.1} B/prefix requested = {:.2}x BIRD's {BIRD_B_PER_PREFIX:.0} ({c1:.1} in malloc chunks = {:.2}x; RssAnon {r1:.1} = {:.2}x; goal <= {GOAL_RATIO}x = {:.0} B)",
+        "  {name}: one peer {l1:.1} B/prefix requested = {:.2}x BIRD's {BIRD_B_PER_PREFIX:.0} ({c1:.1} in mimalloc blocks = {:.2}x; RssAnon {r1:.1} = {:.2}x; goal <= {GOAL_RATIO}x = {:.0} B)",
         l1 / BIRD_B_PER_PREFIX,
         c1 / BIRD_B_PER_PREFIX,
         r1 / BIRD_B_PER_PREFIX,
         GOAL_RATIO * BIRD_B_PER_PREFIX,
     );
     println!(
-        "  {name}: per additional prefix-path (peers 2-4) {:.1} B requested ({:.1} in malloc chunks, RssAnon {:.1}) = {:.2}x the goal of <= {GOAL_EXTRA_PATH:.0} B",
+        "  {name}: per additional prefix-path (peers 2-4) {:.1} B requested ({:.1} in mimalloc blocks, RssAnon {:.1}) = {:.2}x the goal of <= {GOAL_EXTRA_PATH:.0} B",
         (l4 - l1) / 3.0,
         (c4 - c1) / 3.0,
         (r4 - r1) / 3.0,

@@ -1,16 +1,20 @@
 //! Giving freed heap back to the kernel after bursts of routing work.
 //!
 //! A full-table load decodes, queues and converts hundreds of MB of UPDATEs on the session threads;
-//! all of it is freed once the routes are in the RIB, but glibc keeps the freed pages of its
-//! per-thread arenas (only the top of the main heap is returned on its own). Measured on the real
-//! 512,621-prefix table (`testbed bench --sections ingest --systems ribd-rib`): 126 MB of a 200 MB
-//! heap were free chunks in one session-thread arena after the load, 46% of the daemon's RSS;
-//! `malloc_trim(0)` returned them.
+//! all of it is freed once the routes are in the RIB. With glibc's malloc (the allocator before
+//! mimalloc, and still the one of the library's tests) the freed pages of its per-thread arenas
+//! stayed resident: measured on the real 512,621-prefix table (`testbed bench --sections ingest
+//! --systems ribd-rib`), 126 MB of a 200 MB heap were free chunks in one session-thread arena after
+//! the load, 46% of the daemon's RSS, until `malloc_trim(0)` returned them. The daemon now
+//! allocates with mimalloc (see `main.rs`), which returns (purges) a freed page itself shortly
+//! after it empties; `mi_collect(true)` does it at once for what the calling thread and the shared
+//! arenas hold. [`release_free_heap`] asks both allocators: each call costs little when its
+//! allocator holds nothing.
 //!
 //! ```text
 //!   core: after each batch of events and on each 1 s tick
 //!      └─► Trim::after_events / Trim::on_tick (work done since the last trim, End-of-RIB seen, quiet)
-//!             └─► release_memory: Rib::shrink, then malloc_trim(0)
+//!             └─► release_memory: Rib::shrink, then mi_collect(true) and malloc_trim(0)
 //!                    when ≥ MIN_WORK route operations happened since the last trim and a peer just
 //!                    sent End-of-RIB, or a tick passed without work, or MAX_INTERVAL passed
 //!                    (sustained churn)
@@ -81,8 +85,8 @@ impl Trim {
 
 /// Releases what a load or a burst of churn left unused: the RIB tables' spare capacity (their
 /// bucket vectors grow by doubling while a table arrives: 10.6 B per prefix of the real
-/// 512,621-prefix table, `cargo bench -p ribd --bench rib_load`), then the free pages of every
-/// malloc arena. Logs both.
+/// 512,621-prefix table, `cargo bench -p ribd --bench rib_load`), then the free heap pages (see
+/// [`release_free_heap`]). Logs both.
 pub fn release_memory(rib: &mut Rib) {
     let t = Instant::now();
     let tables = rib.shrink();
@@ -94,10 +98,16 @@ pub fn release_memory(rib: &mut Rib) {
     release_free_heap();
 }
 
-/// Returns the free pages of every malloc arena to the kernel; logs the resident set before and after.
+/// Returns free heap pages to the kernel (mimalloc's and every glibc malloc arena's); logs the
+/// resident set before and after.
 pub fn release_free_heap() {
     let before = resident_bytes();
     let t = Instant::now();
+    // SAFETY: mi_collect only walks mimalloc's own heap and arenas; it is safe to call from any
+    // thread at any time, whichever allocator is the global one.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own free lists; it takes the arena locks itself.
     unsafe {
