@@ -1097,20 +1097,14 @@ impl Rib {
     pub fn nexthops_only_from(&self, peer: PeerId) -> Vec<IpAddr> {
         let mut out: Vec<IpAddr> = Vec::new();
         let only = |peers: &[(PeerId, u32)]| peers.iter().all(|(p, _)| *p == peer);
-        for (nh, u) in self.v4.nh_users.iter() {
-            if u.peers.iter().any(|(p, _)| *p == peer)
-                && only(&u.peers)
-                && only(self.v6.nh_peers(nh))
-            {
-                out.push(*nh);
+        for (nh, peers) in self.v4.nh_uses() {
+            if peers.iter().any(|(p, _)| *p == peer) && only(peers) && only(self.v6.nh_peers(&nh)) {
+                out.push(nh);
             }
         }
-        for (nh, u) in self.v6.nh_users.iter() {
-            if !self.v4.nh_users.contains_key(nh)
-                && u.peers.iter().any(|(p, _)| *p == peer)
-                && only(&u.peers)
-            {
-                out.push(*nh);
+        for (nh, peers) in self.v6.nh_uses() {
+            if !self.v4.uses_nh(&nh) && peers.iter().any(|(p, _)| *p == peer) && only(peers) {
+                out.push(nh);
             }
         }
         out.sort_unstable();
@@ -1121,10 +1115,9 @@ impl Rib {
     pub fn nexthops(&self) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self
             .v4
-            .nh_users
-            .keys()
-            .chain(self.v6.nh_users.keys())
-            .copied()
+            .nh_uses()
+            .chain(self.v6.nh_uses())
+            .map(|(nh, _)| nh)
             .collect();
         v.sort_unstable();
         v.dedup();
