@@ -18,7 +18,8 @@ use ipnet::IpNet;
 
 use crate::policy::{Policy, RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
 use crate::rib::attrs::{
-    AsPath, AttrRef, Attrs, CommonAttrs, LargeCommunity, Origin, RareAttrs, RawAttr, SegmentKind,
+    AsPath, AttrRef, Attrs, Clones, CommonAttrs, LargeCommunity, Origin, RareAttrs, RawAttr,
+    SegmentKind,
 };
 
 /// What the import path needs to know about the session.
@@ -177,6 +178,14 @@ pub trait ImportSink {
     /// The shared copy of `attrs` (the RIB's interning). [`import_into`] asks once per distinct set of
     /// an UPDATE, not per prefix, and gives back every reference it keeps with [`ImportSink::release`].
     fn intern(&mut self, attrs: Attrs) -> AttrRef;
+    /// [`ImportSink::intern`] with `n` more references to the shared copy counted ahead (for the
+    /// prefixes of the UPDATE): the RIB's store counts them without an atomic operation when the
+    /// set is new.
+    fn intern_counted(&mut self, attrs: Attrs, n: u32) -> (AttrRef, Clones) {
+        let a = self.intern(attrs);
+        let more = a.clones(n);
+        (a, more)
+    }
     /// Gives back a reference taken with [`ImportSink::intern`].
     fn release(&mut self, attrs: AttrRef);
     /// An accepted path.
@@ -193,7 +202,8 @@ type Family<'a> = (Option<IpAddr>, Option<std::net::Ipv6Addr>, &'a [Nlri]);
 /// An UPDATE family's attribute set: converted from the UPDATE, then interned once.
 enum Base {
     Owned(Attrs),
-    Shared(AttrRef),
+    /// The interned set, and handles to it counted ahead for the family's next prefixes.
+    Shared(AttrRef, Clones),
     /// Only while moving from one to the other.
     Moving,
 }
@@ -203,22 +213,40 @@ impl Base {
         static EMPTY: std::sync::OnceLock<Attrs> = std::sync::OnceLock::new();
         match self {
             Base::Owned(a) => a,
-            Base::Shared(a) => a,
+            Base::Shared(a, _) => a,
             Base::Moving => EMPTY.get_or_init(Attrs::default),
         }
     }
 
-    /// A reference to the interned set (interned on first use).
-    fn share(&mut self, sink: &mut impl ImportSink) -> AttrRef {
-        if let Base::Shared(a) = self {
-            return a.clone();
+    /// A reference to the interned set (interned on first use). `left` (at least 1) is how many
+    /// prefixes of the family are left, this one included: references are counted ahead for them
+    /// all at once (the ones not taken are given back with [`Base::release`]).
+    fn share(&mut self, sink: &mut impl ImportSink, left: u32) -> AttrRef {
+        if let Base::Shared(a, spare) = self {
+            if let Some(x) = spare.next() {
+                return x;
+            }
+            *spare = a.clones(left.max(1));
+            return spare.next().unwrap_or_else(|| a.clone());
         }
-        let a = match std::mem::replace(self, Base::Moving) {
-            Base::Owned(a) => sink.intern(a),
-            _ => sink.intern(Attrs::default()),
+        let owned = match std::mem::replace(self, Base::Moving) {
+            Base::Owned(a) => a,
+            _ => Attrs::default(),
         };
-        *self = Base::Shared(a.clone());
-        a
+        let (a, mut spare) = sink.intern_counted(owned, left.max(1));
+        let first = spare.next().unwrap_or_else(|| a.clone());
+        *self = Base::Shared(a, spare);
+        first
+    }
+
+    /// Gives back the interned set's reference and the ones counted ahead and not taken.
+    fn release(self, sink: &mut impl ImportSink) {
+        if let Base::Shared(a, spare) = self {
+            // First the spare ones: the sink's release tells by the count whether the set's last
+            // holder (besides its store) lets go.
+            drop(spare);
+            sink.release(a);
+        }
     }
 }
 
@@ -325,7 +353,7 @@ pub fn import_into(
             .as_ref()
             .is_some_and(|chain| !chain.iter().any(|p| p.reads_prefix()));
         let mut decided: Option<(bool, Decided)> = None;
-        for (prefix, path_id) in prefixes(nlri) {
+        for (i, (prefix, path_id)) in prefixes(nlri).enumerate() {
             n.received += 1;
             let v4 = prefix.addr().is_ipv4();
             let d = match decided {
@@ -367,7 +395,8 @@ pub fn import_into(
             match d {
                 Decided::Base => {
                     n.accepted += 1;
-                    let a = base.share(sink);
+                    let left = u32::try_from(nlri.len() - i).unwrap_or(u32::MAX);
+                    let a = base.share(sink, left);
                     sink.announce(prefix, path_id, a);
                 }
                 Decided::Changed => {
@@ -382,9 +411,7 @@ pub fn import_into(
                 }
             }
         }
-        if let Base::Shared(a) = base {
-            sink.release(a);
-        }
+        base.release(sink);
         if let Some(a) = changed {
             sink.release(a);
         }

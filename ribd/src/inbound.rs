@@ -31,7 +31,7 @@ use crate::config::{Family, MaxPrefixAction, Neighbor};
 use crate::import::{self, ImportCtx, ImportSink};
 use crate::policy::RpkiState;
 use crate::rib::Rib;
-use crate::rib::attrs::{AttrRef, Attrs};
+use crate::rib::attrs::{AttrRef, Attrs, Clones};
 use crate::rib::table::PeerId;
 
 /// Per-family counts of a peer.
@@ -522,6 +522,10 @@ impl ImportSink for Collect<'_> {
         self.rib.intern(attrs)
     }
 
+    fn intern_counted(&mut self, attrs: Attrs, n: u32) -> (AttrRef, Clones) {
+        self.rib.intern_counted(attrs, n)
+    }
+
     fn release(&mut self, attrs: AttrRef) {
         self.rib.release(attrs);
     }
@@ -572,6 +576,10 @@ impl ToRib<'_> {
 impl ImportSink for ToRib<'_> {
     fn intern(&mut self, attrs: Attrs) -> AttrRef {
         self.rib.intern(attrs)
+    }
+
+    fn intern_counted(&mut self, attrs: Attrs, n: u32) -> (AttrRef, Clones) {
+        self.rib.intern_counted(attrs, n)
     }
 
     fn release(&mut self, attrs: AttrRef) {

@@ -1512,6 +1512,20 @@ impl AttrRef {
         AttrRef::share(attrs, hash)
     }
 
+    /// Up to `n` more handles to the set, counted with one atomic add instead of one per handle
+    /// (the prefixes of an UPDATE all get its set: an atomic add per prefix was 7% of the import
+    /// path). The handles not taken are given back when the [`Clones`] is dropped.
+    pub fn clones(&self, n: u32) -> Clones {
+        if n > 0 {
+            // As in `clone`.
+            let old = self.header().rc.fetch_add(n, Ordering::Relaxed);
+            if old > u32::MAX / 2 {
+                std::process::abort();
+            }
+        }
+        Clones { p: self.p, left: n }
+    }
+
     /// How many handles to the set exist (the store's own included), for leak checks in tests.
     pub fn ref_count(&self) -> usize {
         self.header().rc.load(Ordering::Acquire) as usize
@@ -1565,6 +1579,56 @@ impl Drop for AttrRef {
         std::sync::atomic::fence(Ordering::Acquire);
         // SAFETY: this was the last handle; no `&Attrs` lent by one can outlive it.
         unsafe { free_block(self.p) }
+    }
+}
+
+/// Handles to one set counted ahead ([`AttrRef::clones`]): each one taken is an [`AttrRef`].
+pub struct Clones {
+    p: NonNull<Header>,
+    /// Counted references not yet taken.
+    left: u32,
+}
+
+// SAFETY: as for `AttrRef`: the references it holds are counted, the count is atomic.
+unsafe impl Send for Clones {}
+// SAFETY: as above.
+unsafe impl Sync for Clones {}
+
+impl Iterator for Clones {
+    type Item = AttrRef;
+
+    #[inline]
+    fn next(&mut self) -> Option<AttrRef> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // One of the references counted by `AttrRef::clones` becomes this handle's.
+        Some(AttrRef { p: self.p })
+    }
+}
+
+impl Drop for Clones {
+    fn drop(&mut self) {
+        let n = self.left;
+        if n == 0 {
+            return;
+        }
+        // SAFETY: the block lives while this holds counted references (`n` of them).
+        let h = unsafe { self.p.as_ref() };
+        if h.rc.fetch_sub(n, Ordering::Release) != n {
+            return;
+        }
+        // As in `AttrRef::drop`: these were the last references.
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: no handle to the block is left.
+        unsafe { free_block(self.p) }
+    }
+}
+
+impl std::fmt::Debug for Clones {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clones").field("left", &self.left).finish()
     }
 }
 
@@ -1666,6 +1730,31 @@ impl AttrStore {
         let a = AttrRef::share(attrs, hash);
         self.set.insert(Slot(a.clone()));
         a
+    }
+
+    /// [`AttrStore::intern`] with `n` more handles counted ahead (an UPDATE's set and its
+    /// prefixes). A set stored new gets its count written before anyone else can see it, without
+    /// an atomic operation: a locked add after the conversion's and the store's writes waited for
+    /// them all to reach the cache (4% of the import path, with one such add per UPDATE).
+    pub fn intern_counted(&mut self, attrs: Attrs, n: u32) -> (AttrRef, Clones) {
+        let hash = content_hash(&attrs);
+        // SAFETY: owned block (`attrs` by value): no other reader while the hash is written.
+        unsafe { (*attrs.p.as_ptr()).hash = hash };
+        if let Some(s) = self.set.get(Key::of(&attrs)) {
+            let a = s.0.clone();
+            let more = a.clones(n);
+            return (a, more);
+        }
+        if n > u32::MAX / 4 {
+            std::process::abort();
+        }
+        // The block is this function's alone until the store holds it: a plain store of the count
+        // (the store's reference, the handle's and the `n` counted ahead).
+        attrs.header().rc.store(2 + n, Ordering::Relaxed);
+        let a = AttrRef::share(attrs, hash);
+        self.set.insert(Slot(AttrRef { p: a.p }));
+        let more = Clones { p: a.p, left: n };
+        (a, more)
     }
 
     /// Called when a holder drops `a`: frees the set when the store holds the last other reference.

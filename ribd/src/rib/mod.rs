@@ -187,8 +187,8 @@ pub struct Rib {
     peers: Vec<Option<PeerInfo>>,
     attrs: AttrStore,
     nhsets: HashSet<NhSet, FxBuildHasher>,
-    /// The set [`Sink::intern`] gave last (see there).
-    nhset_last: Option<NhSet>,
+    /// The two sets [`Sink::intern`] gave last, the latest first (see there).
+    nhset_last: [Option<NhSet>; 2],
     nhsets_gc_at: usize,
     v4: Table<Ipv4Net>,
     v6: Table<Ipv6Net>,
@@ -690,7 +690,7 @@ struct Sink<'a> {
     deltas: &'a mut Vec<FibDelta>,
     fib_len: &'a mut [usize; 2],
     nhsets: &'a mut HashSet<NhSet, FxBuildHasher>,
-    nhset_last: &'a mut Option<NhSet>,
+    nhset_last: &'a mut [Option<NhSet>; 2],
     stats: &'a mut RibStats,
 }
 
@@ -735,14 +735,23 @@ impl Sink<'_> {
         self.deltas.push(FibDelta { prefix, entry });
     }
 
-    /// The shared copy of the next-hop set `k`. The last set given is checked first: a table
-    /// arrives in runs of prefixes forwarding the same way (one peer: every prefix), and comparing
-    /// with it is cheaper than hashing `k` (3% of the one-peer import path).
+    /// The shared copy of the next-hop set `k`. The last two sets given are checked first: a
+    /// table arrives in runs of prefixes forwarding the same way (one peer: every prefix; with
+    /// backups, a primary and a backup set by turns), and comparing with them is cheaper than
+    /// hashing `k` (3-4% of the import path).
     fn intern(&mut self, k: &[FibNextHop]) -> NhSet {
-        if let Some(s) = self.nhset_last.as_ref()
+        let last = &mut *self.nhset_last;
+        if let Some(s) = &last[0]
             && **s == *k
         {
             return s.clone();
+        }
+        if let Some(s) = &last[1]
+            && **s == *k
+        {
+            let s = s.clone();
+            last.swap(0, 1);
+            return s;
         }
         let s = match self.nhsets.get(k) {
             Some(s) => s.clone(),
@@ -752,7 +761,7 @@ impl Sink<'_> {
                 s
             }
         };
-        *self.nhset_last = Some(s.clone());
+        last[1] = last[0].replace(s.clone());
         s
     }
 }
@@ -827,7 +836,7 @@ impl Rib {
             peers: Vec::new(),
             attrs: AttrStore::new(),
             nhsets: HashSet::default(),
-            nhset_last: None,
+            nhset_last: [None, None],
             nhsets_gc_at: 1024,
             v4: Table::default(),
             v6: Table::default(),
@@ -875,6 +884,11 @@ impl Rib {
     /// Shares one copy of `attrs` between all paths that carry it.
     pub fn intern(&mut self, attrs: Attrs) -> AttrRef {
         self.attrs.intern(attrs)
+    }
+
+    /// [`Rib::intern`] with `n` more references counted ahead (see [`AttrStore::intern_counted`]).
+    pub fn intern_counted(&mut self, attrs: Attrs, n: u32) -> (AttrRef, attrs::Clones) {
+        self.attrs.intern_counted(attrs, n)
     }
 
     /// Drops a reference taken with [`Rib::intern`] that no path holds; the set is freed when nothing
@@ -1127,7 +1141,7 @@ impl Rib {
     /// Takes the FIB deltas accumulated since the last call, in order.
     pub fn take_fib_deltas(&mut self) -> Vec<FibDelta> {
         if self.nhsets.len() > self.nhsets_gc_at {
-            self.nhset_last = None;
+            self.nhset_last = [None, None];
             self.nhsets.retain(|s| Arc::strong_count(s) > 1);
             self.nhsets_gc_at = (self.nhsets.len() * 2).max(1024);
         }

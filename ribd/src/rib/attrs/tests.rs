@@ -496,3 +496,50 @@ proptest::proptest! {
         proptest::prop_assert_eq!(live_blocks(), before, "no block leaked or freed twice");
     }
 }
+
+#[test]
+fn handles_counted_ahead_give_back_the_ones_not_taken_and_the_last_one_frees_the_set() {
+    let before = live_blocks();
+    let mut store = AttrStore::new();
+    let r = store.intern(full().build());
+    let mut spare = r.clones(3);
+    assert_eq!(r.ref_count(), 5, "store + r + three counted ahead");
+    let taken = spare.next().expect("one of three");
+    assert!(AttrRef::ptr_eq(&r, &taken));
+    drop(spare);
+    assert_eq!(r.ref_count(), 3, "the two not taken were given back");
+    assert_eq!(r.clones(0).count(), 0);
+    assert_eq!(r.ref_count(), 3, "none counted for none");
+    drop(taken);
+    store.release(r);
+    assert_eq!(store.len(), 0);
+    assert_eq!(live_blocks(), before, "count 0: freed");
+
+    // Spare handles that outlive every other holder free the set when given back.
+    let u = AttrRef::unshared(Attrs::default());
+    let spare = u.clones(2);
+    drop(u);
+    assert_eq!(live_blocks(), (before.0 + 1, before.1));
+    drop(spare);
+    assert_eq!(live_blocks(), before);
+}
+
+#[test]
+fn interning_with_handles_counted_ahead_counts_a_new_set_and_a_stored_one_alike() {
+    let before = live_blocks();
+    let mut store = AttrStore::new();
+    let (a, spare) = store.intern_counted(full().build(), 2);
+    assert_eq!(a.ref_count(), 4, "new: store + handle + two ahead");
+    let held: Vec<AttrRef> = spare.collect();
+    let (b, spare) = store.intern_counted(full().build(), 3);
+    assert!(AttrRef::ptr_eq(&a, &b));
+    assert_eq!(store.len(), 1);
+    assert_eq!(a.ref_count(), 8, "stored: one handle and three ahead more");
+    drop(spare);
+    drop(held);
+    store.release(b);
+    assert_eq!(store.len(), 1, "a still holds it");
+    store.release(a);
+    assert_eq!(store.len(), 0);
+    assert_eq!(live_blocks(), before, "count 0: freed");
+}
