@@ -377,16 +377,29 @@ pub fn select_keys(cands: &[Candidate<'_>], keys: &[Key], cfg: &DecisionConfig) 
     })
 }
 
+/// Where [`joins_last`] puts a new path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joins {
+    /// Last, outside the multipath set.
+    Behind,
+    /// Last, as the newest member of the multipath set (every other path was a member already,
+    /// and the set had room).
+    Multipath,
+}
+
 /// Whether a path with key `new` joins the end of an ordered entry without changing anything
 /// else: `keys` are the entry's paths in their selected order (as [`select_keys`] left them, each
 /// path's key with its reachability then), `multipath` its multipath count; `new` is the newest
-/// path (its arrival rank above every other). True only when [`select_keys`] over the entry's
-/// paths followed by the new one provably orders the new one last and leaves it out of the
-/// multipath set: the new path loses to every path it is compared with (with deterministic
-/// MED: to its neighbouring AS's paths with MED, and its group to every other group), the best
-/// path does not admit it (`admits`, asked only when the multipath set has room). The others
-/// keep their order: the full sort is stable and they come first in it. RFC 4271's
-/// arrival-order MED comparison (neither option) always answers false.
+/// path (its arrival rank above every other). Some only when [`select_keys`] over the entry's
+/// paths followed by the new one provably orders the new one last: the new path loses to every
+/// path it is compared with (with deterministic MED: to its neighbouring AS's paths with MED,
+/// and its group to every other group). Then [`Joins::Behind`] when the best path does not admit
+/// it (`admits`, asked only when the multipath set has room), [`Joins::Multipath`] when it does
+/// and every path is in the set already (members stay in their order at the front, so the new
+/// one, eligible and with room, is the last member); a member joining a set with paths behind
+/// it would move ahead of them (None). The others keep their order: the full sort is stable and
+/// they come first in it. RFC 4271's arrival-order MED comparison (neither option) always
+/// answers None.
 pub fn joins_last(
     keys: &[Key],
     multipath: usize,
@@ -394,7 +407,7 @@ pub fn joins_last(
     new: &Key,
     cfg: &DecisionConfig,
     admits: impl FnOnce() -> bool,
-) -> bool {
+) -> Option<Joins> {
     let worse = |a: &Key, with_med: bool| compare_keys(a, new, cfg, with_med).0 == Ordering::Less;
     let last = if cfg.always_compare_med {
         keys.iter().all(|k| worse(k, true))
@@ -425,7 +438,13 @@ pub fn joins_last(
     } else {
         false
     };
-    last && (multipath == 0 || multipath >= max || !admits())
+    if !last {
+        None
+    } else if multipath == 0 || multipath >= max || !admits() {
+        Some(Joins::Behind)
+    } else {
+        (multipath == keys.len()).then_some(Joins::Multipath)
+    }
 }
 
 /// The selection from a most-preferred-first `order` (its best reachable): the paths after the best

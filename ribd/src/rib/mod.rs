@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use attrs::{AttrRef, AttrStore, Attrs};
-use decision::{Candidate, DecisionConfig, Key, PeerInfo, PeerKind, Selection, Step};
+use decision::{Candidate, DecisionConfig, Joins, Key, PeerInfo, PeerKind, Selection, Step};
 use table::{Path, PathRef, PathSlice, Paths, PeerId, PrefixKey, Table, flags};
 
 /// Reachability of a BGP next-hop, as next-hop tracking reports it.
@@ -219,6 +219,15 @@ struct Ctx<'a> {
 
 type FwdKey = SmallVec<[FibNextHop; 4]>;
 
+/// Where [`Ctx::joins_last`] puts an added path, nothing else in its entry moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Added {
+    /// Last, outside the multipath set; whether its next-hop is reachable.
+    Behind(bool),
+    /// Last, as the newest member of the multipath set, which held every path before (reachable).
+    Multipath,
+}
+
 /// The forwarding result of an entry as a comparable key (no heap for ≤ 4 next-hops each).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Fwd {
@@ -236,19 +245,35 @@ impl Fwd {
 /// (next-hop, weight) of forwarding paths, merged per next-hop and sorted: UCMP weights from the
 /// link-bandwidth community when every path has one, else equal.
 fn weighted(paths: &[PathRef<'_>]) -> FwdKey {
-    let mut out = FwdKey::new();
     if let [p] = paths {
         // The usual case: one path, weight 1 (a lone path's bandwidth sets no ratio).
+        let mut out = FwdKey::new();
         if let Some(addr) = p.attrs.next_hop() {
             out.push(FibNextHop { addr, weight: 1 });
         }
         return out;
     }
-    let bws: SmallVec<[Option<f32>; 4]> = paths.iter().map(|p| p.attrs.link_bandwidth()).collect();
-    let ucmp = paths.len() > 1 && bws.iter().all(Option::is_some);
-    let min_bw = bws.iter().flatten().copied().fold(f32::INFINITY, f32::min);
-    for (p, bw) in paths.iter().zip(bws) {
-        let Some(addr) = p.attrs.next_hop() else {
+    let hops: SmallVec<[Hop; 4]> = paths.iter().map(|p| hop(p.attrs)).collect();
+    weighted_hops(&hops)
+}
+
+/// What forwarding reads of a path's set: its next-hop and link bandwidth.
+type Hop = (Option<IpAddr>, Option<f32>);
+
+fn hop(a: &Attrs) -> Hop {
+    (a.next_hop(), a.link_bandwidth())
+}
+
+/// [`weighted`] of the paths' [`Hop`]s.
+fn weighted_hops(hops: &[Hop]) -> FwdKey {
+    let mut out = FwdKey::new();
+    let ucmp = hops.len() > 1 && hops.iter().all(|h| h.1.is_some());
+    let min_bw = hops
+        .iter()
+        .filter_map(|h| h.1)
+        .fold(f32::INFINITY, f32::min);
+    for &(nh, bw) in hops {
+        let Some(addr) = nh else {
             continue;
         };
         let weight = match (ucmp, bw) {
@@ -360,11 +385,12 @@ impl Ctx<'_> {
     }
 
     /// Whether the path `new`, added to the selected entry `e` (no path of the same peer and
-    /// path id in it), goes last with nothing else changing: the same order, multipath count and
-    /// flags for the paths there, as reselecting would give ([`decision::joins_last`]). Returns
-    /// the new path's reachability then. Reads the attribute sets of the entry's paths (their
-    /// neighbouring ASes say which MEDs compare), but does not sort or reorder.
-    fn joins_last(&self, e: &Paths, new: &Path) -> Option<bool> {
+    /// path id in it), goes last with nothing else changing: the same order and flags for the
+    /// paths there, as reselecting would give ([`decision::joins_last`]), and the same multipath
+    /// count or, when every path was in the set, one more. Reads the attribute sets of the
+    /// entry's paths (their neighbouring ASes say which MEDs compare), but does not sort or
+    /// reorder.
+    fn joins_last(&self, e: &Paths, new: &Path) -> Option<Added> {
         let s = e.as_slice();
         if s.len() > 8 || !(self.cfg.deterministic_med || self.cfg.always_compare_med) {
             return None;
@@ -388,8 +414,12 @@ impl Ctx<'_> {
         let best = s.at(0);
         let max = decision::max_paths(self.peers.get(best.peer as usize)?.as_ref()?, self.cfg);
         let admits = || decision::eligible_keys(best.attrs, &keys[0], &new.attrs, &kn, self.cfg);
-        decision::joins_last(&keys, e.multipath(), max, &kn, self.cfg, admits)
-            .then_some(kn.reachable)
+        Some(
+            match decision::joins_last(&keys, e.multipath(), max, &kn, self.cfg, admits)? {
+                Joins::Behind => Added::Behind(kn.reachable),
+                Joins::Multipath => Added::Multipath,
+            },
+        )
     }
 
     /// [`flags::PEER_AS`] for a path of `peer` with the set `a` (reads the set's AS path).
@@ -428,10 +458,11 @@ impl Ctx<'_> {
     ///   leader, so the groups keep their order;
     /// - in another group it would not go last.
     ///
-    /// and the best does not admit it (a different neighbouring AS is a different AS path; else
-    /// the best's set is read). `None`: not known cheaply (the caller reads every path);
-    /// `Some(None)`: it does not go last (or not provably); `Some(Some(reachable))`: it does.
-    fn joins_last_by_groups(&self, e: &Paths, new: &Path) -> Option<Option<bool>> {
+    /// and whether the best admits it (a different neighbouring AS is a different AS path; else
+    /// the best's set is read): when every path is in the multipath set, an admitted path is its
+    /// last member. `None`: not known cheaply (the caller reads every path); `Some(None)`: it
+    /// does not go last (or not provably); `Some(Some(added))`: it does, as `added` says.
+    fn joins_last_by_groups(&self, e: &Paths, new: &Path) -> Option<Option<Added>> {
         let cfg = self.cfg;
         if !cfg.deterministic_med || cfg.always_compare_med || cfg.as_path_relax {
             return None;
@@ -481,7 +512,12 @@ impl Ctx<'_> {
                 Some(kb) => decision::eligible_keys(best.attrs, &kb, &new.attrs, &kn, cfg),
                 None => return Some(None),
             };
-        Some((!admitted).then_some(kn.reachable))
+        Some(if !admitted {
+            Some(Added::Behind(kn.reachable))
+        } else {
+            // Every path a member (so the order is the sorted one) and room: it joins the set.
+            (mp == n).then_some(Added::Multipath)
+        })
     }
 
     /// Whether appending `new` (last, outside the multipath set) leaves the forwarding result as
@@ -655,6 +691,23 @@ impl Ctx<'_> {
             },
         }
     }
+}
+
+/// The forwarding results of the entry `e` whose multipath set was its first `mp0` paths, all of
+/// them, before its last path joined the set (a best path that admits another is not a local
+/// one, so neither result is a blackhole): [`Ctx::forwarding`] before and after, reading each
+/// set once.
+fn joined_forwarding(e: &Paths, mp0: usize) -> (Fwd, Fwd) {
+    let hops: SmallVec<[Hop; 8]> = e.iter().map(|p| hop(p.attrs)).collect();
+    let before = Fwd {
+        primary: weighted_hops(&hops[..mp0.min(hops.len())]),
+        ..Fwd::default()
+    };
+    let after = Fwd {
+        primary: weighted_hops(&hops),
+        ..Fwd::default()
+    };
+    (before, after)
 }
 
 /// Most entries [`take_sized`] starts the next vector with.
@@ -1484,6 +1537,12 @@ fn upsert<K: PrefixKey>(
             let at = e
                 .iter()
                 .position(|p| p.peer == path.peer && p.path_id == path.path_id);
+            // Where an added path goes when nothing else moves.
+            let added = if at.is_none() {
+                ctx.joins_last(e, &path)
+            } else {
+                None
+            };
             if let Some(i) = at
                 && ctx.same_set_keeps_order(e.as_slice().at(i), path.view())
             {
@@ -1499,7 +1558,18 @@ fn upsert<K: PrefixKey>(
                 ctx.reselect(e);
                 let after = ctx.forwarding(e);
                 sink.emit(k.into(), &before, after);
-            } else if let Some(reachable) = ctx.joins_last(e, &path) {
+            } else if let Some(Added::Multipath) = added {
+                // Every path was in the multipath set and the new one joins it last (the ECMP of
+                // peers sending the same paths): no reselection, and the forwarding result is the
+                // members' next-hops before and with the new one after, without backup either
+                // time (no path is outside the set), each attribute set read once for both.
+                set_nh_down(&mut path.flags, false);
+                let mp0 = e.multipath();
+                e.push_newest(path, None);
+                e.set_multipath(mp0 + 1);
+                let (before, after) = joined_forwarding(e, mp0);
+                sink.emit(k.into(), &before, after);
+            } else if let Some(Added::Behind(reachable)) = added {
                 // A path added that goes last, leaving the others as they are: no reselection,
                 // and the forwarding result before is the entry's without its last path. When
                 // the backup's lead is known and the new path cannot join its multipath set, the

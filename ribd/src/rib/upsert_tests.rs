@@ -328,13 +328,15 @@ fn shape(e: &Paths) -> Shape {
 }
 
 /// Which announcements a fast-path property checks: where the fast answer said "last" for the
-/// path about to be added (the path carries the flags the RIB would give it).
-type FastLast = fn(&Ctx<'_>, &Paths, &Path) -> bool;
+/// path about to be added (the path carries the flags the RIB would give it), and whether it
+/// joins the multipath set there.
+type FastLast = fn(&Ctx<'_>, &Paths, &Path) -> Option<Added>;
 
 /// Runs `ops` (each with whether an announced set's first AS is rewritten to the announcing
 /// peer's remote AS), checking after every announcement that the entry is what full reselection
-/// gives, and where `fast` said "last", that the others stayed as they were; after every op, that
-/// the FIB delta stream reproduces the forwarding table.
+/// gives, and where `fast` said "last", that the others stayed as they were (with the multipath
+/// count one more where it said the path joins the set); after every op, that the FIB delta
+/// stream reproduces the forwarding table.
 fn check_added_paths(
     (cfg, backups): (DecisionConfig, bool),
     sets: &[Attrs],
@@ -374,10 +376,14 @@ fn check_added_paths(
                     IpNet::V4(n) => n,
                     IpNet::V6(_) => unreachable!(),
                 };
-                let is_fast = rib.ipv4().get(&k).is_some_and(|e| {
-                    !e.iter()
+                let is_fast = rib.ipv4().get(&k).and_then(|e| {
+                    if e.iter()
                         .any(|p| p.peer == path.peer && p.path_id == path_id)
-                        && fast(&ctx, e, &path)
+                    {
+                        None
+                    } else {
+                        fast(&ctx, e, &path)
+                    }
                 });
                 let before = rib.ipv4().get(&k).map(shape);
                 drop(path);
@@ -391,10 +397,11 @@ fn check_added_paths(
                     "op {}: the entry is what reselection gives",
                     i
                 );
-                if is_fast {
+                if let Some(added) = is_fast {
                     let (mut was, mp) = before.expect("an entry before");
                     let now = shape(e);
                     was.push(*now.0.last().expect("a path"));
+                    let mp = mp + usize::from(added == Added::Multipath);
                     prop_assert_eq!((was, mp), now, "op {}: the others stay as they were", i);
                 }
             }
@@ -466,7 +473,7 @@ proptest! {
         sets in prop::collection::vec(attrs_strategy(), 8),
         ops in prop::collection::vec(op_strategy().prop_map(|op| (op, false)), 1..60),
     ) {
-        check_added_paths(opts, &sets, &ops, |ctx, e, path| ctx.joins_last(e, path).is_some())?;
+        check_added_paths(opts, &sets, &ops, |ctx, e, path| ctx.joins_last(e, path))?;
     }
 
     /// The cheap paths that read few attribute sets: a path added where every path's MED group
@@ -480,7 +487,7 @@ proptest! {
         ops in prop::collection::vec((op_strategy(), prop::bool::weighted(0.8)), 1..60),
     ) {
         check_added_paths(opts, &sets, &ops, |ctx, e, path| {
-            matches!(ctx.joins_last_by_groups(e, path), Some(Some(_)))
+            ctx.joins_last_by_groups(e, path).flatten()
         })?;
     }
 }
@@ -519,7 +526,7 @@ fn a_further_peers_worse_path_is_put_last_without_reselection() {
             let path = Path::new(p, 0, a.clone());
             assert_eq!(
                 rib.ctx(&rib.cfg.ipv4).joins_last(e, &path),
-                Some(true),
+                Some(Added::Behind(true)),
                 "peer {i}'s path goes last"
             );
         }
@@ -719,5 +726,253 @@ fn the_backup_hint_keeps_forwarding_for_another_as_and_not_for_the_leads_as_path
         rib.ipv4().get(&k).unwrap().backup_hint(),
         None,
         "reselection forgets it"
+    );
+}
+
+/// Sets for multipath joins: one AS path (so every eBGP path of AS 64500 may join the best's
+/// set), a few next-hops (shared ones merge into one weighted next-hop; none is a blackhole for a
+/// local origin), MED and LOCAL_PREF mostly equal, link bandwidth on some (UCMP only when every
+/// member has it), NO_LLGR on a few.
+fn ecmp_attrs_strategy() -> impl Strategy<Value = Attrs> {
+    (
+        prop::option::weighted(0.95, 1..5u8),
+        prop::option::weighted(0.3, prop_oneof![Just(1000f32), Just(2000f32)]),
+        prop::option::weighted(0.15, Just(10u32)),
+        prop::option::weighted(0.1, Just(200u32)),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(nh, bw, med, lp, llgr)| {
+            let mut a = Attrs::default()
+                .with_as_path(AsPath::sequence(vec![64500, 15169]))
+                .with_med(med)
+                .with_local_pref(lp)
+                .with_next_hop(nh.map(|n| IpAddr::V4(Ipv4Addr::new(203, 0, 113, n))));
+            if llgr {
+                a.set_communities([super::attrs::community::NO_LLGR]);
+            }
+            if let Some(bw) = bw {
+                let mut c = [0x40, 0x04, 0xfb, 0xf4, 0, 0, 0, 0];
+                c[4..].copy_from_slice(&bw.to_be_bytes());
+                a.set_ext_communities(vec![c]);
+            }
+            a
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Paths that join the multipath set last ([`Added::Multipath`]: every path was a member and
+    /// the set has room) leave the entry as full reselection would and the FIB delta stream
+    /// reproduces the forwarding table: ECMP and UCMP (link bandwidth on every member or not),
+    /// shared next-hops, the max-paths limits, backups on and off, next-hops going down and
+    /// costs changing, and graceful-restart and LLGR staleness, under random decision options.
+    #[test]
+    fn a_path_joining_the_multipath_set_last_is_what_full_reselection_gives(
+        opts in config_strategy(),
+        sets in prop::collection::vec(ecmp_attrs_strategy(), 8),
+        ops in prop::collection::vec(ecmp_op_strategy().prop_map(|op| (op, false)), 1..60),
+    ) {
+        check_added_paths(opts, &sets, &ops, |ctx, e, path| ctx.joins_last(e, path))?;
+    }
+}
+
+/// [`op_strategy`] with most announcements from the eBGP peers (the ones whose paths may share
+/// a multipath set), so that entries whose every path is a member are common.
+fn ecmp_op_strategy() -> impl Strategy<Value = Op> {
+    (op_strategy(), prop::bool::weighted(0.7)).prop_map(|(op, ebgp)| match op {
+        Op::Announce {
+            peer,
+            prefix,
+            path_id,
+            set,
+        } if ebgp => Op::Announce {
+            peer: peer % 3,
+            prefix,
+            path_id,
+            set,
+        },
+        op => op,
+    })
+}
+
+/// Peers of one AS for the multipath tests: eBGP, router ids in their order (each further
+/// peer's path loses at the router-id step), at most `max` eBGP paths in a set.
+fn one_as_rib(n: u8, max: usize) -> (Rib, Vec<PeerId>) {
+    let mut rib = Rib::new(RibConfig {
+        ipv4: DecisionConfig {
+            max_paths_ebgp: max,
+            ..DecisionConfig::default()
+        },
+        ..RibConfig::default()
+    });
+    let peers = (0..n)
+        .map(|i| {
+            rib.add_peer(PeerInfo {
+                name: format!("m{i}"),
+                addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + i)),
+                router_id: Ipv4Addr::new(10, 0, 0, 2 + i),
+                remote_as: 65001,
+                local_as: 65000,
+                kind: PeerKind::Ebgp,
+                confed: false,
+            })
+            .expect("a free peer slot")
+        })
+        .collect();
+    (rib, peers)
+}
+
+/// The set peer `i` of [`one_as_rib`] sends: one AS path, next-hop 203.0.113.`nh`, link
+/// bandwidth `bw` bytes/s when given.
+fn one_as_set(nh: u8, bw: Option<f32>) -> Attrs {
+    let mut a = Attrs::default()
+        .with_as_path(AsPath::sequence(vec![65001, 3356, 15169]))
+        .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, nh))));
+    if let Some(bw) = bw {
+        let mut c = [0x40, 0x04, 0xfd, 0xe9, 0, 0, 0, 0];
+        c[4..].copy_from_slice(&bw.to_be_bytes());
+        a.set_ext_communities(vec![c]);
+    }
+    a
+}
+
+/// Announces peer `i`'s set for 10.1.0.0/16 in `rib`, checking what [`Ctx::joins_last`] said
+/// beforehand against `expect`, the entry against full reselection and the delta stream against
+/// the forwarding table; returns the FIB deltas it made and the forwarding entry.
+fn announce_one_as(
+    rib: &mut Rib,
+    model: &mut BTreeMap<IpNet, FibEntry>,
+    peer: PeerId,
+    set: Attrs,
+    expect: Option<Added>,
+) -> (usize, Option<FibEntry>) {
+    let k: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+    let a = rib.intern(set);
+    if let Some(e) = rib.ipv4().get(&k) {
+        let ctx = rib.ctx(&rib.cfg.ipv4);
+        let mut path = Path::new(peer, 0, a.clone());
+        path.flags |= ctx.peer_as_flag(path.peer, &path.attrs);
+        assert_eq!(ctx.joins_last(e, &path), expect, "peer {peer}");
+    }
+    rib.announce(peer, prefix(1), 0, a);
+    let deltas = rib.take_fib_deltas();
+    for d in &deltas {
+        match &d.entry {
+            Some(e) => model.insert(d.prefix, e.clone()),
+            None => model.remove(&d.prefix),
+        };
+    }
+    let e = rib.ipv4().get(&k).expect("announced");
+    let mut full = e.clone();
+    rib.ctx(&rib.cfg.ipv4).reselect(&mut full);
+    assert_eq!(shape(e), shape(&full), "peer {peer}");
+    assert_eq!(*model, rib.fib().into_iter().collect::<BTreeMap<_, _>>());
+    (deltas.len(), model.get(&prefix(1)).cloned())
+}
+
+/// (last octet, weight) of a forwarding entry's next-hops.
+type Hops = Vec<(u8, u32)>;
+
+/// The primary and backup next-hops of a forwarding entry.
+fn fib_hops(e: Option<FibEntry>) -> (Hops, Hops) {
+    let v4 = |s: &[FibNextHop]| {
+        s.iter()
+            .map(|n| match n.addr {
+                IpAddr::V4(a) => (a.octets()[3], n.weight),
+                IpAddr::V6(_) => unreachable!(),
+            })
+            .collect()
+    };
+    match e {
+        Some(FibEntry::Forward(f)) => (v4(&f.primary), v4(f.backup())),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The import benchmark's ECMP shape: peers of one AS sending one AS path, each with its own
+/// next-hop. Each further path joins the multipath set last without reselection, one FIB delta
+/// each, until max-paths: the path after that goes behind, as the backup.
+#[test]
+fn a_further_peers_equal_path_joins_the_multipath_set_until_max_paths() {
+    let (mut rib, p) = one_as_rib(4, 3);
+    let mut model = BTreeMap::new();
+    let expect = [None, Some(Added::Multipath), Some(Added::Multipath)];
+    for (i, &x) in expect.iter().enumerate() {
+        let (n, fwd) =
+            announce_one_as(&mut rib, &mut model, p[i], one_as_set(i as u8 + 1, None), x);
+        assert_eq!(n, 1, "path {i} changes forwarding");
+        let want: Vec<(u8, u32)> = (1..=i as u8 + 1).map(|h| (h, 1)).collect();
+        assert_eq!(fib_hops(fwd), (want, vec![]));
+    }
+    let behind = Some(Added::Behind(true));
+    let (n, fwd) = announce_one_as(&mut rib, &mut model, p[3], one_as_set(4, None), behind);
+    assert_eq!(n, 1, "a backup appears");
+    assert_eq!(fib_hops(fwd), (vec![(1, 1), (2, 1), (3, 1)], vec![(4, 1)]));
+}
+
+/// UCMP: with link bandwidth on every member the weights follow it (1000 and 2000 bytes/s: 1
+/// and 2); a member without it makes the set equal-cost again; and a member through a next-hop
+/// already there with the same bandwidth as the only other member merges into it with the same
+/// ratio (weights 2, divided by their common factor: 1), so nothing changes for the FIB.
+#[test]
+fn a_path_joining_the_multipath_set_reweighs_it_by_link_bandwidth() {
+    let (mut rib, p) = one_as_rib(4, 8);
+    let mut model = BTreeMap::new();
+    let mp = Some(Added::Multipath);
+    announce_one_as(
+        &mut rib,
+        &mut model,
+        p[0],
+        one_as_set(1, Some(1000.0)),
+        None,
+    );
+    let (n, fwd) = announce_one_as(&mut rib, &mut model, p[1], one_as_set(2, Some(2000.0)), mp);
+    assert_eq!((n, fib_hops(fwd)), (1, (vec![(1, 1), (2, 2)], vec![])));
+    let (n, fwd) = announce_one_as(&mut rib, &mut model, p[2], one_as_set(3, None), mp);
+    assert_eq!(
+        (n, fib_hops(fwd)),
+        (1, (vec![(1, 1), (2, 1), (3, 1)], vec![]))
+    );
+
+    let (mut rib, p) = one_as_rib(2, 8);
+    let mut model = BTreeMap::new();
+    announce_one_as(
+        &mut rib,
+        &mut model,
+        p[0],
+        one_as_set(1, Some(1000.0)),
+        None,
+    );
+    let (n, fwd) = announce_one_as(&mut rib, &mut model, p[1], one_as_set(1, Some(1000.0)), mp);
+    assert_eq!(
+        (n, fib_hops(fwd)),
+        (0, (vec![(1, 1)], vec![])),
+        "the same ratio"
+    );
+}
+
+/// A path whose next-hop is down does not join the set (it goes behind, flagged down); a
+/// further reachable path then joins the set ahead of it, which is no cheap append (the set did
+/// not hold every path) but a reselection.
+#[test]
+fn a_path_through_a_dead_next_hop_does_not_join_the_multipath_set() {
+    let (mut rib, p) = one_as_rib(3, 8);
+    let mut model = BTreeMap::new();
+    let down = NhState {
+        reachable: false,
+        igp_cost: 0,
+    };
+    rib.set_nexthop(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 2)), down);
+    announce_one_as(&mut rib, &mut model, p[0], one_as_set(1, None), None);
+    let behind = Some(Added::Behind(false));
+    let (n, fwd) = announce_one_as(&mut rib, &mut model, p[1], one_as_set(2, None), behind);
+    assert_eq!((n, fib_hops(fwd)), (0, (vec![(1, 1)], vec![])));
+    let (n, fwd) = announce_one_as(&mut rib, &mut model, p[2], one_as_set(3, None), None);
+    assert_eq!((n, fib_hops(fwd)), (1, (vec![(1, 1), (3, 1)], vec![])));
+    let e = rib.ipv4().get(&"10.1.0.0/16".parse().unwrap()).unwrap();
+    assert_eq!(
+        e.iter().map(|x| x.peer).collect::<Vec<_>>(),
+        [p[0], p[2], p[1]]
     );
 }
