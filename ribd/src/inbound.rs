@@ -202,7 +202,13 @@ impl Inbound {
             return;
         }
         let mut ops = std::mem::take(&mut self.pending);
-        for u in run {
+        for (i, u) in run.iter().enumerate() {
+            if let Some(ahead) = run.get(i + PREFETCH_UPDATES) {
+                prefetch_update(ahead, false);
+            }
+            if let Some(near) = run.get(i + PREFETCH_UPDATES / 2) {
+                prefetch_update(near, true);
+            }
             let mut sink = Collect {
                 rib: &mut *rib,
                 ops: &mut ops,
@@ -454,6 +460,33 @@ const V4_POSITION: u64 = (1 << 26) - 1;
 /// when one is IPv6 or the run is too long for the position bits): the network address (host bits
 /// cleared, as the tables key it) in the top 32 bits, then the length in 6, then the position in
 /// the run in 26, so sorting the keys orders the run as [`sort_key`] and the position does.
+/// How many UPDATEs ahead of the one imported [`prefetch_update`] starts loading the next ones.
+const PREFETCH_UPDATES: usize = 4;
+
+/// Starts loading what importing `u` reads first: the UPDATE itself, whose fields span several
+/// cache lines (decoded on a session thread, it is not in this core's cache), or with `nested`
+/// (its own lines loaded a few UPDATEs earlier) its NLRI list and AS path. Importing read them
+/// one miss after the other (7% of the four-peer import path, in `import_into`).
+fn prefetch_update(u: &Update, nested: bool) {
+    use crate::rib::table::prefetch;
+    if !nested {
+        let p = (u as *const Update).cast::<u8>();
+        let mut line = 0;
+        while line < std::mem::size_of::<Update>() {
+            prefetch(p.wrapping_add(line));
+            line += 64;
+        }
+        return;
+    }
+    prefetch(u.nlri.as_ptr().cast());
+    if let Some(path) = &u.attrs.as_path {
+        prefetch(path.segments.as_ptr().cast());
+        if let Some(s) = path.segments.first() {
+            prefetch(s.asns.as_ptr().cast());
+        }
+    }
+}
+
 fn v4_keys(ops: &[Pending], keys: &mut Vec<u64>) -> bool {
     if ops.len() as u64 > V4_POSITION {
         return false;

@@ -1611,7 +1611,7 @@ fn find<K: PrefixKey>(b: &[(K, Paths)], k: &K) -> Result<usize, usize> {
 
 /// A prefetch hint for the cache line at `p`.
 #[inline]
-fn prefetch(p: *const u8) {
+pub(crate) fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it never faults and reads nothing the program sees, for
     // any address.
