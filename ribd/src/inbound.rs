@@ -456,10 +456,6 @@ const _: () = assert!(std::mem::size_of::<Pending>() <= 32);
 /// The low bits of a [`v4_keys`] key: the operation's position in the run.
 const V4_POSITION: u64 = (1 << 26) - 1;
 
-/// One sort key per operation of a run of IPv4 operations (false, and `keys` left in any state,
-/// when one is IPv6 or the run is too long for the position bits): the network address (host bits
-/// cleared, as the tables key it) in the top 32 bits, then the length in 6, then the position in
-/// the run in 26, so sorting the keys orders the run as [`sort_key`] and the position does.
 /// How many UPDATEs ahead of the one imported [`prefetch_update`] starts loading the next ones.
 const PREFETCH_UPDATES: usize = 4;
 
@@ -487,6 +483,10 @@ fn prefetch_update(u: &Update, nested: bool) {
     }
 }
 
+/// One sort key per operation of a run of IPv4 operations (false, and `keys` left in any state,
+/// when one is IPv6 or the run is too long for the position bits): the network address (host bits
+/// cleared, as the tables key it) in the top 32 bits, then the length in 6, then the position in
+/// the run in 26, so sorting the keys orders the run as [`sort_key`] and the position does.
 fn v4_keys(ops: &[Pending], keys: &mut Vec<u64>) -> bool {
     if ops.len() as u64 > V4_POSITION {
         return false;
