@@ -1519,7 +1519,7 @@ impl<K: PrefixKey> Table<K> {
                 m.slices += usize::from(n > 0);
             }
         }
-        let slot = std::mem::size_of::<(IpAddr, NhUsers)>() + 1;
+        let slot = std::mem::size_of::<(NhKey, NhUsers)>() + 1;
         m.nh_index = self.nh_users.capacity() * slot
             + self
                 .nh_users
