@@ -1517,11 +1517,7 @@ impl AttrRef {
     /// path). The handles not taken are given back when the [`Clones`] is dropped.
     pub fn clones(&self, n: u32) -> Clones {
         if n > 0 {
-            // As in `clone`.
-            let old = self.header().rc.fetch_add(n, Ordering::Relaxed);
-            if old > u32::MAX / 2 {
-                std::process::abort();
-            }
+            add_refs(self.header(), n);
         }
         Clones { p: self.p, left: n }
     }
@@ -1559,12 +1555,7 @@ impl std::ops::Deref for AttrRef {
 impl Clone for AttrRef {
     #[inline]
     fn clone(&self) -> AttrRef {
-        // Relaxed suffices for an increment from a live handle (as `Arc` does); a count this high
-        // means handles are leaked, so stop before it wraps.
-        let old = self.header().rc.fetch_add(1, Ordering::Relaxed);
-        if old > u32::MAX / 2 {
-            std::process::abort();
-        }
+        add_refs(self.header(), 1);
         AttrRef { p: self.p }
     }
 }
@@ -1572,14 +1563,37 @@ impl Clone for AttrRef {
 impl Drop for AttrRef {
     #[inline]
     fn drop(&mut self) {
-        if self.header().rc.fetch_sub(1, Ordering::Release) != 1 {
-            return;
-        }
-        // Every other handle's uses happen before the block is freed (pairs with the Release above).
-        std::sync::atomic::fence(Ordering::Acquire);
-        // SAFETY: this was the last handle; no `&Attrs` lent by one can outlive it.
-        unsafe { free_block(self.p) }
+        // SAFETY: this handle holds one counted reference and is gone after this.
+        unsafe { drop_refs(self.p, 1) }
     }
+}
+
+/// Counts `n` more references to the block of `h`, from a holder of one. Relaxed suffices for an
+/// increment from a live handle (as `Arc` does); a count this high means handles are leaked, so
+/// stop before it wraps.
+#[inline]
+fn add_refs(h: &Header, n: u32) {
+    let old = h.rc.fetch_add(n, Ordering::Relaxed);
+    if old > u32::MAX / 2 {
+        std::process::abort();
+    }
+}
+
+/// Gives back `n` counted references to the block `p`, freeing it when they were the last.
+///
+/// # Safety
+/// The caller holds `n` counted references to `p` and uses none of them afterwards.
+#[inline]
+unsafe fn drop_refs(p: NonNull<Header>, n: u32) {
+    // SAFETY: the block lives while the caller's references are counted.
+    let h = unsafe { p.as_ref() };
+    if h.rc.fetch_sub(n, Ordering::Release) != n {
+        return;
+    }
+    // Every other holder's uses happen before the block is freed (pairs with the Release above).
+    std::sync::atomic::fence(Ordering::Acquire);
+    // SAFETY: these were the last references; no `&Attrs` lent by a handle can outlive it.
+    unsafe { free_block(p) }
 }
 
 /// Handles to one set counted ahead ([`AttrRef::clones`]): each one taken is an [`AttrRef`].
@@ -1610,19 +1624,10 @@ impl Iterator for Clones {
 
 impl Drop for Clones {
     fn drop(&mut self) {
-        let n = self.left;
-        if n == 0 {
-            return;
+        if self.left > 0 {
+            // SAFETY: this holds `left` counted references and is gone after this.
+            unsafe { drop_refs(self.p, self.left) }
         }
-        // SAFETY: the block lives while this holds counted references (`n` of them).
-        let h = unsafe { self.p.as_ref() };
-        if h.rc.fetch_sub(n, Ordering::Release) != n {
-            return;
-        }
-        // As in `AttrRef::drop`: these were the last references.
-        std::sync::atomic::fence(Ordering::Acquire);
-        // SAFETY: no handle to the block is left.
-        unsafe { free_block(self.p) }
     }
 }
 
@@ -1721,15 +1726,7 @@ impl AttrStore {
 
     /// Returns the shared copy of `attrs`, storing it if it is new.
     pub fn intern(&mut self, attrs: Attrs) -> AttrRef {
-        let hash = content_hash(&attrs);
-        // SAFETY: owned block (`attrs` by value): no other reader while the hash is written.
-        unsafe { (*attrs.p.as_ptr()).hash = hash };
-        if let Some(s) = self.set.get(Key::of(&attrs)) {
-            return s.0.clone();
-        }
-        let a = AttrRef::share(attrs, hash);
-        self.set.insert(Slot(a.clone()));
-        a
+        self.intern_counted(attrs, 0).0
     }
 
     /// [`AttrStore::intern`] with `n` more handles counted ahead (an UPDATE's set and its

@@ -546,28 +546,23 @@ impl Ctx<'_> {
     fn backup_lead(&self, e: &Paths) -> Option<usize> {
         let s = e.as_slice();
         let mp = e.multipath();
-        if !self.backups || mp == 0 {
-            return None;
-        }
-        let best = s.at(0);
-        let local = self
-            .peers
-            .get(best.peer as usize)
-            .and_then(|p| p.as_ref())
-            .is_some_and(|p| p.kind == PeerKind::Local);
-        let primary = s.slice(..mp);
-        if (local && best.attrs.next_hop().is_none())
-            || !primary.iter().any(|p| p.attrs.next_hop().is_some())
-        {
-            return None;
-        }
-        (mp..s.len()).find(|&i| {
-            let p = s.at(i);
-            p.flags & flags::NH_DOWN == 0
-                && p.attrs
-                    .next_hop()
-                    .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop() == Some(a)))
-        })
+        let primary = self.backup_primary(s, mp)?;
+        (mp..s.len()).find(|&i| backup_usable(s.at(i), primary))
+    }
+
+    /// The primary paths (the first `mp` of `s`) when a backup is computed against them: backups
+    /// are on and the entry forwards over next-hops (not a blackhole, some primary next-hop).
+    fn backup_primary<'p>(&self, s: PathSlice<'p>, mp: usize) -> Option<PathSlice<'p>> {
+        let best_local = s.first().is_some_and(|b| {
+            self.peers
+                .get(b.peer as usize)
+                .and_then(|p| p.as_ref())
+                .is_some_and(|p| p.kind == PeerKind::Local)
+                && b.attrs.next_hop().is_none()
+        });
+        let primary = s.slice(..mp.min(s.len()));
+        (self.backups && !best_local && primary.iter().any(|p| p.attrs.next_hop().is_some()))
+            .then_some(primary)
     }
 
     /// The forwarding result of an entry, as a comparable key.
@@ -659,23 +654,10 @@ impl Ctx<'_> {
         }
         let s = e.as_slice();
         // No primary next-hop (nothing usable, or a blackhole): no backup is computed at all.
-        let best_local = s.first().is_some_and(|b| {
-            self.peers
-                .get(b.peer as usize)
-                .and_then(|p| p.as_ref())
-                .is_some_and(|p| p.kind == PeerKind::Local)
-                && b.attrs.next_hop().is_none()
-        });
-        let primary = s.slice(..mp);
-        if !self.backups || best_local || !primary.iter().any(|p| p.attrs.next_hop().is_some()) {
+        let Some(primary) = self.backup_primary(s, mp) else {
             return false;
-        }
-        let usable = |p: PathRef<'_>| {
-            p.flags & flags::NH_DOWN == 0
-                && p.attrs
-                    .next_hop()
-                    .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop() == Some(a)))
         };
+        let usable = |p: PathRef<'_>| backup_usable(p, primary);
         let new = s.at(j);
         if !usable(new) {
             // Neither the backup's lead nor one of its members.
@@ -691,6 +673,15 @@ impl Ctx<'_> {
             },
         }
     }
+}
+
+/// Whether `p` may be in the backup of an entry with the primary paths `primary`: reachable at the
+/// last selection, through a next-hop that is not a primary one.
+fn backup_usable(p: PathRef<'_>, primary: PathSlice<'_>) -> bool {
+    p.flags & flags::NH_DOWN == 0
+        && p.attrs
+            .next_hop()
+            .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop() == Some(a)))
 }
 
 /// The forwarding results of the entry `e` whose multipath set was its first `mp0` paths, all of
