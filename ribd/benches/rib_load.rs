@@ -551,12 +551,21 @@ fn import_run(
         let now = Instant::now();
         let (t, c) = (Instant::now(), thread_cpu());
         let mut deltas = 0;
+        let mut per_peer = Vec::new();
         for ((nb, inb), feed) in loaded.neighbors.iter().zip(&mut inbs).zip(feeds) {
+            let c = thread_cpu();
             for b in feed {
                 inb.updates(now, &mut rib, nb, b);
                 deltas += rib.take_fib_deltas().len();
                 let _ = rib.take_best_changes();
             }
+            per_peer.push(format!("{:.0}", (thread_cpu() - c) * 1e9 / prefixes as f64));
+        }
+        if std::env::var_os("RIB_LOAD_PER_PEER").is_some() {
+            println!(
+                "    ns per prefix-path, peer by peer: {}",
+                per_peer.join(" ")
+            );
         }
         f.cpu.push(thread_cpu() - c);
         f.wall.push(t.elapsed().as_secs_f64());
@@ -660,6 +669,11 @@ fn main() {
         let (one, again1) = import_run(runs, &feeds[..1], &own_as, prefixes);
         print_rates("import", 1, &one);
         print_rates("import, the table again", 1, &again1);
+    }
+    if only == "import:2" {
+        // Not in the default run: the second peer alone adds a block and a backup per prefix.
+        let (two, _) = import_run(runs, &feeds[..2], &own_as, prefixes);
+        print_rates("import", 2, &two);
     }
     if case("4") {
         let (four, again4) = import_run(runs, &feeds, &own_as, prefixes);

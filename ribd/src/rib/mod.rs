@@ -228,6 +228,18 @@ enum Added {
     Multipath,
 }
 
+/// What adding a path may have done to its entry's forwarding result ([`Ctx::added_change`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AddedChange {
+    /// Nothing: the new path is outside the multipath set and the backup.
+    None,
+    /// The entry had no backup, and the new path, the last one, is all of it now: the primary set
+    /// is as before, the backup is the new path's next-hop.
+    NewBackup,
+    /// Anything: compare the results before and after.
+    Maybe,
+}
+
 /// The forwarding result of an entry as a comparable key (no heap for ≤ 4 next-hops each).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Fwd {
@@ -644,32 +656,35 @@ impl Ctx<'_> {
 
     /// After the path at `j` was added to `e` (no path replaced) and the entry re-selected, with
     /// the other paths in their old relative order, their reachability flags as before and the
-    /// multipath count `mp0` as before: whether the forwarding result may differ from before. False
-    /// only when it provably cannot: the new path is outside the multipath set and outside the
-    /// backup (so both are made of the same paths as before); true sends the caller to compare.
-    fn added_path_may_change(&self, e: &Paths, j: usize, mp0: usize) -> bool {
+    /// multipath count `mp0` as before: whether the forwarding result may differ from before.
+    /// [`AddedChange::None`] only when it provably cannot: the new path is outside the multipath
+    /// set and outside the backup (so both are made of the same paths as before).
+    fn added_change(&self, e: &Paths, j: usize, mp0: usize) -> AddedChange {
         let mp = e.multipath();
         if mp != mp0 || j < mp {
-            return true;
+            return AddedChange::Maybe;
         }
         let s = e.as_slice();
         // No primary next-hop (nothing usable, or a blackhole): no backup is computed at all.
         let Some(primary) = self.backup_primary(s, mp) else {
-            return false;
+            return AddedChange::None;
         };
         let usable = |p: PathRef<'_>| backup_usable(p, primary);
         let new = s.at(j);
         if !usable(new) {
             // Neither the backup's lead nor one of its members.
-            return false;
+            return AddedChange::None;
         }
         match s.slice(mp..j).iter().find(|p| usable(*p)) {
-            // The new path leads the backup.
-            None => true,
+            // The new path leads the backup, which had no path before; last, it is all of it.
+            None if j + 1 == s.len() => AddedChange::NewBackup,
+            None => AddedChange::Maybe,
             // It could join the lead's set; otherwise the backup is the same paths as before.
             Some(lead) => match (self.usable_candidate(lead), self.usable_candidate(new)) {
-                (Some(lc), Some(c)) => decision::multipath_eligible(&lc, &c, self.cfg),
-                _ => true,
+                (Some(lc), Some(c)) if !decision::multipath_eligible(&lc, &c, self.cfg) => {
+                    AddedChange::None
+                }
+                _ => AddedChange::Maybe,
             },
         }
     }
@@ -765,16 +780,25 @@ impl Sink<'_> {
             (true, false) => self.fib_len[afi] -= 1,
             _ => {}
         }
-        let entry = if new.blackhole {
-            Some(FibEntry::Blackhole)
+        if new.blackhole {
+            self.push(prefix, Some(FibEntry::Blackhole));
         } else if new.primary.is_empty() {
-            None
+            self.push(prefix, None);
         } else {
-            Some(FibEntry::Forward(FwdSet {
-                primary: self.intern(&new.primary),
-                backup: (!new.backup.is_empty()).then(|| self.intern(&new.backup)),
-            }))
-        };
+            self.forward(prefix, &new.primary, &new.backup);
+        }
+    }
+
+    /// A delta for an entry forwarding over `primary`, with `backup` (empty: none).
+    fn forward(&mut self, prefix: IpNet, primary: &[FibNextHop], backup: &[FibNextHop]) {
+        let entry = FibEntry::Forward(FwdSet {
+            primary: self.intern(primary),
+            backup: (!backup.is_empty()).then(|| self.intern(backup)),
+        });
+        self.push(prefix, Some(entry));
+    }
+
+    fn push(&mut self, prefix: IpNet, entry: Option<FibEntry>) {
         self.stats.fib_deltas += 1;
         self.deltas.push(FibDelta { prefix, entry });
     }
@@ -1572,15 +1596,38 @@ fn upsert<K: PrefixKey>(
                     .filter(|&lead| ctx.appended_keeps_backup(e, lead, &path));
                 e.push_newest(path, None);
                 let j = e.len() - 1;
-                if kept.is_none() && ctx.added_path_may_change(e, j, mp0) {
-                    let was: SmallVec<[PathRef<'_>; 8]> = e.as_slice().slice(..j).iter().collect();
-                    let down: SmallVec<[bool; 8]> =
-                        was.iter().map(|p| p.flags & flags::NH_DOWN != 0).collect();
-                    let before = ctx.forwarding_of(&was, &down, mp0);
-                    let after = ctx.forwarding(e);
-                    sink.emit(k.into(), &before, after);
+                let change = match kept {
+                    Some(_) => AddedChange::None,
+                    None => ctx.added_change(e, j, mp0),
+                };
+                match change {
+                    AddedChange::None => {}
+                    AddedChange::NewBackup => {
+                        // The usual second path (a second peer's table): the primary set as it was,
+                        // and the new path's next-hop as the backup, without comparing results.
+                        let s = e.as_slice();
+                        let primary = match mp0 {
+                            1 => weighted(&[s.at(0)]),
+                            _ => weighted(&s.slice(..mp0).iter().collect::<SmallVec<[_; 8]>>()),
+                        };
+                        let backup = weighted(&[s.at(j)]);
+                        sink.forward(k.into(), &primary, &backup);
+                    }
+                    AddedChange::Maybe => {
+                        let was: SmallVec<[PathRef<'_>; 8]> =
+                            e.as_slice().slice(..j).iter().collect();
+                        let down: SmallVec<[bool; 8]> =
+                            was.iter().map(|p| p.flags & flags::NH_DOWN != 0).collect();
+                        let before = ctx.forwarding_of(&was, &down, mp0);
+                        let after = ctx.forwarding(e);
+                        sink.emit(k.into(), &before, after);
+                    }
                 }
-                if let Some(lead) = kept.or_else(|| ctx.backup_lead(e)) {
+                let lead = match change {
+                    AddedChange::NewBackup => Some(j),
+                    _ => kept.or_else(|| ctx.backup_lead(e)),
+                };
+                if let Some(lead) = lead {
                     e.set_backup_hint(lead);
                 }
             } else {
@@ -1606,7 +1653,7 @@ fn upsert<K: PrefixKey>(
                     .filter(|(i, _)| *i != j)
                     .map(|(_, p)| (p.peer, p.path_id, p.flags & flags::NH_DOWN != 0))
                     .eq(old.iter().copied());
-                if !same || ctx.added_path_may_change(e, j, mp0) {
+                if !same || ctx.added_change(e, j, mp0) != AddedChange::None {
                     let was: SmallVec<[PathRef<'_>; 8]> = old
                         .iter()
                         .filter_map(|(peer, pid, _)| {
