@@ -287,6 +287,9 @@ impl AsPathSlice {
     /// The neighbouring AS: the first AS of the first AS_SEQUENCE (confederation segments skipped),
     /// used to decide whether MEDs are comparable (RFC 4271 §9.1.2.2 c). `None` for a local route.
     pub fn neighbor_as(&self) -> Option<u32> {
+        if let Some((_, first)) = self.one_sequence() {
+            return Some(first);
+        }
         for s in self.segments() {
             match s.kind {
                 SegmentKind::ConfedSequence | SegmentKind::ConfedSet => continue,
@@ -295,6 +298,29 @@ impl AsPathSlice {
             }
         }
         None
+    }
+
+    /// A path of one non-empty AS_SEQUENCE (most paths): its length and first AS.
+    #[inline]
+    fn one_sequence(&self) -> Option<(u32, u32)> {
+        match self.words {
+            [h, first, ..]
+                if h >> 24 == SegmentKind::Sequence as u32
+                    && (h & 0x00FF_FFFF) as usize + 1 == self.words.len() =>
+            {
+                Some((h & 0x00FF_FFFF, first))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`AsPathSlice::selection_len`] and [`AsPathSlice::neighbor_as`], read off the first word
+    /// for a path of one AS_SEQUENCE (best-path selection reads both for every candidate).
+    pub fn selection_len_and_neighbor(&self) -> (u32, Option<u32>) {
+        match self.one_sequence() {
+            Some((len, first)) => (len, Some(first)),
+            None => (self.selection_len(), self.neighbor_as()),
+        }
     }
 
     /// The origin AS: the last AS of the last segment when it is a sequence.
@@ -921,6 +947,24 @@ impl Attrs {
             i += usize::from(f & b != 0);
         }
         None
+    }
+
+    /// MED, LOCAL_PREF and weight in one read of the header (what selection reads of them).
+    #[inline]
+    pub fn med_local_pref_weight(&self) -> (Option<u32>, Option<u32>, u32) {
+        let f = self.flags();
+        let w = self.words();
+        let mut i = nh_words(f);
+        let mut take = |bit: u16| {
+            (f & bit != 0).then(|| {
+                i += 1;
+                w[i - 1]
+            })
+        };
+        let med = take(flag::MED);
+        let local_pref = take(flag::LOCAL_PREF);
+        let weight = take(flag::WEIGHT).unwrap_or(0);
+        (med, local_pref, weight)
     }
 
     #[inline]

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::attrs::{Attrs, Origin, SegmentKind};
+use super::attrs::{Attrs, Origin};
 
 /// How a route was learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -189,35 +189,18 @@ pub struct Key {
 impl Key {
     pub fn new(c: &Candidate<'_>, cfg: &DecisionConfig) -> Key {
         let a = c.attrs;
-        let (mut as_path_len, mut neighbor_as, mut first) = (0u32, None, true);
-        for s in a.as_path().segments() {
-            as_path_len += match s.kind {
-                SegmentKind::Sequence => s.asns.len() as u32,
-                SegmentKind::Set => 1,
-                SegmentKind::ConfedSequence | SegmentKind::ConfedSet => 0,
-            };
-            // The first segment that is not a confederation one decides (as `AsPath::neighbor_as`).
-            if first {
-                match s.kind {
-                    SegmentKind::ConfedSequence | SegmentKind::ConfedSet => {}
-                    SegmentKind::Sequence => {
-                        neighbor_as = s.asns.first().copied();
-                        first = false;
-                    }
-                    SegmentKind::Set => first = false,
-                }
-            }
-        }
+        let (as_path_len, neighbor_as) = a.as_path().selection_len_and_neighbor();
+        let (med, local_pref, weight) = a.med_local_pref_weight();
         Key {
             reachable: c.reachable,
             llgr_stale: c.llgr_stale,
             local: c.peer.kind == PeerKind::Local,
             external: c.peer.is_external(),
             origin: a.origin(),
-            weight: a.weight(),
-            local_pref: a.local_pref().unwrap_or(cfg.default_local_pref),
+            weight,
+            local_pref: local_pref.unwrap_or(cfg.default_local_pref),
             as_path_len,
-            med: a.med().unwrap_or(if cfg.med_missing_as_worst {
+            med: med.unwrap_or(if cfg.med_missing_as_worst {
                 u32::MAX
             } else {
                 0
@@ -539,7 +522,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::rib::attrs::AsPath;
+    use crate::rib::attrs::{AsPath, SegmentKind};
 
     /// The comparison read straight from the candidates (each step dereferencing the attributes).
     fn reference_compare(

@@ -297,7 +297,12 @@ fn weighted_hops(hops: &[Hop]) -> FwdKey {
             None => out.push(FibNextHop { addr, weight }),
         }
     }
-    out.sort_unstable();
+    // Addresses are distinct after merging: their order alone is `FibNextHop`'s (IPv4 first, then
+    // by address), compared as integers rather than byte by byte.
+    out.sort_unstable_by_key(|n| match n.addr {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    });
     if ucmp {
         let g = out.iter().fold(0, |g, n| gcd(g, n.weight));
         if g > 1 {
@@ -699,21 +704,30 @@ fn backup_usable(p: PathRef<'_>, primary: PathSlice<'_>) -> bool {
             .is_some_and(|a| !primary.iter().any(|q| q.attrs.next_hop() == Some(a)))
 }
 
-/// The forwarding results of the entry `e` whose multipath set was its first `mp0` paths, all of
-/// them, before its last path joined the set (a best path that admits another is not a local
-/// one, so neither result is a blackhole): [`Ctx::forwarding`] before and after, reading each
-/// set once.
-fn joined_forwarding(e: &Paths, mp0: usize) -> (Fwd, Fwd) {
-    let hops: SmallVec<[Hop; 8]> = e.iter().map(|p| hop(p.attrs)).collect();
+/// Emits the forwarding change of the entry `e` for `prefix` whose multipath set was its first
+/// `mp0` paths, all of them, before its last path joined the set (a best path that admits another
+/// is not a local one, so neither result is a blackhole, and no path is outside the set, so
+/// neither has a backup): [`Ctx::forwarding`] before and after, reading each set once. Without
+/// link bandwidths the weights count the paths through each next-hop, so a joining path with a
+/// next-hop changes the result whenever there was one: only the result after is computed.
+fn emit_joined(sink: &mut Sink<'_>, prefix: IpNet, e: &Paths, mp0: usize) {
+    let hops: SmallVec<[Hop; 8]> = e.as_slice().attrs().iter().map(|a| hop(a)).collect();
+    let before = &hops[..mp0.min(hops.len())];
+    let counted = hops.iter().all(|h| h.1.is_none());
+    if counted && hops.last().is_some_and(|h| h.0.is_some()) && before.iter().any(|h| h.0.is_some())
+    {
+        sink.forward(prefix, &weighted_hops(&hops), &[]);
+        return;
+    }
     let before = Fwd {
-        primary: weighted_hops(&hops[..mp0.min(hops.len())]),
+        primary: weighted_hops(before),
         ..Fwd::default()
     };
     let after = Fwd {
         primary: weighted_hops(&hops),
         ..Fwd::default()
     };
-    (before, after)
+    sink.emit(prefix, &before, after);
 }
 
 /// Most entries [`take_sized`] starts the next vector with.
@@ -1577,13 +1591,12 @@ fn upsert<K: PrefixKey>(
                 // Every path was in the multipath set and the new one joins it last (the ECMP of
                 // peers sending the same paths): no reselection, and the forwarding result is the
                 // members' next-hops before and with the new one after, without backup either
-                // time (no path is outside the set), each attribute set read once for both.
+                // time (no path is outside the set), each attribute set read once.
                 set_nh_down(&mut path.flags, false);
                 let mp0 = e.multipath();
                 e.push_newest(path, None);
                 e.set_multipath(mp0 + 1);
-                let (before, after) = joined_forwarding(e, mp0);
-                sink.emit(k.into(), &before, after);
+                emit_joined(sink, k.into(), e, mp0);
             } else if let Some(Added::Behind(reachable)) = added {
                 // A path added that goes last, leaving the others as they are: no reselection,
                 // and the forwarding result before is the entry's without its last path. When

@@ -1016,6 +1016,11 @@ impl<'a> PathSlice<'a> {
         }
     }
 
+    /// The attribute sets of the paths, in order.
+    pub fn attrs(&self) -> &'a [AttrRef] {
+        self.attrs
+    }
+
     pub fn first(&self) -> Option<PathRef<'a>> {
         self.get(0)
     }
@@ -1167,6 +1172,10 @@ pub trait PrefixKey: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug + Into<
     fn guess(&self, len: usize) -> usize {
         len / 2
     }
+    /// An integer ordered as `Self` is (address, then length): the bucket search compares these
+    /// (the derived order compares the address byte by byte).
+    type Order: Ord + Copy;
+    fn order(&self) -> Self::Order;
 }
 
 /// Buckets per table.
@@ -1195,6 +1204,11 @@ impl PrefixKey for Ipv4Net {
     fn guess(&self, len: usize) -> usize {
         ((u32::from(self.addr()) & 0xffff) as usize * len) >> 16
     }
+    type Order = u64;
+    #[inline]
+    fn order(&self) -> u64 {
+        u64::from(u32::from(self.addr())) << 8 | u64::from(self.prefix_len())
+    }
 }
 
 impl PrefixKey for Ipv6Net {
@@ -1214,6 +1228,11 @@ impl PrefixKey for Ipv6Net {
     fn bucket_span(&self) -> Option<(usize, usize)> {
         // Buckets hash the top 32 bits: prefixes inside a /32-or-longer share its bucket.
         (self.prefix_len() >= 32).then(|| (self.bucket(), self.bucket()))
+    }
+    type Order = (u128, u8);
+    #[inline]
+    fn order(&self) -> (u128, u8) {
+        (u128::from(self.addr()), self.prefix_len())
     }
 }
 
@@ -1594,15 +1613,16 @@ fn find<K: PrefixKey>(b: &[(K, Paths)], k: &K) -> Result<usize, usize> {
     if hi <= lo {
         return Err(0);
     }
+    let o = k.order();
     let search = |from: usize, to: usize| {
         b[from..to]
-            .binary_search_by(|(x, _)| x.cmp(k))
+            .binary_search_by(|(x, _)| x.order().cmp(&o))
             .map(|i| i + from)
             .map_err(|i| i + from)
     };
-    if *k < b[lo].0 {
+    if o < b[lo].0.order() {
         search(0, lo)
-    } else if b[hi - 1].0 < *k {
+    } else if b[hi - 1].0.order() < o {
         search(hi, b.len())
     } else {
         search(lo, hi)

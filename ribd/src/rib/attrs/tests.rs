@@ -459,6 +459,27 @@ fn apply(e: &Edit, a: &mut Attrs, m: &mut Model) {
 }
 
 proptest::proptest! {
+    /// The one-sequence shortcut of the selection length and neighbouring AS agrees with reading
+    /// the segments, for any path (confederation segments, sets, several sequences, empty).
+    #[test]
+    fn selection_length_and_neighbour_as_agree_with_the_segments(
+        segs in proptest::collection::vec((0u32..4, proptest::collection::vec(1u32..6, 0..4)), 0..4)
+    ) {
+        let p = AsPath::from_segments(segs.iter().map(|(k, a)| (SegmentKind::from_code(*k), &a[..])));
+        let len: u32 = p.segments().map(|s| match s.kind {
+            SegmentKind::Sequence => s.asns.len() as u32,
+            SegmentKind::Set => 1,
+            SegmentKind::ConfedSequence | SegmentKind::ConfedSet => 0,
+        }).sum();
+        let neighbor = p
+            .segments()
+            .find(|s| matches!(s.kind, SegmentKind::Sequence | SegmentKind::Set))
+            .and_then(|s| (s.kind == SegmentKind::Sequence).then(|| s.asns[0]));
+        proptest::prop_assert_eq!(p.selection_len_and_neighbor(), (len, neighbor));
+        proptest::prop_assert_eq!(p.selection_len(), len);
+        proptest::prop_assert_eq!(p.neighbor_as(), neighbor);
+    }
+
     /// Any sequence of changes reads back as the model says, and the set is equal to (and hashes
     /// like, and interns to the same block as) the same attributes built in one go: equality and
     /// hashing see content only, however the block was arrived at (in place or rebuilt).
