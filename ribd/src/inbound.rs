@@ -93,6 +93,8 @@ pub struct Inbound {
     order: Vec<(u128, u32)>,
     /// Their order when they are all IPv4: [`v4_keys`] (kept for its capacity).
     order4: Vec<u64>,
+    /// Room for sorting `order4` (see [`sort_v4_keys`]).
+    radix: Vec<u64>,
 }
 
 fn family_of(f: Family) -> BgpFamily {
@@ -114,6 +116,7 @@ impl Inbound {
             pending: Vec::new(),
             order: Vec::new(),
             order4: Vec::new(),
+            radix: Vec::new(),
         }
     }
 
@@ -233,7 +236,7 @@ impl Inbound {
         let mut order = std::mem::take(&mut self.order);
         let mut order4 = std::mem::take(&mut self.order4);
         if v4_keys(&ops, &mut order4) {
-            order4.sort_unstable();
+            sort_v4_keys(&mut order4, &mut self.radix);
             apply_sorted(&mut sink, &mut ops, order4.len(), |k| {
                 (order4[k] & V4_POSITION) as usize
             });
@@ -503,6 +506,50 @@ fn v4_keys(ops: &[Pending], keys: &mut Vec<u64>) -> bool {
         keys.push(u64::from(addr) << 32 | u64::from(len) << 26 | i as u64);
     }
     true
+}
+
+/// Sorts [`v4_keys`] keys as `sort_unstable` would, with `scratch` as room: by least significant
+/// digit (10 bits) over the prefix bits, stably, so keys of one prefix keep their positions' order
+/// (the keys arrive in position order). A run's few thousand keys took pdqsort ~110 instructions
+/// each (callgrind); four counting passes take ~30.
+fn sort_v4_keys(keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
+    const DIGIT: u32 = 10;
+    if keys.len() < 256 {
+        keys.sort_unstable();
+        return;
+    }
+    debug_assert!(
+        keys.windows(2)
+            .all(|w| w[0] & V4_POSITION < w[1] & V4_POSITION)
+    );
+    scratch.clear();
+    scratch.resize(keys.len(), 0);
+    let mut shift = V4_POSITION.count_ones();
+    while shift < 64 {
+        let digit = |k: u64| ((k >> shift) & ((1 << DIGIT) - 1)) as usize;
+        let mut count = [0u32; 1 << DIGIT];
+        for &k in keys.iter() {
+            count[digit(k)] += 1;
+        }
+        // Every key with the same digit: this pass would not move any.
+        if count.contains(&(keys.len() as u32)) {
+            shift += DIGIT;
+            continue;
+        }
+        let mut at = 0;
+        for c in count.iter_mut() {
+            let n = *c;
+            *c = at;
+            at += n;
+        }
+        for &k in keys.iter() {
+            let d = digit(k);
+            scratch[count[d] as usize] = k;
+            count[d] += 1;
+        }
+        std::mem::swap(keys, scratch);
+        shift += DIGIT;
+    }
 }
 
 /// Applies `ops` in the order `at(0)`, `at(1)`, ... `at(n - 1)` (indices into `ops`), fetching the

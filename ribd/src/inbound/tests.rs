@@ -946,3 +946,29 @@ proptest::proptest! {
         proptest::prop_assert_eq!(c.updates, batch.len() as u64);
     }
 }
+
+proptest::proptest! {
+    /// The radix sort of a run's IPv4 keys orders them as a comparison sort does, over runs long
+    /// enough to take it, with prefixes repeated (ties keep their positions' order).
+    #[test]
+    fn ipv4_keys_sort_by_digits_as_by_comparison(
+        prefixes in proptest::collection::vec((0u32..4096, 0u8..=32), 256..1200),
+        spread in 0u32..=20,
+    ) {
+        let ops: Vec<super::Pending> = prefixes
+            .iter()
+            .map(|&(a, len)| super::Pending {
+                attrs: None,
+                path_id: 0,
+                reject: false,
+                prefix: IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(a << spread.min(20)), len).unwrap()),
+            })
+            .collect();
+        let mut keys = Vec::new();
+        proptest::prop_assert!(super::v4_keys(&ops, &mut keys));
+        let mut want = keys.clone();
+        want.sort_unstable();
+        super::sort_v4_keys(&mut keys, &mut Vec::new());
+        proptest::prop_assert_eq!(keys, want);
+    }
+}

@@ -499,10 +499,18 @@ impl Ctx<'_> {
         let kn = Key::new(&c, cfg);
         // A path's key, when the entry was selected with the reachability it has now (else the
         // entry is not an ordered one to extend).
-        let key = |i: usize| -> Option<Key> {
+        let read_key = |i: usize| -> Option<Key> {
             let p = s.at(i);
             let k = Key::new(&self.candidate(p)?, cfg);
             (k.reachable != (p.flags & flags::NH_DOWN != 0)).then_some(k)
+        };
+        // The best's key is read twice when it is also the last path's (a second path).
+        let mut best_key = None;
+        let mut key = |i: usize| -> Option<Key> {
+            match i {
+                0 => *best_key.get_or_insert_with(|| read_key(0)),
+                _ => read_key(i),
+            }
         };
         let loses_to = |k: Option<Key>, with_med: bool| {
             k.is_some_and(|k| decision::compare_keys(&k, &kn, cfg, with_med).0 == Ordering::Less)
