@@ -820,6 +820,22 @@ impl Sink<'_> {
         self.push(prefix, Some(entry));
     }
 
+    /// The delta of a prefix that did not forward and now forwards over `nh` alone.
+    fn forward_new(&mut self, prefix: IpNet, nh: IpAddr) {
+        self.fib_len[afi_index(prefix)] += 1;
+        let entry = FibEntry::Forward(FwdSet::new(self.intern_one(nh)));
+        self.push(prefix, Some(entry));
+    }
+
+    /// [`Sink::forward`] of one primary next-hop and one backup, each of weight 1.
+    fn forward_one(&mut self, prefix: IpNet, primary: IpAddr, backup: IpAddr) {
+        let entry = FibEntry::Forward(FwdSet {
+            primary: self.intern_one(primary),
+            backup: Some(self.intern_one(backup)),
+        });
+        self.push(prefix, Some(entry));
+    }
+
     fn push(&mut self, prefix: IpNet, entry: Option<FibEntry>) {
         self.stats.fib_deltas += 1;
         self.deltas.push(FibDelta { prefix, entry });
@@ -830,17 +846,7 @@ impl Sink<'_> {
     /// backups, a primary and a backup set by turns), and comparing with them is cheaper than
     /// hashing `k` (3-4% of the import path).
     fn intern(&mut self, k: &[FibNextHop]) -> NhSet {
-        let last = &mut *self.nhset_last;
-        if let Some(s) = &last[0]
-            && **s == *k
-        {
-            return s.clone();
-        }
-        if let Some(s) = &last[1]
-            && **s == *k
-        {
-            let s = s.clone();
-            last.swap(0, 1);
+        if let Some(s) = self.last_interned(|s| s == k) {
             return s;
         }
         let s = match self.nhsets.get(k) {
@@ -851,8 +857,38 @@ impl Sink<'_> {
                 s
             }
         };
+        let last = &mut *self.nhset_last;
         last[1] = last[0].replace(s.clone());
         s
+    }
+
+    /// [`Sink::intern`] of the set of `addr` alone (weight 1), compared with the last two sets
+    /// without building it first: a next-hop just built and read back at once made the CPU wait for
+    /// its bytes to reach the cache (about 5% of a second peer's import).
+    fn intern_one(&mut self, addr: IpAddr) -> NhSet {
+        let one = |s: &[FibNextHop]| matches!(s, [n] if n.weight == 1 && n.addr == addr);
+        match self.last_interned(one) {
+            Some(s) => s,
+            None => self.intern(&[FibNextHop { addr, weight: 1 }]),
+        }
+    }
+
+    /// The one of the last two sets given that `is` accepts (the latest first after this).
+    fn last_interned(&mut self, is: impl Fn(&[FibNextHop]) -> bool) -> Option<NhSet> {
+        let last = &mut *self.nhset_last;
+        if let Some(s) = &last[0]
+            && is(s)
+        {
+            return Some(s.clone());
+        }
+        if let Some(s) = &last[1]
+            && is(s)
+        {
+            let s = s.clone();
+            last.swap(0, 1);
+            return Some(s);
+        }
+        None
     }
 }
 
@@ -1566,7 +1602,11 @@ fn upsert<K: PrefixKey>(
         (e, true) => {
             *e = Paths::one(path);
             ctx.reselect(e);
-            sink.emit(k.into(), &Fwd::default(), ctx.forwarding(e));
+            match e.as_slice().at(0).attrs.next_hop() {
+                // The usual new prefix: a usable path with a next-hop forwards over it alone.
+                Some(nh) if e.multipath() == 1 => sink.forward_new(k.into(), nh),
+                _ => sink.emit(k.into(), &Fwd::default(), ctx.forwarding(e)),
+            }
             sink.best(k.into(), None, best_id(Some(e)));
         }
         (e, false) => {
@@ -1627,12 +1667,16 @@ fn upsert<K: PrefixKey>(
                         // The usual second path (a second peer's table): the primary set as it was,
                         // and the new path's next-hop as the backup, without comparing results.
                         let s = e.as_slice();
-                        let primary = match mp0 {
-                            1 => weighted(&[s.at(0)]),
-                            _ => weighted(&s.slice(..mp0).iter().collect::<SmallVec<[_; 8]>>()),
-                        };
-                        let backup = weighted(&[s.at(j)]);
-                        sink.forward(k.into(), &primary, &backup);
+                        let (best_nh, new_nh) =
+                            (s.at(0).attrs.next_hop(), s.at(j).attrs.next_hop());
+                        match (mp0, best_nh, new_nh) {
+                            (1, Some(p), Some(b)) => sink.forward_one(k.into(), p, b),
+                            _ => {
+                                let primary =
+                                    weighted(&s.slice(..mp0).iter().collect::<SmallVec<[_; 8]>>());
+                                sink.forward(k.into(), &primary, &weighted(&[s.at(j)]));
+                            }
+                        }
                     }
                     AddedChange::Maybe => {
                         let was: SmallVec<[PathRef<'_>; 8]> =
