@@ -717,18 +717,21 @@ fn backup_usable(p: PathRef<'_>, primary: PathSlice<'_>) -> bool {
 /// is not a local one, so neither result is a blackhole, and no path is outside the set, so
 /// neither has a backup): [`Ctx::forwarding`] before and after, reading each set once. Without
 /// link bandwidths the weights count the paths through each next-hop, so a joining path with a
-/// next-hop changes the result whenever there was one: only the result after is computed.
+/// next-hop changes the result whenever there was one: only the result after is made, from the
+/// next-hops ([`Sink::intern_counted`]).
 fn emit_joined(sink: &mut Sink<'_>, prefix: IpNet, e: &Paths, mp0: usize) {
-    let hops: SmallVec<[Hop; 8]> = e.as_slice().attrs().iter().map(|a| hop(a)).collect();
-    let before = &hops[..mp0.min(hops.len())];
-    let counted = hops.iter().all(|h| h.1.is_none());
-    if counted && hops.last().is_some_and(|h| h.0.is_some()) && before.iter().any(|h| h.0.is_some())
-    {
-        sink.forward(prefix, &weighted_hops(&hops), &[]);
-        return;
+    let attrs = e.as_slice().attrs();
+    if attrs.iter().all(|a| a.link_bandwidth().is_none()) {
+        let nhs: SmallVec<[Option<IpAddr>; 8]> = attrs.iter().map(|a| a.next_hop()).collect();
+        if nhs.last().is_some_and(Option::is_some) && nhs[..mp0].iter().any(Option::is_some) {
+            let set = sink.intern_counted(&nhs);
+            sink.push(prefix, Some(FibEntry::Forward(FwdSet::new(set))));
+            return;
+        }
     }
+    let hops: SmallVec<[Hop; 8]> = attrs.iter().map(|a| hop(a)).collect();
     let before = Fwd {
-        primary: weighted_hops(before),
+        primary: weighted_hops(&hops[..mp0.min(hops.len())]),
         ..Fwd::default()
     };
     let after = Fwd {
@@ -871,6 +874,29 @@ impl Sink<'_> {
             Some(s) => s,
             None => self.intern(&[FibNextHop { addr, weight: 1 }]),
         }
+    }
+
+    /// [`Sink::intern`] of the set forwarding over paths with the next-hops `nhs` and no link
+    /// bandwidth ([`weighted_hops`]: each next-hop weighted by its paths), compared with the last
+    /// two sets given before it is built: an ECMP table's prefixes forward over one set.
+    fn intern_counted(&mut self, nhs: &[Option<IpAddr>]) -> NhSet {
+        let counts = |s: &[FibNextHop]| {
+            let mut total = 0;
+            for n in s {
+                let c = nhs.iter().filter(|h| **h == Some(n.addr)).count();
+                if c as u32 != n.weight {
+                    return false;
+                }
+                total += c;
+            }
+            // Every next-hop is one of the set's (weights are distinct next-hops' counts).
+            total == nhs.iter().filter(|h| h.is_some()).count()
+        };
+        if let Some(s) = self.last_interned(counts) {
+            return s;
+        }
+        let hops: SmallVec<[Hop; 8]> = nhs.iter().map(|&nh| (nh, None)).collect();
+        self.intern(&weighted_hops(&hops))
     }
 
     /// The one of the last two sets given that `is` accepts (the latest first after this).
