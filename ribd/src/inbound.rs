@@ -207,10 +207,13 @@ impl Inbound {
         let mut ops = std::mem::take(&mut self.pending);
         for (i, u) in run.iter().enumerate() {
             if let Some(ahead) = run.get(i + PREFETCH_UPDATES) {
-                prefetch_update(ahead, false);
+                prefetch_update(ahead, Ahead::Lines);
             }
             if let Some(near) = run.get(i + PREFETCH_UPDATES / 2) {
-                prefetch_update(near, true);
+                prefetch_update(near, Ahead::Lists);
+            }
+            if let Some(next) = run.get(i + 1) {
+                prefetch_update(next, Ahead::Asns);
             }
             let mut sink = Collect {
                 rib: &mut *rib,
@@ -462,28 +465,45 @@ const V4_POSITION: u64 = (1 << 26) - 1;
 /// How many UPDATEs ahead of the one imported [`prefetch_update`] starts loading the next ones.
 const PREFETCH_UPDATES: usize = 4;
 
-/// Starts loading what importing `u` reads first: the UPDATE itself, whose fields span several
-/// cache lines (decoded on a session thread, it is not in this core's cache), or with `nested`
-/// (its own lines loaded a few UPDATEs earlier) its NLRI list and AS path. Importing read them
-/// one miss after the other (7% of the four-peer import path, in `import_into`).
-fn prefetch_update(u: &Update, nested: bool) {
+/// Starts loading what importing `u` reads, one level of pointers per call as the UPDATE comes
+/// nearer (decoded on a session thread, none of it is in this core's cache): `Lines`, the UPDATE
+/// itself, whose fields span several cache lines; `Lists` (its own lines loaded a few UPDATEs
+/// earlier), its NLRI list, AS path segments and communities; `Asns` (the segments loaded), the
+/// first segment's AS numbers. Importing read them one miss after the other (7% of the four-peer
+/// import path, in `import_into`), and reading the segments to find the AS numbers in the same
+/// call as their prefetch waited for them.
+fn prefetch_update(u: &Update, level: Ahead) {
     use crate::rib::table::prefetch;
-    if !nested {
-        let p = (u as *const Update).cast::<u8>();
-        let mut line = 0;
-        while line < std::mem::size_of::<Update>() {
-            prefetch(p.wrapping_add(line));
-            line += 64;
+    match level {
+        Ahead::Lines => {
+            let p = (u as *const Update).cast::<u8>();
+            let mut line = 0;
+            while line < std::mem::size_of::<Update>() {
+                prefetch(p.wrapping_add(line));
+                line += 64;
+            }
         }
-        return;
-    }
-    prefetch(u.nlri.as_ptr().cast());
-    if let Some(path) = &u.attrs.as_path {
-        prefetch(path.segments.as_ptr().cast());
-        if let Some(s) = path.segments.first() {
-            prefetch(s.asns.as_ptr().cast());
+        Ahead::Lists => {
+            prefetch(u.nlri.as_ptr().cast());
+            prefetch(u.attrs.communities.as_ptr().cast());
+            if let Some(path) = &u.attrs.as_path {
+                prefetch(path.segments.as_ptr().cast());
+            }
+        }
+        Ahead::Asns => {
+            if let Some(s) = u.attrs.as_path.as_ref().and_then(|p| p.segments.first()) {
+                prefetch(s.asns.as_ptr().cast());
+            }
         }
     }
+}
+
+/// How far [`prefetch_update`] goes into an UPDATE.
+#[derive(Clone, Copy)]
+enum Ahead {
+    Lines,
+    Lists,
+    Asns,
 }
 
 /// One sort key per operation of a run of IPv4 operations (false, and `keys` left in any state,
