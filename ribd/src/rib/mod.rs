@@ -723,7 +723,9 @@ fn emit_joined(sink: &mut Sink<'_>, prefix: IpNet, e: &Paths, mp0: usize) {
     let attrs = e.as_slice().attrs();
     if attrs.iter().all(|a| a.link_bandwidth().is_none()) {
         let nhs: SmallVec<[Option<IpAddr>; 8]> = attrs.iter().map(|a| a.next_hop()).collect();
-        if nhs.last().is_some_and(Option::is_some) && nhs[..mp0].iter().any(Option::is_some) {
+        if nhs.last().is_some_and(Option::is_some)
+            && nhs[..mp0.min(nhs.len())].iter().any(Option::is_some)
+        {
             let set = sink.intern_counted(&nhs);
             sink.push(prefix, Some(FibEntry::Forward(FwdSet::new(set))));
             return;
