@@ -305,7 +305,7 @@ impl AsPathSlice {
     fn one_sequence(&self) -> Option<(u32, u32)> {
         match self.words {
             [h, first, ..]
-                if h >> 24 == SegmentKind::Sequence as u32
+                if h >> 24 == SegmentKind::Sequence.code()
                     && (h & 0x00FF_FFFF) as usize + 1 == self.words.len() =>
             {
                 Some((h & 0x00FF_FFFF, first))

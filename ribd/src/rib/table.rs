@@ -1172,8 +1172,8 @@ pub trait PrefixKey: Copy + Eq + std::hash::Hash + Ord + std::fmt::Debug + Into<
     fn guess(&self, len: usize) -> usize {
         len / 2
     }
-    /// An integer ordered as `Self` is (address, then length): the bucket search compares these
-    /// (the derived order compares the address byte by byte).
+    /// A value ordered as `Self` is (address, then length), made of integers: the bucket search
+    /// compares these (the derived order compares the address byte by byte).
     type Order: Ord + Copy;
     fn order(&self) -> Self::Order;
 }
