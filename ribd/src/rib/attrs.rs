@@ -499,6 +499,23 @@ mod flag {
     pub const RARE: u16 = 1 << 8;
 }
 
+/// What best-path selection reads of a set ([`Attrs::for_selection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectionAttrs {
+    pub next_hop: Option<IpAddr>,
+    pub origin: Origin,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub weight: u32,
+    /// [`AsPathSlice::selection_len`].
+    pub as_path_len: u32,
+    /// [`AsPathSlice::neighbor_as`].
+    pub neighbor_as: Option<u32>,
+    pub originator_id: Option<Ipv4Addr>,
+    /// Entries of the CLUSTER_LIST.
+    pub cluster_len: u32,
+}
+
 /// The attributes every set has a place for, borrowed, to build a set in one allocation
 /// ([`Attrs::new`]) or read them all at once ([`Attrs::common`]).
 #[derive(Debug, Clone, Copy)]
@@ -930,6 +947,51 @@ impl Attrs {
     pub fn with_next_hop(mut self, v: Option<IpAddr>) -> Self {
         self.set_next_hop(v);
         self
+    }
+
+    /// What best-path selection reads of the set, in one pass over its header and words (reading
+    /// each through its own accessor found the words, and the rare attributes, again every time).
+    #[inline]
+    pub fn for_selection(&self) -> SelectionAttrs {
+        let f = self.flags();
+        let w = self.words();
+        let (next_hop, mut i) = match (f & flag::NH) >> flag::NH_SHIFT {
+            0 => (None, 0),
+            1 => (Some(IpAddr::V4(Ipv4Addr::from(w[0]))), 1),
+            _ => {
+                let b = (u128::from(w[0]) << 96)
+                    | (u128::from(w[1]) << 64)
+                    | (u128::from(w[2]) << 32)
+                    | u128::from(w[3]);
+                (Some(IpAddr::V6(Ipv6Addr::from(b))), 4)
+            }
+        };
+        let mut take = |bit: u16| {
+            (f & bit != 0).then(|| {
+                i += 1;
+                w[i - 1]
+            })
+        };
+        let med = take(flag::MED);
+        let local_pref = take(flag::LOCAL_PREF);
+        let weight = take(flag::WEIGHT).unwrap_or(0);
+        let path = AsPathSlice::from_words(&w[i..i + self.header().path_len as usize]);
+        let (as_path_len, neighbor_as) = path.selection_len_and_neighbor();
+        let (originator_id, cluster_len) = match self.rare() {
+            Some(r) => (r.originator_id, r.cluster_list.len() as u32),
+            None => (None, 0),
+        };
+        SelectionAttrs {
+            next_hop,
+            origin: origin_of(f),
+            med,
+            local_pref,
+            weight,
+            as_path_len,
+            neighbor_as,
+            originator_id,
+            cluster_len,
+        }
     }
 
     /// The word index of a fixed attribute stored under `bit` (MED, LOCAL_PREF, weight).

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::attrs::{Attrs, Origin};
+use super::attrs::{Attrs, Origin, SelectionAttrs};
 
 /// How a route was learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -188,29 +188,33 @@ pub struct Key {
 
 impl Key {
     pub fn new(c: &Candidate<'_>, cfg: &DecisionConfig) -> Key {
-        let a = c.attrs;
-        let (as_path_len, neighbor_as) = a.as_path().selection_len_and_neighbor();
-        let (med, local_pref, weight) = a.med_local_pref_weight();
+        Key::with_attrs(c, &c.attrs.for_selection(), cfg)
+    }
+
+    /// [`Key::new`] with what selection reads of the candidate's set read already (`s`, of
+    /// `c.attrs`: a caller that needed its next-hop first reads the set once).
+    #[inline]
+    pub fn with_attrs(c: &Candidate<'_>, s: &SelectionAttrs, cfg: &DecisionConfig) -> Key {
         Key {
             reachable: c.reachable,
             llgr_stale: c.llgr_stale,
             local: c.peer.kind == PeerKind::Local,
             external: c.peer.is_external(),
-            origin: a.origin(),
-            weight,
-            local_pref: local_pref.unwrap_or(cfg.default_local_pref),
-            as_path_len,
-            med: med.unwrap_or(if cfg.med_missing_as_worst {
+            origin: s.origin,
+            weight: s.weight,
+            local_pref: s.local_pref.unwrap_or(cfg.default_local_pref),
+            as_path_len: s.as_path_len,
+            med: s.med.unwrap_or(if cfg.med_missing_as_worst {
                 u32::MAX
             } else {
                 0
             }),
-            neighbor_as,
-            group: neighbor_as.unwrap_or(c.peer.local_as),
+            neighbor_as: s.neighbor_as,
+            group: s.neighbor_as.unwrap_or(c.peer.local_as),
             igp_cost: c.igp_cost,
             seq: c.seq,
-            router_id: u32::from(a.originator_id().unwrap_or(c.peer.router_id)),
-            cluster_len: a.cluster_list().len() as u32,
+            router_id: u32::from(s.originator_id.unwrap_or(c.peer.router_id)),
+            cluster_len: s.cluster_len,
             peer_addr: c.peer.addr,
             path_id: c.path_id,
         }

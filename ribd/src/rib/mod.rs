@@ -332,8 +332,14 @@ impl Ctx<'_> {
     }
 
     fn candidate<'p>(&'p self, p: PathRef<'p>) -> Option<Candidate<'p>> {
+        self.candidate_with(p, p.attrs.next_hop())
+    }
+
+    /// [`Ctx::candidate`] of `p` whose set's next-hop is `nh`.
+    #[inline]
+    fn candidate_with<'p>(&'p self, p: PathRef<'p>, nh: Option<IpAddr>) -> Option<Candidate<'p>> {
         let peer = self.peers.get(p.peer as usize)?.as_ref()?;
-        let nh = self.nh_state(p.attrs.next_hop());
+        let nh = self.nh_state(nh);
         Some(Candidate {
             peer,
             attrs: p.attrs,
@@ -343,6 +349,23 @@ impl Ctx<'_> {
             seq: u32::from(p.rank),
             path_id: p.path_id,
         })
+    }
+
+    /// The candidate of `p` and its key, its set read once ([`Attrs::for_selection`]).
+    #[inline]
+    fn candidate_key<'p>(&'p self, p: PathRef<'p>) -> Option<(Candidate<'p>, Key)> {
+        let s = p.attrs.for_selection();
+        let c = self.candidate_with(p, s.next_hop)?;
+        Some((c, Key::with_attrs(&c, &s, self.cfg)))
+    }
+
+    /// The key of `p` with the arrival rank `seq`.
+    #[inline]
+    fn key(&self, p: PathRef<'_>, seq: u32) -> Option<Key> {
+        let s = p.attrs.for_selection();
+        let mut c = self.candidate_with(p, s.next_hop)?;
+        c.seq = seq;
+        Some(Key::with_attrs(&c, &s, self.cfg))
     }
 
     /// Whether replacing the path `old` by `new` (same peer and path id) leaves the entry's order,
@@ -382,14 +405,14 @@ impl Ctx<'_> {
         let mut cands: SmallVec<[Candidate<'_>; 8]> = SmallVec::new();
         let mut keys: SmallVec<[Key; 8]> = SmallVec::new();
         for p in e.iter() {
-            let Some(c) = self.candidate(p) else {
+            let Some((c, k)) = self.candidate_key(p) else {
                 // A path of an unknown peer cannot happen (peers are removed with their paths);
                 // stay safe.
                 drop(cands);
                 e.set_multipath(0);
                 return;
             };
-            keys.push(Key::new(&c, self.cfg));
+            keys.push(k);
             cands.push(c);
         }
         let sel = decision::select_keys(&cands, &keys, self.cfg);
@@ -417,17 +440,15 @@ impl Ctx<'_> {
         }
         let mut keys: SmallVec<[Key; 8]> = SmallVec::new();
         for p in s.iter() {
-            let k = Key::new(&self.candidate(p)?, self.cfg);
+            let k = self.key(p, u32::from(p.rank))?;
             if k.reachable == (p.flags & flags::NH_DOWN != 0) {
                 // The entry was selected with other reachability: not an ordered entry to extend.
                 return None;
             }
             keys.push(k);
         }
-        let mut c = self.candidate(new.view())?;
         // It will be the newest path: after every rank there.
-        c.seq = u32::MAX;
-        let kn = Key::new(&c, self.cfg);
+        let kn = self.key(new.view(), u32::MAX)?;
         let best = s.at(0);
         let max = decision::max_paths(self.peers.get(best.peer as usize)?.as_ref()?, self.cfg);
         let admits = || decision::eligible_keys(best.attrs, &keys[0], &new.attrs, &kn, self.cfg);
@@ -494,22 +515,22 @@ impl Ctx<'_> {
         if groups[..mp.min(n)].iter().any(|&g| g != best_group) {
             return None;
         }
-        let mut c = self.candidate(new.view())?;
-        c.seq = u32::MAX;
-        let kn = Key::new(&c, cfg);
+        let kn = self.key(new.view(), u32::MAX)?;
         // A path's key, when the entry was selected with the reachability it has now (else the
         // entry is not an ordered one to extend).
         let read_key = |i: usize| -> Option<Key> {
             let p = s.at(i);
-            let k = Key::new(&self.candidate(p)?, cfg);
+            let k = self.key(p, u32::from(p.rank))?;
             (k.reachable != (p.flags & flags::NH_DOWN != 0)).then_some(k)
         };
-        // The best's key is read twice when it is also the last path's (a second path).
-        let mut best_key = None;
+        // The last path's key is read again for admission when every path is a member, and it
+        // is the best's for a second path.
+        let mut last_key = None;
         let mut key = |i: usize| -> Option<Key> {
-            match i {
-                0 => *best_key.get_or_insert_with(|| read_key(0)),
-                _ => read_key(i),
+            if i + 1 == n {
+                *last_key.get_or_insert_with(|| read_key(i))
+            } else {
+                read_key(i)
             }
         };
         let loses_to = |k: Option<Key>, with_med: bool| {
@@ -530,11 +551,16 @@ impl Ctx<'_> {
         }
         let best = s.at(0);
         let max = decision::max_paths(self.peers.get(best.peer as usize)?.as_ref()?, cfg);
+        // When every path is a member, the last one stands for the best: members tie with the best
+        // through the IGP cost by equal values (in one MED group here), are as external as it and
+        // have its AS path (no `as-path-relax` here), so a path is eligible with the one iff with
+        // the other; and the last path's key was read already.
+        let anchor = if mp == n { n - 1 } else { 0 };
         let admitted = mp > 0
             && mp < max
             && (kn.neighbor_as.is_none() || kn.group == best_group)
-            && match key(0) {
-                Some(kb) => decision::eligible_keys(best.attrs, &kb, &new.attrs, &kn, cfg),
+            && match key(anchor) {
+                Some(ka) => decision::eligible_keys(s.at(anchor).attrs, &ka, &new.attrs, &kn, cfg),
                 None => return Some(None),
             };
         Some(if !admitted {

@@ -777,6 +777,37 @@ proptest! {
     }
 }
 
+/// [`ecmp_attrs_strategy`] with AS paths of one neighbouring AS and one length that differ after
+/// it (paths that tie through the IGP cost but may not share a multipath set), and a longer one.
+fn ecmp_varied_attrs_strategy() -> impl Strategy<Value = Attrs> {
+    (ecmp_attrs_strategy(), 0..3usize).prop_map(|(a, path)| {
+        let asns = [
+            vec![64500, 15169],
+            vec![64500, 3356],
+            vec![64500, 3356, 15169],
+        ];
+        a.with_as_path(AsPath::sequence(asns[path].clone()))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// [`Ctx::joins_last_by_groups`] where multipath sets form and paths that tie through the IGP
+    /// cost may have other AS paths: a path is admitted to a set whose every path is a member
+    /// by comparing it with the last member instead of the best, which must be the same answer.
+    #[test]
+    fn a_path_joining_the_multipath_set_by_its_group_is_what_full_reselection_gives(
+        opts in grouped_config_strategy(),
+        sets in prop::collection::vec(ecmp_varied_attrs_strategy(), 8),
+        ops in prop::collection::vec(ecmp_op_strategy().prop_map(|op| (op, true)), 1..60),
+    ) {
+        check_added_paths(opts, &sets, &ops, |ctx, e, path| {
+            ctx.joins_last_by_groups(e, path).flatten()
+        })?;
+    }
+}
+
 /// [`op_strategy`] with most announcements from the eBGP peers (the ones whose paths may share
 /// a multipath set), so that entries whose every path is a member are common.
 fn ecmp_op_strategy() -> impl Strategy<Value = Op> {

@@ -480,6 +480,31 @@ proptest::proptest! {
         proptest::prop_assert_eq!(p.neighbor_as(), neighbor);
     }
 
+    /// What selection reads in one pass is what the accessors read one by one, for any set.
+    #[test]
+    fn selection_reads_what_the_accessors_read(edits in proptest::collection::vec(edit(), 0..24)) {
+        let mut a = Attrs::default();
+        let mut m = Model::default();
+        for e in &edits {
+            apply(e, &mut a, &mut m);
+            let (med, local_pref, weight) = a.med_local_pref_weight();
+            let (as_path_len, neighbor_as) = a.as_path().selection_len_and_neighbor();
+            let want = SelectionAttrs {
+                next_hop: a.next_hop(),
+                origin: a.origin(),
+                med,
+                local_pref,
+                weight,
+                as_path_len,
+                neighbor_as,
+                originator_id: a.originator_id(),
+                cluster_len: a.cluster_list().len() as u32,
+            };
+            proptest::prop_assert_eq!(a.for_selection(), want, "after {:?}", e);
+            proptest::prop_assert_eq!((med, local_pref, weight), (m.med, m.local_pref, m.weight));
+        }
+    }
+
     /// Any sequence of changes reads back as the model says, and the set is equal to (and hashes
     /// like, and interns to the same block as) the same attributes built in one go: equality and
     /// hashing see content only, however the block was arrived at (in place or rebuilt).
