@@ -29,7 +29,7 @@ mod common;
 
 /// The daemon's allocator (see `ribd/src/main.rs`), so the stages are timed as the daemon runs them.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: ribd::alloc::Mimalloc = ribd::alloc::Mimalloc;
 
 const CONFIG: &str = r#"
 router-id = "10.255.0.1"

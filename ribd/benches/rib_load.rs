@@ -61,7 +61,7 @@ fn usable(p: *const u8) -> isize {
 // SAFETY: forwards to mimalloc (the daemon's allocator) and only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = unsafe { mimalloc::MiMalloc.alloc(l) };
+        let p = unsafe { ribd::alloc::Mimalloc.alloc(l) };
         if !p.is_null() {
             LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
             CHUNKS.fetch_add(usable(p), Ordering::Relaxed);
@@ -73,11 +73,11 @@ unsafe impl GlobalAlloc for Counting {
         LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
         CHUNKS.fetch_sub(usable(p), Ordering::Relaxed);
         COUNT.fetch_sub(1, Ordering::Relaxed);
-        unsafe { mimalloc::MiMalloc.dealloc(p, l) }
+        unsafe { ribd::alloc::Mimalloc.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         let was = usable(p);
-        let q = unsafe { mimalloc::MiMalloc.realloc(p, l, n) };
+        let q = unsafe { ribd::alloc::Mimalloc.realloc(p, l, n) };
         if !q.is_null() {
             LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
             CHUNKS.fetch_add(usable(q) - was, Ordering::Relaxed);

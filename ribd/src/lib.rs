@@ -12,6 +12,8 @@
 pub mod acl;
 #[cfg(feature = "daemon")]
 pub mod adj_out;
+#[cfg(feature = "daemon")]
+pub mod alloc;
 pub mod api;
 #[cfg(feature = "daemon")]
 pub mod config;

@@ -13,8 +13,10 @@ use clap::{Parser, Subcommand};
 /// --bench rib_load` (whose counting allocator wraps the same allocator), import path, M
 /// prefix-paths per CPU-second, glibc → mimalloc run alternately: one peer 2.29 → 2.85, the
 /// same table again 3.27 → 4.04, four peers 1.86 → 2.02, 4-way ECMP 1.18 → 1.30.
+/// (Through [`ribd::alloc::Mimalloc`], which asks mimalloc's plain entry points for the alignments
+/// every block has.)
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: ribd::alloc::Mimalloc = ribd::alloc::Mimalloc;
 
 #[derive(Debug, Parser)]
 #[command(
