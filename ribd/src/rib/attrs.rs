@@ -582,6 +582,22 @@ fn fixed_words(flags: u16) -> usize {
         + usize::from(flags & flag::WEIGHT != 0)
 }
 
+/// MED, LOCAL_PREF and weight of a set with the flags `f` and the words `w`, the first of them
+/// (those present) at `i`, which is left after them.
+#[inline]
+fn med_local_pref_weight_at(f: u16, w: &[u32], i: &mut usize) -> (Option<u32>, Option<u32>, u32) {
+    let mut take = |bit: u16| {
+        (f & bit != 0).then(|| {
+            *i += 1;
+            w[*i - 1]
+        })
+    };
+    let med = take(flag::MED);
+    let local_pref = take(flag::LOCAL_PREF);
+    let weight = take(flag::WEIGHT).unwrap_or(0);
+    (med, local_pref, weight)
+}
+
 fn origin_code(o: Origin) -> u16 {
     o as u16
 }
@@ -955,7 +971,7 @@ impl Attrs {
     pub fn for_selection(&self) -> SelectionAttrs {
         let f = self.flags();
         let w = self.words();
-        let (next_hop, mut i) = match (f & flag::NH) >> flag::NH_SHIFT {
+        let (next_hop, mut i): (_, usize) = match (f & flag::NH) >> flag::NH_SHIFT {
             0 => (None, 0),
             1 => (Some(IpAddr::V4(Ipv4Addr::from(w[0]))), 1),
             _ => {
@@ -966,15 +982,7 @@ impl Attrs {
                 (Some(IpAddr::V6(Ipv6Addr::from(b))), 4)
             }
         };
-        let mut take = |bit: u16| {
-            (f & bit != 0).then(|| {
-                i += 1;
-                w[i - 1]
-            })
-        };
-        let med = take(flag::MED);
-        let local_pref = take(flag::LOCAL_PREF);
-        let weight = take(flag::WEIGHT).unwrap_or(0);
+        let (med, local_pref, weight) = med_local_pref_weight_at(f, w, &mut i);
         let path = AsPathSlice::from_words(&w[i..i + self.header().path_len as usize]);
         let (as_path_len, neighbor_as) = path.selection_len_and_neighbor();
         let (originator_id, cluster_len) = match self.rare() {
@@ -1015,18 +1023,7 @@ impl Attrs {
     #[inline]
     pub fn med_local_pref_weight(&self) -> (Option<u32>, Option<u32>, u32) {
         let f = self.flags();
-        let w = self.words();
-        let mut i = nh_words(f);
-        let mut take = |bit: u16| {
-            (f & bit != 0).then(|| {
-                i += 1;
-                w[i - 1]
-            })
-        };
-        let med = take(flag::MED);
-        let local_pref = take(flag::LOCAL_PREF);
-        let weight = take(flag::WEIGHT).unwrap_or(0);
-        (med, local_pref, weight)
+        med_local_pref_weight_at(f, self.words(), &mut nh_words(f))
     }
 
     #[inline]
