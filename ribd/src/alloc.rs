@@ -3,10 +3,11 @@
 //!
 //! The `mimalloc` crate's allocator passes every request to mimalloc's aligned entry points. Their
 //! fast path only covers small blocks that happen to be aligned; a larger block (a table bucket
-//! growing past 1 KiB, a batch's delta vector) or an empty page takes the generic path, about 40
-//! instructions per prefix-path on the import path. Every mimalloc block is aligned to at least
-//! 8 bytes (its size classes are multiples of the word), which is all nearly every Rust type asks
-//! for; the rest still goes through the aligned entry points.
+//! growing past 1 KiB, a batch's delta vector) or an empty page takes the generic path. Every
+//! mimalloc block is aligned to at least 8 bytes (its size classes are multiples of the word),
+//! which is all nearly every Rust type asks for; the rest still goes through the aligned entry
+//! points. On `rib_load`'s import path this saved about 1% of the instructions for 4-way ECMP and
+//! none measurable from four peers (callgrind).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
