@@ -582,6 +582,22 @@ fn fixed_words(flags: u16) -> usize {
         + usize::from(flags & flag::WEIGHT != 0)
 }
 
+/// The next-hop of a set with the flags `f` and the words `w` (its first words).
+#[inline]
+fn next_hop_of(f: u16, w: &[u32]) -> Option<IpAddr> {
+    match (f & flag::NH) >> flag::NH_SHIFT {
+        0 => None,
+        1 => Some(IpAddr::V4(Ipv4Addr::from(w[0]))),
+        _ => {
+            let b = (u128::from(w[0]) << 96)
+                | (u128::from(w[1]) << 64)
+                | (u128::from(w[2]) << 32)
+                | u128::from(w[3]);
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+    }
+}
+
 /// MED, LOCAL_PREF and weight of a set with the flags `f` and the words `w`, the first of them
 /// (those present) at `i`, which is left after them.
 #[inline]
@@ -929,18 +945,7 @@ impl Attrs {
     /// BGP next-hop (IPv4 NEXT_HOP or the global MP_REACH next-hop); `None` for local routes.
     #[inline]
     pub fn next_hop(&self) -> Option<IpAddr> {
-        let w = self.words();
-        match (self.flags() & flag::NH) >> flag::NH_SHIFT {
-            0 => None,
-            1 => Some(IpAddr::V4(Ipv4Addr::from(w[0]))),
-            _ => {
-                let b = (u128::from(w[0]) << 96)
-                    | (u128::from(w[1]) << 64)
-                    | (u128::from(w[2]) << 32)
-                    | u128::from(w[3]);
-                Some(IpAddr::V6(Ipv6Addr::from(b)))
-            }
-        }
+        next_hop_of(self.flags(), self.words())
     }
 
     pub fn set_next_hop(&mut self, v: Option<IpAddr>) {
@@ -971,17 +976,8 @@ impl Attrs {
     pub fn for_selection(&self) -> SelectionAttrs {
         let f = self.flags();
         let w = self.words();
-        let (next_hop, mut i): (_, usize) = match (f & flag::NH) >> flag::NH_SHIFT {
-            0 => (None, 0),
-            1 => (Some(IpAddr::V4(Ipv4Addr::from(w[0]))), 1),
-            _ => {
-                let b = (u128::from(w[0]) << 96)
-                    | (u128::from(w[1]) << 64)
-                    | (u128::from(w[2]) << 32)
-                    | u128::from(w[3]);
-                (Some(IpAddr::V6(Ipv6Addr::from(b))), 4)
-            }
-        };
+        let next_hop = next_hop_of(f, w);
+        let mut i = nh_words(f);
         let (med, local_pref, weight) = med_local_pref_weight_at(f, w, &mut i);
         let path = AsPathSlice::from_words(&w[i..i + self.header().path_len as usize]);
         let (as_path_len, neighbor_as) = path.selection_len_and_neighbor();

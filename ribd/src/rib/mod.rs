@@ -362,10 +362,7 @@ impl Ctx<'_> {
     /// The key of `p` with the arrival rank `seq`.
     #[inline]
     fn key(&self, p: PathRef<'_>, seq: u32) -> Option<Key> {
-        let s = p.attrs.for_selection();
-        let mut c = self.candidate_with(p, s.next_hop)?;
-        c.seq = seq;
-        Some(Key::with_attrs(&c, &s, self.cfg))
+        self.candidate_key(p).map(|(_, k)| Key { seq, ..k })
     }
 
     /// Whether replacing the path `old` by `new` (same peer and path id) leaves the entry's order,
