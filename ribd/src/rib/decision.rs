@@ -485,13 +485,30 @@ pub fn multipath_eligible(best: &Candidate<'_>, c: &Candidate<'_>, cfg: &Decisio
 /// [`multipath_eligible`] with both keys built already (`kb` of the best path's attributes `best`,
 /// `kc` of the candidate's `c`).
 pub fn eligible_keys(best: &Attrs, kb: &Key, c: &Attrs, kc: &Key, cfg: &DecisionConfig) -> bool {
+    let (_, step) = compare_keys(kb, kc, cfg, kb.med_comparable(kc, cfg));
+    eligible_after(best, kb, c, kc, cfg, step)
+}
+
+/// [`eligible_keys`] with the keys compared already: `step` is where `compare_keys(kb, kc, cfg,
+/// with_med)` told them apart, `with_med` as [`Key::med_comparable`] says for them.
+pub fn eligible_after(
+    best: &Attrs,
+    kb: &Key,
+    c: &Attrs,
+    kc: &Key,
+    cfg: &DecisionConfig,
+    step: Step,
+) -> bool {
+    debug_assert_eq!(
+        compare_keys(kb, kc, cfg, kb.med_comparable(kc, cfg)).1,
+        step
+    );
     if !kc.reachable || kc.local || kb.local {
         return false;
     }
     if kb.external != kc.external {
         return false;
     }
-    let (_, step) = compare_keys(kb, kc, cfg, kb.med_comparable(kc, cfg));
     if step <= Step::MULTIPATH_LAST {
         return false;
     }

@@ -189,6 +189,8 @@ pub struct Rib {
     nhsets: HashSet<NhSet, FxBuildHasher>,
     /// The two sets [`Sink::intern`] gave last, the latest first (see there).
     nhset_last: [Option<NhSet>; 2],
+    /// The set [`emit_joined`] gave last for paths that forward to their peers.
+    peer_set: PeerSetMemo,
     nhsets_gc_at: usize,
     v4: Table<Ipv4Net>,
     v6: Table<Ipv6Net>,
@@ -457,17 +459,20 @@ impl Ctx<'_> {
         )
     }
 
-    /// [`flags::PEER_AS`] for a path of `peer` with the set `a` (reads the set's AS path).
-    fn peer_as_flag(&self, peer: PeerId, a: &Attrs) -> u8 {
+    /// The internal flags ([`flags::INTERNAL`]) of a path of `peer` with the set `a`, whose
+    /// next-hop is `nh` (reads the set's AS path, and its rare attributes when it has some).
+    fn stored_flags(&self, peer: PeerId, a: &Attrs, nh: Option<IpAddr>) -> u8 {
         let Some(info) = self.peers.get(peer as usize).and_then(|p| p.as_ref()) else {
             return 0;
         };
-        let group = a.as_path().neighbor_as().unwrap_or(info.local_as);
-        if group == info.remote_as {
-            flags::PEER_AS
-        } else {
-            0
+        let mut f = 0;
+        if a.as_path().neighbor_as().unwrap_or(info.local_as) == info.remote_as {
+            f |= flags::PEER_AS;
         }
+        if nh == Some(info.addr) && a.link_bandwidth().is_none() {
+            f |= flags::NH_PEER;
+        }
+        f
     }
 
     /// The MED group of path `i` of `s` when its [`flags::PEER_AS`] says it is its peer's remote
@@ -530,16 +535,24 @@ impl Ctx<'_> {
                 read_key(i)
             }
         };
-        let loses_to = |k: Option<Key>, with_med: bool| {
-            k.is_some_and(|k| decision::compare_keys(&k, &kn, cfg, with_med).0 == Ordering::Less)
+        // The step at which the path `k` beats the new one, if it does.
+        let beats = |k: Option<Key>, with_med: bool| {
+            let (o, step) = decision::compare_keys(&k?, &kn, cfg, with_med);
+            (o == Ordering::Less).then_some(step)
         };
         let last_group = groups[n - 1];
+        // How the last path beat the new one with MED, when that was compared.
+        let mut last_step = None;
         let last = if !groups.contains(&kn.group) {
             let leader = groups.iter().position(|&g| g == last_group)?;
-            loses_to(key(leader), false)
+            beats(key(leader), false).is_some()
         } else if kn.group == last_group {
-            loses_to(key(n - 1), true)
-                && (last_group != best_group || mp == 0 || mp == n || loses_to(key(mp - 1), true))
+            last_step = beats(key(n - 1), true);
+            last_step.is_some()
+                && (last_group != best_group
+                    || mp == 0
+                    || mp == n
+                    || beats(key(mp - 1), true).is_some())
         } else {
             false
         };
@@ -552,13 +565,20 @@ impl Ctx<'_> {
         // through the IGP cost by equal values (in one MED group here), are as external as it and
         // have its AS path (no `as-path-relax` here), so a path is eligible with the one iff with
         // the other; and the last path's key was read already.
+        // Its comparison with the new path was made already when that was with MED, in its group
+        // (what eligibility compares with: the anchor's group is the new path's then).
         let anchor = if mp == n { n - 1 } else { 0 };
         let admitted = mp > 0
             && mp < max
             && (kn.neighbor_as.is_none() || kn.group == best_group)
-            && match key(anchor) {
-                Some(ka) => decision::eligible_keys(s.at(anchor).attrs, &ka, &new.attrs, &kn, cfg),
-                None => return Some(None),
+            && match (key(anchor), last_step.filter(|_| anchor + 1 == n)) {
+                (Some(ka), Some(step)) => {
+                    decision::eligible_after(s.at(anchor).attrs, &ka, &new.attrs, &kn, cfg, step)
+                }
+                (Some(ka), None) => {
+                    decision::eligible_keys(s.at(anchor).attrs, &ka, &new.attrs, &kn, cfg)
+                }
+                (None, _) => return Some(None),
             };
         Some(if !admitted {
             Some(Added::Behind(kn.reachable))
@@ -741,18 +761,50 @@ fn backup_usable(p: PathRef<'_>, primary: PathSlice<'_>) -> bool {
 /// neither has a backup): [`Ctx::forwarding`] before and after, reading each set once. Without
 /// link bandwidths the weights count the paths through each next-hop, so a joining path with a
 /// next-hop changes the result whenever there was one: only the result after is made, from the
-/// next-hops ([`Sink::intern_counted`]).
-fn emit_joined(sink: &mut Sink<'_>, prefix: IpNet, e: &Paths, mp0: usize) {
-    let attrs = e.as_slice().attrs();
-    if attrs.iter().all(|a| a.link_bandwidth().is_none()) {
-        let nhs: SmallVec<[Option<IpAddr>; 8]> = attrs.iter().map(|a| a.next_hop()).collect();
-        if nhs.last().is_some_and(Option::is_some)
-            && nhs[..mp0.min(nhs.len())].iter().any(Option::is_some)
-        {
-            let set = sink.intern_counted(&nhs);
-            sink.push(prefix, Some(FibEntry::Forward(FwdSet::new(set))));
-            return;
+/// next-hops ([`Sink::intern_counted`]). When every path forwards to its peer
+/// ([`flags::NH_PEER`], the eBGP rule) the next-hops are the peers' addresses, and no set is
+/// read: the members other than the newest were read before this entry's last change, and with
+/// many prefixes their sets are out of the cache by now.
+fn emit_joined(sink: &mut Sink<'_>, ctx: &Ctx<'_>, prefix: IpNet, e: &Paths, mp0: usize) {
+    let s = e.as_slice();
+    let attrs = s.attrs();
+    let by_peers = s.all_nh_peer();
+    if by_peers
+        && let Some(set) = &sink.peer_set.set
+        && s.peers().eq(sink.peer_set.peers.iter().copied())
+    {
+        debug_assert!(**set == *weighted(&s.iter().collect::<SmallVec<[_; 8]>>()));
+        let set = set.clone();
+        sink.push(prefix, Some(FibEntry::Forward(FwdSet::new(set))));
+        return;
+    }
+    let nhs: Option<SmallVec<[Option<IpAddr>; 8]>> = if by_peers {
+        s.iter()
+            .map(|p| {
+                let addr = ctx.peers.get(p.peer as usize)?.as_ref()?.addr;
+                debug_assert_eq!(p.attrs.next_hop(), Some(addr), "NH_PEER of {p:?}");
+                debug_assert!(p.attrs.link_bandwidth().is_none(), "NH_PEER of {p:?}");
+                Some(Some(addr))
+            })
+            .collect()
+    } else if attrs.iter().all(|a| a.link_bandwidth().is_none()) {
+        Some(attrs.iter().map(|a| a.next_hop()).collect())
+    } else {
+        None
+    };
+    if let Some(nhs) = nhs
+        && nhs.last().is_some_and(Option::is_some)
+        && nhs[..mp0.min(nhs.len())].iter().any(Option::is_some)
+    {
+        let set = sink.intern_counted(&nhs);
+        if by_peers {
+            *sink.peer_set = PeerSetMemo {
+                peers: s.peers().collect(),
+                set: Some(set.clone()),
+            };
         }
+        sink.push(prefix, Some(FibEntry::Forward(FwdSet::new(set))));
+        return;
     }
     let hops: SmallVec<[Hop; 8]> = attrs.iter().map(|a| hop(a)).collect();
     let before = Fwd {
@@ -800,7 +852,20 @@ struct Sink<'a> {
     fib_len: &'a mut [usize; 2],
     nhsets: &'a mut HashSet<NhSet, FxBuildHasher>,
     nhset_last: &'a mut [Option<NhSet>; 2],
+    peer_set: &'a mut PeerSetMemo,
     stats: &'a mut RibStats,
+}
+
+/// The forwarding set of the last multipath set [`emit_joined`] made from paths that forward to
+/// their peers ([`flags::NH_PEER`]), by the peers of its paths in order: the prefixes of a table
+/// that peers of one AS send (ECMP over upstreams) have their paths from the same peers, so the
+/// next prefix forwards over the same set, told without looking up a peer or counting
+/// next-hops. Valid while the peers keep their addresses: forgotten when a peer is added,
+/// removed or changed (and before the sets no prefix uses are dropped).
+#[derive(Debug, Default)]
+struct PeerSetMemo {
+    peers: SmallVec<[PeerId; 8]>,
+    set: Option<NhSet>,
 }
 
 /// Identity of the best path of an entry: (peer, path id, attribute set).
@@ -982,6 +1047,7 @@ macro_rules! sink {
             fib_len: &mut $self.fib_len,
             nhsets: &mut $self.nhsets,
             nhset_last: &mut $self.nhset_last,
+            peer_set: &mut $self.peer_set,
             stats: &mut $self.stats,
         }
     };
@@ -1014,6 +1080,7 @@ impl Rib {
             attrs: AttrStore::new(),
             nhsets: HashSet::default(),
             nhset_last: [None, None],
+            peer_set: PeerSetMemo::default(),
             nhsets_gc_at: 1024,
             v4: Table::default(),
             v6: Table::default(),
@@ -1035,6 +1102,7 @@ impl Rib {
     /// Registers a peer (or a local origin such as static routes). Fails when [`MAX_PEERS`] are
     /// registered already (paths store a 16-bit peer index); a removed peer's slot is reused.
     pub fn add_peer(&mut self, info: PeerInfo) -> Result<PeerId, TooManyPeers> {
+        self.peer_set = PeerSetMemo::default();
         if let Some(i) = self.peers.iter().position(Option::is_none) {
             self.peers[i] = Some(info);
             return Ok(i as PeerId);
@@ -1056,6 +1124,7 @@ impl Rib {
         if let Some(p) = self.peers.get_mut(id as usize) {
             *p = None;
         }
+        self.peer_set = PeerSetMemo::default();
     }
 
     /// Shares one copy of `attrs` between all paths that carry it.
@@ -1319,6 +1388,7 @@ impl Rib {
     pub fn take_fib_deltas(&mut self) -> Vec<FibDelta> {
         if self.nhsets.len() > self.nhsets_gc_at {
             self.nhset_last = [None, None];
+            self.peer_set = PeerSetMemo::default();
             self.nhsets.retain(|s| Arc::strong_count(s) > 1);
             self.nhsets_gc_at = (self.nhsets.len() * 2).max(1024);
         }
@@ -1449,14 +1519,17 @@ impl Rib {
         if let Some(slot) = self.peers.get_mut(id as usize) {
             *slot = Some(info);
         }
-        // The peer's AS may have changed: its paths' MED groups are told again.
+        self.peer_set = PeerSetMemo::default();
+        // The peer's AS or address may have changed: its paths' MED groups, and whether they
+        // forward to it, are told again.
         let ctx = ctx!(self, &self.cfg.ipv4);
         for e in self.v4.values_mut().chain(self.v6.values_mut()) {
             if !e.iter().any(|p| p.peer == id) {
                 continue;
             }
             for p in e.iter_mut().filter(|p| p.peer == id) {
-                *p.flags = (*p.flags & !flags::PEER_AS) | ctx.peer_as_flag(id, p.attrs);
+                *p.flags = (*p.flags & !flags::INTERNAL)
+                    | ctx.stored_flags(id, p.attrs, p.attrs.next_hop());
             }
         }
         self.reselect_peer(id);
@@ -1647,7 +1720,7 @@ fn upsert<K: PrefixKey>(
     let new_nh = path.attrs.next_hop();
     let peer = path.peer;
     let mut path = path;
-    path.flags |= ctx.peer_as_flag(peer, &path.attrs);
+    path.flags |= ctx.stored_flags(peer, &path.attrs, new_nh);
     let mut replaced = None;
     match t.slot(k) {
         (e, true) => {
@@ -1678,7 +1751,7 @@ fn upsert<K: PrefixKey>(
                 // does not read arrival ranks, so only the path's rank moves (it is the newest
                 // now); selection, forwarding and the best path stay as they are.
                 path.flags =
-                    (e.as_slice().at(i).flags & flags::NH_DOWN) | (path.flags & flags::PEER_AS);
+                    (e.as_slice().at(i).flags & flags::NH_DOWN) | (path.flags & flags::INTERNAL);
                 replaced = e.push_newest(path, at).map(|old| old.attrs);
             } else if at.is_some() {
                 let before = ctx.forwarding(e);
@@ -1695,7 +1768,7 @@ fn upsert<K: PrefixKey>(
                 let mp0 = e.multipath();
                 e.push_newest(path, None);
                 e.set_multipath(mp0 + 1);
-                emit_joined(sink, k.into(), e, mp0);
+                emit_joined(sink, ctx, k.into(), e, mp0);
             } else if let Some(Added::Behind(reachable)) = added {
                 // A path added that goes last, leaving the others as they are: no reselection,
                 // and the forwarding result before is the entry's without its last path. When

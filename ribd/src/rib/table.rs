@@ -58,6 +58,14 @@ pub mod flags {
     /// information changes, so selection can tell which paths' MEDs compare without reading
     /// their attribute sets. Internal: [`PathRef::flags`](super::PathRef) leaves it out.
     pub(crate) const PEER_AS: u8 = 0x8;
+    /// The path forwards to its peer's address, with no link bandwidth to weigh it (the eBGP
+    /// rule: the set's next-hop is the peer's address and it has no link-bandwidth extended
+    /// community). Set when the path is stored and when its peer's information changes, so a
+    /// forwarding result over such paths is told from the peers without reading their attribute
+    /// sets. Internal, as [`PEER_AS`].
+    pub(crate) const NH_PEER: u8 = 0x10;
+    /// The flags only the RIB reads.
+    pub(crate) const INTERNAL: u8 = PEER_AS | NH_PEER;
 }
 
 /// One candidate path for a prefix, owned: what goes into a [`Paths`] and comes out of it (a
@@ -996,7 +1004,7 @@ impl<'a> PathSlice<'a> {
             attrs: unsafe { self.attrs.get_unchecked(i) },
             path_id: self.ids.get(i).copied().unwrap_or(0),
             peer: m.peer,
-            flags: m.flags & !flags::PEER_AS,
+            flags: m.flags & !flags::INTERNAL,
             rank: m.rank,
         })
     }
@@ -1006,6 +1014,16 @@ impl<'a> PathSlice<'a> {
         self.meta
             .get(i)
             .is_some_and(|m| m.flags & flags::PEER_AS != 0)
+    }
+
+    /// Whether every path has [`flags::NH_PEER`].
+    pub(crate) fn all_nh_peer(&self) -> bool {
+        self.meta.iter().all(|m| m.flags & flags::NH_PEER != 0)
+    }
+
+    /// The paths' peers, in order.
+    pub(crate) fn peers(&self) -> impl ExactSizeIterator<Item = PeerId> + 'a {
+        self.meta.iter().map(|m| m.peer)
     }
 
     /// Path `i`; panics when out of range (as indexing a slice does).

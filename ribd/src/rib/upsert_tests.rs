@@ -333,7 +333,8 @@ fn shape(e: &Paths) -> Shape {
 type FastLast = fn(&Ctx<'_>, &Paths, &Path) -> Option<Added>;
 
 /// Runs `ops` (each with whether an announced set's first AS is rewritten to the announcing
-/// peer's remote AS), checking after every announcement that the entry is what full reselection
+/// peer's remote AS, and a next-hop in 192.0.2.0/24 to the peer's address: the eBGP rule),
+/// checking after every announcement that the entry is what full reselection
 /// gives, and where `fast` said "last", that the others stayed as they were (with the multipath
 /// count one more where it said the path joins the set); after every op, that the FIB delta
 /// stream reproduces the forwarding table.
@@ -367,11 +368,16 @@ fn check_added_paths(
                     attrs.set_as_path(AsPath::from_segments(
                         segs.iter().map(|(k, v)| (*k, &v[..])),
                     ));
+                    if let Some(IpAddr::V4(a)) = attrs.next_hop()
+                        && a.octets()[..3] == [192, 0, 2]
+                    {
+                        attrs.set_next_hop(Some(info.addr));
+                    }
                 }
                 let a = rib.intern(attrs);
                 let mut path = Path::new(peers[peer], path_id, a.clone());
                 let ctx = rib.ctx(&rib.cfg.ipv4);
-                path.flags |= ctx.peer_as_flag(path.peer, &path.attrs);
+                path.flags |= ctx.stored_flags(path.peer, &path.attrs, path.attrs.next_hop());
                 let k = match prefix(x) {
                     IpNet::V4(n) => n,
                     IpNet::V6(_) => unreachable!(),
@@ -650,7 +656,7 @@ fn a_new_groups_path_is_compared_with_the_last_groups_leader_not_its_last_path()
             let e = rib.ipv4().get(&k).unwrap();
             let mut path = Path::new(p[3], 0, a.clone());
             let ctx = rib.ctx(&rib.cfg.ipv4);
-            path.flags |= ctx.peer_as_flag(path.peer, &path.attrs);
+            path.flags |= ctx.stored_flags(path.peer, &path.attrs, path.attrs.next_hop());
             assert_eq!(
                 e.iter().map(|x| x.peer).collect::<Vec<_>>(),
                 &p[..3],
@@ -731,22 +737,28 @@ fn the_backup_hint_keeps_forwarding_for_another_as_and_not_for_the_leads_as_path
 
 /// Sets for multipath joins: one AS path (so every eBGP path of AS 64500 may join the best's
 /// set), a few next-hops (shared ones merge into one weighted next-hop; none is a blackhole for a
-/// local origin), MED and LOCAL_PREF mostly equal, link bandwidth on some (UCMP only when every
-/// member has it), NO_LLGR on a few.
+/// local origin; most are the addresses of [`rib_with_kinds`]'s first peers, which
+/// [`check_added_paths`] makes the announcing peer's own when it gives it its AS, so a path may
+/// forward to its own peer, [`flags::NH_PEER`], or to another), MED and LOCAL_PREF mostly equal,
+/// link bandwidth on some (UCMP only when every member has it), NO_LLGR on a few.
 fn ecmp_attrs_strategy() -> impl Strategy<Value = Attrs> {
+    let nh = |n: u8| match n {
+        1..=2 => Ipv4Addr::new(203, 0, 113, n),
+        _ => Ipv4Addr::new(192, 0, 2, 13 - n),
+    };
     (
-        prop::option::weighted(0.95, 1..5u8),
+        prop::option::weighted(0.95, 1..6u8),
         prop::option::weighted(0.3, prop_oneof![Just(1000f32), Just(2000f32)]),
         prop::option::weighted(0.15, Just(10u32)),
         prop::option::weighted(0.1, Just(200u32)),
         prop::bool::weighted(0.1),
     )
-        .prop_map(|(nh, bw, med, lp, llgr)| {
+        .prop_map(move |(nh_of, bw, med, lp, llgr)| {
             let mut a = Attrs::default()
                 .with_as_path(AsPath::sequence(vec![64500, 15169]))
                 .with_med(med)
                 .with_local_pref(lp)
-                .with_next_hop(nh.map(|n| IpAddr::V4(Ipv4Addr::new(203, 0, 113, n))));
+                .with_next_hop(nh_of.map(|n| IpAddr::V4(nh(n))));
             if llgr {
                 a.set_communities([super::attrs::community::NO_LLGR]);
             }
@@ -857,9 +869,14 @@ fn one_as_rib(n: u8, max: usize) -> (Rib, Vec<PeerId>) {
 /// The set peer `i` of [`one_as_rib`] sends: one AS path, next-hop 203.0.113.`nh`, link
 /// bandwidth `bw` bytes/s when given.
 fn one_as_set(nh: u8, bw: Option<f32>) -> Attrs {
+    one_as_set_via(Ipv4Addr::new(203, 0, 113, nh), bw)
+}
+
+/// [`one_as_set`] through the next-hop `nh`.
+fn one_as_set_via(nh: Ipv4Addr, bw: Option<f32>) -> Attrs {
     let mut a = Attrs::default()
         .with_as_path(AsPath::sequence(vec![65001, 3356, 15169]))
-        .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, nh))));
+        .with_next_hop(Some(IpAddr::V4(nh)));
     if let Some(bw) = bw {
         let mut c = [0x40, 0x04, 0xfd, 0xe9, 0, 0, 0, 0];
         c[4..].copy_from_slice(&bw.to_be_bytes());
@@ -883,7 +900,7 @@ fn announce_one_as(
     if let Some(e) = rib.ipv4().get(&k) {
         let ctx = rib.ctx(&rib.cfg.ipv4);
         let mut path = Path::new(peer, 0, a.clone());
-        path.flags |= ctx.peer_as_flag(path.peer, &path.attrs);
+        path.flags |= ctx.stored_flags(path.peer, &path.attrs, path.attrs.next_hop());
         assert_eq!(ctx.joins_last(e, &path), expect, "peer {peer}");
     }
     rib.announce(peer, prefix(1), 0, a);
@@ -981,6 +998,169 @@ fn a_path_joining_the_multipath_set_reweighs_it_by_link_bandwidth() {
         (0, (vec![(1, 1)], vec![])),
         "the same ratio"
     );
+}
+
+/// Paths forwarding to their peers' addresses (the eBGP rule, [`flags::NH_PEER`]) join the
+/// multipath set with the next-hops told from the peers; a path through another peer's address, one
+/// with link bandwidth, and the paths of a peer whose address changed are not flagged, and the
+/// joins after them read the sets. The delta stream matches the table throughout.
+#[test]
+fn paths_forwarding_to_their_peers_join_the_multipath_set_by_the_peers_addresses() {
+    let (mut rib, p) = one_as_rib(6, 8);
+    let k: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+    let peer_addr = |i: u8| Ipv4Addr::new(10, 0, 0, 2 + i);
+    let all_nh_peer = |rib: &Rib| rib.ipv4().get(&k).unwrap().as_slice().all_nh_peer();
+    let mut model = BTreeMap::new();
+    let mp = Some(Added::Multipath);
+    announce_one_as(
+        &mut rib,
+        &mut model,
+        p[0],
+        one_as_set_via(peer_addr(0), None),
+        None,
+    );
+    let (n, fwd) = announce_one_as(
+        &mut rib,
+        &mut model,
+        p[1],
+        one_as_set_via(peer_addr(1), None),
+        mp,
+    );
+    assert!(all_nh_peer(&rib));
+    assert_eq!((n, fib_hops(fwd)), (1, (vec![(2, 1), (3, 1)], vec![])));
+    let (n, fwd) = announce_one_as(
+        &mut rib,
+        &mut model,
+        p[2],
+        one_as_set_via(peer_addr(2), None),
+        mp,
+    );
+    assert!(all_nh_peer(&rib));
+    assert_eq!(
+        (n, fib_hops(fwd)),
+        (1, (vec![(2, 1), (3, 1), (4, 1)], vec![]))
+    );
+    // Through peer 1's address: weight 2 there.
+    let (n, fwd) = announce_one_as(
+        &mut rib,
+        &mut model,
+        p[3],
+        one_as_set_via(peer_addr(1), None),
+        mp,
+    );
+    assert!(!all_nh_peer(&rib));
+    assert_eq!(
+        (n, fib_hops(fwd)),
+        (1, (vec![(2, 1), (3, 2), (4, 1)], vec![]))
+    );
+
+    // Link bandwidth on a path to its own peer: not flagged.
+    let (mut rib, p) = one_as_rib(2, 8);
+    let mut model = BTreeMap::new();
+    announce_one_as(
+        &mut rib,
+        &mut model,
+        p[0],
+        one_as_set_via(peer_addr(0), Some(1000.0)),
+        None,
+    );
+    assert!(!all_nh_peer(&rib));
+    let (n, fwd) = announce_one_as(
+        &mut rib,
+        &mut model,
+        p[1],
+        one_as_set_via(peer_addr(1), Some(2000.0)),
+        mp,
+    );
+    assert_eq!((n, fib_hops(fwd)), (1, (vec![(2, 1), (3, 2)], vec![])));
+
+    // A peer's address changes: its path no longer forwards to it.
+    let (mut rib, p) = one_as_rib(3, 8);
+    let mut model = BTreeMap::new();
+    announce_one_as(
+        &mut rib,
+        &mut model,
+        p[0],
+        one_as_set_via(peer_addr(0), None),
+        None,
+    );
+    announce_one_as(
+        &mut rib,
+        &mut model,
+        p[1],
+        one_as_set_via(peer_addr(1), None),
+        mp,
+    );
+    assert!(all_nh_peer(&rib));
+    let mut info = rib.peer(p[0]).unwrap().clone();
+    info.addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 99));
+    rib.set_peer_info(p[0], info.clone());
+    assert!(!all_nh_peer(&rib));
+    let (n, fwd) = announce_one_as(
+        &mut rib,
+        &mut model,
+        p[2],
+        one_as_set_via(peer_addr(2), None),
+        mp,
+    );
+    assert_eq!(
+        (n, fib_hops(fwd)),
+        (1, (vec![(2, 1), (3, 1), (4, 1)], vec![]))
+    );
+    // And back: flagged again.
+    info.addr = IpAddr::V4(peer_addr(0));
+    rib.set_peer_info(p[0], info);
+    assert!(all_nh_peer(&rib));
+}
+
+/// Prefixes whose paths come from the same peers, each forwarding to its peer, forward over one
+/// shared set, which the next prefix takes by its peers ([`PeerSetMemo`]); when a peer leaves and
+/// one with another address takes its slot, the same peers by index forward elsewhere, and the
+/// remembered set is not used.
+#[test]
+fn prefixes_joined_by_the_same_peers_share_a_set_until_a_peer_changes() {
+    let (mut rib, p) = one_as_rib(3, 8);
+    let addr = |i: u8| Ipv4Addr::new(10, 0, 0, 2 + i);
+    let mut model = BTreeMap::new();
+    let announce_all = |rib: &mut Rib, prefixes: std::ops::Range<u8>, peers: &[(PeerId, u8)]| {
+        for x in prefixes {
+            for &(peer, i) in peers {
+                let a = rib.intern(one_as_set_via(addr(i), None));
+                rib.announce(peer, prefix(x), 0, a);
+            }
+        }
+    };
+    let primary = |m: &BTreeMap<IpNet, FibEntry>, x: u8| match m.get(&prefix(x)) {
+        Some(FibEntry::Forward(f)) => f.primary.clone(),
+        other => panic!("{other:?}"),
+    };
+    let hops = |m: &BTreeMap<IpNet, FibEntry>, x: u8| fib_hops(m.get(&prefix(x)).cloned()).0;
+    announce_all(&mut rib, 0..4, &[(p[0], 0), (p[1], 1), (p[2], 2)]);
+    drain(&mut rib, &mut model);
+    assert_eq!(model, rib.fib().into_iter().collect::<BTreeMap<_, _>>());
+    assert_eq!(hops(&model, 0), [(2, 1), (3, 1), (4, 1)]);
+    for x in 1..4 {
+        assert!(
+            Arc::ptr_eq(&primary(&model, 0), &primary(&model, x)),
+            "prefix {x}"
+        );
+    }
+    // The last set remembered is by peers 0 and 2.
+    announce_all(&mut rib, 4..6, &[(p[0], 0), (p[2], 2)]);
+    drain(&mut rib, &mut model);
+    assert_eq!(hops(&model, 5), [(2, 1), (4, 1)]);
+
+    rib.remove_peer(p[2]);
+    drain(&mut rib, &mut model);
+    let mut info = rib.peer(p[0]).unwrap().clone();
+    info.name = "m9".into();
+    info.addr = IpAddr::V4(addr(7));
+    let q = rib.add_peer(info).unwrap();
+    assert_eq!(q, p[2], "the slot is reused");
+    announce_all(&mut rib, 6..8, &[(p[0], 0), (q, 7)]);
+    drain(&mut rib, &mut model);
+    assert_eq!(model, rib.fib().into_iter().collect::<BTreeMap<_, _>>());
+    assert_eq!(hops(&model, 6), [(2, 1), (9, 1)]);
 }
 
 /// A path whose next-hop is down does not join the set (it goes behind, flagged down); a
