@@ -26,7 +26,7 @@ use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use attrs::{AttrRef, AttrStore, Attrs};
+use attrs::{AttrRef, AttrStore, Attrs, SelectionAttrs};
 use decision::{Candidate, DecisionConfig, Joins, Key, PeerInfo, PeerKind, Selection, Step};
 use table::{Path, PathRef, PathSlice, Paths, PeerId, PrefixKey, Table, flags};
 
@@ -356,15 +356,31 @@ impl Ctx<'_> {
     /// The candidate of `p` and its key, its set read once ([`Attrs::for_selection`]).
     #[inline]
     fn candidate_key<'p>(&'p self, p: PathRef<'p>) -> Option<(Candidate<'p>, Key)> {
-        let s = p.attrs.for_selection();
+        self.candidate_key_with(p, &p.attrs.for_selection())
+    }
+
+    /// [`Ctx::candidate_key`] with its set read already (`s`).
+    #[inline]
+    fn candidate_key_with<'p>(
+        &'p self,
+        p: PathRef<'p>,
+        s: &SelectionAttrs,
+    ) -> Option<(Candidate<'p>, Key)> {
         let c = self.candidate_with(p, s.next_hop)?;
-        Some((c, Key::with_attrs(&c, &s, self.cfg)))
+        Some((c, Key::with_attrs(&c, s, self.cfg)))
     }
 
     /// The key of `p` with the arrival rank `seq`.
     #[inline]
     fn key(&self, p: PathRef<'_>, seq: u32) -> Option<Key> {
         self.candidate_key(p).map(|(_, k)| Key { seq, ..k })
+    }
+
+    /// The key of a path about to be added as the newest, its set read already (`s`).
+    #[inline]
+    fn newest_key(&self, new: &Path, s: &SelectionAttrs) -> Option<Key> {
+        self.candidate_key_with(new.view(), s)
+            .map(|(_, k)| Key { seq: u32::MAX, ..k })
     }
 
     /// Whether replacing the path `old` by `new` (same peer and path id) leaves the entry's order,
@@ -423,18 +439,25 @@ impl Ctx<'_> {
         }
     }
 
+    /// [`Ctx::joins_last_with`], reading the new path's set.
+    #[cfg(test)]
+    fn joins_last(&self, e: &Paths, new: &Path) -> Option<Added> {
+        self.joins_last_with(e, new, &new.attrs.for_selection())
+    }
+
     /// Whether the path `new`, added to the selected entry `e` (no path of the same peer and
     /// path id in it), goes last with nothing else changing: the same order and flags for the
     /// paths there, as reselecting would give ([`decision::joins_last`]), and the same multipath
     /// count or, when every path was in the set, one more. Reads the attribute sets of the
     /// entry's paths (their neighbouring ASes say which MEDs compare), but does not sort or
-    /// reorder.
-    fn joins_last(&self, e: &Paths, new: &Path) -> Option<Added> {
+    /// reorder. `sel` is the new path's set as selection reads it (the caller read it for the
+    /// path's flags).
+    fn joins_last_with(&self, e: &Paths, new: &Path, sel: &SelectionAttrs) -> Option<Added> {
         let s = e.as_slice();
         if s.len() > 8 || !(self.cfg.deterministic_med || self.cfg.always_compare_med) {
             return None;
         }
-        if let Some(last) = self.joins_last_by_groups(e, new) {
+        if let Some(last) = self.joins_last_by_groups_with(e, new, sel) {
             return last;
         }
         let mut keys: SmallVec<[Key; 8]> = SmallVec::new();
@@ -447,7 +470,7 @@ impl Ctx<'_> {
             keys.push(k);
         }
         // It will be the newest path: after every rank there.
-        let kn = self.key(new.view(), u32::MAX)?;
+        let kn = self.newest_key(new, sel)?;
         let best = s.at(0);
         let max = decision::max_paths(self.peers.get(best.peer as usize)?.as_ref()?, self.cfg);
         let admits = || decision::eligible_keys(best.attrs, &keys[0], &new.attrs, &kn, self.cfg);
@@ -462,11 +485,24 @@ impl Ctx<'_> {
     /// The internal flags ([`flags::INTERNAL`]) of a path of `peer` with the set `a`, whose
     /// next-hop is `nh` (reads the set's AS path, and its rare attributes when it has some).
     fn stored_flags(&self, peer: PeerId, a: &Attrs, nh: Option<IpAddr>) -> u8 {
+        self.stored_flags_of(peer, a, nh, || a.as_path().neighbor_as())
+    }
+
+    /// [`Ctx::stored_flags`] with the set's neighbouring AS told by `neighbor_as` (read only for
+    /// a known peer).
+    #[inline]
+    fn stored_flags_of(
+        &self,
+        peer: PeerId,
+        a: &Attrs,
+        nh: Option<IpAddr>,
+        neighbor_as: impl FnOnce() -> Option<u32>,
+    ) -> u8 {
         let Some(info) = self.peers.get(peer as usize).and_then(|p| p.as_ref()) else {
             return 0;
         };
         let mut f = 0;
-        if a.as_path().neighbor_as().unwrap_or(info.local_as) == info.remote_as {
+        if neighbor_as().unwrap_or(info.local_as) == info.remote_as {
             f |= flags::PEER_AS;
         }
         if nh == Some(info.addr) && a.link_bandwidth().is_none() {
@@ -485,7 +521,13 @@ impl Ctx<'_> {
         Some(self.peers.get(p.peer as usize)?.as_ref()?.remote_as)
     }
 
-    /// [`Ctx::joins_last`] reading only the attribute sets the answer needs, when every path's
+    /// [`Ctx::joins_last_by_groups_with`], reading the new path's set.
+    #[cfg(test)]
+    fn joins_last_by_groups(&self, e: &Paths, new: &Path) -> Option<Option<Added>> {
+        self.joins_last_by_groups_with(e, new, &new.attrs.for_selection())
+    }
+
+    /// [`Ctx::joins_last_with`] reading only the attribute sets the answer needs, when every path's
     /// MED group is known from its peer ([`flags::PEER_AS`]), with deterministic MED (not
     /// always-compare) and without `as-path-relax` (so the multipath members, which share the
     /// best's AS path, are all in the best's group and lead it). Then the entry is the best's
@@ -501,8 +543,14 @@ impl Ctx<'_> {
     /// and whether the best admits it (a different neighbouring AS is a different AS path; else
     /// the best's set is read): when every path is in the multipath set, an admitted path is its
     /// last member. `None`: not known cheaply (the caller reads every path); `Some(None)`: it
-    /// does not go last (or not provably); `Some(Some(added))`: it does, as `added` says.
-    fn joins_last_by_groups(&self, e: &Paths, new: &Path) -> Option<Option<Added>> {
+    /// does not go last (or not provably); `Some(Some(added))`: it does, as `added` says. `sel`
+    /// is the new path's set as selection reads it.
+    fn joins_last_by_groups_with(
+        &self,
+        e: &Paths,
+        new: &Path,
+        sel: &SelectionAttrs,
+    ) -> Option<Option<Added>> {
         let cfg = self.cfg;
         if !cfg.deterministic_med || cfg.always_compare_med || cfg.as_path_relax {
             return None;
@@ -517,7 +565,7 @@ impl Ctx<'_> {
         if groups[..mp.min(n)].iter().any(|&g| g != best_group) {
             return None;
         }
-        let kn = self.key(new.view(), u32::MAX)?;
+        let kn = self.newest_key(new, sel)?;
         // A path's key, when the entry was selected with the reachability it has now (else the
         // entry is not an ordered one to extend).
         let read_key = |i: usize| -> Option<Key> {
@@ -592,17 +640,15 @@ impl Ctx<'_> {
     /// it is, known from the entry's backup hint without reading attribute sets: the backup has a
     /// lead before it, and `new` cannot share the lead's multipath set (without `as-path-relax`,
     /// a different neighbouring AS, told by the MED groups, is a different AS path). The backup
-    /// hint must be from before `new` was added.
-    fn appended_keeps_backup(&self, e: &Paths, lead: usize, new: &Path) -> bool {
+    /// hint must be from before `new` was added. `new_neighbor_as` is the neighbouring AS of
+    /// `new`'s AS path.
+    fn appended_keeps_backup(&self, e: &Paths, lead: usize, new_neighbor_as: Option<u32>) -> bool {
         if self.cfg.as_path_relax || lead < e.multipath() || lead >= e.len() {
             return false;
         }
         // The lead's neighbouring AS is its group or none (an empty path, or one starting with an
         // AS_SET), either way not `asn`.
-        match (
-            self.known_group(e.as_slice(), lead),
-            new.attrs.as_path().neighbor_as(),
-        ) {
+        match (self.known_group(e.as_slice(), lead), new_neighbor_as) {
             (Some(lead_group), Some(asn)) => asn != lead_group,
             _ => false,
         }
@@ -1717,13 +1763,14 @@ fn upsert<K: PrefixKey>(
     ctx: &Ctx<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<AttrRef> {
-    let new_nh = path.attrs.next_hop();
     let peer = path.peer;
     let mut path = path;
-    path.flags |= ctx.stored_flags(peer, &path.attrs, new_nh);
     let mut replaced = None;
+    let new_nh;
     match t.slot(k) {
         (e, true) => {
+            new_nh = path.attrs.next_hop();
+            path.flags |= ctx.stored_flags(peer, &path.attrs, new_nh);
             *e = Paths::one(path);
             ctx.reselect(e);
             match e.as_slice().at(0).attrs.next_hop() {
@@ -1734,13 +1781,17 @@ fn upsert<K: PrefixKey>(
             sink.best(k.into(), None, best_id(Some(e)));
         }
         (e, false) => {
+            // Read once for the flags and, for an added path, its selection key.
+            let sel = path.attrs.for_selection();
+            new_nh = sel.next_hop;
+            path.flags |= ctx.stored_flags_of(peer, &path.attrs, new_nh, || sel.neighbor_as);
             let old_best = best_id(Some(e));
             let at = e
                 .iter()
                 .position(|p| p.peer == path.peer && p.path_id == path.path_id);
             // Where an added path goes when nothing else moves.
             let added = if at.is_none() {
-                ctx.joins_last(e, &path)
+                ctx.joins_last_with(e, &path, &sel)
             } else {
                 None
             };
@@ -1778,7 +1829,7 @@ fn upsert<K: PrefixKey>(
                 let mp0 = e.multipath();
                 let kept = e
                     .backup_hint()
-                    .filter(|&lead| ctx.appended_keeps_backup(e, lead, &path));
+                    .filter(|&lead| ctx.appended_keeps_backup(e, lead, sel.neighbor_as));
                 e.push_newest(path, None);
                 let j = e.len() - 1;
                 let change = match kept {

@@ -704,15 +704,18 @@ fn the_backup_hint_keeps_forwarding_for_another_as_and_not_for_the_leads_as_path
     assert_eq!(rib.ipv4().get(&k).unwrap().backup_hint(), Some(1));
     let a = rib.intern(grouped_set(64503, None, None, 4));
     let b = rib.intern(grouped_set(64502, None, None, 5));
-    let (path, same) = (Path::new(p[2], 0, a), Path::new(p[3], 0, b));
     let e = rib.ipv4().get(&k).unwrap();
     let ctx = rib.ctx(&rib.cfg.ipv4);
-    assert!(ctx.appended_keeps_backup(e, 1, &path), "another AS path");
+    let neighbor = |a: &AttrRef| a.as_path().neighbor_as();
     assert!(
-        !ctx.appended_keeps_backup(e, 1, &same),
+        ctx.appended_keeps_backup(e, 1, neighbor(&a)),
+        "another AS path"
+    );
+    assert!(
+        !ctx.appended_keeps_backup(e, 1, neighbor(&b)),
         "the lead's AS path"
     );
-    drop((path, same));
+    drop((a, b));
     assert_eq!(announce(&mut rib, 2, 64503), 0, "no forwarding change");
     assert_eq!(rib.ipv4().get(&k).unwrap().backup_hint(), Some(1), "kept");
     assert_eq!(announce(&mut rib, 3, 64502), 1, "joins the backup's set");
