@@ -1009,109 +1009,52 @@ fn a_path_joining_the_multipath_set_reweighs_it_by_link_bandwidth() {
 /// joins after them read the sets. The delta stream matches the table throughout.
 #[test]
 fn paths_forwarding_to_their_peers_join_the_multipath_set_by_the_peers_addresses() {
-    let (mut rib, p) = one_as_rib(6, 8);
     let k: Ipv4Net = "10.1.0.0/16".parse().unwrap();
-    let peer_addr = |i: u8| Ipv4Addr::new(10, 0, 0, 2 + i);
     let all_nh_peer = |rib: &Rib| rib.ipv4().get(&k).unwrap().as_slice().all_nh_peer();
-    let mut model = BTreeMap::new();
-    let mp = Some(Added::Multipath);
-    announce_one_as(
-        &mut rib,
-        &mut model,
-        p[0],
-        one_as_set_via(peer_addr(0), None),
-        None,
-    );
-    let (n, fwd) = announce_one_as(
-        &mut rib,
-        &mut model,
-        p[1],
-        one_as_set_via(peer_addr(1), None),
-        mp,
-    );
-    assert!(all_nh_peer(&rib));
-    assert_eq!((n, fib_hops(fwd)), (1, (vec![(2, 1), (3, 1)], vec![])));
-    let (n, fwd) = announce_one_as(
-        &mut rib,
-        &mut model,
-        p[2],
-        one_as_set_via(peer_addr(2), None),
-        mp,
-    );
-    assert!(all_nh_peer(&rib));
+    // Peer `i`'s path through peer `via`'s address, with link bandwidth `bw`, joining the set
+    // (after the first): whether every path is flagged then, the FIB deltas and the primary hops.
+    let join = |rib: &mut Rib, model: &mut BTreeMap<_, _>, p: PeerId, via: u8, bw: Option<f32>| {
+        let first = rib.ipv4().get(&k).is_none();
+        let expect = (!first).then_some(Added::Multipath);
+        let set = one_as_set_via(Ipv4Addr::new(10, 0, 0, 2 + via), bw);
+        let (n, fwd) = announce_one_as(rib, model, p, set, expect);
+        (all_nh_peer(rib), n, fib_hops(fwd).0)
+    };
+
+    let (mut rib, p) = one_as_rib(6, 8);
+    let mut m = BTreeMap::new();
+    join(&mut rib, &mut m, p[0], 0, None);
+    let h = |o: &[u8]| o.iter().map(|&x| (x, 1)).collect::<Vec<_>>();
+    assert_eq!(join(&mut rib, &mut m, p[1], 1, None), (true, 1, h(&[2, 3])));
     assert_eq!(
-        (n, fib_hops(fwd)),
-        (1, (vec![(2, 1), (3, 1), (4, 1)], vec![]))
+        join(&mut rib, &mut m, p[2], 2, None),
+        (true, 1, h(&[2, 3, 4]))
     );
     // Through peer 1's address: weight 2 there.
-    let (n, fwd) = announce_one_as(
-        &mut rib,
-        &mut model,
-        p[3],
-        one_as_set_via(peer_addr(1), None),
-        mp,
-    );
-    assert!(!all_nh_peer(&rib));
-    assert_eq!(
-        (n, fib_hops(fwd)),
-        (1, (vec![(2, 1), (3, 2), (4, 1)], vec![]))
-    );
+    let via_1 = (false, 1, vec![(2, 1), (3, 2), (4, 1)]);
+    assert_eq!(join(&mut rib, &mut m, p[3], 1, None), via_1);
 
     // Link bandwidth on a path to its own peer: not flagged.
     let (mut rib, p) = one_as_rib(2, 8);
-    let mut model = BTreeMap::new();
-    announce_one_as(
-        &mut rib,
-        &mut model,
-        p[0],
-        one_as_set_via(peer_addr(0), Some(1000.0)),
-        None,
-    );
-    assert!(!all_nh_peer(&rib));
-    let (n, fwd) = announce_one_as(
-        &mut rib,
-        &mut model,
-        p[1],
-        one_as_set_via(peer_addr(1), Some(2000.0)),
-        mp,
-    );
-    assert_eq!((n, fib_hops(fwd)), (1, (vec![(2, 1), (3, 2)], vec![])));
+    let mut m = BTreeMap::new();
+    join(&mut rib, &mut m, p[0], 0, Some(1000.0));
+    let ucmp = (false, 1, vec![(2, 1), (3, 2)]);
+    assert_eq!(join(&mut rib, &mut m, p[1], 1, Some(2000.0)), ucmp);
 
-    // A peer's address changes: its path no longer forwards to it.
+    // A peer's address changes: its path no longer forwards to it; and back.
     let (mut rib, p) = one_as_rib(3, 8);
-    let mut model = BTreeMap::new();
-    announce_one_as(
-        &mut rib,
-        &mut model,
-        p[0],
-        one_as_set_via(peer_addr(0), None),
-        None,
-    );
-    announce_one_as(
-        &mut rib,
-        &mut model,
-        p[1],
-        one_as_set_via(peer_addr(1), None),
-        mp,
-    );
-    assert!(all_nh_peer(&rib));
+    let mut m = BTreeMap::new();
+    join(&mut rib, &mut m, p[0], 0, None);
+    assert!(join(&mut rib, &mut m, p[1], 1, None).0);
     let mut info = rib.peer(p[0]).unwrap().clone();
     info.addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 99));
     rib.set_peer_info(p[0], info.clone());
     assert!(!all_nh_peer(&rib));
-    let (n, fwd) = announce_one_as(
-        &mut rib,
-        &mut model,
-        p[2],
-        one_as_set_via(peer_addr(2), None),
-        mp,
-    );
     assert_eq!(
-        (n, fib_hops(fwd)),
-        (1, (vec![(2, 1), (3, 1), (4, 1)], vec![]))
+        join(&mut rib, &mut m, p[2], 2, None),
+        (false, 1, h(&[2, 3, 4]))
     );
-    // And back: flagged again.
-    info.addr = IpAddr::V4(peer_addr(0));
+    info.addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     rib.set_peer_info(p[0], info);
     assert!(all_nh_peer(&rib));
 }
