@@ -612,9 +612,9 @@ impl Ctx<'_> {
         // When every path is a member, the last one stands for the best: members tie with the best
         // through the IGP cost by equal values (in one MED group here), are as external as it and
         // have its AS path (no `as-path-relax` here), so a path is eligible with the one iff with
-        // the other; and the last path's key was read already.
-        // Its comparison with the new path was made already when that was with MED, in its group
-        // (what eligibility compares with: the anchor's group is the new path's then).
+        // the other; and the last path's key was read already. When the last path beat the new
+        // one with MED above (one group: eligibility compares the two with MED too), that
+        // comparison's step is reused.
         let anchor = if mp == n { n - 1 } else { 0 };
         let admitted = mp > 0
             && mp < max
