@@ -373,14 +373,13 @@ impl Ctx<'_> {
     /// The key of `p` with the arrival rank `seq`.
     #[inline]
     fn key(&self, p: PathRef<'_>, seq: u32) -> Option<Key> {
-        self.candidate_key(p).map(|(_, k)| Key { seq, ..k })
+        self.key_with(p, &p.attrs.for_selection(), seq)
     }
 
-    /// The key of a path about to be added as the newest, its set read already (`s`).
+    /// [`Ctx::key`] with `p`'s set read already (`s`).
     #[inline]
-    fn newest_key(&self, new: &Path, s: &SelectionAttrs) -> Option<Key> {
-        self.candidate_key_with(new.view(), s)
-            .map(|(_, k)| Key { seq: u32::MAX, ..k })
+    fn key_with(&self, p: PathRef<'_>, s: &SelectionAttrs, seq: u32) -> Option<Key> {
+        self.candidate_key_with(p, s).map(|(_, k)| Key { seq, ..k })
     }
 
     /// Whether replacing the path `old` by `new` (same peer and path id) leaves the entry's order,
@@ -470,7 +469,7 @@ impl Ctx<'_> {
             keys.push(k);
         }
         // It will be the newest path: after every rank there.
-        let kn = self.newest_key(new, sel)?;
+        let kn = self.key_with(new.view(), sel, u32::MAX)?;
         let best = s.at(0);
         let max = decision::max_paths(self.peers.get(best.peer as usize)?.as_ref()?, self.cfg);
         let admits = || decision::eligible_keys(best.attrs, &keys[0], &new.attrs, &kn, self.cfg);
@@ -485,24 +484,23 @@ impl Ctx<'_> {
     /// The internal flags ([`flags::INTERNAL`]) of a path of `peer` with the set `a`, whose
     /// next-hop is `nh` (reads the set's AS path, and its rare attributes when it has some).
     fn stored_flags(&self, peer: PeerId, a: &Attrs, nh: Option<IpAddr>) -> u8 {
-        self.stored_flags_of(peer, a, nh, || a.as_path().neighbor_as())
+        self.stored_flags_of(peer, a, nh, a.as_path().neighbor_as())
     }
 
-    /// [`Ctx::stored_flags`] with the set's neighbouring AS told by `neighbor_as` (read only for
-    /// a known peer).
+    /// [`Ctx::stored_flags`] with the set's neighbouring AS read already (`neighbor_as`).
     #[inline]
     fn stored_flags_of(
         &self,
         peer: PeerId,
         a: &Attrs,
         nh: Option<IpAddr>,
-        neighbor_as: impl FnOnce() -> Option<u32>,
+        neighbor_as: Option<u32>,
     ) -> u8 {
         let Some(info) = self.peers.get(peer as usize).and_then(|p| p.as_ref()) else {
             return 0;
         };
         let mut f = 0;
-        if neighbor_as().unwrap_or(info.local_as) == info.remote_as {
+        if neighbor_as.unwrap_or(info.local_as) == info.remote_as {
             f |= flags::PEER_AS;
         }
         if nh == Some(info.addr) && a.link_bandwidth().is_none() {
@@ -565,7 +563,7 @@ impl Ctx<'_> {
         if groups[..mp.min(n)].iter().any(|&g| g != best_group) {
             return None;
         }
-        let kn = self.newest_key(new, sel)?;
+        let kn = self.key_with(new.view(), sel, u32::MAX)?;
         // A path's key, when the entry was selected with the reachability it has now (else the
         // entry is not an ordered one to extend).
         let read_key = |i: usize| -> Option<Key> {
@@ -1781,20 +1779,25 @@ fn upsert<K: PrefixKey>(
             sink.best(k.into(), None, best_id(Some(e)));
         }
         (e, false) => {
-            // Read once for the flags and, for an added path, its selection key.
-            let sel = path.attrs.for_selection();
-            new_nh = sel.next_hop;
-            path.flags |= ctx.stored_flags_of(peer, &path.attrs, new_nh, || sel.neighbor_as);
             let old_best = best_id(Some(e));
             let at = e
                 .iter()
                 .position(|p| p.peer == path.peer && p.path_id == path.path_id);
+            // An added path's set is read once, for its flags and its selection key; a replacing
+            // one's only for what its flags need (a table sent again mostly keeps its sets).
+            let sel = at.is_none().then(|| path.attrs.for_selection());
+            match &sel {
+                Some(s) => {
+                    new_nh = s.next_hop;
+                    path.flags |= ctx.stored_flags_of(peer, &path.attrs, new_nh, s.neighbor_as);
+                }
+                None => {
+                    new_nh = path.attrs.next_hop();
+                    path.flags |= ctx.stored_flags(peer, &path.attrs, new_nh);
+                }
+            }
             // Where an added path goes when nothing else moves.
-            let added = if at.is_none() {
-                ctx.joins_last_with(e, &path, &sel)
-            } else {
-                None
-            };
+            let added = sel.as_ref().and_then(|s| ctx.joins_last_with(e, &path, s));
             if let Some(i) = at
                 && ctx.same_set_keeps_order(e.as_slice().at(i), path.view())
             {
@@ -1827,9 +1830,10 @@ fn upsert<K: PrefixKey>(
                 // forwarding result is the same without reading any other path's set.
                 set_nh_down(&mut path.flags, !reachable);
                 let mp0 = e.multipath();
-                let kept = e
-                    .backup_hint()
-                    .filter(|&lead| ctx.appended_keeps_backup(e, lead, sel.neighbor_as));
+                let kept = e.backup_hint().filter(|&lead| {
+                    let neighbor_as = sel.as_ref().and_then(|s| s.neighbor_as);
+                    ctx.appended_keeps_backup(e, lead, neighbor_as)
+                });
                 e.push_newest(path, None);
                 let j = e.len() - 1;
                 let change = match kept {
