@@ -1779,25 +1779,22 @@ fn upsert<K: PrefixKey>(
             sink.best(k.into(), None, best_id(Some(e)));
         }
         (e, false) => {
+            // Read once for the flags and, for an added path, its selection key (reading only
+            // the next-hop and AS path for a replacing path measured more instructions for added
+            // ones than it saved for a table sent again).
+            let sel = path.attrs.for_selection();
+            new_nh = sel.next_hop;
+            path.flags |= ctx.stored_flags_of(peer, &path.attrs, new_nh, sel.neighbor_as);
             let old_best = best_id(Some(e));
             let at = e
                 .iter()
                 .position(|p| p.peer == path.peer && p.path_id == path.path_id);
-            // An added path's set is read once, for its flags and its selection key; a replacing
-            // one's only for what its flags need (a table sent again mostly keeps its sets).
-            let sel = at.is_none().then(|| path.attrs.for_selection());
-            match &sel {
-                Some(s) => {
-                    new_nh = s.next_hop;
-                    path.flags |= ctx.stored_flags_of(peer, &path.attrs, new_nh, s.neighbor_as);
-                }
-                None => {
-                    new_nh = path.attrs.next_hop();
-                    path.flags |= ctx.stored_flags(peer, &path.attrs, new_nh);
-                }
-            }
             // Where an added path goes when nothing else moves.
-            let added = sel.as_ref().and_then(|s| ctx.joins_last_with(e, &path, s));
+            let added = if at.is_none() {
+                ctx.joins_last_with(e, &path, &sel)
+            } else {
+                None
+            };
             if let Some(i) = at
                 && ctx.same_set_keeps_order(e.as_slice().at(i), path.view())
             {
@@ -1830,10 +1827,9 @@ fn upsert<K: PrefixKey>(
                 // forwarding result is the same without reading any other path's set.
                 set_nh_down(&mut path.flags, !reachable);
                 let mp0 = e.multipath();
-                let kept = e.backup_hint().filter(|&lead| {
-                    let neighbor_as = sel.as_ref().and_then(|s| s.neighbor_as);
-                    ctx.appended_keeps_backup(e, lead, neighbor_as)
-                });
+                let kept = e
+                    .backup_hint()
+                    .filter(|&lead| ctx.appended_keeps_backup(e, lead, sel.neighbor_as));
                 e.push_newest(path, None);
                 let j = e.len() - 1;
                 let change = match kept {
