@@ -7,10 +7,11 @@
 //! ```
 //! The result is a list of operations for the RIB, so the logic is testable without sessions.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use bgp::wire::attr::as_path::SegmentType;
+use bgp::wire::attr::community::Community;
 use bgp::wire::attr::mp::NextHop;
 use bgp::wire::attr::{Origin as WireOrigin, PathAttributes};
 use bgp::wire::{AfiSafi, Nlri, Update};
@@ -19,7 +20,7 @@ use ipnet::IpNet;
 use crate::policy::{Policy, RouteCtx, RouteKind, RpkiState, Verdict, evaluate};
 use crate::rib::attrs::{
     AsPath, AttrRef, Attrs, Clones, CommonAttrs, LargeCommunity, Origin, RareAttrs, RawAttr,
-    SegmentKind,
+    SegmentKind, ToIntern,
 };
 
 /// What the import path needs to know about the session.
@@ -86,7 +87,8 @@ fn segment_kind(t: SegmentType) -> SegmentKind {
 }
 
 /// [`to_attrs`] with `local_pref` in place of the UPDATE's. One allocation for the set (and one for
-/// its rare attributes when it has any): the AS path and the communities are gathered on the stack.
+/// its rare attributes when it has any): the AS path is gathered on the stack, the communities are
+/// read in place.
 fn convert(
     a: &PathAttributes,
     next_hop: Option<IpAddr>,
@@ -100,7 +102,6 @@ fn convert(
         .flat_map(|p| &p.segments)
         .map(|s| (segment_kind(s.kind), &s.asns[..]));
     let as_path = AsPath::encode_in(segments, &mut path_buf);
-    let communities: smallvec::SmallVec<[u32; 16]> = a.communities.iter().map(|c| c.0).collect();
     let common = CommonAttrs {
         origin: match a.origin {
             Some(WireOrigin::Igp) | None => Origin::Igp,
@@ -112,7 +113,7 @@ fn convert(
         next_hop,
         med: a.med,
         local_pref,
-        communities: &communities,
+        communities: Community::as_u32s(&a.communities),
         weight: 0,
     };
     let rare = next_hop_ll.is_some()
@@ -181,8 +182,8 @@ pub trait ImportSink {
     /// [`ImportSink::intern`] with `n` more references to the shared copy counted ahead (for the
     /// prefixes of the UPDATE): the RIB's store counts them without an atomic operation when the
     /// set is new.
-    fn intern_counted(&mut self, attrs: Attrs, n: u32) -> (AttrRef, Clones) {
-        let a = self.intern(attrs);
+    fn intern_counted(&mut self, attrs: ToIntern, n: u32) -> (AttrRef, Clones) {
+        let a = self.intern(attrs.into_attrs());
         let more = a.clones(n);
         (a, more)
     }
@@ -205,7 +206,7 @@ type Family<'a> = (Option<IpAddr>, Option<std::net::Ipv6Addr>, &'a [Nlri]);
 /// earlier store to reach the cache (5% of the import path).
 struct Base {
     /// As converted, until its first unmodified acceptance.
-    owned: Option<Attrs>,
+    owned: Option<ToIntern>,
     /// The interned set, after it.
     shared: Option<AttrRef>,
     /// References to `shared` counted ahead for the family's next prefixes.
@@ -213,7 +214,7 @@ struct Base {
 }
 
 impl Base {
-    fn new(a: Attrs) -> Base {
+    fn new(a: ToIntern) -> Base {
         Base {
             owned: Some(a),
             shared: None,
@@ -225,7 +226,7 @@ impl Base {
         static EMPTY: std::sync::OnceLock<Attrs> = std::sync::OnceLock::new();
         match (&self.shared, &self.owned) {
             (Some(a), _) => a,
-            (None, Some(a)) => a,
+            (None, Some(a)) => a.attrs(),
             (None, None) => EMPTY.get_or_init(Attrs::default),
         }
     }
@@ -247,7 +248,7 @@ impl Base {
                 a
             }
             None => {
-                let owned = self.owned.take().unwrap_or_default();
+                let owned = self.owned.take().unwrap_or_else(|| Attrs::default().into());
                 let (a, spare) = sink.intern_counted(owned, ahead);
                 self.spare = Some(spare);
                 a
@@ -285,29 +286,32 @@ enum Decided {
 
 /// Turns one UPDATE into RIB operations. Returns the operations and what happened, for counters.
 pub fn import_update(ctx: &ImportCtx, u: &Update, rpki: RpkiState) -> (Vec<Op>, ImportCounts) {
-    struct Collect(Vec<Op>);
-    impl ImportSink for Collect {
-        fn intern(&mut self, attrs: Attrs) -> AttrRef {
-            AttrRef::unshared(attrs)
-        }
-        fn release(&mut self, _: AttrRef) {}
-        fn announce(&mut self, prefix: IpNet, path_id: u32, attrs: AttrRef) {
-            self.0.push(Op::Announce {
-                prefix,
-                path_id,
-                attrs: (*attrs).clone(),
-            });
-        }
-        fn withdraw(&mut self, prefix: IpNet, path_id: u32) {
-            self.0.push(Op::Withdraw { prefix, path_id });
-        }
-        fn reject(&mut self, prefix: IpNet, path_id: u32) {
-            self.0.push(Op::Reject { prefix, path_id });
-        }
-    }
-    let mut c = Collect(Vec::new());
+    let mut c = CollectOps(Vec::new());
     let n = import_into(ctx, u, rpki, &mut c);
     (c.0, n)
+}
+
+/// [`import_update`]'s sink: the operations in a list, every set a copy of its own.
+struct CollectOps(Vec<Op>);
+
+impl ImportSink for CollectOps {
+    fn intern(&mut self, attrs: Attrs) -> AttrRef {
+        AttrRef::unshared(attrs)
+    }
+    fn release(&mut self, _: AttrRef) {}
+    fn announce(&mut self, prefix: IpNet, path_id: u32, attrs: AttrRef) {
+        self.0.push(Op::Announce {
+            prefix,
+            path_id,
+            attrs: (*attrs).clone(),
+        });
+    }
+    fn withdraw(&mut self, prefix: IpNet, path_id: u32) {
+        self.0.push(Op::Withdraw { prefix, path_id });
+    }
+    fn reject(&mut self, prefix: IpNet, path_id: u32) {
+        self.0.push(Op::Reject { prefix, path_id });
+    }
 }
 
 /// [`import_update`] without the intermediate list: the attributes are converted once per family of
@@ -317,6 +321,56 @@ pub fn import_into(
     u: &Update,
     rpki: RpkiState,
     sink: &mut impl ImportSink,
+) -> ImportCounts {
+    import_prepared(ctx, u, rpki, sink, None)
+}
+
+/// The announced families of an UPDATE, in the order they are imported: the IPv4 NLRI field, then
+/// MP_REACH_NLRI's unicast family.
+fn families(u: &Update) -> [Option<Family<'_>>; 2] {
+    let mut families: [Option<Family<'_>>; 2] = [None, None];
+    if !u.nlri.is_empty() {
+        families[0] = Some((u.attrs.next_hop.map(IpAddr::V4), None, &u.nlri));
+    }
+    if let Some(mr) = &u.mp_reach
+        && (mr.afi_safi == AfiSafi::IPV4_UNICAST || mr.afi_safi == AfiSafi::IPV6_UNICAST)
+    {
+        let (nh, ll) = match &mr.next_hop {
+            NextHop::Ipv4(a) => (Some(IpAddr::V4(*a)), None),
+            NextHop::Ipv6 { global, link_local } => (Some(IpAddr::V6(*global)), *link_local),
+            _ => (None, None),
+        };
+        families[1] = Some((nh, ll, &mr.nlri));
+    }
+    families
+}
+
+/// A family's set as converted from the UPDATE (before any policy).
+fn family_attrs(ctx: &ImportCtx, u: &Update, nh: Option<IpAddr>, ll: Option<Ipv6Addr>) -> Attrs {
+    // RFC 4271 §5.1.5: LOCAL_PREF is not sent to (and is ignored from) external peers.
+    let local_pref = if ctx.ebgp { None } else { u.attrs.local_pref };
+    convert(&u.attrs, nh, ll, local_pref)
+}
+
+/// The set of the first family [`import_into`] will import from `u`, converted ahead (none when
+/// the UPDATE announces nothing it imports). The caller can then prefetch where its interning
+/// looks ([`crate::rib::Rib::prefetch_attrs`]) and hand it to [`import_prepared`] later.
+pub fn prepare(ctx: &ImportCtx, u: &Update) -> Option<ToIntern> {
+    if u.treat_as_withdraw.is_some() {
+        return None;
+    }
+    let (nh, ll, _) = families(u).into_iter().flatten().next()?;
+    Some(ToIntern::hashed(family_attrs(ctx, u, nh, ll)))
+}
+
+/// [`import_into`] with the first family's set converted already by [`prepare`] for `u` (or
+/// `None`: converted here).
+pub fn import_prepared(
+    ctx: &ImportCtx,
+    u: &Update,
+    rpki: RpkiState,
+    sink: &mut impl ImportSink,
+    mut prepared: Option<ToIntern>,
 ) -> ImportCounts {
     let mut n = ImportCounts::default();
     let mut withdraw_all = |n: &mut ImportCounts, v: &[Nlri]| {
@@ -339,25 +393,12 @@ pub fn import_into(
         return n;
     }
 
-    let mut families: [Option<Family<'_>>; 2] = [None, None];
-    if !u.nlri.is_empty() {
-        families[0] = Some((u.attrs.next_hop.map(IpAddr::V4), None, &u.nlri));
-    }
-    if let Some(mr) = &u.mp_reach
-        && (mr.afi_safi == AfiSafi::IPV4_UNICAST || mr.afi_safi == AfiSafi::IPV6_UNICAST)
-    {
-        let (nh, ll) = match &mr.next_hop {
-            NextHop::Ipv4(a) => (Some(IpAddr::V4(*a)), None),
-            NextHop::Ipv6 { global, link_local } => (Some(IpAddr::V6(*global)), *link_local),
-            _ => (None, None),
+    for (nh, ll, nlri) in families(u).into_iter().flatten() {
+        let base = match prepared.take() {
+            Some(a) => a,
+            None => family_attrs(ctx, u, nh, ll).into(),
         };
-        families[1] = Some((nh, ll, &mr.nlri));
-    }
-    for (nh, ll, nlri) in families.into_iter().flatten() {
-        // RFC 4271 §5.1.5: LOCAL_PREF is not sent to (and is ignored from) external peers.
-        let local_pref = if ctx.ebgp { None } else { u.attrs.local_pref };
-        let base = convert(&u.attrs, nh, ll, local_pref);
-        if let Some(_why) = rejected_before_policy(ctx, &base) {
+        if let Some(_why) = rejected_before_policy(ctx, base.attrs()) {
             for (prefix, path_id) in prefixes(nlri) {
                 n.received += 1;
                 n.rejected += 1;
@@ -607,6 +648,49 @@ mod tests {
             attrs.next_hop_ll(),
             Some("fe80::1".parse::<Ipv6Addr>().unwrap())
         );
+    }
+
+    /// A set converted ahead ([`prepare`]) is the first family's: importing with it gives the same
+    /// operations and counts as converting in the import, for IPv4 NLRI, MP_REACH IPv6, both in one
+    /// UPDATE, a treat-as-withdraw, a withdrawal only, and from eBGP and iBGP peers.
+    #[test]
+    fn a_set_converted_ahead_imports_as_one_converted_in_the_import() {
+        let v6 = MpReach {
+            afi_safi: AfiSafi::IPV6_UNICAST,
+            next_hop: NextHop::Ipv6 {
+                global: "2001:db8::1".parse().unwrap(),
+                link_local: Some("fe80::1".parse().unwrap()),
+            },
+            nlri: vec![Nlri::new("2001:db8:1::/48".parse().unwrap())],
+            flowspec: Vec::new(),
+            opaque_nlri: vec![],
+        };
+        let v4 = update(vec![3320, 15169]);
+        let mut both = v4.clone();
+        both.mp_reach = Some(v6.clone());
+        let mut only_v6 = both.clone();
+        only_v6.nlri.clear();
+        let mut malformed = both.clone();
+        malformed.treat_as_withdraw = Some(bgp::wire::Error::MalformedAttributeList);
+        let withdrawal = Update {
+            withdrawn: v4.nlri.clone(),
+            ..Update::default()
+        };
+        for ebgp in [true, false] {
+            let ctx = ctx(ebgp, Some(ACCEPT));
+            for u in [&v4, &both, &only_v6, &malformed, &withdrawal] {
+                let ahead = prepare(&ctx, u);
+                let announces = !u.nlri.is_empty() || u.mp_reach.is_some();
+                assert_eq!(ahead.is_some(), announces && u.treat_as_withdraw.is_none());
+                let mut c = CollectOps(Vec::new());
+                let n = import_prepared(&ctx, u, RpkiState::NotFound, &mut c, ahead);
+                assert_eq!(
+                    (c.0, n),
+                    import_update(&ctx, u, RpkiState::NotFound),
+                    "{u:?}"
+                );
+            }
+        }
     }
 
     /// Each prefix of an UPDATE gets the operation its own policy evaluation gives, whether the

@@ -1176,8 +1176,19 @@ impl Rib {
         self.attrs.intern(attrs)
     }
 
+    /// Asks for the cache line where interning `attrs` will look first (a set converted ahead, see
+    /// [`crate::import::prepare`]).
+    #[inline]
+    pub fn prefetch_attrs(&self, attrs: &attrs::ToIntern) {
+        self.attrs.prefetch(attrs);
+    }
+
     /// [`Rib::intern`] with `n` more references counted ahead (see [`AttrStore::intern_counted`]).
-    pub fn intern_counted(&mut self, attrs: Attrs, n: u32) -> (AttrRef, attrs::Clones) {
+    pub fn intern_counted(
+        &mut self,
+        attrs: impl Into<attrs::ToIntern>,
+        n: u32,
+    ) -> (AttrRef, attrs::Clones) {
         self.attrs.intern_counted(attrs, n)
     }
 

@@ -11,10 +11,20 @@ use std::net::Ipv4Addr;
 /// |        AS (2 octets)          |       value (2 octets)        |
 /// +-------------------------------+-------------------------------+
 /// ```
+///
+/// `repr(transparent)`: a list of communities is a list of `u32`s ([`Community::as_u32s`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(transparent)]
 pub struct Community(pub u32);
 
 impl Community {
+    /// The numbers of a list of communities, without copying them.
+    pub fn as_u32s(list: &[Community]) -> &[u32] {
+        // SAFETY: `Community` is `repr(transparent)` over `u32`: same size, alignment and validity,
+        // so the slice's elements read as `u32`s for the slice's lifetime.
+        unsafe { std::slice::from_raw_parts(list.as_ptr().cast::<u32>(), list.len()) }
+    }
+
     /// RFC 8326.
     pub const GRACEFUL_SHUTDOWN: Community = Community(0xFFFF_0000);
     /// RFC 7611.
@@ -171,6 +181,17 @@ impl ExtCommunity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_of_communities_reads_as_their_numbers_in_order() {
+        let list = [
+            Community::new(65000, 100),
+            Community::NO_EXPORT,
+            Community(7),
+        ];
+        assert_eq!(Community::as_u32s(&list), &[0xFDE8_0064, 0xFFFF_FF01, 7]);
+        assert!(Community::as_u32s(&[]).is_empty());
+    }
 
     #[test]
     fn well_known_names_rfc1997() {

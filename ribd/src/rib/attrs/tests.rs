@@ -118,7 +118,7 @@ fn hash_of(a: &Attrs) -> u64 {
 }
 
 /// Blocks and rare-attribute records alive on this thread.
-fn live_blocks() -> (isize, isize) {
+pub(super) fn live_blocks() -> (isize, isize) {
     (LIVE_BLOCKS.with(|c| c.get()), LIVE_RARE.with(|c| c.get()))
 }
 
