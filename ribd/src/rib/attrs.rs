@@ -1766,7 +1766,8 @@ pub struct AttrStore {
     set: index::SetIndex,
 }
 
-/// A set's content hash, folded to the 32 bits its header keeps (the store's table hashes it again).
+/// A set's content hash, folded to the 32 bits its header keeps (the store's index spreads it over
+/// its slots).
 fn content_hash(a: &Attrs) -> u32 {
     use std::hash::BuildHasher;
     let h = rustc_hash::FxBuildHasher.hash_one(a);
@@ -1845,7 +1846,8 @@ impl AttrStore {
     }
 
     /// Asks for the cache line where interning `attrs` will look first (when its hash is known): for
-    /// a set converted ahead of its interning (the look-up of a store of 635k sets missed the cache once per UPDATE).
+    /// a set converted ahead of its interning (the look-up of a store of 635k sets missed the cache
+    /// once per UPDATE).
     #[inline]
     pub fn prefetch(&self, attrs: &ToIntern) {
         if let Some(hash) = attrs.hash {

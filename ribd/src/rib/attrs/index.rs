@@ -97,9 +97,9 @@ impl SetIndex {
         }
     }
 
-    /// The stored set equal to `a`, whose content hash is `hash`, lent (the caller clones it to keep
-    /// it); or where to insert it ([`SetIndex::insert_at`]): the first slot of the probe without a
-    /// set.
+    /// The stored set equal to `a`, whose content hash is `hash`, lent (the caller clones it to
+    /// keep it); or where to insert it ([`SetIndex::insert_at`]): the first slot of the probe
+    /// without a set.
     pub(super) fn find(&self, hash: u32, a: &Attrs) -> Result<ManuallyDrop<AttrRef>, usize> {
         if self.slots.is_empty() {
             return Err(0);
@@ -207,7 +207,7 @@ impl SetIndex {
     }
 
     /// Moves every set into a table of `len` slots (a power of two, enough for them all), which
-    /// clears the `GONE` marks. Each set's header is read for its hash, prefetched a few sets ahead.
+    /// clears the `GONE` marks. Each set's header is read for its hash, prefetched 16 slots ahead.
     fn rebuild(&mut self, len: usize) {
         const AHEAD: usize = 16;
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; len].into_boxed_slice());
@@ -382,7 +382,8 @@ mod tests {
                     prop_assert_eq!(ix.iter().count(), held.len());
                 }
             }
-            prop_assert_eq!(crate::rib::attrs::tests::live_blocks(), before, "no block leaked or freed twice");
+            let after = crate::rib::attrs::tests::live_blocks();
+            prop_assert_eq!(after, before, "no block leaked or freed twice");
         }
     }
 
