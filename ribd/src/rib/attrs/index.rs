@@ -3,14 +3,14 @@
 //!
 //! A slot holds a stored set's address with 7 bits of its hash above the address bits, so:
 //! - a probe reads a set only when its tag matches (1 in 128 of the other sets it passes);
-//! - the slot a look-up starts at follows from the hash alone, so it can be prefetched while the
-//!   set is still being converted ([`SetIndex::prefetch`]): the store of a full table from four
-//!   peers has about 635k sets, and its look-up missed the cache once per UPDATE;
+//! - the slot a look-up starts at follows from the hash alone, so it can be prefetched once the set
+//!   is converted, an UPDATE before it is interned ([`SetIndex::prefetch`]): the store of a full
+//!   table from four peers has about 635k sets, and its look-up missed the cache once per UPDATE;
 //! - growing reads each set's stored hash from its header, and prefetches the headers ahead
 //!   (`std`'s table read them one miss at a time).
 //!
 //! A removed set leaves a `GONE` mark that probes pass over (unless the next slot is empty); the
-//! marks are cleared when the table is rebuilt, at the same size if they are what fills it.
+//! marks are cleared when the table is rebuilt ([`SetIndex::rebuilt_len`] says at what size).
 
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
