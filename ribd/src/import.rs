@@ -71,7 +71,7 @@ pub struct ImportCounts {
 pub fn to_attrs(
     a: &PathAttributes,
     next_hop: Option<IpAddr>,
-    next_hop_ll: Option<std::net::Ipv6Addr>,
+    next_hop_ll: Option<Ipv6Addr>,
 ) -> Attrs {
     convert(a, next_hop, next_hop_ll, a.local_pref)
 }
@@ -92,7 +92,7 @@ fn segment_kind(t: SegmentType) -> SegmentKind {
 fn convert(
     a: &PathAttributes,
     next_hop: Option<IpAddr>,
-    next_hop_ll: Option<std::net::Ipv6Addr>,
+    next_hop_ll: Option<Ipv6Addr>,
     local_pref: Option<u32>,
 ) -> Attrs {
     let mut path_buf = smallvec::SmallVec::<[u32; 32]>::new();
@@ -198,7 +198,7 @@ pub trait ImportSink {
 }
 
 /// The announcements of one family of an UPDATE: next-hop, IPv6 link-local next-hop, NLRI.
-type Family<'a> = (Option<IpAddr>, Option<std::net::Ipv6Addr>, &'a [Nlri]);
+type Family<'a> = (Option<IpAddr>, Option<Ipv6Addr>, &'a [Nlri]);
 
 /// An UPDATE family's attribute set: converted from the UPDATE, then interned once. Fields, not an
 /// enum of states: an enum moved as a whole (taken by value at the end of the family) was copied

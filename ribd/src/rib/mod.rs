@@ -1184,11 +1184,7 @@ impl Rib {
     }
 
     /// [`Rib::intern`] with `n` more references counted ahead (see [`AttrStore::intern_counted`]).
-    pub fn intern_counted(
-        &mut self,
-        attrs: impl Into<attrs::ToIntern>,
-        n: u32,
-    ) -> (AttrRef, attrs::Clones) {
+    pub fn intern_counted(&mut self, attrs: attrs::ToIntern, n: u32) -> (AttrRef, attrs::Clones) {
         self.attrs.intern_counted(attrs, n)
     }
 
