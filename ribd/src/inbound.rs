@@ -30,9 +30,9 @@ use ipnet::IpNet;
 use crate::config::{Family, MaxPrefixAction, Neighbor};
 use crate::import::{self, ImportCtx, ImportSink};
 use crate::policy::RpkiState;
-use crate::rib::Rib;
 use crate::rib::attrs::{AttrRef, Attrs, Clones, ToIntern};
 use crate::rib::table::PeerId;
+use crate::rib::{PathReading, Rib};
 
 /// Per-family counts of a peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,7 +95,16 @@ pub struct Inbound {
     order4: Vec<u64>,
     /// Room for sorting `order4` (see [`sort_v4_keys`]).
     radix: Vec<u64>,
+    /// What the RIB read of each set a run announces, once per UPDATE (see [`Collect`]; kept for
+    /// its capacity).
+    readings: Vec<PathReading>,
+    /// For each operation of `pending`, its announcement's reading in `readings` (`NO_READING`
+    /// for a withdrawal; kept for its capacity).
+    reading_of: Vec<u32>,
 }
+
+/// [`Inbound::reading_of`] of an operation that announces nothing.
+const NO_READING: u32 = u32::MAX;
 
 fn family_of(f: Family) -> BgpFamily {
     f.afi_safi()
@@ -117,6 +126,8 @@ impl Inbound {
             order: Vec::new(),
             order4: Vec::new(),
             radix: Vec::new(),
+            readings: Vec::new(),
+            reading_of: Vec::new(),
         }
     }
 
@@ -205,6 +216,8 @@ impl Inbound {
             return;
         }
         let mut ops = std::mem::take(&mut self.pending);
+        let mut readings = std::mem::take(&mut self.readings);
+        let mut reading_of = std::mem::take(&mut self.reading_of);
         // Each UPDATE's set is converted one UPDATE ahead of its import, and the line its interning
         // probes is prefetched then: the store of a full table from four peers holds 635k sets,
         // and its look-up missed the cache once per UPDATE. The UPDATEs' own data is prefetched
@@ -234,7 +247,11 @@ impl Inbound {
             );
             let mut sink = Collect {
                 rib: &mut *rib,
+                peer: self.rib_id,
                 ops: &mut ops,
+                readings: &mut readings,
+                reading_of: &mut reading_of,
+                last: None,
             };
             let n = import::import_prepared(ctx, u, RpkiState::NotFound, &mut sink, this);
             if n.treat_as_withdraw > 0 {
@@ -257,9 +274,14 @@ impl Inbound {
         let mut order4 = std::mem::take(&mut self.order4);
         if v4_keys(&ops, &mut order4) {
             sort_v4_keys(&mut order4, &mut self.radix);
-            apply_sorted(&mut sink, &mut ops, order4.len(), |k| {
-                (order4[k] & V4_POSITION) as usize
-            });
+            apply_sorted(
+                &mut sink,
+                &mut ops,
+                &readings,
+                &reading_of,
+                order4.len(),
+                |k| (order4[k] & V4_POSITION) as usize,
+            );
         } else {
             order.extend(
                 ops.iter()
@@ -267,7 +289,14 @@ impl Inbound {
                     .map(|(i, o)| (sort_key(o.prefix), i as u32)),
             );
             order.sort_unstable();
-            apply_sorted(&mut sink, &mut ops, order.len(), |k| order[k].1 as usize);
+            apply_sorted(
+                &mut sink,
+                &mut ops,
+                &readings,
+                &reading_of,
+                order.len(),
+                |k| order[k].1 as usize,
+            );
         }
         order4.clear();
         self.order4 = order4;
@@ -275,6 +304,10 @@ impl Inbound {
         self.order = order;
         ops.clear();
         self.pending = ops;
+        readings.clear();
+        self.readings = readings;
+        reading_of.clear();
+        self.reading_of = reading_of;
     }
 
     /// Whether a run may be applied out of wire order: always, except under max-prefix `discard`
@@ -594,7 +627,14 @@ fn sort_v4_keys(keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
 /// ahead (by then the header is in cache). (Going one level further, the entry's paths and their
 /// attribute sets 4 and 2 ahead, cost the extra searches more than the misses it hid: 1 peer 10%
 /// slower, 4 peers unchanged.)
-fn apply_sorted(sink: &mut ToRib<'_>, ops: &mut [Pending], n: usize, at: impl Fn(usize) -> usize) {
+fn apply_sorted(
+    sink: &mut ToRib<'_>,
+    ops: &mut [Pending],
+    readings: &[PathReading],
+    reading_of: &[u32],
+    n: usize,
+    at: impl Fn(usize) -> usize,
+) {
     for k in 0..n.min(8) {
         sink.rib.prefetch(ops[at(k)].prefix, false);
     }
@@ -605,10 +645,14 @@ fn apply_sorted(sink: &mut ToRib<'_>, ops: &mut [Pending], n: usize, at: impl Fn
         if k + 4 < n {
             sink.rib.prefetch(ops[at(k + 4)].prefix, true);
         }
-        let op = &mut ops[at(k)];
+        let i = at(k);
+        let op = &mut ops[i];
         let (prefix, path_id) = (op.prefix, op.path_id);
         match op.attrs.take() {
-            Some(a) => sink.announce(prefix, path_id, a),
+            Some(a) => {
+                let reading = reading_of.get(i).and_then(|&r| readings.get(r as usize));
+                sink.place(prefix, path_id, a, reading)
+            }
             None if op.reject => sink.reject(prefix, path_id),
             None => sink.withdraw(prefix, path_id),
         }
@@ -617,33 +661,69 @@ fn apply_sorted(sink: &mut ToRib<'_>, ops: &mut [Pending], n: usize, at: impl Fn
 
 /// Collects a run's operations for [`Inbound::apply_run`]; attribute sets are interned in the RIB
 /// at once (the pending announcements hold references, so a set released at the end of its UPDATE
-/// stays interned until they are applied).
+/// stays interned until they are applied). Each announced set is read for the RIB
+/// ([`Rib::read_path`]) once for the prefixes announced with it in a row (an UPDATE's): they are
+/// applied in prefix order, so apart.
 struct Collect<'a> {
     rib: &'a mut Rib,
+    peer: PeerId,
     ops: &'a mut Vec<Pending>,
+    readings: &'a mut Vec<PathReading>,
+    /// Parallel to `ops`.
+    reading_of: &'a mut Vec<u32>,
+    /// The last announcement's reading. Forgotten when a set is interned or released: only a set
+    /// freed meanwhile can leave its address to another.
+    last: Option<u32>,
 }
 
 impl Collect<'_> {
     fn push(&mut self, prefix: IpNet, path_id: u32, attrs: Option<AttrRef>, reject: bool) {
+        let reading = match &attrs {
+            Some(a) => self.reading(a, prefix.addr().is_ipv6()),
+            None => NO_READING,
+        };
         self.ops.push(Pending {
             attrs,
             path_id,
             reject,
             prefix,
         });
+        self.reading_of.push(reading);
+    }
+
+    /// The index of the reading of `attrs` for the family `v6`: the last one's again when it
+    /// was read from the same set for the same family.
+    fn reading(&mut self, attrs: &AttrRef, v6: bool) -> u32 {
+        if let Some(i) = self.last
+            && self
+                .readings
+                .get(i as usize)
+                .is_some_and(|r| r.is_of(attrs, v6))
+        {
+            return i;
+        }
+        let Ok(i) = u32::try_from(self.readings.len()) else {
+            return NO_READING;
+        };
+        self.readings.push(self.rib.read_path(self.peer, attrs, v6));
+        self.last = Some(i);
+        i
     }
 }
 
 impl ImportSink for Collect<'_> {
     fn intern(&mut self, attrs: Attrs) -> AttrRef {
+        self.last = None;
         self.rib.intern(attrs)
     }
 
     fn intern_counted(&mut self, attrs: ToIntern, n: u32) -> (AttrRef, Clones) {
+        self.last = None;
         self.rib.intern_counted(attrs, n)
     }
 
     fn release(&mut self, attrs: AttrRef) {
+        self.last = None;
         self.rib.release(attrs);
     }
 
@@ -681,6 +761,39 @@ impl ToRib<'_> {
         }
     }
 
+    /// An accepted path, with what the RIB read of its set for its UPDATE when it was (see
+    /// [`Collect`]).
+    fn place(
+        &mut self,
+        prefix: IpNet,
+        path_id: u32,
+        attrs: AttrRef,
+        reading: Option<&PathReading>,
+    ) {
+        // max-prefix "discard": a new prefix beyond the limit is ignored (replacements of accepted
+        // ones still apply).
+        let full = self.nb.max_prefix.as_ref().is_some_and(|m| {
+            m.action == MaxPrefixAction::Discard
+                && self.v4.accepted + self.v6.accepted >= m.limit as u64
+        });
+        if full && !self.rib.has_path(self.peer, prefix, path_id) {
+            self.rejected.insert((prefix, path_id));
+            self.rib.release(attrs);
+            return;
+        }
+        if !self.rejected.is_empty() {
+            self.rejected.remove(&(prefix, path_id));
+        }
+        let added = match reading {
+            Some(r) => self.rib.announce_read(self.peer, prefix, path_id, attrs, r),
+            None => self.rib.announce(self.peer, prefix, path_id, attrs),
+        };
+        if added {
+            self.counts(prefix).accepted += 1;
+        }
+        self.c.announced += 1;
+    }
+
     fn remove(&mut self, prefix: IpNet, path_id: u32) {
         if self.rib.withdraw(self.peer, prefix, path_id) {
             let fc = self.counts(prefix);
@@ -704,24 +817,7 @@ impl ImportSink for ToRib<'_> {
     }
 
     fn announce(&mut self, prefix: IpNet, path_id: u32, attrs: AttrRef) {
-        // max-prefix "discard": a new prefix beyond the limit is ignored (replacements of accepted
-        // ones still apply).
-        let full = self.nb.max_prefix.as_ref().is_some_and(|m| {
-            m.action == MaxPrefixAction::Discard
-                && self.v4.accepted + self.v6.accepted >= m.limit as u64
-        });
-        if full && !self.rib.has_path(self.peer, prefix, path_id) {
-            self.rejected.insert((prefix, path_id));
-            self.rib.release(attrs);
-            return;
-        }
-        if !self.rejected.is_empty() {
-            self.rejected.remove(&(prefix, path_id));
-        }
-        if self.rib.announce(self.peer, prefix, path_id, attrs) {
-            self.counts(prefix).accepted += 1;
-        }
-        self.c.announced += 1;
+        self.place(prefix, path_id, attrs, None);
     }
 
     fn withdraw(&mut self, prefix: IpNet, path_id: u32) {

@@ -204,6 +204,9 @@ pub struct Rib {
     /// Report every change of a prefix's candidates, not only of its best path (ADD-PATH export).
     track_all: bool,
     best_changed: Vec<IpNet>,
+    /// Changes of what a [`PathReading`] reads besides the set (peers, next-hop states): one
+    /// taken before the last change is read again.
+    readings: u64,
 }
 
 /// Everything selection needs besides the table, borrowed disjointly from the RIB.
@@ -220,6 +223,55 @@ struct Ctx<'a> {
 }
 
 type FwdKey = SmallVec<[FibNextHop; 4]>;
+
+/// What selection reads of an announced path's set and peer, the same for every prefix an UPDATE
+/// announces with that set ([`Ctx::new_path`]).
+#[derive(Debug, Clone, Copy)]
+struct NewPath {
+    /// The set's next-hop.
+    next_hop: Option<IpAddr>,
+    /// Its neighbouring AS (see [`Key::neighbor_as`]).
+    neighbor_as: Option<u32>,
+    /// The path's internal flags ([`Ctx::stored_flags`]).
+    flags: u8,
+    /// Its key as the newest path of its prefix, with path id 0 (`None`: an unknown peer).
+    key: Option<Key>,
+}
+
+impl NewPath {
+    /// The path's key as the newest path of its prefix.
+    #[inline]
+    fn key(&self, path_id: u32) -> Option<Key> {
+        self.key.map(|k| Key { path_id, ..k })
+    }
+}
+
+/// What the RIB reads of a peer's set before placing a path with it ([`Rib::read_path`]), the same
+/// for every prefix an UPDATE announces with that set: read once for the UPDATE, it spares
+/// [`Rib::announce_read`] reading the set and building the path's key again for each prefix
+/// (about a tenth of the instructions of a prefix-path from a further peer: an import is applied
+/// in prefix order, so an UPDATE's prefixes are apart). It holds no reference to the
+/// set: it is for an announcement of the set it was read from while that set lives, and is
+/// ignored (the set read again) when it was read for another address, family or peer, or before
+/// the peers or next-hop states changed.
+#[derive(Debug, Clone, Copy)]
+pub struct PathReading {
+    set: usize,
+    peer: PeerId,
+    v6: bool,
+    /// [`Rib::readings`] when it was read.
+    generation: u64,
+    new: NewPath,
+}
+
+impl PathReading {
+    /// Whether this was read from `attrs` (by address: meaningful while the set it was read from
+    /// lives) for a prefix of the family `v6`.
+    #[inline]
+    pub fn is_of(&self, attrs: &AttrRef, v6: bool) -> bool {
+        self.set == attrs.addr() && self.v6 == v6
+    }
+}
 
 /// Where [`Ctx::joins_last`] puts an added path, nothing else in its entry moving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,10 +461,7 @@ impl Ctx<'_> {
             let reachable = self
                 .candidate(e.as_slice().at(0))
                 .is_some_and(|c| c.reachable);
-            e.set_multipath(usize::from(reachable));
-            if let Some(p) = e.get_mut(0) {
-                set_nh_down(p.flags, !reachable);
-            }
+            select_lone(e, reachable);
             return;
         }
         // Built in place (pushed, not collected and moved: these are a few hundred bytes).
@@ -438,10 +487,31 @@ impl Ctx<'_> {
         }
     }
 
+    /// What selection reads of a path of `peer` with the set `attrs` (see [`NewPath`]).
+    fn new_path(&self, peer: PeerId, attrs: &AttrRef) -> NewPath {
+        let sel = attrs.for_selection();
+        let flags = self.stored_flags_of(peer, attrs, sel.next_hop, sel.neighbor_as);
+        let probe = PathRef {
+            attrs,
+            path_id: 0,
+            peer,
+            flags: 0,
+            rank: 0,
+        };
+        let key = self.key_with(probe, &sel, u32::MAX);
+        NewPath {
+            next_hop: sel.next_hop,
+            neighbor_as: sel.neighbor_as,
+            flags,
+            key,
+        }
+    }
+
     /// [`Ctx::joins_last_with`], reading the new path's set.
     #[cfg(test)]
     fn joins_last(&self, e: &Paths, new: &Path) -> Option<Added> {
-        self.joins_last_with(e, new, &new.attrs.for_selection())
+        let np = self.new_path(new.peer, &new.attrs);
+        self.joins_last_with(e, new, &np)
     }
 
     /// Whether the path `new`, added to the selected entry `e` (no path of the same peer and
@@ -449,14 +519,14 @@ impl Ctx<'_> {
     /// paths there, as reselecting would give ([`decision::joins_last`]), and the same multipath
     /// count or, when every path was in the set, one more. Reads the attribute sets of the
     /// entry's paths (their neighbouring ASes say which MEDs compare), but does not sort or
-    /// reorder. `sel` is the new path's set as selection reads it (the caller read it for the
-    /// path's flags).
-    fn joins_last_with(&self, e: &Paths, new: &Path, sel: &SelectionAttrs) -> Option<Added> {
+    /// reorder. `np` is what selection reads of the new path's set and peer (the caller read it
+    /// for the path's flags).
+    fn joins_last_with(&self, e: &Paths, new: &Path, np: &NewPath) -> Option<Added> {
         let s = e.as_slice();
         if s.len() > 8 || !(self.cfg.deterministic_med || self.cfg.always_compare_med) {
             return None;
         }
-        if let Some(last) = self.joins_last_by_groups_with(e, new, sel) {
+        if let Some(last) = self.joins_last_by_groups_with(e, new, np) {
             return last;
         }
         let mut keys: SmallVec<[Key; 8]> = SmallVec::new();
@@ -469,7 +539,7 @@ impl Ctx<'_> {
             keys.push(k);
         }
         // It will be the newest path: after every rank there.
-        let kn = self.key_with(new.view(), sel, u32::MAX)?;
+        let kn = np.key(new.path_id)?;
         let best = s.at(0);
         let max = decision::max_paths(self.peers.get(best.peer as usize)?.as_ref()?, self.cfg);
         let admits = || decision::eligible_keys(best.attrs, &keys[0], &new.attrs, &kn, self.cfg);
@@ -522,7 +592,8 @@ impl Ctx<'_> {
     /// [`Ctx::joins_last_by_groups_with`], reading the new path's set.
     #[cfg(test)]
     fn joins_last_by_groups(&self, e: &Paths, new: &Path) -> Option<Option<Added>> {
-        self.joins_last_by_groups_with(e, new, &new.attrs.for_selection())
+        let np = self.new_path(new.peer, &new.attrs);
+        self.joins_last_by_groups_with(e, new, &np)
     }
 
     /// [`Ctx::joins_last_with`] reading only the attribute sets the answer needs, when every path's
@@ -541,13 +612,13 @@ impl Ctx<'_> {
     /// and whether the best admits it (a different neighbouring AS is a different AS path; else
     /// the best's set is read): when every path is in the multipath set, an admitted path is its
     /// last member. `None`: not known cheaply (the caller reads every path); `Some(None)`: it
-    /// does not go last (or not provably); `Some(Some(added))`: it does, as `added` says. `sel`
-    /// is the new path's set as selection reads it.
+    /// does not go last (or not provably); `Some(Some(added))`: it does, as `added` says. `np`
+    /// is what selection reads of the new path's set and peer.
     fn joins_last_by_groups_with(
         &self,
         e: &Paths,
         new: &Path,
-        sel: &SelectionAttrs,
+        np: &NewPath,
     ) -> Option<Option<Added>> {
         let cfg = self.cfg;
         if !cfg.deterministic_med || cfg.always_compare_med || cfg.as_path_relax {
@@ -563,7 +634,7 @@ impl Ctx<'_> {
         if groups[..mp.min(n)].iter().any(|&g| g != best_group) {
             return None;
         }
-        let kn = self.key_with(new.view(), sel, u32::MAX)?;
+        let kn = np.key(new.path_id)?;
         // A path's key, when the entry was selected with the reachability it has now (else the
         // entry is not an ordered one to extend).
         let read_key = |i: usize| -> Option<Key> {
@@ -874,6 +945,15 @@ fn take_sized<T>(v: &mut Vec<T>) -> Vec<T> {
     std::mem::replace(v, Vec::with_capacity(n))
 }
 
+/// The selection of an entry holding one path: in the multipath set when its next-hop is
+/// `reachable`.
+fn select_lone(e: &mut Paths, reachable: bool) {
+    e.set_multipath(usize::from(reachable));
+    if let Some(p) = e.get_mut(0) {
+        set_nh_down(p.flags, !reachable);
+    }
+}
+
 fn set_nh_down(flags: &mut u8, down: bool) {
     if down {
         *flags |= flags::NH_DOWN;
@@ -1136,6 +1216,7 @@ impl Rib {
             track_best: false,
             track_all: false,
             best_changed: Vec::new(),
+            readings: 0,
         }
     }
 
@@ -1147,6 +1228,7 @@ impl Rib {
     /// registered already (paths store a 16-bit peer index); a removed peer's slot is reused.
     pub fn add_peer(&mut self, info: PeerInfo) -> Result<PeerId, TooManyPeers> {
         self.peer_set = PeerSetMemo::default();
+        self.readings += 1;
         if let Some(i) = self.peers.iter().position(Option::is_none) {
             self.peers[i] = Some(info);
             return Ok(i as PeerId);
@@ -1169,6 +1251,7 @@ impl Rib {
             *p = None;
         }
         self.peer_set = PeerSetMemo::default();
+        self.readings += 1;
     }
 
     /// Shares one copy of `attrs` between all paths that carry it.
@@ -1196,11 +1279,66 @@ impl Rib {
 
     /// Adds or replaces the path `(peer, path_id)` for `prefix`. Returns true when the path is new.
     pub fn announce(&mut self, peer: PeerId, prefix: IpNet, path_id: u32, attrs: AttrRef) -> bool {
+        let new = self.new_path(peer, &attrs, prefix.addr().is_ipv6());
+        self.place(peer, prefix, path_id, attrs, &new)
+    }
+
+    /// What placing a path of `peer` with the set `attrs` for a prefix of the family `v6` reads of
+    /// the set and the peer, for [`Rib::announce_read`] of each prefix announced with it.
+    pub fn read_path(&self, peer: PeerId, attrs: &AttrRef, v6: bool) -> PathReading {
+        PathReading {
+            set: attrs.addr(),
+            peer,
+            v6,
+            generation: self.readings,
+            new: self.new_path(peer, attrs, v6),
+        }
+    }
+
+    /// [`Rib::announce`] with what `reading` read of the set and peer, when it was read from
+    /// `attrs` for this peer and family since the last change of the peers and next-hop states
+    /// (else the set is read again).
+    pub fn announce_read(
+        &mut self,
+        peer: PeerId,
+        prefix: IpNet,
+        path_id: u32,
+        attrs: AttrRef,
+        reading: &PathReading,
+    ) -> bool {
+        let v6 = prefix.addr().is_ipv6();
+        let read;
+        let new = if reading.is_of(&attrs, v6)
+            && reading.peer == peer
+            && reading.generation == self.readings
+        {
+            &reading.new
+        } else {
+            read = self.new_path(peer, &attrs, v6);
+            &read
+        };
+        self.place(peer, prefix, path_id, attrs, new)
+    }
+
+    fn new_path(&self, peer: PeerId, attrs: &AttrRef, v6: bool) -> NewPath {
+        let cfg = if v6 { &self.cfg.ipv6 } else { &self.cfg.ipv4 };
+        ctx!(self, cfg).new_path(peer, attrs)
+    }
+
+    /// Adds or replaces a path whose set and peer read as `new`.
+    fn place(
+        &mut self,
+        peer: PeerId,
+        prefix: IpNet,
+        path_id: u32,
+        attrs: AttrRef,
+        new: &NewPath,
+    ) -> bool {
         let path = Path::new(peer, path_id, attrs);
         let released = with_table!(self, prefix, |t, k, cfg| {
             let ctx = ctx!(self, cfg);
             let mut sink = sink!(self);
-            upsert(t, k, path, &ctx, &mut sink)
+            upsert(t, k, path, new, &ctx, &mut sink)
         });
         match released {
             Some(a) => {
@@ -1393,6 +1531,7 @@ impl Rib {
             reachable: self.cfg.nexthop_default_reachable,
             igp_cost: 0,
         };
+        self.readings += 1;
         let old = self.nht.insert(nh, state).unwrap_or(default);
         if old == state {
             return;
@@ -1571,6 +1710,7 @@ impl Rib {
             *slot = Some(info);
         }
         self.peer_set = PeerSetMemo::default();
+        self.readings += 1;
         // The peer's AS or address may have changed: its paths' MED groups, and whether they
         // forward to it, are told again.
         let ctx = ctx!(self, &self.cfg.ipv4);
@@ -1765,6 +1905,7 @@ fn upsert<K: PrefixKey>(
     t: &mut Table<K>,
     k: K,
     path: Path,
+    new: &NewPath,
     ctx: &Ctx<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<AttrRef> {
@@ -1774,11 +1915,11 @@ fn upsert<K: PrefixKey>(
     let new_nh;
     match t.slot(k) {
         (e, true) => {
-            new_nh = path.attrs.next_hop();
-            path.flags |= ctx.stored_flags(peer, &path.attrs, new_nh);
+            new_nh = new.next_hop;
+            path.flags |= new.flags;
             *e = Paths::one(path);
-            ctx.reselect(e);
-            match e.as_slice().at(0).attrs.next_hop() {
+            select_lone(e, new.key.is_some_and(|k| k.reachable));
+            match new_nh {
                 // The usual new prefix: a usable path with a next-hop forwards over it alone.
                 Some(nh) if e.multipath() == 1 => sink.forward_new(k.into(), nh),
                 _ => sink.emit(k.into(), &Fwd::default(), ctx.forwarding(e)),
@@ -1786,19 +1927,15 @@ fn upsert<K: PrefixKey>(
             sink.best(k.into(), None, best_id(Some(e)));
         }
         (e, false) => {
-            // Read once for the flags and, for an added path, its selection key (reading only
-            // the next-hop and AS path for a replacing path measured more instructions for added
-            // ones than it saved for a table sent again).
-            let sel = path.attrs.for_selection();
-            new_nh = sel.next_hop;
-            path.flags |= ctx.stored_flags_of(peer, &path.attrs, new_nh, sel.neighbor_as);
+            new_nh = new.next_hop;
+            path.flags |= new.flags;
             let old_best = best_id(Some(e));
             let at = e
                 .iter()
                 .position(|p| p.peer == path.peer && p.path_id == path.path_id);
             // Where an added path goes when nothing else moves.
             let added = if at.is_none() {
-                ctx.joins_last_with(e, &path, &sel)
+                ctx.joins_last_with(e, &path, new)
             } else {
                 None
             };
@@ -1836,7 +1973,7 @@ fn upsert<K: PrefixKey>(
                 let mp0 = e.multipath();
                 let kept = e
                     .backup_hint()
-                    .filter(|&lead| ctx.appended_keeps_backup(e, lead, sel.neighbor_as));
+                    .filter(|&lead| ctx.appended_keeps_backup(e, lead, new.neighbor_as));
                 e.push_newest(path, None);
                 let j = e.len() - 1;
                 let change = match kept {

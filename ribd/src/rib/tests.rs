@@ -837,3 +837,146 @@ fn shrink_makes_path_blocks_exact_and_gives_back_the_batch_vectors() {
     rib.announce(id, prefixes[0], 0, a);
     assert_eq!(blocks(&rib), 49 * 2 * 12 + 4 * 12);
 }
+
+/// A prefix, its paths as (peer, path id, flags, rank), and its multipath count.
+type EntryView = (IpNet, Vec<(PeerId, u32, u8, u8)>, usize);
+
+/// Each prefix's [`EntryView`].
+fn entries(rib: &Rib) -> Vec<EntryView> {
+    let v4 = rib.ipv4().iter().map(|(k, e)| (IpNet::V4(*k), e));
+    let v6 = rib.ipv6().iter().map(|(k, e)| (IpNet::V6(*k), e));
+    v4.chain(v6)
+        .map(|(k, e)| {
+            let paths = e
+                .iter()
+                .map(|p| (p.peer, p.path_id, p.flags, p.rank))
+                .collect();
+            (k, paths, e.multipath())
+        })
+        .collect()
+}
+
+/// `announce_read` uses what was read of a set for its UPDATE only for that set, family and peer,
+/// and only until the next-hop states or the peers change; otherwise it reads the set again. Two
+/// RIBs get the same announcements, one through `announce`, the other through `announce_read`
+/// with a reading that is right, of another set, family or peer, or taken before a change; they
+/// end with the same paths, flags, multipath sets and forwarding. Each wrong reading, used, would
+/// place its path behind where it wins (a reading that has it win is not trusted: the entry is
+/// selected again): A (router id .9) and B (.2) are eBGP peers, C an iBGP one; IPv6 selection
+/// takes a missing LOCAL_PREF as 50.
+#[test]
+fn a_reading_of_another_set_family_or_peer_or_from_before_a_change_is_read_again() {
+    let info = |n: u8, kind: PeerKind, asn: u32, rid: u8| PeerInfo {
+        router_id: Ipv4Addr::new(10, 0, 0, rid),
+        ..peer(n, kind, asn)
+    };
+    let new_rib = || {
+        let mut cfg = RibConfig::default();
+        cfg.ipv6.default_local_pref = 50;
+        let mut rib = Rib::new(cfg);
+        let ids: Vec<PeerId> = [
+            info(1, PeerKind::Ebgp, 64501, 9),
+            info(2, PeerKind::Ebgp, 64502, 2),
+            info(3, PeerKind::Ibgp, 65000, 3),
+        ]
+        .into_iter()
+        .map(|p| rib.add_peer(p).expect("a free peer slot"))
+        .collect();
+        rib.set_nexthop(
+            nh(4),
+            NhState {
+                reachable: false,
+                igp_cost: 0,
+            },
+        );
+        let sets = [
+            rib.intern(path_attrs(64501, 1)),
+            rib.intern(path_attrs(64502, 2)),
+            rib.intern(path_attrs(64502, 4)),
+            rib.intern(path_attrs(64501, 1).with_next_hop(Some("2001:db8::1".parse().unwrap()))),
+        ];
+        (rib, ids, sets)
+    };
+    let (mut plain, ids, sp) = new_rib();
+    let (mut read, _, sr) = new_rib();
+    #[derive(Clone, Copy, Debug)]
+    enum Reading {
+        Right,
+        OtherSet,
+        OtherFamily,
+        /// Read for C.
+        OtherPeer,
+        /// Read before the set's next-hop comes up.
+        NhUp,
+        /// Read before A's router id becomes .1.
+        PeerChanged,
+    }
+    let (a, b) = (0, 1);
+    let p: Vec<IpNet> = (0..4)
+        .map(|i| format!("198.51.{i}.0/24").parse().unwrap())
+        .collect();
+    let p6: IpNet = "2001:db8:1::/48".parse().unwrap();
+    // (peer, prefix, set, reading, the prefix's best peer after), in order.
+    let ops = [
+        // Read from B's set: the entry would forward to B's next-hop.
+        (a, p[0], 0, Reading::OtherSet, a),
+        // Read for iBGP C: B would go behind A instead of winning on router id.
+        (b, p[0], 1, Reading::OtherPeer, b),
+        (a, p[1], 0, Reading::Right, a),
+        // Read for IPv6 (LOCAL_PREF 50): B would go behind A instead of winning.
+        (b, p[1], 1, Reading::OtherFamily, b),
+        (a, p[2], 0, Reading::Right, a),
+        // Read while 203.0.113.4 was unreachable: B would go behind A instead of winning.
+        (b, p[2], 2, Reading::NhUp, b),
+        (a, p6, 3, Reading::Right, a),
+        (b, p6, 3, Reading::OtherPeer, b),
+        (b, p[3], 1, Reading::Right, b),
+        // Read while A's router id was .9: A would go behind B instead of winning.
+        (a, p[3], 0, Reading::PeerChanged, a),
+    ];
+    for (n, &(who, prefix, set, how, best)) in ops.iter().enumerate() {
+        let (peer, v6) = (ids[who], prefix.addr().is_ipv6());
+        let set_r = &sr[set];
+        let reading = match how {
+            Reading::Right | Reading::NhUp | Reading::PeerChanged => {
+                read.read_path(peer, set_r, v6)
+            }
+            Reading::OtherSet => read.read_path(peer, &sr[1], v6),
+            Reading::OtherFamily => read.read_path(peer, set_r, !v6),
+            Reading::OtherPeer => read.read_path(ids[2], set_r, v6),
+        };
+        for rib in [&mut plain, &mut read] {
+            match how {
+                Reading::NhUp => rib.set_nexthop(
+                    nh(4),
+                    NhState {
+                        reachable: true,
+                        igp_cost: 0,
+                    },
+                ),
+                Reading::PeerChanged => rib.set_peer_info(peer, info(1, PeerKind::Ebgp, 64501, 1)),
+                _ => {}
+            }
+        }
+        plain.announce(peer, prefix, 0, sp[set].clone());
+        read.announce_read(peer, prefix, 0, set_r.clone(), &reading);
+        assert_eq!(entries(&read), entries(&plain), "after {:?}", ops[n]);
+        let (_, paths, _) = entries(&plain)
+            .into_iter()
+            .find(|(k, _, _)| *k == prefix)
+            .expect("the prefix has paths");
+        assert_eq!(paths[0].0, ids[best], "best after {:?}", ops[n]);
+        assert_eq!(
+            read.take_fib_deltas(),
+            plain.take_fib_deltas(),
+            "after {:?}",
+            ops[n]
+        );
+    }
+    assert_eq!(read.fib(), plain.fib());
+    for (rib, sets) in [(&mut plain, sp), (&mut read, sr)] {
+        for s in sets {
+            rib.release(s);
+        }
+    }
+}
