@@ -671,8 +671,9 @@ struct Collect<'a> {
     readings: &'a mut Vec<PathReading>,
     /// Parallel to `ops`.
     reading_of: &'a mut Vec<u32>,
-    /// The last announcement's reading. Forgotten when a set is interned or released: only a set
-    /// freed meanwhile can leave its address to another.
+    /// The last announcement's reading. The pending announcement it was read for holds its set
+    /// until the run is applied, so no other set takes that address meanwhile; it is forgotten
+    /// all the same whenever a set is interned or released (an UPDATE's next set, or a policy's).
     last: Option<u32>,
 }
 
