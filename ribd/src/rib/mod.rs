@@ -1912,11 +1912,10 @@ fn upsert<K: PrefixKey>(
     let peer = path.peer;
     let mut path = path;
     let mut replaced = None;
-    let new_nh;
+    let new_nh = new.next_hop;
+    path.flags |= new.flags;
     match t.slot(k) {
         (e, true) => {
-            new_nh = new.next_hop;
-            path.flags |= new.flags;
             *e = Paths::one(path);
             select_lone(e, new.key.is_some_and(|k| k.reachable));
             match new_nh {
@@ -1927,8 +1926,6 @@ fn upsert<K: PrefixKey>(
             sink.best(k.into(), None, best_id(Some(e)));
         }
         (e, false) => {
-            new_nh = new.next_hop;
-            path.flags |= new.flags;
             let old_best = best_id(Some(e));
             let at = e
                 .iter()
