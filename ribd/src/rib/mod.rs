@@ -200,6 +200,8 @@ pub struct Rib {
     fib_len: [usize; 2],
     /// Prefix-paths held: `[ipv4, ipv6]` (kept as paths come and go, so counting is O(1)).
     paths: [usize; 2],
+    /// Prefix-paths held per peer (indexed like `peers`): `[ipv4, ipv6]`, kept the same way.
+    peer_paths: Vec<[usize; 2]>,
     track_best: bool,
     /// Report every change of a prefix's candidates, not only of its best path (ADD-PATH export).
     track_all: bool,
@@ -1213,6 +1215,7 @@ impl Rib {
             stats: RibStats::default(),
             fib_len: [0, 0],
             paths: [0, 0],
+            peer_paths: Vec::new(),
             track_best: false,
             track_all: false,
             best_changed: Vec::new(),
@@ -1231,12 +1234,15 @@ impl Rib {
         self.readings += 1;
         if let Some(i) = self.peers.iter().position(Option::is_none) {
             self.peers[i] = Some(info);
+            // A removed peer's paths were all removed with it.
+            debug_assert_eq!(self.peer_paths[i], [0, 0]);
             return Ok(i as PeerId);
         }
         if self.peers.len() >= MAX_PEERS {
             return Err(TooManyPeers { name: info.name });
         }
         self.peers.push(Some(info));
+        self.peer_paths.push([0, 0]);
         Ok((self.peers.len() - 1) as PeerId)
     }
 
@@ -1347,6 +1353,9 @@ impl Rib {
             }
             None => {
                 self.paths[afi_index(prefix)] += 1;
+                if let Some(n) = self.peer_paths.get_mut(peer as usize) {
+                    n[afi_index(prefix)] += 1;
+                }
                 true
             }
         }
@@ -1377,6 +1386,9 @@ impl Rib {
         });
         let found = !released.is_empty();
         self.paths[afi_index(prefix)] -= released.len();
+        if let Some(n) = self.peer_paths.get_mut(peer as usize) {
+            n[afi_index(prefix)] -= released.len();
+        }
         for a in released {
             self.attrs.release(a);
         }
@@ -1424,8 +1436,16 @@ impl Rib {
         }
     }
 
-    /// Prefix-paths of `peer` in the RIB: [IPv4, IPv6].
+    /// Prefix-paths of `peer` in the RIB: [IPv4, IPv6], without walking the tables.
     pub fn peer_paths(&self, peer: PeerId) -> [u64; 2] {
+        self.peer_paths
+            .get(peer as usize)
+            .map_or([0, 0], |n| n.map(|n| n as u64))
+    }
+
+    /// [`Rib::peer_paths`] counted over the tables (for checking the kept counts).
+    #[cfg(test)]
+    pub(crate) fn peer_paths_walked(&self, peer: PeerId) -> [u64; 2] {
         let n4 = self
             .v4
             .iter()
@@ -1472,14 +1492,21 @@ impl Rib {
         };
         let mut sink = sink!(self);
         let mut released = Vec::new();
+        let mut gone = [0, 0];
         if afis[0] {
             released.extend(flush_in(&mut self.v4, peer, pred, &ctx4, &mut sink));
-            self.paths[0] -= released.len();
+            gone[0] = released.len();
         }
         if afis[1] {
             let n4 = released.len();
             released.extend(flush_in(&mut self.v6, peer, pred, &ctx6, &mut sink));
-            self.paths[1] -= released.len() - n4;
+            gone[1] = released.len() - n4;
+        }
+        for afi in 0..2 {
+            self.paths[afi] -= gone[afi];
+            if let Some(n) = self.peer_paths.get_mut(peer as usize) {
+                n[afi] -= gone[afi];
+            }
         }
         for a in released {
             self.attrs.release(a);
@@ -1705,22 +1732,44 @@ impl Rib {
     }
 
     /// Updates what the RIB knows of a peer (e.g. its router id once the session is up), keeping its paths.
+    ///
+    /// Called on every session establishment (the peer's router id is learned then), so the
+    /// tables are walked only when something selection reads changed (not the name) and the peer
+    /// has paths: a peer's first session, or a graceful restart with the same router id, costs
+    /// nothing however many prefixes other peers sent.
     pub fn set_peer_info(&mut self, id: PeerId, info: PeerInfo) {
-        if let Some(slot) = self.peers.get_mut(id as usize) {
-            *slot = Some(info);
+        let Some(slot) = self.peers.get_mut(id as usize) else {
+            return;
+        };
+        let old = slot.replace(info);
+        let (new, old) = (slot.as_ref().expect("set above"), old.as_ref());
+        let flags_same = old.is_some_and(|o| {
+            o.addr == new.addr && o.remote_as == new.remote_as && o.local_as == new.local_as
+        });
+        let same = flags_same
+            && old.is_some_and(|o| {
+                o.router_id == new.router_id && o.kind == new.kind && o.confed == new.confed
+            });
+        if same {
+            return;
         }
         self.peer_set = PeerSetMemo::default();
         self.readings += 1;
+        if self.peer_paths(id) == [0, 0] {
+            return;
+        }
         // The peer's AS or address may have changed: its paths' MED groups, and whether they
         // forward to it, are told again.
-        let ctx = ctx!(self, &self.cfg.ipv4);
-        for e in self.v4.values_mut().chain(self.v6.values_mut()) {
-            if !e.iter().any(|p| p.peer == id) {
-                continue;
-            }
-            for p in e.iter_mut().filter(|p| p.peer == id) {
-                *p.flags = (*p.flags & !flags::INTERNAL)
-                    | ctx.stored_flags(id, p.attrs, p.attrs.next_hop());
+        if !flags_same {
+            let ctx = ctx!(self, &self.cfg.ipv4);
+            for e in self.v4.values_mut().chain(self.v6.values_mut()) {
+                if !e.iter().any(|p| p.peer == id) {
+                    continue;
+                }
+                for p in e.iter_mut().filter(|p| p.peer == id) {
+                    *p.flags = (*p.flags & !flags::INTERNAL)
+                        | ctx.stored_flags(id, p.attrs, p.attrs.next_hop());
+                }
             }
         }
         self.reselect_peer(id);

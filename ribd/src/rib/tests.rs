@@ -980,3 +980,129 @@ fn a_reading_of_another_set_family_or_peer_or_from_before_a_change_is_read_again
         }
     }
 }
+
+/// A session coming up tells the RIB the peer's router id ([`Rib::set_peer_info`]). The peer's
+/// prefixes are selected again only when something selection reads of the peer changed and the
+/// peer has paths; a change that matters still reorders them.
+#[test]
+fn peer_info_reselects_only_a_change_selection_reads_of_a_peer_with_paths() {
+    let mut rib = Rib::new(RibConfig::default());
+    let a = rib.add_peer(peer(2, PeerKind::Ebgp, 64501)).unwrap();
+    let b = rib.add_peer(peer(3, PeerKind::Ebgp, 64502)).unwrap();
+    let p: Vec<IpNet> = (0..3)
+        .map(|i| format!("198.51.{i}.0/24").parse().unwrap())
+        .collect();
+    // A and B tie up to the router id, which A (10.0.0.2) wins.
+    for &x in &p {
+        let s = rib.intern(attrs(&[64501, 15169]));
+        rib.announce(a, x, 0, s);
+        let s = rib.intern(attrs(&[64502, 15169]));
+        rib.announce(b, x, 0, s);
+    }
+    let best = |rib: &Rib, x: IpNet| rib.explain(x).into_iter().find(|c| c.best).map(|c| c.peer);
+    assert_eq!(best(&rib, p[0]).as_deref(), Some("p2"));
+    let _ = rib.take_fib_deltas();
+    let runs = rib.stats().selections;
+
+    // Only the name changes: nothing is selected again.
+    rib.set_peer_info(
+        a,
+        PeerInfo {
+            name: "renamed".into(),
+            ..peer(2, PeerKind::Ebgp, 64501)
+        },
+    );
+    assert_eq!(rib.peer(a).unwrap().name, "renamed");
+    assert_eq!(rib.stats().selections, runs);
+
+    // A peer without paths learns its router id (10.0.0.1): nothing is selected again, and its
+    // paths are then selected with it (it beats A on the router id).
+    let c = rib.add_peer(peer(9, PeerKind::Ebgp, 64503)).unwrap();
+    rib.set_peer_info(
+        c,
+        PeerInfo {
+            router_id: Ipv4Addr::new(10, 0, 0, 1),
+            ..peer(9, PeerKind::Ebgp, 64503)
+        },
+    );
+    assert_eq!(rib.stats().selections, runs);
+    assert!(rib.take_fib_deltas().is_empty());
+    let s = rib.intern(attrs(&[64503, 15169]));
+    rib.announce(c, p[2], 0, s);
+    assert_eq!(best(&rib, p[2]).as_deref(), Some("p9"));
+    let runs = rib.stats().selections;
+
+    // A's router id becomes 10.0.0.4: A's three prefixes are selected again, and B wins the two
+    // that C is not in.
+    rib.set_peer_info(
+        a,
+        PeerInfo {
+            router_id: Ipv4Addr::new(10, 0, 0, 4),
+            ..peer(2, PeerKind::Ebgp, 64501)
+        },
+    );
+    assert_eq!(rib.stats().selections, runs + 3);
+    assert_eq!(best(&rib, p[0]).as_deref(), Some("p3"));
+    assert_eq!(best(&rib, p[1]).as_deref(), Some("p3"));
+    assert_eq!(best(&rib, p[2]).as_deref(), Some("p9"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// The per-peer path counts kept as paths come and go ([`Rib::peer_paths`]) equal the paths
+    /// found in the tables, per family, through announcements, replacements, withdrawals,
+    /// graceful-restart staleness and its flushes, LLGR and a peer's removal and return.
+    #[test]
+    fn kept_peer_path_counts_equal_the_tables(
+        ops in proptest::collection::vec((0..7u8, 0..3usize, 0..6u8, 0..2u32, 0..3u32), 1..40),
+    ) {
+        let mut rib = Rib::new(RibConfig::default());
+        let mut ids: Vec<PeerId> = (0..3u8)
+            .map(|i| rib.add_peer(peer(i + 1, PeerKind::Ebgp, 64501 + u32::from(i))).unwrap())
+            .collect();
+        for (n, &(op, who, x, path_id, set)) in ops.iter().enumerate() {
+            let id = ids[who];
+            // Prefixes 0-2 are IPv4, 3-5 IPv6.
+            let prefix: IpNet = if x < 3 {
+                format!("198.51.{x}.0/24").parse().unwrap()
+            } else {
+                format!("2001:db8:{x}::/48").parse().unwrap()
+            };
+            match op {
+                0 | 1 => {
+                    let mut s = attrs(&[64501 + set, 15169]);
+                    if set == 2 {
+                        // Some sets carry NO_LLGR, which LLGR removes.
+                        s = s.with_communities(vec![attrs::community::NO_LLGR]);
+                    }
+                    let s = rib.intern(s);
+                    rib.announce(id, prefix, path_id, s);
+                }
+                2 => {
+                    rib.withdraw(id, prefix, path_id);
+                }
+                3 => rib.peer_down(id, set != 0),
+                4 => match set {
+                    0 => rib.flush_stale(id),
+                    s => rib.flush_stale_family(id, s == 1),
+                },
+                5 => rib.peer_llgr_stale(id),
+                _ => {
+                    let info = rib.peer(id).unwrap().clone();
+                    rib.remove_peer(id);
+                    ids[who] = rib.add_peer(info).unwrap();
+                }
+            }
+            let _ = rib.take_fib_deltas();
+            let mut total = [0, 0];
+            for &id in &ids {
+                let kept = rib.peer_paths(id);
+                proptest::prop_assert_eq!(kept, rib.peer_paths_walked(id), "peer {} after op {}", id, n);
+                total[0] += kept[0] as usize;
+                total[1] += kept[1] as usize;
+            }
+            proptest::prop_assert_eq!(total, rib.path_count(), "after op {}", n);
+        }
+    }
+}
