@@ -1200,6 +1200,27 @@ pub fn action(out: &mut dyn Write, what: &str, r: &ActionResult, style: Style) -
 
 /// Graceful restart with one neighbour in one line.
 fn gr_peer_text(g: &ribd::api::PeerGr) -> String {
+    let Some(phase) = &g.stale_phase else {
+        return gr_session_text(g);
+    };
+    let mut t = format!(
+        "helping it restart: {} IPv4 + {} IPv6 paths kept stale, {phase} phase",
+        g.stale_paths_ipv4, g.stale_paths_ipv6
+    );
+    if let Some(s) = g.stale_remaining_secs {
+        t.push_str(&format!(" ends in {s} s"));
+    }
+    // While the session is down nothing is negotiated on it; once it is back, what it negotiated
+    // (the End-of-RIBs still awaited) follows.
+    if g.negotiated {
+        t.push_str("; ");
+        t.push_str(&gr_session_text(g));
+    }
+    t
+}
+
+/// What the session negotiated of graceful restart (the first part of [`gr_peer_text`]).
+fn gr_session_text(g: &ribd::api::PeerGr) -> String {
     if !g.negotiated {
         return if g.deferred {
             "not negotiated; our routes deferred".to_string()

@@ -173,6 +173,22 @@ pub struct PeerGr {
     pub end_of_rib_received: Vec<String>,
     /// Our routes to this peer wait for the end of our restart (selection deferral).
     pub deferred: bool,
+    /// While we help the peer restart (its session was lost without a NOTIFICATION, or it is back
+    /// and has not sent End-of-RIB for every family yet): "graceful-restart" (RFC 4724: its paths
+    /// are kept, stale, for its restart time) or "long-lived" (RFC 9494: kept LLGR-stale, least
+    /// preferred). Absent otherwise.
+    #[serde(default)]
+    pub stale_phase: Option<String>,
+    /// Seconds until the phase's timer ends it: the graceful-restart phase then turns long-lived
+    /// (when negotiated) or removes the stale paths; the long-lived one removes them.
+    #[serde(default)]
+    pub stale_remaining_secs: Option<u64>,
+    /// The peer's paths in the RIB that are stale (kept from the lost session, not sent again yet):
+    /// IPv4 and IPv6 unicast.
+    #[serde(default)]
+    pub stale_paths_ipv4: u64,
+    #[serde(default)]
+    pub stale_paths_ipv6: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

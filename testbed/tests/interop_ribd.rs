@@ -332,6 +332,52 @@ fn stale_paths(ribd: &Ribd) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// How ribd shows its help with the peer's restart, once the peer was killed: each session's
+/// graceful-restart view in the API (the graceful-restart phase, its timer within the peer's
+/// restart time, stale paths of the session's family) and the same counts in `/metrics`.
+fn helper_view(ribd: &Ribd) -> Result<String> {
+    let (code, body) = testbed::ribd::http_get(ribd.socket(), "/metrics")?;
+    if code != 200 {
+        bail!("/metrics answered {code}");
+    }
+    let metrics = String::from_utf8(body)?;
+    let mut seen = Vec::new();
+    for (name, afi) in [("v4", "ipv4"), ("v6", "ipv6")] {
+        let p = ribd.peer(name)?;
+        let g = p
+            .graceful_restart
+            .with_context(|| format!("no graceful-restart view of peer {name}"))?;
+        let n = if afi == "ipv4" {
+            g.stale_paths_ipv4
+        } else {
+            g.stale_paths_ipv6
+        };
+        if g.stale_phase.as_deref() != Some("graceful-restart") || n == 0 {
+            bail!(
+                "peer {name}: stale phase {:?}, {n} stale {afi} paths",
+                g.stale_phase
+            );
+        }
+        if g.stale_remaining_secs
+            .is_none_or(|s| s > u64::from(GR_TIME))
+        {
+            bail!(
+                "peer {name}: {:?} s left of a {GR_TIME} s restart time",
+                g.stale_remaining_secs
+            );
+        }
+        let line = format!(
+            "ribd_bgp_peer_stale_paths{{peer=\"{name}\",address=\"{}\",afi=\"{afi}\"}} {n}",
+            p.address
+        );
+        if !metrics.lines().any(|l| l == line) {
+            bail!("/metrics lacks `{line}`");
+        }
+        seen.push(format!("{n} {afi}"));
+    }
+    Ok(format!("API and /metrics: {} stale", seen.join(", ")))
+}
+
 fn wait_path(ribd: &Ribd, prefix: IpNet, peer: &str) -> Result<RibPath> {
     ribd.wait(T, &format!("a path for {prefix} from {peer}"), |r| {
         Ok(paths_of(r, prefix, peer)?.into_iter().next())
@@ -615,7 +661,7 @@ fn matrix_for(kind: Kind, col: &mut Column) -> Result<()> {
             // Give ribd a moment past the session loss; the routes must still be there.
             std::thread::sleep(Duration::from_millis(500));
             match kept(&ribd)? {
-                Some(n) => Ok(n),
+                Some(n) => Ok(format!("{n}; {}", helper_view(&ribd)?)),
                 None => bail!("routes of {THEIR_V4} / {their_v6} gone while the peer restarts"),
             }
         })(),

@@ -221,6 +221,10 @@ pub fn peers() -> Vec<Peer> {
                 peer_forwarding: vec![],
                 end_of_rib_received: vec!["ipv4-unicast".to_string()],
                 deferred: true,
+                stale_phase: None,
+                stale_remaining_secs: None,
+                stale_paths_ipv4: 0,
+                stale_paths_ipv6: 0,
             }),
         },
         Peer {
@@ -250,7 +254,19 @@ pub fn peers() -> Vec<Peer> {
             messages: MessageCounts::default(),
             import: vec![],
             export: vec![],
-            graceful_restart: None,
+            // Its session was lost without a NOTIFICATION: its routes are kept while it restarts.
+            graceful_restart: Some(PeerGr {
+                negotiated: false,
+                peer_restart_time: None,
+                peer_restarting: false,
+                peer_forwarding: vec![],
+                end_of_rib_received: vec![],
+                deferred: false,
+                stale_phase: Some("graceful-restart".to_string()),
+                stale_remaining_secs: Some(97),
+                stale_paths_ipv4: 0,
+                stale_paths_ipv6: 48_210,
+            }),
         },
         Peer {
             name: "rr1".to_string(),

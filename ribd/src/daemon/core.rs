@@ -20,7 +20,7 @@ use crate::api;
 use crate::config::{self, AddPath, Family, Loaded, Neighbor};
 use crate::flowspec::{FlowEntry, FlowPath, FlowRib};
 use crate::import::ImportCtx;
-use crate::inbound::{Action as InboundAction, FamilyCounts, Inbound};
+use crate::inbound::{Action as InboundAction, FamilyCounts, Inbound, Stale};
 use crate::rib::attrs::Attrs;
 use crate::rib::decision::{PeerInfo, PeerKind};
 use crate::rib::{FibEntry, FibNextHop, Rib};
@@ -1918,6 +1918,18 @@ impl Core {
             afi_safi_disable: 0,
             last_error: None,
         };
+        // Where the peer's kept paths are in its restart, and how many are stale (counted over
+        // the tables only while it restarts).
+        let stale = match p.inb.stale {
+            Some(Stale::Gr { until, .. }) => Some(("graceful-restart", until)),
+            Some(Stale::Llgr { until }) => Some(("long-lived", until)),
+            None => None,
+        };
+        let stale_paths = if stale.is_some() {
+            self.rib.stale_paths(p.inb.rib_id)
+        } else {
+            [0, 0]
+        };
         let sid = self
             .by_session
             .iter()
@@ -2010,6 +2022,12 @@ impl Core {
                         Vec::new()
                     },
                     deferred: established && self.deferring(),
+                    stale_phase: stale.map(|(phase, _)| phase.to_string()),
+                    stale_remaining_secs: stale.map(|(_, until)| {
+                        until.saturating_duration_since(Instant::now()).as_secs()
+                    }),
+                    stale_paths_ipv4: stale_paths[0],
+                    stale_paths_ipv6: stale_paths[1],
                 }
             }),
         }

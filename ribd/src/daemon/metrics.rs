@@ -67,9 +67,18 @@ pub fn render(core: &Core) -> String {
     let mut up = Vec::new();
     let mut pfx = Vec::new();
     let mut msgs = Vec::new();
+    let (mut stale, mut stale_left) = (Vec::new(), Vec::new());
     for p in &peers {
         let l = format!("peer=\"{}\",address=\"{}\"", esc(&p.name), p.address);
         up.push((l.clone(), f64::from(u8::from(p.state == "Established"))));
+        if let Some(g) = &p.graceful_restart {
+            for (afi, n) in [("ipv4", g.stale_paths_ipv4), ("ipv6", g.stale_paths_ipv6)] {
+                stale.push((format!("{l},afi=\"{afi}\""), n as f64));
+            }
+            if let (Some(phase), Some(secs)) = (&g.stale_phase, g.stale_remaining_secs) {
+                stale_left.push((format!("{l},phase=\"{phase}\""), secs as f64));
+            }
+        }
         for f in &p.families {
             for (what, v) in [
                 ("received", f.received),
@@ -112,6 +121,28 @@ pub fn render(core: &Core) -> String {
         "gauge",
         "Prefixes per peer and family: received (total seen), accepted (in the RIB), advertised.",
         &pfx,
+    );
+    metric(
+        &mut out,
+        "ribd_bgp_peer_stale_paths",
+        "gauge",
+        "Paths of a restarting peer kept stale (graceful restart helper, RFC 4724/9494), per family; peers with graceful restart on.",
+        &stale,
+    );
+    metric(
+        &mut out,
+        "ribd_bgp_peer_stale_seconds_remaining",
+        "gauge",
+        "Seconds until a restarting peer's stale phase (graceful-restart or long-lived) ends by its timer; only while one runs.",
+        &stale_left,
+    );
+    let gr = &summary.graceful_restart;
+    metric(
+        &mut out,
+        "ribd_graceful_restart_deferring",
+        "gauge",
+        "1 while our own (re)start holds our advertisements back, waiting for the peers' End-of-RIB (selection deferral).",
+        &[(String::new(), f64::from(u8::from(gr.deferring)))],
     );
     metric(
         &mut out,

@@ -1443,6 +1443,23 @@ impl Rib {
             .map_or([0, 0], |n| n.map(|n| n as u64))
     }
 
+    /// Stale paths of `peer` (kept through its graceful restart, [`flags::ANY_STALE`]): [IPv4,
+    /// IPv6]. Walks the tables unless the peer has no paths (asked for a peer that is restarting).
+    pub fn stale_paths(&self, peer: PeerId) -> [u64; 2] {
+        if self.peer_paths(peer) == [0, 0] {
+            return [0, 0];
+        }
+        let stale = |e: &Paths| {
+            e.iter()
+                .filter(|p| p.peer == peer && p.flags & flags::ANY_STALE != 0)
+                .count() as u64
+        };
+        [
+            self.v4.iter().map(|(_, e)| stale(e)).sum(),
+            self.v6.iter().map(|(_, e)| stale(e)).sum(),
+        ]
+    }
+
     /// [`Rib::peer_paths`] counted over the tables (for checking the kept counts).
     #[cfg(test)]
     pub(crate) fn peer_paths_walked(&self, peer: PeerId) -> [u64; 2] {
