@@ -154,7 +154,7 @@ pub struct Peer {
     pub import: Vec<String>,
     pub export: Vec<String>,
     /// Graceful restart with this peer; absent when it is off for the peer (`graceful-restart =
-    /// false`) or from older daemons.
+    /// false`) and no long-lived stale phase runs for it, or from older daemons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graceful_restart: Option<PeerGr>,
 }

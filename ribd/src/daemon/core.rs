@@ -1998,7 +1998,8 @@ impl Core {
             },
             import: p.nb.import.clone().unwrap_or_default(),
             export: p.nb.export.clone().unwrap_or_default(),
-            graceful_restart: p.nb.graceful_restart.then(|| {
+            // A peer with only long-lived graceful restart on has a stale phase to show too.
+            graceful_restart: (p.nb.graceful_restart || stale.is_some()).then(|| {
                 let peer = st
                     .negotiated
                     .as_ref()

@@ -1760,13 +1760,17 @@ impl Rib {
         };
         let old = slot.replace(info);
         let (new, old) = (slot.as_ref().expect("set above"), old.as_ref());
+        // What the internal flags read (`Ctx::stored_flags_of`).
         let flags_same = old.is_some_and(|o| {
             o.addr == new.addr && o.remote_as == new.remote_as && o.local_as == new.local_as
         });
-        let same = flags_same
-            && old.is_some_and(|o| {
-                o.router_id == new.router_id && o.kind == new.kind && o.confed == new.confed
-            });
+        // Everything but the name (a field added later counts as read).
+        let same = old.is_some_and(|o| {
+            *new == PeerInfo {
+                name: new.name.clone(),
+                ..o.clone()
+            }
+        });
         if same {
             return;
         }
