@@ -499,6 +499,7 @@ impl Ctx<'_> {
             peer,
             flags: 0,
             rank: 0,
+            internal: 0,
         };
         let key = self.key_with(probe, &sel, u32::MAX);
         NewPath {
@@ -707,6 +708,27 @@ impl Ctx<'_> {
         })
     }
 
+    /// Whether the paths `a` and `b` have different neighbouring ASes, told from their peers
+    /// without reading their sets; then, without `as-path-relax`, their AS paths differ and
+    /// neither is multipath-eligible with the other ([`decision::eligible_after`]). A path with
+    /// [`flags::PEER_AS`] starts with its peer's remote AS, or has none (an empty path, or one
+    /// starting with an AS_SET) when that is also its local AS; so two such paths of different
+    /// peer ASes differ unless both could have none, which needs both peers' remote AS to be
+    /// their local one.
+    fn neighbors_differ(&self, a: PathRef<'_>, b: PathRef<'_>) -> bool {
+        let known = |p: PathRef<'_>| {
+            if p.internal & flags::PEER_AS == 0 {
+                return None;
+            }
+            let info = self.peers.get(p.peer as usize)?.as_ref()?;
+            Some((info.remote_as, info.remote_as != info.local_as))
+        };
+        match (known(a), known(b)) {
+            (Some((ga, sure_a)), Some((gb, sure_b))) => ga != gb && (sure_a || sure_b),
+            _ => false,
+        }
+    }
+
     /// Whether appending `new` (last, outside the multipath set) leaves the forwarding result as
     /// it is, known from the entry's backup hint without reading attribute sets: the backup has a
     /// lead before it, and `new` cannot share the lead's multipath set (without `as-path-relax`,
@@ -812,13 +834,24 @@ impl Ctx<'_> {
         let seen = |p| self.usable_candidate(p);
         if let Some(lc) = seen(lead) {
             let max = decision::max_paths(lc.peer, self.cfg);
+            // The lead's key, built once for all the paths after it; none for a path of another
+            // neighbouring AS (the usual backup of several upstreams: no set is read).
+            let mut kl = None;
+            let relax = self.cfg.as_path_relax;
             for (k, p) in rest.iter().enumerate().skip(i + 1) {
                 if set.len() >= max {
                     break;
                 }
                 if usable(k)
+                    && (relax || !self.neighbors_differ(lead, *p))
                     && let Some(c) = seen(*p)
-                    && decision::multipath_eligible(&lc, &c, self.cfg)
+                    && decision::eligible_keys(
+                        lc.attrs,
+                        kl.get_or_insert_with(|| Key::new(&lc, self.cfg)),
+                        c.attrs,
+                        &Key::new(&c, self.cfg),
+                        self.cfg,
+                    )
                 {
                     set.push(*p);
                 }
@@ -852,6 +885,10 @@ impl Ctx<'_> {
             // The new path leads the backup, which had no path before; last, it is all of it.
             None if j + 1 == s.len() => AddedChange::NewBackup,
             None => AddedChange::Maybe,
+            // Of another neighbouring AS it cannot join the lead's set.
+            Some(lead) if !self.cfg.as_path_relax && self.neighbors_differ(lead, new) => {
+                AddedChange::None
+            }
             // It could join the lead's set; otherwise the backup is the same paths as before.
             Some(lead) => match (self.usable_candidate(lead), self.usable_candidate(new)) {
                 (Some(lc), Some(c)) if !decision::multipath_eligible(&lc, &c, self.cfg) => {

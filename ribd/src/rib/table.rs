@@ -107,6 +107,7 @@ impl Path {
             peer: self.peer,
             flags: self.flags,
             rank: self.rank,
+            internal: self.flags & flags::INTERNAL,
         }
     }
 
@@ -133,6 +134,8 @@ pub struct PathRef<'a> {
     pub peer: PeerId,
     pub flags: u8,
     pub rank: u8,
+    /// The flags only the RIB reads ([`flags::INTERNAL`]), which `flags` leaves out.
+    pub(crate) internal: u8,
 }
 
 impl PathRef<'_> {
@@ -1006,6 +1009,7 @@ impl<'a> PathSlice<'a> {
             peer: m.peer,
             flags: m.flags & !flags::INTERNAL,
             rank: m.rank,
+            internal: m.flags & flags::INTERNAL,
         })
     }
 

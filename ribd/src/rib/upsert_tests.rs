@@ -1133,3 +1133,113 @@ fn a_path_through_a_dead_next_hop_does_not_join_the_multipath_set() {
         [p[0], p[2], p[1]]
     );
 }
+
+/// AS paths for [`Ctx::neighbors_differ`]: empty, starting with each test peer's AS (and with our
+/// own, and another local AS), with an AS_SET, and of another AS.
+fn neighbor_path(i: usize) -> AsPath {
+    use super::attrs::SegmentKind;
+    match i {
+        0 => AsPath::default(),
+        1 => AsPath::sequence(vec![64500, 15169]),
+        2 => AsPath::sequence(vec![64501, 15169]),
+        3 => AsPath::sequence(vec![65000]),
+        4 => AsPath::sequence(vec![65001]),
+        5 => AsPath::sequence(vec![65100, 64500]),
+        6 => AsPath::from_segments([(SegmentKind::Set, &[64500u32, 64501][..])]),
+        7 => AsPath::sequence(vec![64500]),
+        _ => AsPath::sequence(vec![64502, 1, 2]),
+    }
+}
+
+/// [`rib_with_kinds`] and a peer whose remote AS is the local AS it is configured with (65001,
+/// not the others' 65000): its paths and the iBGP peer's may both have no neighbouring AS.
+fn rib_with_neighbors(cfg: DecisionConfig) -> (Rib, Vec<PeerId>) {
+    let (mut rib, mut peers) = rib_with_kinds(cfg, true);
+    peers.push(
+        rib.add_peer(PeerInfo {
+            name: "p6".into(),
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)),
+            router_id: Ipv4Addr::new(10, 0, 0, 6),
+            remote_as: 65001,
+            local_as: 65001,
+            kind: PeerKind::Ibgp,
+            confed: false,
+        })
+        .expect("a free peer slot"),
+    );
+    (rib, peers)
+}
+
+/// The paths of one prefix from the peers of [`rib_with_neighbors`], peer `i` with the AS path
+/// `neighbor_path(paths[i])`; checks `check` on every ordered pair.
+fn each_pair(
+    cfg: DecisionConfig,
+    paths: &[usize],
+    mut check: impl FnMut(&Ctx<'_>, PathRef<'_>, PathRef<'_>),
+) {
+    let (mut rib, peers) = rib_with_neighbors(cfg);
+    for (&peer, &i) in peers.iter().zip(paths) {
+        let set = Attrs::default()
+            .with_as_path(neighbor_path(i))
+            .with_next_hop(Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1))));
+        let a = rib.intern(set);
+        rib.announce(peer, prefix(1), 0, a);
+    }
+    let k: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+    let ctx = rib.ctx(&rib.cfg.ipv4);
+    let s = rib.ipv4().get(&k).expect("the prefix").as_slice();
+    for a in s.iter() {
+        for b in s.iter().filter(|b| b.peer != a.peer) {
+            check(&ctx, a, b);
+        }
+    }
+}
+
+/// Two paths told apart by their peers' ASes ([`Ctx::neighbors_differ`], which spares the backup
+/// computation reading their sets) are never eligible for one multipath set, whatever their AS
+/// paths (empty, AS_SET first, any peer's AS first) and peer kinds, including two peers whose
+/// paths may both lack a neighbouring AS.
+#[test]
+fn paths_told_apart_by_their_peers_are_never_multipath_eligible() {
+    let cfg = DecisionConfig {
+        max_paths_ibgp: 8,
+        ..DecisionConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
+    let apart = std::cell::Cell::new(0usize);
+    runner
+        .run(&prop::collection::vec(0..9usize, 7), |paths| {
+            each_pair(cfg.clone(), &paths, |ctx, a, b| {
+                if ctx.neighbors_differ(a, b) {
+                    apart.set(apart.get() + 1);
+                    let (ca, cb) = (ctx.candidate(a).unwrap(), ctx.candidate(b).unwrap());
+                    assert!(
+                        !decision::multipath_eligible(&ca, &cb, ctx.cfg),
+                        "{a:?} and {b:?} told apart but eligible"
+                    );
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+    assert!(apart.get() > 300, "only {} pairs told apart", apart.get());
+
+    // Told apart: eBGP peers of two ASes; an empty path of the iBGP peer and a path of an eBGP
+    // peer. Not: two peers of one AS; the empty paths of the two peers whose remote AS is local.
+    let told = |x: usize, y: usize, px: usize, py: usize| {
+        let mut paths = vec![8; 7];
+        paths[x] = px;
+        paths[y] = py;
+        let mut seen = None;
+        each_pair(cfg.clone(), &paths, |ctx, a, b| {
+            if usize::from(a.peer) == x && usize::from(b.peer) == y {
+                seen = Some(ctx.neighbors_differ(a, b));
+            }
+        });
+        seen.expect("both paths")
+    };
+    assert!(told(0, 1, 1, 2));
+    assert!(told(3, 0, 0, 1));
+    assert!(!told(0, 2, 1, 7));
+    assert!(!told(3, 6, 0, 0));
+}
