@@ -315,21 +315,7 @@ pub fn select_keys(cands: &[Candidate<'_>], keys: &[Key], cfg: &DecisionConfig) 
     } else if cfg.always_compare_med {
         order.sort_by(|&a, &b| compare_keys(&k[a], &k[b], cfg, true).0);
     } else if cfg.deterministic_med {
-        // Order within each neighbouring-AS group with MED, then order the groups by their winners
-        // without MED; every step is a total order, so arrival order cannot matter.
-        order.sort_by(|&a, &b| {
-            k[a].group
-                .cmp(&k[b].group)
-                .then_with(|| compare_keys(&k[a], &k[b], cfg, true).0)
-        });
-        if order.iter().any(|&i| k[i].group != k[order[0]].group) {
-            let mut groups: SmallVec<[&[usize]; 8]> =
-                order.chunk_by(|&a, &b| k[a].group == k[b].group).collect();
-            groups.sort_by(|ga, gb| compare_keys(&k[ga[0]], &k[gb[0]], cfg, false).0);
-            let regrouped: Order = groups.iter().flat_map(|g| g.iter().copied()).collect();
-            drop(groups);
-            order = regrouped;
-        }
+        order = deterministic_order(k, cfg);
     } else {
         // RFC 4271 as written: compare in arrival order, MED only within the same neighbouring AS.
         let mut by_arrival = order.clone();
@@ -362,6 +348,47 @@ pub fn select_keys(cands: &[Candidate<'_>], keys: &[Key], cfg: &DecisionConfig) 
     multipath_first(&order, max, |i| {
         eligible_keys(cands[b].attrs, &k[b], cands[i].attrs, &k[i], cfg)
     })
+}
+
+/// The order of `k` with deterministic MED: within each neighbouring-AS group with MED, then the
+/// groups by their winners without MED ([`grouped_order`]). When every path is alone in its group
+/// (the usual entry of several upstreams) each is its group's winner, and one sort without MED,
+/// ties kept in group order, gives the same order.
+fn deterministic_order(k: &[Key], cfg: &DecisionConfig) -> Order {
+    let mut order: Order = (0..k.len()).collect();
+    let distinct = k
+        .iter()
+        .enumerate()
+        .all(|(i, a)| k[i + 1..].iter().all(|b| b.group != a.group));
+    if !distinct {
+        return grouped_order(order, k, cfg);
+    }
+    order.sort_by(|&a, &b| {
+        compare_keys(&k[a], &k[b], cfg, false)
+            .0
+            .then_with(|| k[a].group.cmp(&k[b].group))
+    });
+    order
+}
+
+/// [`deterministic_order`] group by group: `order` sorted by group and with MED within each, then
+/// the groups by their first (winning) paths without MED; every step is a total order, so arrival
+/// order cannot matter.
+fn grouped_order(mut order: Order, k: &[Key], cfg: &DecisionConfig) -> Order {
+    order.sort_by(|&a, &b| {
+        k[a].group
+            .cmp(&k[b].group)
+            .then_with(|| compare_keys(&k[a], &k[b], cfg, true).0)
+    });
+    if order.iter().any(|&i| k[i].group != k[order[0]].group) {
+        let mut groups: SmallVec<[&[usize]; 8]> =
+            order.chunk_by(|&a, &b| k[a].group == k[b].group).collect();
+        groups.sort_by(|ga, gb| compare_keys(&k[ga[0]], &k[gb[0]], cfg, false).0);
+        let regrouped: Order = groups.iter().flat_map(|g| g.iter().copied()).collect();
+        drop(groups);
+        order = regrouped;
+    }
+    order
 }
 
 /// Where [`joins_last`] puts a new path.
@@ -792,7 +819,58 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// With deterministic MED and every path in a group of its own, the one sort without MED
+        /// orders as the group-by-group computation, ties between groups' winners (down to equal
+        /// peer addresses and path ids) included.
+        #[test]
+        fn paths_in_groups_of_their_own_order_as_group_by_group(
+            fields in prop::collection::vec(
+                (
+                    (any::<bool>(), prop::bool::weighted(0.1), prop::bool::weighted(0.1), any::<bool>()),
+                    (0..3u8, 0..2u32, prop_oneof![Just(100u32), Just(200)], 1..3u32, 0..3u32),
+                    (0..2u32, 0..2u32, 0..2u32, 0..2u8, 0..2u32),
+                ),
+                1..8,
+            ),
+            groups in Just((64500..64510u32).collect::<Vec<_>>()).prop_shuffle(),
+            ignore_len in any::<bool>(),
+            missing_worst in any::<bool>(),
+        ) {
+            let cfg = DecisionConfig {
+                deterministic_med: true,
+                ignore_as_path_len: ignore_len,
+                med_missing_as_worst: missing_worst,
+                ..DecisionConfig::default()
+            };
+            let keys: Vec<Key> = fields
+                .iter()
+                .zip(&groups)
+                .enumerate()
+                .map(|(i, (&((reachable, llgr_stale, local, external), (origin, weight, local_pref, as_path_len, med), (igp_cost, router_id, cluster_len, addr, path_id)), &group))| Key {
+                    reachable,
+                    llgr_stale,
+                    local,
+                    external,
+                    origin: [Origin::Igp, Origin::Egp, Origin::Incomplete][origin as usize],
+                    weight,
+                    local_pref,
+                    as_path_len,
+                    med,
+                    neighbor_as: Some(group),
+                    group,
+                    igp_cost,
+                    seq: i as u32,
+                    router_id,
+                    cluster_len,
+                    peer_addr: IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, addr)),
+                    path_id,
+                })
+                .collect();
+            let general = grouped_order((0..keys.len()).collect(), &keys, &cfg);
+            prop_assert_eq!(deterministic_order(&keys, &cfg), general);
+        }
 
         #[test]
         fn keys_compare_as_the_attributes_do(
