@@ -315,7 +315,7 @@ pub fn select_keys(cands: &[Candidate<'_>], keys: &[Key], cfg: &DecisionConfig) 
     } else if cfg.always_compare_med {
         order.sort_by(|&a, &b| compare_keys(&k[a], &k[b], cfg, true).0);
     } else if cfg.deterministic_med {
-        order = deterministic_order(k, cfg);
+        order = deterministic_order(order, k, cfg);
     } else {
         // RFC 4271 as written: compare in arrival order, MED only within the same neighbouring AS.
         let mut by_arrival = order.clone();
@@ -350,12 +350,11 @@ pub fn select_keys(cands: &[Candidate<'_>], keys: &[Key], cfg: &DecisionConfig) 
     })
 }
 
-/// The order of `k` with deterministic MED: within each neighbouring-AS group with MED, then the
-/// groups by their winners without MED ([`grouped_order`]). When every path is alone in its group
-/// (the usual entry of several upstreams) each is its group's winner, and one sort without MED,
-/// ties kept in group order, gives the same order.
-fn deterministic_order(k: &[Key], cfg: &DecisionConfig) -> Order {
-    let mut order: Order = (0..k.len()).collect();
+/// `order` (indices into `k`) in the order of deterministic MED: within each neighbouring-AS group
+/// with MED, then the groups by their winners without MED ([`grouped_order`]). When every path is
+/// alone in its group (the usual entry of several upstreams) each is its group's winner, and one
+/// sort without MED, ties kept in group order, gives the same order.
+fn deterministic_order(mut order: Order, k: &[Key], cfg: &DecisionConfig) -> Order {
     let distinct = k
         .iter()
         .enumerate()
@@ -869,7 +868,7 @@ mod tests {
                 })
                 .collect();
             let general = grouped_order((0..keys.len()).collect(), &keys, &cfg);
-            prop_assert_eq!(deterministic_order(&keys, &cfg), general);
+            prop_assert_eq!(deterministic_order((0..keys.len()).collect(), &keys, &cfg), general);
         }
 
         #[test]
